@@ -1,0 +1,31 @@
+/** Stable error codes: the CLI maps them to one-line messages and exit codes. */
+export type ErrorCode =
+  | "ERR_CONFIG"
+  | "ERR_BAD_NAME"
+  | "ERR_BAD_TASK"
+  | "ERR_BAD_PLAN_INPUT"
+  | "ERR_WORKER_CAP"
+  | "ERR_NAME_TAKEN"
+  | "ERR_LEASE_LOST"
+  | "ERR_BARRIER_TIMEOUT"
+  | "ERR_GENERATOR"
+  | "ERR_DEPOSED"
+  | "ERR_MODULE"
+  | "ERR_ETCD_UNREACHABLE"
+  | "ERR_ABORTED";
+
+/** Base of every error escheduler throws on purpose; `code` is stable across versions. */
+export class EschedulerError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EschedulerError";
+    this.code = code;
+  }
+}
+
+/** True for errors escheduler raised deliberately (the user can act on the message). */
+export function isEschedulerError(error: unknown): error is EschedulerError {
+  return error instanceof EschedulerError || (error instanceof Error && typeof (error as { code?: unknown }).code === "string" && String((error as { code: string }).code).startsWith("ERR_"));
+}
