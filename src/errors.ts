@@ -27,5 +27,7 @@ export class EschedulerError extends Error {
 
 /** True for errors escheduler raised deliberately (the user can act on the message). */
 export function isEschedulerError(error: unknown): error is EschedulerError {
-  return error instanceof EschedulerError || (error instanceof Error && typeof (error as { code?: unknown }).code === "string" && String((error as { code: string }).code).startsWith("ERR_"));
+  if (error instanceof EschedulerError) return true;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error && typeof code === "string" && code.startsWith("ERR_");
 }

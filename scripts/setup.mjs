@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// Set-up for `npm start`, `npm test` and `npm run bench`, using only Node built-ins so it runs
+// before node_modules exists: install dependencies when missing or stale, build when dist/ is
+// stale, and make sure an etcd binary is available (Debian's etcd-server when running as root).
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const quiet = process.env.ESCHEDULER_SETUP_QUIET === "1";
+
+function say(message) {
+  if (!quiet) console.error(`setup: ${message}`);
+}
+
+function fail(message) {
+  console.error(`setup: ${message}`);
+  process.exit(1);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, {
+    cwd: root,
+    stdio: quiet ? "ignore" : ["ignore", "inherit", "inherit"],
+    ...options,
+  });
+  if (result.status !== 0)
+    fail(`\`${command} ${args.join(" ")}\` failed (exit ${result.status ?? result.signal})`);
+}
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function newestUnder(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestUnder(path) : mtime(path));
+  }
+  return newest;
+}
+
+function onPath(binary) {
+  return spawnSync("sh", ["-c", `command -v ${binary}`], { stdio: "ignore" }).status === 0;
+}
+
+// 1. Dependencies: npm ci when node_modules is missing or older than the lock file.
+const lockChanged =
+  mtime(join(root, "package-lock.json")) > mtime(join(root, "node_modules", ".package-lock.json"));
+if (!existsSync(join(root, "node_modules")) || lockChanged) {
+  say("installing dependencies (npm ci)");
+  run("npm", ["ci", "--no-audit", "--no-fund"]);
+}
+
+// 2. Build: when any source is newer than the build output.
+if (newestUnder(join(root, "src")) > mtime(join(root, "dist", "index.js"))) {
+  say("building (tsc)");
+  run("npm", ["run", "--silent", "build"]);
+}
+
+// 3. etcd: the one real dependency.
+if (!process.env.ETCD_ENDPOINTS && !onPath("etcd")) {
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!isRoot || !onPath("apt-get")) {
+    fail(
+      "etcd is not installed: install Debian's etcd-server (sudo apt-get install etcd-server) or put an etcd binary on PATH, or set ETCD_ENDPOINTS to an existing etcd",
+    );
+  }
+  say("installing etcd (apt-get install etcd-server)");
+  run("apt-get", ["update", "-qq"]);
+  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "etcd-server"], {
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  if (!onPath("etcd")) fail("apt-get installed etcd-server but no `etcd` binary is on PATH");
+}
+if (!quiet && !process.env.ETCD_ENDPOINTS) {
+  const version = execFileSync("etcd", ["--version"], { encoding: "utf8" }).split("\n")[0];
+  say(`ready (${version})`);
+}

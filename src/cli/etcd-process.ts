@@ -1,0 +1,184 @@
+/** Spawning throw-away etcd members: used by `escheduler dev` and by the tests. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A free loopback TCP port (the kernel picks it; released before returning). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export interface EtcdMemberOptions {
+  name?: string;
+  /** Extra etcd flags (e.g. TLS or auth-related). */
+  args?: string[];
+  /** Scheme of the client URL (https when TLS flags are given). */
+  clientScheme?: "http" | "https";
+  /** How to probe health; defaults to an HTTP GET of /health on the client URL. */
+  healthCheck?: (member: EtcdMember) => Promise<boolean>;
+}
+
+interface MemberSpec {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+}
+
+/**
+ * One etcd member started from the `etcd` binary (Debian etcd-server) with fast heartbeat and election settings,
+ * so 1–2 s leases work. `stop()` + `start()` restarts the same member on the same data.
+ */
+export class EtcdMember {
+  readonly dataDir: string;
+  process?: ChildProcess;
+  private output = "";
+
+  constructor(
+    readonly spec: MemberSpec,
+    private readonly cluster: MemberSpec[],
+    private readonly options: EtcdMemberOptions = {},
+    private readonly clusterToken = `escheduler-test-${process.pid}-${spec.clientPort}`,
+  ) {
+    this.dataDir = mkdtempSync(join(tmpdir(), `escheduler-etcd-${spec.name}-`));
+  }
+
+  get endpoint(): string {
+    return `${this.options.clientScheme ?? "http"}://127.0.0.1:${this.spec.clientPort}`;
+  }
+  get hostPort(): string {
+    return `127.0.0.1:${this.spec.clientPort}`;
+  }
+  get running(): boolean {
+    return this.process !== undefined && this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  async start(timeoutMs = 20_000): Promise<void> {
+    if (this.running) return;
+    const initialCluster = this.cluster.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    const args = [
+      "--name",
+      this.spec.name,
+      "--data-dir",
+      this.dataDir,
+      "--listen-client-urls",
+      this.endpoint,
+      "--advertise-client-urls",
+      this.endpoint,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${this.spec.peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${this.spec.peerPort}`,
+      "--initial-cluster",
+      initialCluster,
+      "--initial-cluster-token",
+      this.clusterToken,
+      "--initial-cluster-state",
+      "new",
+      "--heartbeat-interval",
+      "10",
+      "--election-timeout",
+      "100",
+      "--log-level",
+      "error",
+      ...(this.options.args ?? []),
+    ];
+    this.output = "";
+    const child = spawn(process.env.ETCD_BINARY ?? "etcd", args, { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.on("data", (chunk) => this.capture(chunk));
+    child.stderr?.on("data", (chunk) => this.capture(chunk));
+    this.process = child;
+    const spawnError = new Promise<never>((_, reject) => child.once("error", reject));
+    await Promise.race([this.waitHealthy(timeoutMs), spawnError]);
+  }
+
+  /** Graceful stop (SIGTERM), waiting for the process to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const child = this.process;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  kill(): Promise<void> {
+    return this.stop("SIGKILL");
+  }
+
+  /** Stops and removes the data dir. */
+  async destroy(): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  async healthy(): Promise<boolean> {
+    if (this.options.healthCheck) return this.options.healthCheck(this);
+    try {
+      const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
+      const body = (await response.json()) as { health?: string };
+      return body.health === "true";
+    } catch {
+      return false;
+    }
+  }
+
+  private async waitHealthy(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`etcd ${this.spec.name} exited: ${this.output.slice(-2000)}`);
+      if (await this.healthy()) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`etcd ${this.spec.name} not healthy after ${timeoutMs}ms: ${this.output.slice(-2000)}`);
+  }
+
+  private capture(chunk: Buffer): void {
+    this.output = (this.output + chunk.toString()).slice(-20_000);
+  }
+}
+
+async function memberSpecs(count: number): Promise<MemberSpec[]> {
+  const specs: MemberSpec[] = [];
+  for (let i = 0; i < count; i++) {
+    specs.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort() });
+  }
+  return specs;
+}
+
+/** Starts a throw-away single-member etcd on free loopback ports with a temporary data dir. */
+export async function startEtcd(options: EtcdMemberOptions = {}): Promise<EtcdMember> {
+  const [spec] = await memberSpecs(1);
+  const member = new EtcdMember(spec, [spec], options);
+  await member.start();
+  return member;
+}
+
+/** A started etcd cluster of `size` members. */
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** Comma-separated host:port of every member (the `--etcd` flag's form). */
+  endpoints: string[];
+  destroy(): Promise<void>;
+}
+
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+  const specs = await memberSpecs(size);
+  const members = specs.map((spec) => new EtcdMember(spec, specs));
+  await Promise.all(members.map((m) => m.start()));
+  return {
+    members,
+    endpoints: members.map((m) => m.hostPort),
+    destroy: async () => {
+      await Promise.all(members.map((m) => m.destroy()));
+    },
+  };
+}

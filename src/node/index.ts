@@ -1,0 +1,30 @@
+export { type Backoff, delay, exponentialBackoff } from "./backoff.js";
+export { createEtcdClient, type EtcdConnectionConfig, ensureReachable } from "./client.js";
+export {
+  duration,
+  type MasterConfig,
+  masterConfigSchema,
+  parseConfig,
+  type SharedConfig,
+  sharedConfigSchema,
+  type WorkerConfig,
+  workerCap,
+  workerConfigSchema,
+} from "./config.js";
+export {
+  assertValidName,
+  KeyLayout,
+  keyLayout,
+  nameProblem,
+  prefixRangeEnd,
+  type TaskKeyParts,
+} from "./keys.js";
+export { LeaseSession, type LeaseSessionOptions } from "./lease-session.js";
+export { createLogger, type Logger, silentLogger } from "./logger.js";
+export { defaultNodeName } from "./name.js";
+export {
+  type RegistrationOptions,
+  registerWhenAdmitted,
+  registerWorker,
+  type WorkerInfo,
+} from "./registration.js";

@@ -1,0 +1,134 @@
+import { EschedulerError } from "../errors.js";
+
+/** The only place that builds or parses an escheduler key. Every key starts with `/<root>/`. */
+
+const MAX_NAME_LENGTH = 200;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+export type NameKind = "worker name" | "task id" | "root" | "task key" | "group";
+
+/** Why `value` is not a valid name, or undefined when it is. */
+export function nameProblem(value: unknown): string | undefined {
+  if (typeof value !== "string") return "must be a string";
+  if (value.length === 0) return "must not be empty";
+  if (value.length > MAX_NAME_LENGTH)
+    return `must be at most ${MAX_NAME_LENGTH} characters (got ${value.length})`;
+  if (value.includes("/")) return 'must not contain "/"';
+  if (CONTROL_CHARACTERS.test(value)) return "must not contain control characters";
+  return undefined;
+}
+
+/** Throws ERR_BAD_NAME naming the bad value unless `value` is 1–200 characters without `/` or control characters. */
+export function assertValidName(kind: NameKind, value: unknown): asserts value is string {
+  const problem = nameProblem(value);
+  if (problem) {
+    throw new EschedulerError("ERR_BAD_NAME", `invalid ${kind} ${JSON.stringify(value)}: ${problem}`);
+  }
+}
+
+export interface TaskKeyParts {
+  worker: string;
+  taskId: string;
+}
+
+/** Key layout under one root; build with `keyLayout(root)`. */
+export class KeyLayout {
+  readonly root: string;
+  readonly prefix: string;
+
+  constructor(root: string) {
+    assertValidName("root", root);
+    this.root = root;
+    this.prefix = `/${root}/`;
+  }
+
+  /** Prefix of all worker registrations. */
+  get workersPrefix(): string {
+    return `${this.prefix}worker/`;
+  }
+  worker(name: string): string {
+    assertValidName("worker name", name);
+    return this.workersPrefix + name;
+  }
+  /** Worker name of a registration key, or undefined when the key is not one. */
+  parseWorker(key: string): string | undefined {
+    return this.leaf(key, this.workersPrefix);
+  }
+
+  get tasksPrefix(): string {
+    return `${this.prefix}task/`;
+  }
+  workerTasksPrefix(worker: string): string {
+    assertValidName("worker name", worker);
+    return `${this.tasksPrefix}${worker}/`;
+  }
+  task(worker: string, taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.workerTasksPrefix(worker) + taskId;
+  }
+  parseTask(key: string): TaskKeyParts | undefined {
+    return this.pair(key, this.tasksPrefix);
+  }
+
+  get statusPrefix(): string {
+    return `${this.prefix}status/`;
+  }
+  workerStatusPrefix(worker: string): string {
+    assertValidName("worker name", worker);
+    return `${this.statusPrefix}${worker}/`;
+  }
+  status(worker: string, taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.workerStatusPrefix(worker) + taskId;
+  }
+  parseStatus(key: string): TaskKeyParts | undefined {
+    return this.pair(key, this.statusPrefix);
+  }
+
+  get electionPrefix(): string {
+    return `${this.prefix}election`;
+  }
+  get barrierPrefix(): string {
+    return `${this.prefix}barrier/`;
+  }
+  get barrierLeft(): string {
+    return `${this.prefix}worker_barrier_left`;
+  }
+  get plan(): string {
+    return `${this.prefix}plan`;
+  }
+
+  private leaf(key: string, prefix: string): string | undefined {
+    if (!key.startsWith(prefix)) return undefined;
+    const rest = key.slice(prefix.length);
+    return nameProblem(rest) ? undefined : rest;
+  }
+
+  private pair(key: string, prefix: string): TaskKeyParts | undefined {
+    if (!key.startsWith(prefix)) return undefined;
+    const rest = key.slice(prefix.length);
+    const slash = rest.indexOf("/");
+    if (slash < 0) return undefined;
+    const worker = rest.slice(0, slash);
+    const taskId = rest.slice(slash + 1);
+    if (nameProblem(worker) || nameProblem(taskId)) return undefined;
+    return { worker, taskId };
+  }
+}
+
+export function keyLayout(root: string): KeyLayout {
+  return new KeyLayout(root);
+}
+
+/** The exclusive end of the key range that starts with `prefix` (etcd's prefix range_end). */
+export function prefixRangeEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

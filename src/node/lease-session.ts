@@ -1,0 +1,156 @@
+import { EventEmitter } from "node:events";
+import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
+import { EschedulerError } from "../errors.js";
+import { type Logger, silentLogger } from "./logger.js";
+
+export interface LeaseSessionOptions {
+  /** Lease time-to-live; etcd counts whole seconds, so it is rounded up. */
+  ttlMs: number;
+  /** Loss is reported when no keep-alive was confirmed for `ttl - margin`; default 30% of the TTL. */
+  marginMs?: number;
+  logger?: Logger;
+}
+
+interface LeaseSessionEvents {
+  lost: [Error];
+  keepalive: [number];
+}
+
+/**
+ * A lease kept alive for the lifetime of a process. Loss detection does not trust a quiet stream:
+ * it reports `lost` when etcd says the lease is gone, and also when no keep-alive has been confirmed
+ * for the TTL minus a margin — before etcd can expire the lease and hand its keys to someone else.
+ */
+export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
+  readonly id: string;
+  readonly ttlMs: number;
+  /** Aborted when the lease is lost, closed or orphaned. */
+  readonly signal: AbortSignal;
+  /** Resolves with the reason once the lease is lost (never on close or orphan). */
+  readonly lost: Promise<Error>;
+  private readonly controller = new AbortController();
+  private readonly lossThresholdMs: number;
+  private readonly logger: Logger;
+  private confirmedAt: number;
+  private keepaliveTimer?: NodeJS.Timeout;
+  private watchdogTimer?: NodeJS.Timeout;
+  private keepaliveInFlight = false;
+  private resolveLost!: (reason: Error) => void;
+
+  /** Grants a lease (within `deadlineMs`) and starts keeping it alive. */
+  static async grant(
+    client: Etcd3,
+    options: LeaseSessionOptions & { deadlineMs?: number },
+  ): Promise<LeaseSession> {
+    const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
+    const requestedAt = Date.now();
+    const lease = client.lease(ttlSeconds, {
+      autoKeepAlive: false,
+      deadline: requestedAt + (options.deadlineMs ?? 5_000),
+    });
+    const id = await lease.grant();
+    return new LeaseSession(lease, id, ttlSeconds * 1000, requestedAt, options);
+  }
+
+  private constructor(
+    readonly lease: Lease,
+    id: string,
+    ttlMs: number,
+    grantRequestedAt: number,
+    options: LeaseSessionOptions,
+  ) {
+    super();
+    this.id = id;
+    this.ttlMs = ttlMs;
+    this.signal = this.controller.signal;
+    this.logger = options.logger ?? silentLogger;
+    this.lossThresholdMs = ttlMs - (options.marginMs ?? Math.round(ttlMs * 0.3));
+    this.confirmedAt = grantRequestedAt;
+    this.lost = new Promise((resolve) => {
+      this.resolveLost = resolve;
+    });
+    lease.on("lost", (error) => this.reportLoss(error));
+    this.keepaliveTimer = setInterval(() => this.sendKeepalive(), Math.max(100, Math.floor(ttlMs / 4)));
+    this.armWatchdog();
+    this.sendKeepalive();
+  }
+
+  /** When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after it). */
+  get lastConfirmedAt(): number {
+    return this.confirmedAt;
+  }
+
+  get active(): boolean {
+    return !this.signal.aborted;
+  }
+
+  /** Stops refreshing and revokes the lease, so every key under it disappears at once. Idempotent. */
+  async close(deadlineMs = 2_000): Promise<void> {
+    if (!this.stopRefreshing("closed")) return;
+    try {
+      await this.lease.revoke({ deadline: Date.now() + deadlineMs });
+    } catch (error) {
+      this.logger.warn({ err: error, lease: this.id }, "lease revoke failed; it will expire by itself");
+    }
+  }
+
+  /** Stops refreshing and lets the lease expire on its own. Idempotent. */
+  orphan(): void {
+    if (this.stopRefreshing("orphaned")) this.lease.release();
+  }
+
+  private sendKeepalive(): void {
+    if (this.keepaliveInFlight || !this.active) return;
+    this.keepaliveInFlight = true;
+    const sentAt = Date.now();
+    this.lease
+      .keepaliveOnce({ deadline: sentAt + this.lossThresholdMs })
+      .then(() => {
+        if (!this.active) return;
+        this.confirmedAt = Math.max(this.confirmedAt, sentAt);
+        this.armWatchdog();
+        this.emit("keepalive", sentAt);
+      })
+      .catch((error: unknown) => {
+        if (error instanceof EtcdLeaseInvalidError) this.reportLoss(error);
+        else this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed");
+      })
+      .finally(() => {
+        this.keepaliveInFlight = false;
+      });
+  }
+
+  private armWatchdog(): void {
+    clearTimeout(this.watchdogTimer);
+    const remaining = this.confirmedAt + this.lossThresholdMs - Date.now();
+    this.watchdogTimer = setTimeout(
+      () => {
+        const silentFor = Date.now() - this.confirmedAt;
+        this.reportLoss(
+          new EschedulerError(
+            "ERR_LEASE_LOST",
+            `lease ${this.id}: no keep-alive confirmed for ${silentFor}ms (ttl ${this.ttlMs}ms)`,
+          ),
+        );
+      },
+      Math.max(0, remaining),
+    );
+  }
+
+  private reportLoss(error: Error): void {
+    if (!this.stopRefreshing("lost")) return;
+    this.lease.release();
+    this.logger.warn({ lease: this.id, reason: error.message }, "lease lost");
+    this.resolveLost(error);
+    this.emit("lost", error);
+  }
+
+  /** Returns false when the session had already ended. */
+  private stopRefreshing(reason: string): boolean {
+    if (!this.active) return false;
+    clearInterval(this.keepaliveTimer);
+    clearTimeout(this.watchdogTimer);
+    this.controller.abort(new EschedulerError("ERR_LEASE_LOST", `lease ${this.id} ${reason}`));
+    return true;
+  }
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { createEtcdClient } from "../../../src/node/client.js";
+import { LeaseSession } from "../../../src/node/lease-session.js";
+import { etcdEndpoints, testClient, testSpace } from "../../helpers/context.js";
+import { TcpProxy } from "../../helpers/tcp-proxy.js";
+
+describe("LeaseSession", () => {
+  it("keeps its lease alive past the TTL while etcd answers", async () => {
+    const { client, root } = testSpace("lease");
+    const session = await LeaseSession.grant(client, { ttlMs: 1_000 });
+    await session.lease.put(`/${root}/alive`).value("1");
+    const confirmations: number[] = [];
+    session.on("keepalive", (at) => confirmations.push(at));
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // observing liveness across 2.5 TTLs
+    expect(session.active).toBe(true);
+    expect(confirmations.length).toBeGreaterThan(3);
+    expect(await client.get(`/${root}/alive`).string()).toBe("1");
+    await session.close();
+  });
+
+  it("reports loss when the lease is revoked from outside", async () => {
+    const client = testClient();
+    const session = await LeaseSession.grant(client, { ttlMs: 2_000 });
+    await client.leaseClient.leaseRevoke({ ID: session.id });
+    const reason = await session.lost;
+    expect(reason.message).toMatch(/lease|keep-alive/i);
+    expect(session.signal.aborted).toBe(true);
+  });
+
+  it("reports loss of a silent stream before the server-side TTL runs out", async () => {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    const direct = testClient();
+    try {
+      const session = await LeaseSession.grant(proxied, { ttlMs: 2_000 });
+      const { root } = testSpace("silent");
+      await session.lease.put(`/${root}/held`).value("1");
+      proxy.partition();
+      const partitionedAt = Date.now();
+      await session.lost;
+      const reportedAfter = Date.now() - partitionedAt;
+      // The key must still exist on the server when loss is reported: we fenced before etcd expired it.
+      expect(await direct.get(`/${root}/held`).string()).toBe("1");
+      expect(reportedAfter).toBeLessThan(2_000);
+    } finally {
+      proxied.close();
+      await proxy.stop();
+    }
+  });
+
+  it("close() revokes the lease so its keys vanish at once", async () => {
+    const { client, root } = testSpace("close");
+    const session = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    await session.lease.put(`/${root}/k`).value("1");
+    await session.close();
+    await session.close();
+    expect(await client.get(`/${root}/k`).string()).toBeNull();
+  });
+});

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { assertValidName, KeyLayout, prefixRangeEnd } from "../../../src/node/keys.js";
+
+describe("key layout", () => {
+  const keys = new KeyLayout("prod");
+
+  it("builds every key under /<root>/", () => {
+    expect(keys.worker("w1")).toBe("/prod/worker/w1");
+    expect(keys.task("w1", "t-9")).toBe("/prod/task/w1/t-9");
+    expect(keys.status("w1", "t-9")).toBe("/prod/status/w1/t-9");
+    expect(keys.barrierLeft).toBe("/prod/worker_barrier_left");
+    expect(keys.plan).toBe("/prod/plan");
+    expect(keys.electionPrefix.startsWith("/prod/")).toBe(true);
+    expect(keys.barrierPrefix).toBe("/prod/barrier/");
+  });
+
+  it("parses what it builds (round trip), including unicode and dots", () => {
+    for (const [worker, task] of [
+      ["10.0.0.1-42", "job:1"],
+      ["wörker", "täsk with spaces"],
+      ["a", "x".repeat(200)],
+    ]) {
+      expect(keys.parseTask(keys.task(worker, task))).toEqual({ worker, taskId: task });
+      expect(keys.parseStatus(keys.status(worker, task))).toEqual({ worker, taskId: task });
+      expect(keys.parseWorker(keys.worker(worker))).toBe(worker);
+    }
+  });
+
+  it("does not parse keys of another root or kind", () => {
+    expect(keys.parseTask("/other/task/w/t")).toBeUndefined();
+    expect(keys.parseTask("/prod/status/w/t")).toBeUndefined();
+    expect(keys.parseTask("/prod/task/w")).toBeUndefined();
+    expect(keys.parseWorker("/prod/worker/a/b")).toBeUndefined();
+  });
+
+  it.each([
+    ["", "must not be empty"],
+    ["a/b", 'must not contain "/"'],
+    ["tab\there", "control characters"],
+    ["x".repeat(201), "at most 200"],
+  ])("rejects the task id %j naming it", (bad, reason) => {
+    expect(() => keys.task("w", bad)).toThrow(reason);
+    expect(() => keys.task("w", bad)).toThrow(JSON.stringify(bad));
+  });
+
+  it("rejects bad worker names with ERR_BAD_NAME", () => {
+    expect(() => assertValidName("worker name", "a/b")).toThrow(
+      expect.objectContaining({ code: "ERR_BAD_NAME" }),
+    );
+  });
+
+  it("computes etcd's prefix range end", () => {
+    expect(prefixRangeEnd("/r/worker/").toString()).toBe("/r/worker0");
+    expect(prefixRangeEnd("a").toString()).toBe("b");
+  });
+});
