@@ -28,3 +28,4 @@ export {
   registerWorker,
   type WorkerInfo,
 } from "./registration.js";
+export { parseRecord, type PlanRecord, type Task, type TaskState, type TaskStatus } from "./records.js";
