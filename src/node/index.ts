@@ -29,3 +29,4 @@ export {
   type WorkerInfo,
 } from "./registration.js";
 export { parseRecord, type PlanRecord, type Task, type TaskState, type TaskStatus } from "./records.js";
+export { importDefaultExport } from "./module-loader.js";
