@@ -1,0 +1,1 @@
+export { PrefixWatcher, type ResyncEvent, type WatchChange } from "./prefix-watcher.js";

@@ -1,0 +1,300 @@
+import { EventEmitter } from "node:events";
+import type { Etcd3, IDuplexStream, IEvent, IRangeResponse, IWatchRequest, IWatchResponse } from "etcd3";
+import { EschedulerError } from "../errors.js";
+import { delay, exponentialBackoff, type Logger, prefixRangeEnd, silentLogger } from "../node/index.js";
+import { ChangeQueue } from "./change-queue.js";
+
+export type WatchChange =
+  | { type: "put"; key: string; value: string; revision: number; synthetic: boolean }
+  | { type: "delete"; key: string; previous?: string; revision: number; synthetic: boolean };
+
+/** Emitted after the view was rebuilt from a fresh read (its differences were emitted as synthetic changes first). */
+export interface ResyncEvent {
+  reason: string;
+  fromRevision: number;
+  toRevision: number;
+  puts: number;
+  deletes: number;
+}
+
+interface PrefixWatcherEvents {
+  change: [WatchChange];
+  resync: [ResyncEvent];
+  error: [Error];
+}
+
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/** Why one watch stream stopped: `resync` means the history it needed is gone and the prefix must be read again. */
+type StreamEnd = { resync: string } | { error: Error };
+
+/**
+ * A live view of every key under a prefix: a snapshot at revision R, then each change from R+1 in
+ * revision order. When etcd can no longer replay what was missed (compaction, a replaced cluster)
+ * it reads the prefix again and emits the difference as synthetic changes, so nothing is silently lost.
+ * We drive the raw watch stream because etcd3's Watcher resumes from the header revision (which can
+ * run ahead of the events delivered) and turns compaction into a bare error.
+ */
+export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
+  private readonly values = new Map<string, string>();
+  private readonly modRevisions = new Map<string, number>();
+  private readonly iterators = new Set<ChangeQueue<WatchChange>>();
+  private readonly logger: Logger;
+  private readonly closing = new AbortController();
+  private readonly backoff = exponentialBackoff({ initialMs: 50, maxMs: 2_000 });
+  private currentRevision = 0;
+  private started = false;
+  private stream?: WatchStream;
+  private endStream?: (end: StreamEnd) => void;
+  private running?: Promise<void>;
+  private closed?: Promise<void>;
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly prefix: string,
+    options: { logger?: Logger } = {},
+  ) {
+    super();
+    this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
+  }
+
+  /** Reads the prefix at revision R, then watches from R+1; resolves with the snapshot (the snapshot is NOT emitted as changes). */
+  async start(signal?: AbortSignal): Promise<ReadonlyMap<string, string>> {
+    if (this.started) throw new Error(`PrefixWatcher for ${this.prefix} was already started`);
+    this.started = true;
+    if (signal?.aborted || this.closing.signal.aborted) throw abortedError(this.prefix);
+    const stop = AbortSignal.any(signal ? [signal, this.closing.signal] : [this.closing.signal]);
+    const snapshot = await untilAborted(this.readPrefix(), stop, this.prefix);
+    this.replaceView(snapshot);
+    signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.closing.signal });
+    this.running = this.run();
+    this.logger.debug({ revision: this.currentRevision, keys: this.values.size }, "watch started");
+    return new Map(this.values);
+  }
+
+  /** The current view: key → value. */
+  get entries(): ReadonlyMap<string, string> {
+    return this.values;
+  }
+
+  /** The revision the view reflects. */
+  get revision(): number {
+    return this.currentRevision;
+  }
+
+  /** Every change after this call, in order (buffered per iterator); ends on close. */
+  changes(): AsyncIterableIterator<WatchChange> {
+    const queue = new ChangeQueue<WatchChange>((done) => this.iterators.delete(done));
+    if (this.closing.signal.aborted) queue.end();
+    else this.iterators.add(queue);
+    return queue;
+  }
+
+  /** Stops watching; leaves no stream or timer behind. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.closing.abort(abortedError(this.prefix));
+      this.endStream?.({ error: abortedError(this.prefix) });
+      for (const queue of this.iterators) queue.end();
+      this.iterators.clear();
+      await this.running;
+    })();
+    return this.closed;
+  }
+
+  private async run(): Promise<void> {
+    let resyncReason: string | undefined;
+    while (!this.closing.signal.aborted) {
+      try {
+        if (resyncReason) {
+          await this.resync(resyncReason);
+          resyncReason = undefined;
+        }
+        const end = await this.watchUntilEnd();
+        if (this.closing.signal.aborted) break;
+        if ("resync" in end) {
+          resyncReason = end.resync;
+          continue;
+        }
+        throw end.error;
+      } catch (error) {
+        if (this.closing.signal.aborted) break;
+        this.report(error as Error);
+        await delay(this.backoff.next(), this.closing.signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Opens one watch stream from the view's revision + 1 and resolves when it can no longer be used. */
+  private async watchUntilEnd(): Promise<StreamEnd> {
+    const stream = await untilAborted(this.client.watchClient.watch(), this.closing.signal, this.prefix);
+    return new Promise<StreamEnd>((resolve) => {
+      let ended = false;
+      const finish = (end: StreamEnd) => {
+        if (ended) return;
+        ended = true;
+        if (this.stream === stream) {
+          this.stream = undefined;
+          this.endStream = undefined;
+        }
+        closeStream(stream);
+        resolve(end);
+      };
+      // The error listener stays attached: our own cancel() makes the stream emit CANCELLED later.
+      stream.on("error", (error) => finish({ error }));
+      stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
+      if (this.closing.signal.aborted) return finish({ error: abortedError(this.prefix) });
+      this.stream = stream;
+      this.endStream = finish;
+      stream.on("data", (response) => this.onResponse(stream, response));
+      stream.write({
+        create_request: {
+          key: Buffer.from(this.prefix),
+          range_end: prefixRangeEnd(this.prefix),
+          start_revision: this.currentRevision + 1,
+          progress_notify: true,
+        },
+      });
+    });
+  }
+
+  private onResponse(stream: WatchStream, response: IWatchResponse): void {
+    if (this.stream !== stream || !this.endStream) return;
+    const compactRevision = Number(response.compact_revision);
+    if (compactRevision > 0) {
+      this.logger.warn(
+        { revision: this.currentRevision, compactRevision },
+        "watch history compacted; reading the prefix again",
+      );
+      return this.endStream({
+        resync: `revision ${this.currentRevision + 1} compacted (at ${compactRevision})`,
+      });
+    }
+    if (response.canceled) {
+      const reason = response.cancel_reason || "no reason given";
+      return this.endStream({ error: new Error(`etcd canceled the watch on ${this.prefix}: ${reason}`) });
+    }
+    const headerRevision = Number(response.header.revision);
+    if (response.created) {
+      this.backoff.reset();
+      // A store behind our view is another history (restored or replaced cluster): only a fresh read is right.
+      if (headerRevision < this.currentRevision) {
+        return this.endStream({
+          resync: `etcd revision ${headerRevision} is behind the view's ${this.currentRevision}`,
+        });
+      }
+      this.logger.debug({ from: this.currentRevision + 1 }, "watch connected");
+      return;
+    }
+    if (response.events.length > 0) return this.applyEvents(response.events);
+    // A progress notification: etcd sends it only to a caught-up watcher, so the view is current up to here.
+    if (headerRevision > this.currentRevision) this.currentRevision = headerRevision;
+  }
+
+  /** Applies one revision at a time (a transaction's events arrive together) and emits after each. */
+  private applyEvents(events: IEvent[]): void {
+    let index = 0;
+    while (index < events.length) {
+      const revision = Number(events[index].kv.mod_revision);
+      const changes: WatchChange[] = [];
+      for (; index < events.length && Number(events[index].kv.mod_revision) === revision; index++) {
+        if (revision <= this.currentRevision) continue;
+        const event = events[index];
+        const key = event.kv.key.toString();
+        if (event.type === "Put") {
+          const value = event.kv.value.toString();
+          this.values.set(key, value);
+          this.modRevisions.set(key, revision);
+          changes.push({ type: "put", key, value, revision, synthetic: false });
+        } else {
+          const previous = this.values.get(key);
+          this.values.delete(key);
+          this.modRevisions.delete(key);
+          changes.push({ type: "delete", key, previous, revision, synthetic: false });
+        }
+      }
+      if (revision > this.currentRevision) this.currentRevision = revision;
+      this.publish(changes);
+    }
+  }
+
+  /** Reads the prefix again and emits what changed against the view (by mod revision, so a rewrite with the same value counts). */
+  private async resync(reason: string): Promise<void> {
+    const fromRevision = this.currentRevision;
+    const response = await untilAborted(this.readPrefix(), this.closing.signal, this.prefix);
+    const toRevision = Number(response.header.revision);
+    const fresh = new Map(response.kvs.map((kv) => [kv.key.toString(), kv]));
+    const changes: WatchChange[] = [];
+    for (const [key, previous] of this.values) {
+      if (!fresh.has(key)) {
+        changes.push({ type: "delete", key, previous, revision: toRevision, synthetic: true });
+      }
+    }
+    for (const [key, kv] of fresh) {
+      if (this.modRevisions.get(key) !== Number(kv.mod_revision)) {
+        changes.push({ type: "put", key, value: kv.value.toString(), revision: toRevision, synthetic: true });
+      }
+    }
+    this.replaceView(response);
+    const puts = changes.filter((change) => change.type === "put").length;
+    const event: ResyncEvent = { reason, fromRevision, toRevision, puts, deletes: changes.length - puts };
+    this.logger.warn(event, "watch resynchronised from a fresh read");
+    this.publish(changes);
+    this.safeEmit("resync", event);
+  }
+
+  private readPrefix(): Promise<IRangeResponse> {
+    return this.client.getAll().prefix(this.prefix).exec();
+  }
+
+  private replaceView(response: IRangeResponse): void {
+    this.values.clear();
+    this.modRevisions.clear();
+    for (const kv of response.kvs) {
+      const key = kv.key.toString();
+      this.values.set(key, kv.value.toString());
+      this.modRevisions.set(key, Number(kv.mod_revision));
+    }
+    this.currentRevision = Number(response.header.revision);
+  }
+
+  private publish(changes: WatchChange[]): void {
+    for (const change of changes) {
+      for (const queue of this.iterators) queue.push(change);
+      this.safeEmit("change", change);
+    }
+  }
+
+  /** A throwing listener must not break the stream handler (and with it, event order). */
+  private safeEmit<E extends keyof PrefixWatcherEvents>(event: E, ...args: PrefixWatcherEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: PrefixWatcherEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error({ err: error, event }, "watch listener threw");
+    }
+  }
+
+  /** Errors are reported, never fatal: the watcher keeps retrying until closed. */
+  private report(error: Error): void {
+    this.logger.warn({ err: error, revision: this.currentRevision }, "watch interrupted; retrying");
+    if (this.listenerCount("error") > 0) this.safeEmit("error", error);
+  }
+}
+
+function abortedError(prefix: string): EschedulerError {
+  return new EschedulerError("ERR_ABORTED", `watch on ${prefix} closed`);
+}
+
+function closeStream(stream: WatchStream): void {
+  // end() first so etcd3 does not count our own cancel as a failed host.
+  stream.end();
+  stream.cancel();
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, prefix: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(prefix));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
