@@ -89,6 +89,10 @@ export class KeyLayout {
   get electionPrefix(): string {
     return `${this.prefix}election`;
   }
+  /** A master's campaign key, as etcd's Go election lays it out: `<electionPrefix>/<lease id in hex>`. */
+  electionCandidate(leaseId: string): string {
+    return `${this.electionPrefix}/${BigInt(leaseId).toString(16)}`;
+  }
   get barrierPrefix(): string {
     return `${this.prefix}barrier/`;
   }
