@@ -26,6 +26,8 @@ export interface EtcdMemberOptions {
   clientScheme?: "http" | "https";
   /** How to probe health; defaults to an HTTP GET of /health on the client URL. */
   healthCheck?: (member: EtcdMember) => Promise<boolean>;
+  /** Parent folder of the temporary data dir (default: the OS temp folder). */
+  tempDir?: string;
 }
 
 interface MemberSpec {
@@ -49,7 +51,7 @@ export class EtcdMember {
     private readonly options: EtcdMemberOptions = {},
     private readonly clusterToken = `escheduler-test-${process.pid}-${spec.clientPort}`,
   ) {
-    this.dataDir = mkdtempSync(join(tmpdir(), `escheduler-etcd-${spec.name}-`));
+    this.dataDir = mkdtempSync(join(options.tempDir ?? tmpdir(), `escheduler-etcd-${spec.name}-`));
   }
 
   get endpoint(): string {

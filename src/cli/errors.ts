@@ -1,0 +1,53 @@
+/** What an operator sees when a command fails: one line on stderr and an exit code. */
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from "etcd3";
+import { EschedulerError, isEschedulerError } from "../errors.js";
+
+export const EXIT_OK = 0;
+/** A command ran and failed (or, for `probe`, the answer is "not ready"). */
+export const EXIT_FAILURE = 1;
+/** The user can fix it: bad flag or value, unloadable module, unreachable etcd, bad TLS files or credentials. */
+export const EXIT_USAGE = 2;
+
+/** Error codes that mean "fix your invocation or environment", not "escheduler broke". */
+const USER_ERROR_CODES = new Set(["ERR_CONFIG", "ERR_BAD_NAME", "ERR_MODULE", "ERR_ETCD_UNREACHABLE"]);
+
+/** A usage error raised by the CLI itself (reported like ERR_CONFIG). */
+export function usageError(message: string): EschedulerError {
+  return new EschedulerError("ERR_CONFIG", message);
+}
+
+/** The exit code that `error` deserves. */
+export function exitCodeFor(error: unknown): number {
+  if (isEschedulerError(error) && USER_ERROR_CODES.has(error.code)) return EXIT_USAGE;
+  if (error instanceof EtcdAuthenticationFailedError || error instanceof EtcdPermissionDeniedError) {
+    return EXIT_USAGE;
+  }
+  return EXIT_FAILURE;
+}
+
+/** The error as a single line: its message up to the first line break, with etcd auth errors explained. */
+export function oneLine(error: unknown): string {
+  if (error instanceof EtcdAuthenticationFailedError) {
+    return "etcd rejected the credentials: check --etcd-user and --etcd-password (ESCHEDULER_ETCD_PASSWORD)";
+  }
+  if (error instanceof EtcdPermissionDeniedError) {
+    return `etcd denied access: the --etcd-user needs read/write on the --root prefix (${firstLine(error.message)})`;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return firstLine(message) || (error instanceof Error ? error.name : "unknown error");
+}
+
+/** Writes the one-line report (and the stack when debugging) to stderr; returns the exit code. */
+export function reportError(
+  error: unknown,
+  options: { debug?: boolean; write?: (text: string) => void } = {},
+): number {
+  const write = options.write ?? ((text: string) => process.stderr.write(text));
+  write(`escheduler: ${oneLine(error)}\n`);
+  if (options.debug && error instanceof Error && error.stack) write(`${error.stack}\n`);
+  return exitCodeFor(error);
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0].trim();
+}

@@ -1,0 +1,144 @@
+/** The operations endpoint of a node: health, readiness, Prometheus metrics, status and (master) schedule. */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+import { EschedulerError } from "../errors.js";
+import type { Logger } from "../node/index.js";
+
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
+
+export interface HttpHandlers {
+  /** `GET /readyz`: 200 when ready, else 503 with the reasons, one per line. */
+  readiness(): Readiness | Promise<Readiness>;
+  /** `GET /status`: a JSON document. */
+  status(): unknown;
+  /** `GET /metrics`. */
+  metrics: Registry;
+  /** `POST /schedule` (master only): returns a JSON answer, or throws `HttpRefusal`. */
+  schedule?(reason: string): unknown;
+}
+
+/** A refusal with an HTTP status (e.g. 409 when this master is not the leader). */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface HttpEndpoint {
+  /** Base URL with the port actually bound (useful with port 0). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Listens on `address` ("host:port", ":port", "[::1]:port"); throws ERR_CONFIG when it cannot. */
+export async function serveHttp(
+  address: string,
+  handlers: HttpHandlers,
+  logger: Logger,
+): Promise<HttpEndpoint> {
+  const { host, port } = parseHostPort(address);
+  const server = createServer((request, response) => {
+    route(request, response, handlers).catch((error: unknown) => {
+      logger.warn({ err: error, path: request.url }, "http handler failed");
+      if (!response.headersSent) reply(response, 500, "text/plain", `${(error as Error).message ?? error}\n`);
+      else response.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        new EschedulerError(
+          "ERR_CONFIG",
+          `cannot listen on --http ${JSON.stringify(address)}: ${error.code ?? error.message}`,
+        ),
+      ),
+    );
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+  const url = `http://${shownHost}:${bound.port}`;
+  logger.info({ url }, "http endpoint listening");
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function route(
+  request: IncomingMessage,
+  response: ServerResponse,
+  handlers: HttpHandlers,
+): Promise<void> {
+  const { pathname, searchParams } = new URL(request.url ?? "/", "http://localhost");
+  const method = request.method ?? "GET";
+  const allow = (methods: string[]): boolean => {
+    if (methods.includes(method)) return true;
+    response.setHeader("Allow", methods.join(", "));
+    reply(response, 405, "text/plain", `use ${methods.join(" or ")}\n`);
+    return false;
+  };
+  switch (pathname) {
+    case "/healthz":
+      if (allow(["GET", "HEAD"])) reply(response, 200, "text/plain", "ok\n");
+      return;
+    case "/readyz": {
+      if (!allow(["GET", "HEAD"])) return;
+      const { ready, reasons } = await handlers.readiness();
+      reply(response, ready ? 200 : 503, "text/plain", ready ? "ready\n" : `${reasons.join("\n")}\n`);
+      return;
+    }
+    case "/metrics":
+      if (allow(["GET"])) {
+        reply(response, 200, handlers.metrics.contentType, await handlers.metrics.metrics());
+      }
+      return;
+    case "/status":
+      if (allow(["GET"])) replyJson(response, 200, await handlers.status());
+      return;
+    case "/schedule": {
+      if (!handlers.schedule) break;
+      if (!allow(["POST"])) return;
+      try {
+        const answer = await handlers.schedule(searchParams.get("reason") ?? "http request");
+        replyJson(response, 202, answer ?? { requested: true });
+      } catch (error) {
+        if (!(error instanceof HttpRefusal)) throw error;
+        replyJson(response, error.statusCode, { error: error.message });
+      }
+      return;
+    }
+  }
+  reply(response, 404, "text/plain", "not found: try /healthz, /readyz, /metrics or /status\n");
+}
+
+function reply(response: ServerResponse, status: number, contentType: string, body: string): void {
+  response.writeHead(status, { "Content-Type": contentType, "Cache-Control": "no-store" });
+  response.end(body);
+}
+
+function replyJson(response: ServerResponse, status: number, value: unknown): void {
+  reply(response, status, "application/json", `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Splits "host:port" (host optional, IPv6 in brackets); an empty host means every interface. */
+export function parseHostPort(address: string): { host?: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535) {
+    throw new EschedulerError("ERR_CONFIG", `invalid --http ${JSON.stringify(address)}: must be host:port`);
+  }
+  return { host: match[1] ?? (match[2] || undefined), port };
+}
