@@ -143,7 +143,10 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
       // The error listener stays attached: our own cancel() makes the stream emit CANCELLED later.
       stream.on("error", (error) => finish({ error }));
       stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
-      if (this.closing.signal.aborted) return finish({ error: abortedError(this.prefix) });
+      if (this.closing.signal.aborted) {
+        finish({ error: abortedError(this.prefix) });
+        return;
+      }
       this.stream = stream;
       this.endStream = finish;
       stream.on("data", (response) => this.onResponse(stream, response));
@@ -160,35 +163,39 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
 
   private onResponse(stream: WatchStream, response: IWatchResponse): void {
     if (this.stream !== stream || !this.endStream) return;
+    const end = this.handleResponse(response);
+    if (end) this.endStream(end);
+  }
+
+  /** Applies one watch response; returns why the stream must end, if it must. */
+  private handleResponse(response: IWatchResponse): StreamEnd | undefined {
     const compactRevision = Number(response.compact_revision);
     if (compactRevision > 0) {
       this.logger.warn(
         { revision: this.currentRevision, compactRevision },
         "watch history compacted; reading the prefix again",
       );
-      return this.endStream({
-        resync: `revision ${this.currentRevision + 1} compacted (at ${compactRevision})`,
-      });
+      return { resync: `revision ${this.currentRevision + 1} compacted (at ${compactRevision})` };
     }
     if (response.canceled) {
       const reason = response.cancel_reason || "no reason given";
-      return this.endStream({ error: new Error(`etcd canceled the watch on ${this.prefix}: ${reason}`) });
+      return { error: new Error(`etcd canceled the watch on ${this.prefix}: ${reason}`) };
     }
     const headerRevision = Number(response.header.revision);
     if (response.created) {
       this.backoff.reset();
       // A store behind our view is another history (restored or replaced cluster): only a fresh read is right.
       if (headerRevision < this.currentRevision) {
-        return this.endStream({
-          resync: `etcd revision ${headerRevision} is behind the view's ${this.currentRevision}`,
-        });
+        return { resync: `etcd revision ${headerRevision} is behind the view's ${this.currentRevision}` };
       }
       this.logger.debug({ from: this.currentRevision + 1 }, "watch connected");
-      return;
+    } else if (response.events.length > 0) {
+      this.applyEvents(response.events);
+    } else if (headerRevision > this.currentRevision) {
+      // A progress notification: etcd sends it only to a caught-up watcher, so the view is current up to here.
+      this.currentRevision = headerRevision;
     }
-    if (response.events.length > 0) return this.applyEvents(response.events);
-    // A progress notification: etcd sends it only to a caught-up watcher, so the view is current up to here.
-    if (headerRevision > this.currentRevision) this.currentRevision = headerRevision;
+    return undefined;
   }
 
   /** Applies one revision at a time (a transaction's events arrive together) and emits after each. */
