@@ -13,6 +13,8 @@ export {
 } from "./config.js";
 export {
   assertValidName,
+  type DoubleBarrierKeys,
+  doubleBarrierKeys,
   KeyLayout,
   keyLayout,
   nameProblem,

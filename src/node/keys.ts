@@ -93,6 +93,14 @@ export class KeyLayout {
   electionCandidate(leaseId: string): string {
     return `${this.electionPrefix}/${BigInt(leaseId).toString(16)}`;
   }
+  /** Prefix of every campaign key in the Go layout (`electionCandidate`); the oldest one is the leader. */
+  get electionCandidatesPrefix(): string {
+    return `${this.electionPrefix}/`;
+  }
+  /** Where etcd3's `client.election(electionPrefix)` keeps campaign keys (it adds its own `election/` namespace). */
+  get etcd3ElectionCandidatesPrefix(): string {
+    return `election/${this.electionPrefix}/`;
+  }
   get barrierPrefix(): string {
     return `${this.prefix}barrier/`;
   }
@@ -119,6 +127,37 @@ export class KeyLayout {
     if (nameProblem(worker) || nameProblem(taskId)) return undefined;
     return { worker, taskId };
   }
+}
+
+/** Keys of one double barrier under `prefix` (e.g. `KeyLayout.barrierPrefix`): a waiter key per participant and the ready flag. */
+export interface DoubleBarrierKeys {
+  prefix: string;
+  waitersPrefix: string;
+  waiter(name: string): string;
+  parseWaiter(key: string): string | undefined;
+  ready: string;
+}
+
+export function doubleBarrierKeys(barrierPrefix: string): DoubleBarrierKeys {
+  const prefix = barrierPrefix.endsWith("/") ? barrierPrefix : `${barrierPrefix}/`;
+  const waitersPrefix = `${prefix}waiters/`;
+  return {
+    prefix,
+    waitersPrefix,
+    waiter(name) {
+      const problem = nameProblem(name);
+      if (problem) {
+        throw new EschedulerError("ERR_BAD_NAME", `invalid participant name ${JSON.stringify(name)}: ${problem}`);
+      }
+      return waitersPrefix + name;
+    },
+    parseWaiter(key) {
+      if (!key.startsWith(waitersPrefix)) return undefined;
+      const name = key.slice(waitersPrefix.length);
+      return nameProblem(name) ? undefined : name;
+    },
+    ready: `${prefix}ready`,
+  };
 }
 
 export function keyLayout(root: string): KeyLayout {

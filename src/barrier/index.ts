@@ -1,0 +1,3 @@
+export { type ClusterView, readClusterView, readLeader } from "./cluster-view.js";
+export { isBarrierLeft, markBarrierLeft } from "./marker.js";
+export { clusterReadiness, type Readiness, workerReadiness } from "./readiness.js";

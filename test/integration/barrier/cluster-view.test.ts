@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import {
+  clusterReadiness,
+  isBarrierLeft,
+  markBarrierLeft,
+  readClusterView,
+  readLeader,
+  workerReadiness,
+} from "../../../src/barrier/index.js";
+import { EschedulerError } from "../../../src/errors.js";
+import { LeaseSession } from "../../../src/node/index.js";
+import { testSpace } from "../../helpers/context.js";
+
+const since = "2026-01-01T00:00:00.000Z";
+
+describe("readClusterView", () => {
+  it("reads leader, marker, plan, workers, assignments and statuses at one revision", async () => {
+    const { client, keys } = testSpace("view");
+    const campaign = await LeaseSession.grant(client, { ttlMs: 2_000 });
+    const later = await LeaseSession.grant(client, { ttlMs: 2_000 });
+    try {
+      await campaign.lease.put(keys.electionCandidate(campaign.id)).value("m1");
+      await later.lease.put(keys.electionCandidate(later.id)).value("m2");
+      await markBarrierLeft(client, keys);
+      await client
+        .put(keys.plan)
+        .value(JSON.stringify({ epoch: 1, leader: "m1", at: since, workers: ["w1"], tasks: 2, moved: 0 }));
+      for (const name of ["w1", "w2"]) {
+        await client
+          .put(keys.worker(name))
+          .value(JSON.stringify({ name, host: "h", pid: 1, version: "0", startedAt: since }));
+      }
+      await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1", payload: "x".repeat(1_000) }));
+      await client.put(keys.task("w1", "t2")).value(JSON.stringify({ id: "t2" }));
+      await client
+        .put(keys.status("w1", "t1"))
+        .value(JSON.stringify({ state: "running", attempt: 1, since }));
+      await client
+        .put(keys.status("w1", "t2"))
+        .value(JSON.stringify({ state: "failed", attempt: 3, since, error: "boom" }));
+
+      const view = await readClusterView(client, keys);
+
+      expect(view.leader).toBe("m1");
+      expect(view.barrierLeft).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+      expect(view.plan?.workers).toEqual(["w1"]);
+      expect([...view.workers.keys()].sort()).toEqual(["w1", "w2"]);
+      expect(view.assignments).toEqual(new Map([["w1", ["t1", "t2"]]]));
+      expect(view.statuses.get("w1")?.get("t2")).toMatchObject({ state: "failed", error: "boom" });
+      expect(view.revision).toBe(Number((await client.get(keys.plan).exec()).header.revision));
+      expect(workerReadiness("w1", view).reasons).toEqual(['task "t2" on "w1" is failed: boom']);
+      expect(clusterReadiness(view).reasons).toEqual([
+        'worker "w2" is not in the last plan (epoch 1)',
+        'task "t2" on "w1" is failed: boom',
+      ]);
+
+      // The oldest campaign leads; when it goes, the next one does.
+      await campaign.close();
+      expect(await readLeader(client, keys)).toBe("m2");
+    } finally {
+      await campaign.close();
+      await later.close();
+    }
+  });
+
+  it("reads the leader of an etcd3 Election campaigning under the election prefix", async () => {
+    const { client, keys } = testSpace("view-etcd3");
+    expect(await readLeader(client, keys)).toBeUndefined();
+    const campaign = client.election(keys.electionPrefix, 2).campaign("master-a");
+    try {
+      await new Promise<void>((resolve, reject) => {
+        campaign.on("elected", () => resolve());
+        campaign.on("error", reject);
+      });
+      expect(await readLeader(client, keys)).toBe("master-a");
+    } finally {
+      await campaign.resign();
+    }
+  });
+
+  it("reads thousands of keys quickly", async () => {
+    const { client, keys } = testSpace("view-big");
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const worker = `w${i % 30}`;
+      writes.push(
+        client.put(keys.task(worker, `t${i}`)).value(JSON.stringify({ id: `t${i}`, payload: { i } })),
+      );
+      writes.push(
+        client
+          .put(keys.status(worker, `t${i}`))
+          .value(JSON.stringify({ state: "running", attempt: 1, since })),
+      );
+      if (writes.length >= 400) await Promise.all(writes.splice(0));
+    }
+    await Promise.all(writes);
+    // Best of three, so a busy shared machine does not decide the figure.
+    let elapsedMs = Number.POSITIVE_INFINITY;
+    let view = await readClusterView(client, keys);
+    for (let run = 0; run < 3; run++) {
+      const startedAt = performance.now();
+      view = await readClusterView(client, keys);
+      elapsedMs = Math.min(elapsedMs, performance.now() - startedAt);
+    }
+    expect([...view.assignments.values()].reduce((sum, ids) => sum + ids.length, 0)).toBe(3_000);
+    expect(elapsedMs).toBeLessThan(100);
+  });
+});
+
+describe("the barrier-left marker", () => {
+  it("is set exactly once when two leaders race", async () => {
+    const { client, keys } = testSpace("marker");
+    expect(await isBarrierLeft(client, keys)).toBe(false);
+    const results = await Promise.all([markBarrierLeft(client, keys), markBarrierLeft(client, keys)]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await isBarrierLeft(client, keys)).toBe(true);
+    const value = await client.get(keys.barrierLeft).string();
+    expect(new Date(value ?? "").toISOString()).toBe(value);
+    expect(await markBarrierLeft(client, keys)).toBe(false);
+    expect(await client.get(keys.barrierLeft).string()).toBe(value);
+  });
+
+  it("is not set by a deposed leader (its fence fails)", async () => {
+    const { client, keys } = testSpace("marker-fence");
+    const fence = [
+      {
+        key: Buffer.from(keys.electionCandidate("1234")),
+        target: "Create" as const,
+        result: "Equal" as const,
+        create_revision: "7",
+      },
+    ];
+    const attempt = markBarrierLeft(client, keys, fence);
+    await expect(attempt).rejects.toBeInstanceOf(EschedulerError);
+    await expect(attempt).rejects.toMatchObject({ code: "ERR_DEPOSED" });
+    expect(await isBarrierLeft(client, keys)).toBe(false);
+  });
+});
