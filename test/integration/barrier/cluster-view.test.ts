@@ -84,12 +84,16 @@ describe("readClusterView", () => {
     for (let i = 0; i < 3_000; i++) {
       const worker = `w${i % 30}`;
       writes.push(
-        client.put(keys.task(worker, `t${i}`)).value(JSON.stringify({ id: `t${i}`, payload: { i } })),
+        client
+          .put(keys.task(worker, `t${i}`))
+          .value(JSON.stringify({ id: `t${i}`, payload: { i } }))
+          .exec(),
       );
       writes.push(
         client
           .put(keys.status(worker, `t${i}`))
-          .value(JSON.stringify({ state: "running", attempt: 1, since })),
+          .value(JSON.stringify({ state: "running", attempt: 1, since }))
+          .exec(),
       );
       if (writes.length >= 400) await Promise.all(writes.splice(0));
     }

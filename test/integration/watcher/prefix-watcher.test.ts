@@ -46,8 +46,14 @@ describe("PrefixWatcher", () => {
       const deletes = i % 5 === 4 && i > 201;
       writes.push(
         deletes
-          ? client.delete().key(`${prefix}k${(i - 201) % 2_000}`)
-          : client.put(`${prefix}k${i % 2_000}`).value(`v${i}`),
+          ? client
+              .delete()
+              .key(`${prefix}k${(i - 201) % 2_000}`)
+              .exec()
+          : client
+              .put(`${prefix}k${i % 2_000}`)
+              .value(`v${i}`)
+              .exec(),
       );
       if (writes.length === 200) await Promise.all(writes.splice(0));
     }

@@ -97,7 +97,7 @@ describe("PrefixWatcher after lost history", () => {
       await direct.kv.compact({ revision: compactedAt, physical: true });
       subject.proxy.heal();
 
-      const [resync] = await waitFor("a resync", () => subject.resyncs.length > 0 && subject.resyncs);
+      const resync = await waitFor("a resync", () => subject.resyncs[0]);
       expect(resync).toMatchObject({
         fromRevision: revisionBefore,
         toRevision: compactedAt,
