@@ -49,5 +49,9 @@ export function reportError(
 }
 
 function firstLine(text: string): string {
-  return text.split("\n", 1)[0].trim();
+  // gRPC appends an empty "Resolution note:" to connection errors.
+  return text
+    .split("\n", 1)[0]
+    .replace(/\s*Resolution note:\s*$/, "")
+    .trim();
 }

@@ -113,7 +113,7 @@ async function route(
       if (!allow(["POST"])) return;
       try {
         const answer = await handlers.schedule(searchParams.get("reason") ?? "http request");
-        replyJson(response, 202, answer ?? { requested: true });
+        replyJson(response, 200, answer ?? { requested: true });
       } catch (error) {
         if (!(error instanceof HttpRefusal)) throw error;
         replyJson(response, error.statusCode, { error: error.message });

@@ -1,6 +1,49 @@
-/** `escheduler status` (being wired). */
-import { usageError } from "./errors.js";
+/** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
+import type { Etcd3 } from "etcd3";
+import { clusterReadiness, readClusterView } from "../barrier/index.js";
+import {
+  type KeyLayout,
+  keyLayout,
+  parseConfig,
+  parseRecord,
+  sharedConfigSchema,
+  type Task,
+} from "../node/index.js";
+import { connectEtcd } from "./connect.js";
+import { EXIT_OK } from "./errors.js";
+import { renderStatus, type StatusReport, statusReport } from "./status-view.js";
 
-export async function runStatus(_options: Record<string, unknown>): Promise<number> {
-  throw usageError("`escheduler status` is not available yet in this build");
+export async function runStatus(options: Record<string, unknown>): Promise<number> {
+  const config = parseConfig(sharedConfigSchema, options);
+  const client = await connectEtcd(config);
+  try {
+    const report = await readStatusReport(client, config.root);
+    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+    return EXIT_OK;
+  } finally {
+    client.close();
+  }
+}
+
+/** Reads the cluster at one revision (plus the task groups at that revision) and builds the report. */
+export async function readStatusReport(client: Etcd3, root: string): Promise<StatusReport> {
+  const keys = keyLayout(root);
+  const view = await readClusterView(client, keys);
+  const groups = await readTaskGroups(client, keys, view.revision);
+  return statusReport(root, view, clusterReadiness(view), (worker, id) => groups.get(keys.task(worker, id)));
+}
+
+/** Task key → group, read at the view's revision so counts and groups agree. */
+async function readTaskGroups(
+  client: Etcd3,
+  keys: KeyLayout,
+  revision: number,
+): Promise<Map<string, string>> {
+  const response = await client.getAll().prefix(keys.tasksPrefix).revision(String(revision)).exec();
+  const groups = new Map<string, string>();
+  for (const kv of response.kvs) {
+    const group = parseRecord<Task>(kv.value)?.group;
+    if (group) groups.set(kv.key.toString(), group);
+  }
+  return groups;
 }

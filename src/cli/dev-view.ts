@@ -1,0 +1,52 @@
+/** What `escheduler dev` shows: the changes between two status reports as lines, and a full screen on a terminal. */
+import { renderStatus, type StatusReport } from "./status-view.js";
+
+/** One line per change between `before` (undefined at first) and `after`. */
+export function describeChanges(before: StatusReport | undefined, after: StatusReport): string[] {
+  const lines: string[] = [];
+  const registered = (report?: StatusReport) =>
+    new Set(report?.workers.filter((w) => w.registered).map((w) => w.name) ?? []);
+  const was = registered(before);
+  const is = registered(after);
+  for (const name of is) if (!was.has(name)) lines.push(`${name} joined`);
+  for (const name of was) if (!is.has(name)) lines.push(`${name} left`);
+  if ((before?.leader ?? null) !== after.leader) {
+    lines.push(after.leader ? `${after.leader} leads` : "no leader");
+  }
+  if (!before?.barrierLeft && after.barrierLeft)
+    lines.push("barrier passed: the first gathering is complete");
+  const plan = after.plan;
+  if (plan && (plan.epoch !== before?.plan?.epoch || plan.at !== before?.plan?.at)) {
+    const loads = after.workers
+      .filter((w) => plan.workers.includes(w.name))
+      .map((w) => `${w.name} ${w.tasks}`)
+      .join(", ");
+    lines.push(
+      `rebalance #${plan.epoch} by ${plan.leader}: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved} (${loads})`,
+    );
+  }
+  if (before?.ready !== after.ready) {
+    const tasks = after.workers.reduce((sum, w) => sum + w.tasks, 0);
+    lines.push(
+      after.ready
+        ? `cluster ready: ${is.size} workers, ${tasks} tasks running`
+        : `cluster not ready: ${after.reasons[0] ?? "unknown"}${after.reasons.length > 1 ? ` (+${after.reasons.length - 1} more)` : ""}`,
+    );
+  }
+  return lines;
+}
+
+/** A time-stamped line ("12:00:01.234 message"). */
+export function stamped(message: string, now = new Date()): string {
+  return `${now.toTimeString().slice(0, 8)}.${String(now.getMilliseconds()).padStart(3, "0")} ${message}`;
+}
+
+export const KEY_HELP =
+  "keys: + add a worker · - stop a worker (SIGTERM) · k kill a worker (SIGKILL) · s schedule now · q quit";
+
+/** The full terminal screen: header, the status table, the recent changes and the key help. */
+export function renderScreen(header: string, report: StatusReport | undefined, recent: string[]): string {
+  const body = report ? renderStatus(report) : "waiting for etcd…\n";
+  const clear = "\x1b[H\x1b[2J";
+  return `${clear}${header}\n\n${body}\nRECENT\n${recent.join("\n")}\n\n${KEY_HELP}\n`;
+}

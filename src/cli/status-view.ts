@@ -1,0 +1,172 @@
+/** The cluster as an operator reads it: a JSON report and a table, built from one ClusterView. */
+import ms from "ms";
+import type { ClusterView } from "../barrier/index.js";
+import type { PlanRecord, TaskState } from "../node/index.js";
+import type { Readiness } from "./http.js";
+
+/** A task that is not running: its status, or `unstarted` when the worker wrote none yet. */
+export interface NotRunningTask {
+  id: string;
+  state: TaskState | "unstarted";
+  /** False for a task the worker still reports but no longer has (typically `stopping`). */
+  assigned: boolean;
+  attempt?: number;
+  since?: string;
+  error?: string;
+}
+
+export interface WorkerReport {
+  name: string;
+  host?: string;
+  pid?: number;
+  version?: string;
+  startedAt?: string;
+  capacity?: number;
+  /** False for a worker that holds assignments but is not registered (gone; the leader will move them). */
+  registered: boolean;
+  /** Included in the last applied plan. */
+  inPlan: boolean;
+  tasks: number;
+  /** Assigned tasks per balance group ("" is the default group). */
+  groups: Record<string, number>;
+  notRunning: NotRunningTask[];
+}
+
+export interface StatusReport {
+  root: string;
+  revision: number;
+  leader: string | null;
+  /** When the first gathering completed (the barrier marker), or null while the barrier is up. */
+  barrierLeft: string | null;
+  plan: (PlanRecord & { ageMs: number }) | null;
+  ready: boolean;
+  reasons: string[];
+  workers: WorkerReport[];
+}
+
+/** Builds the report; `groupOf` gives a task's group (undefined: the default group ""). */
+export function statusReport(
+  root: string,
+  view: ClusterView,
+  readiness: Readiness,
+  groupOf: (worker: string, taskId: string) => string | undefined,
+  now = Date.now(),
+): StatusReport {
+  const names = new Set([...view.workers.keys(), ...view.assignments.keys()]);
+  const workers = [...names].sort().map((name): WorkerReport => {
+    const info = view.workers.get(name);
+    const assigned = view.assignments.get(name) ?? [];
+    const statuses = view.statuses.get(name) ?? new Map();
+    const groups: Record<string, number> = {};
+    for (const id of assigned) {
+      const group = groupOf(name, id) ?? "";
+      groups[group] = (groups[group] ?? 0) + 1;
+    }
+    const notRunning: NotRunningTask[] = [];
+    const assignedSet = new Set(assigned);
+    for (const id of assigned) {
+      const status = statuses.get(id);
+      if (!status) notRunning.push({ id, state: "unstarted", assigned: true });
+      else if (status.state !== "running") notRunning.push({ id, assigned: true, ...status });
+    }
+    for (const [id, status] of statuses) {
+      if (!assignedSet.has(id)) notRunning.push({ id, assigned: false, ...status });
+    }
+    return {
+      name,
+      host: info?.host,
+      pid: info?.pid,
+      version: info?.version,
+      startedAt: info?.startedAt,
+      capacity: info?.capacity,
+      registered: info !== undefined,
+      inPlan: view.plan?.workers.includes(name) ?? false,
+      tasks: assigned.length,
+      groups,
+      notRunning: notRunning.sort((a, b) => a.id.localeCompare(b.id)),
+    };
+  });
+  return {
+    root,
+    revision: view.revision,
+    leader: view.leader ?? null,
+    barrierLeft: view.barrierLeft ?? null,
+    plan: view.plan ? { ...view.plan, ageMs: Math.max(0, now - Date.parse(view.plan.at)) } : null,
+    ready: readiness.ready,
+    reasons: readiness.reasons,
+    workers,
+  };
+}
+
+/** The report as text for a terminal: a summary, a table of workers, then the tasks that are not running. */
+export function renderStatus(report: StatusReport, now = Date.now()): string {
+  const lines: string[] = [];
+  const barrier = report.barrierLeft ? `passed ${ago(report.barrierLeft, now)}` : "not passed yet";
+  lines.push(`root ${report.root} · leader ${report.leader ?? "none"} · barrier ${barrier}`);
+  const plan = report.plan;
+  lines.push(
+    plan
+      ? `last plan #${plan.epoch} by ${plan.leader} ${ms(plan.ageMs)} ago: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}`
+      : "last plan: none yet",
+  );
+  lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);
+  lines.push("");
+
+  const groups = [...new Set(report.workers.flatMap((w) => Object.keys(w.groups)))].sort();
+  const header = [
+    "WORKER",
+    "TASKS",
+    ...groups.map((g) => (g === "" ? "(NO GROUP)" : g.toUpperCase())),
+    "NOT RUNNING",
+    "IN PLAN",
+    "HOST",
+    "PID",
+    "UP",
+  ];
+  const rows = report.workers.map((w) => [
+    w.registered ? w.name : `${w.name} (gone)`,
+    String(w.tasks),
+    ...groups.map((g) => String(w.groups[g] ?? 0)),
+    String(w.notRunning.length),
+    w.inPlan ? "yes" : "no",
+    w.host ?? "-",
+    w.pid === undefined ? "-" : String(w.pid),
+    w.startedAt ? ms(Math.max(0, now - Date.parse(w.startedAt))) : "-",
+  ]);
+  lines.push(...(rows.length > 0 ? table([header, ...rows]) : ["no workers registered"]));
+
+  const notRunning = report.workers.flatMap((w) => w.notRunning.map((task) => ({ worker: w.name, ...task })));
+  if (notRunning.length > 0) {
+    lines.push("", "NOT RUNNING");
+    lines.push(
+      ...table([
+        ["WORKER", "TASK", "STATE", "ATTEMPT", "SINCE", "ERROR"],
+        ...notRunning.map((t) => [
+          t.worker,
+          t.assigned ? t.id : `${t.id} (unassigned)`,
+          t.state,
+          t.attempt === undefined ? "-" : String(t.attempt),
+          t.since ? ago(t.since, now) : "-",
+          t.error ?? "",
+        ]),
+      ]),
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Left-aligned columns separated by two spaces. */
+export function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
+  return rows.map((row) =>
+    row
+      .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column])))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+function ago(time: string, now: number): string {
+  const at = Date.parse(time);
+  return Number.isNaN(at) ? time : `${ms(Math.max(0, now - at))} ago`;
+}
