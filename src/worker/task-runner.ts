@@ -1,0 +1,280 @@
+import { EschedulerError } from "../errors.js";
+import {
+  delay,
+  exponentialBackoff,
+  type Logger,
+  type Task,
+  type TaskState,
+  type TaskStatus,
+} from "../node/index.js";
+import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
+import { settlesWithin } from "./waiting.js";
+
+/** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
+export interface StatusSink {
+  put(taskId: string, status: TaskStatus): Promise<void>;
+  remove(taskId: string): Promise<void>;
+}
+
+/** A task state as the worker reports it; `stopped` means not running and no status key. */
+export type TaskRunState = TaskState | "stopped";
+
+export interface TaskStateChange {
+  task: string;
+  state: TaskRunState;
+  attempt: number;
+  error?: string;
+}
+
+/** What should run under one task id: a task, or a value that cannot be run (shown as `failed`). */
+export type TaskSpec = { task: Task; fingerprint: string } | { problem: string; fingerprint: string };
+
+export interface RetryOptions {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface TaskRunnerOptions {
+  taskId: string;
+  worker: string;
+  launcher: TaskLauncher;
+  status: StatusSink;
+  logger: Logger;
+  stopTimeoutMs: number;
+  retry: RetryOptions;
+  onState?: (change: TaskStateChange) => void;
+  /** Called when the runner has nothing to run and has stopped, so its owner may drop it. */
+  onSettled?: () => void;
+}
+
+/** One start of a task: its context, and once started, the handle to stop it. */
+interface Incarnation {
+  task: Task;
+  fingerprint: string;
+  attempt: number;
+  controller: AbortController;
+  ctx: TaskContext;
+  running?: RunningTask;
+  startedAt: number;
+  stopping: boolean;
+  /** Set when the task ended without being asked to. */
+  failure?: unknown;
+}
+
+/**
+ * The state machine of one task id: converges what runs to what is desired, one operation at a time
+ * (start with retries and backoff, stop within a timeout, restart on change), reporting each state.
+ */
+export class TaskRunner {
+  private desired?: TaskSpec;
+  private active?: Incarnation;
+  private launching?: Incarnation;
+  private current: TaskRunState = "stopped";
+  private currentError?: string;
+  private attempts = 0;
+  private statusStored = false;
+  private retryAfterMs?: number;
+  private sleeper?: AbortController;
+  private loop?: Promise<void>;
+  private dirty = false;
+  private readonly backoff;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: TaskRunnerOptions) {
+    this.backoff = exponentialBackoff({ initialMs: options.retry.initialMs, maxMs: options.retry.maxMs });
+    this.logger = options.logger;
+  }
+
+  get taskId(): string {
+    return this.options.taskId;
+  }
+  get state(): TaskRunState {
+    return this.current;
+  }
+  get error(): string | undefined {
+    return this.currentError;
+  }
+  get attempt(): number {
+    return this.active?.attempt ?? this.launching?.attempt ?? this.attempts;
+  }
+  get task(): Task | undefined {
+    const spec = this.desired;
+    return spec && "task" in spec ? spec.task : undefined;
+  }
+  /** True while nothing is desired, nothing runs and no operation is pending. */
+  get settled(): boolean {
+    return !this.desired && !this.active && !this.launching && !this.loop;
+  }
+
+  /** Sets what should run (undefined: nothing); a different fingerprint restarts the task. */
+  set(spec: TaskSpec | undefined): void {
+    const previous = this.desired;
+    this.desired = spec;
+    if (previous?.fingerprint !== spec?.fingerprint) {
+      this.attempts = 0;
+      this.backoff.reset();
+      this.retryAfterMs = undefined;
+      this.sleeper?.abort();
+      for (const incarnation of [this.launching, this.active]) {
+        if (incarnation && incarnation.fingerprint !== spec?.fingerprint) {
+          incarnation.controller.abort(
+            new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
+          );
+        }
+      }
+    }
+    this.kick();
+  }
+
+  /** Resolves once the pending operations are done (including a stop that outlives its timeout). */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private kick(): void {
+    this.dirty = true;
+    if (this.loop) return;
+    this.loop = this.reconcile()
+      .catch((error: unknown) => this.logger.error({ err: error }, "task runner failed"))
+      .finally(() => {
+        this.loop = undefined;
+        if (this.dirty) this.kick();
+        else if (this.settled) this.options.onSettled?.();
+      });
+  }
+
+  private async reconcile(): Promise<void> {
+    for (;;) {
+      this.dirty = false;
+      const want = this.desired;
+      const active = this.active;
+      if (active) {
+        if (active.failure !== undefined) {
+          this.active = undefined;
+          if (Date.now() - active.startedAt >= this.options.retry.maxMs) this.backoff.reset();
+          await this.fail(active.attempt, active.failure, "task ended without being stopped");
+        } else if (want?.fingerprint === active.fingerprint) {
+          return;
+        } else {
+          await this.stop(active);
+        }
+        continue;
+      }
+      if (!want) {
+        if (this.statusStored || this.current !== "stopped") await this.clear();
+        return;
+      }
+      if ("problem" in want) {
+        if (this.current !== "failed" || this.currentError !== want.problem) {
+          await this.report("failed", this.attempts, want.problem);
+        }
+        return;
+      }
+      if (this.retryAfterMs !== undefined) {
+        const wait = this.retryAfterMs;
+        this.retryAfterMs = undefined;
+        await this.sleep(wait);
+        continue;
+      }
+      await this.launch(want.task, want.fingerprint);
+    }
+  }
+
+  private async launch(task: Task, fingerprint: string): Promise<void> {
+    const controller = new AbortController();
+    const incarnation: Incarnation = {
+      task,
+      fingerprint,
+      attempt: ++this.attempts,
+      controller,
+      ctx: { signal: controller.signal, logger: this.logger, worker: this.options.worker },
+      startedAt: Date.now(),
+      stopping: false,
+    };
+    this.launching = incarnation;
+    try {
+      await this.report("starting", incarnation.attempt);
+      const running = await this.options.launcher.launch(task, incarnation.ctx);
+      incarnation.running = running;
+      incarnation.startedAt = Date.now();
+      this.active = incarnation;
+      running.ended.then((reason) => {
+        // A run() that returns because it was asked to stop is not a failure.
+        if (incarnation.stopping || controller.signal.aborted) return;
+        incarnation.failure = reason ?? new Error("task ended");
+        this.kick();
+      });
+      this.launching = undefined;
+      await this.report("running", incarnation.attempt);
+      this.logger.debug({ attempt: incarnation.attempt }, "task running");
+    } catch (error) {
+      this.launching = undefined;
+      if (controller.signal.aborted) {
+        this.logger.debug({ err: error }, "task start abandoned: no longer wanted");
+        return;
+      }
+      await this.fail(incarnation.attempt, error, "task start failed");
+    }
+  }
+
+  private async fail(attempt: number, error: unknown, message: string): Promise<void> {
+    const reason = errorMessage(error);
+    this.retryAfterMs = this.backoff.next();
+    this.logger.warn({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
+    await this.report("failed", attempt, reason);
+  }
+
+  private async stop(incarnation: Incarnation): Promise<void> {
+    incarnation.stopping = true;
+    await this.report("stopping", incarnation.attempt);
+    incarnation.controller.abort(
+      new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
+    );
+    const stopped = (incarnation.running as RunningTask).stop().catch((error: unknown) => {
+      this.logger.error({ err: error }, "task stop failed; treating the task as stopped");
+    });
+    const stopTimeoutMs = this.options.stopTimeoutMs;
+    if (!(await settlesWithin(stopped, stopTimeoutMs))) {
+      this.logger.error(
+        { stopTimeoutMs },
+        "task stop exceeded the stop timeout; status kept until it returns",
+      );
+      await stopped;
+      this.logger.warn({ tookMs: Date.now() - incarnation.startedAt }, "late task stop returned");
+    }
+    this.active = undefined;
+    // A replacement will report `starting` at once; only a task that is no longer wanted loses its key.
+    if (!this.desired) await this.clear();
+  }
+
+  private async clear(): Promise<void> {
+    await this.options.status.remove(this.taskId);
+    this.statusStored = false;
+    this.current = "stopped";
+    this.currentError = undefined;
+    this.options.onState?.({ task: this.taskId, state: "stopped", attempt: this.attempt });
+  }
+
+  private async report(state: TaskState, attempt: number, error?: string): Promise<void> {
+    this.current = state;
+    this.currentError = error;
+    const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
+    if (error !== undefined) status.error = error;
+    this.statusStored = true;
+    await this.options.status.put(this.taskId, status);
+    // Announced once stored, so an observer that reads etcd on this event sees it.
+    this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    const sleeper = new AbortController();
+    this.sleeper = sleeper;
+    await delay(ms, sleeper.signal).catch(() => {});
+    if (this.sleeper === sleeper) this.sleeper = undefined;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0] || "unknown error";
+}

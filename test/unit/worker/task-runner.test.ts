@@ -1,0 +1,240 @@
+import { describe, expect, it } from "vitest";
+import { silentLogger, type Task, type TaskStatus } from "../../../src/node/index.js";
+import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
+import {
+  type StatusSink,
+  TaskRunner,
+  type TaskRunnerOptions,
+  type TaskSpec,
+} from "../../../src/worker/task-runner.js";
+import { waitFor } from "../../helpers/context.js";
+
+/** Status keys kept in memory: the runner's view of `/R/status/<me>/`. */
+class MemoryStatus implements StatusSink {
+  readonly history: string[] = [];
+  readonly current = new Map<string, TaskStatus>();
+  async put(taskId: string, status: TaskStatus): Promise<void> {
+    this.current.set(taskId, status);
+    this.history.push(status.error ? `${status.state}(${status.error})` : status.state);
+  }
+  async remove(taskId: string): Promise<void> {
+    this.current.delete(taskId);
+    this.history.push("removed");
+  }
+}
+
+/** A start/stop handler that records calls and can be told to fail or hang. */
+function recordingHandler() {
+  const calls: string[] = [];
+  const control = {
+    failStarts: 0,
+    stopDelayMs: 0,
+    startGate: undefined as Promise<void> | undefined,
+    contexts: [] as TaskContext[],
+  };
+  const handler: StartStopHandler = {
+    async start(task: Task, ctx: TaskContext) {
+      control.contexts.push(ctx);
+      calls.push(`start ${JSON.stringify(task.payload ?? null)}`);
+      if (control.startGate) await control.startGate;
+      if (control.failStarts > 0) {
+        control.failStarts--;
+        throw new Error("boom");
+      }
+    },
+    async stop(task: Task) {
+      calls.push(`stop ${JSON.stringify(task.payload ?? null)}`);
+      if (control.stopDelayMs) await new Promise((resolve) => setTimeout(resolve, control.stopDelayMs));
+      calls.push(`stopped ${JSON.stringify(task.payload ?? null)}`);
+    },
+  };
+  return { handler, calls, control };
+}
+
+function spec(payload: unknown): TaskSpec {
+  const task = { id: "t1", payload };
+  return { task, fingerprint: JSON.stringify(task) };
+}
+
+function runner(handler: unknown, overrides: Partial<TaskRunnerOptions> = {}) {
+  const status = new MemoryStatus();
+  const settled: number[] = [];
+  const task = new TaskRunner({
+    taskId: "t1",
+    worker: "w1",
+    launcher: taskLauncher(handler),
+    status,
+    logger: silentLogger,
+    stopTimeoutMs: 1_000,
+    retry: { initialMs: 20, maxMs: 40 },
+    onSettled: () => settled.push(Date.now()),
+    ...overrides,
+  });
+  return { task, status, settled };
+}
+
+describe("TaskRunner", () => {
+  it("reports starting then running, and hands the handler the task and its context", async () => {
+    const { handler, calls, control } = recordingHandler();
+    const { task, status } = runner(handler);
+    task.set(spec({ n: 1 }));
+    await task.idle();
+    expect(calls).toEqual(['start {"n":1}']);
+    expect(status.history).toEqual(["starting", "running"]);
+    expect(status.current.get("t1")).toMatchObject({ state: "running", attempt: 1 });
+    expect(control.contexts[0].worker).toBe("w1");
+    expect(control.contexts[0].signal.aborted).toBe(false);
+    expect(task.state).toBe("running");
+  });
+
+  it("shows a failed start with its error, then retries with backoff until it runs", async () => {
+    const { handler, control } = recordingHandler();
+    control.failStarts = 2;
+    const { task, status } = runner(handler);
+    task.set(spec(1));
+    await waitFor("the task to run", () => task.state === "running");
+    expect(status.history).toEqual([
+      "starting",
+      "failed(boom)",
+      "starting",
+      "failed(boom)",
+      "starting",
+      "running",
+    ]);
+    expect(status.current.get("t1")).toMatchObject({ state: "running", attempt: 3 });
+  });
+
+  it("stops a removed task and deletes its status once stopped", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status, settled } = runner(handler);
+    task.set(spec(1));
+    await task.idle();
+    task.set(undefined);
+    await task.idle();
+    expect(calls).toEqual(["start 1", "stop 1", "stopped 1"]);
+    expect(status.history).toEqual(["starting", "running", "stopping", "removed"]);
+    expect(status.current.has("t1")).toBe(false);
+    expect(task.state).toBe("stopped");
+    expect(settled.length).toBe(1);
+  });
+
+  it("restarts a task whose payload changed: stop the old, then start the new", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler);
+    task.set(spec("a"));
+    await task.idle();
+    task.set(spec("b"));
+    await task.idle();
+    expect(calls).toEqual(['start "a"', 'stop "a"', 'stopped "a"', 'start "b"']);
+    expect(status.history).toEqual(["starting", "running", "stopping", "starting", "running"]);
+  });
+
+  it("does not restart a task set again with the same value", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task } = runner(handler);
+    task.set(spec("a"));
+    await task.idle();
+    task.set(spec("a"));
+    await task.idle();
+    expect(calls).toEqual(['start "a"']);
+  });
+
+  it("serialises operations: a removal during a slow start aborts its signal and stops it only after it started", async () => {
+    const { handler, calls, control } = recordingHandler();
+    let openGate!: () => void;
+    control.startGate = new Promise((resolve) => {
+      openGate = resolve;
+    });
+    const { task, status } = runner(handler);
+    task.set(spec(1));
+    await waitFor("start to be called", () => calls.length === 1);
+    task.set(undefined);
+    expect(control.contexts[0].signal.aborted).toBe(true);
+    expect(calls).toEqual(["start 1"]);
+    openGate();
+    await task.idle();
+    expect(calls).toEqual(["start 1", "stop 1", "stopped 1"]);
+    expect(status.current.has("t1")).toBe(false);
+  });
+
+  it("keeps the status of a stop that overruns the stop timeout until the stop returns", async () => {
+    const { handler, control } = recordingHandler();
+    control.stopDelayMs = 300;
+    const { task, status } = runner(handler, { stopTimeoutMs: 50 });
+    task.set(spec(1));
+    await task.idle();
+    task.set(undefined);
+    await new Promise((resolve) => setTimeout(resolve, 150)); // past the 50 ms timeout, before the 300 ms stop ends
+    expect(status.current.get("t1")?.state).toBe("stopping");
+    await task.idle();
+    expect(status.current.has("t1")).toBe(false);
+  });
+
+  it("restarts a run() task that ends on its own, reporting it failed meanwhile", async () => {
+    let runs = 0;
+    const run = async (_task: Task, ctx: TaskContext) => {
+      runs++;
+      if (runs === 1) throw new Error("crashed");
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    };
+    const { task, status } = runner(run);
+    task.set(spec(1));
+    await waitFor("the second run", () => runs === 2 && task.state === "running");
+    expect(status.history).toEqual(["starting", "running", "failed(crashed)", "starting", "running"]);
+    task.set(undefined);
+    await task.idle();
+    expect(status.history.slice(-2)).toEqual(["stopping", "removed"]);
+  });
+
+  it("stops a run() task by aborting its signal and waiting for it to return", async () => {
+    const events: string[] = [];
+    const run = async (_task: Task, ctx: TaskContext) => {
+      events.push("run");
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      events.push("returned");
+    };
+    const { task } = runner(run);
+    task.set(spec(1));
+    await task.idle();
+    task.set(undefined);
+    await task.idle();
+    expect(events).toEqual(["run", "returned"]);
+    expect(task.state).toBe("stopped");
+  });
+
+  it("shows a value that is not a task as failed without calling the handler", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler);
+    task.set({ problem: "not a task", fingerprint: "x" });
+    await task.idle();
+    expect(calls).toEqual([]);
+    expect(status.current.get("t1")).toMatchObject({ state: "failed", error: "not a task" });
+  });
+
+  it("gives up a pending retry when the task is removed", async () => {
+    const { handler, control, calls } = recordingHandler();
+    control.failStarts = 100;
+    const { task, status } = runner(handler, { retry: { initialMs: 10_000, maxMs: 10_000 } });
+    task.set(spec(1));
+    await waitFor("the first failure", () => task.state === "failed");
+    task.set(undefined);
+    await task.idle();
+    expect(calls).toEqual(["start 1"]);
+    expect(status.current.has("t1")).toBe(false);
+  });
+
+  it("abandons a start that rejects because it was aborted, without reporting it failed", async () => {
+    const handler: StartStopHandler = {
+      start: (_task, ctx) =>
+        new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))),
+      stop: () => {},
+    };
+    const { task, status } = runner(handler);
+    task.set(spec(1));
+    await waitFor("starting", () => task.state === "starting");
+    task.set(undefined);
+    await task.idle();
+    expect(status.history).toEqual(["starting", "removed"]);
+  });
+});
