@@ -1,0 +1,43 @@
+import type { IRequestOp } from "etcd3";
+
+/** etcd's default `--max-txn-ops`. */
+export const MAX_TXN_OPS = 128;
+/** Stays clear of etcd's default 1.5 MiB request limit. */
+export const MAX_TXN_BYTES = 1024 * 1024;
+
+/** One key write of a schedule. */
+export type WriteOp = { type: "put"; key: string; value: string } | { type: "delete"; key: string };
+
+/** Splits `ops` in order into transactions of at most `maxOps` operations and `maxBytes` of keys and values. */
+export function intoBatches(
+  ops: readonly WriteOp[],
+  maxOps = MAX_TXN_OPS,
+  maxBytes = MAX_TXN_BYTES,
+): WriteOp[][] {
+  const batches: WriteOp[][] = [];
+  let current: WriteOp[] = [];
+  let currentBytes = 0;
+  for (const op of ops) {
+    const bytes = opBytes(op);
+    if (current.length > 0 && (current.length >= maxOps || currentBytes + bytes > maxBytes)) {
+      batches.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(op);
+    currentBytes += bytes;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+export function toRequestOp(op: WriteOp): IRequestOp {
+  return op.type === "put"
+    ? { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value) } }
+    : { request_delete_range: { key: Buffer.from(op.key) } };
+}
+
+function opBytes(op: WriteOp): number {
+  // Key and value dominate; 16 bytes cover the protobuf framing of one operation.
+  return Buffer.byteLength(op.key) + (op.type === "put" ? Buffer.byteLength(op.value) : 0) + 16;
+}

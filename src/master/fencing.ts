@@ -1,0 +1,105 @@
+import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
+import { EschedulerError } from "../errors.js";
+import { type Logger, silentLogger } from "../node/index.js";
+import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
+
+/** The compare every leader write carries: this master's election key still exists with its creation revision. */
+export function leaderFence(electionKey: string, createRevision: number | string): ICompare[] {
+  return [
+    {
+      key: Buffer.from(electionKey),
+      target: CompareTarget.Create,
+      result: CompareResult.Equal,
+      create_revision: String(createRevision),
+    },
+  ];
+}
+
+export interface FencedWriterOptions {
+  /** Transactions in flight at once. */
+  concurrency?: number;
+  logger?: Logger;
+  /** Called once, when a transaction's fence fails. */
+  onDeposed?: (error: EschedulerError) => void;
+}
+
+/**
+ * Writes on behalf of one leadership: every transaction carries the fence. After the first failed
+ * fence it sends nothing more (every later call throws ERR_DEPOSED at once).
+ */
+export class FencedWriter {
+  private deposedError?: EschedulerError;
+  private readonly concurrency: number;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly fence: ICompare[],
+    private readonly options: FencedWriterOptions = {},
+  ) {
+    this.concurrency = options.concurrency ?? 4;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  get deposed(): boolean {
+    return this.deposedError !== undefined;
+  }
+
+  /** Commits `ops` as one fenced transaction; resolves with its revision. */
+  async commit(ops: readonly WriteOp[]): Promise<number> {
+    this.throwIfDeposed();
+    const response = await this.client.kv.txn({
+      compare: this.fence,
+      success: ops.map(toRequestOp),
+      failure: [],
+    });
+    if (!response.succeeded) throw this.markDeposed(ops.length);
+    return Number(response.header.revision);
+  }
+
+  /**
+   * Commits `ops` in order as transactions within etcd's limits, `concurrency` at a time; resolves with the
+   * highest revision written (0 when there was nothing to write). Stops starting transactions on the
+   * first failure or when `signal` aborts, waits for those in flight, then throws.
+   */
+  async apply(ops: readonly WriteOp[], signal?: AbortSignal): Promise<number> {
+    const batches = intoBatches(ops);
+    let next = 0;
+    let highest = 0;
+    let failure: unknown;
+    const lane = async () => {
+      while (failure === undefined && next < batches.length) {
+        if (signal?.aborted) {
+          failure = signal.reason;
+          return;
+        }
+        const batch = batches[next++];
+        try {
+          highest = Math.max(highest, await this.commit(batch));
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, batches.length) }, lane));
+    if (failure !== undefined) throw failure;
+    return highest;
+  }
+
+  private throwIfDeposed(): void {
+    if (this.deposedError) throw this.deposedError;
+  }
+
+  private markDeposed(opCount: number): EschedulerError {
+    if (!this.deposedError) {
+      const key = this.fence[0]?.key?.toString();
+      this.deposedError = new EschedulerError(
+        "ERR_DEPOSED",
+        `deposed: election key ${key} no longer exists at revision ${this.fence[0]?.create_revision}; writing nothing more`,
+      );
+      this.logger.warn({ electionKey: key, droppedOps: opCount }, "fence failed: this master was deposed");
+      this.options.onDeposed?.(this.deposedError);
+    }
+    return this.deposedError;
+  }
+}

@@ -1,0 +1,8 @@
+export { campaign, type Leadership } from "./campaign.js";
+export type { DeposedEvent, ElectedEvent, MasterEvents, ScheduleFailedEvent } from "./events.js";
+export { FencedWriter, leaderFence } from "./fencing.js";
+export { type Generator, type GeneratorContext, loadGenerator } from "./generator.js";
+export type { HandoffWaitEvent } from "./handoff.js";
+export { Master, type MasterOptions } from "./master.js";
+export type { ScheduleResult } from "./schedule.js";
+export { MAX_TASK_VALUE_BYTES, validateTasks } from "./validation.js";

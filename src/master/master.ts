@@ -1,0 +1,373 @@
+import { EventEmitter } from "node:events";
+import type { Etcd3 } from "etcd3";
+import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
+import { EschedulerError, isEschedulerError } from "../errors.js";
+import {
+  createEtcdClient,
+  defaultNodeName,
+  delay,
+  type EtcdConnectionConfig,
+  exponentialBackoff,
+  type KeyLayout,
+  keyLayout,
+  type Logger,
+  silentLogger,
+} from "../node/index.js";
+import { PrefixWatcher } from "../watcher/index.js";
+import { campaign, type Leadership } from "./campaign.js";
+import type { MasterEvents } from "./events.js";
+import { FencedWriter } from "./fencing.js";
+import { type Generator, loadGenerator } from "./generator.js";
+import { HandoffGate } from "./handoff.js";
+import { runSchedule, type ScheduleResult } from "./schedule.js";
+import { CoalescingRunner, Debouncer } from "./triggers.js";
+
+export interface MasterOptions extends Partial<EtcdConnectionConfig> {
+  /** An etcd client to use (not closed by `stop()`); otherwise one is created from `etcd` and the TLS/auth fields. */
+  client?: Etcd3;
+  root: string;
+  /** Defaults to `<ip>-<pid>`. */
+  name?: string;
+  /** Campaign lease time-to-live; default 10 s. */
+  ttlMs?: number;
+  /** Workers to gather in the first-start barrier (0: no gathering); default 0. */
+  expectedWorkers?: number;
+  /** Periodic schedule; default 60 s. */
+  intervalMs?: number;
+  /** Quiet time after a change under `/R/worker/` before scheduling; default 5 s. */
+  rebalanceWaitMs?: number;
+  /** Generator deadline; default 30 s. */
+  timeoutMs?: number;
+  /** How long the first-start gathering waits for the expected workers; default 5 min. */
+  barrierTimeoutMs?: number;
+  /** `wait` (default): a moved task is written to its new worker only once the old one has stopped it. */
+  handoff?: "wait" | "immediate";
+  /** The generator, or the path of a module that default-exports one. */
+  generator: Generator | string;
+  logger?: Logger;
+  version?: string;
+}
+
+type Settings = Required<
+  Pick<
+    MasterOptions,
+    | "ttlMs"
+    | "expectedWorkers"
+    | "intervalMs"
+    | "rebalanceWaitMs"
+    | "timeoutMs"
+    | "barrierTimeoutMs"
+    | "handoff"
+  >
+>;
+
+const DEFAULTS: Settings = {
+  ttlMs: 10_000,
+  expectedWorkers: 0,
+  intervalMs: 60_000,
+  rebalanceWaitMs: 5_000,
+  timeoutMs: 30_000,
+  barrierTimeoutMs: 300_000,
+  handoff: "wait",
+};
+
+/** What one leadership term runs on. */
+interface Term {
+  leadership: Leadership;
+  runner: CoalescingRunner<ScheduleResult>;
+}
+
+/**
+ * The master: campaigns for leadership and, while it leads, schedules on every trigger (first start,
+ * worker changes, interval, `scheduleNow`) with every write fenced by its election key.
+ */
+export class Master extends EventEmitter<MasterEvents> {
+  readonly name: string;
+  readonly keys: KeyLayout;
+  private readonly settings: Settings;
+  private readonly logger: Logger;
+  private readonly stopping = new AbortController();
+  private client?: Etcd3;
+  private generator?: Generator;
+  private term?: Term;
+  private started?: Promise<void>;
+  private campaigning?: Promise<void>;
+  private stopped?: Promise<void>;
+
+  constructor(private readonly options: MasterOptions) {
+    super();
+    this.keys = keyLayout(options.root);
+    this.name = options.name ?? defaultNodeName();
+    this.settings = { ...DEFAULTS, ...definedOnly(options) };
+    validateSettings(this.settings);
+    this.logger = (options.logger ?? silentLogger).child({ master: this.name });
+  }
+
+  get isLeader(): boolean {
+    return this.term !== undefined && !this.term.leadership.signal.aborted;
+  }
+
+  /** Loads the generator and joins the election; resolves once this master is a candidate (leader or standby). */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      this.generator = await loadGenerator(this.options.generator);
+      this.client =
+        this.options.client ?? createEtcdClient({ ...this.options, etcd: this.options.etcd ?? [] });
+      let candidate!: () => void;
+      let failed!: (error: unknown) => void;
+      const isCandidate = new Promise<void>((resolve, reject) => {
+        candidate = resolve;
+        failed = reject;
+      });
+      this.campaigning = this.campaignLoop(this.client, candidate, failed);
+      await isCandidate;
+    })();
+    return this.started;
+  }
+
+  /** Stops scheduling and resigns, so a standby is elected at once. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping.abort(new EschedulerError("ERR_ABORTED", `master ${this.name} stopped`));
+      await this.started?.catch(() => undefined);
+      await this.campaigning;
+      if (this.client && !this.options.client) this.client.close();
+      this.logger.info("master stopped");
+    })();
+    return this.stopped;
+  }
+
+  /**
+   * Schedules as soon as possible (after the running schedule, if any). Resolves with that schedule's
+   * figures, or undefined when this master is not leading; rejects when the schedule fails.
+   */
+  scheduleNow(reason = "requested"): Promise<ScheduleResult | undefined> {
+    if (!this.isLeader || !this.term) return Promise.resolve(undefined);
+    return this.term.runner.request(reason);
+  }
+
+  private async campaignLoop(
+    client: Etcd3,
+    candidate: () => void,
+    failed: (error: unknown) => void,
+  ): Promise<void> {
+    const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
+    let everCandidate = false;
+    while (!this.stopping.signal.aborted) {
+      let leadership: Leadership;
+      try {
+        leadership = await campaign({
+          client,
+          keys: this.keys,
+          name: this.name,
+          ttlMs: this.settings.ttlMs,
+          logger: this.logger,
+          signal: this.stopping.signal,
+          onCandidate: (key) => {
+            everCandidate = true;
+            this.logger.info({ electionKey: key }, "campaigning");
+            candidate();
+          },
+        });
+      } catch (error) {
+        if (this.stopping.signal.aborted) break;
+        if (!everCandidate) {
+          failed(error);
+          return;
+        }
+        this.logger.warn({ err: error }, "campaign failed; campaigning again");
+        await delay(backoff.next(), this.stopping.signal).catch(() => undefined);
+        continue;
+      }
+      backoff.reset();
+      await this.lead(client, leadership);
+    }
+  }
+
+  /** Runs one leadership term until it ends; resigns on stop. */
+  private async lead(client: Etcd3, leadership: Leadership): Promise<void> {
+    const { signal, epoch } = leadership;
+    const logger = this.logger.child({ epoch });
+    const writer = new FencedWriter(client, leadership.fence, {
+      logger,
+      onDeposed: (error) => leadership.depose(error),
+    });
+    const retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: this.settings.intervalMs });
+    let retryTimer: NodeJS.Timeout | undefined;
+    const handoffs =
+      this.settings.handoff === "wait"
+        ? new HandoffGate(client, this.keys, writer, {
+            logger,
+            onReleased: (event) => {
+              logger.info(event, "hand-off: task written to its new worker");
+              this.emit("handoffWait", event);
+            },
+            onWriteFailed: (error) => {
+              logger.warn({ err: error }, "hand-off write failed; scheduling again");
+              runner.trigger("handoff-retry");
+            },
+          })
+        : undefined;
+    const workers = new PrefixWatcher(client, this.keys.workersPrefix, { logger });
+    const runner = new CoalescingRunner<ScheduleResult>(
+      async (reasons) => {
+        clearTimeout(retryTimer);
+        try {
+          const result = await runSchedule(
+            {
+              client,
+              keys: this.keys,
+              leader: this.name,
+              epoch,
+              writer,
+              generator: this.generator as Generator,
+              timeoutMs: this.settings.timeoutMs,
+              handoffs,
+              liveWorkers: () =>
+                [...workers.entries.keys()].flatMap((key) => this.keys.parseWorker(key) ?? []),
+              logger,
+              signal,
+            },
+            reasons,
+          );
+          retryBackoff.reset();
+          logger.info(result, "schedule applied");
+          this.emit("scheduled", result);
+          return result;
+        } catch (error) {
+          if (signal.aborted || writer.deposed) return undefined;
+          const known = isEschedulerError(error);
+          const reason = known ? error.code : "ERR_ETCD";
+          logger.error({ err: error, reasons }, "schedule failed; etcd keeps the previous assignment");
+          this.emit("scheduleFailed", { reason, error: error as Error });
+          this.reportError(error as Error);
+          // etcd trouble is retried; a generator's mistake waits for the next trigger.
+          if (!known) retryTimer = setTimeout(() => runner.trigger("retry"), retryBackoff.next());
+          throw error;
+        }
+      },
+      { paused: true },
+    );
+    const debouncer = new Debouncer(this.settings.rebalanceWaitMs, () => runner.trigger("workers"));
+    workers.on("change", () => debouncer.poke());
+    workers.on("resync", () => debouncer.poke());
+    const interval = setInterval(() => runner.trigger("interval"), this.settings.intervalMs);
+    this.term = { leadership, runner };
+    logger.info({ electionKey: leadership.key }, "elected leader");
+    this.emit("elected", { epoch, electionKey: leadership.key });
+    try {
+      await handoffs?.start(signal);
+      await workers.start(signal);
+      await this.gather(client, leadership, workers, logger);
+      runner.trigger("elected");
+      runner.resume();
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    } catch (error) {
+      if (!signal.aborted) {
+        logger.error({ err: error }, "leadership failed; resigning");
+        this.reportError(error as Error);
+        leadership.depose(error as Error);
+      }
+    } finally {
+      clearInterval(interval);
+      clearTimeout(retryTimer);
+      debouncer.cancel();
+      await runner.close();
+      clearTimeout(retryTimer);
+      await handoffs?.close();
+      await workers.close();
+      this.term = undefined;
+      if (this.stopping.signal.aborted) {
+        await leadership.resign();
+        logger.info("resigned leadership");
+      } else {
+        const reason = (signal.reason as Error | undefined)?.message ?? "leadership ended";
+        leadership.depose(signal.reason as Error);
+        logger.warn({ reason }, "deposed; campaigning again");
+        this.emit("deposed", { epoch, reason });
+      }
+    }
+  }
+
+  /** First start of a fleet: gather the expected workers (at most `barrierTimeout`), then set the marker. */
+  private async gather(
+    client: Etcd3,
+    leadership: Leadership,
+    workers: PrefixWatcher,
+    logger: Logger,
+  ): Promise<void> {
+    if (await isBarrierLeft(client, this.keys)) return;
+    const { expectedWorkers, barrierTimeoutMs } = this.settings;
+    if (expectedWorkers > 0) {
+      const barrier = gatheringBarrier({
+        client,
+        keys: this.keys,
+        name: this.name,
+        expectedWorkers,
+        session: leadership.session,
+        logger,
+      });
+      logger.info({ expectedWorkers, barrierTimeoutMs }, "gathering the first start's workers");
+      try {
+        await barrier.enter({ signal: leadership.signal, timeoutMs: barrierTimeoutMs });
+      } catch (error) {
+        if ((error as EschedulerError).code !== "ERR_BARRIER_TIMEOUT") throw error;
+        const arrived = await barrier.participants().catch(() => [] as string[]);
+        const registered = [...workers.entries.keys()].flatMap((key) => this.keys.parseWorker(key) ?? []);
+        logger.warn(
+          {
+            expectedWorkers,
+            arrived,
+            registeredButAbsent: registered.filter((name) => !arrived.includes(name)),
+            missing: Math.max(0, expectedWorkers - arrived.filter((name) => name !== this.name).length),
+          },
+          "barrier timed out; scheduling with the workers present",
+        );
+      }
+      void barrier.leave({ signal: leadership.signal }).catch((error: unknown) => {
+        if (!leadership.signal.aborted) logger.warn({ err: error }, "leaving the gathering barrier failed");
+      });
+    }
+    await markBarrierLeft(client, this.keys, leadership.fence);
+  }
+
+  private reportError(error: Error): void {
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+  }
+}
+
+function definedOnly(options: MasterOptions): Partial<Settings> {
+  const settings: Partial<Settings> = {};
+  for (const field of Object.keys(DEFAULTS) as Array<keyof Settings>) {
+    if (options[field] !== undefined) (settings as Record<string, unknown>)[field] = options[field];
+  }
+  return settings;
+}
+
+function validateSettings(settings: Settings): void {
+  const positive: Array<keyof Settings> = ["ttlMs", "intervalMs", "timeoutMs"];
+  for (const field of positive) {
+    const value = settings[field];
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+      throw new EschedulerError(
+        "ERR_CONFIG",
+        `master option ${field} must be a positive number (got ${value})`,
+      );
+    }
+  }
+  for (const field of ["expectedWorkers", "rebalanceWaitMs", "barrierTimeoutMs"] as const) {
+    const value = settings[field];
+    if (!Number.isFinite(value) || value < 0) {
+      throw new EschedulerError("ERR_CONFIG", `master option ${field} must be zero or more (got ${value})`);
+    }
+  }
+  if (settings.handoff !== "wait" && settings.handoff !== "immediate") {
+    throw new EschedulerError(
+      "ERR_CONFIG",
+      `master option handoff must be "wait" or "immediate" (got ${settings.handoff})`,
+    );
+  }
+}

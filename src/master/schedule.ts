@@ -1,0 +1,169 @@
+import type { Etcd3, IRangeResponse } from "etcd3";
+import { type Plan, plan } from "../balancer/index.js";
+import {
+  type KeyLayout,
+  type Logger,
+  type PlanRecord,
+  parseRecord,
+  prefixRangeEnd,
+  type WorkerInfo,
+} from "../node/index.js";
+import { type CurrentAssignment, scheduleChanges } from "./changes.js";
+import type { FencedWriter } from "./fencing.js";
+import { type Generator, generateTasks } from "./generator.js";
+import type { HandoffGate } from "./handoff.js";
+import type { ValidTask } from "./validation.js";
+
+/** Figures of one applied schedule (the `scheduled` event). */
+export interface ScheduleResult {
+  epoch: number;
+  /** What asked for this schedule (coalesced triggers). */
+  reasons: string[];
+  workers: number;
+  tasks: number;
+  added: number;
+  updated: number;
+  removed: number;
+  moved: number;
+  unassigned: number;
+  /** Puts still waiting for the old owner to stop the task when the schedule finished. */
+  handoffs: number;
+  durationMs: number;
+  generateMs: number;
+  readMs: number;
+  planMs: number;
+  applyMs: number;
+  /** Revision of the `/R/plan` write. */
+  revision: number;
+}
+
+export interface ScheduleContext {
+  client: Etcd3;
+  keys: KeyLayout;
+  /** This master's name, recorded as the plan's leader. */
+  leader: string;
+  epoch: number;
+  writer: FencedWriter;
+  generator: Generator;
+  timeoutMs: number;
+  /** Present with `--handoff wait`. */
+  handoffs?: HandoffGate;
+  /** Live worker names for the generator (the authoritative list is read with the assignment). */
+  liveWorkers: () => string[];
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+/**
+ * One schedule: generate and validate (nothing is written if that fails), read workers and assignments
+ * at one revision, plan, then write removals, additions in priority order, and `/R/plan` — all fenced.
+ */
+export async function runSchedule(context: ScheduleContext, reasons: string[]): Promise<ScheduleResult> {
+  const { keys, signal, writer } = context;
+  const startedAt = performance.now();
+  const tasks = await generateTasks(context.generator, {
+    workers: context.liveWorkers(),
+    logger: context.logger,
+    signal,
+    timeoutMs: context.timeoutMs,
+  });
+  const generatedAt = performance.now();
+  signal.throwIfAborted();
+
+  // Held hand-offs of an earlier schedule are decided again below, from what etcd says now.
+  await context.handoffs?.cancelPending();
+  const { workers, current } = await readAssignment(context.client, keys);
+  const readAt = performance.now();
+  signal.throwIfAborted();
+
+  const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
+  const target: Plan | undefined =
+    workers.length === 0
+      ? undefined
+      : plan({
+          workers,
+          tasks: tasks.map((valid) => valid.task),
+          current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
+        });
+  const changes = scheduleChanges(keys, target, byId, current);
+  const plannedAt = performance.now();
+  signal.throwIfAborted();
+
+  await writer.apply(changes.removals, signal);
+  let immediate = changes.puts;
+  if (context.handoffs) {
+    const split = await context.handoffs.partition(changes.puts);
+    context.handoffs.hold(split.held, split.revision);
+    immediate = split.ready;
+  }
+  await writer.apply(
+    immediate.map((put) => ({ type: "put", key: put.key, value: put.value })),
+    signal,
+  );
+  const record: PlanRecord = {
+    epoch: context.epoch,
+    leader: context.leader,
+    at: new Date().toISOString(),
+    workers: workers.map((worker) => worker.name),
+    tasks: tasks.length,
+    moved: changes.moved,
+  };
+  signal.throwIfAborted();
+  const revision = await writer.commit([{ type: "put", key: keys.plan, value: JSON.stringify(record) }]);
+  const appliedAt = performance.now();
+
+  return {
+    epoch: context.epoch,
+    reasons,
+    workers: workers.length,
+    tasks: tasks.length,
+    added: changes.added,
+    updated: changes.updated,
+    removed: changes.removed,
+    moved: changes.moved,
+    unassigned: target ? target.unassigned.length : tasks.length,
+    handoffs: context.handoffs?.pending ?? 0,
+    durationMs: Math.round(appliedAt - startedAt),
+    generateMs: Math.round(generatedAt - startedAt),
+    readMs: Math.round(readAt - generatedAt),
+    planMs: Math.round(plannedAt - readAt),
+    applyMs: Math.round(appliedAt - plannedAt),
+    revision,
+  };
+}
+
+/** Live workers (with capacity) and every task key, read in one transaction so both are from one revision. */
+async function readAssignment(
+  client: Etcd3,
+  keys: KeyLayout,
+): Promise<{
+  workers: Array<{ name: string; capacity?: number }>;
+  current: CurrentAssignment;
+  revision: number;
+}> {
+  const range = (prefix: string) => ({
+    request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) },
+  });
+  const response = await client.kv.txn({
+    compare: [],
+    success: [range(keys.workersPrefix), range(keys.tasksPrefix)],
+    failure: [],
+  });
+  const [workerRange, taskRange] = response.responses.map((r) => r.response_range as IRangeResponse);
+  const workers: Array<{ name: string; capacity?: number }> = [];
+  for (const kv of workerRange.kvs) {
+    const name = keys.parseWorker(kv.key.toString());
+    if (!name) continue;
+    const capacity = parseRecord<WorkerInfo>(kv.value)?.capacity;
+    workers.push(typeof capacity === "number" && capacity > 0 ? { name, capacity } : { name });
+  }
+  const current: CurrentAssignment = new Map();
+  for (const kv of taskRange.kvs) {
+    const parts = keys.parseTask(kv.key.toString());
+    if (!parts) continue;
+    let ids = current.get(parts.worker);
+    if (!ids) current.set(parts.worker, (ids = new Map()));
+    ids.set(parts.taskId, kv.value.toString());
+  }
+  return { workers, current, revision: Number(response.header.revision) };
+}

@@ -1,0 +1,114 @@
+interface Waiter<R> {
+  resolve(result: R | undefined): void;
+  reject(error: unknown): void;
+}
+
+interface PendingRun<R> {
+  reasons: Set<string>;
+  waiters: Waiter<R>[];
+}
+
+/**
+ * Runs one job at a time. Requests that arrive while a run is going coalesce into exactly one
+ * further run after it, so none is dropped and none is run twice.
+ */
+export class CoalescingRunner<R> {
+  private pending?: PendingRun<R>;
+  private current?: Promise<void>;
+  private paused: boolean;
+  private closed = false;
+
+  constructor(
+    private readonly run: (reasons: string[]) => Promise<R | undefined>,
+    options: { paused?: boolean } = {},
+  ) {
+    this.paused = options.paused ?? false;
+  }
+
+  /** Asks for a run; fire and forget (a failed run is the job's to report). */
+  trigger(reason: string): void {
+    if (this.closed) return;
+    this.enqueue(reason);
+    this.kick();
+  }
+
+  /** Asks for a run and resolves with the result of the run that starts after this call (undefined once closed). */
+  request(reason: string): Promise<R | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    const result = new Promise<R | undefined>((resolve, reject) =>
+      this.enqueue(reason).waiters.push({ resolve, reject }),
+    );
+    this.kick();
+    return result;
+  }
+
+  /** Lets queued requests run (a runner created paused holds them until now). */
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+
+  get running(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** Refuses new requests, answers waiting ones with undefined, and resolves once the current run is over. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = this.pending;
+    this.pending = undefined;
+    for (const waiter of pending?.waiters ?? []) waiter.resolve(undefined);
+    await this.current;
+  }
+
+  private enqueue(reason: string): PendingRun<R> {
+    this.pending ??= { reasons: new Set(), waiters: [] };
+    this.pending.reasons.add(reason);
+    return this.pending;
+  }
+
+  private kick(): void {
+    if (this.current || this.paused || this.closed || !this.pending) return;
+    this.current = this.drain().finally(() => {
+      this.current = undefined;
+      // A request may have arrived between the last loop check and here.
+      this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending && !this.paused && !this.closed) {
+      const batch = this.pending;
+      this.pending = undefined;
+      try {
+        const result = await this.run([...batch.reasons]);
+        for (const waiter of batch.waiters) waiter.resolve(result);
+      } catch (error) {
+        for (const waiter of batch.waiters) waiter.reject(error);
+      }
+    }
+  }
+}
+
+/** Calls `action` once `waitMs` have passed without another `poke()` (trailing edge). */
+export class Debouncer {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly waitMs: number,
+    private readonly action: () => void,
+  ) {}
+
+  poke(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.action();
+    }, this.waitMs);
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,132 @@
+import { z } from "zod";
+import { EschedulerError } from "../errors.js";
+import { nameProblem, type Task } from "../node/index.js";
+
+/** etcd refuses requests over 1.5 MiB by default; one task value (with its key) stays within 1 MiB. */
+export const MAX_TASK_VALUE_BYTES = 1024 * 1024;
+
+/** A task that passed validation, with the exact value stored under its key. */
+export interface ValidTask {
+  task: Task;
+  /** JSON stored under `/R/task/<worker>/<id>`. */
+  value: string;
+  /** UTF-8 length of `value`. */
+  bytes: number;
+}
+
+const layoutName = z.string().superRefine((value, ctx) => {
+  const problem = nameProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const taskSchema = z.strictObject({
+  id: layoutName,
+  key: layoutName.optional(),
+  // "" is the default group, so it is accepted as an explicit value too.
+  group: z.union([z.literal(""), layoutName]).optional(),
+  priority: z.number().optional(),
+  weight: z.number().positive().optional(),
+  payload: z
+    .unknown()
+    .superRefine((value, ctx) => {
+      const problem = jsonProblem(value, "payload", new Set());
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .optional(),
+});
+
+/**
+ * Checks a generator's output: an array of tasks with valid ids, keys and groups, unique ids, numeric
+ * priority, positive weight, a JSON payload and a stored value within MAX_TASK_VALUE_BYTES.
+ * Throws one ERR_BAD_TASK naming the first culprit (or ERR_GENERATOR when the output is not an array).
+ */
+export function validateTasks(output: unknown): ValidTask[] {
+  if (!Array.isArray(output)) {
+    throw new EschedulerError(
+      "ERR_GENERATOR",
+      `generator returned ${describe(output)}, not an array of tasks`,
+    );
+  }
+  const firstIndexOfId = new Map<string, number>();
+  const valid: ValidTask[] = new Array(output.length);
+  for (let index = 0; index < output.length; index++) {
+    const candidate: unknown = output[index];
+    const parsed = taskSchema.safeParse(candidate);
+    if (!parsed.success) throw badTask(index, candidate, issueText(parsed.error.issues[0]));
+    const task = parsed.data as Task;
+    const earlier = firstIndexOfId.get(task.id);
+    if (earlier !== undefined) throw badTask(index, candidate, `duplicate id (also task #${earlier})`);
+    firstIndexOfId.set(task.id, index);
+    const value = JSON.stringify(task);
+    const bytes = Buffer.byteLength(value);
+    if (bytes > MAX_TASK_VALUE_BYTES) {
+      throw badTask(
+        index,
+        candidate,
+        `stored value is ${bytes} bytes, over the ${MAX_TASK_VALUE_BYTES}-byte limit`,
+      );
+    }
+    valid[index] = { task, value, bytes };
+  }
+  return valid;
+}
+
+function badTask(index: number, candidate: unknown, problem: string): EschedulerError {
+  const id = (candidate as { id?: unknown } | null)?.id;
+  const named = typeof id === "string" ? ` (id ${JSON.stringify(id)})` : "";
+  return new EschedulerError("ERR_BAD_TASK", `generator task #${index}${named}: ${problem}`);
+}
+
+function issueText(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join(".");
+  // The payload check names its own path (payload.a[2]); zod's issues need it prefixed.
+  return path && !issue.message.startsWith(path) ? `${path} ${issue.message}` : issue.message;
+}
+
+/** Why `value` would not survive JSON.stringify/parse unchanged, or undefined when it would. */
+function jsonProblem(value: unknown, path: string, ancestors: Set<object>): string | undefined {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return undefined;
+    case "number":
+      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON cannot hold`;
+    case "undefined":
+      return undefined;
+    case "object": {
+      if (value === null) return undefined;
+      if (ancestors.has(value)) return `${path} refers to itself (circular)`;
+      const isArray = Array.isArray(value);
+      const prototype = Object.getPrototypeOf(value);
+      if (!isArray && prototype !== Object.prototype && prototype !== null) {
+        return `${path} is a ${value.constructor?.name ?? "non-plain object"}, not plain JSON`;
+      }
+      ancestors.add(value);
+      try {
+        if (isArray) {
+          for (let i = 0; i < value.length; i++) {
+            if (value[i] === undefined) return `${path}[${i}] is undefined, which JSON cannot hold`;
+            const problem = jsonProblem(value[i], `${path}[${i}]`, ancestors);
+            if (problem) return problem;
+          }
+        } else {
+          for (const [field, item] of Object.entries(value)) {
+            const problem = jsonProblem(item, `${path}.${field}`, ancestors);
+            if (problem) return problem;
+          }
+        }
+      } finally {
+        ancestors.delete(value);
+      }
+      return undefined;
+    }
+    default:
+      return `${path} is a ${typeof value}, which JSON cannot hold`;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return `a ${value.constructor?.name ?? "object"}`;
+  return typeof value;
+}

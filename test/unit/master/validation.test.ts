@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { MAX_TASK_VALUE_BYTES, validateTasks } from "../../../src/master/validation.js";
+
+function rejection(output: unknown): { code: string; message: string } {
+  try {
+    validateTasks(output);
+  } catch (error) {
+    return error as { code: string; message: string };
+  }
+  throw new Error("expected validateTasks to throw");
+}
+
+describe("validateTasks", () => {
+  it("accepts well-formed tasks and stores exactly their known fields as JSON", () => {
+    const [valid] = validateTasks([
+      { id: "t1", key: "k", group: "g", priority: 2, weight: 0.5, payload: { a: [1, "x"] } },
+    ]);
+    expect(JSON.parse(valid.value)).toEqual({
+      id: "t1",
+      key: "k",
+      group: "g",
+      priority: 2,
+      weight: 0.5,
+      payload: { a: [1, "x"] },
+    });
+    expect(valid.bytes).toBe(Buffer.byteLength(valid.value));
+  });
+
+  it("accepts the default group given explicitly and tasks without optional fields", () => {
+    expect(validateTasks([{ id: "a", group: "" }, { id: "b" }]).map((v) => v.task.id)).toEqual(["a", "b"]);
+  });
+
+  it("rejects a non-array output as a generator error", () => {
+    expect(rejection({ id: "t" })).toMatchObject({
+      code: "ERR_GENERATOR",
+      message: expect.stringContaining("not an array"),
+    });
+  });
+
+  it.each([
+    [{ id: "a/b" }, 'id "a/b"', 'id must not contain "/"'],
+    [{ id: "" }, "#0", "id must not be empty"],
+    [{ id: 7 }, "#0", "id"],
+    [{ id: "t", key: "x".repeat(201) }, 'id "t"', "key must be at most 200 characters"],
+    [{ id: "t", group: "g/1" }, 'id "t"', "group"],
+    [{ id: "t", weight: 0 }, 'id "t"', "weight"],
+    [{ id: "t", weight: -1 }, 'id "t"', "weight"],
+    [{ id: "t", priority: "high" }, 'id "t"', "priority"],
+    [{ id: "t", priority: Number.NaN }, 'id "t"', "priority"],
+    [{ id: "t", priorty: 3 }, 'id "t"', "priorty"],
+    [{ id: "t", payload: { at: new Date(0) } }, 'id "t"', "payload.at is a Date"],
+    [{ id: "t", payload: { n: 10n } }, 'id "t"', "payload.n is a bigint"],
+    [{ id: "t", payload: [1, () => 2] }, 'id "t"', "payload[1] is a function"],
+    [{ id: "t", payload: { x: Number.POSITIVE_INFINITY } }, 'id "t"', "payload.x is Infinity"],
+    [{ id: "t", payload: [undefined] }, 'id "t"', "payload[0] is undefined"],
+    [null, "#0", "expected object"],
+  ])("rejects %o naming the task (%s) and the problem", (task, culprit, problem) => {
+    const error = rejection([task]);
+    expect(error.code).toBe("ERR_BAD_TASK");
+    expect(error.message).toContain(culprit);
+    expect(error.message).toContain(problem);
+  });
+
+  it("rejects a circular payload", () => {
+    const payload: Record<string, unknown> = {};
+    payload.self = payload;
+    expect(rejection([{ id: "loop", payload }]).message).toMatch(
+      /task #0 \(id "loop"\): payload\.self .*circular/,
+    );
+  });
+
+  it("rejects a duplicate id naming both positions", () => {
+    const error = rejection([{ id: "a" }, { id: "b" }, { id: "a" }]);
+    expect(error).toMatchObject({ code: "ERR_BAD_TASK" });
+    expect(error.message).toBe('generator task #2 (id "a"): duplicate id (also task #0)');
+  });
+
+  it("rejects a value over the size limit and accepts one just under it", () => {
+    const overhead = JSON.stringify({ id: "big", payload: "" }).length;
+    expect(validateTasks([{ id: "big", payload: "x".repeat(MAX_TASK_VALUE_BYTES - overhead) }])).toHaveLength(
+      1,
+    );
+    const error = rejection([{ id: "ok" }, { id: "big", payload: "x".repeat(MAX_TASK_VALUE_BYTES) }]);
+    expect(error.code).toBe("ERR_BAD_TASK");
+    expect(error.message).toContain('task #1 (id "big")');
+    expect(error.message).toContain("byte limit");
+  });
+
+  it("validates 50,000 tasks quickly", () => {
+    const tasks = Array.from({ length: 50_000 }, (_, i) => ({
+      id: `task-${i}`,
+      priority: i % 3,
+      payload: { n: i },
+    }));
+    const started = performance.now();
+    expect(validateTasks(tasks)).toHaveLength(50_000);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
