@@ -1,3 +1,9 @@
 export { type ClusterView, readClusterView, readLeader } from "./cluster-view.js";
+export {
+  type BarrierWaitOptions,
+  DoubleBarrier,
+  type DoubleBarrierOptions,
+  gatheringBarrier,
+} from "./double-barrier.js";
 export { isBarrierLeft, markBarrierLeft } from "./marker.js";
 export { clusterReadiness, type Readiness, workerReadiness } from "./readiness.js";

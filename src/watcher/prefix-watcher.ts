@@ -82,6 +82,11 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
     return this.currentRevision;
   }
 
+  /** The revision that last wrote `key` in the view, or undefined when the key is absent. */
+  modRevision(key: string): number | undefined {
+    return this.modRevisions.get(key);
+  }
+
   /** Every change after this call, in order (buffered per iterator); ends on close. */
   changes(): AsyncIterableIterator<WatchChange> {
     const queue = new ChangeQueue<WatchChange>((done) => this.iterators.delete(done));
