@@ -194,6 +194,7 @@ export class TaskRunner {
     this.launching = incarnation;
     try {
       await this.report("starting", incarnation.attempt);
+      controller.signal.throwIfAborted();
       const running = await this.options.launcher.launch(task, incarnation.ctx);
       incarnation.running = running;
       incarnation.startedAt = Date.now();

@@ -1,0 +1,115 @@
+/** Shared set-up for the worker's integration tests: a recording handler, started workers, a status recorder. */
+import type { Etcd3 } from "etcd3";
+import { afterEach } from "vitest";
+import type { KeyLayout, PlanRecord, Task, TaskStatus } from "../../../src/node/index.js";
+import { PrefixWatcher } from "../../../src/watcher/index.js";
+import type { StartStopHandler, TaskContext } from "../../../src/worker/handler.js";
+import { Worker, type WorkerOptions } from "../../../src/worker/index.js";
+import { testClient } from "../../helpers/context.js";
+
+/** A start/stop handler that records every call and what runs; payload `{ failStarts: n }` fails the first n starts. */
+export class RecordingHandler implements StartStopHandler {
+  readonly calls: string[] = [];
+  readonly running = new Set<string>();
+  readonly stoppedAt = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  /** While set, starts of these ids wait until released. */
+  readonly held = new Map<string, () => void>();
+  private readonly gates = new Map<string, Promise<void>>();
+  onStop?: (task: Task) => void;
+
+  start = async (task: Task, _ctx: TaskContext): Promise<void> => {
+    this.calls.push(`start ${task.id} ${JSON.stringify(task.payload ?? null)}`);
+    await this.gates.get(task.id);
+    const failStarts = (task.payload as { failStarts?: number } | undefined)?.failStarts ?? 0;
+    const failed = this.failures.get(task.id) ?? 0;
+    if (failed < failStarts) {
+      this.failures.set(task.id, failed + 1);
+      throw new Error(`start ${failed + 1} of ${task.id} refused`);
+    }
+    this.running.add(task.id);
+  };
+
+  stop = async (task: Task): Promise<void> => {
+    this.calls.push(`stop ${task.id} ${JSON.stringify(task.payload ?? null)}`);
+    this.running.delete(task.id);
+    this.stoppedAt.set(task.id, Date.now());
+    this.onStop?.(task);
+  };
+
+  /** Makes the next starts of `id` wait until `release(id)`. */
+  hold(id: string): void {
+    this.gates.set(id, new Promise((resolve) => this.held.set(id, resolve)));
+  }
+  release(id: string): void {
+    this.held.get(id)?.();
+    this.gates.delete(id);
+  }
+
+  callsFor(id: string): string[] {
+    return this.calls.filter((call) => call.split(" ")[1] === id);
+  }
+}
+
+const started: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((worker) => worker.stop()));
+});
+
+/** A worker with short timings (stopped after the test); starts failing are retried after ~50 ms. */
+export function testWorker(options: Partial<WorkerOptions> & Pick<WorkerOptions, "root">): Worker {
+  const worker = new Worker({
+    client: options.client ?? testClient(),
+    name: "w1",
+    ttlMs: 2_000,
+    expectedWorkers: 0,
+    maxWorkers: 0,
+    stopTimeoutMs: 1_000,
+    startRetry: { initialMs: 50, maxMs: 200 },
+    ...options,
+  });
+  started.push(worker);
+  return worker;
+}
+
+export async function putTask(client: Etcd3, keys: KeyLayout, worker: string, task: Task): Promise<void> {
+  await client.put(keys.task(worker, task.id)).value(JSON.stringify(task));
+}
+
+export async function putPlan(client: Etcd3, keys: KeyLayout, workers: string[]): Promise<void> {
+  const plan: PlanRecord = {
+    epoch: 1,
+    leader: "test",
+    at: new Date().toISOString(),
+    workers,
+    tasks: 0,
+    moved: 0,
+  };
+  await client.put(keys.plan).value(JSON.stringify(plan));
+}
+
+/** Stored status keys of one worker: task id → status. */
+export async function storedStatuses(
+  client: Etcd3,
+  keys: KeyLayout,
+  worker: string,
+): Promise<Map<string, TaskStatus>> {
+  const prefix = keys.workerStatusPrefix(worker);
+  const stored = await client.getAll().prefix(prefix).strings();
+  return new Map(Object.entries(stored).map(([key, value]) => [key.slice(prefix.length), JSON.parse(value)]));
+}
+
+/** Records every state each status key of a worker goes through in etcd (`removed` for a delete). */
+export async function recordStatuses(client: Etcd3, keys: KeyLayout, worker: string) {
+  const history = new Map<string, string[]>();
+  const watcher = new PrefixWatcher(client, keys.workerStatusPrefix(worker));
+  watcher.on("change", (change) => {
+    const id = keys.parseStatus(change.key)?.taskId ?? change.key;
+    const states = history.get(id) ?? [];
+    states.push(change.type === "put" ? (JSON.parse(change.value) as TaskStatus).state : "removed");
+    history.set(id, states);
+  });
+  await watcher.start();
+  afterEach(() => watcher.close());
+  return { history, of: (id: string) => history.get(id) ?? [], close: () => watcher.close() };
+}

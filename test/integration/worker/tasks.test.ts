@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import type { TaskChange } from "../../../src/worker/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+import { putTask, RecordingHandler, recordStatuses, storedStatuses, testWorker } from "./fixtures.js";
+
+describe("worker tasks", () => {
+  it("starts added tasks, restarts changed ones and stops removed ones, in the order written", async () => {
+    const { client, keys, root } = testSpace("wtasks");
+    const handler = new RecordingHandler();
+    await putTask(client, keys, "w1", { id: "a", payload: 1 });
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    await putTask(client, keys, "w1", { id: "b", payload: 1 });
+    await waitFor("a and b running", () => handler.running.has("a") && handler.running.has("b"));
+    await putTask(client, keys, "w1", { id: "a", payload: 2 });
+    await client.delete().key(keys.task("w1", "b"));
+    await waitFor("b stopped", () => !handler.running.has("b"));
+    await waitFor(
+      "a running with payload 2",
+      () => handler.callsFor("a").length === 3 && handler.running.has("a"),
+    );
+
+    expect(handler.callsFor("a")).toEqual(["start a 1", "stop a 1", "start a 2"]);
+    expect(handler.callsFor("b")).toEqual(["start b 1", "stop b 1"]);
+    await waitFor("status keys to match what runs", async () => {
+      const statuses = await storedStatuses(client, keys, "w1");
+      return statuses.size === 1 && statuses.get("a")?.state === "running";
+    });
+    expect(worker.tasks()).toEqual([
+      { id: "a", task: { id: "a", payload: 2 }, state: "running", attempt: 1 },
+    ]);
+  });
+
+  it("shows a failing start as failed with its error, then retries it until it runs", async () => {
+    const { client, keys, root } = testSpace("wfail");
+    const handler = new RecordingHandler();
+    const statuses = await recordStatuses(client, keys, "w1");
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    await putTask(client, keys, "w1", { id: "flaky", payload: { failStarts: 2 } });
+    await waitFor("the task to run", () => handler.running.has("flaky"));
+    await waitFor("the running status", () => statuses.of("flaky").at(-1) === "running");
+
+    expect(statuses.of("flaky")).toEqual(["starting", "failed", "starting", "failed", "starting", "running"]);
+    const stored = (await storedStatuses(client, keys, "w1")).get("flaky");
+    expect(stored).toMatchObject({ state: "running", attempt: 3 });
+  });
+
+  it("stores the start error in the failed status", async () => {
+    const { client, keys, root } = testSpace("wferr");
+    const handler = new RecordingHandler();
+    const worker = testWorker({ root, handler, startRetry: { initialMs: 60_000, maxMs: 60_000 } });
+    await worker.start();
+    await putTask(client, keys, "w1", { id: "t", payload: { failStarts: 5 } });
+    const failed = await waitFor("the failed status", async () => {
+      const status = (await storedStatuses(client, keys, "w1")).get("t");
+      return status?.state === "failed" ? status : undefined;
+    });
+    expect(failed.error).toBe("start 1 of t refused");
+    expect(worker.tasks()[0]).toMatchObject({ id: "t", state: "failed", error: "start 1 of t refused" });
+  });
+
+  it("keeps status keys truthful at every step: starting while starting, gone once stopped", async () => {
+    const { client, keys, root } = testSpace("wtruth");
+    const handler = new RecordingHandler();
+    handler.hold("slow");
+    const statuses = await recordStatuses(client, keys, "w1");
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    await putTask(client, keys, "w1", { id: "slow" });
+    await waitFor("start to be called", () => handler.callsFor("slow").length === 1);
+    expect((await storedStatuses(client, keys, "w1")).get("slow")?.state).toBe("starting");
+    handler.release("slow");
+    await waitFor(
+      "running",
+      async () => (await storedStatuses(client, keys, "w1")).get("slow")?.state === "running",
+    );
+    await client.delete().key(keys.task("w1", "slow"));
+    await waitFor("status removed", async () => (await storedStatuses(client, keys, "w1")).size === 0);
+    expect(handler.running.size).toBe(0);
+    expect(statuses.of("slow")).toEqual(["starting", "running", "stopping", "removed"]);
+  });
+
+  it("marks a stored value that is not a task as failed without running it", async () => {
+    const { client, keys, root } = testSpace("wbad");
+    const handler = new RecordingHandler();
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    await client.put(keys.task("w1", "broken")).value("{not json");
+    const status = await waitFor("failed status", async () =>
+      (await storedStatuses(client, keys, "w1")).get("broken"),
+    );
+    expect(status).toMatchObject({ state: "failed", error: expect.stringContaining('"broken"') });
+    expect(handler.calls).toEqual([]);
+  });
+
+  it("delivers task changes to a worker without a handler, which reports states itself", async () => {
+    const { client, keys, root } = testSpace("witer");
+    await putTask(client, keys, "w1", { id: "x", payload: 1 });
+    const worker = testWorker({ root });
+    await worker.start();
+    const changes: TaskChange[] = [];
+    const consumed = (async () => {
+      for await (const change of worker.taskChanges()) changes.push(change);
+    })();
+    await putTask(client, keys, "w1", { id: "x", payload: 2 });
+    await client.delete().key(keys.task("w1", "x"));
+    await waitFor("three changes", () => changes.length === 3);
+    await worker.reportTaskState("x", "running");
+    expect((await storedStatuses(client, keys, "w1")).get("x")?.state).toBe("running");
+    await worker.reportTaskState("x", "stopped");
+    expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
+    await worker.stop();
+    await consumed;
+    expect(changes).toEqual([
+      { type: "added", task: { id: "x", payload: 1 } },
+      { type: "changed", task: { id: "x", payload: 2 }, previous: { id: "x", payload: 1 } },
+      { type: "removed", taskId: "x", previous: { id: "x", payload: 2 }, reason: "unassigned" },
+    ]);
+  });
+});
