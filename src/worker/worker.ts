@@ -25,7 +25,6 @@ import {
   registerWhenAdmitted,
   silentLogger,
   type Task,
-  type TaskState,
   type TaskStatus,
   type WorkerInfo,
 } from "../node/index.js";

@@ -23,7 +23,7 @@ describe("handler modules", () => {
   it("loads an ESM module exporting { start, stop } and runs both", async () => {
     const path = moduleFile(
       "handler.mjs",
-      "export const calls = []; export default { start: (t) => { globalThis.__esm = "start " + t.id; }, stop: (t) => { globalThis.__esm += " stop " + t.id; } };",
+      'export default { start: (t) => { globalThis.__esm = "start " + t.id; }, stop: (t) => { globalThis.__esm += " stop " + t.id; } };',
     );
     const launcher = await loadHandler(path);
     const { ctx, controller } = context();
