@@ -1,6 +1,103 @@
-/** `escheduler master` (being wired). */
-import { usageError } from "./errors.js";
+/** `escheduler master --generator <module>`: campaigns and, while leading, balances the tasks over the workers. */
+import type { Etcd3 } from "etcd3";
+import { readLeader } from "../barrier/index.js";
+import { loadGenerator, Master } from "../master/index.js";
+import {
+  createLogger,
+  defaultNodeName,
+  keyLayout,
+  type Logger,
+  masterConfigSchema,
+  parseConfig,
+} from "../node/index.js";
+import { connectEtcd } from "./connect.js";
+import { oneLine, usageError } from "./errors.js";
+import { HttpRefusal, type Readiness } from "./http.js";
+import { createRegistry, observeMaster } from "./metrics.js";
+import { runNode } from "./run-node.js";
+import { readStatusReport } from "./status.js";
 
-export async function runMaster(_options: Record<string, unknown>): Promise<number> {
-  throw usageError("`escheduler master` is not available yet in this build");
+export async function runMaster(options: Record<string, unknown>): Promise<number> {
+  const config = parseConfig(masterConfigSchema, options);
+  const generatorPath = options.generator as string;
+  if (!generatorPath) throw usageError("--generator <module> is required");
+  // Fail on a bad module before touching etcd (the master imports the same, cached, module).
+  await loadGenerator(generatorPath);
+  const name = config.name ?? defaultNodeName();
+  const logger = createLogger({ name, role: "master", level: config.logLevel });
+  const client = await connectEtcd(config);
+  try {
+    const master = new Master({
+      client,
+      root: config.root,
+      name,
+      ttlMs: config.ttl,
+      expectedWorkers: config.workers,
+      intervalMs: config.interval,
+      rebalanceWaitMs: config.rebalanceWait,
+      timeoutMs: config.timeout,
+      barrierTimeoutMs: config.barrierTimeout,
+      handoff: config.handoff,
+      generator: generatorPath,
+      logger,
+    });
+    // The master logs its errors itself; listening keeps an `error` event from crashing the process.
+    master.on("error", () => {});
+    let started = false;
+    const registry = createRegistry();
+    observeMaster(master, registry);
+    return await runNode({
+      node: {
+        start: async () => {
+          await master.start();
+          started = true;
+        },
+        stop: () => master.stop(),
+      },
+      logger,
+      http: config.http
+        ? {
+            address: config.http,
+            handlers: {
+              readiness: () => masterReadiness(started, client, config.root),
+              status: async () => ({
+                name,
+                role: "master",
+                leader: master.isLeader,
+                cluster: await readStatusReport(client, config.root),
+              }),
+              metrics: registry,
+              schedule: (reason) => scheduleNow(master, client, config.root, reason, logger),
+            },
+          }
+        : undefined,
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** Ready once campaigning and some master (this one or another) leads: a standby is ready too, so rollouts proceed. */
+async function masterReadiness(started: boolean, client: Etcd3, root: string): Promise<Readiness> {
+  if (!started) return { ready: false, reasons: ["master is not campaigning yet"] };
+  const leader = await readLeader(client, keyLayout(root));
+  return leader === undefined
+    ? { ready: false, reasons: ["no master is leading"] }
+    : { ready: true, reasons: [] };
+}
+
+async function scheduleNow(master: Master, client: Etcd3, root: string, reason: string, logger: Logger) {
+  if (!master.isLeader) {
+    const leader = await readLeader(client, keyLayout(root));
+    throw new HttpRefusal(
+      409,
+      `this master is not the leader; ask ${leader ?? "the leader (none right now)"}`,
+    );
+  }
+  logger.info({ reason }, "schedule requested over http");
+  try {
+    return (await master.scheduleNow(reason)) ?? { error: "leadership ended before the schedule ran" };
+  } catch (error) {
+    throw new HttpRefusal(500, `schedule failed: ${oneLine(error)}`);
+  }
 }

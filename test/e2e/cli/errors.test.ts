@@ -1,0 +1,173 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliExit, EXAMPLE_GENERATOR, EXAMPLE_HANDLER, ensureBuilt, runCli } from "../../helpers/cli.js";
+import { etcdEndpoints, testClient, uniqueRoot } from "../../helpers/context.js";
+import { type EtcdMember, freePort, startEtcd } from "../../helpers/etcd.js";
+
+/** A user error: exit 2 and exactly one line on stderr, without a stack trace. */
+function expectOneLineUsageError(result: CliExit, mentions: RegExp): void {
+  const lines = result.stderr.split("\n").filter((line) => line !== "");
+  expect({ code: result.code, lines }).toEqual({ code: 2, lines: [expect.stringMatching(mentions)] });
+  expect(lines[0]).toMatch(/^escheduler: /);
+}
+
+describe("every error a user can cause is one line on stderr and exit 2", () => {
+  const modules = mkdtempSync(join(tmpdir(), "escheduler-cli-modules-"));
+  const numberModule = join(modules, "number.mjs");
+  const throwingModule = join(modules, "throws.mjs");
+  let etcd: () => string;
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    writeFileSync(numberModule, "export default 42;\n");
+    writeFileSync(throwingModule, "throw new Error('broken at import');\n");
+    etcd = () => etcdEndpoints().join(",");
+  });
+  afterAll(() => rmSync(modules, { recursive: true, force: true }));
+
+  const node = () => ["--etcd", etcd(), "--root", uniqueRoot("cli-err")];
+
+  it("rejects an unknown option", async () => {
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--bogus", ...node()]),
+      /unknown option '--bogus'/,
+    );
+  });
+
+  it("rejects an unknown command, suggesting the right one", async () => {
+    expectOneLineUsageError(await runCli(["stauts"]), /unknown command 'stauts'.*status/);
+  });
+
+  it("rejects a missing command", async () => {
+    expectOneLineUsageError(await runCli([]), /missing command/);
+  });
+
+  it("rejects a missing required module flag", async () => {
+    expectOneLineUsageError(await runCli(["master", ...node()]), /--generator/);
+  });
+
+  it("rejects a bad duration, naming the flag and the value", async () => {
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--ttl", "soon", ...node()]),
+      /--ttl "soon"/,
+    );
+  });
+
+  it("rejects a bad count", async () => {
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", EXAMPLE_GENERATOR, "--workers", "three", ...node()]),
+      /--workers "three"/,
+    );
+  });
+
+  it("rejects a bad node name", async () => {
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--name", "a/b", ...node()]),
+      /--name "a\/b"/,
+    );
+  });
+
+  it("rejects a bad --handoff and a bad --http", async () => {
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", EXAMPLE_GENERATOR, "--handoff", "later", ...node()]),
+      /--handoff "later"/,
+    );
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--http", "8080", ...node()]),
+      /--http "8080"/,
+    );
+  });
+
+  it("rejects bad dev flags", async () => {
+    expectOneLineUsageError(await runCli(["dev", "--for", "ever"]), /--for "ever"/);
+  });
+
+  it("rejects a module that cannot be read", async () => {
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", "./no-such-generator.mjs", ...node()]),
+      /cannot load generator module "\.\/no-such-generator\.mjs"/,
+    );
+  });
+
+  it("rejects a module that throws while loading", async () => {
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", throwingModule, ...node()]),
+      /handler module .*broken at import/,
+    );
+  });
+
+  it("rejects modules without the right default export", async () => {
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", numberModule, ...node()]),
+      /generator module .* must default-export a function/,
+    );
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", numberModule, ...node()]),
+      /handler module .* must default-export/,
+    );
+  });
+
+  it("rejects an etcd that does not answer within the dial timeout", async () => {
+    const nobody = `127.0.0.1:${await freePort()}`;
+    for (const args of [
+      ["status"],
+      ["master", "--generator", EXAMPLE_GENERATOR],
+      ["worker", "--handler", EXAMPLE_HANDLER],
+    ]) {
+      expectOneLineUsageError(
+        await runCli([...args, "--etcd", nobody, "--dial-timeout", "500ms"]),
+        new RegExp(`cannot use etcd at ${nobody}`),
+      );
+    }
+  });
+
+  it("rejects TLS files that cannot be read", async () => {
+    expectOneLineUsageError(
+      await runCli(["status", "--etcd", etcd(), "--etcd-ca", join(modules, "missing-ca.pem")]),
+      /cannot read --etcd-ca ".*missing-ca\.pem": ENOENT/,
+    );
+  });
+
+  it("shows the stack trace only with --log-level debug", async () => {
+    const debug = await runCli(["master", "--generator", numberModule, ...node(), "--log-level", "debug"]);
+    expect(debug.code).toBe(2);
+    expect(debug.stderr).toMatch(/^escheduler: generator module/);
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+
+  describe("against an etcd with authentication", () => {
+    let secured: EtcdMember;
+
+    beforeAll(async () => {
+      secured = await startEtcd();
+      const admin = testClient([secured.hostPort]);
+      await admin.role("root").create();
+      await admin.user("root").create("right-password");
+      await admin.user("root").addRole("root");
+      await admin.auth.authEnable();
+    });
+    afterAll(() => secured?.destroy());
+
+    it("rejects wrong credentials", async () => {
+      const wrong = ["--etcd", secured.hostPort, "--etcd-user", "root", "--etcd-password", "wrong-password"];
+      expectOneLineUsageError(await runCli(["status", ...wrong]), /authentication failed/);
+      expectOneLineUsageError(
+        await runCli(["worker", "--handler", EXAMPLE_HANDLER, ...wrong]),
+        /authentication failed/,
+      );
+      const probe = await runCli(["probe", ...wrong]);
+      expect(probe.code).toBe(2);
+    });
+
+    it("accepts the right password from ESCHEDULER_ETCD_PASSWORD", async () => {
+      const result = await runCli(["status", "--json", "--etcd", secured.hostPort, "--etcd-user", "root"], {
+        env: { ESCHEDULER_ETCD_PASSWORD: "right-password" },
+      });
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ leader: null, ready: false, workers: [] });
+    });
+  });
+});
