@@ -1,2 +1,3 @@
 export * from "./errors.js";
 export * from "./node/index.js";
+export * from "./master/index.js";

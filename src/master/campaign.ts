@@ -46,7 +46,7 @@ export async function campaign(options: CampaignOptions): Promise<Leadership> {
   const key = keys.electionCandidate(session.id);
   const ended = new AbortController();
   const signal = AbortSignal.any([session.signal, ended.signal, options.signal]);
-  const watcher = new PrefixWatcher(client, keys.electionPrefix, { logger });
+  const watcher = new PrefixWatcher(client, keys.electionCandidatesPrefix, { logger });
   signal.addEventListener("abort", () => void watcher.close(), { once: true });
   const end = (reason: Error) => {
     if (!ended.signal.aborted) ended.abort(reason);
@@ -54,7 +54,7 @@ export async function campaign(options: CampaignOptions): Promise<Leadership> {
   try {
     const createRevision = await createCandidateKey(client, key, name, session.id);
     await watcher.start(signal);
-    const ahead = await keysCreatedBefore(client, keys.electionPrefix, createRevision);
+    const ahead = await keysCreatedBefore(client, keys.electionCandidatesPrefix, createRevision);
     options.onCandidate?.(key);
     if (ahead.size > 0) {
       logger.info(

@@ -313,6 +313,10 @@ export class Master extends EventEmitter<MasterEvents> {
       logger.info({ expectedWorkers, barrierTimeoutMs }, "gathering the first start's workers");
       try {
         await barrier.enter({ signal: leadership.signal, timeoutMs: barrierTimeoutMs });
+        // Leaving only removes our key here; the workers leave once their tasks run.
+        void barrier.leave({ signal: leadership.signal }).catch((error: unknown) => {
+          if (!leadership.signal.aborted) logger.warn({ err: error }, "leaving the gathering barrier failed");
+        });
       } catch (error) {
         if ((error as EschedulerError).code !== "ERR_BARRIER_TIMEOUT") throw error;
         const arrived = await barrier.participants().catch(() => [] as string[]);
@@ -321,15 +325,12 @@ export class Master extends EventEmitter<MasterEvents> {
           {
             expectedWorkers,
             arrived,
+            missing: expectedWorkers - arrived.length,
             registeredButAbsent: registered.filter((name) => !arrived.includes(name)),
-            missing: Math.max(0, expectedWorkers - arrived.filter((name) => name !== this.name).length),
           },
           "barrier timed out; scheduling with the workers present",
         );
       }
-      void barrier.leave({ signal: leadership.signal }).catch((error: unknown) => {
-        if (!leadership.signal.aborted) logger.warn({ err: error }, "leaving the gathering barrier failed");
-      });
     }
     await markBarrierLeft(client, this.keys, leadership.fence);
   }

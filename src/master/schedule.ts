@@ -161,9 +161,9 @@ async function readAssignment(
   for (const kv of taskRange.kvs) {
     const parts = keys.parseTask(kv.key.toString());
     if (!parts) continue;
-    let ids = current.get(parts.worker);
-    if (!ids) current.set(parts.worker, (ids = new Map()));
+    const ids = current.get(parts.worker) ?? new Map<string, string>();
     ids.set(parts.taskId, kv.value.toString());
+    current.set(parts.worker, ids);
   }
   return { workers, current, revision: Number(response.header.revision) };
 }
