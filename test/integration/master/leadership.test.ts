@@ -1,0 +1,154 @@
+import { describe, expect, it } from "vitest";
+import { readLeader } from "../../../src/barrier/index.js";
+import { FencedWriter, leaderFence } from "../../../src/master/index.js";
+import { createEtcdClient } from "../../../src/node/index.js";
+import { testClient, testSpace, waitFor } from "../../helpers/context.js";
+import { TcpProxy } from "../../helpers/tcp-proxy.js";
+import { FakeWorker, leaderLease, snapshot, tasks, testMaster } from "./fixtures.js";
+
+describe("master leadership", () => {
+  it("elects exactly one of two masters and records it as the leader", async () => {
+    const space = testSpace("lead");
+    const a = testMaster(space, () => tasks(3), { name: "a" });
+    const b = testMaster(space, () => tasks(3), { name: "b" });
+    await a.start();
+    await waitFor("a to lead", () => a.isLeader);
+    await b.start();
+    expect(b.isLeader).toBe(false);
+    expect(await readLeader(space.client, space.keys)).toBe("a");
+    await expect(b.scheduleNow("standby")).resolves.toBeUndefined();
+  });
+
+  it("hands over at once when the leader stops (it resigns)", async () => {
+    const space = testSpace("resign");
+    // A long TTL: a take-over within a fraction of it can only come from resigning.
+    const a = testMaster(space, () => tasks(3), { name: "a", ttlMs: 10_000 });
+    const b = testMaster(space, () => tasks(3), { name: "b", ttlMs: 10_000 });
+    await a.start();
+    await waitFor("a to lead", () => a.isLeader);
+    await b.start();
+    const stoppedAt = Date.now();
+    await a.stop();
+    await waitFor("b to lead", () => b.isLeader, 2_000, 5);
+    expect(Date.now() - stoppedAt).toBeLessThan(1_000);
+    expect(a.isLeader).toBe(false);
+    expect(await readLeader(space.client, space.keys)).toBe("b");
+  });
+
+  it("takes over within TTL + 1 s when the leader dies without resigning (partitioned from etcd)", async () => {
+    const space = testSpace("failover");
+    const [host, port] = space.endpoints[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const doomedClient = createEtcdClient({ etcd: [proxy.hostPort], dialTimeout: 1_000 });
+    try {
+      const ttlMs = 1_000;
+      const a = testMaster(space, () => tasks(3), { name: "a", ttlMs, client: doomedClient });
+      const b = testMaster(space, () => tasks(3), { name: "b", ttlMs });
+      const deposed: string[] = [];
+      a.on("deposed", ({ reason }) => deposed.push(reason));
+      await a.start();
+      await waitFor("a to lead", () => a.isLeader);
+      await b.start();
+
+      proxy.partition();
+      const killedAt = Date.now();
+      await waitFor("b to lead", () => b.isLeader, ttlMs + 3_000, 10);
+      const takeoverMs = Date.now() - killedAt;
+      expect(takeoverMs).toBeLessThanOrEqual(ttlMs + 1_000);
+      // The partitioned master noticed on its own (keep-alives unconfirmed) and stopped leading.
+      expect(a.isLeader).toBe(false);
+      expect(deposed.length).toBeGreaterThanOrEqual(1);
+      expect(await readLeader(space.client, space.keys)).toBe("b");
+    } finally {
+      await proxy.stop();
+      doomedClient.close();
+    }
+  });
+
+  it("campaigns again after being deposed and leads once the other master is gone", async () => {
+    const space = testSpace("again");
+    const a = testMaster(space, () => tasks(1), { name: "a" });
+    const b = testMaster(space, () => tasks(1), { name: "b" });
+    await a.start();
+    await waitFor("a to lead", () => a.isLeader);
+    await b.start();
+    const lease = await leaderLease(space.client, space.keys);
+    await space.client.leaseClient.leaseRevoke({ ID: lease!.lease });
+    await waitFor("b to lead", () => b.isLeader);
+    await b.stop();
+    await waitFor("a to lead again", () => a.isLeader);
+  });
+});
+
+describe("fencing", () => {
+  it("a master whose campaign lease is revoked from outside writes nothing", async () => {
+    const space = testSpace("deposed");
+    await FakeWorker.start(space.client, space.keys, "w1");
+    let release!: () => void;
+    let generatorCalls = 0;
+    const a = testMaster(space, async () => {
+      generatorCalls++;
+      if (generatorCalls > 1) await new Promise<void>((resolve) => (release = resolve));
+      return tasks(generatorCalls > 1 ? 10 : 4, { payload: { call: generatorCalls } });
+    });
+    const deposed: string[] = [];
+    a.on("deposed", ({ reason }) => deposed.push(reason));
+    await a.start();
+    await waitFor("first schedule", async () => (await snapshot(space.client, space.keys))[space.keys.plan]);
+
+    const pending = a.scheduleNow("test");
+    await waitFor("generator to be called again", () => generatorCalls === 2);
+    const before = await snapshot(space.client, space.keys);
+    const lease = await leaderLease(space.client, space.keys);
+    await space.client.leaseClient.leaseRevoke({ ID: lease!.lease });
+    await waitFor("the master to notice", () => deposed.length > 0);
+    release();
+
+    await expect(pending).resolves.toBeUndefined();
+    expect(await snapshot(space.client, space.keys)).toEqual(before);
+  });
+
+  it("a fenced write fails once the election key is gone, and nothing more is sent", async () => {
+    const space = testSpace("fence");
+    const client = testClient();
+    const electionKey = space.keys.electionCandidate("1234");
+    const created = await client.put(electionKey).value("m").exec();
+    const deposedErrors: string[] = [];
+    const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision), {
+      onDeposed: (error) => deposedErrors.push(error.code),
+    });
+    await writer.apply([{ type: "put", key: space.keys.task("w", "before"), value: "{}" }]);
+
+    await client.delete().key(electionKey).exec();
+    const ops = Array.from({ length: 300 }, (_, i) => ({
+      type: "put" as const,
+      key: space.keys.task("w", `t${i}`),
+      value: "{}",
+    }));
+    await expect(writer.apply(ops)).rejects.toMatchObject({ code: "ERR_DEPOSED" });
+    await expect(
+      writer.commit([{ type: "delete", key: space.keys.task("w", "before") }]),
+    ).rejects.toMatchObject({
+      code: "ERR_DEPOSED",
+    });
+    expect(deposedErrors).toEqual(["ERR_DEPOSED"]);
+    expect(await client.getAll().prefix(space.keys.tasksPrefix).keys()).toEqual([
+      space.keys.task("w", "before"),
+    ]);
+  });
+
+  it("a re-created election key (same name, new revision) does not satisfy an old fence", async () => {
+    const space = testSpace("fence2");
+    const client = testClient();
+    const electionKey = space.keys.electionCandidate("99");
+    const first = await client.put(electionKey).value("m").exec();
+    await client.delete().key(electionKey).exec();
+    await client.put(electionKey).value("m").exec();
+    const writer = new FencedWriter(client, leaderFence(electionKey, first.header.revision));
+    await expect(writer.commit([{ type: "put", key: space.keys.plan, value: "{}" }])).rejects.toMatchObject({
+      code: "ERR_DEPOSED",
+    });
+    expect(await client.get(space.keys.plan).string()).toBeNull();
+  });
+});
