@@ -1,0 +1,160 @@
+import { describe, expect, it } from "vitest";
+import { gatheringBarrier, markBarrierLeft } from "../../../src/barrier/index.js";
+import { LeaseSession } from "../../../src/node/index.js";
+import type { TaskContext, WorkerStatus } from "../../../src/worker/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+import { putPlan, putTask, RecordingHandler, storedStatuses, testWorker } from "./fixtures.js";
+
+describe("worker lifecycle", () => {
+  it("stop() stops every task, removes its registration at once, and is idempotent", async () => {
+    const { client, keys, root } = testSpace("wstop");
+    const handler = new RecordingHandler();
+    await putTask(client, keys, "w1", { id: "a" });
+    await putTask(client, keys, "w1", { id: "b" });
+    const worker = testWorker({ root, handler, ttlMs: 10_000 });
+    await worker.start();
+    await waitFor("tasks running", () => handler.running.size === 2);
+
+    await Promise.all([worker.stop(), worker.stop()]);
+
+    expect(await client.get(keys.worker("w1")).string()).toBeNull();
+    expect(handler.running.size).toBe(0);
+    expect(handler.calls).toEqual(expect.arrayContaining(["stop a null", "stop b null"]));
+    expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
+    expect(worker.status).toBe("dead");
+    await worker.stop();
+  });
+
+  it("stop() gives each task the stop timeout, in parallel, and still leaves when one hangs", async () => {
+    const { client, keys, root } = testSpace("wstuck");
+    const stopping: string[] = [];
+    const handler = {
+      start: () => {},
+      stop: (task: { id: string }) => {
+        stopping.push(task.id);
+        return task.id === "stuck"
+          ? new Promise(() => {})
+          : new Promise((resolve) => setTimeout(resolve, 200));
+      },
+    };
+    for (const id of ["stuck", "x", "y"]) await putTask(client, keys, "w1", { id });
+    const worker = testWorker({ root, handler, ttlMs: 10_000, stopTimeoutMs: 300 });
+    await worker.start();
+    await waitFor("statuses running", async () => (await storedStatuses(client, keys, "w1")).size === 3);
+
+    const began = Date.now();
+    await worker.stop();
+
+    expect(Date.now() - began).toBeLessThan(1_500);
+    expect(stopping.sort()).toEqual(["stuck", "x", "y"]);
+    expect(await client.get(keys.worker("w1")).string()).toBeNull();
+  });
+
+  it("is ready only once the last plan includes it and every task assigned to it runs", async () => {
+    const { client, keys, root } = testSpace("wready");
+    const handler = new RecordingHandler();
+    handler.hold("a");
+    await markBarrierLeft(client, keys);
+    await putTask(client, keys, "w1", { id: "a" });
+    const worker = testWorker({ root, handler });
+    const readyEvents: boolean[] = [];
+    worker.on("ready", (ready) => readyEvents.push(ready));
+    await worker.start();
+
+    expect((await worker.readiness()).reasons).toContain("no plan has been applied yet");
+    await putPlan(client, keys, ["other"]);
+    expect((await worker.readiness()).reasons.join("; ")).toMatch(/"w1" is not in the last plan/);
+    await putPlan(client, keys, ["w1"]);
+    const starting = await worker.readiness();
+    expect(starting.ready).toBe(false);
+    expect(starting.reasons.join("; ")).toMatch(/task "a" on "w1" is starting/);
+    expect(readyEvents).toEqual([]);
+
+    handler.release("a");
+    await waitFor("ready", async () => (await worker.readiness()).ready);
+    await waitFor("the ready event", () => readyEvents.at(-1) === true);
+  });
+
+  it("first start of a fleet: gathers, runs its first assignment, and leaves the barrier once it runs", async () => {
+    const { client, keys, root } = testSpace("wbarrier");
+    const handler = new RecordingHandler();
+    handler.hold("a");
+    const worker = testWorker({ root, handler, expectedWorkers: 1 });
+    const statuses: WorkerStatus[] = [];
+    worker.on("status", (status) => statuses.push(status));
+    await worker.start();
+    await waitFor("the worker in the barrier", () => worker.status === "in_barrier");
+
+    // The test plays the master: gather, set the marker, assign, publish the plan, leave.
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const leader = gatheringBarrier({ client, keys, name: "leader", expectedWorkers: 1, session });
+    await leader.enter();
+    await markBarrierLeft(client, keys);
+    await putTask(client, keys, "w1", { id: "a" });
+    await putPlan(client, keys, ["w1"]);
+    const leaderLeft = leader.leave();
+    await waitFor("the task to start", () => handler.callsFor("a").length === 1);
+    expect(await leader.participants()).toEqual(["w1"]);
+    expect(worker.status).toBe("in_barrier");
+
+    handler.release("a");
+    await leaderLeft;
+    await waitFor("the worker past the barrier", () => worker.status === "left_barrier");
+    expect(statuses).toEqual(["registered", "in_barrier", "left_barrier"]);
+    await session.close();
+  });
+
+  it("stops waiting in the barrier when the master gives up and sets the marker", async () => {
+    const { client, keys, root } = testSpace("wmarker");
+    const worker = testWorker({ root, handler: new RecordingHandler(), expectedWorkers: 3 });
+    await worker.start();
+    await waitFor("the worker in the barrier", () => worker.status === "in_barrier");
+    await markBarrierLeft(client, keys);
+    await waitFor("the worker past the barrier", () => worker.status === "left_barrier");
+    expect(await client.getAll().prefix(keys.barrierPrefix).keys()).toEqual([]);
+  });
+
+  it("skips the barrier on a later start (the marker is set)", async () => {
+    const { client, keys, root } = testSpace("wlater");
+    await markBarrierLeft(client, keys);
+    const worker = testWorker({ root, handler: new RecordingHandler(), expectedWorkers: 3 });
+    const statuses: WorkerStatus[] = [];
+    worker.on("status", (status) => statuses.push(status));
+    await worker.start();
+    await waitFor("the worker past the barrier", () => worker.status === "left_barrier");
+    expect(statuses).toEqual(["registered", "left_barrier"]);
+  });
+
+  it("waits for a registration slot while the worker cap is reached, and says so in its readiness", async () => {
+    const { client, keys, root } = testSpace("wcap");
+    const first = testWorker({ root, name: "w1", maxWorkers: 1, handler: new RecordingHandler() });
+    await first.start();
+    const second = testWorker({ root, name: "w2", maxWorkers: 1, handler: new RecordingHandler() });
+    const admitted = second.start();
+    await waitFor("the second worker to wait for a slot", async () =>
+      (await second.readiness()).reasons.some((reason) =>
+        reason.startsWith("waiting for a registration slot: worker cap reached"),
+      ),
+    );
+    await first.stop();
+    await admitted;
+    expect(await client.get(keys.worker("w2")).string()).not.toBeNull();
+  });
+
+  it("gives the handler a context with the worker name, a child logger and a signal aborted on stop", async () => {
+    const { client, keys, root } = testSpace("wctx");
+    const contexts: TaskContext[] = [];
+    const run = (_task: unknown, ctx: TaskContext) => {
+      contexts.push(ctx);
+      return new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    };
+    await putTask(client, keys, "w1", { id: "a" });
+    const worker = testWorker({ root, handler: run });
+    await worker.start();
+    await waitFor("run called", () => contexts.length === 1);
+    expect(contexts[0].worker).toBe("w1");
+    expect(contexts[0].logger.bindings()).toMatchObject({ worker: "w1", task: "a" });
+    await client.delete().key(keys.task("w1", "a"));
+    await waitFor("signal aborted", () => contexts[0].signal.aborted);
+  });
+});
