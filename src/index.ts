@@ -1,3 +1,4 @@
 export * from "./errors.js";
 export * from "./node/index.js";
 export * from "./master/index.js";
+export * from "./worker/index.js";
