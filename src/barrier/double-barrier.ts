@@ -2,7 +2,9 @@ import { CompareResult, CompareTarget, type Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   type DoubleBarrierKeys,
+  delay,
   doubleBarrierKeys,
+  exponentialBackoff,
   type KeyLayout,
   type LeaseSession,
   type Logger,
@@ -194,6 +196,8 @@ export class DoubleBarrier {
   ): Promise<void> {
     const watcher = new PrefixWatcher(this.client, this.keys.prefix, { logger: this.logger });
     const timers = new Set<NodeJS.Timeout>();
+    const finished = new AbortController();
+    const stop = AbortSignal.any([signal, finished.signal]);
     let onAbort: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -236,9 +240,23 @@ export class DoubleBarrier {
         }
         watcher.on("change", evaluate);
         watcher.on("resync", evaluate);
-        watcher.start(signal).then(evaluate, settle);
+        const startWatching = async (): Promise<void> => {
+          const backoff = exponentialBackoff({ initialMs: 100, maxMs: 2_000 });
+          while (!settled) {
+            try {
+              await watcher.start(stop);
+              return evaluate();
+            } catch (error) {
+              if (stop.aborted) return;
+              this.logger.warn({ err: error }, "cannot read the barrier yet; retrying");
+              await delay(backoff.next(), stop).catch(() => undefined);
+            }
+          }
+        };
+        void startWatching();
       });
     } finally {
+      finished.abort();
       if (onAbort) signal.removeEventListener("abort", onAbort);
       for (const timer of timers) clearTimeout(timer);
       await watcher.close();

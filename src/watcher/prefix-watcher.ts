@@ -58,13 +58,22 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
   }
 
-  /** Reads the prefix at revision R, then watches from R+1; resolves with the snapshot (the snapshot is NOT emitted as changes). */
+  /**
+   * Reads the prefix at revision R, then watches from R+1; resolves with the snapshot (the snapshot is NOT
+   * emitted as changes). When the read fails it rejects and may be called again.
+   */
   async start(signal?: AbortSignal): Promise<ReadonlyMap<string, string>> {
     if (this.started) throw new Error(`PrefixWatcher for ${this.prefix} was already started`);
     this.started = true;
     if (signal?.aborted || this.closing.signal.aborted) throw abortedError(this.prefix);
     const stop = AbortSignal.any(signal ? [signal, this.closing.signal] : [this.closing.signal]);
-    const snapshot = await untilAborted(this.readPrefix(), stop, this.prefix);
+    let snapshot: IRangeResponse;
+    try {
+      snapshot = await untilAborted(this.readPrefix(), stop, this.prefix);
+    } catch (error) {
+      this.started = false; // nothing is running yet, so the caller may try again
+      throw error;
+    }
     this.replaceView(snapshot);
     signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.closing.signal });
     this.running = this.run();
@@ -160,7 +169,7 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
           key: Buffer.from(this.prefix),
           range_end: prefixRangeEnd(this.prefix),
           start_revision: this.currentRevision + 1,
-          progress_notify: true,
+          // No progress notifications: etcd before 3.4.25/3.5.8 can send one ahead of the events it covers.
         },
       });
     });
@@ -196,9 +205,6 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
       this.logger.debug({ from: this.currentRevision + 1 }, "watch connected");
     } else if (response.events.length > 0) {
       this.applyEvents(response.events);
-    } else if (headerRevision > this.currentRevision) {
-      // A progress notification: etcd sends it only to a caught-up watcher, so the view is current up to here.
-      this.currentRevision = headerRevision;
     }
     return undefined;
   }

@@ -35,7 +35,7 @@ describe("readClusterView", () => {
       await client
         .put(keys.status("w1", "t1"))
         .value(JSON.stringify({ state: "running", attempt: 1, since }));
-      await client
+      const lastWrite = await client
         .put(keys.status("w1", "t2"))
         .value(JSON.stringify({ state: "failed", attempt: 3, since, error: "boom" }));
 
@@ -47,7 +47,7 @@ describe("readClusterView", () => {
       expect([...view.workers.keys()].sort()).toEqual(["w1", "w2"]);
       expect(view.assignments).toEqual(new Map([["w1", ["t1", "t2"]]]));
       expect(view.statuses.get("w1")?.get("t2")).toMatchObject({ state: "failed", error: "boom" });
-      expect(view.revision).toBe(Number((await client.get(keys.plan).exec()).header.revision));
+      expect(view.revision).toBeGreaterThanOrEqual(Number(lastWrite.header.revision));
       expect(workerReadiness("w1", view).reasons).toEqual(['task "t2" on "w1" is failed: boom']);
       expect(clusterReadiness(view).reasons).toEqual([
         'worker "w2" is not in the last plan (epoch 1)',
