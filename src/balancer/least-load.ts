@@ -13,11 +13,12 @@ import type { Placement, Problem } from "./validate.js";
  * to its target; only the rest move. Keyed load counts only as a tie-break and against capacity: the
  * "differ by at most one" rule is about tasks without a key.
  *
- * Weighted groups come next, one at a time: workers keep their tasks up to the group's average, the
- * rest go heaviest first to the lightest worker in the group (lowest total on ties). If that would
- * leave totals further apart than the largest weight, the group is laid out afresh (longest first
- * into bins, the heaviest bin to the lightest worker), which keeps every spread within the largest
- * weight.
+ * Weighted groups come next, one at a time: workers keep their tasks up to the group's average plus
+ * its largest weight, the rest go heaviest first to the lightest worker in the group (lowest total on
+ * ties). If the group's loads or the totals end up further apart than the largest weight, that is
+ * retried keeping only up to the average (provably balanced within the group), and if the totals are
+ * still too far apart the group is laid out afresh (longest first into bins, the heaviest bin to the
+ * worker with the lowest total), which keeps every spread within the largest weight.
  *
  * Capacities: a worker that cannot take its share takes as much as it can and leaves the balance to
  * the others; what fits nowhere stays unplaced, lowest priority first.
@@ -113,8 +114,8 @@ function dropBeyondRoom(problem: Problem, pools: number[][], room: Float64Array)
 }
 
 /**
- * Gives each worker in `full` exactly its room: its own tasks first (highest priority first, at most
- * one above the group's floor), then round-robin over groups, tasks nobody active holds first.
+ * Gives each worker in `full` exactly its room: its own tasks first (highest priority first), then
+ * round-robin over groups (at most one above a group's floor while that lasts), tasks nobody else holds first.
  */
 function fillSaturated(
   problem: Problem,
@@ -156,27 +157,29 @@ function fillSaturated(
   problem.order.forEach((t, position) => {
     rank[t] = position;
   });
-  full.forEach((worker, i) => {
-    const count = pools.map(() => 0);
-    let left = room[worker];
-    const give = (t: number) => {
-      out.target[t] = worker;
-      out.load[worker] += 1;
-      count[groupOf[t]]++;
-      left--;
-    };
+  const left = full.map((w) => room[w]);
+  const count = full.map(() => pools.map(() => 0));
+  const give = (i: number, t: number) => {
+    out.target[t] = full[i];
+    out.load[full[i]] += 1;
+    count[i][groupOf[t]]++;
+    left[i]--;
+  };
+  full.forEach((_, i) => {
     own[i].sort((a, b) => rank[a] - rank[b]);
-    for (const t of own[i]) if (left > 0 && count[groupOf[t]] <= floor[groupOf[t]]) give(t);
+    for (const t of own[i]) if (left[i] > 0) give(i, t);
+  });
+  full.forEach((worker, i) => {
     const start = hashString(problem.workers[worker]) % pools.length;
     for (const capped of [true, false]) {
-      for (let progress = true; left > 0 && progress; ) {
+      for (let progress = true; left[i] > 0 && progress; ) {
         progress = false;
-        for (let j = 0; j < pools.length && left > 0; j++) {
+        for (let j = 0; j < pools.length && left[i] > 0; j++) {
           const g = (start + j) % pools.length;
-          if (capped && count[g] > floor[g]) continue;
+          if (capped && count[i][g] > floor[g]) continue;
           const t = nextTask(g);
           if (t >= 0) {
-            give(t);
+            give(i, t);
             progress = true;
           }
         }
@@ -269,42 +272,51 @@ function placeWeightedGroups(problem: Problem, groups: GroupTasks[], largestWeig
     const groupHash = hashString(`group:${group.group}`);
     const tie = Uint32Array.from(workerHash, (h) => pairHash(groupHash, h));
     const share = new Float64Array(workerCount);
-    const tolerance = 1e-9 * Math.max(1, group.total);
-    stickyLeastLoad(problem, group, share, totals, tie, tolerance, out);
-    if (!problem.hasCapacity && spread(totals, share) > largestWeight + tolerance) {
+    const tolerance = 1e-9 * Math.max(1, group.total + largestWeight);
+    const average = group.total / workerCount;
+    const balanced = () =>
+      spread(share, share.map(() => 0)) <= group.largest + tolerance &&
+      spread(totals, share) <= largestWeight + tolerance;
+    let done = false;
+    // Keep up to one task above the average (nothing moves in a balanced group), then up to the average.
+    for (const keepLimit of [average + group.largest, average]) {
+      stickyLeastLoad(problem, group, keepLimit + tolerance, share, totals, tie, out);
+      if (problem.hasCapacity || balanced()) {
+        done = true;
+        break;
+      }
       for (const t of group.tasks) {
         if (out.target[t] >= 0) out.load[out.target[t]] -= problem.weight[t];
         out.target[t] = -1;
       }
       share.fill(0);
-      freshLayout(problem, group, share, totals, tie, out);
     }
+    if (!done) freshLayout(problem, group, share, totals, tie, out);
     for (let w = 0; w < workerCount; w++) totals[w] += share[w];
   }
 }
 
-/** Keeps tasks up to the group average, then heaviest first onto the lightest worker that has room. */
+/** Keeps tasks while the worker's share stays within `keepLimit`, then heaviest first onto the lightest. */
 function stickyLeastLoad(
   problem: Problem,
   group: GroupTasks,
+  keepLimit: number,
   share: Float64Array,
   totals: Float64Array,
   tie: Uint32Array,
-  tolerance: number,
   out: Placement,
 ): void {
   const { weight, capacity } = problem;
-  const average = group.total / problem.workers.length;
   const place = (t: number, w: number) => {
     out.target[t] = w;
     share[w] += weight[t];
     out.load[w] += weight[t];
   };
-  const fits = (t: number, w: number) => out.load[w] + weight[t] <= capacity[w] + tolerance;
+  const fits = (t: number, w: number) => out.load[w] + weight[t] <= capacity[w] * (1 + 1e-12);
   const pool: number[] = [];
   for (const t of group.tasks) {
     const h = problem.holder[t];
-    if (h >= 0 && share[h] + weight[t] <= average + tolerance && fits(t, h)) place(t, h);
+    if (h >= 0 && share[h] + weight[t] <= keepLimit && fits(t, h)) place(t, h);
     else pool.push(t);
   }
   const position = new Map(group.tasks.map((t, i) => [t, i]));
