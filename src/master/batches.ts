@@ -5,8 +5,10 @@ export const MAX_TXN_OPS = 128;
 /** Stays clear of etcd's default 1.5 MiB request limit. */
 export const MAX_TXN_BYTES = 1024 * 1024;
 
-/** One key write of a schedule. */
-export type WriteOp = { type: "put"; key: string; value: string } | { type: "delete"; key: string };
+/** One key write of a schedule; ops with a `priority` are committed after every op of a strictly higher one. */
+export type WriteOp = ({ type: "put"; key: string; value: string } | { type: "delete"; key: string }) & {
+  priority?: number;
+};
 
 /** Splits `ops` in order into transactions of at most `maxOps` operations and `maxBytes` of keys and values. */
 export function intoBatches(

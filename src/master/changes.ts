@@ -43,7 +43,7 @@ export function scheduleChanges(
     }
   }
 
-  const ranked: Array<{ put: PlannedPut; priority: number; rank: number }> = [];
+  const ranked: Array<{ put: PlannedPut; rank: number }> = [];
   let added = 0;
   let updated = 0;
   let moved = 0;
@@ -54,18 +54,18 @@ export function scheduleChanges(
     for (const id of plan?.add[worker] ?? []) {
       const valid = tasks.get(id);
       if (!valid) continue;
-      ranked.push({ put: putOf(keys, worker, valid), priority: valid.task.priority ?? 0, rank: rank++ });
+      ranked.push({ put: putOf(keys, worker, valid), rank: rank++ });
       added++;
       if (removedIds.has(id)) moved++;
     }
     for (const id of ids) {
       const valid = tasks.get(id);
       if (!valid || additions.has(id) || stored?.get(id) === valid.value) continue;
-      ranked.push({ put: putOf(keys, worker, valid), priority: valid.task.priority ?? 0, rank: rank++ });
+      ranked.push({ put: putOf(keys, worker, valid), rank: rank++ });
       updated++;
     }
   }
-  ranked.sort((a, b) => b.priority - a.priority || a.rank - b.rank);
+  ranked.sort((a, b) => b.put.priority - a.put.priority || a.rank - b.rank);
   return {
     removals,
     puts: ranked.map((entry) => entry.put),
@@ -77,5 +77,11 @@ export function scheduleChanges(
 }
 
 function putOf(keys: KeyLayout, worker: string, valid: ValidTask): PlannedPut {
-  return { taskId: valid.task.id, worker, key: keys.task(worker, valid.task.id), value: valid.value };
+  return {
+    taskId: valid.task.id,
+    worker,
+    key: keys.task(worker, valid.task.id),
+    value: valid.value,
+    priority: valid.task.priority ?? 0,
+  };
 }

@@ -58,26 +58,30 @@ export class FencedWriter {
   }
 
   /**
-   * Commits `ops` in order as transactions within etcd's limits, `concurrency` at a time; resolves with the
-   * highest revision written (0 when there was nothing to write). Stops starting transactions on the
-   * first failure or when `signal` aborts, waits for those in flight, then throws.
+   * Commits `ops` as transactions within etcd's limits, `concurrency` at a time, in order: a transaction
+   * starts only once every transaction holding a strictly higher priority has committed, so important
+   * tasks land first while equal priorities go in parallel. Resolves with the highest revision written
+   * (0 when there was nothing to write). On the first failure, or when `signal` aborts, it starts no
+   * more transactions, waits for those in flight, then throws.
    */
   async apply(ops: readonly WriteOp[], signal?: AbortSignal): Promise<number> {
     const batches = intoBatches(ops);
+    const settled: Array<() => void> = [];
+    const committed = batches.map(() => new Promise<void>((resolve) => settled.push(resolve)));
     let next = 0;
     let highest = 0;
     let failure: unknown;
     const lane = async () => {
       while (failure === undefined && next < batches.length) {
-        if (signal?.aborted) {
-          failure = signal.reason;
-          return;
-        }
-        const batch = batches[next++];
+        const index = next++;
         try {
-          highest = Math.max(highest, await this.commit(batch));
+          await Promise.all(committed.slice(0, mustFollow(batches, index)));
+          if (failure === undefined && signal?.aborted) failure = signal.reason;
+          if (failure === undefined) highest = Math.max(highest, await this.commit(batches[index]));
         } catch (error) {
           failure ??= error;
+        } finally {
+          settled[index]();
         }
       }
     };
@@ -102,4 +106,14 @@ export class FencedWriter {
     }
     return this.deposedError;
   }
+}
+
+/** How many leading batches must commit before batch `index`: those holding a higher priority than its lowest. */
+function mustFollow(batches: WriteOp[][], index: number): number {
+  const lowest = batches[index].at(-1)?.priority;
+  if (lowest === undefined) return 0;
+  let count = index;
+  // Batches are sorted by priority, so their highest priorities never increase.
+  while (count > 0 && (batches[count - 1][0].priority ?? lowest) <= lowest) count--;
+  return count;
 }

@@ -11,6 +11,7 @@ export interface PlannedPut {
   /** `/R/task/<worker>/<id>` */
   key: string;
   value: string;
+  priority: number;
 }
 
 /** A put that must wait until other workers' status keys for the same task are gone. */
@@ -179,7 +180,7 @@ export class HandoffGate {
     const signal = this.cancelled.signal;
     const write = this.writer
       .apply(
-        batch.map(({ put }) => ({ type: "put", key: put.key, value: put.value })),
+        batch.map(({ put }) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
         signal,
       )
       .then(() => {

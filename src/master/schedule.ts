@@ -97,7 +97,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     immediate = split.ready;
   }
   await writer.apply(
-    immediate.map((put) => ({ type: "put", key: put.key, value: put.value })),
+    immediate.map((put) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
     signal,
   );
   const record: PlanRecord = {
