@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import type { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEtcdClient } from "../../../src/node/client.js";
@@ -177,5 +178,49 @@ describe("PrefixWatcher after lost history", () => {
     } finally {
       await subject.close();
     }
+  });
+
+  it("rebuilds its view when etcd comes back as a new cluster with an older revision", async () => {
+    const replaced = await startEtcd();
+    const direct = testClient([replaced.hostPort]);
+    const watcherClient = testClient([replaced.hostPort]);
+    const prefix = "/replaced/";
+    for (let i = 0; i < 20; i++) await direct.put(`${prefix}old${i}`).value(String(i));
+    const watcher = new PrefixWatcher(watcherClient, prefix);
+    const resyncs: ResyncEvent[] = [];
+    watcher.on("resync", (event) => resyncs.push(event));
+    watcher.on("error", () => undefined);
+    try {
+      await watcher.start();
+      expect(watcher.entries.size).toBe(20);
+      const revisionBefore = watcher.revision;
+
+      // Same address, wiped data: a different history whose revision is behind the watcher's view.
+      await replaced.kill();
+      rmSync(replaced.dataDir, { recursive: true, force: true });
+      await replaced.start();
+      await direct.put(`${prefix}new`).value("fresh");
+
+      const resync = await waitFor("a resync", () => resyncs[0], 15_000);
+      // The new key arrives either in the fresh read or live afterwards, depending on who is first.
+      expect(resync).toMatchObject({ fromRevision: revisionBefore, deletes: 20 });
+      expect(resync.reason).toMatch(/behind/);
+      await waitFor("the new key", () => watcher.entries.has(`${prefix}new`));
+      expect(new Map(watcher.entries)).toEqual(new Map([[`${prefix}new`, "fresh"]]));
+    } finally {
+      await watcher.close();
+      await replaced.destroy();
+    }
+  });
+
+  it("closes promptly while it cannot reach etcd", async () => {
+    const proxyTarget = await partitionableWatcher(`/${uniqueRoot("close")}/`);
+    await proxyTarget.watcher.start();
+    proxyTarget.proxy.partition();
+    proxyTarget.proxy.heal(); // resets the connection: the watcher is now reconnecting
+    proxyTarget.proxy.partition();
+    const startedAt = Date.now();
+    await proxyTarget.close();
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
   });
 });
