@@ -8,13 +8,8 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
+import { StatusPublisher, type StatusSink } from "./status-publisher.js";
 import { settlesWithin } from "./waiting.js";
-
-/** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
-export interface StatusSink {
-  put(taskId: string, status: TaskStatus): Promise<void>;
-  remove(taskId: string): Promise<void>;
-}
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";
@@ -42,7 +37,10 @@ export interface TaskRunnerOptions {
   logger: Logger;
   stopTimeoutMs: number;
   retry: RetryOptions;
+  /** Every state change, at once (its status is written in the background). */
   onState?: (change: TaskStateChange) => void;
+  /** After a status write (or deletion) has reached the sink. */
+  onStored?: () => void;
   /** Called when the runner has nothing to run and has stopped, so its owner may drop it. */
   onSettled?: () => void;
 }
@@ -72,7 +70,8 @@ export class TaskRunner {
   private current: TaskRunState = "stopped";
   private currentError?: string;
   private attempts = 0;
-  private statusStored = false;
+  private statusPublished = false;
+  private readonly status: StatusPublisher;
   private retryAfterMs?: number;
   private sleeper?: AbortController;
   private loop?: Promise<void>;
@@ -83,6 +82,7 @@ export class TaskRunner {
   constructor(private readonly options: TaskRunnerOptions) {
     this.backoff = exponentialBackoff({ initialMs: options.retry.initialMs, maxMs: options.retry.maxMs });
     this.logger = options.logger;
+    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
   }
 
   get taskId(): string {
@@ -90,6 +90,10 @@ export class TaskRunner {
   }
   get state(): TaskRunState {
     return this.current;
+  }
+  /** The state etcd holds for this task (`stopped`: no status key). */
+  get storedState(): TaskRunState {
+    return this.status.storedStatus?.state ?? "stopped";
   }
   get error(): string | undefined {
     return this.currentError;
@@ -135,6 +139,7 @@ export class TaskRunner {
     this.dirty = true;
     if (this.loop) return;
     this.loop = this.reconcile()
+      .then(() => this.status.flushed())
       .catch((error: unknown) => this.logger.error({ err: error }, "task runner failed"))
       .finally(() => {
         this.loop = undefined;
@@ -152,7 +157,7 @@ export class TaskRunner {
         if (active.failure !== undefined) {
           this.active = undefined;
           if (Date.now() - active.startedAt >= this.options.retry.maxMs) this.backoff.reset();
-          await this.fail(active.attempt, active.failure, "task ended without being stopped");
+          this.fail(active.attempt, active.failure, "task ended without being stopped");
         } else if (want?.fingerprint === active.fingerprint) {
           return;
         } else {
@@ -161,12 +166,12 @@ export class TaskRunner {
         continue;
       }
       if (!want) {
-        if (this.statusStored || this.current !== "stopped") await this.clear();
+        if (this.statusPublished || this.current !== "stopped") this.clear();
         return;
       }
       if ("problem" in want) {
         if (this.current !== "failed" || this.currentError !== want.problem) {
-          await this.report("failed", this.attempts, want.problem);
+          this.report("failed", this.attempts, want.problem);
         }
         return;
       }
@@ -193,7 +198,7 @@ export class TaskRunner {
     };
     this.launching = incarnation;
     try {
-      await this.report("starting", incarnation.attempt);
+      this.report("starting", incarnation.attempt);
       controller.signal.throwIfAborted();
       const running = await this.options.launcher.launch(task, incarnation.ctx);
       incarnation.running = running;
@@ -206,7 +211,7 @@ export class TaskRunner {
         this.kick();
       });
       this.launching = undefined;
-      await this.report("running", incarnation.attempt);
+      this.report("running", incarnation.attempt);
       this.logger.debug({ attempt: incarnation.attempt }, "task running");
     } catch (error) {
       this.launching = undefined;
@@ -214,20 +219,20 @@ export class TaskRunner {
         this.logger.debug({ err: error }, "task start abandoned: no longer wanted");
         return;
       }
-      await this.fail(incarnation.attempt, error, "task start failed");
+      this.fail(incarnation.attempt, error, "task start failed");
     }
   }
 
-  private async fail(attempt: number, error: unknown, message: string): Promise<void> {
+  private fail(attempt: number, error: unknown, message: string): void {
     const reason = errorMessage(error);
     this.retryAfterMs = this.backoff.next();
     this.logger.warn({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
-    await this.report("failed", attempt, reason);
+    this.report("failed", attempt, reason);
   }
 
   private async stop(incarnation: Incarnation): Promise<void> {
     incarnation.stopping = true;
-    await this.report("stopping", incarnation.attempt);
+    this.report("stopping", incarnation.attempt);
     incarnation.controller.abort(
       new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
     );
@@ -245,25 +250,24 @@ export class TaskRunner {
     }
     this.active = undefined;
     // A replacement will report `starting` at once; only a task that is no longer wanted loses its key.
-    if (!this.desired) await this.clear();
+    if (!this.desired) this.clear();
   }
 
-  private async clear(): Promise<void> {
-    await this.options.status.remove(this.taskId);
-    this.statusStored = false;
+  private clear(): void {
+    this.status.publish(undefined);
+    this.statusPublished = false;
     this.current = "stopped";
     this.currentError = undefined;
     this.options.onState?.({ task: this.taskId, state: "stopped", attempt: this.attempt });
   }
 
-  private async report(state: TaskState, attempt: number, error?: string): Promise<void> {
+  private report(state: TaskState, attempt: number, error?: string): void {
     this.current = state;
     this.currentError = error;
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
-    this.statusStored = true;
-    await this.options.status.put(this.taskId, status);
-    // Announced once stored, so an observer that reads etcd on this event sees it.
+    this.status.publish(status);
+    this.statusPublished = true;
     this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
   }
 

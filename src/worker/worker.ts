@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
 import {
@@ -31,9 +31,9 @@ import {
 import { ChangeQueue } from "../watcher/change-queue.js";
 import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
+import type { StatusSink } from "./status-publisher.js";
 import {
   type RetryOptions,
-  type StatusSink,
   TaskRunner,
   type TaskRunState,
   type TaskSpec,
@@ -222,7 +222,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.reported.set(taskId, status);
       await this.statusSink.put(taskId, status);
     }
-    this.onTaskState({ task: taskId, state, attempt: previous?.attempt ?? 0, ...(error ? { error } : {}) });
+    this.notify("taskState", {
+      task: taskId,
+      state,
+      attempt: previous?.attempt ?? 0,
+      ...(error ? { error } : {}),
+    });
+    this.checkReady();
   }
 
   /** Readiness as the barrier module evaluates it from etcd, plus what only this process knows. */
@@ -283,6 +289,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
           logger: this.logger,
         });
         const granted = session;
+        // Every in-flight status write listens to the lease's signal: thousands at once are expected.
+        setMaxListeners(0, session.signal);
         session.once("lost", (reason) => this.fence(granted, reason));
         await registerWhenAdmitted({
           client: this.client,
@@ -435,8 +443,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
   }
 
+  /** The state etcd holds for a task (readiness is judged on what others can see). */
   private stateOf(taskId: string): TaskRunState | undefined {
-    return this.runners.get(taskId)?.state ?? this.reported.get(taskId)?.state;
+    return this.runners.get(taskId)?.storedState ?? this.reported.get(taskId)?.state;
   }
 
   /** Re-evaluates local readiness (coalesced: at most one evaluation in flight) and wakes the barrier wait. */
@@ -535,7 +544,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         logger: this.logger.child({ task: id }),
         stopTimeoutMs: this.stopTimeoutMs,
         retry: this.options.startRetry ?? DEFAULT_START_RETRY,
-        onState: (change) => this.onTaskState(change),
+        onState: (change) => this.notify("taskState", change),
+        onStored: () => this.checkReady(),
         onSettled: () => {
           if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
         },
@@ -544,11 +554,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.runners.set(id, runner);
     }
     return runner;
-  }
-
-  private onTaskState(change: TaskStateChange): void {
-    this.notify("taskState", change);
-    this.checkReady();
   }
 
   /**

@@ -1,12 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger, type Task, type TaskStatus } from "../../../src/node/index.js";
 import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
-import {
-  type StatusSink,
-  TaskRunner,
-  type TaskRunnerOptions,
-  type TaskSpec,
-} from "../../../src/worker/task-runner.js";
+import type { StatusSink } from "../../../src/worker/status-publisher.js";
+import { TaskRunner, type TaskRunnerOptions, type TaskSpec } from "../../../src/worker/task-runner.js";
 import { waitFor } from "../../helpers/context.js";
 
 /** Status keys kept in memory: the runner's view of `/R/status/<me>/`. */

@@ -1,0 +1,146 @@
+/**
+ * Worker benchmark: the delay from a task key's put to the handler's `start` call, over 10,000 tasks
+ * written the way the master applies a plan (transactions of 128 puts), next to the delay of the bare
+ * watch (put → change event) measured the same way. Alone: `npx tsx bench/worker.ts`.
+ */
+import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import type { Etcd3 } from "etcd3";
+import { startEtcd } from "../src/cli/etcd-process.js";
+import { createEtcdClient, type KeyLayout, keyLayout } from "../src/node/index.js";
+import { PrefixWatcher } from "../src/watcher/index.js";
+import { Worker } from "../src/worker/index.js";
+import { type BenchRow, printReport } from "./report.js";
+
+const TASKS = 10_000;
+const BATCH = 128;
+const WORKER = "bench-worker";
+
+export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
+  const client = createEtcdClient({ etcd: endpoints });
+  const keys = keyLayout(`bench-worker-${process.pid}-${Date.now()}`);
+  try {
+    const watch = await watchDelays(client, keys);
+    const start = await startDelays(client, keys, endpoints);
+    const row = (
+      name: string,
+      values: number[],
+      base: number[],
+      q: number,
+      target: string,
+      limit: number,
+    ) => {
+      const value = quantile(values, q);
+      return {
+        name,
+        value,
+        unit: "ms",
+        baseline: { name: `bare watch ${q === 0.5 ? "p50" : "p99"}`, value: quantile(base, q) },
+        target,
+        met: value < limit,
+      };
+    };
+    return [
+      row(`worker put → handler start p50 (${TASKS} tasks)`, start, watch, 0.5, "< 100 ms", 100),
+      row(`worker put → handler start p99 (${TASKS} tasks)`, start, watch, 0.99, "< 1000 ms", 1_000),
+    ];
+  } finally {
+    await client
+      .delete()
+      .prefix(keys.prefix)
+      .catch(() => undefined);
+    client.close();
+  }
+}
+
+/** Put → change event of a bare prefix watcher: what any watcher of these keys pays. */
+async function watchDelays(client: Etcd3, keys: KeyLayout): Promise<number[]> {
+  const prefix = keys.workerTasksPrefix("bare-watch");
+  const watcher = new PrefixWatcher(client, prefix);
+  const seen = new Map<string, number>();
+  watcher.on("change", (change) => {
+    if (change.type === "put") seen.set(change.key.slice(prefix.length), performance.now());
+  });
+  await watcher.start();
+  try {
+    const issued = await writeTasks(client, keys, "bare-watch");
+    await until(() => seen.size >= TASKS);
+    return delays(issued, seen);
+  } finally {
+    await watcher.close();
+  }
+}
+
+/** Put → `start(task)` in a worker's handler (watch, status `starting` write, then the call). */
+async function startDelays(client: Etcd3, keys: KeyLayout, endpoints: string[]): Promise<number[]> {
+  const started = new Map<string, number>();
+  const worker = new Worker({
+    etcd: endpoints,
+    root: keys.root,
+    name: WORKER,
+    ttlMs: 10_000,
+    stopTimeoutMs: 5_000,
+    handler: {
+      start: (task) => {
+        started.set(task.id, performance.now());
+      },
+      stop: () => {},
+    },
+  });
+  await worker.start();
+  try {
+    const issued = await writeTasks(client, keys, WORKER);
+    await until(() => started.size >= TASKS);
+    return delays(issued, started);
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** Writes TASKS task keys in transactions of BATCH puts, one after another; returns when each was issued. */
+async function writeTasks(client: Etcd3, keys: KeyLayout, worker: string): Promise<Map<string, number>> {
+  const issued = new Map<string, number>();
+  for (let first = 0; first < TASKS; first += BATCH) {
+    const ids = Array.from({ length: Math.min(BATCH, TASKS - first) }, (_, i) => `t${first + i}`);
+    const at = performance.now();
+    for (const id of ids) issued.set(id, at);
+    await client.kv.txn({
+      compare: [],
+      success: ids.map((id) => ({
+        request_put: {
+          key: Buffer.from(keys.task(worker, id)),
+          value: Buffer.from(JSON.stringify({ id, payload: { n: first } })),
+        },
+      })),
+      failure: [],
+    });
+  }
+  return issued;
+}
+
+function delays(issued: Map<string, number>, observed: Map<string, number>): number[] {
+  return [...issued].map(([id, at]) => (observed.get(id) ?? Number.NaN) - at);
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function until(done: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline)
+      throw new Error(`worker bench: not all ${TASKS} tasks observed in ${timeoutMs}ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const etcd = await startEtcd();
+  try {
+    printReport("escheduler worker benchmark", await benchWorker([etcd.hostPort]));
+  } finally {
+    await etcd.destroy();
+  }
+}
