@@ -3,6 +3,11 @@ import fc from "fast-check";
 import { expect } from "vitest";
 import type { Plan, PlanInput, Task, WorkerSpec } from "../../../src/balancer/index.js";
 
+/** fast-check run counts, scaled by PLANNER_PROPERTY_SCALE for an occasional deeper search. */
+export const runs = (numRuns: number) => ({
+  numRuns: Math.max(1, Math.round(numRuns * Number(process.env.PLANNER_PROPERTY_SCALE ?? 1))),
+});
+
 export type Current = Record<string, string[]>;
 
 export interface Scenario {
