@@ -96,6 +96,10 @@ describe("fencing", () => {
     a.on("deposed", ({ reason }) => deposed.push(reason));
     await a.start();
     await waitFor("first schedule", async () => (await snapshot(space.client, space.keys))[space.keys.plan]);
+    await waitFor(
+      "every task reported running",
+      async () => (await space.client.getAll().prefix(space.keys.statusPrefix).count()) === 4,
+    );
 
     const pending = a.scheduleNow("test");
     await waitFor("generator to be called again", () => generatorCalls === 2);
