@@ -98,16 +98,17 @@ describe("readClusterView", () => {
       if (writes.length >= 400) await Promise.all(writes.splice(0));
     }
     await Promise.all(writes);
-    // Best of three, so a busy shared machine does not decide the figure.
+    // Best of five, so a busy shared machine does not decide the figure.
     let elapsedMs = Number.POSITIVE_INFINITY;
     let view = await readClusterView(client, keys);
-    for (let run = 0; run < 3; run++) {
+    for (let run = 0; run < 5; run++) {
       const startedAt = performance.now();
       view = await readClusterView(client, keys);
       elapsedMs = Math.min(elapsedMs, performance.now() - startedAt);
     }
     expect([...view.assignments.values()].reduce((sum, ids) => sum + ids.length, 0)).toBe(3_000);
-    expect(elapsedMs).toBeLessThan(100);
+    // ~30 ms on an idle machine; the bound leaves room for a busy shared CI box yet fails any per-key round trip.
+    expect(elapsedMs).toBeLessThan(250);
   });
 });
 
