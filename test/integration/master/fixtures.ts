@@ -64,6 +64,7 @@ export async function assignment(client: Etcd3, keys: KeyLayout): Promise<Map<st
 export class FakeWorker {
   private readonly watcher: PrefixWatcher;
   private readonly waitingToStop = new Map<string, () => void>();
+  private readonly stopTimers = new Map<string, NodeJS.Timeout>();
 
   private constructor(
     readonly name: string,
@@ -76,7 +77,7 @@ export class FakeWorker {
     this.watcher.on("change", (change) => {
       const parts = keys.parseTask(change.key);
       if (!parts) return;
-      if (change.type === "put") void this.report(parts.taskId);
+      if (change.type === "put") this.report(parts.taskId).catch(() => undefined);
       else this.scheduleStop(parts.taskId);
     });
   }
@@ -115,6 +116,7 @@ export class FakeWorker {
 
   /** Leaves cleanly: the lease is revoked, so the registration and every status key go at once. */
   async stop(): Promise<void> {
+    for (const timer of this.stopTimers.values()) clearTimeout(timer);
     await this.watcher.close();
     await this.session.close();
   }
@@ -127,10 +129,17 @@ export class FakeWorker {
   private scheduleStop(taskId: string): void {
     const finish = () => {
       this.waitingToStop.delete(taskId);
-      void this.client.delete().key(this.keys.status(this.name, taskId));
+      this.stopTimers.delete(taskId);
+      if (this.session.active) {
+        this.client
+          .delete()
+          .key(this.keys.status(this.name, taskId))
+          .exec()
+          .catch(() => undefined);
+      }
     };
     if (this.options.manualStop) this.waitingToStop.set(taskId, finish);
-    else setTimeout(finish, this.options.stopDelayMs);
+    else this.stopTimers.set(taskId, setTimeout(finish, this.options.stopDelayMs));
   }
 }
 

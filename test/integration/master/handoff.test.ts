@@ -1,0 +1,125 @@
+import { describe, expect, it } from "vitest";
+import type { HandoffWaitEvent, ScheduleResult } from "../../../src/master/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+import { assignment, countPuts, FakeWorker, StatusRecorder, tasks, testMaster } from "./fixtures.js";
+
+async function statusOwners(space: ReturnType<typeof testSpace>): Promise<Map<string, string[]>> {
+  const owners = new Map<string, string[]>();
+  for (const key of await space.client.getAll().prefix(space.keys.statusPrefix).keys()) {
+    const parts = space.keys.parseStatus(key);
+    if (parts) owners.set(parts.taskId, [...(owners.get(parts.taskId) ?? []), parts.worker]);
+  }
+  return owners;
+}
+
+/** Four tasks running on w1, a master with the given hand-off mode, and a recorder of every status change. */
+async function fleetOnOneWorker(
+  label: string,
+  handoff: "wait" | "immediate",
+  w1Options: { stopDelayMs?: number; manualStop?: boolean },
+) {
+  const space = testSpace(label);
+  const w1 = await FakeWorker.start(space.client, space.keys, "w1", w1Options);
+  const master = testMaster(space, () => tasks(4), { handoff });
+  const schedules: ScheduleResult[] = [];
+  const handoffs: HandoffWaitEvent[] = [];
+  master.on("scheduled", (result) => schedules.push(result));
+  master.on("handoffWait", (event) => handoffs.push(event));
+  await master.start();
+  await waitFor("all four running on w1", async () => (await statusOwners(space)).size === 4);
+  const recorder = new StatusRecorder(space.client, space.keys);
+  await recorder.start();
+  return { space, w1, master, schedules, handoffs, recorder };
+}
+
+describe("hand-off (wait)", () => {
+  it("a task moved to a joining worker is written there only after the old worker stopped it", async () => {
+    const { space, schedules, handoffs, recorder } = await fleetOnOneWorker("handoff", "wait", {
+      stopDelayMs: 300,
+    });
+    const w2Puts = await countPuts(space.client, space.keys.workerTasksPrefix("w2"));
+    await FakeWorker.start(space.client, space.keys, "w2");
+
+    await waitFor("the rebalance", () => schedules.length === 2);
+    expect(schedules[1]).toMatchObject({ moved: 2, handoffs: 2 });
+    await waitFor(
+      "two tasks running on w2",
+      async () =>
+        [...(await statusOwners(space)).values()].filter((owners) => owners.join() === "w2").length === 2,
+    );
+    expect(recorder.overlaps).toEqual([]);
+    expect(handoffs).toHaveLength(2);
+    for (const event of handoffs) {
+      expect(event).toMatchObject({ from: "w1", to: "w2" });
+      expect(event.ms).toBeGreaterThanOrEqual(250);
+    }
+    expect([...w2Puts.puts.values()]).toEqual([1, 1]);
+  });
+
+  it("with `immediate` the same move overlaps (so the check above can fail)", async () => {
+    const { space, schedules, recorder } = await fleetOnOneWorker("immediate", "immediate", {
+      stopDelayMs: 300,
+    });
+    await FakeWorker.start(space.client, space.keys, "w2");
+    await waitFor("the rebalance", () => schedules.length === 2);
+    expect(schedules[1]).toMatchObject({ moved: 2, handoffs: 0 });
+    await waitFor("w2 reports its tasks while w1 still stops them", () => recorder.overlaps.length === 2);
+  });
+
+  it("a hand-off still pending when later schedules run is written once, to the current target", async () => {
+    const { space, w1, master, schedules, recorder } = await fleetOnOneWorker("pending", "wait", {
+      manualStop: true,
+    });
+    const w2Puts = await countPuts(space.client, space.keys.workerTasksPrefix("w2"));
+    await FakeWorker.start(space.client, space.keys, "w2");
+    await waitFor("the rebalance", () => schedules.length === 2);
+    await waitFor("w1 asked to stop two tasks", () => w1.stopping.length === 2);
+
+    for (const reason of ["again", "and again"]) {
+      expect(await master.scheduleNow(reason)).toMatchObject({ added: 2, handoffs: 2 });
+    }
+    expect(w2Puts.puts.size).toBe(0);
+
+    for (const id of w1.stopping) w1.release(id);
+    await waitFor("the two tasks on w2", async () => {
+      const placed = await assignment(space.client, space.keys);
+      return [...placed.values()].filter((worker) => worker === "w2").length === 2;
+    });
+    await waitFor("w2 reports them", async () => (await statusOwners(space)).size === 4);
+    expect([...w2Puts.puts.values()]).toEqual([1, 1]);
+    expect(recorder.overlaps).toEqual([]);
+  });
+
+  it("a pending hand-off whose target leaves is never written to it", async () => {
+    const { space, w1, schedules, recorder } = await fleetOnOneWorker("stale", "wait", { manualStop: true });
+    const w2Puts = await countPuts(space.client, space.keys.workerTasksPrefix("w2"));
+    const w2 = await FakeWorker.start(space.client, space.keys, "w2");
+    await waitFor("the rebalance", () => schedules.length === 2);
+    await waitFor("w1 asked to stop two tasks", () => w1.stopping.length === 2);
+    const moving = w1.stopping;
+
+    await w2.stop();
+    await waitFor("the next rebalance", () => schedules.length === 3);
+    for (const id of moving) w1.release(id);
+    await waitFor("all four back on w1", async () => {
+      const placed = await assignment(space.client, space.keys);
+      return placed.size === 4 && [...placed.values()].every((worker) => worker === "w1");
+    });
+    expect(w2Puts.puts.size).toBe(0);
+    expect(recorder.overlaps).toEqual([]);
+  });
+
+  it("a pending hand-off proceeds when the old worker dies (its lease takes the status keys)", async () => {
+    const { space, w1, schedules, recorder } = await fleetOnOneWorker("dies", "wait", { manualStop: true });
+    await FakeWorker.start(space.client, space.keys, "w2");
+    await waitFor("the rebalance", () => schedules.length === 2);
+    await waitFor("w1 asked to stop two tasks", () => w1.stopping.length === 2);
+
+    await w1.session.close();
+    await waitFor("all four running on w2", async () => {
+      const owners = await statusOwners(space);
+      return owners.size === 4 && [...owners.values()].every((o) => o.join() === "w2");
+    });
+    expect(recorder.overlaps).toEqual([]);
+  });
+});
