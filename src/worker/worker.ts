@@ -1,4 +1,4 @@
-import { EventEmitter, setMaxListeners } from "node:events";
+import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
 import {
@@ -32,6 +32,7 @@ import { ChangeQueue } from "../watcher/change-queue.js";
 import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
 import type { StatusSink } from "./status-publisher.js";
+import { StatusWriter } from "./status-writer.js";
 import {
   type RetryOptions,
   TaskRunner,
@@ -123,6 +124,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private currentStatus: WorkerStatus = "new";
   private launcher?: TaskLauncher;
   private session?: LeaseSession;
+  private statusWriter?: StatusWriter;
   /** The session whose tasks the watch feeds; cleared the moment it is fenced. */
   private feeding?: LeaseSession;
   private planWatcher?: PrefixWatcher;
@@ -289,8 +291,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
           logger: this.logger,
         });
         const granted = session;
-        // Every in-flight status write listens to the lease's signal: thousands at once are expected.
-        setMaxListeners(0, session.signal);
         session.once("lost", (reason) => this.fence(granted, reason));
         await registerWhenAdmitted({
           client: this.client,
@@ -326,6 +326,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const stop = this.stopController.signal;
     const signal = AbortSignal.any([session.signal, stop]);
     this.session = session;
+    this.statusWriter = new StatusWriter(this.client, this.keys, this.name, session, this.logger);
     this.feeding = session;
     this.logger.info({ lease: session.id }, "worker registered");
     this.setStatus("registered");
@@ -610,31 +611,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Status writes go under the current lease; with no live lease they are skipped (the keys died with it). */
   private readonly statusSink: StatusSink = {
-    put: async (taskId, status) => {
-      const session = this.session;
-      if (!session?.active) return;
-      const put = session.lease.put(this.keys.status(this.name, taskId)).value(JSON.stringify(status)).exec();
-      await this.untilLeaseEnds(put, session, { task: taskId, state: status.state });
-    },
-    remove: async (taskId) => {
-      const session = this.session;
-      if (!session?.active) return;
-      const removal = this.client.delete().key(this.keys.status(this.name, taskId)).exec();
-      await this.untilLeaseEnds(removal, session, { task: taskId, state: "stopped" });
-    },
+    put: (taskId, status) => this.statusWriter?.put(taskId, status) ?? Promise.resolve(),
+    remove: (taskId) => this.statusWriter?.remove(taskId) ?? Promise.resolve(),
   };
-
-  private async untilLeaseEnds(
-    write: Promise<unknown>,
-    session: LeaseSession,
-    fields: object,
-  ): Promise<void> {
-    try {
-      await unlessAborted(write, session.signal);
-    } catch (error) {
-      if (session.active) this.logger.warn({ err: error, ...fields }, "status write failed");
-    }
-  }
 
   private info(): WorkerInfo {
     return {

@@ -94,7 +94,10 @@ describe("worker lifecycle", () => {
     await putPlan(client, keys, ["w1"]);
     const leaderLeft = leader.leave();
     await waitFor("the task to start", () => handler.callsFor("a").length === 1);
-    await waitFor("only the worker left in the barrier", async () => (await leader.participants()).join() === "w1");
+    await waitFor(
+      "only the worker left in the barrier",
+      async () => (await leader.participants()).join() === "w1",
+    );
     expect(worker.status).toBe("in_barrier");
 
     handler.release("a");
