@@ -138,6 +138,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private isReady = false;
   private readyCheck?: Promise<void>;
   private readyCheckAgain = false;
+  private readyCheckScheduled = false;
   private readonly progress = new EventEmitter<{ progress: [] }>();
   private starting?: Promise<void>;
   private lifecycle?: Promise<void>;
@@ -354,6 +355,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.logger.error({ err: error }, "worker session failed; registering again");
         session.orphan();
         this.fence(session, error instanceof Error ? error : new Error(String(error)));
+      } else if (!stop.aborted) {
+        // Lost before its first watch was up (fencing is idempotent).
+        this.fence(session, new EschedulerError("ERR_LEASE_LOST", `lease ${session.id} lost`));
       }
     } finally {
       if (this.planWatcher === plan) this.planWatcher = undefined;
@@ -449,8 +453,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return this.runners.get(taskId)?.storedState ?? this.reported.get(taskId)?.state;
   }
 
-  /** Re-evaluates local readiness (coalesced: at most one evaluation in flight) and wakes the barrier wait. */
+  /** Re-evaluates local readiness and wakes the barrier wait, once per turn of the event loop however many tasks changed. */
   private checkReady(): void {
+    if (this.readyCheckScheduled) return;
+    this.readyCheckScheduled = true;
+    setImmediate(() => {
+      this.readyCheckScheduled = false;
+      this.evaluateReady();
+    });
+  }
+
+  /** At most one evaluation in flight; a change meanwhile causes one more. */
+  private evaluateReady(): void {
     this.progress.emit("progress");
     if (this.readyCheck) {
       this.readyCheckAgain = true;
@@ -523,7 +537,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (!previous) return;
     this.assigned.delete(id);
     this.runners.get(id)?.set(undefined);
-    this.logger.info({ task: id, reason }, "task removed");
+    // Fencing and shutdown remove every task at once: one summary line says so, not one per task.
+    this.logger[reason === "unassigned" ? "info" : "debug"]({ task: id, reason }, "task removed");
     this.publish({
       type: "removed",
       taskId: id,
@@ -596,6 +611,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.starting?.catch(() => undefined);
     await this.lifecycle;
     this.feeding = undefined;
+    this.logger.info({ tasks: this.assigned.size }, "worker stopping: stopping every task");
     for (const id of [...this.assigned.keys()]) this.unassign(id, "stopping");
     await this.allTasksIdle();
     // Revoking deletes the worker key and every status key at once, so the master reschedules now.
