@@ -22,7 +22,7 @@ export function describeChanges(before: StatusReport | undefined, after: StatusR
       .map((w) => `${w.name} ${w.tasks}`)
       .join(", ");
     lines.push(
-      `rebalance #${plan.epoch} by ${plan.leader}: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved} (${loads})`,
+      `plan applied by ${plan.leader}: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved} (${loads})`,
     );
   }
   if (before?.ready !== after.ready) {

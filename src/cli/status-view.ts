@@ -106,7 +106,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   const plan = report.plan;
   lines.push(
     plan
-      ? `last plan #${plan.epoch} by ${plan.leader} ${ms(plan.ageMs)} ago: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}`
+      ? `last plan ${ms(plan.ageMs)} ago by ${plan.leader} (term ${plan.epoch}): ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}`
       : "last plan: none yet",
   );
   lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);

@@ -28,20 +28,9 @@ export async function runWorker(options: Record<string, unknown>): Promise<numbe
       handler: handlerPath,
       logger,
     });
-    worker.on("status", (status, previous) => logger.info({ status, previous }, "worker status"));
-    worker.on("registrationWaiting", (error) =>
-      logger.warn({ reason: error.message }, "waiting to register"),
-    );
-    worker.on("leaseLost", (figures) =>
-      logger.warn(
-        { reason: figures.reason.message, tasks: figures.tasks, stoppedInMs: figures.stoppedInMs },
-        "lease lost: stopped every task",
-      ),
-    );
-
     const registry = createRegistry();
     observeWorker(worker, registry);
-    return runNode({
+    return await runNode({
       node: worker,
       logger,
       http: config.http

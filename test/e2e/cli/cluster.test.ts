@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterReadiness, readClusterView } from "../../../src/barrier/index.js";
+import type { StatusReport } from "../../../src/cli/status-view.js";
+import { keyLayout } from "../../../src/node/index.js";
+import { CliProcess, EXAMPLE_GENERATOR, EXAMPLE_HANDLER, ensureBuilt, runCli } from "../../helpers/cli.js";
+import { etcdEndpoints, testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
+import { freePort } from "../../helpers/etcd.js";
+
+const TASKS = 12;
+/** Longer than the hand-off below may take: a worker that only vanished by lease expiry would fail it. */
+const WORKER_TTL_MS = 4_000;
+
+describe("a master and three workers as real processes", () => {
+  const root = uniqueRoot("cli-cluster");
+  const keys = keyLayout(root);
+  const workers = new Map<string, { process: CliProcess; http: string }>();
+  let master: { process: CliProcess; http: string };
+  let connection: string[];
+
+  const view = () => readClusterView(testClient(), keys);
+  const cli = (args: string[]) => runCli([...args, ...connection]);
+  const statusJson = async (): Promise<StatusReport> => {
+    const result = await cli(["status", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    return JSON.parse(result.stdout) as StatusReport;
+  };
+  const startNode = async (role: "master" | "worker", name: string, extra: string[]) => {
+    const http = `127.0.0.1:${await freePort()}`;
+    const process = new CliProcess([role, "--name", name, "--http", http, ...connection, ...extra], {
+      env: { ESCHEDULER_EXAMPLE_TASKS: String(TASKS), ESCHEDULER_EXAMPLE_START_MS: "20" },
+    });
+    return { process, http: `http://${http}` };
+  };
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    connection = ["--etcd", etcdEndpoints().join(","), "--root", root];
+  });
+  afterAll(async () => {
+    await Promise.all([master?.process.stop(), ...[...workers.values()].map((w) => w.process.stop())]);
+  });
+
+  it("reports not ready, with the reasons, before anything runs", async () => {
+    const probe = await cli(["probe"]);
+    expect(probe.code).toBe(1);
+    expect(probe.stdout.trim().split("\n")).toEqual(
+      expect.arrayContaining(["no master is leading", "no plan has been applied yet"]),
+    );
+    expect(await statusJson()).toMatchObject({ root, leader: null, plan: null, ready: false, workers: [] });
+  });
+
+  it("converges: every task runs, probe says ready, status and HTTP endpoints agree", async () => {
+    master = await startNode("master", "m1", [
+      "--generator",
+      EXAMPLE_GENERATOR,
+      "--workers",
+      "3",
+      "--ttl",
+      "2s",
+      "--rebalance-wait",
+      "200ms",
+    ]);
+    for (const name of ["w1", "w2", "w3"]) {
+      workers.set(
+        name,
+        await startNode("worker", name, [
+          "--handler",
+          EXAMPLE_HANDLER,
+          "--workers",
+          "3",
+          "--ttl",
+          `${WORKER_TTL_MS}ms`,
+        ]),
+      );
+    }
+    await waitFor("the cluster to be ready", async () => clusterReadiness(await view()).ready, 30_000);
+
+    expect(await cli(["probe"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(await cli(["probe", "--worker", "w2"])).toMatchObject({ code: 0, stdout: "" });
+    const status = await statusJson();
+    expect(status).toMatchObject({ leader: "m1", ready: true, reasons: [] });
+    expect(status.barrierLeft).toEqual(expect.any(String));
+    expect(status.plan).toMatchObject({ leader: "m1", tasks: TASKS, workers: ["w1", "w2", "w3"] });
+    expect(status.workers.map((w) => w.name)).toEqual(["w1", "w2", "w3"]);
+    expect(status.workers.reduce((sum, w) => sum + w.tasks, 0)).toBe(TASKS);
+    for (const worker of status.workers) {
+      expect(worker).toMatchObject({ registered: true, inPlan: true, notRunning: [] });
+      expect(worker.tasks).toBeGreaterThan(0);
+      expect(Object.values(worker.groups).reduce((sum, n) => sum + n, 0)).toBe(worker.tasks);
+    }
+
+    const w1 = workers.get("w1")!;
+    expect((await fetch(`${w1.http}/readyz`)).status).toBe(200);
+    expect((await fetch(`${w1.http}/healthz`)).status).toBe(200);
+    const w1Tasks = status.workers.find((w) => w.name === "w1")!.tasks;
+    expect(await (await fetch(`${w1.http}/metrics`)).text()).toContain(
+      `escheduler_worker_tasks{worker="w1",state="running"} ${w1Tasks}`,
+    );
+    expect(await (await fetch(`${w1.http}/status`)).json()).toMatchObject({
+      name: "w1",
+      status: "left_barrier",
+    });
+    expect((await fetch(`${master.http}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${master.http}/metrics`)).text()).toMatch(/^escheduler_master_leader 1$/m);
+    const scheduled = await fetch(`${master.http}/schedule`, { method: "POST" });
+    expect(scheduled.status).toBe(200);
+    expect(await scheduled.json()).toMatchObject({ tasks: TASKS, workers: 3, moved: 0 });
+
+    // Every log line is JSON (stdout is not a terminal) and names the node and its role.
+    const line = JSON.parse(w1.process.stdout.split("\n")[0]);
+    expect(line).toMatchObject({ name: "w1", role: "worker" });
+  });
+
+  it("SIGTERM on a worker hands its tasks to the others at once, and the worker exits 0", async () => {
+    const w3 = workers.get("w3")!;
+    const signalledAt = Date.now();
+    const exit = await w3.process.stop("SIGTERM");
+    await waitFor("w3's tasks to run on w1 and w2", async () => {
+      const current = await view();
+      return clusterReadiness(current).ready && current.plan?.workers.join() === "w1,w2";
+    });
+    const handedOffInMs = Date.now() - signalledAt;
+
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(handedOffInMs).toBeLessThan(WORKER_TTL_MS - 1_000);
+    const status = await statusJson();
+    expect(status.workers.map((w) => [w.name, w.notRunning.length])).toEqual([
+      ["w1", 0],
+      ["w2", 0],
+    ]);
+    expect(status.workers.reduce((sum, w) => sum + w.tasks, 0)).toBe(TASKS);
+    expect(await cli(["probe"])).toMatchObject({ code: 0 });
+    const gone = await cli(["probe", "--worker", "w3"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stdout).toContain('worker "w3" is not registered');
+  });
+
+  it("SIGTERM on the master and the workers stops them cleanly (exit 0)", async () => {
+    expect(await master.process.stop("SIGTERM")).toMatchObject({ code: 0, signal: null });
+    for (const name of ["w1", "w2"]) {
+      expect(await workers.get(name)!.process.stop("SIGTERM")).toMatchObject({ code: 0, signal: null });
+    }
+    const status = await statusJson();
+    expect(status.leader).toBeNull();
+    // Their assignments stay (no leader to remove them) but nobody is registered any more.
+    expect(status.workers.filter((w) => w.registered)).toEqual([]);
+  });
+});
