@@ -636,7 +636,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       name: this.name,
       host: hostname(),
       pid: process.pid,
-      version: this.options.version ?? process.env.npm_package_version ?? "unknown",
+      version: this.options.version ?? "unknown",
       startedAt: new Date().toISOString(),
       ...(this.options.capacity === undefined ? {} : { capacity: this.options.capacity }),
     };

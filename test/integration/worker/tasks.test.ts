@@ -118,4 +118,29 @@ describe("worker tasks", () => {
       { type: "removed", taskId: "x", previous: { id: "x", payload: 2 }, reason: "unassigned" },
     ]);
   });
+
+  it("keeps a task's status while its stop overruns the stop timeout, and deletes it once the stop returns", async () => {
+    const { client, keys, root } = testSpace("wslow");
+    let finishStop!: () => void;
+    const stopReturned = new Promise<void>((resolve) => {
+      finishStop = resolve;
+    });
+    const handler = { start: () => {}, stop: () => stopReturned };
+    const worker = testWorker({ root, handler, stopTimeoutMs: 100 });
+    await worker.start();
+    await putTask(client, keys, "w1", { id: "slow" });
+    await waitFor(
+      "running",
+      async () => (await storedStatuses(client, keys, "w1")).get("slow")?.state === "running",
+    );
+    await client.delete().key(keys.task("w1", "slow"));
+    await waitFor(
+      "stopping",
+      async () => (await storedStatuses(client, keys, "w1")).get("slow")?.state === "stopping",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // well past the 100 ms stop timeout
+    expect((await storedStatuses(client, keys, "w1")).get("slow")?.state).toBe("stopping");
+    finishStop();
+    await waitFor("status removed", async () => (await storedStatuses(client, keys, "w1")).size === 0);
+  });
 });
