@@ -182,6 +182,8 @@ export class Master extends EventEmitter<MasterEvents> {
       backoff.reset();
       await this.lead(client, leadership);
     }
+    // Stopped before ever becoming a candidate: start() must not wait forever.
+    if (!everCandidate) failed(this.stopping.signal.reason);
   }
 
   /** Runs one leadership term until it ends; resigns on stop. */
