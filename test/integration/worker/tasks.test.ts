@@ -143,4 +143,27 @@ describe("worker tasks", () => {
     finishStop();
     await waitFor("status removed", async () => (await storedStatuses(client, keys, "w1")).size === 0);
   });
+
+  it("starts hundreds of tasks assigned at once and stores every running status", async () => {
+    const { client, keys, root } = testSpace("wmany");
+    const handler = new RecordingHandler();
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    const ids = Array.from({ length: 300 }, (_, i) => `t${i}`);
+    await client.kv.txn({
+      compare: [],
+      success: ids.slice(0, 128).map((id) => ({
+        request_put: { key: Buffer.from(keys.task("w1", id)), value: Buffer.from(JSON.stringify({ id })) },
+      })),
+      failure: [],
+    });
+    await Promise.all(ids.slice(128).map((id) => putTask(client, keys, "w1", { id })));
+    await waitFor("every status running", async () => {
+      const stored = await storedStatuses(client, keys, "w1");
+      return stored.size === 300 && [...stored.values()].every((status) => status.state === "running");
+    });
+    expect(handler.running.size).toBe(300);
+    await worker.stop();
+    expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
+  });
 });
