@@ -160,4 +160,30 @@ describe("worker lifecycle", () => {
     await client.delete().key(keys.task("w1", "a"));
     await waitFor("signal aborted", () => contexts[0].signal.aborted);
   });
+
+  it("stop() while waiting in the barrier withdraws from it and leaves at once", async () => {
+    const { client, keys, root } = testSpace("wbstop");
+    const worker = testWorker({ root, handler: new RecordingHandler(), expectedWorkers: 2, ttlMs: 10_000 });
+    await worker.start();
+    await waitFor(
+      "the worker in the barrier",
+      async () => (await client.getAll().prefix(keys.barrierPrefix).keys()).length > 0,
+    );
+    await worker.stop();
+    expect(await client.getAll().prefix(keys.barrierPrefix).keys()).toEqual([]);
+    expect(await client.get(keys.worker("w1")).string()).toBeNull();
+  });
+
+  it("start() rejects with ERR_ABORTED when stopped while waiting for a registration slot", async () => {
+    const { root } = testSpace("wcapstop");
+    const first = testWorker({ root, name: "w1", maxWorkers: 1 });
+    await first.start();
+    const second = testWorker({ root, name: "w2", maxWorkers: 1 });
+    const waiting = new Promise((resolve) => second.once("registrationWaiting", resolve));
+    const started = second.start();
+    await waiting;
+    await second.stop();
+    await expect(started).rejects.toMatchObject({ code: "ERR_ABORTED" });
+    expect(second.status).toBe("dead");
+  });
 });
