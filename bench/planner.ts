@@ -9,7 +9,10 @@ import type { Task } from "../src/balancer/types.js";
 import type { BenchRow } from "./report.js";
 
 export interface PlannerBenchRow extends BenchRow {
+  /** Wall-clock time, median of the runs. */
   ms: number;
+  /** CPU time of this process over the same run (less sensitive to a busy machine). */
+  cpuMs: number;
   /** Heap in use after the plan (its result alive) minus before, in MiB. */
   heapMB: number;
 }
@@ -29,21 +32,24 @@ function generate(taskCount: number): Task[] {
   });
 }
 
-function measure(run: () => unknown): { ms: number; heapMB: number } {
+function measure(run: () => unknown): { ms: number; cpuMs: number; heapMB: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
-  const times: number[] = [];
+  const samples: Array<{ ms: number; cpuMs: number }> = [];
   let heapMB = 0;
   for (let i = 0; i < RUNS; i++) {
     gc?.();
     const heapBefore = process.memoryUsage().heapUsed;
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const result = run();
-    times.push(performance.now() - started);
+    const ms = performance.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    samples.push({ ms, cpuMs: (cpu.user + cpu.system) / 1000 });
     heapMB = Math.max(heapMB, (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20);
     if (result === undefined) throw new Error("no plan");
   }
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(RUNS / 2)], heapMB };
+  samples.sort((a, b) => a.ms - b.ms);
+  return { ...samples[Math.floor(RUNS / 2)], heapMB };
 }
 
 export async function benchPlanner(): Promise<PlannerBenchRow[]> {
@@ -63,11 +69,12 @@ export async function benchPlanner(): Promise<PlannerBenchRow[]> {
       [`${label}, one worker joins`, () => plan({ workers: joined, tasks, current: first.assignment })],
     ] as const;
     for (const [name, run] of cases) {
-      const { ms, heapMB } = measure(run);
+      const { ms, cpuMs, heapMB } = measure(run);
       const target = taskCount >= 100_000 ? TARGET_MS : undefined;
       rows.push({
         name,
         ms,
+        cpuMs,
         heapMB,
         value: ms,
         unit: "ms",
@@ -81,9 +88,10 @@ export async function benchPlanner(): Promise<PlannerBenchRow[]> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await benchPlanner();
   console.table(
-    rows.map(({ name, ms, heapMB, target, met }) => ({
+    rows.map(({ name, ms, cpuMs, heapMB, target, met }) => ({
       case: name,
       ms: Number(ms.toFixed(1)),
+      cpuMs: Number(cpuMs.toFixed(1)),
       heapMB: Number(heapMB.toFixed(1)),
       target: target ?? "",
       met: met === undefined ? "" : met ? "yes" : "NO",

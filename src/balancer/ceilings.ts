@@ -8,101 +8,128 @@ import { KeyedHeap } from "./heap.js";
  * distinct columns; every column takes k or k+1 ceilings in all, and exactly m columns take k+1 (only
  * those with `roomForExtra`). A ceiling on a column that holds more than the floor of that row saves
  * one move, so minimal movement is a min-cost flow with cost 0 on those "beneficial" cells and 1
- * elsewhere. It is solved exactly (primal-dual: Dijkstra on reduced costs, then a Dinic blocking flow
- * on the zero-cost arcs, a handful of phases) while rows × columns stays within EXACT_CELL_BUDGET;
- * beyond that a Gale–Ryser greedy keeps the balance exact and prefers beneficial cells.
+ * elsewhere, solved exactly (primal-dual: Dijkstra on reduced costs, then a Dinic blocking flow on the
+ * zero-cost arcs; a handful of phases). Up to DENSE_CELL_BUDGET cells every row may use every column.
+ * Beyond that a row starts with its beneficial columns plus a window of the preference order a little
+ * wider than its remainder, the windows laid one after another around the order (as a fresh plan lays
+ * remainders); after solving, every left-out cell is priced against the final potentials and any that
+ * could lower the cost is added and the flow solved again, so the answer is exact either way.
  */
 export interface CeilingProblem {
   columns: number;
   remainder: number[];
   /** Per row, the columns where a ceiling saves a move. */
   beneficial: number[][];
-  /** Per row, the columns from most to least preferred (ties between equally good plans). */
-  preference: (row: number) => ArrayLike<number>;
+  /** Columns from most to least preferred, the tie-break between equally good plans. */
+  preference: Int32Array;
   k: number;
   m: number;
   roomForExtra: Uint8Array;
 }
 
-export const EXACT_CELL_BUDGET = 1_000_000;
+export const DENSE_CELL_BUDGET = 250_000;
 
-/** Per row, the columns that get a ceiling. */
-export function allocateCeilings(problem: CeilingProblem): number[][] {
-  if (problem.remainder.length === 0) return [];
-  return problem.remainder.length * problem.columns <= EXACT_CELL_BUDGET
-    ? minCostCeilings(problem)
-    : greedyCeilings(problem);
+/** Per row, the columns that get a ceiling; the optional arguments exist for tests. */
+export function allocateCeilings(
+  problem: CeilingProblem,
+  denseCellBudget = DENSE_CELL_BUDGET,
+  firstSlack = 8,
+): number[][] {
+  const { columns, remainder } = problem;
+  if (remainder.length === 0) return [];
+  if (remainder.length * columns <= denseCellBudget) {
+    return solve(problem, windows(problem, columns))!.chosen;
+  }
+  let slack = firstSlack;
+  let cells = windows(problem, slack);
+  for (;;) {
+    const solved = solve(problem, cells);
+    if (!solved) {
+      slack = Math.min(columns, 4 * slack + 1);
+      cells = windows(problem, slack);
+      continue;
+    }
+    const cheaper = underpricedCells(problem, cells, solved.potential);
+    if (cheaper.every((extra) => extra.length === 0)) return solved.chosen;
+    cells = cells.map((list, row) => [...list, ...cheaper[row]]);
+  }
 }
 
-function minCostCeilings(problem: CeilingProblem): number[][] {
+/** The cost of a ceiling on (row, column): 0 where it saves a move, else 1. */
+function cellCost(problem: CeilingProblem): (row: number, column: number) => number {
+  const saves = problem.beneficial.map((list) => new Set(list));
+  return (row, column) => (saves[row].has(column) ? 0 : 1);
+}
+
+/** Per row: a window of the preference order `slack` wider than its remainder, then its beneficial columns. */
+function windows(problem: CeilingProblem, slack: number): number[][] {
+  const { columns, preference } = problem;
+  const seen = new Int32Array(columns).fill(-1);
+  let start = 0;
+  return problem.remainder.map((r, row) => {
+    const width = Math.min(columns, r + slack);
+    const from = width === columns ? 0 : start;
+    start = (start + r) % columns;
+    const cells: number[] = [];
+    const add = (column: number) => {
+      if (seen[column] === row) return;
+      seen[column] = row;
+      cells.push(column);
+    };
+    for (let i = 0; i < width; i++) add(preference[(from + i) % columns]);
+    for (const column of problem.beneficial[row]) add(column);
+    return cells;
+  });
+}
+
+/** Left-out cells whose reduced cost is negative: the current answer might not be optimal with them. */
+function underpricedCells(problem: CeilingProblem, cells: number[][], potential: Int32Array): number[][] {
+  const { columns } = problem;
+  const cost = cellCost(problem);
+  const seen = new Int32Array(columns).fill(-1);
+  const firstColumn = cells.length + 1;
+  return cells.map((list, row) => {
+    for (const column of list) seen[column] = row;
+    const extra: number[] = [];
+    for (let column = 0; column < columns; column++) {
+      if (seen[column] === row) continue;
+      if (cost(row, column) + potential[row + 1] - potential[firstColumn + column] < 0) extra.push(column);
+    }
+    return extra;
+  });
+}
+
+/** Min-cost flow over the given cells; undefined when they cannot carry every ceiling. */
+function solve(problem: CeilingProblem, cells: number[][]): { chosen: number[][]; potential: Int32Array } | undefined {
   const { columns, remainder, k, m } = problem;
   const rows = remainder.length;
   const source = 0;
   const firstColumn = rows + 1;
   const extra = rows + columns + 1;
   const sink = rows + columns + 2;
-  const net = new Network(sink + 1, rows + rows * columns + 2 * columns + 1);
-  const isBeneficial = new Uint8Array(columns);
-  const rowArcs: number[] = [];
+  const cellCount = cells.reduce((sum, list) => sum + list.length, 0);
+  const net = new Network(sink + 1, rows + cellCount + 2 * columns + 1);
+  const cost = cellCost(problem);
   for (let row = 0; row < rows; row++) net.addEdge(source, row + 1, remainder[row], 0);
-  for (let row = 0; row < rows; row++) {
-    for (const column of problem.beneficial[row]) isBeneficial[column] = 1;
+  const rowArcs: number[] = [];
+  cells.forEach((list, row) => {
     rowArcs.push(net.edgeCount);
-    for (const column of Array.from(problem.preference(row))) {
-      net.addEdge(row + 1, firstColumn + column, 1, isBeneficial[column] ? 0 : 1);
-    }
-    for (const column of problem.beneficial[row]) isBeneficial[column] = 0;
-  }
+    for (const column of list) net.addEdge(row + 1, firstColumn + column, 1, cost(row, column));
+  });
+  rowArcs.push(net.edgeCount);
   for (let column = 0; column < columns; column++) {
     if (k > 0) net.addEdge(firstColumn + column, sink, k, 0);
     if (m > 0 && problem.roomForExtra[column]) net.addEdge(firstColumn + column, extra, 1, 0);
   }
   if (m > 0) net.addEdge(extra, sink, m, 0);
   const total = remainder.reduce((sum, r) => sum + r, 0);
-  const sent = net.minCostFlow(source, sink, total);
-  if (sent !== total) throw new Error(`ceiling allocation infeasible (${sent} of ${total})`);
-  return remainder.map((_, row) => {
-    const chosen: number[] = [];
-    for (let e = rowArcs[row]; e < rowArcs[row] + columns; e++) {
-      if (net.cap[2 * e] === 0) chosen.push(net.to[2 * e] - firstColumn);
-    }
-    return chosen;
+  if (net.minCostFlow(source, sink, total) !== total) return undefined;
+  const chosen = remainder.map((_, row) => {
+    const list: number[] = [];
+    for (let e = rowArcs[row]; e < rowArcs[row + 1]; e++) if (net.cap[2 * e] === 0) list.push(net.to[2 * e] - firstColumn);
+    return list;
   });
-}
-
-/** Rows by size, each onto the columns with the most ceilings still owed (beneficial first on ties). */
-function greedyCeilings(problem: CeilingProblem): number[][] {
-  const { columns, remainder, k, m } = problem;
-  const owed = new Int32Array(columns).fill(k);
-  const benefitCount = new Int32Array(columns);
-  for (const list of problem.beneficial) for (const column of list) benefitCount[column]++;
-  const extraCandidates = Array.from({ length: columns }, (_, c) => c).filter((c) => problem.roomForExtra[c]);
-  extraCandidates.sort((a, b) => benefitCount[b] - benefitCount[a] || a - b);
-  for (const column of extraCandidates.slice(0, m)) owed[column]++;
-  const histogram = new Int32Array(k + 2);
-  for (let c = 0; c < columns; c++) histogram[owed[c]]++;
-  const taken = new Int32Array(columns).fill(-1);
-  const result: number[][] = remainder.map(() => []);
-  const rowOrder = remainder.map((_, row) => row).sort((a, b) => remainder[b] - remainder[a] || a - b);
-  for (const row of rowOrder) {
-    let need = remainder[row];
-    let threshold = k + 1;
-    for (let above = histogram[threshold]; above < need; above += histogram[threshold]) threshold--;
-    const take = (column: number) => {
-      taken[column] = row;
-      result[row].push(column);
-      histogram[owed[column]]--;
-      histogram[--owed[column]]++;
-      need--;
-    };
-    for (let c = 0; c < columns; c++) if (owed[c] > threshold) take(c);
-    for (const c of problem.beneficial[row]) if (need > 0 && taken[c] !== row && owed[c] === threshold) take(c);
-    for (const c of Array.from(problem.preference(row))) {
-      if (need === 0) break;
-      if (taken[c] !== row && owed[c] === threshold) take(c);
-    }
-  }
-  return result;
+  return { chosen, potential: net.potential };
 }
 
 /** A flow network in arrays: arc 2e is edge e, arc 2e+1 its residual twin. */
@@ -112,6 +139,8 @@ class Network {
   readonly cost: Int32Array;
   private readonly from: Int32Array;
   edgeCount = 0;
+  /** Node potentials after minCostFlow: every residual arc has a non-negative reduced cost. */
+  readonly potential: Int32Array;
   private start = new Int32Array(0);
   private arcs = new Int32Array(0);
 
@@ -123,6 +152,7 @@ class Network {
     this.cap = new Int32Array(2 * maxEdges);
     this.cost = new Int32Array(2 * maxEdges);
     this.from = new Int32Array(2 * maxEdges);
+    this.potential = new Int32Array(nodes);
   }
 
   addEdge(from: number, to: number, capacity: number, cost: number): void {
@@ -139,7 +169,7 @@ class Network {
   /** Sends up to `limit` units at least cost; returns the amount sent. */
   minCostFlow(source: number, sink: number, limit: number): number {
     this.buildAdjacency();
-    const potential = new Int32Array(this.nodes);
+    const potential = this.potential;
     let sent = 0;
     while (sent < limit) {
       const distance = this.shortestDistances(source, potential);

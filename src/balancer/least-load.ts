@@ -9,7 +9,7 @@ import type { Placement, Problem } from "./validate.js";
  * Groups whose tasks all weigh 1 are balanced exactly: every worker gets the floor of its group's
  * share plus at most one (a "ceiling"), every worker's total is within one of every other's, and the
  * ceilings go where they save the most moves (see ceilings.ts); ties go to workers with less keyed
- * load, then rotate by a hash of group and worker. Each worker keeps its highest-priority tasks up
+ * load, then by a hash of the worker's name. Each worker keeps its highest-priority tasks up
  * to its target; only the rest move. Keyed load counts only as a tie-break and against capacity: the
  * "differ by at most one" rule is about tasks without a key.
  *
@@ -205,7 +205,9 @@ function balance(
   const columnOf = (t: number) => (problem.holder[t] >= 0 ? column[problem.holder[t]] : -1);
   const share = shares(pools, columns);
   const workerHash = active.map((w) => hashString(problem.workers[w]));
-  const keyedLoad = active.map((w) => out.keyedLoad[w]);
+  const preference = Int32Array.from(active, (_, c) => c).sort(
+    (a, b) => out.keyedLoad[active[a]] - out.keyedLoad[active[b]] || workerHash[a] - workerHash[b] || a - b,
+  );
   const rows: number[] = [];
   const rowOf = new Int32Array(pools.length).fill(-1);
   const beneficial: number[][] = [];
@@ -228,11 +230,7 @@ function balance(
     columns,
     remainder: rows.map((i) => share.remainder[i]),
     beneficial,
-    preference: (row) => {
-      const groupHash = hashString(`group:${groups[rows[row]].group}`);
-      const score = workerHash.map((h) => pairHash(groupHash, h));
-      return active.map((_, c) => c).sort((a, b) => keyedLoad[a] - keyedLoad[b] || score[a] - score[b] || a - b);
-    },
+    preference,
     k: share.k,
     m: share.m,
     roomForExtra,
