@@ -15,6 +15,9 @@ export function leaderFence(electionKey: string, createRevision: number | string
   ];
 }
 
+/** Bounds every etcd request of a schedule, so a black-holed connection cannot hold a master for long. */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
 export interface FencedWriterOptions {
   /** Transactions in flight at once. */
   concurrency?: number;

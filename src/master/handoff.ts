@@ -2,7 +2,7 @@ import type { Etcd3 } from "etcd3";
 import type { KeyLayout, Logger } from "../node/index.js";
 import { prefixRangeEnd } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
-import type { FencedWriter } from "./fencing.js";
+import { type FencedWriter, REQUEST_TIMEOUT_MS } from "./fencing.js";
 
 /** A task put the schedule decided on. */
 export interface PlannedPut {
@@ -88,11 +88,10 @@ export class HandoffGate {
   ): Promise<{ ready: PlannedPut[]; held: HeldPut[]; revision: number }> {
     if (puts.length === 0) return { ready: [], held: [], revision: 0 };
     const prefix = this.keys.statusPrefix;
-    const response = await this.client.kv.range({
-      key: Buffer.from(prefix),
-      range_end: prefixRangeEnd(prefix),
-      keys_only: true,
-    });
+    const response = await this.client.kv.range(
+      { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), keys_only: true },
+      { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+    );
     const targets = new Map(puts.map((put) => [put.taskId, put.worker]));
     const reportedBy = new Map<string, string[]>();
     for (const kv of response.kvs) {

@@ -274,22 +274,24 @@ export class Master extends EventEmitter<MasterEvents> {
         leadership.depose(error as Error);
       }
     } finally {
+      // Leadership is over the moment the signal fired: say so before the (possibly slow) clean-up.
+      this.term = undefined;
+      const resigned = this.stopping.signal.aborted ? leadership.resign() : undefined;
+      if (!resigned) {
+        const reason = (signal.reason as Error | undefined)?.message ?? "leadership ended";
+        leadership.depose(signal.reason as Error);
+        logger.warn({ reason }, "deposed; campaigning again");
+        this.emit("deposed", { epoch, reason });
+      }
       clearInterval(interval);
-      clearTimeout(retryTimer);
       debouncer.cancel();
       await runner.close();
       clearTimeout(retryTimer);
       await handoffs?.close();
       await workers.close();
-      this.term = undefined;
-      if (this.stopping.signal.aborted) {
-        await leadership.resign();
+      if (resigned) {
+        await resigned;
         logger.info("resigned leadership");
-      } else {
-        const reason = (signal.reason as Error | undefined)?.message ?? "leadership ended";
-        leadership.depose(signal.reason as Error);
-        logger.warn({ reason }, "deposed; campaigning again");
-        this.emit("deposed", { epoch, reason });
       }
     }
   }

@@ -9,7 +9,7 @@ import {
   type WorkerInfo,
 } from "../node/index.js";
 import { type CurrentAssignment, scheduleChanges } from "./changes.js";
-import type { FencedWriter } from "./fencing.js";
+import { type FencedWriter, REQUEST_TIMEOUT_MS } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import type { HandoffGate } from "./handoff.js";
 import type { ValidTask } from "./validation.js";
@@ -144,11 +144,10 @@ async function readAssignment(
   const range = (prefix: string) => ({
     request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) },
   });
-  const response = await client.kv.txn({
-    compare: [],
-    success: [range(keys.workersPrefix), range(keys.tasksPrefix)],
-    failure: [],
-  });
+  const response = await client.kv.txn(
+    { compare: [], success: [range(keys.workersPrefix), range(keys.tasksPrefix)], failure: [] },
+    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+  );
   const [workerRange, taskRange] = response.responses.map((r) => r.response_range as IRangeResponse);
   const workers: Array<{ name: string; capacity?: number }> = [];
   for (const kv of workerRange.kvs) {
