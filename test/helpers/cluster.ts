@@ -1,0 +1,446 @@
+/**
+ * A cluster of REAL `bin/escheduler.js` processes on one root: masters running the controllable
+ * generator, workers running the recording handler. It kills, terminates, pauses and resumes them,
+ * remembers what it did (for the invariant checker), records every write under the root, and judges
+ * convergence. Every cluster is torn down after its test.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Etcd3 } from "etcd3";
+import { afterEach } from "vitest";
+import { readLeader } from "../../src/barrier/index.js";
+import {
+  createEtcdClient,
+  type EtcdConnectionConfig,
+  type KeyLayout,
+  keyLayout,
+  type Task,
+} from "../../src/node/index.js";
+import { type CliExit, CliProcess, ensureBuilt, REPO } from "./cli.js";
+import { etcdEndpoints, uniqueRoot } from "./context.js";
+import { freePort } from "./etcd.js";
+import {
+  type Assignment,
+  balanceProblems,
+  convergenceProblems,
+  currentRevision,
+  deposedWriteProblems,
+  doubleRuns,
+  EtcdHistory,
+  type Pause,
+  type ProcessFate,
+  type RunInterval,
+  readState,
+  readTaskEvents,
+  runIntervals,
+  silentMasters,
+  type TaskEvent,
+} from "./invariants.js";
+
+export const RECORDING_HANDLER = join(REPO, "test", "fixtures", "recording-handler.mjs");
+export const CONTROLLABLE_GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
+
+/** How long a killed or paused process's in-flight requests may still take to land in etcd. */
+const IN_FLIGHT_MS = 100;
+
+/** Flags, environment and client settings that reach a secured etcd (TLS, auth). */
+export interface EtcdAccess {
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  client: Partial<EtcdConnectionConfig>;
+}
+
+export interface ClusterOptions {
+  /** Default: the run's shared etcd. */
+  endpoints?: string[];
+  root?: string;
+  ttl?: string;
+  rebalanceWait?: string;
+  interval?: string;
+  /** The master's generator deadline (`--timeout`). */
+  generatorTimeout?: string;
+  handoff?: "wait" | "immediate";
+  stopTimeout?: string;
+  /** What the generator returns at first. */
+  tasks?: Task[];
+  access?: EtcdAccess;
+  logLevel?: string;
+  /** How long a resumed process may take to stop its stale tasks (see `runIntervals`). */
+  wakeGraceMs?: number;
+}
+
+/** `count` unit tasks spread over `groups` groups: task-00 (g0), task-01 (g1), … */
+export function unitTasks(count: number, groups = 2, prefix = "task"): Task[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}-${String(i).padStart(2, "0")}`,
+    group: `g${i % groups}`,
+  }));
+}
+
+/** One escheduler process of the cluster. */
+export class EschedulerNode {
+  readonly pauses: Pause[] = [];
+  endedAt?: number;
+  endedRevision?: number;
+  exit?: CliExit;
+
+  constructor(
+    readonly name: string,
+    readonly role: "master" | "worker",
+    readonly process: CliProcess,
+    /** host:port of its HTTP endpoint (masters). */
+    readonly http?: string,
+  ) {
+    void process.exited.then((exit) => {
+      this.exit = exit;
+      this.endedAt ??= now();
+    });
+  }
+
+  get pid(): number {
+    return this.process.pid;
+  }
+  get paused(): boolean {
+    const last = this.pauses.at(-1);
+    return last !== undefined && last.to === undefined;
+  }
+  /** Running and not paused. */
+  get live(): boolean {
+    return this.process.running && !this.paused;
+  }
+  fate(): ProcessFate {
+    return {
+      pid: this.pid,
+      name: this.name,
+      role: this.role,
+      endedAt: this.endedAt,
+      endedRevision: this.endedRevision,
+      pauses: this.pauses,
+    };
+  }
+}
+
+const open = new Set<Cluster>();
+afterEach(async () => {
+  await Promise.all([...open].map((cluster) => cluster.close()));
+});
+
+export class Cluster {
+  readonly keys: KeyLayout;
+  readonly client: Etcd3;
+  readonly nodes = new Map<string, EschedulerNode>();
+  readonly dir: string;
+  readonly recordFile: string;
+  readonly generatorFile: string;
+  readonly endpoints: string[];
+  /** Set once the recorder runs (`Cluster.create`). */
+  history!: EtcdHistory;
+  private tasks: Task[] = [];
+  private readonly started = now();
+  private closed?: Promise<void>;
+
+  private constructor(readonly options: ClusterOptions) {
+    this.endpoints = options.endpoints ?? etcdEndpoints();
+    this.keys = keyLayout(options.root ?? uniqueRoot("e2e"));
+    this.client = createEtcdClient({ ...options.access?.client, etcd: this.endpoints, dialTimeout: 5_000 });
+    this.dir = mkdtempSync(join(tmpdir(), "escheduler-e2e-"));
+    this.recordFile = join(this.dir, "task-events.jsonl");
+    this.generatorFile = join(this.dir, "generator.json");
+    this.setTasks(options.tasks ?? unitTasks(24));
+  }
+
+  /** A cluster with nothing running yet (the history recorder is on). */
+  static async create(options: ClusterOptions = {}): Promise<Cluster> {
+    await ensureBuilt();
+    const cluster = new Cluster(options);
+    open.add(cluster);
+    cluster.history = await EtcdHistory.record(cluster.client, cluster.keys.prefix);
+    return cluster;
+  }
+
+  /** Masters m1…, then workers w1…, then waits for convergence. */
+  static async start(
+    options: ClusterOptions & { masters?: number; workers?: number } = {},
+  ): Promise<Cluster> {
+    const cluster = await Cluster.create(options);
+    for (let i = 1; i <= (options.masters ?? 2); i++) await cluster.startMaster(`m${i}`);
+    for (let i = 1; i <= (options.workers ?? 4); i++) cluster.startWorker(`w${i}`);
+    await cluster.waitConverged();
+    return cluster;
+  }
+
+  get root(): string {
+    return this.keys.root;
+  }
+
+  private shared(): string[] {
+    return [
+      "--root",
+      this.root,
+      "--ttl",
+      this.options.ttl ?? "2s",
+      "--log-level",
+      this.options.logLevel ?? "info",
+      ...(this.options.access?.args ?? []),
+    ];
+  }
+
+  async startMaster(
+    name: string,
+    options: { etcd?: string[]; args?: string[] } = {},
+  ): Promise<EschedulerNode> {
+    const http = `127.0.0.1:${await freePort()}`;
+    const args = [
+      "master",
+      "--name",
+      name,
+      "--etcd",
+      (options.etcd ?? this.endpoints).join(","),
+      ...this.shared(),
+      "--generator",
+      CONTROLLABLE_GENERATOR,
+      "--rebalance-wait",
+      this.options.rebalanceWait ?? "200ms",
+      "--interval",
+      this.options.interval ?? "60s",
+      "--timeout",
+      this.options.generatorTimeout ?? "2s",
+      "--handoff",
+      this.options.handoff ?? "wait",
+      "--http",
+      http,
+      ...(options.args ?? []),
+    ];
+    return this.add(name, "master", args, { ESCHEDULER_GENERATOR_FILE: this.generatorFile }, http);
+  }
+
+  startWorker(name: string, options: { etcd?: string[]; args?: string[] } = {}): EschedulerNode {
+    const args = [
+      "worker",
+      "--name",
+      name,
+      "--etcd",
+      (options.etcd ?? this.endpoints).join(","),
+      ...this.shared(),
+      "--handler",
+      RECORDING_HANDLER,
+      "--stop-timeout",
+      this.options.stopTimeout ?? "2s",
+      ...(options.args ?? []),
+    ];
+    return this.add(name, "worker", args, { ESCHEDULER_RECORD_FILE: this.recordFile });
+  }
+
+  private add(
+    name: string,
+    role: "master" | "worker",
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    http?: string,
+  ): EschedulerNode {
+    if (this.nodes.get(name)?.process.running) throw new Error(`${name} is already running`);
+    const process = new CliProcess(args, { env: { ...this.options.access?.env, ...env } });
+    const node = new EschedulerNode(name, role, process, http);
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  node(name: string): EschedulerNode {
+    const node = this.nodes.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    return node;
+  }
+
+  /** Running, unpaused workers' names. */
+  liveWorkers(): string[] {
+    return [...this.nodes.values()]
+      .filter((node) => node.role === "worker" && node.live)
+      .map((node) => node.name);
+  }
+
+  /** SIGKILL: the process counts as stopped at this moment. Resolves with the kill time. */
+  async kill(name: string): Promise<number> {
+    const node = this.node(name);
+    node.process.stop("SIGKILL");
+    const killedAt = now();
+    node.endedAt = killedAt;
+    await node.process.exited;
+    await delay(IN_FLIGHT_MS);
+    node.endedRevision = await currentRevision(this.client);
+    return killedAt;
+  }
+
+  /** SIGTERM, and the exit. */
+  async terminate(name: string): Promise<CliExit & { signalledAt: number }> {
+    const signalledAt = now();
+    const exit = await this.node(name).process.stop("SIGTERM");
+    return { ...exit, signalledAt };
+  }
+
+  /** SIGSTOP: nothing runs in it until `resume`. Resolves with the pause time. */
+  async pause(name: string): Promise<number> {
+    const node = this.node(name);
+    process.kill(node.pid, "SIGSTOP");
+    const from = now();
+    await delay(IN_FLIGHT_MS);
+    node.pauses.push({ from, fromRevision: await currentRevision(this.client) });
+    return from;
+  }
+
+  /** SIGCONT. Resolves with the resume time. */
+  async resume(name: string): Promise<number> {
+    const node = this.node(name);
+    const pause = node.pauses.at(-1);
+    if (!pause || pause.to !== undefined) throw new Error(`${name} is not paused`);
+    pause.toRevision = await currentRevision(this.client);
+    pause.to = now();
+    process.kill(node.pid, "SIGCONT");
+    return pause.to;
+  }
+
+  /** What the generator returns from its next call on. */
+  setTasks(tasks: Task[]): void {
+    this.tasks = tasks;
+    this.writeGenerator("ok");
+  }
+
+  /** Makes the generator misbehave (see test/fixtures/controllable-generator.mjs), or behave ("ok"). */
+  setBehaviour(behaviour: "ok" | "throw" | "hang" | "duplicate" | "bad-id" | "oversize" | "non-json"): void {
+    this.writeGenerator(behaviour);
+  }
+
+  get generatedTasks(): Task[] {
+    return this.tasks;
+  }
+
+  private writeGenerator(behaviour: string): void {
+    writeFileSync(this.generatorFile, JSON.stringify({ tasks: this.tasks, behaviour }));
+  }
+
+  /** `POST /schedule` on the leading master. */
+  async schedule(): Promise<{ status: number; body: string }> {
+    const leader = await this.leader();
+    const http = leader && this.nodes.get(leader)?.http;
+    if (!http) throw new Error(`no leading master of this cluster to ask (leader: ${leader})`);
+    const response = await fetch(`http://${http}/schedule?reason=test`, {
+      method: "POST",
+      signal: AbortSignal.timeout(15_000),
+    });
+    return { status: response.status, body: await response.text() };
+  }
+
+  leader(): Promise<string | undefined> {
+    return readLeader(this.client, this.keys);
+  }
+
+  state(): Promise<Awaited<ReturnType<typeof readState>>> {
+    return readState(this.client, this.keys);
+  }
+
+  events(): TaskEvent[] {
+    return readTaskEvents(this.recordFile);
+  }
+
+  fates(): ProcessFate[] {
+    return [...this.nodes.values()].map((node) => node.fate());
+  }
+
+  intervals(): { intervals: RunInterval[]; problems: string[] } {
+    return runIntervals(this.events(), this.fates(), { wakeGraceMs: this.options.wakeGraceMs });
+  }
+
+  /** Why the cluster has not converged (empty once it has). */
+  async convergenceProblems(): Promise<string[]> {
+    const { view } = await this.state();
+    const { intervals } = this.intervals();
+    const unexpected = [...this.nodes.values()]
+      .filter((node) => node.exit && node.endedRevision === undefined && node.exit.code !== 0)
+      .map((node) => `${node.name} exited with ${node.exit?.code ?? node.exit?.signal}`);
+    return [...unexpected, ...convergenceProblems(view, this.tasks, this.liveWorkers(), intervals)];
+  }
+
+  /** Waits until every task runs on exactly one live worker, as planned; resolves with the assignment. */
+  async waitConverged(timeoutMs = 20_000): Promise<Assignment> {
+    const deadline = Date.now() + timeoutMs;
+    let problems: string[] = [];
+    for (;;) {
+      try {
+        problems = await this.convergenceProblems();
+        if (problems.length === 0) return (await this.state()).assignment;
+      } catch (error) {
+        problems = [`cannot read the cluster: ${String(error)}`];
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `not converged after ${timeoutMs}ms:\n  ${problems.slice(0, 15).join("\n  ")}\n${this.diagnostics()}`,
+        );
+      }
+      await delay(50);
+    }
+  }
+
+  /**
+   * Every invariant at the end of a scenario: no double run, converged, no write by a deposed master,
+   * balanced. Resolves with the violations (empty when every promise held).
+   */
+  async invariantProblems(): Promise<string[]> {
+    await this.history.caughtUp(this.client);
+    const { intervals, problems } = this.intervals();
+    const { assignment } = await this.state();
+    return [
+      ...problems,
+      ...doubleRuns(intervals, this.started),
+      ...(await this.convergenceProblems()),
+      ...deposedWriteProblems(this.history.events, this.keys, silentMasters(this.fates())),
+      ...balanceProblems(assignment, this.tasks),
+    ];
+  }
+
+  /** The earliest start of `task` after `after`, on a process other than `exceptPid`. */
+  firstStart(task: string, after: number, exceptPid?: number): TaskEvent | undefined {
+    return this.events().find(
+      (event) => event.event === "start" && event.task === task && event.t > after && event.pid !== exceptPid,
+    );
+  }
+
+  /** Last lines that warn or worse, of each process. */
+  diagnostics(): string {
+    return [...this.nodes.values()]
+      .map((node) => {
+        const lines = `${node.process.stdout}\n${node.process.stderr}`
+          .split("\n")
+          .filter((line) => line.trim() !== "" && !/"level":(10|20|30),/.test(line))
+          .slice(-8)
+          .map((line) => `    ${line.slice(0, 400)}`);
+        const state = node.process.running
+          ? node.paused
+            ? "paused"
+            : "running"
+          : `exited ${node.exit?.code ?? node.exit?.signal}`;
+        return `  ${node.name} (${node.role}, pid ${node.pid}, ${state})\n${lines.join("\n")}`;
+      })
+      .join("\n");
+  }
+
+  /** Kills every process, stops recording, removes the files. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      open.delete(this);
+      await Promise.all([...this.nodes.values()].map((node) => node.process.stop("SIGKILL")));
+      await this.history?.close().catch(() => undefined);
+      this.client.close();
+      rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.closed;
+  }
+}
+
+/** Wall-clock ms with the recording handler's precision. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
