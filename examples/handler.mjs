@@ -20,7 +20,7 @@ export default {
     let beats = 0;
     const timer = setInterval(() => {
       beats++;
-      logger.debug({ task: task.id, beats }, "example task working");
+      logger.debug({ beats }, "example task working");
     }, BEAT_MS);
     running.set(task.id, timer);
     logger.info(
@@ -33,7 +33,7 @@ export default {
     clearInterval(running.get(task.id));
     running.delete(task.id);
     await sleep(START_MS / 2);
-    logger.info({ task: task.id }, "example task stopped");
+    logger.info("example task stopped");
   },
 };
 

@@ -113,8 +113,8 @@ export class DevCluster {
   get etcdPid(): number | undefined {
     return this.etcd?.process?.pid;
   }
-  get master(): DevNode {
-    return this.nodes[0];
+  get master(): DevNode | undefined {
+    return this.nodes.find((node) => node.role === "master");
   }
   get liveWorkers(): DevNode[] {
     return this.nodes.filter((node) => node.role === "worker" && node.running);
@@ -128,7 +128,12 @@ export class DevCluster {
   /** Stops every node (gracefully, then by force), then etcd; resolves with how each node ended. */
   stop(): Promise<NodeExit[]> {
     this.stopping ??= (async () => {
-      const exits = await Promise.all(this.nodes.map((node) => node.stop()));
+      // The master first: workers leaving one by one would otherwise set off needless rebalances.
+      const masterExit = await this.master?.stop();
+      const workerExits = await Promise.all(
+        this.nodes.filter((node) => node.role === "worker").map((node) => node.stop()),
+      );
+      const exits = masterExit ? [masterExit, ...workerExits] : workerExits;
       await this.etcd?.kill();
       return exits;
     })();
@@ -136,16 +141,7 @@ export class DevCluster {
   }
 
   private async startMaster(): Promise<DevNode> {
-    return this.spawnNode("master-1", "master", [
-      "--generator",
-      EXAMPLE_GENERATOR,
-      ...MASTER_TIMINGS,
-      // Gather the first workers in the barrier; later ones (added with "+") join without a cap.
-      "--workers",
-      String(this.options.workers),
-      "--max-workers",
-      "0",
-    ]);
+    return this.spawnNode("master-1", "master", ["--generator", EXAMPLE_GENERATOR, ...MASTER_TIMINGS]);
   }
 
   private async spawnNode(name: string, role: "master" | "worker", args: string[]): Promise<DevNode> {
@@ -161,6 +157,11 @@ export class DevCluster {
       http,
       "--log-level",
       this.options.logLevel,
+      // The first workers gather in the barrier; later ones (added with "+") join without a cap.
+      "--workers",
+      String(this.options.workers),
+      "--max-workers",
+      "0",
       ...DEV_TIMINGS,
     ];
     const env = { ...process.env, ESCHEDULER_EXAMPLE_TASKS: String(this.options.tasks) };

@@ -1,5 +1,5 @@
 /** What `escheduler dev` shows: the changes between two status reports as lines, and a full screen on a terminal. */
-import { renderStatus, type StatusReport } from "./status-view.js";
+import { count, renderStatus, type StatusReport } from "./status-view.js";
 
 /** One line per change between `before` (undefined at first) and `after`. */
 export function describeChanges(before: StatusReport | undefined, after: StatusReport): string[] {
@@ -22,14 +22,14 @@ export function describeChanges(before: StatusReport | undefined, after: StatusR
       .map((w) => `${w.name} ${w.tasks}`)
       .join(", ");
     lines.push(
-      `plan applied by ${plan.leader}: ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved} (${loads})`,
+      `plan applied by ${plan.leader}: ${count(plan.tasks, "task")} on ${count(plan.workers.length, "worker")}, moved ${plan.moved} (${loads})`,
     );
   }
   if (before?.ready !== after.ready) {
     const tasks = after.workers.reduce((sum, w) => sum + w.tasks, 0);
     lines.push(
       after.ready
-        ? `cluster ready: ${is.size} workers, ${tasks} tasks running`
+        ? `cluster ready: ${count(is.size, "worker")}, ${count(tasks, "task")} running`
         : `cluster not ready: ${after.reasons[0] ?? "unknown"}${after.reasons.length > 1 ? ` (+${after.reasons.length - 1} more)` : ""}`,
     );
   }
@@ -44,9 +44,12 @@ export function stamped(message: string, now = new Date()): string {
 export const KEY_HELP =
   "keys: + add a worker · - stop a worker (SIGTERM) · k kill a worker (SIGKILL) · s schedule now · q quit";
 
-/** The full terminal screen: header, the status table, the recent changes and the key help. */
+/**
+ * The full terminal screen: header, the status table, the recent changes and the key help. Drawn
+ * over the previous one (cursor home, clear each line's rest, clear below) so it does not flicker.
+ */
 export function renderScreen(header: string, report: StatusReport | undefined, recent: string[]): string {
   const body = report ? renderStatus(report) : "waiting for etcd…\n";
-  const clear = "\x1b[H\x1b[2J";
-  return `${clear}${header}\n\n${body}\nRECENT\n${recent.join("\n")}\n\n${KEY_HELP}\n`;
+  const text = `${header}\n\n${body}\nRECENT\n${recent.join("\n")}\n\n${KEY_HELP}`;
+  return `\x1b[H${text.split("\n").join("\x1b[K\n")}\x1b[K\n\x1b[J`;
 }

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
+import ms from "ms";
 import { z } from "zod";
 import { createEtcdClient, duration, parseConfig, sharedConfigSchema } from "../node/index.js";
 import { DevCluster, type DevNode, type NodeExit } from "./dev-cluster.js";
@@ -20,12 +21,13 @@ const devOptionsSchema = z.object({
   etcd: z
     .string()
     .optional()
-    .transform((value) =>
-      value
+    .transform((value) => {
+      const hosts = value
         ?.split(",")
         .map((host) => host.trim())
-        .filter(Boolean),
-    ),
+        .filter(Boolean);
+      return hosts?.length ? hosts : undefined;
+    }),
   logLevel: sharedConfigSchema.shape.logLevel,
 });
 
@@ -64,7 +66,7 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
   const timer =
     config.for === undefined
       ? undefined
-      : setTimeout(() => stop(`--for ${config.for}ms elapsed`), config.for);
+      : setTimeout(() => stop(`--for ${ms(config.for ?? 0)} elapsed`), config.for);
   let refresh: NodeJS.Timeout | undefined;
 
   try {
@@ -164,7 +166,8 @@ function describeExit({ node, code, signal }: NodeExit): string {
   return `${node.name} ${how}${tail}`;
 }
 
-async function requestSchedule(master: DevNode, say: (message: string) => void): Promise<void> {
+async function requestSchedule(master: DevNode | undefined, say: (message: string) => void): Promise<void> {
+  if (!master) return;
   try {
     const response = await fetch(`${master.httpUrl}/schedule?reason=dev`, { method: "POST" });
     say(`schedule requested: HTTP ${response.status}`);
@@ -179,6 +182,7 @@ class Screen {
   private lastHeader = "";
   private lastReport?: StatusReport;
   private keyListener?: (data: Buffer) => void;
+  private lastScreen = "";
 
   note(message: string): void {
     this.recent.push(stamped(message));
@@ -189,7 +193,11 @@ class Screen {
   draw(header: string, report: StatusReport | undefined): void {
     this.lastHeader = header;
     this.lastReport = report;
-    process.stdout.write(renderScreen(header, report, this.recent));
+    const screen = renderScreen(header, report, this.recent);
+    if (screen === this.lastScreen) return;
+    if (!this.lastScreen) process.stdout.write("\x1b[2J");
+    this.lastScreen = screen;
+    process.stdout.write(screen);
   }
 
   onKey(listener: (key: string) => void): void {

@@ -106,7 +106,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   const plan = report.plan;
   lines.push(
     plan
-      ? `last plan ${ms(plan.ageMs)} ago by ${plan.leader} (term ${plan.epoch}): ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}`
+      ? `last plan ${ms(plan.ageMs)} ago by ${plan.leader} (term ${plan.epoch}): ${count(plan.tasks, "task")} on ${count(plan.workers.length, "worker")}, moved ${plan.moved}`
       : "last plan: none yet",
   );
   lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);
@@ -164,6 +164,11 @@ export function table(rows: string[][]): string[] {
       .join("  ")
       .trimEnd(),
   );
+}
+
+/** "1 worker", "3 workers". */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function ago(time: string, now: number): string {
