@@ -165,7 +165,7 @@ export class Master extends EventEmitter<MasterEvents> {
           signal: this.stopping.signal,
           onCandidate: (key) => {
             everCandidate = true;
-            this.logger.info({ electionKey: key }, "campaigning");
+            this.logger.info({ electionKey: key, version: this.options.version }, "campaigning");
             candidate();
           },
         });

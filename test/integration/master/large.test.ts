@@ -12,20 +12,27 @@ describe("a large schedule", () => {
     // Registrations only: nobody reports statuses, so the hand-off check has nothing to wait for.
     const session = await LeaseSession.grant(space.client, { ttlMs: 10_000 });
     const workers = ["w1", "w2", "w3", "w4"];
-    for (const name of workers) await session.lease.put(space.keys.worker(name)).value(JSON.stringify({ name }));
+    for (const name of workers)
+      await session.lease.put(space.keys.worker(name)).value(JSON.stringify({ name }));
     const generated: Task[] = Array.from({ length: TASKS }, (_, i) => ({
       id: `task-${i}`,
       group: `g${i % 5}`,
       priority: i % 2,
       payload: { shard: i },
     }));
-    const master = testMaster(space, () => generated, { timeoutMs: 30_000, ttlMs: 5_000 });
+    const master = testMaster(space, () => generated, { timeoutMs: 30_000, ttlMs: 10_000 });
     const schedules: ScheduleResult[] = [];
     master.on("scheduled", (result) => schedules.push(result));
     try {
       await master.start();
       await waitFor("the first schedule", () => schedules.length === 1, 60_000, 50);
-      expect(schedules[0]).toMatchObject({ tasks: TASKS, added: TASKS, removed: 0, unassigned: 0, workers: 4 });
+      expect(schedules[0]).toMatchObject({
+        tasks: TASKS,
+        added: TASKS,
+        removed: 0,
+        unassigned: 0,
+        workers: 4,
+      });
 
       const perWorker = new Map<string, number>();
       const ids = new Set<string>();
