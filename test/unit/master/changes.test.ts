@@ -64,7 +64,11 @@ describe("scheduleChanges", () => {
   });
 
   it("interleaves workers within one priority, so each gets its first tasks early", () => {
-    const changes = changesFor(["w1", "w2"], Array.from({ length: 6 }, (_, i) => ({ id: `t${i}` })), new Map());
+    const changes = changesFor(
+      ["w1", "w2"],
+      Array.from({ length: 6 }, (_, i) => ({ id: `t${i}` })),
+      new Map(),
+    );
     expect(changes.puts.map((put) => put.worker)).toEqual(["w1", "w2", "w1", "w2", "w1", "w2"]);
   });
 
