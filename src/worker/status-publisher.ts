@@ -7,12 +7,11 @@ export interface StatusSink {
 }
 
 /**
- * Writes one task's status in the background, in order, latest wins: a state overtaken while a write
- * was in flight is skipped. Keeps etcd round trips off the path to the handler.
+ * Writes one task's statuses in the background, one at a time and in order, so each state a task
+ * goes through reaches etcd without putting an etcd round trip on the path to the handler.
  */
 export class StatusPublisher {
-  private next?: TaskStatus;
-  private hasNext = false;
+  private queue: Array<TaskStatus | undefined> = [];
   private writing?: Promise<void>;
   private stored?: TaskStatus;
 
@@ -24,8 +23,7 @@ export class StatusPublisher {
 
   /** Queues a status to store (undefined: delete the key). */
   publish(status: TaskStatus | undefined): void {
-    this.next = status;
-    this.hasNext = true;
+    this.queue.push(status);
     this.writing ??= this.drain();
   }
 
@@ -40,9 +38,8 @@ export class StatusPublisher {
   }
 
   private async drain(): Promise<void> {
-    while (this.hasNext) {
-      const status = this.next;
-      this.hasNext = false;
+    while (this.queue.length > 0) {
+      const status = this.queue.shift();
       if (status) await this.sink.put(this.taskId, status);
       else await this.sink.remove(this.taskId);
       this.stored = status;

@@ -168,7 +168,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** The tasks assigned now (and ones still stopping), with their states. */
   tasks(): WorkerTask[] {
-    const ids = new Set([...this.assigned.keys(), ...this.runners.keys()]);
+    const stopping = [...this.runners.values()].filter((runner) => runner.state !== "stopped");
+    const ids = new Set([...this.assigned.keys(), ...stopping.map((runner) => runner.taskId)]);
     return [...ids].sort().map((id) => {
       const spec = this.assigned.get(id);
       const runner = this.runners.get(id);

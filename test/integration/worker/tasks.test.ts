@@ -69,7 +69,12 @@ describe("worker tasks", () => {
     await worker.start();
     await putTask(client, keys, "w1", { id: "slow" });
     await waitFor("start to be called", () => handler.callsFor("slow").length === 1);
-    expect((await storedStatuses(client, keys, "w1")).get("slow")?.state).toBe("starting");
+    // The start is held: the stored status must say so.
+    await waitFor(
+      "the starting status",
+      async () => (await storedStatuses(client, keys, "w1")).get("slow")?.state === "starting",
+    );
+    expect(handler.running.has("slow")).toBe(false);
     handler.release("slow");
     await waitFor(
       "running",
@@ -78,6 +83,7 @@ describe("worker tasks", () => {
     await client.delete().key(keys.task("w1", "slow"));
     await waitFor("status removed", async () => (await storedStatuses(client, keys, "w1")).size === 0);
     expect(handler.running.size).toBe(0);
+    await waitFor("the deletion to be seen", () => statuses.of("slow").at(-1) === "removed");
     expect(statuses.of("slow")).toEqual(["starting", "running", "stopping", "removed"]);
   });
 
