@@ -100,7 +100,10 @@ function underpricedCells(problem: CeilingProblem, cells: number[][], potential:
 }
 
 /** Min-cost flow over the given cells; undefined when they cannot carry every ceiling. */
-function solve(problem: CeilingProblem, cells: number[][]): { chosen: number[][]; potential: Int32Array } | undefined {
+function solve(
+  problem: CeilingProblem,
+  cells: number[][],
+): { chosen: number[][]; potential: Int32Array } | undefined {
   const { columns, remainder, k, m } = problem;
   const rows = remainder.length;
   const source = 0;
@@ -126,7 +129,8 @@ function solve(problem: CeilingProblem, cells: number[][]): { chosen: number[][]
   if (net.minCostFlow(source, sink, total) !== total) return undefined;
   const chosen = remainder.map((_, row) => {
     const list: number[] = [];
-    for (let e = rowArcs[row]; e < rowArcs[row + 1]; e++) if (net.cap[2 * e] === 0) list.push(net.to[2 * e] - firstColumn);
+    for (let e = rowArcs[row]; e < rowArcs[row + 1]; e++)
+      if (net.cap[2 * e] === 0) list.push(net.to[2 * e] - firstColumn);
     return list;
   });
   return { chosen, potential: net.potential };

@@ -11,6 +11,10 @@ export class KeyedHeap {
     return this.keys[0];
   }
 
+  topValue(): number {
+    return this.values[0];
+  }
+
   push(key: number, value: number): void {
     const { keys, values } = this;
     let i = keys.length;

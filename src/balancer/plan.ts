@@ -34,7 +34,8 @@ function admit(problem: Problem): Uint8Array {
   let room = problem.capacity.reduce((sum, c) => sum + c, 0);
   if (room === Number.POSITIVE_INFINITY) return admitted;
   const keySize = new Float64Array(problem.keyCount);
-  for (let t = 0; t < problem.ids.length; t++) if (problem.key[t] >= 0) keySize[problem.key[t]] += problem.weight[t];
+  for (let t = 0; t < problem.ids.length; t++)
+    if (problem.key[t] >= 0) keySize[problem.key[t]] += problem.weight[t];
   const keyDecision = new Int8Array(problem.keyCount).fill(-1);
   for (const t of problem.order) {
     const k = problem.key[t];
@@ -82,7 +83,9 @@ function describe(problem: Problem, target: Int32Array): Plan {
   let moved = 0;
   for (const t of problem.order) {
     if (target[t] < 0 || settled[t]) continue;
-    (add[workers[target[t]]] ??= []).push(ids[t]);
+    const worker = workers[target[t]];
+    if (add[worker] === undefined) add[worker] = [];
+    add[worker].push(ids[t]);
     if (listed[t]) moved++;
   }
   return { assignment, add, remove, unassigned, moved };

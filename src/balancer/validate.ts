@@ -93,6 +93,14 @@ function indexWorkers(input: PlanInput) {
   return { workers: specs.map((spec) => spec.name), workerIndex, capacity, hasCapacity };
 }
 
+/** The number of `name` in `index`, the next free one if it is new. */
+function numberFor(index: Map<string, number>, name: string): number {
+  const known = index.get(name);
+  if (known !== undefined) return known;
+  index.set(name, index.size);
+  return index.size - 1;
+}
+
 function indexTasks(tasks: readonly Task[]) {
   if (!Array.isArray(tasks)) throw new PlanInputError("tasks", "must be an array");
   const n = tasks.length;
@@ -107,27 +115,25 @@ function indexTasks(tasks: readonly Task[]) {
   let prioritiesDiffer = false;
   for (let i = 0; i < n; i++) {
     const task = tasks[i];
-    if (task === null || typeof task !== "object") throw new PlanInputError(`tasks[${i}]`, "must be an object");
+    if (task === null || typeof task !== "object")
+      throw new PlanInputError(`tasks[${i}]`, "must be an object");
     assertName("task id", task.id);
-    if (taskIndex.has(task.id)) throw new PlanInputError(`task id ${JSON.stringify(task.id)}`, "generated twice");
+    if (taskIndex.has(task.id))
+      throw new PlanInputError(`task id ${JSON.stringify(task.id)}`, "generated twice");
     taskIndex.set(task.id, i);
     ids[i] = task.id;
     const groupName = task.group ?? "";
     if (typeof groupName !== "string") {
       throw new PlanInputError(`task ${JSON.stringify(task.id)}`, "group must be a string");
     }
-    let g = groupIndex.get(groupName);
-    if (g === undefined) groupIndex.set(groupName, (g = groupIndex.size));
-    group[i] = g;
+    group[i] = numberFor(groupIndex, groupName);
     if (task.key === undefined) {
       key[i] = -1;
     } else {
       if (typeof task.key !== "string" || task.key.length === 0) {
         throw new PlanInputError(`task ${JSON.stringify(task.id)}`, "key must be a non-empty string");
       }
-      let k = keyIndex.get(task.key);
-      if (k === undefined) keyIndex.set(task.key, (k = keyIndex.size));
-      key[i] = k;
+      key[i] = numberFor(keyIndex, task.key);
     }
     priority[i] = optionalNumber(task, "priority", 0);
     weight[i] = optionalNumber(task, "weight", 1);

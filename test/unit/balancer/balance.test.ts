@@ -18,13 +18,20 @@ import {
 const unkeyed = (task: Task) => task.key === undefined;
 
 /** Per group and in total, unkeyed loads differ by at most `bound` between any two workers. */
-function expectBalanced(tasks: Task[], result: ReturnType<typeof plan>, bound: (group: string) => number): void {
+function expectBalanced(
+  tasks: Task[],
+  result: ReturnType<typeof plan>,
+  bound: (group: string) => number,
+): void {
   for (const [group, perWorker] of loads(tasks, result, unkeyed)) {
     expect(spread(perWorker.values()), `group ${group}`).toBeLessThanOrEqual(bound(group) + 1e-9);
   }
 }
 
-type Event = { kind: "join" } | { kind: "leave"; which: number } | { kind: "add"; count: number; group: number }
+type Event =
+  | { kind: "join" }
+  | { kind: "leave"; which: number }
+  | { kind: "add"; count: number; group: number }
   | { kind: "drop"; which: number[] };
 
 const events = (groups: number) =>
@@ -32,8 +39,15 @@ const events = (groups: number) =>
     fc.oneof(
       fc.constant<Event>({ kind: "join" }),
       fc.record({ kind: fc.constant("leave" as const), which: fc.nat() }),
-      fc.record({ kind: fc.constant("add" as const), count: fc.integer({ min: 1, max: 4 }), group: fc.nat(groups - 1) }),
-      fc.record({ kind: fc.constant("drop" as const), which: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }) }),
+      fc.record({
+        kind: fc.constant("add" as const),
+        count: fc.integer({ min: 1, max: 4 }),
+        group: fc.nat(groups - 1),
+      }),
+      fc.record({
+        kind: fc.constant("drop" as const),
+        which: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+      }),
     ),
     { minLength: 1, maxLength: 6 },
   );
@@ -44,9 +58,20 @@ function apply(event: Event, workers: string[], tasks: Task[], serial: { next: n
     case "join":
       return [[...workers, `n${serial.next++}`], tasks];
     case "leave":
-      return workers.length > 1 ? [workers.filter((_, i) => i !== event.which % workers.length), tasks] : [workers, tasks];
+      return workers.length > 1
+        ? [workers.filter((_, i) => i !== event.which % workers.length), tasks]
+        : [workers, tasks];
     case "add":
-      return [workers, [...tasks, ...Array.from({ length: event.count }, () => ({ id: `a${serial.next++}`, group: `g${event.group}` }))]];
+      return [
+        workers,
+        [
+          ...tasks,
+          ...Array.from({ length: event.count }, () => ({
+            id: `a${serial.next++}`,
+            group: `g${event.group}`,
+          })),
+        ],
+      ];
     case "drop": {
       const gone = new Set(event.which.map((i) => (tasks.length ? i % tasks.length : -1)));
       return [workers, tasks.filter((_, i) => !gone.has(i))];
@@ -81,50 +106,65 @@ describe("unkeyed tasks of weight 1", () => {
 
   it("through joins, leaves and task changes, each step moves the fewest tasks the balance allows", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 16 }), events(3), (start, count, steps) => {
-        let workers = names("w", start);
-        let tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}`, group: `g${i % 3}` }));
-        let current: Current = plan({ workers, tasks }).assignment;
-        const serial = { next: 0 };
-        for (const step of steps) {
-          [workers, tasks] = apply(step, workers, tasks, serial);
-          if (workers.length > 5) continue;
-          const input = { workers, tasks, current };
-          const result = plan(input);
-          expectConsistent(input, result);
-          expectBalanced(tasks, result, () => 1);
-          expect(result.moved).toBe(fewestMoves(workers, tasks, current));
-          current = result.assignment;
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 16 }),
+        events(3),
+        (start, count, steps) => {
+          let workers = names("w", start);
+          let tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}`, group: `g${i % 3}` }));
+          let current: Current = plan({ workers, tasks }).assignment;
+          const serial = { next: 0 };
+          for (const step of steps) {
+            [workers, tasks] = apply(step, workers, tasks, serial);
+            if (workers.length > 5) continue;
+            const input = { workers, tasks, current };
+            const result = plan(input);
+            expectConsistent(input, result);
+            expectBalanced(tasks, result, () => 1);
+            expect(result.moved).toBe(fewestMoves(workers, tasks, current));
+            current = result.assignment;
+          }
+        },
+      ),
       runs(150),
     );
   });
 
   it("in one group, a change moves exactly the tasks above the new targets, ceilings kept by the fullest", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 300 }), events(1), (start, count, steps) => {
-        let workers = names("w", start);
-        let tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}` }));
-        let current: Current = plan({ workers, tasks }).assignment;
-        const serial = { next: 0 };
-        for (const step of steps) {
-          [workers, tasks] = apply(step, workers, tasks, serial);
-          tasks = tasks.map(({ id }) => ({ id }));
-          const result = plan({ workers, tasks, current });
-          const alive = new Set(tasks.map((t) => t.id));
-          const held = workers.map((w) => (current[w] ?? []).filter((id) => alive.has(id)).length).sort((a, b) => b - a);
-          const orphans = Object.entries(current)
-            .filter(([w]) => !workers.includes(w))
-            .flatMap(([, ids]) => ids)
-            .filter((id) => alive.has(id)).length;
-          const floor = Math.floor(tasks.length / workers.length);
-          const ceilings = tasks.length - floor * workers.length;
-          const excess = held.reduce((sum, h, i) => sum + Math.max(0, h - floor - (i < ceilings ? 1 : 0)), 0);
-          expect(result.moved).toBe(orphans + excess);
-          current = result.assignment;
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 0, max: 300 }),
+        events(1),
+        (start, count, steps) => {
+          let workers = names("w", start);
+          let tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}` }));
+          let current: Current = plan({ workers, tasks }).assignment;
+          const serial = { next: 0 };
+          for (const step of steps) {
+            [workers, tasks] = apply(step, workers, tasks, serial);
+            tasks = tasks.map(({ id }) => ({ id }));
+            const result = plan({ workers, tasks, current });
+            const alive = new Set(tasks.map((t) => t.id));
+            const held = workers
+              .map((w) => (current[w] ?? []).filter((id) => alive.has(id)).length)
+              .sort((a, b) => b - a);
+            const orphans = Object.entries(current)
+              .filter(([w]) => !workers.includes(w))
+              .flatMap(([, ids]) => ids)
+              .filter((id) => alive.has(id)).length;
+            const floor = Math.floor(tasks.length / workers.length);
+            const ceilings = tasks.length - floor * workers.length;
+            const excess = held.reduce(
+              (sum, h, i) => sum + Math.max(0, h - floor - (i < ceilings ? 1 : 0)),
+              0,
+            );
+            expect(result.moved).toBe(orphans + excess);
+            current = result.assignment;
+          }
+        },
+      ),
       runs(150),
     );
   });
@@ -159,13 +199,18 @@ describe("unkeyed tasks of weight 1", () => {
 
   it("adding tasks to a single group moves nothing that stays", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 15 }), fc.nat(200), fc.integer({ min: 1, max: 40 }), (n, count, more) => {
-        const workers = names("w", n);
-        const tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}` }));
-        const before = plan({ workers, tasks }).assignment;
-        const grown = [...tasks, ...Array.from({ length: more }, (_, i) => ({ id: `new${i}` }))];
-        expect(plan({ workers, tasks: grown, current: before }).moved).toBe(0);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 15 }),
+        fc.nat(200),
+        fc.integer({ min: 1, max: 40 }),
+        (n, count, more) => {
+          const workers = names("w", n);
+          const tasks: Task[] = Array.from({ length: count }, (_, i) => ({ id: `t${i}` }));
+          const before = plan({ workers, tasks }).assignment;
+          const grown = [...tasks, ...Array.from({ length: more }, (_, i) => ({ id: `new${i}` }))];
+          expect(plan({ workers, tasks: grown, current: before }).moved).toBe(0);
+        },
+      ),
       runs(100),
     );
   });
@@ -174,13 +219,19 @@ describe("unkeyed tasks of weight 1", () => {
 describe("unkeyed tasks with weights", () => {
   it("per group loads differ by at most the group's largest weight, totals by the largest weight", () => {
     fc.assert(
-      fc.property(scenarios({ maxWorkers: 8, maxTasks: 80, groups: 4, maxWeight: 6, priorities: 2 }), (input) => {
-        const result = plan(input);
-        expectConsistent(input, result);
-        const largest = (group: string) =>
-          Math.max(1, ...input.tasks.filter((t) => group === "*" || t.group === group).map((t) => t.weight ?? 1));
-        expectBalanced(input.tasks, result, largest);
-      }),
+      fc.property(
+        scenarios({ maxWorkers: 8, maxTasks: 80, groups: 4, maxWeight: 6, priorities: 2 }),
+        (input) => {
+          const result = plan(input);
+          expectConsistent(input, result);
+          const largest = (group: string) =>
+            Math.max(
+              1,
+              ...input.tasks.filter((t) => group === "*" || t.group === group).map((t) => t.weight ?? 1),
+            );
+          expectBalanced(input.tasks, result, largest);
+        },
+      ),
       runs(200),
     );
   });
@@ -190,7 +241,15 @@ describe("re-planning", () => {
   it("changes nothing when nothing changed: a plan is its own fixed point", () => {
     fc.assert(
       fc.property(
-        scenarios({ maxWorkers: 8, maxTasks: 80, groups: 4, keys: 6, maxWeight: 4, priorities: 2, maxCapacity: 30 }),
+        scenarios({
+          maxWorkers: 8,
+          maxTasks: 80,
+          groups: 4,
+          keys: 6,
+          maxWeight: 4,
+          priorities: 2,
+          maxCapacity: 30,
+        }),
         (input) => {
           const first = plan(input);
           const again = plan({ ...input, current: first.assignment });

@@ -10,7 +10,15 @@ describe("capacity", () => {
   it("no worker ever carries more than its capacity", () => {
     fc.assert(
       fc.property(
-        scenarios({ maxWorkers: 8, maxTasks: 100, groups: 3, keys: 8, maxWeight: 4, priorities: 3, maxCapacity: 30 }),
+        scenarios({
+          maxWorkers: 8,
+          maxTasks: 100,
+          groups: 3,
+          keys: 8,
+          maxWeight: 4,
+          priorities: 3,
+          maxCapacity: 30,
+        }),
         (input) => {
           const result = plan(input);
           expectConsistent(input, result);
@@ -26,16 +34,25 @@ describe("capacity", () => {
 
   it("a task of weight 1 is unassigned only when every worker is full, and never before a lower priority", () => {
     fc.assert(
-      fc.property(scenarios({ maxWorkers: 6, maxTasks: 80, groups: 3, priorities: 4, maxCapacity: 15 }), (input) => {
-        const result = plan(input);
-        if (result.unassigned.length === 0) return;
-        const priority = new Map(input.tasks.map((t) => [t.id, t.priority ?? 0]));
-        for (const worker of input.workers) {
-          expect(result.assignment[workerName(worker)]).toHaveLength(capacityOf(worker));
-        }
-        const lowestPlaced = Math.min(...Object.values(result.assignment).flat().map((id) => priority.get(id)!));
-        expect(Math.max(...result.unassigned.map((id) => priority.get(id)!))).toBeLessThanOrEqual(lowestPlaced);
-      }),
+      fc.property(
+        scenarios({ maxWorkers: 6, maxTasks: 80, groups: 3, priorities: 4, maxCapacity: 15 }),
+        (input) => {
+          const result = plan(input);
+          if (result.unassigned.length === 0) return;
+          const priority = new Map(input.tasks.map((t) => [t.id, t.priority ?? 0]));
+          for (const worker of input.workers) {
+            expect(result.assignment[workerName(worker)]).toHaveLength(capacityOf(worker));
+          }
+          const lowestPlaced = Math.min(
+            ...Object.values(result.assignment)
+              .flat()
+              .map((id) => priority.get(id)!),
+          );
+          expect(Math.max(...result.unassigned.map((id) => priority.get(id)!))).toBeLessThanOrEqual(
+            lowestPlaced,
+          );
+        },
+      ),
       runs(200),
     );
   });
@@ -51,7 +68,9 @@ describe("capacity", () => {
         );
         const perGroup = loads(input.tasks, result, () => true);
         for (const perWorker of perGroup.values()) {
-          expect(spread([...perWorker].filter(([w]) => roomy.has(w)).map(([, load]) => load))).toBeLessThanOrEqual(1);
+          expect(
+            spread([...perWorker].filter(([w]) => roomy.has(w)).map(([, load]) => load)),
+          ).toBeLessThanOrEqual(1);
         }
         const totals = perGroup.get("*")!;
         const lowestRoomy = Math.min(...[...roomy].map((w) => totals.get(w)!));

@@ -22,7 +22,11 @@ describe("plan rejects bad input with ERR_BAD_PLAN_INPUT naming the culprit", ()
     ["a task id over 200 characters", { workers: ["a"], tasks: [{ id: "x".repeat(201) }] }, "x".repeat(201)],
     ["a weight of 0", { workers: ["a"], tasks: [{ id: "w0", weight: 0 }] }, '"w0"'],
     ["a negative weight", { workers: ["a"], tasks: [{ id: "neg", weight: -1 }] }, '"neg"'],
-    ["an infinite weight", { workers: ["a"], tasks: [{ id: "inf", weight: Number.POSITIVE_INFINITY }] }, '"inf"'],
+    [
+      "an infinite weight",
+      { workers: ["a"], tasks: [{ id: "inf", weight: Number.POSITIVE_INFINITY }] },
+      '"inf"',
+    ],
     ["a NaN priority", { workers: ["a"], tasks: [{ id: "nan", priority: Number.NaN }] }, '"nan"'],
     ["an empty key", { workers: ["a"], tasks: [{ id: "k", key: "" }] }, '"k"'],
     ["no workers for the tasks", { workers: [], tasks: [{ id: "t" }] }, "workers"],

@@ -2,7 +2,17 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Plan, plan } from "../../../src/balancer/index.js";
 import type { Task } from "../../../src/balancer/types.js";
-import { type Current, expectConsistent, loads, names, runs, scenarios, spread, tasksOf, workerName } from "./support.js";
+import {
+  type Current,
+  expectConsistent,
+  loads,
+  names,
+  runs,
+  scenarios,
+  spread,
+  tasksOf,
+  workerName,
+} from "./support.js";
 
 const keyed = (task: Task) => task.key !== undefined;
 
@@ -23,13 +33,21 @@ function keyHomes(tasks: Task[], result: Plan): Map<string, string> {
 function keyStats(tasks: Task[], result: Plan) {
   const perWorker = loads(tasks, result, keyed).get("*") ?? new Map<string, number>();
   const sizes = new Map<string, number>();
-  for (const task of tasks.filter(keyed)) sizes.set(task.key!, (sizes.get(task.key!) ?? 0) + (task.weight ?? 1));
+  for (const task of tasks.filter(keyed))
+    sizes.set(task.key!, (sizes.get(task.key!) ?? 0) + (task.weight ?? 1));
   const total = [...sizes.values()].reduce((a, b) => a + b, 0);
   const average = total / Object.keys(result.assignment).length;
   return { perWorker, sizes, average, largest: Math.max(0, ...sizes.values()) };
 }
 
-const keyedFleets = scenarios({ maxWorkers: 10, maxTasks: 120, groups: 3, keys: 30, maxWeight: 3, priorities: 2 });
+const keyedFleets = scenarios({
+  maxWorkers: 10,
+  maxTasks: 120,
+  groups: 3,
+  keys: 30,
+  maxWeight: 3,
+  priorities: 2,
+});
 
 describe("tasks with a key", () => {
   it("all tasks sharing a key land on one worker, with or without capacities", () => {

@@ -122,7 +122,13 @@ describe("plan: diff and order", () => {
 describe("plan: capacity", () => {
   it("leaves the lowest-priority tasks unassigned when capacity runs out", () => {
     const tasks = tasksOf(10, (i) => ({ priority: i }));
-    const result = plan({ workers: [{ name: "a", capacity: 3 }, { name: "b", capacity: 4 }], tasks });
+    const result = plan({
+      workers: [
+        { name: "a", capacity: 3 },
+        { name: "b", capacity: 4 },
+      ],
+      tasks,
+    });
     expect(result.unassigned.sort()).toEqual(["t0", "t1", "t2"]);
     expect(result.assignment.a).toHaveLength(3);
     expect(result.assignment.b).toHaveLength(4);
@@ -136,7 +142,13 @@ describe("plan: capacity", () => {
 
   it("keeps a key's tasks together or leaves them all unassigned", () => {
     const tasks = tasksOf(4, () => ({ key: "k" }));
-    const result = plan({ workers: [{ name: "a", capacity: 3 }, { name: "b", capacity: 3 }], tasks });
+    const result = plan({
+      workers: [
+        { name: "a", capacity: 3 },
+        { name: "b", capacity: 3 },
+      ],
+      tasks,
+    });
     expect(result.unassigned.sort()).toEqual(["t0", "t1", "t2", "t3"]);
   });
 });

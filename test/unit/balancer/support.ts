@@ -19,7 +19,8 @@ export interface Scenario {
 export const names = (prefix: string, count: number, from = 0) =>
   Array.from({ length: count }, (_, i) => `${prefix}${from + i}`);
 
-export const workerName = (worker: string | WorkerSpec) => (typeof worker === "string" ? worker : worker.name);
+export const workerName = (worker: string | WorkerSpec) =>
+  typeof worker === "string" ? worker : worker.name;
 
 export function tasksOf(count: number, shape: (i: number) => Partial<Task> = () => ({})): Task[] {
   return Array.from({ length: count }, (_, i) => ({ id: `t${i}`, ...shape(i) }));
@@ -35,6 +36,11 @@ export interface ScenarioShape {
   priorities?: number;
   /** Largest capacity; undefined for unlimited workers. */
   maxCapacity?: number;
+}
+
+function listOf(current: Current, worker: string): string[] {
+  if (current[worker] === undefined) current[worker] = [];
+  return current[worker];
 }
 
 /**
@@ -70,11 +76,11 @@ export function scenarios(shape: ScenarioShape): fc.Arbitrary<Scenario> {
         if (t.key !== null) out.key = `k${t.key}`;
         if (t.weight !== 1) out.weight = t.weight;
         if (t.priority !== 0) out.priority = t.priority;
-        if (t.holder >= 0) (current[`w${t.holder}`] ??= []).push(out.id);
+        if (t.holder >= 0) listOf(current, `w${t.holder}`).push(out.id);
         return out;
       });
       stale.forEach((w, i) => {
-        (current[`w${w}`] ??= []).push(`stale${i}`);
+        listOf(current, `w${w}`).push(`stale${i}`);
       });
       return { workers, tasks: generated, current };
     });
@@ -92,7 +98,10 @@ export function expectConsistent(input: PlanInput, plan: Plan): void {
   }
   for (const worker of online) {
     const removed = new Set(plan.remove[worker] ?? []);
-    const after = new Set([...(current[worker] ?? []).filter((id) => !removed.has(id)), ...(plan.add[worker] ?? [])]);
+    const after = new Set([
+      ...(current[worker] ?? []).filter((id) => !removed.has(id)),
+      ...(plan.add[worker] ?? []),
+    ]);
     expect(after).toEqual(new Set(plan.assignment[worker]));
     expect(after.size).toBe(plan.assignment[worker].length);
   }
@@ -111,7 +120,11 @@ export function movedIds(current: Current, plan: Plan): string[] {
 }
 
 /** Load per worker of the tasks matching `which`, by group name ("*" for the total). */
-export function loads(tasks: Task[], plan: Plan, which: (task: Task) => boolean): Map<string, Map<string, number>> {
+export function loads(
+  tasks: Task[],
+  plan: Plan,
+  which: (task: Task) => boolean,
+): Map<string, Map<string, number>> {
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const result = new Map<string, Map<string, number>>();
   for (const group of ["*", ...new Set(tasks.filter(which).map((t) => t.group ?? ""))]) {
