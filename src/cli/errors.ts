@@ -5,11 +5,17 @@ import { EschedulerError, isEschedulerError } from "../errors.js";
 export const EXIT_OK = 0;
 /** A command ran and failed (or, for `probe`, the answer is "not ready"). */
 export const EXIT_FAILURE = 1;
-/** The user can fix it: bad flag or value, unloadable module, unreachable etcd, bad TLS files or credentials. */
+/** The user can fix it: bad flag or value, unloadable module, unreachable etcd, bad TLS files or credentials, duplicate name. */
 export const EXIT_USAGE = 2;
 
-/** Error codes that mean "fix your invocation or environment", not "escheduler broke". */
-const USER_ERROR_CODES = new Set(["ERR_CONFIG", "ERR_BAD_NAME", "ERR_MODULE", "ERR_ETCD_UNREACHABLE"]);
+/** Error codes that mean "fix your invocation or environment", not "escheduler broke" (a taken name is a duplicate --name). */
+const USER_ERROR_CODES = new Set([
+  "ERR_CONFIG",
+  "ERR_BAD_NAME",
+  "ERR_MODULE",
+  "ERR_ETCD_UNREACHABLE",
+  "ERR_NAME_TAKEN",
+]);
 
 /** A usage error raised by the CLI itself (reported like ERR_CONFIG). */
 export function usageError(message: string): EschedulerError {

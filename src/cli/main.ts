@@ -1,9 +1,9 @@
 /** The `escheduler` command line: parses flags, runs one command, and turns every failure into an exit code. */
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, CommanderError } from "commander";
 import { EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
 import { addConnectionOptions, addNodeOptions, debugRequested } from "./options.js";
+import { packageVersion } from "./version.js";
 
 type Options = Record<string, unknown>;
 
@@ -132,13 +132,4 @@ function commanderExit(error: CommanderError): number {
   const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
   process.stderr.write(`escheduler: ${message}\n`);
   return EXIT_USAGE;
-}
-
-function packageVersion(): string {
-  try {
-    const url = new URL("../../package.json", import.meta.url);
-    return (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
-  }
 }

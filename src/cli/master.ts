@@ -16,6 +16,7 @@ import { HttpRefusal, type Readiness } from "./http.js";
 import { createRegistry, observeMaster } from "./metrics.js";
 import { runNode } from "./run-node.js";
 import { readStatusReport } from "./status.js";
+import { packageVersion } from "./version.js";
 
 export async function runMaster(options: Record<string, unknown>): Promise<number> {
   const config = parseConfig(masterConfigSchema, options);
@@ -40,6 +41,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       handoff: config.handoff,
       generator: generatorPath,
       logger,
+      version: packageVersion(),
     });
     // The master logs its errors itself; listening keeps an `error` event from crashing the process.
     master.on("error", () => {});

@@ -5,6 +5,7 @@ import { connectEtcd } from "./connect.js";
 import { usageError } from "./errors.js";
 import { createRegistry, observeWorker } from "./metrics.js";
 import { runNode } from "./run-node.js";
+import { packageVersion } from "./version.js";
 
 export async function runWorker(options: Record<string, unknown>): Promise<number> {
   const config = parseConfig(workerConfigSchema, options);
@@ -27,6 +28,7 @@ export async function runWorker(options: Record<string, unknown>): Promise<numbe
       stopTimeoutMs: config.stopTimeout,
       handler: handlerPath,
       logger,
+      version: packageVersion(),
     });
     const registry = createRegistry();
     observeWorker(worker, registry);

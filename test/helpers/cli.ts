@@ -58,6 +58,13 @@ export async function ensureBuilt(): Promise<void> {
   }
 }
 
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The script to run instead of bin/escheduler.js (e.g. a link named escheduler-worker). */
+  entry?: string;
+}
+
 export interface CliExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -77,8 +84,8 @@ export class CliProcess {
   readonly exited: Promise<CliExit>;
   private readonly child: ChildProcess;
 
-  constructor(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [BINARY, ...args], {
+  constructor(args: string[], options: CliOptions = {}) {
+    this.child = spawn(process.execPath, [options.entry ?? BINARY, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -129,10 +136,7 @@ export class CliProcess {
 }
 
 /** Runs `escheduler …` to completion. */
-export function runCli(
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<CliExit> {
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliExit> {
   return new CliProcess(args, options).exited;
 }
 

@@ -1,9 +1,18 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliExit, EXAMPLE_GENERATOR, EXAMPLE_HANDLER, ensureBuilt, runCli } from "../../helpers/cli.js";
-import { etcdEndpoints, testClient, uniqueRoot } from "../../helpers/context.js";
+import { keyLayout } from "../../../src/node/index.js";
+import {
+  BINARY,
+  type CliExit,
+  CliProcess,
+  EXAMPLE_GENERATOR,
+  EXAMPLE_HANDLER,
+  ensureBuilt,
+  runCli,
+} from "../../helpers/cli.js";
+import { etcdEndpoints, testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
 import { type EtcdMember, freePort, startEtcd } from "../../helpers/etcd.js";
 
 /** A user error: exit 2 and exactly one line on stderr, without a stack trace. */
@@ -130,6 +139,21 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
     );
   });
 
+  it("rejects a worker name that a live worker holds", async () => {
+    const root = uniqueRoot("cli-dup");
+    const args = ["worker", "--handler", EXAMPLE_HANDLER, "--name", "twin", "--ttl", "1s"];
+    const first = new CliProcess([...args, "--etcd", etcd(), "--root", root]);
+    await waitFor(
+      "the first twin to register",
+      async () => await testClient().get(keyLayout(root).worker("twin")).exists(),
+    );
+
+    const second = await runCli([...args, "--etcd", etcd(), "--root", root, "--log-level", "silent"]);
+
+    expectOneLineUsageError(second, /worker name "twin" is already registered by a live process/);
+    expect((await first.stop()).code).toBe(0);
+  });
+
   it("shows the stack trace only with --log-level debug", async () => {
     const debug = await runCli(["master", "--generator", numberModule, ...node(), "--log-level", "debug"]);
     expect(debug.code).toBe(2);
@@ -169,5 +193,21 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ leader: null, ready: false, workers: [] });
     });
+  });
+});
+
+describe("invoked as escheduler-master or escheduler-worker", () => {
+  const links = mkdtempSync(join(tmpdir(), "escheduler-cli-links-"));
+  beforeAll(async () => {
+    await ensureBuilt();
+    for (const name of ["escheduler-master", "escheduler-worker"]) symlinkSync(BINARY, join(links, name));
+  });
+  afterAll(() => rmSync(links, { recursive: true, force: true }));
+
+  it("behaves as `escheduler master` and `escheduler worker`", async () => {
+    const master = await runCli(["--help"], { entry: join(links, "escheduler-master") });
+    expect(master.stdout).toMatch(/^Usage: escheduler master /);
+    const worker = await runCli(["--capacity", "x"], { entry: join(links, "escheduler-worker") });
+    expectOneLineUsageError(worker, /required option '--handler <module>'/);
   });
 });
