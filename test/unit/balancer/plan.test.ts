@@ -44,6 +44,34 @@ describe("plan: the classic cases", () => {
   });
 });
 
+describe("plan: weights and many groups", () => {
+  it("with weights, an 11th worker receives its share and at most one more task per group moves", () => {
+    const tasks = tasksOf(1000, (i) => ({ group: `g${i % 5}`, weight: 1 + (i % 4) }));
+    const before = plan({ workers: names("w", 10), tasks });
+    const after = plan({ workers: names("w", 11), tasks, current: before.assignment });
+    const onto = after.add.w10.length;
+    expect(onto).toBeGreaterThan(0);
+    expect(after.moved - onto).toBeLessThanOrEqual(5);
+  });
+
+  it("with weights, a worker that leaves moves only its own tasks", () => {
+    const tasks = tasksOf(1000, (i) => ({ group: `g${i % 5}`, weight: 1 + (i % 4) }));
+    const before = plan({ workers: names("w", 10), tasks });
+    const after = plan({ workers: names("w", 9, 1), tasks, current: before.assignment });
+    expect(movedIds(before.assignment, after).sort()).toEqual([...before.assignment.w0].sort());
+  });
+
+  it("with 600 groups over 500 workers, a join moves only onto the newcomer and a leave only the leaver's tasks", () => {
+    const tasks = tasksOf(4200, (i) => ({ group: `g${i % 600}` }));
+    const before = plan({ workers: names("w", 500), tasks });
+    const joined = plan({ workers: names("w", 501), tasks, current: before.assignment });
+    expect(Object.keys(joined.add)).toEqual(["w500"]);
+    expect(joined.moved).toBe(joined.add.w500.length);
+    const left = plan({ workers: names("w", 499, 1), tasks, current: before.assignment });
+    expect(movedIds(before.assignment, left).sort()).toEqual([...before.assignment.w0].sort());
+  });
+});
+
 describe("plan: diff and order", () => {
   it("removes the tasks of gone workers and ids no longer generated, and adds what is new", () => {
     const input = {
