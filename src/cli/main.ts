@@ -12,6 +12,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   const args = argv.slice(2);
   const alias = invokedAs(argv[1]);
   if (alias) args.unshift(alias);
+  // Dependencies' deprecation notices (e.g. gRPC's TLS to an IP address) would break one-line errors.
+  if (!debugRequested(args)) process.noDeprecation = true;
   let exitCode = EXIT_OK;
   const run = (load: () => Promise<(options: Options) => Promise<number>>) => async (options: Options) => {
     const command = await load();

@@ -139,6 +139,15 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
     );
   });
 
+  it("rejects TLS that etcd does not speak (a bogus CA against a plain etcd)", async () => {
+    const bogusCa = join(modules, "bogus-ca.pem");
+    writeFileSync(bogusCa, "not a certificate\n");
+    expectOneLineUsageError(
+      await runCli(["status", "--etcd", etcd(), "--etcd-ca", bogusCa, "--dial-timeout", "1s"]),
+      /cannot use etcd at .*TLS/,
+    );
+  });
+
   it("rejects a worker name that a live worker holds", async () => {
     const root = uniqueRoot("cli-dup");
     const args = ["worker", "--handler", EXAMPLE_HANDLER, "--name", "twin", "--ttl", "1s"];
