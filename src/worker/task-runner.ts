@@ -232,6 +232,7 @@ export class TaskRunner {
 
   private async stop(incarnation: Incarnation): Promise<void> {
     incarnation.stopping = true;
+    const stoppingSince = Date.now();
     this.report("stopping", incarnation.attempt);
     incarnation.controller.abort(
       new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
@@ -246,7 +247,7 @@ export class TaskRunner {
         "task stop exceeded the stop timeout; status kept until it returns",
       );
       await stopped;
-      this.logger.warn({ tookMs: Date.now() - incarnation.startedAt }, "late task stop returned");
+      this.logger.warn({ tookMs: Date.now() - stoppingSince }, "late task stop returned");
     }
     this.active = undefined;
     // A replacement will report `starting` at once; only a task that is no longer wanted loses its key.
