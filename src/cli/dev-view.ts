@@ -1,6 +1,8 @@
 /** What `escheduler dev` shows: the changes between two status reports as lines, and a full screen on a terminal. */
 import { count, renderStatus, type StatusReport } from "./status-view.js";
 
+const RECENT_LINES = 10;
+
 /** One line per change between `before` (undefined at first) and `after`. */
 export function describeChanges(before: StatusReport | undefined, after: StatusReport): string[] {
   const lines: string[] = [];
@@ -52,4 +54,43 @@ export function renderScreen(header: string, report: StatusReport | undefined, r
   const body = report ? renderStatus(report) : "waiting for etcd…\n";
   const text = `${header}\n\n${body}\nRECENT\n${recent.join("\n")}\n\n${KEY_HELP}`;
   return `\x1b[H${text.split("\n").join("\x1b[K\n")}\x1b[K\n\x1b[J`;
+}
+
+/** The terminal: a redrawn screen with recent changes, keys in raw mode. */
+export class Screen {
+  private readonly recent: string[] = [];
+  private lastHeader = "";
+  private lastReport?: StatusReport;
+  private keyListener?: (data: Buffer) => void;
+  private lastScreen = "";
+
+  note(message: string): void {
+    this.recent.push(stamped(message));
+    this.recent.splice(0, Math.max(0, this.recent.length - RECENT_LINES));
+    if (this.lastHeader) this.draw(this.lastHeader, this.lastReport);
+  }
+
+  draw(header: string, report: StatusReport | undefined): void {
+    this.lastHeader = header;
+    this.lastReport = report;
+    const screen = renderScreen(header, report, this.recent);
+    if (screen === this.lastScreen) return;
+    if (!this.lastScreen) process.stdout.write("\x1b[2J");
+    this.lastScreen = screen;
+    process.stdout.write(screen);
+  }
+
+  onKey(listener: (key: string) => void): void {
+    if (!process.stdin.isTTY) return;
+    process.stdin.setRawMode(true);
+    this.keyListener = (data) => listener(data.toString());
+    process.stdin.on("data", this.keyListener).resume();
+  }
+
+  close(): void {
+    if (!this.keyListener) return;
+    process.stdin.off("data", this.keyListener);
+    process.stdin.setRawMode(false);
+    process.stdin.pause();
+  }
 }

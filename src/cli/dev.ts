@@ -9,7 +9,7 @@ import ms from "ms";
 import { z } from "zod";
 import { createEtcdClient, duration, parseConfig, sharedConfigSchema } from "../node/index.js";
 import { DevCluster, type DevNode, type NodeExit } from "./dev-cluster.js";
-import { describeChanges, renderScreen, stamped } from "./dev-view.js";
+import { describeChanges, Screen, stamped } from "./dev-view.js";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.js";
 import { readStatusReport } from "./status.js";
 import type { StatusReport } from "./status-view.js";
@@ -32,7 +32,6 @@ const devOptionsSchema = z.object({
 });
 
 const REFRESH_MS = 250;
-const RECENT_LINES = 10;
 
 export async function runDev(options: Record<string, unknown>): Promise<number> {
   // Only --etcd or ETCD_ENDPOINTS point dev at an existing etcd; ESCHEDULER_ETCD may name production.
@@ -173,44 +172,5 @@ async function requestSchedule(master: DevNode | undefined, say: (message: strin
     say(`schedule requested: HTTP ${response.status}`);
   } catch (error) {
     say(`schedule request failed: ${(error as Error).message}`);
-  }
-}
-
-/** The terminal: a redrawn screen with recent changes, keys in raw mode. */
-class Screen {
-  private readonly recent: string[] = [];
-  private lastHeader = "";
-  private lastReport?: StatusReport;
-  private keyListener?: (data: Buffer) => void;
-  private lastScreen = "";
-
-  note(message: string): void {
-    this.recent.push(stamped(message));
-    this.recent.splice(0, Math.max(0, this.recent.length - RECENT_LINES));
-    if (this.lastHeader) this.draw(this.lastHeader, this.lastReport);
-  }
-
-  draw(header: string, report: StatusReport | undefined): void {
-    this.lastHeader = header;
-    this.lastReport = report;
-    const screen = renderScreen(header, report, this.recent);
-    if (screen === this.lastScreen) return;
-    if (!this.lastScreen) process.stdout.write("\x1b[2J");
-    this.lastScreen = screen;
-    process.stdout.write(screen);
-  }
-
-  onKey(listener: (key: string) => void): void {
-    if (!process.stdin.isTTY) return;
-    process.stdin.setRawMode(true);
-    this.keyListener = (data) => listener(data.toString());
-    process.stdin.on("data", this.keyListener).resume();
-  }
-
-  close(): void {
-    if (!this.keyListener) return;
-    process.stdin.off("data", this.keyListener);
-    process.stdin.setRawMode(false);
-    process.stdin.pause();
   }
 }

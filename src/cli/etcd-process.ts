@@ -160,7 +160,13 @@ async function memberSpecs(count: number): Promise<MemberSpec[]> {
 export async function startEtcd(options: EtcdMemberOptions = {}): Promise<EtcdMember> {
   const [spec] = await memberSpecs(1);
   const member = new EtcdMember(spec, [spec], options);
-  await member.start();
+  try {
+    await member.start();
+  } catch (error) {
+    // Neither a half-started process nor its data dir may outlive the failure.
+    await member.destroy();
+    throw error;
+  }
   return member;
 }
 
