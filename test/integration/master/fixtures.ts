@@ -11,7 +11,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-/** A master on `space`'s root with short timings (ttl 1 s, no gathering, no interval to speak of); stopped after the test. */
+/** A master on `space`'s root with short timings (ttl 2 s, no gathering, no interval to speak of); stopped after the test. */
 export function testMaster(
   space: { root: string; endpoints: string[] },
   generator: Generator,
@@ -20,7 +20,7 @@ export function testMaster(
   const master = new Master({
     client: overrides.client ?? testClient(space.endpoints),
     root: space.root,
-    ttlMs: 1_000,
+    ttlMs: 2_000,
     expectedWorkers: 0,
     intervalMs: 600_000,
     rebalanceWaitMs: 50,

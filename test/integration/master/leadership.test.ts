@@ -42,7 +42,7 @@ describe("master leadership", () => {
     await proxy.start();
     const doomedClient = createEtcdClient({ etcd: [proxy.hostPort], dialTimeout: 1_000 });
     try {
-      const ttlMs = 1_000;
+      const ttlMs = 2_000;
       const a = testMaster(space, () => tasks(3), { name: "a", ttlMs, client: doomedClient });
       const b = testMaster(space, () => tasks(3), { name: "b", ttlMs });
       const deposed: string[] = [];
