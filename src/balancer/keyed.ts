@@ -7,9 +7,10 @@ import type { Placement, Problem } from "./validate.js";
  *    stays within 1.25 × average + the largest key (the spec's bound, so nothing moves for balance's sake);
  * 2. every other key goes, largest first within a priority, to its highest-scoring worker whose keyed load
  *    would stay within 1.25 × average (or that has none yet), else to the least-loaded worker;
- * 3. a worker below 0.75 × average − the largest key (a newcomer, typically) takes keys from the most
- *    loaded workers above average, preferring keys that rank it highest, until it reaches the average:
- *    a join moves about 1/N of the keyed load, and only onto the newcomer.
+ * 3. a worker below 0.75 × average − the largest key (a newcomer, typically) takes keys from the
+ *    heaviest worker above the average, each time the key that ranks it highest, until it reaches the
+ *    average: a join moves about 1/N of the keyed load, onto the newcomer (plus, rarely, keys of a
+ *    worker that the smaller average leaves above the bound).
  * Loads are task weights; a worker's capacity is never exceeded; a key that fits nowhere stays unplaced.
  */
 export function placeKeyed(problem: Problem, admitted: Uint8Array, out: Placement): void {

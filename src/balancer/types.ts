@@ -35,8 +35,9 @@ export interface PlanInput {
 }
 
 /**
- * The target and its diff. Records have a null prototype (any worker name is a safe key) and every
- * id list is ordered by priority, highest first, then by the order of `tasks`.
+ * The target and its diff, as plain records with a null prototype (any worker name is a safe key,
+ * and the plan serializes as JSON). `assignment`, `add` and `unassigned` list ids by priority, highest
+ * first, then in the order of `tasks`; `remove` lists keep the order of `current`.
  */
 export interface Plan {
   /** Every online worker → the ids it should run (empty arrays included). */
