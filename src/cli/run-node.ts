@@ -14,8 +14,6 @@ export interface RunNodeOptions {
   logger: Logger;
   /** `--http host:port`, with what to serve there. */
   http?: { address: string; handlers: HttpHandlers };
-  /** Rejects when the node fails beyond recovery while running (the process then exits 1). */
-  fatal?: Promise<never>;
 }
 
 /**
@@ -25,34 +23,34 @@ export interface RunNodeOptions {
 export async function runNode(options: RunNodeOptions): Promise<number> {
   const { node, logger } = options;
   let endpoint: HttpEndpoint | undefined;
-  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    onSignal = (signal) => {
-      if (stopRequested) {
-        logger.warn({ signal }, "second signal while stopping: exiting now");
-        process.exit(EXIT_FAILURE);
-      }
-      stopRequested = true;
-      resolve(signal);
-    };
-  });
+  let starting = false;
   let stopRequested = false;
-  process.on("SIGTERM", onSignal!);
-  process.on("SIGINT", onSignal!);
+  let signalReceived!: (signal: NodeJS.Signals) => void;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    signalReceived = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopRequested) {
+      logger.warn({ signal }, "second signal while stopping: exiting now");
+      process.exit(EXIT_FAILURE);
+    }
+    stopRequested = true;
+    signalReceived(signal);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     // HTTP first: liveness answers while the node waits for a slot or the barrier.
     if (options.http) endpoint = await serveHttp(options.http.address, options.http.handlers, logger);
-    const outcome = await Promise.race([
-      node.start().then(() => signalled),
-      signalled,
-      options.fatal ?? new Promise<never>(() => {}),
-    ]);
-    logger.info({ signal: outcome }, "stopping");
+    starting = true;
+    const signal = await Promise.race([node.start().then(() => signalled), signalled]);
+    logger.info({ signal }, "stopping");
     await node.stop();
     logger.info("stopped");
     return EXIT_OK;
   } catch (error) {
-    await node.stop().catch((stopError: unknown) => logger.warn({ err: stopError }, "stop failed"));
+    if (starting)
+      await node.stop().catch((stopError: unknown) => logger.warn({ err: stopError }, "stop failed"));
     if (stopRequested) {
       // Stopped while starting: the start's rejection is the expected consequence.
       logger.info({ reason: oneLine(error) }, "stopped before it was fully started");
@@ -60,8 +58,8 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     }
     throw error;
   } finally {
-    process.off("SIGTERM", onSignal!);
-    process.off("SIGINT", onSignal!);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
     await endpoint?.close();
   }
 }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -87,6 +88,20 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
       await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--http", "8080", ...node()]),
       /--http "8080"/,
     );
+  });
+
+  it("rejects an --http address that is already in use", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      expectOneLineUsageError(
+        await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--http", `127.0.0.1:${port}`, ...node()]),
+        new RegExp(`cannot listen on --http "127.0.0.1:${port}": EADDRINUSE`),
+      );
+    } finally {
+      taken.close();
+    }
   });
 
   it("rejects bad dev flags", async () => {
