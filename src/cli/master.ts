@@ -2,31 +2,24 @@
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../barrier/index.js";
 import { loadGenerator, Master } from "../master/index.js";
-import {
-  createLogger,
-  defaultNodeName,
-  keyLayout,
-  type Logger,
-  masterConfigSchema,
-  parseConfig,
-} from "../node/index.js";
-import { connectEtcd } from "./connect.js";
-import { oneLine, usageError } from "./errors.js";
+import { keyLayout, type Logger, masterConfigSchema } from "../node/index.js";
+import { oneLine } from "./errors.js";
 import { HttpRefusal, type Readiness } from "./http.js";
 import { createRegistry, observeMaster } from "./metrics.js";
-import { runNode } from "./run-node.js";
+import { prepareNode, runNode } from "./run-node.js";
 import { readStatusReport } from "./status.js";
 import { packageVersion } from "./version.js";
 
 export async function runMaster(options: Record<string, unknown>): Promise<number> {
-  const config = parseConfig(masterConfigSchema, options);
-  const generatorPath = options.generator as string;
-  if (!generatorPath) throw usageError("--generator <module> is required");
-  // Fail on a bad module before touching etcd (the master imports the same, cached, module).
-  await loadGenerator(generatorPath);
-  const name = config.name ?? defaultNodeName();
-  const logger = createLogger({ name, role: "master", level: config.logLevel });
-  const client = await connectEtcd(config);
+  const { config, modulePath, name, logger, client } = await prepareNode(
+    "master",
+    masterConfigSchema,
+    options,
+    {
+      flag: "generator",
+      load: loadGenerator,
+    },
+  );
   try {
     const master = new Master({
       client,
@@ -39,7 +32,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       timeoutMs: config.timeout,
       barrierTimeoutMs: config.barrierTimeout,
       handoff: config.handoff,
-      generator: generatorPath,
+      generator: modulePath,
       logger,
       version: packageVersion(),
     });

@@ -1,7 +1,41 @@
 /** The life of a long-running node process (master or worker): serve HTTP, start, run until a signal, stop gracefully. */
-import type { Logger } from "../node/index.js";
-import { EXIT_FAILURE, EXIT_OK, oneLine } from "./errors.js";
+import type { Etcd3 } from "etcd3";
+import type { z } from "zod";
+import { createLogger, defaultNodeName, type Logger, parseConfig, type SharedConfig } from "../node/index.js";
+import { connectEtcd } from "./connect.js";
+import { EXIT_FAILURE, EXIT_OK, oneLine, usageError } from "./errors.js";
 import { type HttpEndpoint, type HttpHandlers, serveHttp } from "./http.js";
+
+export interface PreparedNode<C> {
+  config: C;
+  /** Path of the user module (generator or handler), already loaded once. */
+  modulePath: string;
+  name: string;
+  logger: Logger;
+  /** Reachable etcd; the caller closes it. */
+  client: Etcd3;
+}
+
+/**
+ * What a master or worker command does before building its node, in the order that fails fastest:
+ * validate the flags, load the user module (the node imports the same, cached, module), then reach etcd.
+ */
+export async function prepareNode<S extends z.ZodType<SharedConfig>>(
+  role: "master" | "worker",
+  schema: S,
+  options: Record<string, unknown>,
+  module: { flag: "generator" | "handler"; load(path: string): Promise<unknown> },
+): Promise<PreparedNode<z.output<S>>> {
+  const config = parseConfig(schema, options);
+  const modulePath = options[module.flag];
+  if (typeof modulePath !== "string" || modulePath === "")
+    throw usageError(`--${module.flag} <module> is required`);
+  await module.load(modulePath);
+  const name = config.name ?? defaultNodeName();
+  const logger = createLogger({ name, role, level: config.logLevel });
+  const client = await connectEtcd(config);
+  return { config, modulePath, name, logger, client };
+}
 
 export interface RunnableNode {
   start(): Promise<void>;
