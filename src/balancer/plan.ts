@@ -64,20 +64,20 @@ function describe(problem: Problem, target: Int32Array): Plan {
   const settled = new Uint8Array(ids.length);
   const listed = new Uint8Array(ids.length);
   const remove: Record<string, string[]> = Object.create(null);
-  for (const { worker, index, ids: listedIds } of problem.current) {
-    const stale = new Set<string>();
-    for (const id of listedIds) {
-      const t = problem.taskIndex.get(id);
-      if (t !== undefined) {
+  for (const listing of problem.current) {
+    let stale: Set<string> | undefined;
+    listing.tasks.forEach((t, i) => {
+      if (t >= 0) {
         listed[t] = 1;
-        if (index >= 0 && target[t] === index) {
+        if (listing.index >= 0 && target[t] === listing.index) {
           settled[t] = 1;
-          continue;
+          return;
         }
       }
-      stale.add(id);
-    }
-    if (stale.size > 0) remove[worker] = [...stale];
+      stale ??= new Set();
+      stale.add(listing.ids[i]);
+    });
+    if (stale) remove[listing.worker] = [...stale];
   }
   const add: Record<string, string[]> = Object.create(null);
   let moved = 0;

@@ -28,8 +28,8 @@ export interface Problem {
   order: Int32Array;
   /** The online worker that runs the task now (the first by name if several list it), or -1. */
   holder: Int32Array;
-  /** `current` as listings: worker name, its number (-1 when offline) and the listed ids. */
-  current: Array<{ worker: string; index: number; ids: readonly string[] }>;
+  /** `current` as listings: worker name, its number (-1 when offline), the ids and their task numbers (-1: not generated). */
+  current: Array<{ worker: string; index: number; ids: readonly string[]; tasks: Int32Array }>;
 }
 
 /** The plan under construction: where each task goes and how much weight each worker carries. */
@@ -179,13 +179,13 @@ export function indexInput(input: PlanInput): Problem {
       throw new PlanInputError(`current[${JSON.stringify(worker)}]`, "must be an array of task ids");
     }
     const index = fleet.workerIndex.get(worker) ?? -1;
-    if (index >= 0) {
-      for (const id of ids) {
-        const t = tasks.taskIndex.get(id);
-        if (t !== undefined && (holder[t] < 0 || index < holder[t])) holder[t] = index;
-      }
-    }
-    return { worker, index, ids };
+    const listed = new Int32Array(ids.length);
+    ids.forEach((id, i) => {
+      const t = tasks.taskIndex.get(id) ?? -1;
+      listed[i] = t;
+      if (t >= 0 && index >= 0 && (holder[t] < 0 || index < holder[t])) holder[t] = index;
+    });
+    return { worker, index, ids, tasks: listed };
   });
   return { ...fleet, ...tasks, holder, current };
 }
