@@ -2,7 +2,7 @@ import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { type KeyLayout, LeaseSession, type Logger, prefixRangeEnd } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
-import { leaderFence } from "./fencing.js";
+import { leaderFence, REQUEST_TIMEOUT_MS } from "./fencing.js";
 
 /** What an elected master holds until its leadership ends. */
 export interface Leadership {
@@ -107,25 +107,31 @@ async function createCandidateKey(
   leaseId: string,
 ): Promise<number> {
   const keyBuffer = Buffer.from(key);
-  const response = await client.kv.txn({
-    compare: [
-      { key: keyBuffer, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
-    ],
-    success: [{ request_put: { key: keyBuffer, value: Buffer.from(name), lease: leaseId } }],
-    failure: [],
-  });
+  const response = await client.kv.txn(
+    {
+      compare: [
+        { key: keyBuffer, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
+      ],
+      success: [{ request_put: { key: keyBuffer, value: Buffer.from(name), lease: leaseId } }],
+      failure: [],
+    },
+    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+  );
   if (!response.succeeded) throw new Error(`election key ${key} already exists`);
   return Number(response.header.revision);
 }
 
 /** Election keys created before `revision`: the masters ahead of us. Keys are never re-created, so the set only shrinks. */
 async function keysCreatedBefore(client: Etcd3, prefix: string, revision: number): Promise<Set<string>> {
-  const response = await client.kv.range({
-    key: Buffer.from(prefix),
-    range_end: prefixRangeEnd(prefix),
-    max_create_revision: revision - 1,
-    keys_only: true,
-  });
+  const response = await client.kv.range(
+    {
+      key: Buffer.from(prefix),
+      range_end: prefixRangeEnd(prefix),
+      max_create_revision: revision - 1,
+      keys_only: true,
+    },
+    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+  );
   return new Set(response.kvs.map((kv) => kv.key.toString()));
 }
 

@@ -1,7 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Etcd3 } from "etcd3";
-import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
-import { EschedulerError, isEschedulerError } from "../errors.js";
+import { EschedulerError } from "../errors.js";
 import {
   createEtcdClient,
   defaultNodeName,
@@ -13,14 +12,11 @@ import {
   type Logger,
   silentLogger,
 } from "../node/index.js";
-import { PrefixWatcher } from "../watcher/index.js";
 import { campaign, type Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
-import { FencedWriter } from "./fencing.js";
 import { type Generator, loadGenerator } from "./generator.js";
-import { HandoffGate } from "./handoff.js";
-import { runSchedule, type ScheduleResult } from "./schedule.js";
-import { CoalescingRunner, Debouncer } from "./triggers.js";
+import type { ScheduleResult } from "./schedule.js";
+import { LeaderTerm, type TermSettings } from "./term.js";
 
 export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   /** An etcd client to use (not closed by `stop()`); otherwise one is created from `etcd` and the TLS/auth fields. */
@@ -48,18 +44,7 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   version?: string;
 }
 
-type Settings = Required<
-  Pick<
-    MasterOptions,
-    | "ttlMs"
-    | "expectedWorkers"
-    | "intervalMs"
-    | "rebalanceWaitMs"
-    | "timeoutMs"
-    | "barrierTimeoutMs"
-    | "handoff"
-  >
->;
+type Settings = TermSettings & { ttlMs: number };
 
 const DEFAULTS: Settings = {
   ttlMs: 10_000,
@@ -71,10 +56,10 @@ const DEFAULTS: Settings = {
   handoff: "wait",
 };
 
-/** What one leadership term runs on. */
+/** The leadership this master holds and what it runs with it. */
 interface Term {
   leadership: Leadership;
-  runner: CoalescingRunner<ScheduleResult>;
+  term: LeaderTerm;
 }
 
 /**
@@ -143,7 +128,7 @@ export class Master extends EventEmitter<MasterEvents> {
    */
   scheduleNow(reason = "requested"): Promise<ScheduleResult | undefined> {
     if (!this.isLeader || !this.term) return Promise.resolve(undefined);
-    return this.term.runner.request(reason);
+    return this.term.term.scheduleNow(reason);
   }
 
   private async campaignLoop(
@@ -190,87 +175,25 @@ export class Master extends EventEmitter<MasterEvents> {
   private async lead(client: Etcd3, leadership: Leadership): Promise<void> {
     const { signal, epoch } = leadership;
     const logger = this.logger.child({ epoch });
-    const writer = new FencedWriter(client, leadership.fence, {
+    const term = new LeaderTerm({
+      client,
+      keys: this.keys,
+      name: this.name,
+      leadership,
+      generator: this.generator as Generator,
+      settings: this.settings,
       logger,
-      onDeposed: (error) => leadership.depose(error),
+      emit: (event, ...args) => this.emitEvent(event, ...args),
     });
-    const retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: this.settings.intervalMs });
-    let retryTimer: NodeJS.Timeout | undefined;
-    const handoffs =
-      this.settings.handoff === "wait"
-        ? new HandoffGate(client, this.keys, writer, {
-            logger,
-            onReleased: (event) => {
-              logger.info(event, "hand-off: task written to its new worker");
-              this.emit("handoffWait", event);
-            },
-            onWriteFailed: (error) => {
-              logger.warn({ err: error }, "hand-off write failed; scheduling again");
-              runner.trigger("handoff-retry");
-            },
-          })
-        : undefined;
-    const workers = new PrefixWatcher(client, this.keys.workersPrefix, { logger });
-    const runner = new CoalescingRunner<ScheduleResult>(
-      async (reasons) => {
-        clearTimeout(retryTimer);
-        try {
-          const result = await runSchedule(
-            {
-              client,
-              keys: this.keys,
-              leader: this.name,
-              epoch,
-              writer,
-              generator: this.generator as Generator,
-              timeoutMs: this.settings.timeoutMs,
-              handoffs,
-              liveWorkers: () =>
-                [...workers.entries.keys()].flatMap((key) => this.keys.parseWorker(key) ?? []),
-              logger,
-              signal,
-            },
-            reasons,
-          );
-          retryBackoff.reset();
-          logger.info(result, "schedule applied");
-          this.emit("scheduled", result);
-          return result;
-        } catch (error) {
-          if (signal.aborted || writer.deposed) return undefined;
-          const known = isEschedulerError(error);
-          const reason = known ? error.code : "ERR_ETCD";
-          logger.error({ err: error, reasons }, "schedule failed; etcd keeps the previous assignment");
-          this.emit("scheduleFailed", { reason, error: error as Error });
-          this.reportError(error as Error);
-          // etcd trouble is retried; a generator's mistake waits for the next trigger.
-          if (!known) retryTimer = setTimeout(() => runner.trigger("retry"), retryBackoff.next());
-          throw error;
-        }
-      },
-      { paused: true },
-    );
-    const debouncer = new Debouncer(this.settings.rebalanceWaitMs, () => runner.trigger("workers"));
-    workers.on("change", () => debouncer.poke());
-    workers.on("resync", () => debouncer.poke());
-    const interval = setInterval(() => runner.trigger("interval"), this.settings.intervalMs);
-    this.term = { leadership, runner };
+    this.term = { leadership, term };
     logger.info({ electionKey: leadership.key }, "elected leader");
     this.emit("elected", { epoch, electionKey: leadership.key });
     try {
-      await handoffs?.start(signal);
-      await workers.start(signal);
-      await this.gather(client, leadership, workers, logger);
-      runner.trigger("elected");
-      runner.resume();
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        else signal.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await term.run();
     } catch (error) {
       if (!signal.aborted) {
         logger.error({ err: error }, "leadership failed; resigning");
-        this.reportError(error as Error);
+        this.emitEvent("error", error as Error);
         leadership.depose(error as Error);
       }
     } finally {
@@ -283,12 +206,7 @@ export class Master extends EventEmitter<MasterEvents> {
         logger.warn({ reason }, "deposed; campaigning again");
         this.emit("deposed", { epoch, reason });
       }
-      clearInterval(interval);
-      debouncer.cancel();
-      await runner.close();
-      clearTimeout(retryTimer);
-      await handoffs?.close();
-      await workers.close();
+      await term.close();
       if (resigned) {
         await resigned;
         logger.info("resigned leadership");
@@ -296,51 +214,10 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  /** First start of a fleet: gather the expected workers (at most `barrierTimeout`), then set the marker. */
-  private async gather(
-    client: Etcd3,
-    leadership: Leadership,
-    workers: PrefixWatcher,
-    logger: Logger,
-  ): Promise<void> {
-    if (await isBarrierLeft(client, this.keys)) return;
-    const { expectedWorkers, barrierTimeoutMs } = this.settings;
-    if (expectedWorkers > 0) {
-      const barrier = gatheringBarrier({
-        client,
-        keys: this.keys,
-        name: this.name,
-        expectedWorkers,
-        session: leadership.session,
-        logger,
-      });
-      logger.info({ expectedWorkers, barrierTimeoutMs }, "gathering the first start's workers");
-      try {
-        await barrier.enter({ signal: leadership.signal, timeoutMs: barrierTimeoutMs });
-        // Leaving only removes our key here; the workers leave once their tasks run.
-        void barrier.leave({ signal: leadership.signal }).catch((error: unknown) => {
-          if (!leadership.signal.aborted) logger.warn({ err: error }, "leaving the gathering barrier failed");
-        });
-      } catch (error) {
-        if ((error as EschedulerError).code !== "ERR_BARRIER_TIMEOUT") throw error;
-        const arrived = await barrier.participants().catch(() => [] as string[]);
-        const registered = [...workers.entries.keys()].flatMap((key) => this.keys.parseWorker(key) ?? []);
-        logger.warn(
-          {
-            expectedWorkers,
-            arrived,
-            missing: expectedWorkers - arrived.length,
-            registeredButAbsent: registered.filter((name) => !arrived.includes(name)),
-          },
-          "barrier timed out; scheduling with the workers present",
-        );
-      }
-    }
-    await markBarrierLeft(client, this.keys, leadership.fence);
-  }
-
-  private reportError(error: Error): void {
-    if (this.listenerCount("error") > 0) this.emit("error", error);
+  /** An unheard `error` event would crash the process: it is emitted only to listeners (and always logged). */
+  private emitEvent<E extends keyof MasterEvents>(event: E, ...args: MasterEvents[E]): void {
+    if (event === "error" && this.listenerCount("error") === 0) return;
+    (this.emit as (event: E, ...args: MasterEvents[E]) => boolean)(event, ...args);
   }
 }
 

@@ -1,0 +1,197 @@
+import type { Etcd3 } from "etcd3";
+import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
+import { type EschedulerError, isEschedulerError } from "../errors.js";
+import { exponentialBackoff, type KeyLayout, type Logger } from "../node/index.js";
+import { PrefixWatcher } from "../watcher/index.js";
+import type { Leadership } from "./campaign.js";
+import type { MasterEvents } from "./events.js";
+import { FencedWriter } from "./fencing.js";
+import type { Generator } from "./generator.js";
+import { HandoffGate } from "./handoff.js";
+import { runSchedule, type ScheduleResult } from "./schedule.js";
+import { CoalescingRunner, Debouncer } from "./triggers.js";
+
+export interface TermSettings {
+  expectedWorkers: number;
+  intervalMs: number;
+  rebalanceWaitMs: number;
+  timeoutMs: number;
+  barrierTimeoutMs: number;
+  handoff: "wait" | "immediate";
+}
+
+export interface TermContext {
+  client: Etcd3;
+  keys: KeyLayout;
+  name: string;
+  leadership: Leadership;
+  generator: Generator;
+  settings: TermSettings;
+  logger: Logger;
+  /** Forwards the term's figures to the master's listeners. */
+  emit: <E extends keyof MasterEvents>(event: E, ...args: MasterEvents[E]) => void;
+}
+
+/**
+ * What a master does while it leads: the first-start gathering, then schedules on every trigger (worker
+ * changes debounced, interval, requests), one at a time with coalescing, all writes fenced.
+ */
+export class LeaderTerm {
+  private readonly signal: AbortSignal;
+  private readonly logger: Logger;
+  private readonly writer: FencedWriter;
+  private readonly workers: PrefixWatcher;
+  private readonly handoffs?: HandoffGate;
+  private readonly runner: CoalescingRunner<ScheduleResult>;
+  private readonly debouncer: Debouncer;
+  private readonly retryBackoff;
+  private interval?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+
+  constructor(private readonly context: TermContext) {
+    const { client, keys, leadership, settings } = context;
+    this.signal = leadership.signal;
+    this.logger = context.logger;
+    this.writer = new FencedWriter(client, leadership.fence, {
+      logger: this.logger,
+      onDeposed: (error) => leadership.depose(error),
+    });
+    this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
+    if (settings.handoff === "wait") {
+      this.handoffs = new HandoffGate(client, keys, this.writer, {
+        logger: this.logger,
+        onReleased: (event) => {
+          this.logger.info(event, "hand-off: task written to its new worker");
+          context.emit("handoffWait", event);
+        },
+        onWriteFailed: (error) => {
+          this.logger.warn({ err: error }, "hand-off write failed; scheduling again");
+          this.runner.trigger("handoff-retry");
+        },
+      });
+    }
+    this.runner = new CoalescingRunner((reasons) => this.schedule(reasons), { paused: true });
+    this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
+    this.retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: settings.intervalMs });
+  }
+
+  /** Starts the triggers and resolves when the leadership ends; throws if the term cannot start. */
+  async run(): Promise<void> {
+    const { signal } = this;
+    this.workers.on("change", () => this.debouncer.poke());
+    this.workers.on("resync", () => this.debouncer.poke());
+    this.interval = setInterval(() => this.runner.trigger("interval"), this.context.settings.intervalMs);
+    const starting = (async () => {
+      await this.handoffs?.start(signal);
+      await this.workers.start(signal);
+      await this.gather();
+      this.runner.trigger("elected");
+      this.runner.resume();
+    })();
+    // A request stuck on a dead connection must not keep a deposed master from noticing.
+    starting.catch(() => undefined);
+    await Promise.race([starting, aborted(signal)]);
+    await aborted(signal);
+  }
+
+  /** Schedules after the running schedule (if any); undefined once the term is over. */
+  scheduleNow(reason: string): Promise<ScheduleResult | undefined> {
+    return this.runner.request(reason);
+  }
+
+  /** Stops the triggers, waits for the running schedule (aborted by the leadership's signal), closes the watches. */
+  async close(): Promise<void> {
+    clearInterval(this.interval);
+    this.debouncer.cancel();
+    await this.runner.close();
+    clearTimeout(this.retryTimer);
+    await this.handoffs?.close();
+    await this.workers.close();
+  }
+
+  private liveWorkers(): string[] {
+    return [...this.workers.entries.keys()].flatMap((key) => this.context.keys.parseWorker(key) ?? []);
+  }
+
+  private async schedule(reasons: string[]): Promise<ScheduleResult | undefined> {
+    const { context, signal, logger } = this;
+    clearTimeout(this.retryTimer);
+    try {
+      const result = await runSchedule(
+        {
+          client: context.client,
+          keys: context.keys,
+          leader: context.name,
+          epoch: context.leadership.epoch,
+          writer: this.writer,
+          generator: context.generator,
+          timeoutMs: context.settings.timeoutMs,
+          handoffs: this.handoffs,
+          liveWorkers: () => this.liveWorkers(),
+          logger,
+          signal,
+        },
+        reasons,
+      );
+      this.retryBackoff.reset();
+      logger.info(result, "schedule applied");
+      context.emit("scheduled", result);
+      return result;
+    } catch (error) {
+      if (signal.aborted || this.writer.deposed) return undefined;
+      const known = isEschedulerError(error);
+      logger.error({ err: error, reasons }, "schedule failed; etcd keeps the previous assignment");
+      context.emit("scheduleFailed", { reason: known ? error.code : "ERR_ETCD", error: error as Error });
+      context.emit("error", error as Error);
+      // etcd trouble is retried; a generator's mistake waits for the next trigger.
+      if (!known) this.retryTimer = setTimeout(() => this.runner.trigger("retry"), this.retryBackoff.next());
+      throw error;
+    }
+  }
+
+  /** First start of a fleet: gather the expected workers (at most `barrierTimeout`), then set the marker. */
+  private async gather(): Promise<void> {
+    const { client, keys, name, leadership, settings } = this.context;
+    const { logger } = this;
+    if (await isBarrierLeft(client, keys)) return;
+    const { expectedWorkers, barrierTimeoutMs } = settings;
+    if (expectedWorkers > 0) {
+      const barrier = gatheringBarrier({
+        client,
+        keys,
+        name,
+        expectedWorkers,
+        session: leadership.session,
+        logger,
+      });
+      logger.info({ expectedWorkers, barrierTimeoutMs }, "gathering the first start's workers");
+      try {
+        await barrier.enter({ signal: this.signal, timeoutMs: barrierTimeoutMs });
+        // Leaving only removes our key here; the workers leave once their tasks run.
+        void barrier.leave({ signal: this.signal }).catch((error: unknown) => {
+          if (!this.signal.aborted) logger.warn({ err: error }, "leaving the gathering barrier failed");
+        });
+      } catch (error) {
+        if ((error as EschedulerError).code !== "ERR_BARRIER_TIMEOUT") throw error;
+        const arrived = await barrier.participants().catch(() => [] as string[]);
+        logger.warn(
+          {
+            expectedWorkers,
+            arrived,
+            missing: expectedWorkers - arrived.length,
+            registeredButAbsent: this.liveWorkers().filter((worker) => !arrived.includes(worker)),
+          },
+          "barrier timed out; scheduling with the workers present",
+        );
+      }
+    }
+    await markBarrierLeft(client, keys, leadership.fence);
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
