@@ -1,13 +1,16 @@
 /** Opening etcd for a command: a client from the flags, proven reachable before the command starts. */
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { createEtcdClient, type EtcdConnectionConfig, ensureReachable } from "../node/index.js";
+import { createEtcdClient, type EtcdConnectionConfig, ensureReachable, keyLayout } from "../node/index.js";
 
-/** A client that answered a read within `--dial-timeout`; throws ERR_ETCD_UNREACHABLE (exit 2) otherwise. */
-export async function connectEtcd(config: EtcdConnectionConfig): Promise<Etcd3> {
+/**
+ * A client that answered a read under the root within `--dial-timeout` (a user allowed only the root's
+ * prefix may read nothing else); throws ERR_ETCD_UNREACHABLE (exit 2) otherwise.
+ */
+export async function connectEtcd(config: EtcdConnectionConfig & { root: string }): Promise<Etcd3> {
   const client = createEtcdClient(config);
   try {
-    await ensureReachable(client, config.etcd, config.dialTimeout);
+    await ensureReachable(client, config.etcd, config.dialTimeout, keyLayout(config.root).plan);
     return client;
   } catch (error) {
     client.close();

@@ -1,5 +1,4 @@
 /** What an operator sees when a command fails: one line on stderr and an exit code. */
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from "etcd3";
 import { EschedulerError, isEschedulerError } from "../errors.js";
 
 export const EXIT_OK = 0;
@@ -25,19 +24,18 @@ export function usageError(message: string): EschedulerError {
 /** The exit code that `error` deserves. */
 export function exitCodeFor(error: unknown): number {
   if (isEschedulerError(error) && USER_ERROR_CODES.has(error.code)) return EXIT_USAGE;
-  if (error instanceof EtcdAuthenticationFailedError || error instanceof EtcdPermissionDeniedError) {
-    return EXIT_USAGE;
-  }
+  if (etcdErrorClass(error) !== undefined) return EXIT_USAGE;
   return EXIT_FAILURE;
 }
 
 /** The error as a single line: its message up to the first line break, with etcd auth errors explained. */
 export function oneLine(error: unknown): string {
-  if (error instanceof EtcdAuthenticationFailedError) {
+  const etcdError = etcdErrorClass(error);
+  if (etcdError === "EtcdAuthenticationFailedError") {
     return "etcd rejected the credentials: check --etcd-user and --etcd-password (ESCHEDULER_ETCD_PASSWORD)";
   }
-  if (error instanceof EtcdPermissionDeniedError) {
-    return `etcd denied access: the --etcd-user needs read/write on the --root prefix (${firstLine(error.message)})`;
+  if (etcdError === "EtcdPermissionDeniedError") {
+    return `etcd denied access: the --etcd-user needs read/write on the --root prefix (${firstLine((error as Error).message)})`;
   }
   const message = error instanceof Error ? error.message : String(error);
   return firstLine(message) || (error instanceof Error ? error.name : "unknown error");
@@ -52,6 +50,17 @@ export function reportError(
   write(`escheduler: ${oneLine(error)}\n`);
   if (options.debug && error instanceof Error && error.stack) write(`${error.stack}\n`);
   return exitCodeFor(error);
+}
+
+/**
+ * The etcd3 class of a credentials error, by name: importing etcd3 here would load gRPC and its
+ * protobufs (~200 ms) even for `--help` and flag errors.
+ */
+function etcdErrorClass(
+  error: unknown,
+): "EtcdAuthenticationFailedError" | "EtcdPermissionDeniedError" | undefined {
+  const name = error instanceof Error ? error.constructor.name : undefined;
+  return name === "EtcdAuthenticationFailedError" || name === "EtcdPermissionDeniedError" ? name : undefined;
 }
 
 function firstLine(text: string): string {

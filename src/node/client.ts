@@ -50,11 +50,19 @@ export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd:
   return new Etcd3(options);
 }
 
-/** Resolves once etcd answers a read; throws ERR_ETCD_UNREACHABLE (with the reason) after `timeoutMs`. */
-export async function ensureReachable(client: Etcd3, endpoints: string[], timeoutMs: number): Promise<void> {
+/**
+ * Resolves once etcd answers a read of `key`; throws ERR_ETCD_UNREACHABLE (with the reason) after `timeoutMs`.
+ * Pass a key under the root: a user allowed only that prefix is denied anything else.
+ */
+export async function ensureReachable(
+  client: Etcd3,
+  endpoints: string[],
+  timeoutMs: number,
+  key = "/escheduler-ping",
+): Promise<void> {
   try {
     await client
-      .get("/escheduler-ping")
+      .get(key)
       .options({ deadline: Date.now() + timeoutMs })
       .exists();
   } catch (error) {

@@ -194,6 +194,15 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
       await admin.role("root").create();
       await admin.user("root").create("right-password");
       await admin.user("root").addRole("root");
+      // A user confined to one root (plus the read of etcd3-style election keys that leader lookups make).
+      const confined = await admin.role("confined").create();
+      await confined.grant({ permission: "Readwrite", range: admin.range({ prefix: "/confined/" }) });
+      await confined.grant({
+        permission: "Read",
+        range: admin.range({ prefix: "election//confined/election/" }),
+      });
+      await admin.user("confined").create("confined-password");
+      await admin.user("confined").addRole("confined");
       await admin.auth.authEnable();
     });
     afterAll(() => secured?.destroy());
@@ -207,6 +216,20 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
       );
       const probe = await runCli(["probe", ...wrong]);
       expect(probe.code).toBe(2);
+    });
+
+    it("serves a user confined to its root, and refuses it any other root", async () => {
+      const confined = [
+        "--etcd",
+        secured.hostPort,
+        "--etcd-user",
+        "confined",
+        "--etcd-password",
+        "confined-password",
+      ];
+      const own = await runCli(["status", "--json", "--root", "confined", ...confined]);
+      expect({ code: own.code, stderr: own.stderr }).toEqual({ code: 0, stderr: "" });
+      expectOneLineUsageError(await runCli(["status", "--root", "other", ...confined]), /permission denied/);
     });
 
     it("accepts the right password from ESCHEDULER_ETCD_PASSWORD", async () => {
