@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterReadiness, readClusterView } from "../../../src/barrier/index.js";
 import type { StatusReport } from "../../../src/cli/status-view.js";
@@ -144,5 +147,64 @@ describe("a master and three workers as real processes", () => {
     expect(status.leader).toBeNull();
     // Their assignments stay (no leader to remove them) but nobody is registered any more.
     expect(status.workers.filter((w) => w.registered)).toEqual([]);
+  });
+});
+
+describe("a task whose start fails", () => {
+  const root = uniqueRoot("cli-failing");
+  const folder = mkdtempSync(join(tmpdir(), "escheduler-cli-tasks-"));
+  const tasksFile = join(folder, "tasks.json");
+  const nodes: CliProcess[] = [];
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    writeFileSync(
+      tasksFile,
+      JSON.stringify([{ id: "fine" }, { id: "broken", group: "g", payload: { failStart: true } }]),
+    );
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  it("shows as failed, with its error, in status and probe", async () => {
+    const connection = ["--etcd", etcdEndpoints().join(","), "--root", root, "--ttl", "2s"];
+    const env = { ESCHEDULER_EXAMPLE_TASKS_FILE: tasksFile };
+    nodes.push(
+      new CliProcess(
+        ["master", "--generator", EXAMPLE_GENERATOR, "--rebalance-wait", "200ms", ...connection],
+        { env },
+      ),
+    );
+    nodes.push(
+      new CliProcess(["worker", "--handler", EXAMPLE_HANDLER, "--name", "w1", ...connection], { env }),
+    );
+    const keys = keyLayout(root);
+    await waitFor("the broken task to be reported failed", async () => {
+      const view = await readClusterView(testClient(), keys);
+      return view.statuses.get("w1")?.get("broken")?.state === "failed";
+    });
+
+    const status = await runCli(["status", "--json", "--etcd", etcdEndpoints().join(","), "--root", root]);
+    const report = JSON.parse(status.stdout) as StatusReport;
+    expect(report.ready).toBe(false);
+    expect(report.workers[0]).toMatchObject({
+      name: "w1",
+      tasks: 2,
+      groups: { "": 1, g: 1 },
+      notRunning: [{ id: "broken", state: "failed", error: expect.stringContaining("refuses to start") }],
+    });
+    const probe = await runCli([
+      "probe",
+      "--worker",
+      "w1",
+      "--etcd",
+      etcdEndpoints().join(","),
+      "--root",
+      root,
+    ]);
+    expect(probe.code).toBe(1);
+    expect(probe.stdout).toMatch(/task "broken" on "w1" is failed: .*refuses to start/);
   });
 });
