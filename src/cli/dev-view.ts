@@ -18,7 +18,15 @@ export function describeChanges(before: StatusReport | undefined, after: StatusR
   if (!before?.barrierLeft && after.barrierLeft)
     lines.push("barrier passed: the first gathering is complete");
   const plan = after.plan;
-  if (plan && (plan.epoch !== before?.plan?.epoch || plan.at !== before?.plan?.at)) {
+  const previous = before?.plan;
+  const newPlan = plan && (plan.epoch !== previous?.epoch || plan.at !== previous?.at);
+  // A periodic schedule that changed nothing is not news.
+  const changed =
+    !previous ||
+    plan?.moved ||
+    plan?.tasks !== previous.tasks ||
+    plan?.workers.join() !== previous.workers.join();
+  if (plan && newPlan && changed) {
     const loads = after.workers
       .filter((w) => plan.workers.includes(w.name))
       .map((w) => `${w.name} ${w.tasks}`)
