@@ -1,20 +1,7 @@
 /** Shapes of the values stored under escheduler's keys (see DESIGN.md, "Keys"). */
 
-/** A task as the generator returns it and as `/R/task/<worker>/<id>` stores it. */
-export interface Task {
-  /** Unique within the root. */
-  id: string;
-  /** Affinity: all tasks with the same key always share one worker. */
-  key?: string;
-  /** Balance group: loads are balanced per group (default ""). */
-  group?: string;
-  /** Higher is written, and so started, first; default 0. */
-  priority?: number;
-  /** Load units, > 0, default 1. */
-  weight?: number;
-  /** JSON data for the handler. */
-  payload?: unknown;
-}
+// The task shape is the planner's (a pure leaf module); a type-only import keeps node free of its code.
+export type { Task } from "../balancer/types.js";
 
 export type TaskState = "starting" | "running" | "failed" | "stopping";
 
