@@ -180,7 +180,9 @@ export interface EtcdCluster {
 
 export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
   const specs = await memberSpecs(size);
-  const members = specs.map((spec) => new EtcdMember(spec, specs));
+  // One token for all members: a token per member makes each bootstrap its own cluster (ID mismatch).
+  const token = `escheduler-test-${process.pid}-${specs[0].clientPort}`;
+  const members = specs.map((spec) => new EtcdMember(spec, specs, {}, token));
   await Promise.all(members.map((m) => m.start()));
   return {
     members,
