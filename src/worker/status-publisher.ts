@@ -4,6 +4,18 @@ import type { TaskStatus } from "../node/index.js";
 export interface StatusSink {
   put(taskId: string, status: TaskStatus): Promise<void>;
   remove(taskId: string): Promise<void>;
+  /**
+   * Writes the status only while the task key still has mod revision `taskRevision`; false when it
+   * changed or went (the master may already be handing the task to someone else), or with no lease.
+   */
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean>;
+}
+
+interface QueuedStatus {
+  /** Undefined: delete the key. */
+  status?: TaskStatus;
+  /** With a claim: the task key's mod revision that must still hold, and who waits for the outcome. */
+  claim?: { taskRevision: number; settle: (claimed: boolean) => void };
 }
 
 /**
@@ -11,7 +23,7 @@ export interface StatusSink {
  * goes through reaches etcd without putting an etcd round trip on the path to the handler.
  */
 export class StatusPublisher {
-  private queue: Array<TaskStatus | undefined> = [];
+  private queue: QueuedStatus[] = [];
   private writing?: Promise<void>;
   private stored?: TaskStatus;
 
@@ -23,8 +35,16 @@ export class StatusPublisher {
 
   /** Queues a status to store (undefined: delete the key). */
   publish(status: TaskStatus | undefined): void {
-    this.queue.push(status);
+    this.queue.push({ status });
     this.writing ??= this.drain();
+  }
+
+  /** Queues a status that is stored only if the task key is still at `taskRevision`; resolves with whether it was. */
+  claim(status: TaskStatus, taskRevision: number): Promise<boolean> {
+    return new Promise((settle) => {
+      this.queue.push({ status, claim: { taskRevision, settle } });
+      this.writing ??= this.drain();
+    });
   }
 
   /** The status etcd was last given (undefined: none). */
@@ -39,8 +59,12 @@ export class StatusPublisher {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      const status = this.queue.shift();
-      if (status) await this.sink.put(this.taskId, status);
+      const { status, claim } = this.queue.shift() as QueuedStatus;
+      if (claim && status) {
+        const claimed = await this.sink.claim(this.taskId, status, claim.taskRevision);
+        claim.settle(claimed);
+        if (!claimed) continue;
+      } else if (status) await this.sink.put(this.taskId, status);
       else await this.sink.remove(this.taskId);
       this.stored = status;
       this.onStored?.(status);

@@ -13,7 +13,10 @@ interface PendingWrite {
   key: string;
   /** Undefined: delete the key. */
   value?: string;
-  done: () => void;
+  /** Write only while this key still has this mod revision (a claim on the task key). */
+  guard?: { key: string; modRevision: number };
+  /** Called once with whether the write was applied. */
+  done: (applied: boolean) => void;
 }
 
 /**
@@ -37,17 +40,22 @@ export class StatusWriter implements StatusSink {
   }
 
   put(taskId: string, status: TaskStatus): Promise<void> {
-    return this.enqueue(this.keys.status(this.worker, taskId), JSON.stringify(status));
+    return this.enqueue(this.keys.status(this.worker, taskId), JSON.stringify(status)).then(() => undefined);
   }
 
   remove(taskId: string): Promise<void> {
-    return this.enqueue(this.keys.status(this.worker, taskId), undefined);
+    return this.enqueue(this.keys.status(this.worker, taskId), undefined).then(() => undefined);
   }
 
-  private enqueue(key: string, value: string | undefined): Promise<void> {
-    if (!this.session.active) return Promise.resolve();
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+    const guard = { key: this.keys.task(this.worker, taskId), modRevision: taskRevision };
+    return this.enqueue(this.keys.status(this.worker, taskId), JSON.stringify(status), guard);
+  }
+
+  private enqueue(key: string, value: string | undefined, guard?: PendingWrite["guard"]): Promise<boolean> {
+    if (!this.session.active) return Promise.resolve(false);
     return new Promise((done) => {
-      this.queue.push({ key, value, done });
+      this.queue.push({ key, value, guard, done });
       this.schedule();
     });
   }
@@ -55,7 +63,7 @@ export class StatusWriter implements StatusSink {
   private dropPending(): void {
     const dropped = this.queue;
     this.queue = [];
-    for (const write of dropped) write.done();
+    for (const write of dropped) write.done(false);
   }
 
   /** Flushes on the next turn of the event loop, so writes made together travel together. */
@@ -86,18 +94,16 @@ export class StatusWriter implements StatusSink {
   private async send(batch: PendingWrite[]): Promise<void> {
     this.inFlight++;
     let retry = false;
+    let applied = false;
     try {
       if (!this.session.active) return;
-      const lease = this.session.id;
-      const operations: IRequestOp[] = batch.map(({ key, value }) =>
-        value === undefined
-          ? { request_delete_range: { key: Buffer.from(key) } }
-          : { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } },
-      );
-      await unlessAborted(
-        this.client.kv.txn({ compare: [], success: operations, failure: [] }),
-        this.session.signal,
-      );
+      applied = await this.commit(batch);
+      if (!applied) {
+        // Some claimed task key changed: settle each write on its own so the others still land.
+        const outcomes = await Promise.all(batch.map((write) => this.commit([write])));
+        outcomes.forEach((outcome, i) => batch[i].done(outcome));
+        batch = [];
+      }
     } catch (error) {
       if (!this.session.active) return;
       // A status must not stay stale while the lease lives: try again shortly.
@@ -112,8 +118,35 @@ export class StatusWriter implements StatusSink {
     } finally {
       this.inFlight--;
       if (retry) this.queue.unshift(...batch);
-      else for (const write of batch) write.done();
+      else for (const write of batch) write.done(applied);
       this.schedule();
     }
+  }
+
+  /** One transaction: every write of the batch, if every claimed task key is still as seen. */
+  private async commit(batch: PendingWrite[]): Promise<boolean> {
+    const lease = this.session.id;
+    const compare = batch.flatMap(({ guard }) =>
+      guard
+        ? [
+            {
+              key: Buffer.from(guard.key),
+              target: "Mod" as const,
+              result: "Equal" as const,
+              mod_revision: guard.modRevision,
+            },
+          ]
+        : [],
+    );
+    const operations: IRequestOp[] = batch.map(({ key, value }) =>
+      value === undefined
+        ? { request_delete_range: { key: Buffer.from(key) } }
+        : { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } },
+    );
+    const response = await unlessAborted(
+      this.client.kv.txn({ compare, success: operations, failure: [] }),
+      this.session.signal,
+    );
+    return response.succeeded;
   }
 }

@@ -22,7 +22,14 @@ export interface TaskStateChange {
 }
 
 /** What should run under one task id: a task, or a value that cannot be run (shown as `failed`). */
-export type TaskSpec = { task: Task; fingerprint: string } | { problem: string; fingerprint: string };
+export type TaskSpec =
+  | {
+      task: Task;
+      fingerprint: string;
+      /** Mod revision of the task key this spec was read from: a start claims it (see `launch`). */
+      revision: number;
+    }
+  | { problem: string; fingerprint: string };
 
 export interface RetryOptions {
   initialMs: number;
@@ -75,6 +82,8 @@ export class TaskRunner {
   private retryAfterMs?: number;
   private sleeper?: AbortController;
   private loop?: Promise<void>;
+  /** The spec whose start claim etcd refused: not started again until a newer spec arrives. */
+  private refused?: TaskSpec;
   private dirty = false;
   private readonly backoff;
   private readonly logger: Logger;
@@ -175,17 +184,24 @@ export class TaskRunner {
         }
         return;
       }
+      if (want === this.refused) return;
       if (this.retryAfterMs !== undefined) {
         const wait = this.retryAfterMs;
         this.retryAfterMs = undefined;
         await this.sleep(wait);
         continue;
       }
-      await this.launch(want.task, want.fingerprint);
+      await this.launch(want);
     }
   }
 
-  private async launch(task: Task, fingerprint: string): Promise<void> {
+  /**
+   * Starts a task after claiming it: `starting` is written only while the task key is still at the
+   * revision this spec was read from. Once the master has deleted the key to hand the task off, the
+   * claim fails and nothing starts; if the claim landed first, the master sees the status and waits.
+   */
+  private async launch(spec: Extract<TaskSpec, { task: Task }>): Promise<void> {
+    const { task, fingerprint } = spec;
     const controller = new AbortController();
     const incarnation: Incarnation = {
       task,
@@ -198,7 +214,15 @@ export class TaskRunner {
     };
     this.launching = incarnation;
     try {
-      this.report("starting", incarnation.attempt);
+      if (!(await this.report("starting", incarnation.attempt, undefined, spec.revision))) {
+        this.launching = undefined;
+        this.refused = spec;
+        this.logger.debug(
+          { revision: spec.revision },
+          "task key changed before the start was claimed; not starting",
+        );
+        return;
+      }
       controller.signal.throwIfAborted();
       const running = await this.options.launcher.launch(task, incarnation.ctx);
       incarnation.running = running;
@@ -262,14 +286,24 @@ export class TaskRunner {
     this.options.onState?.({ task: this.taskId, state: "stopped", attempt: this.attempt });
   }
 
-  private report(state: TaskState, attempt: number, error?: string): void {
+  /** Reports a state; with `claimRevision`, stores it only as a claim and resolves with whether it held. */
+  private report(
+    state: TaskState,
+    attempt: number,
+    error?: string,
+    claimRevision?: number,
+  ): Promise<boolean> {
     this.current = state;
     this.currentError = error;
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
-    this.status.publish(status);
+    const stored =
+      claimRevision === undefined
+        ? (this.status.publish(status), Promise.resolve(true))
+        : this.status.claim(status, claimRevision);
     this.statusPublished = true;
     this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
+    return stored;
   }
 
   private async sleep(ms: number): Promise<void> {

@@ -2,7 +2,7 @@ import { parseRecord, type Task } from "../node/index.js";
 import type { TaskSpec } from "./task-runner.js";
 
 /** Reads `/R/task/<me>/<id>`'s value; a value that is not a task becomes a problem shown as `failed`. */
-export function taskSpec(taskId: string, value: string): TaskSpec {
+export function taskSpec(taskId: string, value: string, revision: number): TaskSpec {
   const parsed = parseRecord<Task>(value);
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     return {
@@ -17,5 +17,5 @@ export function taskSpec(taskId: string, value: string): TaskSpec {
     };
   }
   // The raw value is the fingerprint: any rewrite with a different value restarts the task.
-  return { task: { ...parsed, id: taskId }, fingerprint: value };
+  return { task: { ...parsed, id: taskId }, fingerprint: value, revision };
 }

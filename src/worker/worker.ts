@@ -346,7 +346,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await plan.start(signal);
       const snapshot = await tasks.start(signal);
       if (this.feeding !== session) return;
-      this.applySnapshot(snapshot);
+      this.applySnapshot(snapshot, (key) => tasks.modRevision(key) ?? tasks.revision);
       this.resolveFirstRegistration?.();
       await this.passBarrier(session, signal);
       await untilAborted(signal);
@@ -486,13 +486,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
   }
 
-  private applySnapshot(snapshot: ReadonlyMap<string, string>): void {
+  private applySnapshot(snapshot: ReadonlyMap<string, string>, revisionOf: (key: string) => number): void {
     const present = new Set<string>();
     for (const [key, value] of snapshot) {
       const id = this.taskIdOf(key);
       if (id === undefined) continue;
       present.add(id);
-      this.assign(id, value);
+      this.assign(id, value, revisionOf(key));
     }
     for (const id of [...this.assigned.keys()]) if (!present.has(id)) this.unassign(id, "unassigned");
     this.checkReady();
@@ -501,7 +501,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private applyTaskChange(change: WatchChange): void {
     const id = this.taskIdOf(change.key);
     if (id === undefined) return;
-    if (change.type === "put") this.assign(id, change.value);
+    if (change.type === "put") this.assign(id, change.value, change.revision);
     else this.unassign(id, "unassigned");
     this.checkReady();
   }
@@ -513,10 +513,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return undefined;
   }
 
-  private assign(id: string, value: string): void {
+  private assign(id: string, value: string, revision: number): void {
     const previous = this.assigned.get(id);
-    if (previous?.fingerprint === value) return;
-    const spec = taskSpec(id, value);
+    const spec = taskSpec(id, value, revision);
+    if (previous?.fingerprint === value) {
+      // Rewritten with the same value: nothing restarts, but a start must claim the new revision.
+      this.assigned.set(id, spec);
+      this.runners.get(id)?.set(spec);
+      return;
+    }
     this.assigned.set(id, spec);
     if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
     this.runnerFor(id)?.set(spec);
@@ -630,6 +635,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly statusSink: StatusSink = {
     put: (taskId, status) => this.statusWriter?.put(taskId, status) ?? Promise.resolve(),
     remove: (taskId) => this.statusWriter?.remove(taskId) ?? Promise.resolve(),
+    claim: (taskId, status, taskRevision) =>
+      this.statusWriter?.claim(taskId, status, taskRevision) ?? Promise.resolve(false),
   };
 
   private info(): WorkerInfo {

@@ -13,7 +13,11 @@ function manualSink() {
         resolve();
       }),
     );
-  const sink: StatusSink = { put: (_id, status) => write(status.state), remove: () => write("removed") };
+  const sink: StatusSink = {
+    put: (_id, status) => write(status.state),
+    remove: () => write("removed"),
+    claim: (_id, status) => write(status.state).then(() => true),
+  };
   const completeNext = async () => {
     pending.shift()?.();
     await new Promise((resolve) => setImmediate(resolve));

@@ -17,6 +17,16 @@ class MemoryStatus implements StatusSink {
     this.current.delete(taskId);
     this.history.push("removed");
   }
+  /** Task key revisions that no longer hold (the master moved the task away). */
+  readonly staleRevisions = new Set<number>();
+  async claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+    if (this.staleRevisions.has(taskRevision)) {
+      this.history.push("claim refused");
+      return false;
+    }
+    await this.put(taskId, status);
+    return true;
+  }
 }
 
 /** A start/stop handler that records calls and can be told to fail or hang. */
@@ -47,9 +57,9 @@ function recordingHandler() {
   return { handler, calls, control };
 }
 
-function spec(payload: unknown): TaskSpec {
+function spec(payload: unknown, revision = 1): TaskSpec {
   const task = { id: "t1", payload };
-  return { task, fingerprint: JSON.stringify(task) };
+  return { task, fingerprint: JSON.stringify(task), revision };
 }
 
 function runner(handler: unknown, overrides: Partial<TaskRunnerOptions> = {}) {
@@ -133,6 +143,29 @@ describe("TaskRunner", () => {
     task.set(spec("a"));
     await task.idle();
     expect(calls).toEqual(['start "a"']);
+  });
+
+  it("does not start a task whose key changed before its start was claimed", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler);
+    status.staleRevisions.add(7);
+    task.set(spec("a", 7));
+    await task.idle();
+    expect(calls).toEqual([]);
+    expect(status.current.has("t1")).toBe(false);
+    expect(status.history).toEqual(["claim refused"]);
+  });
+
+  it("starts once a rewrite of the same value brings a revision the claim can hold", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler);
+    status.staleRevisions.add(7);
+    task.set(spec("a", 7));
+    await task.idle();
+    task.set(spec("a", 9));
+    await task.idle();
+    expect(calls).toEqual(['start "a"']);
+    expect(status.current.get("t1")?.state).toBe("running");
   });
 
   it("serialises operations: a removal during a slow start aborts its signal and stops it only after it started", async () => {

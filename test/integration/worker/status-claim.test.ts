@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { LeaseSession, silentLogger, type TaskStatus } from "../../../src/node/index.js";
+import { StatusWriter } from "../../../src/worker/status-writer.js";
+import { testSpace } from "../../helpers/context.js";
+
+const starting: TaskStatus = { state: "starting", attempt: 1, since: new Date(0).toISOString() };
+
+describe("claiming a task start", () => {
+  it("writes the status only while the task key is at the revision the worker saw", async () => {
+    const { client, keys } = testSpace("claim");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
+    const seen = await client.put(keys.task("w1", "kept")).value("{}").exec();
+    const moved = await client.put(keys.task("w1", "moved")).value("{}").exec();
+    // The master hands "moved" off: it deletes the key before the worker's claim arrives.
+    await client.delete().key(keys.task("w1", "moved")).exec();
+
+    const [kept, refused] = await Promise.all([
+      writer.claim("kept", starting, Number(seen.header.revision)),
+      writer.claim("moved", starting, Number(moved.header.revision)),
+    ]);
+
+    expect(kept).toBe(true);
+    expect(refused).toBe(false);
+    expect(await client.get(keys.status("w1", "kept")).string()).toContain("starting");
+    expect(await client.get(keys.status("w1", "moved")).string()).toBeNull();
+    await session.close();
+  });
+});
