@@ -101,7 +101,7 @@ export class StatusWriter implements StatusSink {
       if (!applied) {
         // Some claimed task key changed: settle each write on its own so the others still land.
         const outcomes = await Promise.all(batch.map((write) => this.commit([write])));
-        outcomes.forEach((outcome, i) => batch[i].done(outcome));
+        for (const [i, write] of batch.entries()) write.done(outcomes[i]);
         batch = [];
       }
     } catch (error) {
