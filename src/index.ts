@@ -1,4 +1,3 @@
-export * from "./barrier/index.js";
 export {
   type AssignmentInput,
   type Plan,
@@ -7,6 +6,7 @@ export {
   plan,
   type WorkerSpec,
 } from "./balancer/index.js";
+export * from "./barrier/index.js";
 export * from "./errors.js";
 export * from "./master/index.js";
 // `Task` comes from the node layer; the planner's own Task type has the same shape.

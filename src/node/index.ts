@@ -23,12 +23,12 @@ export {
 } from "./keys.js";
 export { LeaseSession, type LeaseSessionOptions } from "./lease-session.js";
 export { createLogger, type Logger, silentLogger } from "./logger.js";
+export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";
+export { type PlanRecord, parseRecord, type Task, type TaskState, type TaskStatus } from "./records.js";
 export {
   type RegistrationOptions,
   registerWhenAdmitted,
   registerWorker,
   type WorkerInfo,
 } from "./registration.js";
-export { parseRecord, type PlanRecord, type Task, type TaskState, type TaskStatus } from "./records.js";
-export { importDefaultExport } from "./module-loader.js";

@@ -147,7 +147,10 @@ export function doubleBarrierKeys(barrierPrefix: string): DoubleBarrierKeys {
     waiter(name) {
       const problem = nameProblem(name);
       if (problem) {
-        throw new EschedulerError("ERR_BAD_NAME", `invalid participant name ${JSON.stringify(name)}: ${problem}`);
+        throw new EschedulerError(
+          "ERR_BAD_NAME",
+          `invalid participant name ${JSON.stringify(name)}: ${problem}`,
+        );
       }
       return waitersPrefix + name;
     },

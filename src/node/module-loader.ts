@@ -19,7 +19,12 @@ export async function importDefaultExport(path: string, what: string): Promise<u
   }
   // CommonJS modules arrive as { default: module.exports }; an ESM default may itself wrap one.
   let exported = loaded.default;
-  if (exported && typeof exported === "object" && "default" in exported && Object.keys(exported).length === 1) {
+  if (
+    exported &&
+    typeof exported === "object" &&
+    "default" in exported &&
+    Object.keys(exported).length === 1
+  ) {
     exported = (exported as { default: unknown }).default;
   }
   if (exported === undefined || exported === null) {

@@ -297,10 +297,9 @@ export class TaskRunner {
     this.currentError = error;
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
-    const stored =
-      claimRevision === undefined
-        ? (this.status.publish(status), Promise.resolve(true))
-        : this.status.claim(status, claimRevision);
+    let stored = Promise.resolve(true);
+    if (claimRevision === undefined) this.status.publish(status);
+    else stored = this.status.claim(status, claimRevision);
     this.statusPublished = true;
     this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
     return stored;
