@@ -4,7 +4,7 @@
  * remembers what it did (for the invariant checker), records every write under the root, and judges
  * convergence. Every cluster is torn down after its test.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
@@ -62,6 +62,8 @@ export interface ClusterOptions {
   generatorTimeout?: string;
   handoff?: "wait" | "immediate";
   stopTimeout?: string;
+  /** How long each task takes to stop in the recording handler (default 100 ms). */
+  stopDelayMs?: number;
   /** What the generator returns at first. */
   tasks?: Task[];
   access?: EtcdAccess;
@@ -229,7 +231,10 @@ export class Cluster {
       this.options.stopTimeout ?? "2s",
       ...(options.args ?? []),
     ];
-    return this.add(name, "worker", args, { ESCHEDULER_RECORD_FILE: this.recordFile });
+    return this.add(name, "worker", args, {
+      ESCHEDULER_RECORD_FILE: this.recordFile,
+      ESCHEDULER_RECORD_STOP_MS: String(this.options.stopDelayMs ?? 100),
+    });
   }
 
   private add(
@@ -350,23 +355,27 @@ export class Cluster {
     return runIntervals(this.events(), this.fates(), { wakeGraceMs: this.options.wakeGraceMs });
   }
 
-  /** Why the cluster has not converged (empty once it has). */
-  async convergenceProblems(): Promise<string[]> {
+  /** Why the cluster has not converged on `workers` (default: the live ones); empty once it has. */
+  async convergenceProblems(workers = this.liveWorkers()): Promise<string[]> {
     const { view } = await this.state();
     const { intervals } = this.intervals();
     const unexpected = [...this.nodes.values()]
       .filter((node) => node.exit && node.endedRevision === undefined && node.exit.code !== 0)
       .map((node) => `${node.name} exited with ${node.exit?.code ?? node.exit?.signal}`);
-    return [...unexpected, ...convergenceProblems(view, this.tasks, this.liveWorkers(), intervals)];
+    return [...unexpected, ...convergenceProblems(view, this.tasks, workers, intervals)];
   }
 
-  /** Waits until every task runs on exactly one live worker, as planned; resolves with the assignment. */
-  async waitConverged(timeoutMs = 20_000): Promise<Assignment> {
+  /**
+   * Waits until every task runs on exactly one of `workers` (default: the live ones), as planned;
+   * resolves with the assignment.
+   */
+  async waitConverged(options: { timeoutMs?: number; workers?: string[] } = {}): Promise<Assignment> {
+    const timeoutMs = options.timeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
     let problems: string[] = [];
     for (;;) {
       try {
-        problems = await this.convergenceProblems();
+        problems = await this.convergenceProblems(options.workers);
         if (problems.length === 0) return (await this.state()).assignment;
       } catch (error) {
         problems = [`cannot read the cluster: ${String(error)}`];
@@ -423,6 +432,23 @@ export class Cluster {
       .join("\n");
   }
 
+  /** With ESCHEDULER_E2E_LOGS=<dir>: every process's output, the task events and the etcd history land there. */
+  private keepLogs(): void {
+    const target = process.env.ESCHEDULER_E2E_LOGS;
+    if (!target) return;
+    const dir = join(target, this.root);
+    mkdirSync(dir, { recursive: true });
+    for (const node of this.nodes.values()) {
+      writeFileSync(
+        join(dir, `${node.name}-${node.pid}.log`),
+        `${node.process.stdout}${node.process.stderr}`,
+      );
+    }
+    writeFileSync(join(dir, "fates.json"), JSON.stringify(this.fates(), null, 1));
+    writeFileSync(join(dir, "history.jsonl"), this.history.events.map((e) => JSON.stringify(e)).join("\n"));
+    if (existsSync(this.recordFile)) copyFileSync(this.recordFile, join(dir, "task-events.jsonl"));
+  }
+
   /** Kills every process, stops recording, removes the files. Idempotent. */
   close(): Promise<void> {
     this.closed ??= (async () => {
@@ -430,6 +456,7 @@ export class Cluster {
       await Promise.all([...this.nodes.values()].map((node) => node.process.stop("SIGKILL")));
       await this.history?.close().catch(() => undefined);
       this.client.close();
+      this.keepLogs();
       rmSync(this.dir, { recursive: true, force: true });
     })();
     return this.closed;
