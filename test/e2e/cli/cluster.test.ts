@@ -152,12 +152,14 @@ describe("a master and three workers as real processes", () => {
 
 describe("a task whose start fails", () => {
   const root = uniqueRoot("cli-failing");
-  const folder = mkdtempSync(join(tmpdir(), "escheduler-cli-tasks-"));
-  const tasksFile = join(folder, "tasks.json");
   const nodes: CliProcess[] = [];
+  let folder: string;
+  let tasksFile: string;
 
   beforeAll(async () => {
     await ensureBuilt();
+    folder = mkdtempSync(join(tmpdir(), "escheduler-cli-tasks-"));
+    tasksFile = join(folder, "tasks.json");
     writeFileSync(
       tasksFile,
       JSON.stringify([{ id: "fine" }, { id: "broken", group: "g", payload: { failStart: true } }]),
@@ -165,7 +167,7 @@ describe("a task whose start fails", () => {
   });
   afterAll(async () => {
     await Promise.all(nodes.map((node) => node.stop()));
-    rmSync(folder, { recursive: true, force: true });
+    if (folder) rmSync(folder, { recursive: true, force: true });
   });
 
   it("shows as failed, with its error, in status and probe", async () => {
@@ -180,14 +182,12 @@ describe("a task whose start fails", () => {
     nodes.push(
       new CliProcess(["worker", "--handler", EXAMPLE_HANDLER, "--name", "w1", ...connection], { env }),
     );
-    const keys = keyLayout(root);
-    await waitFor("the broken task to be reported failed", async () => {
-      const view = await readClusterView(testClient(), keys);
-      return view.statuses.get("w1")?.get("broken")?.state === "failed";
+    const target = ["--etcd", etcdEndpoints().join(","), "--root", root];
+    // The worker retries the start with backoff, so between failures the task is briefly `starting`.
+    const report = await waitFor("status to show the failure", async () => {
+      const parsed = JSON.parse((await runCli(["status", "--json", ...target])).stdout) as StatusReport;
+      return parsed.workers[0]?.notRunning[0]?.state === "failed" ? parsed : undefined;
     });
-
-    const status = await runCli(["status", "--json", "--etcd", etcdEndpoints().join(","), "--root", root]);
-    const report = JSON.parse(status.stdout) as StatusReport;
     expect(report.ready).toBe(false);
     expect(report.workers[0]).toMatchObject({
       name: "w1",
@@ -195,15 +195,10 @@ describe("a task whose start fails", () => {
       groups: { "": 1, g: 1 },
       notRunning: [{ id: "broken", state: "failed", error: expect.stringContaining("refuses to start") }],
     });
-    const probe = await runCli([
-      "probe",
-      "--worker",
-      "w1",
-      "--etcd",
-      etcdEndpoints().join(","),
-      "--root",
-      root,
-    ]);
+    const probe = await waitFor("probe to name the failure", async () => {
+      const result = await runCli(["probe", "--worker", "w1", ...target]);
+      return result.stdout.includes("is failed") ? result : undefined;
+    });
     expect(probe.code).toBe(1);
     expect(probe.stdout).toMatch(/task "broken" on "w1" is failed: .*refuses to start/);
   });

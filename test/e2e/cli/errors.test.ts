@@ -24,18 +24,21 @@ function expectOneLineUsageError(result: CliExit, mentions: RegExp): void {
 }
 
 describe("every error a user can cause is one line on stderr and exit 2", () => {
-  const modules = mkdtempSync(join(tmpdir(), "escheduler-cli-modules-"));
-  const numberModule = join(modules, "number.mjs");
-  const throwingModule = join(modules, "throws.mjs");
+  let modules: string;
+  let numberModule: string;
+  let throwingModule: string;
   let etcd: () => string;
 
   beforeAll(async () => {
     await ensureBuilt();
+    modules = mkdtempSync(join(tmpdir(), "escheduler-cli-modules-"));
+    numberModule = join(modules, "number.mjs");
+    throwingModule = join(modules, "throws.mjs");
     writeFileSync(numberModule, "export default 42;\n");
     writeFileSync(throwingModule, "throw new Error('broken at import');\n");
     etcd = () => etcdEndpoints().join(",");
   });
-  afterAll(() => rmSync(modules, { recursive: true, force: true }));
+  afterAll(() => modules && rmSync(modules, { recursive: true, force: true }));
 
   const node = () => ["--etcd", etcd(), "--root", uniqueRoot("cli-err")];
 
@@ -244,12 +247,13 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
 });
 
 describe("invoked as escheduler-master or escheduler-worker", () => {
-  const links = mkdtempSync(join(tmpdir(), "escheduler-cli-links-"));
+  let links: string;
   beforeAll(async () => {
     await ensureBuilt();
+    links = mkdtempSync(join(tmpdir(), "escheduler-cli-links-"));
     for (const name of ["escheduler-master", "escheduler-worker"]) symlinkSync(BINARY, join(links, name));
   });
-  afterAll(() => rmSync(links, { recursive: true, force: true }));
+  afterAll(() => links && rmSync(links, { recursive: true, force: true }));
 
   it("behaves as `escheduler master` and `escheduler worker`", async () => {
     const master = await runCli(["--help"], { entry: join(links, "escheduler-master") });
