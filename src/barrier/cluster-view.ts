@@ -91,12 +91,9 @@ export async function readLeader(client: Etcd3, keys: KeyLayout): Promise<string
   return oldest(result.ranges.flat())?.value.toString();
 }
 
-/** Campaign keys in both layouts: the Go one (`KeyLayout.electionCandidate`) and etcd3's `Election`. */
+/** Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is read. */
 function leaderRanges(keys: KeyLayout): IRangeRequest[] {
-  return [
-    prefixRange(keys.electionCandidatesPrefix, OLDEST_ONLY),
-    prefixRange(keys.etcd3ElectionCandidatesPrefix, OLDEST_ONLY),
-  ];
+  return [prefixRange(keys.electionCandidatesPrefix, OLDEST_ONLY)];
 }
 
 /** Runs several range reads in one transaction: one round trip, one revision. */

@@ -97,10 +97,6 @@ export class KeyLayout {
   get electionCandidatesPrefix(): string {
     return `${this.electionPrefix}/`;
   }
-  /** Where etcd3's `client.election(electionPrefix)` keeps campaign keys (it adds its own `election/` namespace). */
-  get etcd3ElectionCandidatesPrefix(): string {
-    return `election/${this.electionPrefix}/`;
-  }
   get barrierPrefix(): string {
     return `${this.prefix}barrier/`;
   }

@@ -197,13 +197,9 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
       await admin.role("root").create();
       await admin.user("root").create("right-password");
       await admin.user("root").addRole("root");
-      // A user confined to one root (plus the read of etcd3-style election keys that leader lookups make).
+      // A user confined to one root: every key escheduler reads or writes is under it.
       const confined = await admin.role("confined").create();
       await confined.grant({ permission: "Readwrite", range: admin.range({ prefix: "/confined/" }) });
-      await confined.grant({
-        permission: "Read",
-        range: admin.range({ prefix: "election//confined/election/" }),
-      });
       await admin.user("confined").create("confined-password");
       await admin.user("confined").addRole("confined");
       await admin.auth.authEnable();

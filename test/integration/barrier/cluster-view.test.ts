@@ -63,21 +63,6 @@ describe("readClusterView", () => {
     }
   });
 
-  it("reads the leader of an etcd3 Election campaigning under the election prefix", async () => {
-    const { client, keys } = testSpace("view-etcd3");
-    expect(await readLeader(client, keys)).toBeUndefined();
-    const campaign = client.election(keys.electionPrefix, 2).campaign("master-a");
-    try {
-      await new Promise<void>((resolve, reject) => {
-        campaign.on("elected", () => resolve());
-        campaign.on("error", reject);
-      });
-      expect(await readLeader(client, keys)).toBe("master-a");
-    } finally {
-      await campaign.resign();
-    }
-  });
-
   it("reads thousands of keys quickly", async () => {
     const { client, keys } = testSpace("view-big");
     const writes: Promise<unknown>[] = [];
