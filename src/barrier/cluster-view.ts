@@ -36,12 +36,21 @@ const OLDEST_ONLY: Partial<IRangeRequest> = {
   limit: 1,
 };
 
-/** Reads workers, assignments, statuses, plan, marker and leader in one transaction, so all at ONE revision. */
-export async function readClusterView(client: Etcd3, keys: KeyLayout): Promise<ClusterView> {
+/**
+ * Reads workers, assignments, statuses, plan, marker and leader in one transaction, so all at ONE
+ * revision. With `worker`, only that worker's registration, tasks and statuses are read (what
+ * `workerReadiness` needs), so a readiness probe costs the same however large the cluster is.
+ */
+export async function readClusterView(
+  client: Etcd3,
+  keys: KeyLayout,
+  scope?: { worker: string },
+): Promise<ClusterView> {
   const read = await readRanges(client, [
-    prefixRange(keys.workersPrefix),
-    prefixRange(keys.tasksPrefix, { keys_only: true }), // payloads can be large; only the ids matter here
-    prefixRange(keys.statusPrefix),
+    scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
+    // Payloads can be large; only the ids matter here.
+    prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
+    prefixRange(scope ? keys.workerStatusPrefix(scope.worker) : keys.statusPrefix),
     { key: Buffer.from(keys.barrierLeft) },
     { key: Buffer.from(keys.plan) },
     ...leaderRanges(keys),

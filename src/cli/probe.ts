@@ -24,7 +24,8 @@ export async function runProbe(options: Record<string, unknown>): Promise<number
     if (worker !== undefined) assertValidName("worker name", worker);
     const client = createEtcdClient(config);
     try {
-      const view = await withinDialTimeout(readClusterView(client, keyLayout(config.root)), config);
+      const scope = worker === undefined ? undefined : { worker };
+      const view = await withinDialTimeout(readClusterView(client, keyLayout(config.root), scope), config);
       const verdict = worker === undefined ? clusterReadiness(view) : workerReadiness(worker, view);
       if (verdict.ready) return EXIT_OK;
       process.stdout.write(`${verdict.reasons.join("\n")}\n`);

@@ -243,7 +243,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.currentStatus === "lost") reasons.push("lease lost; registering again");
     if (this.waitingReason) reasons.push(`waiting for a registration slot: ${this.waitingReason}`);
     if (this.currentStatus === "dead") return { ready: false, reasons };
-    const evaluated = workerReadiness(this.name, await readClusterView(this.client, this.keys));
+    const evaluated = workerReadiness(
+      this.name,
+      await readClusterView(this.client, this.keys, { worker: this.name }),
+    );
     reasons.push(...evaluated.reasons.filter((reason) => !reasons.includes(reason)));
     return { ready: reasons.length === 0 && evaluated.ready, reasons };
   }

@@ -63,6 +63,26 @@ describe("readClusterView", () => {
     }
   });
 
+  it("scoped to one worker, reads only that worker's registration, tasks and statuses", async () => {
+    const { client, keys } = testSpace("view-scoped");
+    for (const name of ["w1", "w2"]) {
+      await client
+        .put(keys.worker(name))
+        .value(JSON.stringify({ name, host: "h", pid: 1, version: "0", startedAt: since }));
+      await client.put(keys.task(name, `${name}-t`)).value("{}");
+      await client
+        .put(keys.status(name, `${name}-t`))
+        .value(JSON.stringify({ state: "running", attempt: 1, since }));
+    }
+
+    const view = await readClusterView(client, keys, { worker: "w2" });
+
+    expect([...view.workers.keys()]).toEqual(["w2"]);
+    expect(Object.fromEntries(view.assignments)).toEqual({ w2: ["w2-t"] });
+    expect([...view.statuses.keys()]).toEqual(["w2"]);
+    expect(workerReadiness("w2", view).reasons).not.toContainEqual(expect.stringContaining("w2-t"));
+  });
+
   it("reads thousands of keys quickly", async () => {
     const { client, keys } = testSpace("view-big");
     const writes: Promise<unknown>[] = [];
