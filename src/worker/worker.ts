@@ -341,7 +341,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const plan = new PrefixWatcher(this.client, this.keys.plan, { logger: this.logger });
     this.planWatcher = plan;
     tasks.on("change", (change) => {
-      if (this.feeding === session) this.applyTaskChange(change);
+      // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
+      if (this.feeding === session)
+        this.applyTaskChange(change, tasks.modRevision(change.key) ?? change.revision);
     });
     tasks.on("resync", (event) => this.notify("resync", event));
     plan.on("change", () => this.checkReady());
@@ -501,10 +503,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.checkReady();
   }
 
-  private applyTaskChange(change: WatchChange): void {
+  private applyTaskChange(change: WatchChange, modRevision: number): void {
     const id = this.taskIdOf(change.key);
     if (id === undefined) return;
-    if (change.type === "put") this.assign(id, change.value, change.revision);
+    if (change.type === "put") this.assign(id, change.value, modRevision);
     else this.unassign(id, "unassigned");
     this.checkReady();
   }
