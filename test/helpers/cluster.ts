@@ -272,7 +272,7 @@ export class Cluster {
     node.endedAt = killedAt;
     await node.process.exited;
     await delay(IN_FLIGHT_MS);
-    node.endedRevision = await currentRevision(this.client);
+    node.endedRevision = await currentRevision(this.client, this.keys.plan);
     return killedAt;
   }
 
@@ -289,7 +289,7 @@ export class Cluster {
     process.kill(node.pid, "SIGSTOP");
     const from = now();
     await delay(IN_FLIGHT_MS);
-    node.pauses.push({ from, fromRevision: await currentRevision(this.client) });
+    node.pauses.push({ from, fromRevision: await currentRevision(this.client, this.keys.plan) });
     return from;
   }
 
@@ -298,7 +298,7 @@ export class Cluster {
     const node = this.node(name);
     const pause = node.pauses.at(-1);
     if (!pause || pause.to !== undefined) throw new Error(`${name} is not paused`);
-    pause.toRevision = await currentRevision(this.client);
+    pause.toRevision = await currentRevision(this.client, this.keys.plan);
     pause.to = now();
     process.kill(node.pid, "SIGCONT");
     return pause.to;
@@ -445,7 +445,10 @@ export class Cluster {
       );
     }
     writeFileSync(join(dir, "fates.json"), JSON.stringify(this.fates(), null, 1));
-    writeFileSync(join(dir, "history.jsonl"), this.history.events.map((e) => JSON.stringify(e)).join("\n"));
+    writeFileSync(
+      join(dir, "history.jsonl"),
+      (this.history?.events ?? []).map((e) => JSON.stringify(e)).join("\n"),
+    );
     if (existsSync(this.recordFile)) copyFileSync(this.recordFile, join(dir, "task-events.jsonl"));
   }
 

@@ -342,7 +342,7 @@ export class EtcdHistory {
   }
 
   static async record(client: Etcd3, prefix: string): Promise<EtcdHistory> {
-    const revision = await currentRevision(client);
+    const revision = await currentRevision(client, prefix);
     const watcher = await client
       .watch()
       .prefix(prefix)
@@ -370,9 +370,9 @@ export class EtcdHistory {
   }
 }
 
-/** The revision etcd is at now. */
-export async function currentRevision(client: Etcd3): Promise<number> {
-  const response = await client.get("\u0000").exec();
+/** The revision etcd is at now (read through `key`, which the client must be allowed to read). */
+export async function currentRevision(client: Etcd3, key = "\u0000"): Promise<number> {
+  const response = await client.get(key).exec();
   return Number(response.header.revision);
 }
 
