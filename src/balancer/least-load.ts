@@ -167,7 +167,7 @@ function fillSaturated(
   full.forEach((worker, i) => {
     const start = hashString(problem.workers[worker]) % pools.length;
     for (const capped of [true, false]) {
-      for (let progress = true; left[i] > 0 && progress; ) {
+      for (let progress = true; left[i] > 0 && progress;) {
         progress = false;
         for (let j = 0; j < pools.length && left[i] > 0; j++) {
           const g = (start + j) % pools.length;

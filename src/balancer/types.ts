@@ -22,8 +22,7 @@ export interface WorkerSpec {
 
 /** worker name → ids of the tasks assigned to it, as a plain record or a Map. */
 export type AssignmentInput =
-  | Readonly<Record<string, readonly string[]>>
-  | ReadonlyMap<string, readonly string[]>;
+  Readonly<Record<string, readonly string[]>> | ReadonlyMap<string, readonly string[]>;
 
 export interface PlanInput {
   /** The online workers. */

@@ -3,7 +3,6 @@ import { EschedulerError } from "../errors.js";
 /** The only place that builds or parses an escheduler key. Every key starts with `/<root>/`. */
 
 const MAX_NAME_LENGTH = 200;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 export type NameKind = "worker name" | "task id" | "root" | "task key" | "group";
