@@ -1,0 +1,69 @@
+/**
+ * `npm run bench`: one table, every figure next to its baseline from the same run, on one throw-away
+ * etcd: the first schedule vs raw etcd writes, crash failover and graceful leave vs the TTL, plan
+ * times vs a naive round-robin, put→start vs a bare watch, then peak memory vs idle processes.
+ * Benchmarks are not tests: they print numbers and never fail because the machine is slow.
+ */
+import { startEtcd } from "../src/cli/etcd-process.js";
+import { benchFailover } from "./failover.js";
+import { benchMaster } from "./master.js";
+import { benchPlanner, type PlannerBenchRow } from "./planner.js";
+import { type BenchRow, printReport } from "./report.js";
+import { benchWorker } from "./worker.js";
+
+/**
+ * The floor any planner pays: dealing the same task ids round-robin into per-worker lists (no
+ * balance by group, no stickiness, no keys). Median of 3 runs, in ms.
+ */
+function roundRobinMs(taskCount: number, workerCount: number): number {
+  const ids = Array.from({ length: taskCount }, (_, i) => `task-${i}`);
+  const workers = Array.from({ length: workerCount }, (_, i) => `worker-${String(i).padStart(4, "0")}`);
+  const times: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const started = performance.now();
+    const assignment = new Map<string, string[]>(workers.map((worker) => [worker, []]));
+    ids.forEach((id, i) => assignment.get(workers[i % workerCount])?.push(id));
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[1];
+}
+
+/** Planner rows as report rows: CPU time and heap in the name, a round-robin of the same size as baseline. */
+function plannerRows(rows: PlannerBenchRow[]): BenchRow[] {
+  return rows.map(({ name, value, unit, target, met, cpuMs, heapMB }) => {
+    const size = /plan (\d+)k tasks × (\d+) workers/.exec(name);
+    const baseline = size
+      ? { name: "round-robin deal, same size", value: roundRobinMs(Number(size[1]) * 1000, Number(size[2])) }
+      : undefined;
+    return {
+      name: `${name} (CPU ${cpuMs.toFixed(0)} ms, heap +${heapMB.toFixed(0)} MB)`,
+      value,
+      unit,
+      ...(baseline ? { baseline } : {}),
+      ...(target === undefined ? {} : { target, met }),
+    };
+  });
+}
+
+const etcd = process.env.ETCD_ENDPOINTS ? undefined : await startEtcd();
+const endpoints = process.env.ETCD_ENDPOINTS?.split(",") ?? [etcd!.hostPort];
+const rows: BenchRow[] = [];
+try {
+  for (const [section, run] of [
+    ["master", () => benchMaster(endpoints)],
+    ["failover", () => benchFailover(endpoints)],
+    ["planner", async () => plannerRows(await benchPlanner())],
+    ["worker", () => benchWorker(endpoints)],
+  ] as const) {
+    console.error(`bench: ${section}…`);
+    rows.push(...(await run()));
+  }
+} finally {
+  await etcd?.destroy();
+}
+// Memory figures close the table, after every timing.
+const memory = (row: BenchRow) => (row.unit === "MB" ? 1 : 0);
+printReport(
+  "escheduler benchmark",
+  [...rows].sort((a, b) => memory(a) - memory(b)),
+);
