@@ -49,7 +49,13 @@ export class DevNode {
   ) {
     const log = openSync(logPath, "a");
     try {
-      this.child = spawn(process.execPath, [BINARY, role, ...args], { stdio: ["ignore", log, log], env });
+      // Its own process group: a Ctrl-C or a signal to dev's group reaches dev alone, which then stops
+      // the nodes in order (master first); otherwise each node would see two signals and exit at once.
+      this.child = spawn(process.execPath, [BINARY, role, ...args], {
+        stdio: ["ignore", log, log],
+        env,
+        detached: true,
+      });
     } finally {
       closeSync(log);
     }
@@ -180,7 +186,7 @@ export class DevCluster {
 
 async function startOwnEtcd(tempDir: string): Promise<EtcdMember> {
   try {
-    return await startEtcd({ tempDir });
+    return await startEtcd({ tempDir, detached: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
       throw new EschedulerError(

@@ -28,6 +28,8 @@ export interface EtcdMemberOptions {
   healthCheck?: (member: EtcdMember) => Promise<boolean>;
   /** Parent folder of the temporary data dir (default: the OS temp folder). */
   tempDir?: string;
+  /** Run in its own process group, so a signal to the parent's group does not reach it. */
+  detached?: boolean;
 }
 
 interface MemberSpec {
@@ -95,7 +97,10 @@ export class EtcdMember {
       ...(this.options.args ?? []),
     ];
     this.output = "";
-    const child = spawn(process.env.ETCD_BINARY ?? "etcd", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.env.ETCD_BINARY ?? "etcd", args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: this.options.detached ?? false,
+    });
     child.stdout?.on("data", (chunk) => this.capture(chunk));
     child.stderr?.on("data", (chunk) => this.capture(chunk));
     this.process = child;
