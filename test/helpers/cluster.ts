@@ -401,7 +401,7 @@ export class Cluster {
       ...problems,
       ...doubleRuns(intervals, this.started),
       ...(await this.convergenceProblems()),
-      ...deposedWriteProblems(this.history.events, this.keys, silentMasters(this.fates())),
+      ...deposedWriteProblems(this.history.events, this.keys, silentMasters(this.fates()), this.history.gaps),
       ...balanceProblems(assignment, this.tasks),
     ];
   }

@@ -5,9 +5,10 @@
  * Each check returns the violations it found, one sentence each (empty: the promise held).
  */
 import { readFileSync } from "node:fs";
-import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { type ClusterView, readClusterView } from "../../src/barrier/index.js";
 import type { KeyLayout, Task } from "../../src/node/index.js";
+import { PrefixWatcher } from "../../src/watcher/index.js";
 
 /** One line of the recording handler. */
 export interface TaskEvent {
@@ -309,64 +310,71 @@ export function stickinessProblems(before: Assignment, after: Assignment, tasks:
   return problems;
 }
 
-/** One write under the root, as a watch delivered it. */
+/** One write under the root, as the history's watch delivered it. */
 export interface HistoryEvent {
   type: "put" | "delete";
   key: string;
   value: string;
+  /** The write's revision; for a synthetic event (after a resync), the view's revision (see `gaps`). */
   revision: number;
-  createRevision: number;
+  /** For a put: the key's mod revision (an election key is written once, so this is its create revision). */
+  modRevision?: number;
+  synthetic: boolean;
   /** When the watch delivered it. */
   seenAt: number;
 }
 
-/** Records every write under a prefix through one etcd watch, from the revision it starts at. */
+/**
+ * Records every write under a prefix through the project's PrefixWatcher (revision-continuous).
+ * Where etcd could not replay the history (compaction, restart), the watcher resyncs; the revisions
+ * in between are known only as a gap, and checks treat writes inside a gap as unattributable.
+ */
 export class EtcdHistory {
   readonly events: HistoryEvent[] = [];
+  /** Revision ranges (from, to] the watch could not replay. */
+  readonly gaps: Array<{ from: number; to: number }> = [];
 
   private constructor(
-    private readonly watcher: Watcher,
+    private readonly watcher: PrefixWatcher,
     private readonly prefix: string,
   ) {
-    const push = (type: HistoryEvent["type"]) => (kv: IKeyValue) =>
+    watcher.on("change", (change) => {
       this.events.push({
-        type,
-        key: kv.key.toString(),
-        value: kv.value.toString(),
-        revision: Number(kv.mod_revision),
-        createRevision: Number(kv.create_revision),
+        type: change.type,
+        key: change.key,
+        value: change.type === "put" ? change.value : "",
+        revision: change.revision,
+        ...(change.type === "put" ? { modRevision: watcher.modRevision(change.key) ?? change.revision } : {}),
+        synthetic: change.synthetic,
         seenAt: Date.now(),
       });
-    watcher.on("put", push("put"));
-    watcher.on("delete", push("delete"));
+    });
+    watcher.on("resync", (event) => this.gaps.push({ from: event.fromRevision, to: event.toRevision }));
   }
 
   static async record(client: Etcd3, prefix: string): Promise<EtcdHistory> {
-    const revision = await currentRevision(client, prefix);
-    const watcher = await client
-      .watch()
-      .prefix(prefix)
-      .startRevision(String(revision + 1))
-      .create();
-    return new EtcdHistory(watcher, prefix);
+    const watcher = new PrefixWatcher(client, prefix);
+    const history = new EtcdHistory(watcher, prefix);
+    await watcher.start();
+    return history;
   }
 
   /**
    * Resolves once the watch has delivered every write made before the call: it writes a marker key of
-   * its own (outside escheduler's layout) and waits to see it.
+   * its own (outside escheduler's layout) and waits for the view to reach its revision.
    */
   async caughtUp(client: Etcd3, timeoutMs = 10_000): Promise<void> {
     const written = await client.put(`${this.prefix}.history-mark`).value(String(Date.now())).exec();
     const revision = Number(written.header.revision);
     const deadline = Date.now() + timeoutMs;
-    while (!this.events.some((event) => event.revision >= revision)) {
+    while (this.watcher.revision < revision) {
       if (Date.now() > deadline) throw new Error(`history watch did not reach revision ${revision}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 
   close(): Promise<void> {
-    return this.watcher.cancel();
+    return this.watcher.close();
   }
 }
 
@@ -393,12 +401,14 @@ export function deposedWriteProblems(
   history: readonly HistoryEvent[],
   keys: KeyLayout,
   silent: readonly SilentMaster[],
+  gaps: ReadonlyArray<{ from: number; to: number }> = [],
 ): string[] {
+  const inGap = (revision: number) => gaps.some((gap) => revision > gap.from && revision <= gap.to);
   const campaigns = new Map<string, { name: string; created: number; deleted?: number }>();
   for (const event of history) {
     if (!event.key.startsWith(keys.electionCandidatesPrefix)) continue;
     if (event.type === "put" && !campaigns.has(event.key)) {
-      campaigns.set(event.key, { name: event.value, created: event.createRevision });
+      campaigns.set(event.key, { name: event.value, created: event.modRevision ?? event.revision });
     } else if (event.type === "delete") {
       const campaign = campaigns.get(event.key);
       if (campaign) campaign.deleted = event.revision;
@@ -417,7 +427,7 @@ export function deposedWriteProblems(
     key.startsWith(keys.tasksPrefix) || key === keys.plan || key === keys.barrierLeft;
   const problems: string[] = [];
   for (const event of history) {
-    if (!leaderOnly(event.key)) continue;
+    if (!leaderOnly(event.key) || event.synthetic || inGap(event.revision)) continue;
     const leader = leaderAt(event.revision);
     if (!leader) {
       problems.push(`${event.type} of ${event.key} at revision ${event.revision}, when no master led`);
