@@ -32,6 +32,11 @@ function scheduled(cluster: Cluster): Promise<boolean> {
   return waitFor("a successful schedule", async () => (await cluster.schedule()).status === 200, 20_000, 200);
 }
 
+/** Workers that stopped their tasks because their lease could not be confirmed. */
+function fencedWorkers(cluster: Cluster): string[] {
+  return cluster.liveWorkers().filter((name) => /lease lost/.test(cluster.node(name).process.stdout));
+}
+
 async function compact(client: Etcd3): Promise<number> {
   const revision = await currentRevision(client);
   await client.kv.compact({ revision: String(revision), physical: true });
@@ -41,8 +46,9 @@ async function compact(client: Etcd3): Promise<number> {
 describe("etcd failing under a running cluster (2 masters, 3–4 workers, real processes)", () => {
   it("after etcd restarts on the same data, every process reconnects; no task is lost or run twice", async () => {
     const etcd = await startEtcd();
+    let cluster: Cluster | undefined;
     try {
-      const cluster = await Cluster.start({ ...timings, endpoints: [etcd.hostPort], workers: 3 });
+      cluster = await Cluster.start({ ...timings, endpoints: [etcd.hostPort], workers: 3 });
       await etcd.stop();
       await etcd.start();
       await cluster.waitConverged({ timeoutMs: 30_000 });
@@ -51,16 +57,18 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
       await scheduled(cluster);
       await cluster.waitConverged();
       expect(await cluster.invariantProblems()).toEqual([]);
-      await cluster.close();
     } finally {
+      // The processes go before the etcd they run on.
+      await cluster?.close();
       await etcd.destroy();
     }
   });
 
   it("a 3-member etcd cluster keeps the service going when it loses a follower, and later its leader", async () => {
     const etcd = await startEtcdCluster(3);
+    let cluster: Cluster | undefined;
     try {
-      const cluster = await Cluster.start({ ...timings, endpoints: etcd.endpoints, workers: 3 });
+      cluster = await Cluster.start({ ...timings, endpoints: etcd.endpoints, workers: 3 });
 
       const follower =
         (await raftLeader(etcd.members)) === etcd.members[0] ? etcd.members[1] : etcd.members[0];
@@ -76,12 +84,10 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
       await cluster.waitConverged({ timeoutMs: 30_000 });
       expect(await cluster.invariantProblems()).toEqual([]);
       // Two members of three always answered: no worker had reason to stop its tasks.
-      const fenced = cluster
-        .liveWorkers()
-        .filter((name) => /lease lost/.test(cluster.node(name).process.stdout));
-      expect(fenced).toEqual([]);
-      await cluster.close();
+      expect(fencedWorkers(cluster)).toEqual([]);
     } finally {
+      // The processes go before the etcd they run on.
+      await cluster?.close();
       await etcd.destroy();
     }
   });
@@ -90,10 +96,11 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
     const etcd = await startEtcd();
     const proxy = new TcpProxy({ host: "127.0.0.1", port: etcd.spec.clientPort });
     await proxy.start();
+    let cluster: Cluster | undefined;
     try {
       // A 3 s lease: the worker must stay cut off long enough to miss a schedule and a compaction,
       // yet not long enough to fence itself (which would re-register instead of resyncing).
-      const cluster = await Cluster.create({ ttl: "3s", rebalanceWait: "200ms", endpoints: [etcd.hostPort] });
+      cluster = await Cluster.create({ ttl: "3s", rebalanceWait: "200ms", endpoints: [etcd.hostPort] });
       for (const name of ["m1", "m2"]) await cluster.startMaster(name);
       for (const name of ["w1", "w2", "w3"]) cluster.startWorker(name);
       const island = cluster.startWorker("w4", { etcd: [proxy.hostPort] });
@@ -120,8 +127,8 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
       expect(log).toMatch(/watch resynchronised from a fresh read/);
       expect(log).not.toMatch(/lease lost/);
       expect(await cluster.invariantProblems()).toEqual([]);
-      await cluster.close();
     } finally {
+      await cluster?.close();
       await proxy.stop();
       await etcd.destroy();
     }
