@@ -245,8 +245,8 @@ export class Cluster {
     http?: string,
   ): EschedulerNode {
     if (this.nodes.get(name)?.process.running) throw new Error(`${name} is already running`);
-    const process = new CliProcess(args, { env: { ...this.options.access?.env, ...env } });
-    const node = new EschedulerNode(name, role, process, http);
+    const child = new CliProcess(args, { env: { ...this.options.access?.env, ...env } });
+    const node = new EschedulerNode(name, role, child, http);
     this.nodes.set(name, node);
     return node;
   }
