@@ -11,6 +11,9 @@ export interface LeaseSessionOptions {
   logger?: Logger;
 }
 
+/** Pause before retrying a keep-alive that failed (rather than waiting for the next tick). */
+const KEEPALIVE_RETRY_MS = 50;
+
 interface LeaseSessionEvents {
   lost: [Error];
   keepalive: [number];
@@ -35,6 +38,8 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
   private keepaliveTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
   private keepaliveInFlight = false;
+  private retryTimer?: NodeJS.Timeout;
+  private readonly keepaliveIntervalMs: number;
   private resolveLost!: (reason: Error) => void;
 
   /** Grants a lease (within `deadlineMs`) and starts keeping it alive. */
@@ -70,7 +75,8 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
       this.resolveLost = resolve;
     });
     lease.on("lost", (error) => this.reportLoss(error));
-    this.keepaliveTimer = setInterval(() => this.sendKeepalive(), Math.max(100, Math.floor(ttlMs / 4)));
+    this.keepaliveIntervalMs = Math.max(100, Math.floor(ttlMs / 4));
+    this.keepaliveTimer = setInterval(() => this.sendKeepalive(), this.keepaliveIntervalMs);
     this.armWatchdog();
     this.sendKeepalive();
   }
@@ -103,8 +109,10 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
     if (this.keepaliveInFlight || !this.active) return;
     this.keepaliveInFlight = true;
     const sentAt = Date.now();
+    // A short deadline per attempt: a hung attempt (a dead member, a black-holed connection) must not
+    // use up the whole loss window, so several attempts fit before loss is reported.
     this.lease
-      .keepaliveOnce({ deadline: sentAt + this.lossThresholdMs })
+      .keepaliveOnce({ deadline: sentAt + this.keepaliveIntervalMs })
       .then(() => {
         if (!this.active) return;
         this.confirmedAt = Math.max(this.confirmedAt, sentAt);
@@ -112,8 +120,10 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
         this.emit("keepalive", sentAt);
       })
       .catch((error: unknown) => {
-        if (error instanceof EtcdLeaseInvalidError) this.reportLoss(error);
-        else this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed");
+        if (error instanceof EtcdLeaseInvalidError) return this.reportLoss(error);
+        this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed; retrying");
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.sendKeepalive(), KEEPALIVE_RETRY_MS);
       })
       .finally(() => {
         this.keepaliveInFlight = false;
@@ -150,6 +160,7 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
     if (!this.active) return false;
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.watchdogTimer);
+    clearTimeout(this.retryTimer);
     this.controller.abort(new EschedulerError("ERR_LEASE_LOST", `lease ${this.id} ${reason}`));
     return true;
   }

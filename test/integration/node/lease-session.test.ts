@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { LeaseSession } from "../../../src/node/lease-session.js";
-import { etcdEndpoints, testClient, testSpace } from "../../helpers/context.js";
+import { etcdEndpoints, testClient, testSpace, waitFor } from "../../helpers/context.js";
+import { startEtcdCluster } from "../../helpers/etcd.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
 
 describe("LeaseSession", () => {
@@ -47,6 +48,32 @@ describe("LeaseSession", () => {
     } finally {
       proxied.close();
       await proxy.stop();
+    }
+  });
+
+  it("survives the loss of any one member of a 3-member cluster", async () => {
+    const cluster = await startEtcdCluster(3);
+    const client = createEtcdClient({ etcd: cluster.endpoints });
+    try {
+      const session = await LeaseSession.grant(client, { ttlMs: 2_000 });
+      const losses: Error[] = [];
+      session.on("lost", (error) => losses.push(error));
+      for (const member of cluster.members) {
+        await member.kill();
+        const killedAt = Date.now();
+        // Loss would be reported within 1.4 s (70% of the TTL): watch two such windows per member.
+        await waitFor(
+          "two loss windows to pass",
+          () => Date.now() - killedAt > 2_800 || losses.length > 0,
+          5_000,
+        );
+        expect(losses.map((e) => e.message)).toEqual([]);
+        await member.start();
+      }
+      await session.close();
+    } finally {
+      client.close();
+      await cluster.destroy();
     }
   });
 
