@@ -22,7 +22,7 @@ export function workerReadiness(name: string, view: ClusterView): Readiness {
   return verdict(reasons);
 }
 
-/** The cluster is ready when a leader exists, the barrier was left, the last plan covers every registered worker, and every assigned task runs. */
+/** The cluster is ready when a leader exists, the barrier was left, the last plan covers every registered worker, every generated task is assigned, and every assigned task runs. */
 export function clusterReadiness(view: ClusterView): Readiness {
   const reasons: string[] = [];
   if (view.leader === undefined) reasons.push("no master is leading");
@@ -35,6 +35,14 @@ export function clusterReadiness(view: ClusterView): Readiness {
         reasons.push(`worker ${quote(worker)} is not in the last plan (epoch ${view.plan.epoch})`);
       }
     }
+  }
+  if (view.plan) {
+    let assigned = 0;
+    for (const ids of view.assignments.values()) assigned += ids.length;
+    // No worker, or no capacity left: generated tasks that nobody carries.
+    const missing = view.plan.tasks - assigned;
+    if (missing > 0)
+      reasons.push(`${missing} of ${view.plan.tasks} generated tasks are not assigned to any worker`);
   }
   for (const worker of sorted(view.assignments.keys())) reasons.push(...tasksNotRunning(worker, view));
   return verdict(reasons);

@@ -116,6 +116,13 @@ describe("clusterReadiness", () => {
       'task "t3" on "w2" is failed: boom',
     ],
     [
+      "generated tasks are not assigned (no worker or no capacity)",
+      (view) => {
+        view.plan!.tasks += 12;
+      },
+      "12 of 15 generated tasks are not assigned to any worker",
+    ],
+    [
       "a task is assigned to a worker that is gone",
       (view) => {
         view.assignments.set("w9", ["t9"]);
