@@ -66,6 +66,13 @@ export function placeKeyed(problem: Problem, admitted: Uint8Array, out: Placemen
     if (best >= 0 || lightest >= 0) give(k, best >= 0 ? best : lightest);
   }
 
+  relieveOverloaded(
+    keys.order,
+    { load, size, owner, capacity, keyHash, workerHash },
+    average,
+    1.25 * average + largest,
+  );
+
   relieveStarved(
     { load, size, owner, capacity, keyHash, workerHash, placed: keys.order.filter((k) => owner[k] >= 0) },
     average,
@@ -88,6 +95,41 @@ interface KeyState {
   keyHash: number[];
   workerHash: number[];
   placed: number[];
+}
+
+/**
+ * A key that had to go to an already-full worker (nowhere else had room) can push that worker past the
+ * bound under which keys stay. Keys that stayed there move, where another worker has room by the
+ * orphans' rule, until it is back under the bound: otherwise the next plan, seeing the overload,
+ * would evict a different key than this one kept, and a plan would not be its own fixed point.
+ */
+function relieveOverloaded(
+  order: number[],
+  state: Omit<KeyState, "placed">,
+  average: number,
+  stayBound: number,
+): void {
+  const { load, size, owner, capacity, keyHash, workerHash } = state;
+  for (const k of order) {
+    const from = owner[k];
+    if (from < 0 || load[from] <= stayBound) continue;
+    let best = -1;
+    let bestScore = -1;
+    for (let w = 0; w < load.length; w++) {
+      if (w === from || load[w] + size[k] > capacity[w]) continue;
+      // The orphans' rule: within 1.25 × average, or a worker with no key yet.
+      if (load[w] > 0 && load[w] + size[k] > 1.25 * average) continue;
+      const score = pairHash(keyHash[k], workerHash[w]);
+      if (score > bestScore) {
+        best = w;
+        bestScore = score;
+      }
+    }
+    if (best < 0) continue;
+    owner[k] = best;
+    load[from] -= size[k];
+    load[best] += size[k];
+  }
 }
 
 /** Lifts every worker below `floor` towards `average` with keys from the heaviest workers above it. */

@@ -160,4 +160,22 @@ describe("tasks with a key", () => {
     expect(moved.length).toBeGreaterThanOrEqual(Math.floor(0.9 * (1000 / 11)));
     expect(moved.length).toBeLessThanOrEqual(Math.ceil(1.1 * (1000 / 11)));
   });
+
+  it("does not keep a key on a worker that a forced placement pushed past the bound (a plan is its own fixed point)", () => {
+    // k4 (size 3) fits only on w3, which already holds k0: k0 moves to w2 now, not on the next plan.
+    const input = {
+      workers: [{ name: "w0", capacity: 0 }, { name: "w1", capacity: 1 }, { name: "w2", capacity: 2 }, "w3"],
+      tasks: [
+        { id: "t0", group: "g0", key: "k0", weight: 2 },
+        { id: "t1", group: "g0", key: "k4", weight: 2 },
+        { id: "t2", group: "g0", key: "k4", priority: 1 },
+      ],
+      current: { w3: ["t0"], w0: ["t1", "t2"] },
+    };
+    const first = plan(input);
+    const again = plan({ ...input, current: first.assignment });
+    expect(first.assignment.w2).toEqual(["t0"]);
+    expect(again.add).toEqual({});
+    expect(again.remove).toEqual({});
+  });
 });
