@@ -1,5 +1,5 @@
 import { EschedulerError } from "../errors.js";
-import { importDefaultExport, type Logger, type Task } from "../node/index.js";
+import { importDefaultExport, type Logger, type Task, unlessAborted } from "../node/index.js";
 import { type ValidTask, validateTasks } from "./validation.js";
 
 export interface GeneratorContext {
@@ -43,15 +43,12 @@ export async function generateTasks(
   const signal = AbortSignal.any([options.signal, timeout.signal]);
   let output: unknown;
   try {
-    output = await new Promise<unknown>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      Promise.resolve()
-        .then(() => generator({ signal, workers: options.workers, logger: options.logger }))
-        .then(resolve, reject)
-        .finally(() => signal.removeEventListener("abort", onAbort));
-    });
+    signal.throwIfAborted();
+    // A generator that ignores its signal is abandoned on time all the same.
+    output = await unlessAborted(
+      Promise.resolve().then(() => generator({ signal, workers: options.workers, logger: options.logger })),
+      signal,
+    );
   } catch (error) {
     if (signal.aborted && error === signal.reason) throw error;
     const reason = error instanceof Error ? error.message : String(error);

@@ -1,7 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
 import { type EschedulerError, isEschedulerError } from "../errors.js";
-import { exponentialBackoff, type KeyLayout, type Logger } from "../node/index.js";
+import { exponentialBackoff, type KeyLayout, type Logger, untilAborted } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
@@ -90,8 +90,8 @@ export class LeaderTerm {
     })();
     // A request stuck on a dead connection must not keep a deposed master from noticing.
     starting.catch(() => undefined);
-    await Promise.race([starting, aborted(signal)]);
-    await aborted(signal);
+    await Promise.race([starting, untilAborted(signal)]);
+    await untilAborted(signal);
   }
 
   /** Schedules after the running schedule (if any); undefined once the term is over. */
@@ -187,11 +187,4 @@ export class LeaderTerm {
     }
     await markBarrierLeft(client, keys, leadership.fence);
   }
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }

@@ -1,3 +1,4 @@
+export { settlesWithin, unlessAborted, untilAborted } from "./abort.js";
 export { type Backoff, delay, exponentialBackoff } from "./backoff.js";
 export { createEtcdClient, type EtcdConnectionConfig, ensureReachable } from "./client.js";
 export {

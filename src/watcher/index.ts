@@ -1,1 +1,2 @@
+export { ChangeQueue } from "./change-queue.js";
 export { PrefixWatcher, type ResyncEvent, type WatchChange } from "./prefix-watcher.js";

@@ -1,7 +1,14 @@
 import { EventEmitter } from "node:events";
 import type { Etcd3, IDuplexStream, IEvent, IRangeResponse, IWatchRequest, IWatchResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { delay, exponentialBackoff, type Logger, prefixRangeEnd, silentLogger } from "../node/index.js";
+import {
+  delay,
+  exponentialBackoff,
+  type Logger,
+  prefixRangeEnd,
+  silentLogger,
+  unlessAborted,
+} from "../node/index.js";
 import { ChangeQueue } from "./change-queue.js";
 
 export type WatchChange =
@@ -69,7 +76,7 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
     const stop = AbortSignal.any(signal ? [signal, this.closing.signal] : [this.closing.signal]);
     let snapshot: IRangeResponse;
     try {
-      snapshot = await untilAborted(this.readPrefix(), stop, this.prefix);
+      snapshot = await unlessAborted(this.readPrefix(), stop, () => abortedError(this.prefix));
     } catch (error) {
       this.started = false; // nothing is running yet, so the caller may try again
       throw error;
@@ -141,7 +148,9 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
 
   /** Opens one watch stream from the view's revision + 1 and resolves when it can no longer be used. */
   private async watchUntilEnd(): Promise<StreamEnd> {
-    const stream = await untilAborted(this.client.watchClient.watch(), this.closing.signal, this.prefix);
+    const stream = await unlessAborted(this.client.watchClient.watch(), this.closing.signal, () =>
+      abortedError(this.prefix),
+    );
     return new Promise<StreamEnd>((resolve) => {
       let ended = false;
       const finish = (end: StreamEnd) => {
@@ -239,7 +248,9 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
   /** Reads the prefix again and emits what changed against the view (by mod revision, so a rewrite with the same value counts). */
   private async resync(reason: string): Promise<void> {
     const fromRevision = this.currentRevision;
-    const response = await untilAborted(this.readPrefix(), this.closing.signal, this.prefix);
+    const response = await unlessAborted(this.readPrefix(), this.closing.signal, () =>
+      abortedError(this.prefix),
+    );
     const toRevision = Number(response.header.revision);
     const fresh = new Map(response.kvs.map((kv) => [kv.key.toString(), kv]));
     const changes: WatchChange[] = [];
@@ -307,12 +318,4 @@ function closeStream(stream: WatchStream): void {
   // end() first so etcd3 does not count our own cancel as a failed host.
   stream.end();
   stream.cancel();
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, prefix: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(prefix));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

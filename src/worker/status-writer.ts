@@ -1,7 +1,13 @@
 import type { Etcd3, IRequestOp } from "etcd3";
-import { delay, type KeyLayout, type LeaseSession, type Logger, type TaskStatus } from "../node/index.js";
+import {
+  delay,
+  type KeyLayout,
+  type LeaseSession,
+  type Logger,
+  type TaskStatus,
+  unlessAborted,
+} from "../node/index.js";
 import type { StatusSink } from "./status-publisher.js";
-import { unlessAborted } from "./waiting.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
 const MAX_OPS = 128;

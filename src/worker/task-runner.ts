@@ -3,13 +3,13 @@ import {
   delay,
   exponentialBackoff,
   type Logger,
+  settlesWithin,
   type Task,
   type TaskState,
   type TaskStatus,
 } from "../node/index.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
 import { StatusPublisher, type StatusSink } from "./status-publisher.js";
-import { settlesWithin } from "./waiting.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";

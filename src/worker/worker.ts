@@ -16,20 +16,22 @@ import {
   delay,
   type EtcdConnectionConfig,
   exponentialBackoff,
-  type KeyLayout,
   keyLayout,
+  type KeyLayout,
   LeaseSession,
   type Logger,
-  type PlanRecord,
   parseRecord,
+  type PlanRecord,
   registerWhenAdmitted,
+  settlesWithin,
   silentLogger,
   type Task,
   type TaskStatus,
+  unlessAborted,
+  untilAborted,
   type WorkerInfo,
 } from "../node/index.js";
-import { ChangeQueue } from "../watcher/change-queue.js";
-import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
+import { ChangeQueue, PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
 import type { StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";
@@ -41,7 +43,6 @@ import {
   type TaskStateChange,
 } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
-import { settlesWithin, unlessAborted, untilAborted } from "./waiting.js";
 
 export type WorkerStatus = "new" | "registered" | "in_barrier" | "left_barrier" | "lost" | "dead";
 
