@@ -54,7 +54,6 @@ export interface TaskRunnerOptions {
 
 /** One start of a task: its context, and once started, the handle to stop it. */
 interface Incarnation {
-  task: Task;
   fingerprint: string;
   attempt: number;
   controller: AbortController;
@@ -77,7 +76,6 @@ export class TaskRunner {
   private current: TaskRunState = "stopped";
   private currentError?: string;
   private attempts = 0;
-  private statusPublished = false;
   private readonly status: StatusPublisher;
   private retryAfterMs?: number;
   private sleeper?: AbortController;
@@ -109,10 +107,6 @@ export class TaskRunner {
   }
   get attempt(): number {
     return this.active?.attempt ?? this.launching?.attempt ?? this.attempts;
-  }
-  get task(): Task | undefined {
-    const spec = this.desired;
-    return spec && "task" in spec ? spec.task : undefined;
   }
   /** True while nothing is desired, nothing runs and no operation is pending. */
   get settled(): boolean {
@@ -175,7 +169,7 @@ export class TaskRunner {
         continue;
       }
       if (!want) {
-        if (this.statusPublished || this.current !== "stopped") this.clear();
+        if (this.current !== "stopped") this.clear();
         return;
       }
       if ("problem" in want) {
@@ -204,7 +198,6 @@ export class TaskRunner {
     const { task, fingerprint } = spec;
     const controller = new AbortController();
     const incarnation: Incarnation = {
-      task,
       fingerprint,
       attempt: ++this.attempts,
       controller,
@@ -280,7 +273,6 @@ export class TaskRunner {
 
   private clear(): void {
     this.status.publish(undefined);
-    this.statusPublished = false;
     this.current = "stopped";
     this.currentError = undefined;
     this.options.onState?.({ task: this.taskId, state: "stopped", attempt: this.attempt });
@@ -300,7 +292,6 @@ export class TaskRunner {
     let stored = Promise.resolve(true);
     if (claimRevision === undefined) this.status.publish(status);
     else stored = this.status.claim(status, claimRevision);
-    this.statusPublished = true;
     this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
     return stored;
   }
