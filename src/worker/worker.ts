@@ -500,7 +500,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       present.add(id);
       this.assign(id, value, revisionOf(key));
     }
-    for (const id of [...this.assigned.keys()]) if (!present.has(id)) this.unassign(id, "unassigned");
+    for (const id of this.assigned.keys()) if (!present.has(id)) this.unassign(id, "unassigned");
     this.checkReady();
   }
 
@@ -522,15 +522,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private assign(id: string, value: string, revision: number): void {
     const previous = this.assigned.get(id);
     const spec = taskSpec(id, value, revision);
-    if (previous?.fingerprint === value) {
-      // Rewritten with the same value: nothing restarts, but a start must claim the new revision.
-      this.assigned.set(id, spec);
-      this.runners.get(id)?.set(spec);
-      return;
-    }
     this.assigned.set(id, spec);
-    if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
+    // Even a rewrite with the same value reaches the runner: nothing restarts, but a start must claim the new revision.
     this.runnerFor(id)?.set(spec);
+    if (previous?.fingerprint === value) return;
+    if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
     if (!("task" in spec)) return;
     const before = previous && "task" in previous ? previous.task : undefined;
     if (previous) {
@@ -558,6 +554,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
       reason,
     });
     this.notify("removed", id, reason);
+  }
+
+  private unassignAll(reason: RemovalReason): void {
+    for (const id of this.assigned.keys()) this.unassign(id, reason);
   }
 
   private runnerFor(id: string): TaskRunner | undefined {
@@ -593,7 +593,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const lostAt = Date.now();
     this.feeding = undefined;
     const count = this.assigned.size;
-    for (const id of [...this.assigned.keys()]) this.unassign(id, "fenced");
+    this.unassignAll("fenced");
     this.reported.clear();
     this.logger.warn(
       { lease: session.id, reason: reason.message, tasks: count },
@@ -624,7 +624,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.lifecycle;
     this.feeding = undefined;
     this.logger.info({ tasks: this.assigned.size }, "worker stopping: stopping every task");
-    for (const id of [...this.assigned.keys()]) this.unassign(id, "stopping");
+    this.unassignAll("stopping");
     await this.allTasksIdle();
     // Revoking deletes the worker key and every status key at once, so the master reschedules now.
     if (this.session?.active) await this.session.close();
