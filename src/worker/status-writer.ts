@@ -103,13 +103,12 @@ export class StatusWriter implements StatusSink {
     let applied = false;
     try {
       if (!this.session.active) return;
-      applied = await this.commit(batch);
-      if (!applied) {
-        // Some claimed task key changed: settle each write on its own so the others still land.
-        const outcomes = await Promise.all(batch.map((write) => this.commit([write])));
-        for (const [i, write] of batch.entries()) write.done(outcomes[i]);
-        batch = [];
+      // A refused claim drops out and the rest is sent again: another round trip only when a task key changed.
+      for (let refused = await this.commit(batch); refused.size > 0; refused = await this.commit(batch)) {
+        for (const write of refused) write.done(false);
+        batch = batch.filter((write) => !refused.has(write));
       }
+      applied = true;
     } catch (error) {
       if (!this.session.active) return;
       // A status must not stay stale while the lease lives: try again shortly.
@@ -129,30 +128,39 @@ export class StatusWriter implements StatusSink {
     }
   }
 
-  /** One transaction: every write of the batch, if every claimed task key is still as seen. */
-  private async commit(batch: PendingWrite[]): Promise<boolean> {
+  /**
+   * One transaction: every write of the batch, if every claimed task key is still as seen. Returns
+   * the writes whose claim no longer holds (empty when applied), read in the same round trip.
+   */
+  private async commit(batch: PendingWrite[]): Promise<Set<PendingWrite>> {
+    if (batch.length === 0) return new Set();
     const lease = this.session.id;
-    const compare = batch.flatMap(({ guard }) =>
-      guard
-        ? [
-            {
-              key: Buffer.from(guard.key),
-              target: "Mod" as const,
-              result: "Equal" as const,
-              mod_revision: guard.modRevision,
-            },
-          ]
-        : [],
-    );
+    const guarded = batch.filter((write) => write.guard !== undefined);
+    const guardKey = (write: PendingWrite) => Buffer.from((write.guard as { key: string }).key);
     const operations: IRequestOp[] = batch.map(({ key, value }) =>
       value === undefined
         ? { request_delete_range: { key: Buffer.from(key) } }
         : { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } },
     );
     const response = await unlessAborted(
-      this.client.kv.txn({ compare, success: operations, failure: [] }),
+      this.client.kv.txn({
+        compare: guarded.map((write) => ({
+          key: guardKey(write),
+          target: "Mod" as const,
+          result: "Equal" as const,
+          mod_revision: write.guard?.modRevision,
+        })),
+        success: operations,
+        failure: guarded.map((write) => ({ request_range: { key: guardKey(write), keys_only: true } })),
+      }),
       this.session.signal,
     );
-    return response.succeeded;
+    if (response.succeeded) return new Set();
+    return new Set(
+      guarded.filter((write, i) => {
+        const current = response.responses[i]?.response_range?.kvs[0]?.mod_revision;
+        return Number(current ?? 0) !== write.guard?.modRevision;
+      }),
+    );
   }
 }

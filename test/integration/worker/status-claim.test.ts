@@ -26,4 +26,25 @@ describe("claiming a task start", () => {
     expect(await client.get(keys.status("w1", "moved")).string()).toBeNull();
     await session.close();
   });
+
+  it("lands every other write of the transaction when some claims are refused", async () => {
+    const { client, keys } = testSpace("claim-batch");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
+    const ids = ["a", "b", "c", "d"];
+    const seen = await Promise.all(ids.map((id) => client.put(keys.task("w1", id)).value("{}").exec()));
+    // "b" is handed off and "d" rewritten before the worker's claims arrive.
+    await client.delete().key(keys.task("w1", "b")).exec();
+    await client.put(keys.task("w1", "d")).value("{}").exec();
+
+    const [claimed] = await Promise.all([
+      Promise.all(ids.map((id, i) => writer.claim(id, starting, Number(seen[i]?.header.revision)))),
+      writer.put("plain", starting),
+    ]);
+
+    expect(claimed).toEqual([true, false, true, false]);
+    const stored = await client.getAll().prefix(keys.workerStatusPrefix("w1")).keys();
+    expect(stored.sort()).toEqual(["a", "c", "plain"].map((id) => keys.status("w1", id)));
+    await session.close();
+  });
 });
