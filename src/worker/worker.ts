@@ -216,23 +216,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** For a worker without a handler: records the state of a task its user runs (`stopped` deletes the status). */
   async reportTaskState(taskId: string, state: TaskRunState, error?: string): Promise<void> {
     if (this.launcher) throw new Error("reportTaskState is for workers without a handler");
-    const previous = this.reported.get(taskId);
+    const attempt = (this.reported.get(taskId)?.attempt ?? 0) + (state === "starting" ? 1 : 0);
     if (state === "stopped") {
       this.reported.delete(taskId);
       await this.statusSink.remove(taskId);
     } else {
-      const attempt = (previous?.attempt ?? 0) + (state === "starting" ? 1 : 0);
       const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
       if (error !== undefined) status.error = error;
       this.reported.set(taskId, status);
       await this.statusSink.put(taskId, status);
     }
-    this.notify("taskState", {
-      task: taskId,
-      state,
-      attempt: previous?.attempt ?? 0,
-      ...(error ? { error } : {}),
-    });
+    // The same attempt as the stored status (a handler's runner reports it the same way).
+    this.notify("taskState", { task: taskId, state, attempt, ...(error === undefined ? {} : { error }) });
     this.checkReady();
   }
 

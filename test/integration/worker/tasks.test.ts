@@ -125,6 +125,24 @@ describe("worker tasks", () => {
     ]);
   });
 
+  it("reports a handler-less task's states with the attempt its stored status carries", async () => {
+    const { client, keys, root } = testSpace("wattempt");
+    await putTask(client, keys, "w1", { id: "x" });
+    const worker = testWorker({ root });
+    const events: string[] = [];
+    worker.on("taskState", (change) => events.push(`${change.state}#${change.attempt}`));
+    await worker.start();
+    await worker.reportTaskState("x", "starting");
+    await worker.reportTaskState("x", "running");
+    expect((await storedStatuses(client, keys, "w1")).get("x")).toMatchObject({
+      state: "running",
+      attempt: 1,
+    });
+    await worker.reportTaskState("x", "stopped");
+    await worker.stop();
+    expect(events).toEqual(["starting#1", "running#1", "stopped#1"]);
+  });
+
   it("keeps a task's status while its stop overruns the stop timeout, and deletes it once the stop returns", async () => {
     const { client, keys, root } = testSpace("wslow");
     let finishStop!: () => void;
