@@ -34,6 +34,7 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
   private readonly controller = new AbortController();
   private readonly lossThresholdMs: number;
   private readonly logger: Logger;
+  /** When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after it). */
   private confirmedAt: number;
   private keepaliveTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
@@ -79,11 +80,6 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
     this.keepaliveTimer = setInterval(() => this.sendKeepalive(), this.keepaliveIntervalMs);
     this.armWatchdog();
     this.sendKeepalive();
-  }
-
-  /** When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after it). */
-  get lastConfirmedAt(): number {
-    return this.confirmedAt;
   }
 
   get active(): boolean {
