@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IRangeResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { delay, exponentialBackoff } from "./backoff.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
@@ -33,8 +33,9 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
   const { client, keys, session, info, maxWorkers } = options;
   const ownKey = keys.worker(info.name);
   const prefix = keys.workersPrefix;
+  const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) };
+  let snapshot: Pick<IRangeResponse, "header" | "kvs"> = await client.getAll().prefix(prefix).exec();
   for (;;) {
-    const snapshot = await client.getAll().prefix(prefix).exec();
     const revision = Number(snapshot.header.revision);
     const registered = snapshot.kvs.map((kv) => kv.key.toString().slice(prefix.length));
     const own = snapshot.kvs.find((kv) => kv.key.toString() === ownKey);
@@ -55,8 +56,7 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
       compare: [
         // No registration was added or changed since the read: the count above is still true.
         {
-          key: Buffer.from(prefix),
-          range_end: prefixRangeEnd(prefix),
+          ...range,
           target: "Mod",
           result: "Less",
           mod_revision: revision + 1,
@@ -72,9 +72,11 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
           },
         },
       ],
-      failure: [],
+      // Lost the race: the registrations as they are now come back with the refusal, saving a read.
+      failure: [{ request_range: range }],
     });
     if (result.succeeded) return;
+    snapshot = { header: result.header, kvs: result.responses[0]?.response_range?.kvs ?? [] };
   }
 }
 
