@@ -94,9 +94,12 @@ export async function registerWhenAdmitted(
 ): Promise<void> {
   const logger = options.logger ?? silentLogger;
   const backoff = exponentialBackoff({ initialMs: 250, maxMs: 5_000 });
+  // A lease lost while waiting ends the wait at once: registering under it can no longer succeed.
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, options.session.signal])
+    : options.session.signal;
   for (;;) {
-    options.signal?.throwIfAborted();
-    options.session.signal.throwIfAborted();
+    signal.throwIfAborted();
     try {
       await registerWorker(options);
       return;
@@ -108,7 +111,7 @@ export async function registerWhenAdmitted(
       const wait = backoff.next();
       logger.warn({ reason: error.message, retryInMs: wait }, "registration refused; retrying");
       options.onWaiting?.(error);
-      await delay(wait, options.signal);
+      await delay(wait, signal);
     }
   }
 }
