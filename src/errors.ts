@@ -31,3 +31,9 @@ export function isEschedulerError(error: unknown): error is EschedulerError {
   const code = (error as { code?: unknown } | undefined)?.code;
   return error instanceof Error && typeof code === "string" && code.startsWith("ERR_");
 }
+
+/** The first line of an error's message (or of its string form): a reason that fits a one-line message. */
+export function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0] ?? "";
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry } from "cockatiel";
 import { Etcd3, type IOptions, isRecoverableError } from "etcd3";
-import { EschedulerError } from "../errors.js";
+import { EschedulerError, firstLine } from "../errors.js";
 import type { SharedConfig } from "./config.js";
 
 export type EtcdConnectionConfig = Pick<
@@ -66,7 +66,7 @@ export async function ensureReachable(
       .options({ deadline: Date.now() + timeoutMs })
       .exists();
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const reason = firstLine(error);
     throw new EschedulerError(
       "ERR_ETCD_UNREACHABLE",
       `cannot use etcd at ${endpoints.join(",")} (within ${timeoutMs}ms): ${reason}`,

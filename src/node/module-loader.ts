@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { EschedulerError } from "../errors.js";
+import { EschedulerError, firstLine } from "../errors.js";
 
 /**
  * Imports a user module (ESM or CommonJS) by path and returns its default export.
@@ -12,7 +12,7 @@ export async function importDefaultExport(path: string, what: string): Promise<u
   try {
     loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    const reason = firstLine(error);
     throw new EschedulerError("ERR_MODULE", `cannot load ${what} module ${JSON.stringify(path)}: ${reason}`, {
       cause: error,
     });

@@ -1,4 +1,4 @@
-import { EschedulerError } from "../errors.js";
+import { EschedulerError, firstLine } from "../errors.js";
 import {
   delay,
   exponentialBackoff,
@@ -241,7 +241,7 @@ export class TaskRunner {
   }
 
   private fail(attempt: number, error: unknown, message: string): void {
-    const reason = errorMessage(error);
+    const reason = firstLine(error) || "unknown error";
     this.retryAfterMs = this.backoff.next();
     this.logger.warn({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
     this.report("failed", attempt, reason);
@@ -302,9 +302,4 @@ export class TaskRunner {
     await delay(ms, sleeper.signal).catch(() => {});
     if (this.sleeper === sleeper) this.sleeper = undefined;
   }
-}
-
-function errorMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0] || "unknown error";
 }
