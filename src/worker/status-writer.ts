@@ -82,18 +82,21 @@ export class StatusWriter implements StatusSink {
     });
   }
 
-  /** Up to MAX_OPS writes with distinct keys (etcd rejects a transaction naming a key twice). */
+  /** Up to MAX_OPS writes with distinct keys (etcd rejects a transaction naming a key twice); scans only as far as it takes. */
   private takeBatch(): PendingWrite[] {
     const batch: PendingWrite[] = [];
     const keys = new Set<string>();
-    const rest: PendingWrite[] = [];
-    for (const write of this.queue) {
-      if (batch.length < MAX_OPS && !keys.has(write.key)) {
+    const later: PendingWrite[] = [];
+    let scanned = 0;
+    while (scanned < this.queue.length && batch.length < MAX_OPS) {
+      const write = this.queue[scanned++] as PendingWrite;
+      if (keys.has(write.key)) later.push(write);
+      else {
         keys.add(write.key);
         batch.push(write);
-      } else rest.push(write);
+      }
     }
-    this.queue = rest;
+    this.queue.splice(0, scanned, ...later);
     return batch;
   }
 

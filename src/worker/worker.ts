@@ -441,7 +441,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const planValue = this.planWatcher?.entries.get(this.keys.plan);
     const plan = parseRecord<PlanRecord>(planValue);
     if (!plan?.workers?.includes(this.name)) return false;
-    if (![...this.assigned.keys()].every((id) => this.stateOf(id) === "running")) return false;
+    for (const id of this.assigned.keys()) if (this.stateOf(id) !== "running") return false;
     // The task watch may lag the plan watch: confirm against what etcd holds now.
     const stored = await this.client.getAll().prefix(this.keys.workerTasksPrefix(this.name)).keys();
     return stored.every((key) => {
