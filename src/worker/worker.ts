@@ -609,8 +609,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Resolves when every runner is idle, or each has overrun the stop timeout (it then keeps going). */
   private async allTasksIdle(): Promise<void> {
-    const graceMs = this.stopTimeoutMs + 100;
-    await Promise.all([...this.runners.values()].map((runner) => settlesWithin(runner.idle(), graceMs)));
+    // Every stop began together, so one deadline serves them all (not a timer per task).
+    const idle = Promise.all([...this.runners.values()].map((runner) => runner.idle()));
+    await settlesWithin(idle, this.stopTimeoutMs + 100);
   }
 
   private async shutdown(): Promise<void> {
