@@ -99,8 +99,7 @@ export function parseConfig<S extends z.ZodType>(
       `invalid --${kebab(field)} ${JSON.stringify(value)}: ${issue.message}`,
     );
   }
-  const config = result.data as z.output<S> & { maxWorkers?: number; workers?: number };
-  return config;
+  return result.data as z.output<S>;
 }
 
 /** The worker cap in force: `--max-workers`, else `--workers`, else none (0 means unlimited). */
