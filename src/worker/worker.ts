@@ -1,13 +1,7 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
-import {
-  gatheringBarrier,
-  isBarrierLeft,
-  type Readiness,
-  readClusterView,
-  workerReadiness,
-} from "../barrier/index.js";
+import { gatheringBarrier, type Readiness, readClusterView, workerReadiness } from "../barrier/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
@@ -386,11 +380,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** First start of a fleet: gather with the others, run the first assignment, then leave together. */
   private async gather(session: LeaseSession, signal: AbortSignal): Promise<void> {
     const expected = this.options.expectedWorkers ?? 0;
-    if (expected <= 0 || (await isBarrierLeft(this.client, this.keys))) {
+    if (expected <= 0) {
       this.setStatus("left_barrier");
       return;
     }
-    this.setStatus("in_barrier");
     const barrier = gatheringBarrier({
       client: this.client,
       keys: this.keys,
@@ -399,7 +392,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       session,
       logger: this.logger,
     });
-    // The master gives up waiting after its barrier timeout and sets the marker: stop waiting then too.
+    // The marker's watch answers both whether the fleet has already gathered and, later, whether the
+    // master gave up waiting after its barrier timeout: stop waiting then too.
     const marker = new PrefixWatcher(this.client, this.keys.barrierLeft, { logger: this.logger });
     const markerSet = new AbortController();
     marker.on("change", (change) => {
@@ -411,6 +405,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.setStatus("left_barrier");
         return;
       }
+      this.setStatus("in_barrier");
       await barrier.enter({ signal: AbortSignal.any([signal, markerSet.signal]) });
     } catch (error) {
       if (signal.aborted || !markerSet.signal.aborted) throw error;
