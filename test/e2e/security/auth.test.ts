@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliExit, ensureBuilt, runCli } from "../../helpers/cli.js";
 import { Cluster, type EtcdAccess, RECORDING_HANDLER, unitTasks } from "../../helpers/cluster.js";
@@ -16,20 +16,23 @@ function expectOneLineError(exit: CliExit, mentions: RegExp): void {
 
 /**
  * Enables auth on `etcd`: a root user, and user `app` whose only role reads and writes the prefix
- * `/<root>/` — nothing else.
+ * `/<root>/` — nothing else. Done through the etcd API (etcd3's auth client), so the test needs no
+ * `etcdctl` binary (Debian ships it apart from `etcd-server`).
  */
-function enableAuth(etcd: EtcdMember, root: string): void {
-  const etcdctl = (...args: string[]) =>
-    execFileSync("etcdctl", ["--endpoints", etcd.endpoint, ...args], {
-      env: { ...process.env, ETCDCTL_API: "3" },
-      stdio: "pipe",
-    });
-  etcdctl("user", "add", "root", `--new-user-password=${ROOT_PASSWORD}`, "--interactive=false");
-  etcdctl("role", "add", "escheduler");
-  etcdctl("role", "grant-permission", "escheduler", "--prefix=true", "readwrite", `/${root}/`);
-  etcdctl("user", "add", "app", `--new-user-password=${APP_PASSWORD}`, "--interactive=false");
-  etcdctl("user", "grant-role", "app", "escheduler");
-  etcdctl("auth", "enable");
+async function enableAuth(etcd: EtcdMember, root: string): Promise<void> {
+  const admin = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    await admin.user("root").create(ROOT_PASSWORD);
+    await admin.role("root").create(); // etcd enables auth only when user root has role root
+    await admin.user("root").addRole("root");
+    const role = await admin.role("escheduler").create();
+    await role.grant({ permission: "Readwrite", range: admin.range({ prefix: `/${root}/` }) });
+    await admin.user("app").create(APP_PASSWORD);
+    await admin.user("app").addRole("escheduler");
+    await admin.auth.authEnable();
+  } finally {
+    admin.close();
+  }
 }
 
 describe("etcd with authentication, the user limited to the root prefix", () => {
@@ -39,7 +42,7 @@ describe("etcd with authentication, the user limited to the root prefix", () => 
   beforeAll(async () => {
     await ensureBuilt();
     etcd = await startEtcd();
-    enableAuth(etcd, root);
+    await enableAuth(etcd, root);
   });
   afterAll(() => etcd?.destroy());
 
