@@ -1,5 +1,5 @@
 import { hashString, pairHash } from "./hash.js";
-import type { Placement, Problem } from "./validate.js";
+import type { Placement, Problem } from "./model.js";
 
 /**
  * Key affinity by bounded-load rendezvous hashing, sticky first:

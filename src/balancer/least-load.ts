@@ -1,6 +1,6 @@
 import { allocateCeilings } from "./ceilings.js";
 import { hashString } from "./hash.js";
-import type { Placement, Problem } from "./validate.js";
+import type { GroupTasks, Placement, Problem } from "./model.js";
 import { placeWeightedGroups } from "./weighted.js";
 
 /**
@@ -25,15 +25,6 @@ export function placeUnkeyed(problem: Problem, admitted: Uint8Array, out: Placem
   const weighted = groups.filter((group) => !group.unit);
   const largestWeight = weighted.reduce((largest, group) => Math.max(largest, group.largest), 1);
   if (weighted.length > 0) placeWeightedGroups(problem, weighted, largestWeight, out);
-}
-
-export interface GroupTasks {
-  group: number;
-  /** Task numbers by priority, highest first. */
-  tasks: number[];
-  unit: boolean;
-  total: number;
-  largest: number;
 }
 
 function collectGroups(problem: Problem, admitted: Uint8Array): GroupTasks[] {

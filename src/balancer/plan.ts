@@ -1,7 +1,8 @@
 import { placeKeyed } from "./keyed.js";
 import { placeUnkeyed } from "./least-load.js";
 import type { Plan, PlanInput } from "./types.js";
-import { indexInput, type Placement, type Problem } from "./validate.js";
+import type { Placement, Problem } from "./model.js";
+import { indexInput } from "./validate.js";
 
 /**
  * Turns the online workers, the generated tasks and the current assignment into the target assignment

@@ -1,7 +1,6 @@
 import { hashString, pairHash } from "./hash.js";
 import { IndexHeap, KeyedHeap } from "./heap.js";
-import type { GroupTasks } from "./least-load.js";
-import type { Placement, Problem } from "./validate.js";
+import type { GroupTasks, Placement, Problem } from "./model.js";
 
 /**
  * Least-load placement of the weighted groups (a task weighs other than 1), after the keyed tasks and
