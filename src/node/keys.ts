@@ -55,6 +55,21 @@ export class KeyLayout {
     return this.leaf(key, this.workersPrefix);
   }
 
+  /** Prefix of the worker-cap slots: `/R/slot/<i>` for i in [0, cap), held under a registered worker's lease. */
+  get workerSlotsPrefix(): string {
+    return `${this.prefix}slot/`;
+  }
+  workerSlot(index: number): string {
+    if (!Number.isSafeInteger(index) || index < 0)
+      throw new EschedulerError("ERR_BAD_NAME", `invalid worker slot ${JSON.stringify(index)}`);
+    return `${this.workerSlotsPrefix}${index}`;
+  }
+  /** Slot index of a slot key, or undefined when the key is not one. */
+  parseWorkerSlot(key: string): number | undefined {
+    const rest = this.leaf(key, this.workerSlotsPrefix);
+    return rest !== undefined && /^(0|[1-9][0-9]*)$/.test(rest) ? Number(rest) : undefined;
+  }
+
   get tasksPrefix(): string {
     return `${this.prefix}task/`;
   }

@@ -1,4 +1,4 @@
-import type { Etcd3, IRangeResponse } from "etcd3";
+import type { Etcd3, IKeyValue, IRequestOp, IResponseOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { delay, exponentialBackoff } from "./backoff.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
@@ -25,61 +25,83 @@ export interface RegistrationOptions {
 }
 
 /**
- * Writes `/R/worker/<name>` under the session's lease, atomically enforcing the worker cap: the
- * transaction succeeds only if no registration changed since the count was read and the name is free.
- * Throws ERR_WORKER_CAP when the cap is reached, ERR_NAME_TAKEN when a live process holds the name.
+ * Writes `/R/worker/<name>` under the session's lease if the name is free. With a cap, the same
+ * transaction also claims a free slot `/R/slot/<i>` (i < cap) under the lease: only cap slots exist,
+ * so at most cap workers are registered, and racers contend only when they pick the same slot — the
+ * cost does not grow with the number of registrants (no compare over the whole registration range).
+ * Throws ERR_WORKER_CAP when every slot is taken, ERR_NAME_TAKEN when a live process holds the name.
  */
 export async function registerWorker(options: RegistrationOptions): Promise<void> {
   const { client, keys, session, info, maxWorkers } = options;
-  const ownKey = keys.worker(info.name);
-  const prefix = keys.workersPrefix;
-  const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) };
-  let snapshot: Pick<IRangeResponse, "header" | "kvs"> = await client.getAll().prefix(prefix).exec();
+  const ownKey = Buffer.from(keys.worker(info.name));
+  const slotsRange = {
+    key: Buffer.from(keys.workerSlotsPrefix),
+    range_end: prefixRangeEnd(keys.workerSlotsPrefix),
+  };
+  const readOwn: IRequestOp = { request_range: { key: ownKey } };
+  const readSlots: IRequestOp = { request_range: { ...slotsRange } };
+  // Uncapped: one create-if-absent. Capped: read the name and the slots first (one small txn), then claim one.
+  let seen: { own?: IKeyValue; slots: IKeyValue[] } = { slots: [] };
+  if (maxWorkers > 0) {
+    const read = await client.kv.txn({ compare: [], success: [readOwn, readSlots], failure: [] });
+    seen = rangesOf(read.responses);
+  }
   for (;;) {
-    const revision = Number(snapshot.header.revision);
-    const registered = snapshot.kvs.map((kv) => kv.key.toString().slice(prefix.length));
-    const own = snapshot.kvs.find((kv) => kv.key.toString() === ownKey);
-    if (own) {
-      if (own.lease === session.id) return;
+    if (seen.own) {
+      if (seen.own.lease === session.id) return;
       throw new EschedulerError(
         "ERR_NAME_TAKEN",
-        `worker name ${JSON.stringify(info.name)} is already registered by a live process (${own.value.toString()})`,
+        `worker name ${JSON.stringify(info.name)} is already registered by a live process (${seen.own.value.toString()})`,
       );
     }
-    if (maxWorkers > 0 && registered.length >= maxWorkers) {
-      throw new EschedulerError(
-        "ERR_WORKER_CAP",
-        `worker cap reached: ${registered.length} of ${maxWorkers} registered (${registered.slice(0, 10).join(", ")})`,
-      );
+    const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers) : undefined;
+    if (maxWorkers > 0 && slot === undefined) throw capReached(keys, seen.slots, maxWorkers);
+    const compare = [
+      { key: ownKey, target: "Create" as const, result: "Equal" as const, create_revision: 0 },
+    ];
+    const success: IRequestOp[] = [
+      { request_put: { key: ownKey, value: Buffer.from(JSON.stringify(info)), lease: session.id } },
+    ];
+    if (slot !== undefined) {
+      const slotKey = Buffer.from(keys.workerSlot(slot));
+      compare.push({ key: slotKey, target: "Create", result: "Equal", create_revision: 0 });
+      success.push({ request_put: { key: slotKey, value: Buffer.from(info.name), lease: session.id } });
     }
+    // Refused: the name's holder and the slots as they are now come back with the refusal, saving a read.
     const result = await client.kv.txn({
-      compare: [
-        // No registration was added or changed since the read: the count above is still true.
-        {
-          ...range,
-          target: "Mod",
-          result: "Less",
-          mod_revision: revision + 1,
-        },
-        { key: Buffer.from(ownKey), target: "Create", result: "Equal", create_revision: 0 },
-      ],
-      success: [
-        {
-          request_put: {
-            key: Buffer.from(ownKey),
-            value: Buffer.from(JSON.stringify(info)),
-            lease: session.id,
-          },
-        },
-      ],
-      // Lost the race: the registrations as they are now come back with the refusal, saving a read.
-      failure: [{ request_range: range }],
+      compare,
+      success,
+      failure: slot === undefined ? [readOwn] : [readOwn, readSlots],
     });
     if (result.succeeded) return;
-    snapshot = { header: result.header, kvs: result.responses[0]?.response_range?.kvs ?? [] };
+    seen = rangesOf(result.responses);
   }
 }
 
+function rangesOf(responses: IResponseOp[]): { own?: IKeyValue; slots: IKeyValue[] } {
+  return {
+    own: responses[0]?.response_range?.kvs[0],
+    slots: responses[1]?.response_range?.kvs ?? [],
+  };
+}
+
+/** A random free slot below the cap (random, so racers rarely pick the same one), or undefined when all are taken. */
+function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number): number | undefined {
+  const taken = new Set(slots.map((kv) => keys.parseWorkerSlot(kv.key.toString())));
+  const free: number[] = [];
+  for (let i = 0; i < cap; i++) if (!taken.has(i)) free.push(i);
+  return free.length === 0 ? undefined : free[Math.floor(Math.random() * free.length)];
+}
+
+function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number): EschedulerError {
+  const holders = slots
+    .filter((kv) => (keys.parseWorkerSlot(kv.key.toString()) ?? cap) < cap)
+    .map((kv) => kv.value.toString());
+  return new EschedulerError(
+    "ERR_WORKER_CAP",
+    `worker cap reached: ${holders.length} of ${cap} registered (${holders.slice(0, 10).join(", ")})`,
+  );
+}
 /**
  * Registers, retrying with backoff while the cap is reached (and, when `retryNameTaken`, while an
  * old registration of the same name has not expired yet), logging why it waits.

@@ -1,10 +1,24 @@
-import { describe, expect, it } from "vitest";
+import type { Etcd3 } from "etcd3";
+import { describe, expect, it, vi } from "vitest";
 import { LeaseSession } from "../../../src/node/lease-session.js";
 import { registerWhenAdmitted, registerWorker, type WorkerInfo } from "../../../src/node/registration.js";
 import { testClient, testSpace, waitFor } from "../../helpers/context.js";
 
 function info(name: string): WorkerInfo {
   return { name, host: "test", pid: 1, version: "0", startedAt: new Date().toISOString() };
+}
+
+/** `count` racers with their own leases over a few shared clients, each client's transactions counted. */
+async function racers(count: number, clients: number) {
+  const pool = Array.from({ length: clients }, () => testClient());
+  const txns = pool.map((client) => vi.spyOn(client.kv, "txn"));
+  const all = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const client = pool[i % clients] as Etcd3;
+      return { client, session: await LeaseSession.grant(client, { ttlMs: 20_000 }), name: `w${i}` };
+    }),
+  );
+  return { all, txnCalls: () => txns.reduce((sum, spy) => sum + spy.mock.calls.length, 0) };
 }
 
 describe("worker registration", () => {
@@ -32,6 +46,53 @@ describe("worker registration", () => {
     const registered = await racers[0].client.getAll().prefix(keys.workersPrefix).keys();
     expect(registered).toHaveLength(cap);
     await Promise.all(racers.map((r) => r.session.close()));
+  });
+
+  it("500 racers with a cap of 250: exactly 250 get in, at a cost linear in the racers", async () => {
+    const { keys } = testSpace("cap500");
+    const cap = 250;
+    const { all, txnCalls } = await racers(500, 10);
+    const results = await Promise.allSettled(
+      all.map((r) =>
+        registerWorker({ client: r.client, keys, session: r.session, info: info(r.name), maxWorkers: cap }),
+      ),
+    );
+    const refused = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    expect(results.length - refused.length).toBe(cap);
+    expect(refused.every((e) => e.code === "ERR_WORKER_CAP")).toBe(true);
+    expect(refused[0].message).toMatch(/250 of 250/);
+    expect(await all[0].client.getAll().prefix(keys.workersPrefix).count()).toBe(cap);
+    // Each slot holder is a registered worker, and no slot lies beyond the cap.
+    const slots = await all[0].client.getAll().prefix(keys.workerSlotsPrefix).strings();
+    const registered = new Set(await all[0].client.getAll().prefix(keys.workersPrefix).keys());
+    expect(Object.keys(slots).every((key) => (keys.parseWorkerSlot(key) ?? cap) < cap)).toBe(true);
+    expect(Object.values(slots).every((name) => registered.has(keys.worker(name)))).toBe(true);
+    // Comparing the whole registration range cost O(racers²) (~125,000 here); slots stay linear.
+    expect(txnCalls()).toBeLessThan(500 * 6);
+    await Promise.all(all.map((r) => r.session.close()));
+  });
+
+  it("500 uncapped racers all get in with one transaction each", async () => {
+    const { keys } = testSpace("open500");
+    const { all, txnCalls } = await racers(500, 10);
+    await Promise.all(
+      all.map((r) =>
+        registerWorker({ client: r.client, keys, session: r.session, info: info(r.name), maxWorkers: 0 }),
+      ),
+    );
+    expect(await all[0].client.getAll().prefix(keys.workersPrefix).count()).toBe(500);
+    expect(txnCalls()).toBe(500);
+    expect(await all[0].client.getAll().prefix(keys.workerSlotsPrefix).count()).toBe(0);
+    await Promise.all(all.map((r) => r.session.close()));
+  });
+
+  it("a slot frees with its holder's lease", async () => {
+    const { client, keys } = testSpace("slotfree");
+    const holder = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    await registerWorker({ client, keys, session: holder, info: info("a"), maxWorkers: 1 });
+    expect(await client.get(keys.workerSlot(0)).string()).toBe("a");
+    await holder.close();
+    expect(await client.getAll().prefix(keys.workerSlotsPrefix).count()).toBe(0);
   });
 
   it("refuses a name held by a live process instead of taking it over", async () => {

@@ -12,6 +12,16 @@ describe("key layout", () => {
     expect(keys.plan).toBe("/prod/plan");
     expect(keys.electionPrefix.startsWith("/prod/")).toBe(true);
     expect(keys.barrierPrefix).toBe("/prod/barrier/");
+    expect(keys.workerSlot(7)).toBe("/prod/slot/7");
+  });
+
+  it("parses worker slot keys and rejects anything else under the slot prefix", () => {
+    expect(keys.parseWorkerSlot(keys.workerSlot(0))).toBe(0);
+    expect(keys.parseWorkerSlot(keys.workerSlot(499))).toBe(499);
+    expect(keys.parseWorkerSlot("/prod/slot/07")).toBeUndefined();
+    expect(keys.parseWorkerSlot("/prod/slot/x")).toBeUndefined();
+    expect(keys.parseWorkerSlot("/other/slot/1")).toBeUndefined();
+    expect(() => keys.workerSlot(-1)).toThrow(/invalid worker slot/);
   });
 
   it("parses what it builds (round trip), including unicode and dots", () => {
