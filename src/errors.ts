@@ -12,7 +12,9 @@ export type ErrorCode =
   | "ERR_DEPOSED"
   | "ERR_MODULE"
   | "ERR_ETCD_UNREACHABLE"
-  | "ERR_ABORTED";
+  | "ERR_ABORTED"
+  | "ERR_UNKNOWN_WORKER"
+  | "ERR_NO_LEADER";
 
 /** Base of every error escheduler throws on purpose; `code` is stable across versions. */
 export class EschedulerError extends Error {

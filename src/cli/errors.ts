@@ -14,6 +14,8 @@ const USER_ERROR_CODES = new Set([
   "ERR_MODULE",
   "ERR_ETCD_UNREACHABLE",
   "ERR_NAME_TAKEN",
+  "ERR_UNKNOWN_WORKER",
+  "ERR_NO_LEADER",
 ]);
 
 /** A usage error raised by the CLI itself (reported like ERR_CONFIG). */

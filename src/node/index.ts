@@ -26,7 +26,20 @@ export { LeaseSession, type LeaseSessionOptions } from "./lease-session.js";
 export { createLogger, type Logger, silentLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";
-export { type PlanRecord, parseRecord, type Task, type TaskState, type TaskStatus } from "./records.js";
+export {
+  type CordonRecord,
+  type DrainingMark,
+  type HistoryMove,
+  type HistoryRecord,
+  type PausedRecord,
+  type PlanRecord,
+  parseRecord,
+  type ScheduleOutcome,
+  type ScheduleRequestRecord,
+  type Task,
+  type TaskState,
+  type TaskStatus,
+} from "./records.js";
 export {
   type RegistrationOptions,
   registerWhenAdmitted,

@@ -4,8 +4,10 @@ import { EschedulerError } from "../errors.js";
 
 const MAX_NAME_LENGTH = 200;
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+const HISTORY_DIGITS = 16;
+const HISTORY_LEAF = /^[0-9]{16}$/;
 
-export type NameKind = "worker name" | "task id" | "root" | "task key" | "group";
+export type NameKind = "worker name" | "task id" | "root" | "task key" | "group" | "request id";
 
 /** Why `value` is not a valid name, or undefined when it is. */
 export function nameProblem(value: unknown): string | undefined {
@@ -119,6 +121,64 @@ export class KeyLayout {
   }
   get plan(): string {
     return `${this.prefix}plan`;
+  }
+
+  /** Prefix of the operator's cordon and drain records (no lease: they survive restarts until uncordon). */
+  get cordonsPrefix(): string {
+    return `${this.prefix}cordon/`;
+  }
+  cordon(worker: string): string {
+    assertValidName("worker name", worker);
+    return this.cordonsPrefix + worker;
+  }
+  parseCordon(key: string): string | undefined {
+    return this.leaf(key, this.cordonsPrefix);
+  }
+
+  /** Prefix of the marks a worker writes under its own lease while it drains itself (SIGTERM). */
+  get drainingPrefix(): string {
+    return `${this.prefix}draining/`;
+  }
+  draining(worker: string): string {
+    assertValidName("worker name", worker);
+    return this.drainingPrefix + worker;
+  }
+  parseDraining(key: string): string | undefined {
+    return this.leaf(key, this.drainingPrefix);
+  }
+
+  /** Present while schedules are paused (`escheduler pause`). */
+  get paused(): string {
+    return `${this.prefix}paused`;
+  }
+
+  /** Prefix of `escheduler schedule` requests, answered by the leader. */
+  get requestsPrefix(): string {
+    return `${this.prefix}request/`;
+  }
+  request(id: string): string {
+    assertValidName("request id", id);
+    return this.requestsPrefix + id;
+  }
+  parseRequest(key: string): string | undefined {
+    return this.leaf(key, this.requestsPrefix);
+  }
+
+  /** Prefix of the schedule history; keys sort by the revision they were written after. */
+  get historyPrefix(): string {
+    return `${this.prefix}history/`;
+  }
+  /** A history record's key: the revision zero-padded to 16 digits, so the keys sort in time order. */
+  history(revision: number): string {
+    if (!Number.isSafeInteger(revision) || revision < 0 || revision >= 1e16) {
+      throw new EschedulerError("ERR_BAD_NAME", `invalid history revision ${JSON.stringify(revision)}`);
+    }
+    return this.historyPrefix + String(revision).padStart(HISTORY_DIGITS, "0");
+  }
+  /** The revision of a history key, or undefined when the key is not one. */
+  parseHistory(key: string): number | undefined {
+    const leaf = this.leaf(key, this.historyPrefix);
+    return leaf !== undefined && HISTORY_LEAF.test(leaf) ? Number(leaf) : undefined;
   }
 
   private leaf(key: string, prefix: string): string | undefined {

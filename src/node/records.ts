@@ -34,3 +34,73 @@ export function parseRecord<T>(value: string | Buffer | null | undefined): T | u
     return undefined;
   }
 }
+
+/** The value of `/R/cordon/<worker>`: `cordon` takes nothing new and keeps its tasks; `drain` hands its tasks off. */
+export interface CordonRecord {
+  mode: "cordon" | "drain";
+  reason?: string;
+  /** RFC 3339 time the operator set it. */
+  at: string;
+}
+
+/** The value of `/R/draining/<worker>`, written by a worker under its own lease while it drains itself. */
+export interface DrainingMark {
+  /** RFC 3339 time the worker began to drain. */
+  at: string;
+}
+
+/** The value of `/R/paused`: present while no schedule may write. */
+export interface PausedRecord {
+  reason?: string;
+  /** RFC 3339 time the operator paused. */
+  at: string;
+}
+
+/** How the leader answered one schedule request (also the `outcome` of a history record). */
+export interface ScheduleOutcome {
+  state: "applied" | "refused" | "failed";
+  /** Why it was refused or failed (one line). */
+  reason?: string;
+  /** Epoch of the leader that answered. */
+  epoch?: number;
+  leader?: string;
+}
+
+/** The value of `/R/request/<id>`: written by `escheduler schedule`, answered by the leader in `outcome`. */
+export interface ScheduleRequestRecord {
+  reason?: string;
+  allowRemoval: boolean;
+  /** RFC 3339 time of the request. */
+  at: string;
+  outcome?: ScheduleOutcome;
+}
+
+/** One task that changed owner in a schedule; `from`/`to` are absent for a task added or removed. */
+export interface HistoryMove {
+  id: string;
+  from?: string;
+  to?: string;
+}
+
+/** The value of `/R/history/<16-digit revision>`: one applied or refused schedule. */
+export interface HistoryRecord {
+  /** RFC 3339 time of the schedule's outcome. */
+  at: string;
+  leader: string;
+  epoch: number;
+  outcome: "applied" | "refused";
+  /** Why a schedule was refused. */
+  refusal?: string;
+  /** What asked for the schedule (coalesced triggers). */
+  reasons: string[];
+  workers: string[];
+  tasks: number;
+  added: number;
+  removed: number;
+  moved: number;
+  unassigned: number;
+  /** Up to 100 tasks that moved, were added or removed, with their from/to worker. */
+  moves: HistoryMove[];
+  /** True when more tasks changed than `moves` lists. */
+  movesTruncated?: boolean;
+}

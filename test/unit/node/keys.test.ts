@@ -59,6 +59,35 @@ describe("key layout", () => {
     );
   });
 
+  it("builds and parses the operator keys (cordon, draining, paused, request, history)", () => {
+    expect(keys.cordon("w1")).toBe("/prod/cordon/w1");
+    expect(keys.draining("w1")).toBe("/prod/draining/w1");
+    expect(keys.paused).toBe("/prod/paused");
+    expect(keys.request("r-1")).toBe("/prod/request/r-1");
+    expect(keys.history(42)).toBe("/prod/history/0000000000000042");
+    expect(keys.parseCordon(keys.cordon("wörker"))).toBe("wörker");
+    expect(keys.parseDraining(keys.draining("w1"))).toBe("w1");
+    expect(keys.parseRequest(keys.request("r-1"))).toBe("r-1");
+    expect(keys.parseHistory(keys.history(Number.MAX_SAFE_INTEGER))).toBe(Number.MAX_SAFE_INTEGER);
+    expect(keys.parseHistory("/prod/history/42")).toBeUndefined();
+    expect(keys.parseCordon(keys.draining("w1"))).toBeUndefined();
+    // Keys sort in revision order.
+    expect(keys.history(9) < keys.history(10)).toBe(true);
+  });
+
+  it("rejects bad operator key parts with ERR_BAD_NAME", () => {
+    for (const build of [
+      () => keys.cordon("a/b"),
+      () => keys.draining(""),
+      () => keys.request("x\n"),
+      () => keys.history(-1),
+      () => keys.history(1.5),
+      () => keys.history(1e16),
+    ]) {
+      expect(build).toThrow(expect.objectContaining({ code: "ERR_BAD_NAME" }));
+    }
+  });
+
   it("computes etcd's prefix range end", () => {
     expect(prefixRangeEnd("/r/worker/").toString()).toBe("/r/worker0");
     expect(prefixRangeEnd("a").toString()).toBe("b");
