@@ -1,3 +1,4 @@
+import { planAroundCordons } from "./cordon.js";
 import { placeKeyed } from "./keyed.js";
 import { placeUnkeyed } from "./least-load.js";
 import type { Plan, PlanInput } from "./types.js";
@@ -12,6 +13,9 @@ import { indexInput } from "./validate.js";
  * @throws PlanInputError naming the culprit; never returns a partial plan.
  */
 export function plan(input: PlanInput): Plan {
+  if (input?.workers?.some?.((worker) => typeof worker === "object" && worker?.cordoned)) {
+    return planAroundCordons(input, plan);
+  }
   const problem = indexInput(input);
   const workerCount = problem.workers.length;
   const placement: Placement = {

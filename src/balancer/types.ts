@@ -14,10 +14,14 @@ export interface Task {
   payload?: unknown;
 }
 
-/** An online worker; `capacity` is the most total task weight it may hold (unlimited when absent). */
+/**
+ * An online worker; `capacity` is the most total task weight it may hold (unlimited when absent). A
+ * `cordoned` worker keeps the generated tasks it holds (and its keys' tasks) but takes nothing new.
+ */
 export interface WorkerSpec {
   name: string;
   capacity?: number;
+  cordoned?: boolean;
 }
 
 /** worker name → ids of the tasks assigned to it, as a plain record or a Map. */
