@@ -1,4 +1,3 @@
-import { EventEmitter } from "node:events";
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
@@ -12,11 +11,12 @@ import {
   type Logger,
   silentLogger,
 } from "../node/index.js";
+import { SafeEmitter } from "../runtime/emitter.js";
 import { campaign, type Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
 import { type Generator, loadGenerator } from "./generator.js";
 import type { ScheduleResult } from "./schedule.js";
-import { LeaderTerm, type TermSettings } from "./term.js";
+import { LeaderTerm, type TermContext, type TermSettings } from "./term.js";
 
 export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   /** An etcd client to use (not closed by `stop()`); otherwise one is created from `etcd` and the TLS/auth fields. */
@@ -66,7 +66,7 @@ interface Term {
  * The master: campaigns for leadership and, while it leads, schedules on every trigger (first start,
  * worker changes, interval, `scheduleNow`) with every write fenced by its election key.
  */
-export class Master extends EventEmitter<MasterEvents> {
+export class Master extends SafeEmitter<MasterEvents> {
   readonly name: string;
   readonly keys: KeyLayout;
   private readonly settings: Settings;
@@ -86,6 +86,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.settings = { ...DEFAULTS, ...definedOnly(options) };
     validateSettings(this.settings);
     this.logger = (options.logger ?? silentLogger).child({ master: this.name });
+    this.listenerErrorLog = this.logger;
   }
 
   get isLeader(): boolean {
@@ -183,7 +184,7 @@ export class Master extends EventEmitter<MasterEvents> {
       generator: this.generator as Generator,
       settings: this.settings,
       logger,
-      emit: (event, ...args) => this.emitEvent(event, ...args),
+      emit: this.emit.bind(this) as TermContext["emit"],
     });
     this.term = { leadership, term };
     logger.info({ electionKey: leadership.key }, "elected leader");
@@ -193,7 +194,7 @@ export class Master extends EventEmitter<MasterEvents> {
     } catch (error) {
       if (!signal.aborted) {
         logger.error({ err: error }, "leadership failed; resigning");
-        this.emitEvent("error", error as Error);
+        this.emit("error", error as Error);
         leadership.depose(error as Error);
       }
     } finally {
@@ -212,12 +213,6 @@ export class Master extends EventEmitter<MasterEvents> {
         logger.info("resigned leadership");
       }
     }
-  }
-
-  /** An unheard `error` event would crash the process: it is emitted only to listeners (and always logged). */
-  private emitEvent<E extends keyof MasterEvents>(event: E, ...args: MasterEvents[E]): void {
-    if (event === "error" && this.listenerCount("error") === 0) return;
-    (this.emit as (event: E, ...args: MasterEvents[E]) => boolean)(event, ...args);
   }
 }
 

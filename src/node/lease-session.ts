@@ -1,6 +1,6 @@
-import { EventEmitter } from "node:events";
 import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
 import { EschedulerError } from "../errors.js";
+import { SafeEmitter } from "../runtime/emitter.js";
 import { type Logger, silentLogger } from "./logger.js";
 
 export interface LeaseSessionOptions {
@@ -24,7 +24,7 @@ interface LeaseSessionEvents {
  * it reports `lost` when etcd says the lease is gone, and also when no keep-alive has been confirmed
  * for the TTL minus a margin — before etcd can expire the lease and hand its keys to someone else.
  */
-export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
+export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   readonly id: string;
   readonly ttlMs: number;
   /** Aborted when the lease is lost, closed or orphaned. */
@@ -70,6 +70,7 @@ export class LeaseSession extends EventEmitter<LeaseSessionEvents> {
     this.ttlMs = ttlMs;
     this.signal = this.controller.signal;
     this.logger = options.logger ?? silentLogger;
+    this.listenerErrorLog = this.logger;
     this.lossThresholdMs = ttlMs - (options.marginMs ?? Math.round(ttlMs * 0.3));
     this.confirmedAt = grantRequestedAt;
     this.lost = new Promise((resolve) => {

@@ -1,4 +1,3 @@
-import { EventEmitter } from "node:events";
 import type { Etcd3, IDuplexStream, IEvent, IRangeResponse, IWatchRequest, IWatchResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
@@ -9,6 +8,7 @@ import {
   silentLogger,
   unlessAborted,
 } from "../node/index.js";
+import { SafeEmitter } from "../runtime/emitter.js";
 import { ChangeQueue } from "./change-queue.js";
 
 export type WatchChange =
@@ -42,7 +42,7 @@ type StreamEnd = { resync: string } | { error: Error };
  * We drive the raw watch stream because etcd3's Watcher resumes from the header revision (which can
  * run ahead of the events delivered) and turns compaction into a bare error.
  */
-export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
+export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly values = new Map<string, string>();
   private readonly modRevisions = new Map<string, number>();
   private readonly iterators = new Set<ChangeQueue<WatchChange>>();
@@ -63,6 +63,7 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
   ) {
     super();
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
+    this.listenerErrorLog = this.logger;
   }
 
   /**
@@ -269,7 +270,7 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
     const event: ResyncEvent = { reason, fromRevision, toRevision, puts, deletes: changes.length - puts };
     this.logger.warn(event, "watch resynchronised from a fresh read");
     this.publish(changes);
-    this.safeEmit("resync", event);
+    this.emit("resync", event);
   }
 
   private readPrefix(): Promise<IRangeResponse> {
@@ -290,23 +291,14 @@ export class PrefixWatcher extends EventEmitter<PrefixWatcherEvents> {
   private publish(changes: WatchChange[]): void {
     for (const change of changes) {
       for (const queue of this.iterators) queue.push(change);
-      this.safeEmit("change", change);
-    }
-  }
-
-  /** A throwing listener must not break the stream handler (and with it, event order). */
-  private safeEmit<E extends keyof PrefixWatcherEvents>(event: E, ...args: PrefixWatcherEvents[E]): void {
-    try {
-      (this.emit as (event: E, ...args: PrefixWatcherEvents[E]) => boolean)(event, ...args);
-    } catch (error) {
-      this.logger.error({ err: error, event }, "watch listener threw");
+      this.emit("change", change);
     }
   }
 
   /** Errors are reported, never fatal: the watcher keeps retrying until closed. */
   private report(error: Error): void {
     this.logger.warn({ err: error, revision: this.currentRevision }, "watch interrupted; retrying");
-    if (this.listenerCount("error") > 0) this.safeEmit("error", error);
+    this.emit("error", error);
   }
 }
 

@@ -25,6 +25,7 @@ import {
   untilAborted,
   type WorkerInfo,
 } from "../node/index.js";
+import { SafeEmitter } from "../runtime/emitter.js";
 import { ChangeQueue, PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
 import type { StatusSink } from "./status-publisher.js";
@@ -108,7 +109,7 @@ const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
  * keeping `/R/status/<me>/` truthful, stops everything at once when its lease can no longer be
  * trusted, and leaves by revoking the lease.
  */
-export class Worker extends EventEmitter<WorkerEvents> {
+export class Worker extends SafeEmitter<WorkerEvents> {
   readonly name: string;
   readonly keys: KeyLayout;
   private readonly client: Etcd3;
@@ -146,6 +147,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.keys = keyLayout(options.root);
     this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
     this.logger = (options.logger ?? silentLogger).child({ worker: this.name });
+    this.listenerErrorLog = this.logger;
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -221,7 +223,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       await this.statusSink.put(taskId, status);
     }
     // The same attempt as the stored status (a handler's runner reports it the same way).
-    this.notify("taskState", { task: taskId, state, attempt, ...(error === undefined ? {} : { error }) });
+    this.emit("taskState", { task: taskId, state, attempt, ...(error === undefined ? {} : { error }) });
     this.checkReady();
   }
 
@@ -298,7 +300,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           retryNameTaken: true,
           onWaiting: (reason) => {
             this.waitingReason = reason.message;
-            this.notify("registrationWaiting", reason);
+            this.emit("registrationWaiting", reason);
             if (!again && reason.code === "ERR_NAME_TAKEN" && Date.now() >= nameWaitUntil)
               nameHeld.abort(reason);
           },
@@ -335,7 +337,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (this.feeding === session)
         this.applyTaskChange(change, tasks.modRevision(change.key) ?? change.revision);
     });
-    tasks.on("resync", (event) => this.notify("resync", event));
+    tasks.on("resync", (event) => this.emit("resync", event));
     plan.on("change", () => this.checkReady());
     try {
       await plan.start(signal);
@@ -474,7 +476,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.currentStatus === "left_barrier" && (await this.carriesShare().catch(() => this.isReady));
         if (ready !== this.isReady && !this.readyCheckAgain) {
           this.isReady = ready;
-          this.notify("ready", ready);
+          this.emit("ready", ready);
         }
       } while (this.readyCheckAgain);
     })().finally(() => {
@@ -522,11 +524,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (previous) {
       this.logger.info({ task: id }, "task changed");
       this.publish({ type: "changed", task: spec.task, previous: before });
-      this.notify("changed", spec.task, before);
+      this.emit("changed", spec.task, before);
     } else {
       this.logger.info({ task: id }, "task added");
       this.publish({ type: "added", task: spec.task });
-      this.notify("added", spec.task);
+      this.emit("added", spec.task);
     }
   }
 
@@ -543,7 +545,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ...("task" in previous ? { previous: previous.task } : {}),
       reason,
     });
-    this.notify("removed", id, reason);
+    this.emit("removed", id, reason);
   }
 
   private unassignAll(reason: RemovalReason): void {
@@ -562,7 +564,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         logger: this.logger.child({ task: id }),
         stopTimeoutMs: this.stopTimeoutMs,
         retry: this.options.startRetry ?? DEFAULT_START_RETRY,
-        onState: (change) => this.notify("taskState", change),
+        onState: (change) => this.emit("taskState", change),
         onStored: () => this.checkReady(),
         onSettled: () => {
           if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
@@ -590,9 +592,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       "lease lost: stopped every task",
     );
     this.setStatus("lost");
-    this.notify("lost", reason);
+    this.emit("lost", reason);
     void this.allTasksIdle().then(() =>
-      this.notify("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt }),
+      this.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt }),
     );
   }
 
@@ -652,21 +654,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (previous === status) return;
     this.currentStatus = status;
     this.logger.info({ status, previous }, "worker status");
-    this.notify("status", status, previous);
+    this.emit("status", status, previous);
     this.checkReady();
   }
 
   private publish(change: TaskChange): void {
     for (const queue of this.subscribers) queue.push(change);
-  }
-
-  /** A throwing listener must not break the worker's own bookkeeping (fencing above all). */
-  private notify<E extends keyof WorkerEvents>(event: E, ...args: WorkerEvents[E]): void {
-    try {
-      (this.emit as (event: E, ...args: WorkerEvents[E]) => boolean)(event, ...args);
-    } catch (error) {
-      this.logger.error({ err: error, event }, "worker event listener threw");
-    }
   }
 }
 

@@ -4,9 +4,29 @@ import { FencedWriter, leaderFence } from "../../../src/master/index.js";
 import { createEtcdClient } from "../../../src/node/index.js";
 import { testClient, testSpace, waitFor } from "../../helpers/context.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
-import { FakeWorker, leaderLease, snapshot, tasks, testMaster } from "./fixtures.js";
+import { assignment, FakeWorker, leaderLease, snapshot, tasks, testMaster } from "./fixtures.js";
 
 describe("master leadership", () => {
+  it("still schedules when an elected listener throws (a listener never changes control flow)", async () => {
+    const space = testSpace("throwing-listener");
+    await FakeWorker.start(space.client, space.keys, "w1");
+    const master = testMaster(space, () => tasks(2), { name: "a" });
+    master.on("elected", () => {
+      throw new Error("listener bug");
+    });
+    let scheduled = 0;
+    master.on("scheduled", () => scheduled++);
+    await master.start();
+    await waitFor("a schedule", () => scheduled > 0);
+    expect(master.isLeader).toBe(true);
+    expect(await assignment(space.client, space.keys)).toEqual(
+      new Map([
+        ["t0", "w1"],
+        ["t1", "w1"],
+      ]),
+    );
+  });
+
   it("elects exactly one of two masters and records it as the leader", async () => {
     const space = testSpace("lead");
     const a = testMaster(space, () => tasks(3), { name: "a" });
