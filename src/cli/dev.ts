@@ -7,7 +7,8 @@ import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import ms from "ms";
 import { z } from "zod";
-import { createEtcdClient, duration, parseConfig, sharedConfigSchema } from "../node/index.js";
+import { createEtcdClient } from "../node/index.js";
+import { duration, parseConfig, sharedConfigSchema } from "./config.js";
 import { DevCluster, type DevNode, type NodeExit } from "./dev-cluster.js";
 import { describeChanges, Screen, stamped } from "./dev-view.js";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.js";
@@ -35,11 +36,10 @@ const REFRESH_MS = 250;
 
 export async function runDev(options: Record<string, unknown>): Promise<number> {
   // Only --etcd or ETCD_ENDPOINTS point dev at an existing etcd; ESCHEDULER_ETCD may name production.
-  const config = parseConfig(
-    devOptionsSchema,
-    { ...options, etcd: options.etcd ?? process.env.ETCD_ENDPOINTS },
-    {},
-  );
+  const config = parseConfig(devOptionsSchema, {
+    ...options,
+    etcd: options.etcd ?? process.env.ETCD_ENDPOINTS,
+  });
   const tempDir = mkdtempSync(join(tmpdir(), "escheduler-dev-"));
   const root = config.etcd ? `escheduler-dev-${randomBytes(3).toString("hex")}` : "escheduler";
   const screen = process.stdout.isTTY ? new Screen() : undefined;

@@ -1,8 +1,16 @@
 /** The `escheduler` command line: parses flags, runs one command, and turns every failure into an exit code. */
 import { basename } from "node:path";
 import { Command, CommanderError } from "commander";
+import ms from "ms";
+import { DEFAULTS } from "../node/defaults.js";
 import { EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
-import { addConnectionOptions, addNodeOptions, debugRequested } from "./options.js";
+import {
+  addConnectionOptions,
+  addNodeOptions,
+  addSetting,
+  debugRequested,
+  resolveOptions,
+} from "./options.js";
 import { packageVersion } from "./version.js";
 
 type Options = Record<string, unknown>;
@@ -15,10 +23,15 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   // Dependencies' deprecation notices (e.g. gRPC's TLS to an IP address) would break one-line errors.
   if (!debugRequested(args)) process.noDeprecation = true;
   let exitCode = EXIT_OK;
-  const run = (load: () => Promise<(options: Options) => Promise<number>>) => async (options: Options) => {
-    const command = await load();
-    exitCode = await command(options);
-  };
+  // Commander calls an action with the positional arguments, the options, then the command itself.
+  const run =
+    (load: () => Promise<(options: Options, ...positional: string[]) => Promise<number>>) =>
+    async (...args: unknown[]) => {
+      const command = args.at(-1) as Command;
+      const positional = args.slice(0, -2) as string[];
+      const action = await load();
+      exitCode = await action(resolveOptions(command), ...positional);
+    };
   const program = buildProgram({
     master: run(async () => (await import("./master.js")).runMaster),
     worker: run(async () => (await import("./worker.js")).runWorker),
@@ -35,7 +48,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
-type Actions = Record<"master" | "worker" | "status" | "probe" | "dev", (options: Options) => Promise<void>>;
+type Actions = Record<
+  "master" | "worker" | "status" | "probe" | "dev",
+  (...args: unknown[]) => Promise<void>
+>;
 
 function buildProgram(actions: Actions): Command {
   const program = new Command("escheduler")
@@ -48,39 +64,58 @@ function buildProgram(actions: Actions): Command {
     .addHelpText(
       "after",
       `
-Environment: ESCHEDULER_ETCD, ESCHEDULER_ROOT, ESCHEDULER_ETCD_PASSWORD (flags win).
+Every flag of a command can also come from an environment variable (--etcd: ESCHEDULER_ETCD,
+--stop-timeout: ESCHEDULER_STOP_TIMEOUT, ...) or a --config JSON file; flags win, then variables.
 Exit codes: 0 done (probe: ready), 1 failed (probe: not ready), 2 bad usage, bad module,
 etcd unreachable or credentials refused (probe: cannot tell).
 Run "escheduler <command> --help" for a command's flags.
 `,
     );
 
-  addNodeOptions(
-    program
-      .command("master")
-      .description("campaign for leadership; as leader, balance the generator's tasks over the workers")
-      .requiredOption("--generator <module>", "module whose default export returns the tasks")
-      .option("--interval <duration>", "schedule at least this often (default 60s)")
-      .option(
-        "--rebalance-wait <duration>",
-        "debounce worker changes this long before scheduling (default 5s)",
-      )
-      .option("--timeout <duration>", "abort a generator call after this long (default 30s)")
-      .option(
-        "--barrier-timeout <duration>",
-        "first start: wait this long for --workers to gather (default 5m)",
-      )
-      .option("--handoff <mode>", "wait (a moved task never runs twice) or immediate (default wait)"),
-  ).action(actions.master);
+  const master = program
+    .command("master")
+    .description("campaign for leadership; as leader, balance the generator's tasks over the workers");
+  addSetting(master, "--generator <module>", "module whose default export returns the tasks (required)");
+  addNodeOptions(master);
+  addSetting(
+    master,
+    "--interval <duration>",
+    `schedule at least this often (default ${ms(DEFAULTS.intervalMs)})`,
+  );
+  addSetting(
+    master,
+    "--rebalance-wait <duration>",
+    `debounce worker changes this long before scheduling (default ${ms(DEFAULTS.rebalanceWaitMs)})`,
+  );
+  addSetting(
+    master,
+    "--timeout <duration>",
+    `abort a generator call after this long (default ${ms(DEFAULTS.timeoutMs)})`,
+  );
+  addSetting(
+    master,
+    "--barrier-timeout <duration>",
+    `first start: wait this long for --workers to gather (default ${ms(DEFAULTS.barrierTimeoutMs)})`,
+  );
+  addSetting(
+    master,
+    "--handoff <mode>",
+    `wait (a moved task never runs twice) or immediate (default ${DEFAULTS.handoff})`,
+  );
+  master.action(actions.master);
 
-  addNodeOptions(
-    program
-      .command("worker")
-      .description("run the tasks the leader assigns to this node through a handler module")
-      .requiredOption("--handler <module>", "module whose default export starts and stops tasks")
-      .option("--capacity <n>", "most load units this worker takes (default unlimited)")
-      .option("--stop-timeout <duration>", "give each task this long to stop (default 30s)"),
-  ).action(actions.worker);
+  const worker = program
+    .command("worker")
+    .description("run the tasks the leader assigns to this node through a handler module");
+  addSetting(worker, "--handler <module>", "module whose default export starts and stops tasks (required)");
+  addNodeOptions(worker);
+  addSetting(worker, "--capacity <n>", "most load units this worker takes (default unlimited)");
+  addSetting(
+    worker,
+    "--stop-timeout <duration>",
+    `give each task this long to stop (default ${ms(DEFAULTS.stopTimeoutMs)})`,
+  );
+  worker.action(actions.worker);
 
   addConnectionOptions(
     program

@@ -2,7 +2,8 @@
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../barrier/index.js";
 import { loadGenerator, Master } from "../master/index.js";
-import { keyLayout, type Logger, masterConfigSchema } from "../node/index.js";
+import { keyLayout, type Logger } from "../node/index.js";
+import { masterConfigSchema } from "./config.js";
 import { oneLine } from "./errors.js";
 import { HttpRefusal, type Readiness } from "./http.js";
 import { createRegistry, observeMaster } from "./metrics.js";

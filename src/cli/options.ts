@@ -1,34 +1,82 @@
-/** The flags every command shares, and their mapping onto the validated config of src/node. */
-import type { Command } from "commander";
+/**
+ * The flags every command shares. Each flag also reads an environment variable (`--stop-timeout` →
+ * `ESCHEDULER_STOP_TIMEOUT`, shown in `--help`) and a `--config <file.json>` setting; a flag wins
+ * over its variable, which wins over the file. Defaults live in the config schemas (config.ts).
+ */
+import { type Command, Option } from "commander";
+import ms from "ms";
+import { DEFAULTS } from "../node/defaults.js";
+import { readConfigFile } from "./config.js";
+
+/** `--stop-timeout` → `ESCHEDULER_STOP_TIMEOUT`. */
+export function environmentVariable(flag: string): string {
+  return `ESCHEDULER_${flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase()}`;
+}
+
+/** Adds `--flag <value>` (or a boolean `--flag`) that its environment variable can also set. */
+export function addSetting(command: Command, flags: string, description: string): Command {
+  const long = flags.split(/[ ,]/).find((part) => part.startsWith("--")) ?? flags;
+  return command.addOption(new Option(flags, description).env(environmentVariable(long)));
+}
 
 /** Flags that reach etcd: every command that talks to it has them. */
-export function addConnectionOptions(command: Command, dialTimeoutDefault = "5s"): Command {
-  return command
-    .option(
-      "--etcd <endpoints>",
-      "etcd endpoints, comma-separated (env ESCHEDULER_ETCD; default 127.0.0.1:2379)",
-    )
-    .option("--root <name>", "key prefix shared by one cluster (env ESCHEDULER_ROOT; default escheduler)")
-    .option("--etcd-ca <file>", "CA certificate (PEM) to verify etcd; switches to https")
-    .option("--etcd-cert <file>", "client certificate (PEM) for etcd mutual TLS")
-    .option("--etcd-key <file>", "client private key (PEM) for etcd mutual TLS")
-    .option("--etcd-user <user>", "etcd user (role-based access control)")
-    .option("--etcd-password <password>", "etcd password (env ESCHEDULER_ETCD_PASSWORD)")
-    .option(
+export function addConnectionOptions(
+  command: Command,
+  dialTimeoutDefault = ms(DEFAULTS.dialTimeoutMs),
+): Command {
+  const settings: Array<[string, string]> = [
+    ["--etcd <endpoints>", `etcd endpoints, comma-separated (default ${DEFAULTS.etcd})`],
+    ["--root <name>", `key prefix shared by one cluster (default ${DEFAULTS.root})`],
+    ["--etcd-ca <file>", "CA certificate (PEM) to verify etcd; switches to https"],
+    ["--etcd-cert <file>", "client certificate (PEM) for etcd mutual TLS"],
+    ["--etcd-key <file>", "client private key (PEM) for etcd mutual TLS"],
+    ["--etcd-user <user>", "etcd user (role-based access control)"],
+    ["--etcd-password <password>", "etcd password (prefer the environment variable)"],
+    [
       "--dial-timeout <duration>",
       `give up when etcd does not answer within this long (default ${dialTimeoutDefault})`,
-    )
-    .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (default info)");
+    ],
+    [
+      "--log-level <level>",
+      `trace, debug, info, warn, error, fatal or silent (default ${DEFAULTS.logLevel})`,
+    ],
+  ];
+  for (const [flags, description] of settings) addSetting(command, flags, description);
+  return command.option(
+    "--config <file.json>",
+    'settings as a JSON object of flag names without dashes, e.g. {"etcd-ca": "/tls/ca.pem"}; flags and environment variables win',
+  );
 }
 
 /** Flags of the long-running nodes (master and worker). */
 export function addNodeOptions(command: Command): Command {
-  return addConnectionOptions(command)
-    .option("--name <name>", "this node's name, unique in the root (default <ip>-<pid>)")
-    .option("--ttl <duration>", "lease time-to-live: how fast a crashed node disappears (default 10s)")
-    .option("--workers <count>", "workers the first start gathers in the barrier (default 0: no gathering)")
-    .option("--max-workers <count>", "most workers registered at once (default --workers; 0 for no cap)")
-    .option("--http <host:port>", "serve /healthz, /readyz, /metrics and /status here (e.g. :8080)");
+  const settings: Array<[string, string]> = [
+    ["--name <name>", "this node's name, unique in the root (default <ip>-<pid>)"],
+    [
+      "--ttl <duration>",
+      `lease time-to-live: how fast a crashed node disappears (default ${ms(DEFAULTS.ttlMs)})`,
+    ],
+    ["--workers <count>", "workers the first start gathers in the barrier (default 0: no gathering)"],
+    ["--max-workers <count>", "most workers registered at once (default --workers; 0 for no cap)"],
+    ["--http <host:port>", "serve /healthz, /readyz, /metrics and /status here (e.g. :8080)"],
+  ];
+  addConnectionOptions(command);
+  for (const [flags, description] of settings) addSetting(command, flags, description);
+  return command;
+}
+
+/**
+ * The command's options as one record: what flags and environment variables gave, over what its
+ * `--config` file gives. Throws ERR_CONFIG for an unreadable file or a setting the command lacks.
+ */
+export function resolveOptions(command: Command): Record<string, unknown> {
+  const given = command.opts();
+  if (typeof given.config !== "string") return given;
+  const known = new Set(command.options.map((option) => option.attributeName()));
+  const fromFile = readConfigFile(given.config, known);
+  const merged: Record<string, unknown> = { ...fromFile };
+  for (const [field, value] of Object.entries(given)) if (value !== undefined) merged[field] = value;
+  return merged;
 }
 
 /** True when the raw arguments ask for debug (or trace) logs: stack traces are shown then. */

@@ -1,12 +1,7 @@
 /** `escheduler probe [--worker NAME]`: a readiness check for scripts and Kubernetes exec probes. */
 import { clusterReadiness, readClusterView, workerReadiness } from "../barrier/index.js";
-import {
-  assertValidName,
-  createEtcdClient,
-  keyLayout,
-  parseConfig,
-  sharedConfigSchema,
-} from "../node/index.js";
+import { assertValidName, createEtcdClient, keyLayout } from "../node/index.js";
+import { parseConfig, sharedConfigSchema } from "./config.js";
 import { withinDialTimeout } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
 

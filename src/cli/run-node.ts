@@ -1,7 +1,8 @@
 /** The life of a long-running node process (master or worker): serve HTTP, start, run until a signal, stop gracefully. */
 import type { Etcd3 } from "etcd3";
 import type { z } from "zod";
-import { createLogger, defaultNodeName, type Logger, parseConfig, type SharedConfig } from "../node/index.js";
+import { createLogger, defaultNodeName, type Logger } from "../node/index.js";
+import { parseConfig, type SharedConfig } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK, oneLine, usageError } from "./errors.js";
 import { type HttpEndpoint, type HttpHandlers, serveHttp } from "./http.js";
@@ -26,10 +27,10 @@ export async function prepareNode<S extends z.ZodType<SharedConfig>>(
   options: Record<string, unknown>,
   module: { flag: "generator" | "handler"; load(path: string): Promise<unknown> },
 ): Promise<PreparedNode<z.output<S>>> {
-  const config = parseConfig(schema, options);
   const modulePath = options[module.flag];
   if (typeof modulePath !== "string" || modulePath === "")
     throw usageError(`--${module.flag} <module> is required`);
+  const config = parseConfig(schema, options);
   await module.load(modulePath);
   const name = config.name ?? defaultNodeName();
   const logger = createLogger({ name, role, level: config.logLevel });

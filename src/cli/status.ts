@@ -1,14 +1,8 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
 import { clusterReadiness, readClusterView } from "../barrier/index.js";
-import {
-  type KeyLayout,
-  keyLayout,
-  parseConfig,
-  parseRecord,
-  sharedConfigSchema,
-  type Task,
-} from "../node/index.js";
+import { type KeyLayout, keyLayout, parseRecord, type Task } from "../node/index.js";
+import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
 import { renderStatus, type StatusReport, statusReport } from "./status-view.js";

@@ -1,5 +1,5 @@
 /** `escheduler worker --handler <module>`: runs the tasks the leader assigns to this node. */
-import { workerCap, workerConfigSchema } from "../node/index.js";
+import { workerCap, workerConfigSchema } from "./config.js";
 import { loadHandler, Worker } from "../worker/index.js";
 import { createRegistry, observeWorker } from "./metrics.js";
 import { prepareNode, runNode } from "./run-node.js";

@@ -2,12 +2,16 @@ import { readFileSync } from "node:fs";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry } from "cockatiel";
 import { Etcd3, type IOptions, isRecoverableError } from "etcd3";
 import { EschedulerError, firstLine } from "../errors.js";
-import type { SharedConfig } from "./config.js";
-
-export type EtcdConnectionConfig = Pick<
-  SharedConfig,
-  "etcd" | "etcdCa" | "etcdCert" | "etcdKey" | "etcdUser" | "etcdPassword" | "dialTimeout"
->;
+/** How to reach etcd: endpoints, TLS files (paths), credentials, and how long to wait for an answer. */
+export interface EtcdConnectionConfig {
+  etcd: string[];
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdUser?: string;
+  etcdPassword?: string;
+  dialTimeout: number;
+}
 
 /** Creates an etcd client for the configured endpoints, TLS files and user; fails fast (ERR_CONFIG) on unreadable files. */
 export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd: string[] }): Etcd3 {

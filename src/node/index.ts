@@ -1,17 +1,7 @@
 export { settlesWithin, unlessAborted, untilAborted } from "./abort.js";
 export { type Backoff, delay, exponentialBackoff } from "./backoff.js";
+export { DEFAULTS } from "./defaults.js";
 export { createEtcdClient, type EtcdConnectionConfig, ensureReachable } from "./client.js";
-export {
-  duration,
-  type MasterConfig,
-  masterConfigSchema,
-  parseConfig,
-  type SharedConfig,
-  sharedConfigSchema,
-  type WorkerConfig,
-  workerCap,
-  workerConfigSchema,
-} from "./config.js";
 export {
   assertValidName,
   type DoubleBarrierKeys,

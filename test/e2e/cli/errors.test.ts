@@ -255,6 +255,6 @@ describe("invoked as escheduler-master or escheduler-worker", () => {
     const master = await runCli(["--help"], { entry: join(links, "escheduler-master") });
     expect(master.stdout).toMatch(/^Usage: escheduler master /);
     const worker = await runCli(["--capacity", "x"], { entry: join(links, "escheduler-worker") });
-    expectOneLineUsageError(worker, /required option '--handler <module>'/);
+    expectOneLineUsageError(worker, /--handler <module> is required/);
   });
 });

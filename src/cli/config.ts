@@ -1,7 +1,9 @@
 import ms from "ms";
 import { z } from "zod";
+import { readFileSync } from "node:fs";
 import { EschedulerError } from "../errors.js";
-import { nameProblem } from "./keys.js";
+import { DEFAULTS } from "../node/defaults.js";
+import { nameProblem } from "../node/keys.js";
 
 /** A duration as milliseconds: a number, or an `ms` string such as "500ms", "10s", "2m". */
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -27,79 +29,91 @@ const hostPort = z
 export const sharedConfigSchema = z.object({
   etcd: z
     .union([z.string(), z.array(z.string())])
-    .default("127.0.0.1:2379")
+    .default(DEFAULTS.etcd)
     .transform((value) =>
       (Array.isArray(value) ? value : value.split(",")).map((h) => h.trim()).filter(Boolean),
     )
     .refine((hosts) => hosts.length > 0, "needs at least one endpoint"),
-  root: name.default("escheduler"),
+  root: name.default(DEFAULTS.root),
   name: name.optional(),
   ttl: duration
-    .default(10_000)
+    .default(DEFAULTS.ttlMs)
     .refine((v) => v >= 1000, "must be at least 1s (etcd leases count whole seconds)"),
-  workers: count.default(0),
+  workers: count.default(DEFAULTS.expectedWorkers),
   maxWorkers: count.optional(),
   http: hostPort.optional(),
-  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default(DEFAULTS.logLevel),
   etcdCa: z.string().optional(),
   etcdCert: z.string().optional(),
   etcdKey: z.string().optional(),
   etcdUser: z.string().optional(),
   etcdPassword: z.string().optional(),
-  dialTimeout: duration.default(5_000),
+  dialTimeout: duration.default(DEFAULTS.dialTimeoutMs),
 });
 
 export const masterConfigSchema = sharedConfigSchema.extend({
-  interval: duration.default(60_000),
-  rebalanceWait: duration.default(5_000),
-  timeout: duration.default(30_000),
-  barrierTimeout: duration.default(300_000),
-  handoff: z.enum(["wait", "immediate"]).default("wait"),
+  interval: duration.default(DEFAULTS.intervalMs),
+  rebalanceWait: duration.default(DEFAULTS.rebalanceWaitMs),
+  timeout: duration.default(DEFAULTS.timeoutMs),
+  barrierTimeout: duration.default(DEFAULTS.barrierTimeoutMs),
+  handoff: z.enum(["wait", "immediate"]).default(DEFAULTS.handoff),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({
   capacity: z.coerce.number().positive().optional(),
-  stopTimeout: duration.default(30_000),
+  stopTimeout: duration.default(DEFAULTS.stopTimeoutMs),
 });
 
 export type SharedConfig = z.output<typeof sharedConfigSchema>;
 export type MasterConfig = z.output<typeof masterConfigSchema>;
 export type WorkerConfig = z.output<typeof workerConfigSchema>;
 
-/** Environment variables that fill options the caller left out. */
-const ENVIRONMENT: Record<string, string> = {
-  etcd: "ESCHEDULER_ETCD",
-  root: "ESCHEDULER_ROOT",
-  etcdPassword: "ESCHEDULER_ETCD_PASSWORD",
-};
-
 /**
- * Validates options (flags first, then environment variables, then defaults).
- * Throws ERR_CONFIG naming the first bad field and its value.
+ * Validates options (already merged: flags, then environment variables, then a --config file) and
+ * fills the defaults. Throws ERR_CONFIG naming the first bad field and its value.
  */
-export function parseConfig<S extends z.ZodType>(
-  schema: S,
-  options: Record<string, unknown>,
-  env: NodeJS.ProcessEnv = process.env,
-): z.output<S> {
-  const merged: Record<string, unknown> = {};
-  for (const [field, variable] of Object.entries(ENVIRONMENT)) {
-    if (env[variable] !== undefined && env[variable] !== "") merged[field] = env[variable];
-  }
-  for (const [field, value] of Object.entries(options)) {
-    if (value !== undefined) merged[field] = value;
-  }
-  const result = schema.safeParse(merged);
+export function parseConfig<S extends z.ZodType>(schema: S, options: Record<string, unknown>): z.output<S> {
+  const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const result = schema.safeParse(given);
   if (!result.success) {
     const issue = result.error.issues[0];
     const field = issue.path.join(".");
-    const value = issue.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k], merged);
+    const value = issue.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k], given);
     throw new EschedulerError(
       "ERR_CONFIG",
       `invalid --${kebab(field)} ${JSON.stringify(value)}: ${issue.message}`,
     );
   }
   return result.data as z.output<S>;
+}
+
+/**
+ * The settings of a `--config <file.json>`: one JSON object whose keys are flag names without the
+ * dashes (`"etcd-ca"` or `"etcdCa"`), each allowed only where `known` (the command's options) has it.
+ */
+export function readConfigFile(path: string, known: ReadonlySet<string>): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new EschedulerError("ERR_CONFIG", `invalid --config ${JSON.stringify(path)}: ${reason}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new EschedulerError("ERR_CONFIG", `invalid --config ${JSON.stringify(path)}: not a JSON object`);
+  }
+  const settings: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const field = key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!known.has(field) || field === "config") {
+      throw new EschedulerError(
+        "ERR_CONFIG",
+        `invalid --config ${JSON.stringify(path)}: unknown setting ${JSON.stringify(key)} for this command`,
+      );
+    }
+    settings[field] = value;
+  }
+  return settings;
 }
 
 /** The worker cap in force: `--max-workers`, else `--workers`, else none (0 means unlimited). */

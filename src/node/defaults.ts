@@ -1,0 +1,18 @@
+/**
+ * The one place every default setting is defined: the library's `Master` and `Worker` and the command
+ * line's flags take these, so a node behaves the same however it is started.
+ */
+export const DEFAULTS = {
+  etcd: "127.0.0.1:2379",
+  root: "escheduler",
+  ttlMs: 10_000,
+  dialTimeoutMs: 5_000,
+  expectedWorkers: 0,
+  logLevel: "info",
+  intervalMs: 60_000,
+  rebalanceWaitMs: 5_000,
+  timeoutMs: 30_000,
+  barrierTimeoutMs: 300_000,
+  handoff: "wait",
+  stopTimeoutMs: 30_000,
+} as const;
