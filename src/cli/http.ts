@@ -3,12 +3,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { EschedulerError } from "../errors.js";
-import type { Logger } from "../node/index.js";
+import type { Readiness } from "../barrier/index.js";
+import { type Logger, silentLogger } from "../node/index.js";
 
-export interface Readiness {
-  ready: boolean;
-  reasons: string[];
-}
+export type { Readiness };
 
 export interface HttpHandlers {
   /** `GET /readyz`: 200 when ready, else 503 with the reasons, one per line. */
@@ -41,7 +39,7 @@ export interface HttpEndpoint {
 export async function serveHttp(
   address: string,
   handlers: HttpHandlers,
-  logger: Logger,
+  logger: Logger = silentLogger,
 ): Promise<HttpEndpoint> {
   const { host, port } = parseHostPort(address);
   const server = createServer((request, response) => {
