@@ -53,7 +53,10 @@ export interface WorkerOptions extends Partial<EtcdConnectionConfig> {
   /** Most workers registered at once; 0 for no cap. */
   maxWorkers?: number;
   capacity?: number;
-  /** How long one task's stop may take before it is logged as an error; default 30 s. */
+  /**
+   * How long one task's stop may take before it is reported as overrunning (logged, `stopOverrun`);
+   * default 30 s. The task's status, and so the lease, stays until its stop returns.
+   */
   stopTimeoutMs?: number;
   /** Handler module path or value; without one, tasks are only delivered (`taskChanges()`), not run. */
   handler?: string | TaskHandler;
@@ -94,8 +97,10 @@ export interface WorkerEvents {
   ready: [boolean];
   taskState: [TaskStateChange];
   resync: [ResyncEvent];
-  /** After a lease loss, once every task has stopped (or overrun its stop timeout). */
+  /** After a lease loss, once every task has stopped. */
   leaseLost: [{ reason: Error; tasks: number; stoppedInMs: number }];
+  /** Stops still running after the stop timeout: their statuses and the lease stay until they return. */
+  stopOverrun: [{ tasks: string[]; stopTimeoutMs: number }];
   /** Registration refused for now (worker cap, or the name still held by an old lease). */
   registrationWaiting: [EschedulerError];
 }
@@ -139,6 +144,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private starting?: Promise<void>;
   private lifecycle?: Promise<void>;
   private stopping?: Promise<void>;
+  /** After a lease loss: resolves once every task of the lost session has stopped. */
+  private fenced?: Promise<void>;
 
   constructor(private readonly options: WorkerOptions) {
     super();
@@ -193,7 +200,11 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     return this.starting;
   }
 
-  /** Stops every task (in parallel, each within the stop timeout), revokes the lease, closes. Idempotent. */
+  /**
+   * Stops every task (in parallel), revokes the lease, closes. Idempotent. Resolves only once every
+   * stop has returned: a stop overrunning the stop timeout emits `stopOverrun` and keeps the lease
+   * (and its status) until it returns, so the task cannot start elsewhere meanwhile.
+   */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -593,22 +604,30 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     );
     this.setStatus("lost");
     this.emit("lost", reason);
-    void this.allTasksIdle().then(() =>
-      this.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt }),
-    );
+    this.fenced = this.allTasksIdle().then(() => {
+      this.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt });
+    });
   }
 
-  /** After a loss: wait for the tasks to stop, then revoke the old lease (if etcd still has it) so its keys go now. */
+  /** After a loss: wait until every task has stopped, then revoke the old lease (if etcd still has it) so its keys go now. */
   private async retireLostLease(session: LeaseSession): Promise<void> {
-    await this.allTasksIdle();
+    await this.fenced;
     await revokeQuietly(session);
   }
 
-  /** Resolves when every runner is idle, or each has overrun the stop timeout (it then keeps going). */
+  /** Resolves once every runner is idle; stops still going after the stop timeout are reported as overrunning. */
   private async allTasksIdle(): Promise<void> {
+    const runners = [...this.runners.values()];
+    const idle = Promise.all(runners.map((runner) => runner.idle()));
     // Every stop began together, so one deadline serves them all (not a timer per task).
-    const idle = Promise.all([...this.runners.values()].map((runner) => runner.idle()));
-    await settlesWithin(idle, this.stopTimeoutMs + 100);
+    if (await settlesWithin(idle, this.stopTimeoutMs)) return;
+    const tasks = runners.filter((runner) => !runner.settled).map((runner) => runner.taskId);
+    this.logger.warn(
+      { tasks, stopTimeoutMs: this.stopTimeoutMs },
+      "task stops overran the stop timeout; keeping their statuses and the lease until they return",
+    );
+    this.emit("stopOverrun", { tasks, stopTimeoutMs: this.stopTimeoutMs });
+    await idle;
   }
 
   private async shutdown(): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Cluster, now } from "../../helpers/cluster.js";
+import { Cluster, now, unitTasks } from "../../helpers/cluster.js";
 import { stickinessProblems, type TaskEvent } from "../../helpers/invariants.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
 
@@ -60,6 +60,36 @@ describe("workers failing under a running cluster (2 masters, 4 workers, real pr
     expect(slowestMove(cluster, handedOver, exit.signalledAt, leaving.pid)).toBeLessThan(TTL_MS);
     expect(await cluster.invariantProblems()).toEqual([]);
     expect(stickinessProblems(before, after, cluster.generatedTasks)).toEqual([]);
+  });
+
+  it("a SIGTERMed worker whose stops overrun --stop-timeout keeps its tasks until they return: none starts elsewhere sooner", async () => {
+    const cluster = await Cluster.start({
+      ...timings,
+      handoff: "wait",
+      stopTimeout: "1s",
+      stopDelayMs: 3_000,
+      masters: 1,
+      workers: 2,
+      tasks: unitTasks(4),
+    });
+    const before = await cluster.waitConverged();
+    const leaving = cluster.node("w1");
+    const handedOver = before.get("w1") ?? [];
+    expect(handedOver.length).toBeGreaterThan(0);
+
+    const exit = await cluster.terminate("w1");
+    await cluster.waitConverged();
+
+    expect(exit.code).toBe(0);
+    // Recorded only when a stop returns: the process exited after every stop, not at its timeout.
+    const stops = stopsOf(cluster, leaving.pid, handedOver, exit.signalledAt);
+    expect(stops).not.toContain(undefined);
+    const startedTooSoon = handedOver.filter((task, i) => {
+      const start = cluster.firstStart(task, exit.signalledAt, leaving.pid);
+      return start === undefined || start.t < (stops[i]?.t ?? Infinity);
+    });
+    expect(startedTooSoon).toEqual([]);
+    expect(await cluster.invariantProblems()).toEqual([]);
   });
 
   it("a worker paused past its TTL stops its stale tasks at once on SIGCONT, rejoins and gets its share back", async () => {

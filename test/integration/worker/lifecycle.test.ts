@@ -25,29 +25,40 @@ describe("worker lifecycle", () => {
     await worker.stop();
   });
 
-  it("stop() gives each task the stop timeout, in parallel, and still leaves when one hangs", async () => {
+  it("stop() keeps the lease and a slow task's status until its stop returns, reporting the overrun meanwhile", async () => {
     const { client, keys, root } = testSpace("wstuck");
     const stopping: string[] = [];
+    let finishSlowStop!: () => void;
     const handler = {
       start: () => {},
       stop: (task: { id: string }) => {
         stopping.push(task.id);
-        return task.id === "stuck"
-          ? new Promise(() => {})
-          : new Promise((resolve) => setTimeout(resolve, 200));
+        return task.id === "slow"
+          ? new Promise<void>((resolve) => (finishSlowStop = resolve))
+          : new Promise((resolve) => setTimeout(resolve, 50));
       },
     };
-    for (const id of ["stuck", "x", "y"]) await putTask(client, keys, "w1", { id });
+    for (const id of ["slow", "x", "y"]) await putTask(client, keys, "w1", { id });
     const worker = testWorker({ root, handler, ttlMs: 10_000, stopTimeoutMs: 300 });
+    const overruns: Array<{ tasks: string[]; stopTimeoutMs: number }> = [];
+    worker.on("stopOverrun", (overrun) => overruns.push(overrun));
     await worker.start();
     await waitFor("statuses running", async () => (await storedStatuses(client, keys, "w1")).size === 3);
 
-    const began = Date.now();
-    await worker.stop();
+    let stopped = false;
+    const stop = worker.stop().then(() => (stopped = true));
+    await waitFor("the overrun", () => overruns.length > 0);
 
-    expect(Date.now() - began).toBeLessThan(1_500);
-    expect(stopping.sort()).toEqual(["stuck", "x", "y"]);
+    expect(overruns).toEqual([{ tasks: ["slow"], stopTimeoutMs: 300 }]);
+    expect(stopped).toBe(false);
+    expect(await client.get(keys.worker("w1")).string()).not.toBeNull();
+    expect([...(await storedStatuses(client, keys, "w1")).keys()]).toEqual(["slow"]);
+
+    finishSlowStop();
+    await stop;
+    expect(stopping.sort()).toEqual(["slow", "x", "y"]);
     expect(await client.get(keys.worker("w1")).string()).toBeNull();
+    expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
   });
 
   it("is ready only once the last plan includes it and every task assigned to it runs", async () => {
