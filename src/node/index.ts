@@ -12,7 +12,7 @@ export {
   prefixRangeEnd,
   type TaskKeyParts,
 } from "./keys.js";
-export { LeaseSession, type LeaseSessionOptions } from "./lease-session.js";
+export { LeaseSession, type LeaseSessionOptions, leaseMarginMs } from "./lease-session.js";
 export { createLogger, type Logger, silentLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";

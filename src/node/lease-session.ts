@@ -16,7 +16,13 @@ const KEEPALIVE_RETRY_MS = 50;
 
 interface LeaseSessionEvents {
   lost: [Error];
+  /** A confirmed keep-alive, with when it was sent (monotonic ms, `performance.now()`). */
   keepalive: [number];
+}
+
+/** How long before the server-side expiry loss is reported: `marginMs`, default 30 % of the TTL. */
+export function leaseMarginMs(ttlMs: number, marginMs?: number): number {
+  return marginMs ?? Math.round(ttlMs * 0.3);
 }
 
 /**
@@ -34,7 +40,10 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private readonly controller = new AbortController();
   private readonly lossThresholdMs: number;
   private readonly logger: Logger;
-  /** When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after it). */
+  /**
+   * When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after
+   * it), on the monotonic clock: a wall-clock step must not delay self-fencing.
+   */
   private confirmedAt: number;
   private keepaliveTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
@@ -49,10 +58,10 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     options: LeaseSessionOptions & { deadlineMs?: number },
   ): Promise<LeaseSession> {
     const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
-    const requestedAt = Date.now();
+    const requestedAt = performance.now();
     const lease = client.lease(ttlSeconds, {
       autoKeepAlive: false,
-      deadline: requestedAt + (options.deadlineMs ?? 5_000),
+      deadline: Date.now() + (options.deadlineMs ?? 5_000),
     });
     const id = await lease.grant();
     return new LeaseSession(lease, id, ttlSeconds * 1000, requestedAt, options);
@@ -71,7 +80,7 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     this.signal = this.controller.signal;
     this.logger = options.logger ?? silentLogger;
     this.listenerErrorLog = this.logger;
-    this.lossThresholdMs = ttlMs - (options.marginMs ?? Math.round(ttlMs * 0.3));
+    this.lossThresholdMs = ttlMs - leaseMarginMs(ttlMs, options.marginMs);
     this.confirmedAt = grantRequestedAt;
     this.lost = new Promise((resolve) => {
       this.resolveLost = resolve;
@@ -105,11 +114,11 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private sendKeepalive(): void {
     if (this.keepaliveInFlight || !this.active) return;
     this.keepaliveInFlight = true;
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     // A short deadline per attempt: a hung attempt (a dead member, a black-holed connection) must not
     // use up the whole loss window, so several attempts fit before loss is reported.
     this.lease
-      .keepaliveOnce({ deadline: sentAt + this.keepaliveIntervalMs })
+      .keepaliveOnce({ deadline: Date.now() + this.keepaliveIntervalMs })
       .then(() => {
         if (!this.active) return;
         this.confirmedAt = Math.max(this.confirmedAt, sentAt);
@@ -129,10 +138,10 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
 
   private armWatchdog(): void {
     clearTimeout(this.watchdogTimer);
-    const remaining = this.confirmedAt + this.lossThresholdMs - Date.now();
+    const remaining = this.confirmedAt + this.lossThresholdMs - performance.now();
     this.watchdogTimer = setTimeout(
       () => {
-        const silentFor = Date.now() - this.confirmedAt;
+        const silentFor = Math.round(performance.now() - this.confirmedAt);
         this.reportLoss(
           new EschedulerError(
             "ERR_LEASE_LOST",

@@ -13,6 +13,7 @@ import {
   keyLayout,
   type KeyLayout,
   LeaseSession,
+  leaseMarginMs,
   type Logger,
   parseRecord,
   type PlanRecord,
@@ -256,6 +257,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
 
   private async begin(): Promise<void> {
     if (this.options.handler !== undefined) this.launcher = await loadHandler(this.options.handler);
+    this.warnIfStopsOutlastMargin();
     const firstSession = await this.connect(false);
     const registered = new Promise<void>((resolve) => {
       this.resolveFirstRegistration = resolve;
@@ -265,6 +267,17 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   }
 
   private resolveFirstRegistration?: () => void;
+
+  /** After a lease loss, stops have only the lease margin before the task may start elsewhere. */
+  private warnIfStopsOutlastMargin(): void {
+    const { ttlMs } = this.options;
+    const marginMs = leaseMarginMs(ttlMs, this.options.leaseMarginMs);
+    if (this.stopTimeoutMs <= marginMs) return;
+    this.logger.warn(
+      { stopTimeoutMs: this.stopTimeoutMs, leaseMarginMs: marginMs, ttlMs },
+      "stop timeout exceeds the lease margin: after a lease loss a slow stop may still run when its task starts elsewhere; keep stops within the margin or raise the ttl",
+    );
+  }
 
   /** Runs one session after another until stopped: each ends when its lease is lost. */
   private async live(firstSession: LeaseSession): Promise<void> {

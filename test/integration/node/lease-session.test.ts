@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { LeaseSession } from "../../../src/node/lease-session.js";
 import { etcdEndpoints, testClient, testSpace, waitFor } from "../../helpers/context.js";
@@ -46,6 +46,36 @@ describe("LeaseSession", () => {
       expect(await direct.get(`/${root}/held`).string()).toBe("1");
       expect(reportedAfter).toBeLessThan(2_000);
     } finally {
+      proxied.close();
+      await proxy.stop();
+    }
+  });
+
+  it("reports loss on time when the wall clock steps back (the watchdog runs on a monotonic clock)", async () => {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    const realNow = Date.now.bind(Date);
+    try {
+      const session = await LeaseSession.grant(proxied, { ttlMs: 2_000 });
+      // Keep-alives confirmed while the wall clock is a minute ahead, then it steps back.
+      vi.spyOn(Date, "now").mockImplementation(() => realNow() + 60_000);
+      for (let confirmed = 0; confirmed < 2; confirmed++)
+        await new Promise((resolve) => session.once("keepalive", resolve));
+      vi.restoreAllMocks();
+      for (let confirmed = 0; confirmed < 2; confirmed++)
+        await new Promise((resolve) => session.once("keepalive", resolve));
+      proxy.partition();
+      const partitionedAt = performance.now();
+      const lost = await Promise.race([
+        session.lost.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ]);
+      expect(lost).toBe(true);
+      expect(performance.now() - partitionedAt).toBeLessThan(2_000);
+    } finally {
+      vi.restoreAllMocks();
       proxied.close();
       await proxy.stop();
     }

@@ -1,3 +1,4 @@
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { gatheringBarrier, markBarrierLeft } from "../../../src/barrier/index.js";
 import { LeaseSession } from "../../../src/node/index.js";
@@ -59,6 +60,18 @@ describe("worker lifecycle", () => {
     expect(stopping.sort()).toEqual(["slow", "x", "y"]);
     expect(await client.get(keys.worker("w1")).string()).toBeNull();
     expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
+  });
+
+  it("warns once at start when the stop timeout exceeds the lease margin (30 % of the TTL)", async () => {
+    const { root } = testSpace("wmargin");
+    const lines: Array<{ msg: string; stopTimeoutMs?: number; leaseMarginMs?: number }> = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const slow = testWorker({ root, name: "slow", logger, ttlMs: 2_000, stopTimeoutMs: 1_000 });
+    const quick = testWorker({ root, name: "quick", logger, ttlMs: 2_000, stopTimeoutMs: 500 });
+    await Promise.all([slow.start(), quick.start()]);
+
+    const warnings = lines.filter((line) => /stop timeout exceeds the lease margin/.test(line.msg));
+    expect(warnings).toEqual([expect.objectContaining({ stopTimeoutMs: 1_000, leaseMarginMs: 600 })]);
   });
 
   it("is ready only once the last plan includes it and every task assigned to it runs", async () => {
