@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry } from "cockatiel";
-import { Etcd3, type IOptions, isRecoverableError } from "etcd3";
+import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, noop, retry } from "cockatiel";
+import { Etcd3, GRPCUnavailableError, type IOptions, isRecoverableError } from "etcd3";
 import { EschedulerError, firstLine } from "../errors.js";
 /** How to reach etcd: endpoints, TLS files (paths), credentials, and how long to wait for an answer. */
 export interface EtcdConnectionConfig {
@@ -13,29 +13,82 @@ export interface EtcdConnectionConfig {
   dialTimeout: number;
 }
 
-/** Creates an etcd client for the configured endpoints, TLS files and user; fails fast (ERR_CONFIG) on unreadable files. */
+/**
+ * gRPC keepalive within etcd's server defaults: etcd (`--grpc-keepalive-min-time`, 5 s, and no pings
+ * without an open stream) answers faster pings with GOAWAY "too many pings", which drops every watch
+ * and stream of the connection. A dead connection is still noticed within ~15 s; leases do not rely
+ * on it (their watchdog reports loss by itself).
+ */
+const GRPC_KEEPALIVE = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 0,
+};
+
+/** Lease connection of each client made by `createEtcdClient`, made on first use and closed with it. */
+const leaseConnections = new WeakMap<Etcd3, () => Etcd3>();
+
+/**
+ * Creates an etcd client for the configured endpoints, TLS files and user; fails fast (ERR_CONFIG) on
+ * unreadable files. No circuit breaker stands in front of a lone endpoint (etcd's "too many requests"
+ * or a slow moment must not block every call of the process); with several endpoints a member that
+ * keeps answering UNAVAILABLE is skipped for a moment. Failed calls are retried once after a pause.
+ */
 export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd: string[] }): Etcd3 {
+  const options = clientOptions(config);
+  const client = new Etcd3(options);
+  let leases: Etcd3 | undefined;
+  leaseConnections.set(client, () => {
+    leases ??= new Etcd3({
+      ...options,
+      // Keep-alives are light and frequent; they get no retry beyond the lease session's own.
+      faultHandling: { ...options.faultHandling, host: () => noop, global: noop },
+      // A distinct channel argument gives the lease client its own HTTP/2 connection (grpc-js pools
+      // connections of channels with identical arguments), so keep-alives never queue behind data.
+      grpcOptions: { ...options.grpcOptions, "grpc.use_local_subchannel_pool": 1 },
+    });
+    return leases;
+  });
+  const close = client.close.bind(client);
+  client.close = () => {
+    leases?.close();
+    close();
+  };
+  return client;
+}
+
+/**
+ * The client to keep leases alive through: a dedicated connection when `client` came from
+ * `createEtcdClient`, otherwise `client` itself (a caller-made client is used as given).
+ */
+export function leaseConnection(client: Etcd3): Etcd3 {
+  return leaseConnections.get(client)?.() ?? client;
+}
+
+function clientOptions(config: Partial<EtcdConnectionConfig> & { etcd: string[] }): IOptions {
   const tls = Boolean(config.etcdCa || config.etcdCert || config.etcdKey);
+  const several = config.etcd.length > 1;
   const options: IOptions = {
     hosts: config.etcd.map((host) =>
       /^https?:\/\//.test(host) ? host : `${tls ? "https" : "http"}://${host}`,
     ),
     dialTimeout: config.dialTimeout ?? 5_000,
     faultHandling: {
-      // Recover quickly after an etcd restart: the default breaker stays open for 5 s.
       host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
-          halfOpenAfter: 500,
-          breaker: new ConsecutiveBreaker(5),
-        }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: 2 }),
+        several
+          ? circuitBreaker(
+              handleWhen((error) => error instanceof GRPCUnavailableError),
+              { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) },
+            )
+          : noop,
+      global: retry(handleWhen(isRecoverableError), {
+        maxAttempts: 1,
+        backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }),
+      }),
       watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1_000 }).next(),
     },
     grpcOptions: {
-      // Detect a dead or black-holed connection in seconds, not minutes.
-      "grpc.keepalive_time_ms": 2_000,
-      "grpc.keepalive_timeout_ms": 2_000,
-      "grpc.keepalive_permit_without_calls": 1,
+      ...GRPC_KEEPALIVE,
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
     },
   };
@@ -51,7 +104,7 @@ export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd:
   if (config.etcdUser) {
     options.auth = { username: config.etcdUser, password: config.etcdPassword ?? "" };
   }
-  return new Etcd3(options);
+  return options;
 }
 
 /**

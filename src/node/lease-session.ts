@@ -1,6 +1,7 @@
 import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { SafeEmitter } from "../runtime/emitter.js";
+import { leaseConnection } from "./client.js";
 import { type Logger, silentLogger } from "./logger.js";
 
 export interface LeaseSessionOptions {
@@ -59,7 +60,8 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   ): Promise<LeaseSession> {
     const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
     const requestedAt = performance.now();
-    const lease = client.lease(ttlSeconds, {
+    // Keep-alives travel on their own connection, never queued behind the process's data writes.
+    const lease = leaseConnection(client).lease(ttlSeconds, {
       autoKeepAlive: false,
       deadline: Date.now() + (options.deadlineMs ?? 5_000),
     });
