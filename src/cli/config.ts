@@ -3,6 +3,7 @@ import { z } from "zod";
 import { readFileSync } from "node:fs";
 import { EschedulerError } from "../errors.js";
 import { DEFAULTS } from "../node/defaults.js";
+import { maxMovingProblem } from "../master/index.js";
 import { nameProblem } from "../node/keys.js";
 
 /** A duration as milliseconds: a number, or an `ms` string such as "500ms", "10s", "2m". */
@@ -51,12 +52,18 @@ export const sharedConfigSchema = z.object({
   dialTimeout: duration.default(DEFAULTS.dialTimeoutMs),
 });
 
+const maxMoving = z.union([z.number(), z.string()]).superRefine((value, ctx) => {
+  const problem = maxMovingProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
 export const masterConfigSchema = sharedConfigSchema.extend({
   interval: duration.default(DEFAULTS.intervalMs),
   rebalanceWait: duration.default(DEFAULTS.rebalanceWaitMs),
   timeout: duration.default(DEFAULTS.timeoutMs),
   barrierTimeout: duration.default(DEFAULTS.barrierTimeoutMs),
   handoff: z.enum(["wait", "immediate"]).default(DEFAULTS.handoff),
+  maxMoving: maxMoving.default(DEFAULTS.maxMoving),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({

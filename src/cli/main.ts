@@ -102,6 +102,11 @@ Run "escheduler <command> --help" for a command's flags.
     "--handoff <mode>",
     `wait (a moved task never runs twice) or immediate (default ${DEFAULTS.handoff})`,
   );
+  addSetting(
+    master,
+    "--max-moving <n|percent>",
+    `with --handoff wait: most tasks between owners at once, a count or % of the tasks (default ${DEFAULTS.maxMoving})`,
+  );
   master.action(actions.master);
 
   const worker = program

@@ -33,6 +33,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       timeoutMs: config.timeout,
       barrierTimeoutMs: config.barrierTimeout,
       handoff: config.handoff,
+      maxMoving: config.maxMoving,
       generator: modulePath,
       logger,
       version: packageVersion(),

@@ -49,6 +49,7 @@ export class HandoffGate {
   private ready: Hold[] = [];
   private flushScheduled = false;
   private inFlight = new Set<Promise<void>>();
+  private writing = 0;
   private cancelled = new AbortController();
 
   constructor(
@@ -77,6 +78,11 @@ export class HandoffGate {
   /** Puts waiting for a status key to go. */
   get pending(): number {
     return this.waiting.size;
+  }
+
+  /** Puts not written yet: waiting for a status key to go, or being written. */
+  get unsettled(): number {
+    return this.waiting.size + this.ready.length + this.writing;
   }
 
   /**
@@ -177,12 +183,20 @@ export class HandoffGate {
     this.ready = [];
     if (batch.length === 0) return;
     const signal = this.cancelled.signal;
+    this.writing += batch.length;
+    let settled = false;
+    const settle = () => {
+      if (!settled) this.writing -= batch.length;
+      settled = true;
+    };
     const write = this.writer
       .apply(
         batch.map(({ put }) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
         signal,
       )
       .then(() => {
+        // Settled before the listeners hear of it, so a paced move may take the freed slot at once.
+        settle();
         const now = Date.now();
         for (const { put, since } of batch) {
           this.options.onReleased({
@@ -194,6 +208,7 @@ export class HandoffGate {
         }
       })
       .catch((error: unknown) => {
+        settle();
         if (!signal.aborted) this.options.onWriteFailed(error);
       })
       .finally(() => this.inFlight.delete(write));

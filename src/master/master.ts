@@ -1,6 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
+  DEFAULTS as NODE_DEFAULTS,
   createEtcdClient,
   defaultNodeName,
   delay,
@@ -15,6 +16,7 @@ import { SafeEmitter } from "../runtime/emitter.js";
 import { campaign, type Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
 import { type Generator, loadGenerator } from "./generator.js";
+import { type MaxMoving, parseMaxMoving } from "./pacing.js";
 import type { ScheduleResult } from "./schedule.js";
 import { LeaderTerm, type TermContext, type TermSettings } from "./term.js";
 
@@ -38,6 +40,11 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   barrierTimeoutMs?: number;
   /** `wait` (default): a moved task is written to its new worker only once the old one has stopped it. */
   handoff?: "wait" | "immediate";
+  /**
+   * With `handoff: "wait"`, how many tasks may be between owners at once: a count, or a percentage of the
+   * generated tasks (`"10%"`, the default); the rest of a rebalance follows as hand-offs complete.
+   */
+  maxMoving?: MaxMoving;
   /** The generator, or the path of a module that default-exports one. */
   generator: Generator | string;
   logger?: Logger;
@@ -54,6 +61,7 @@ const DEFAULTS: Settings = {
   timeoutMs: 30_000,
   barrierTimeoutMs: 300_000,
   handoff: "wait",
+  maxMoving: NODE_DEFAULTS.maxMoving,
 };
 
 /** The leadership this master holds and what it runs with it. */
@@ -247,4 +255,5 @@ function validateSettings(settings: Settings): void {
       `master option handoff must be "wait" or "immediate" (got ${settings.handoff})`,
     );
   }
+  parseMaxMoving(settings.maxMoving);
 }

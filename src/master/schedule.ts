@@ -12,6 +12,7 @@ import { type CurrentAssignment, scheduleChanges } from "./changes.js";
 import { type FencedWriter, REQUEST_TIMEOUT_MS } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import type { HandoffGate } from "./handoff.js";
+import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 
 /** Figures of one applied schedule (the `scheduled` event). */
@@ -28,6 +29,8 @@ export interface ScheduleResult {
   unassigned: number;
   /** Puts still waiting for the old owner to stop the task when the schedule finished. */
   handoffs: number;
+  /** Moves not started yet when the schedule finished (`--max-moving`); they follow as hand-offs complete. */
+  queuedMoves: number;
   durationMs: number;
   generateMs: number;
   readMs: number;
@@ -48,6 +51,9 @@ export interface ScheduleContext {
   timeoutMs: number;
   /** Present with `--handoff wait`. */
   handoffs?: HandoffGate;
+  /** Present with `--handoff wait`: paces moves between live workers. */
+  pacer?: MovePacer;
+  maxMoving: MaxMoving;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
   logger: Logger;
@@ -70,7 +76,8 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   const generatedAt = performance.now();
   signal.throwIfAborted();
 
-  // Held hand-offs of an earlier schedule are decided again below, from what etcd says now.
+  // Held hand-offs and queued moves of an earlier schedule are decided again below, from what etcd says now.
+  await context.pacer?.cancelPending();
   await context.handoffs?.cancelPending();
   const { workers, current } = await readAssignment(context.client, keys);
   const readAt = performance.now();
@@ -89,10 +96,14 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   const plannedAt = performance.now();
   signal.throwIfAborted();
 
-  await writer.apply(changes.removals, signal);
-  let immediate = changes.puts;
+  // Moves between live workers are paced; a gone worker's tasks run nowhere already and go at once.
+  const { moves, removals, puts } = context.pacer
+    ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
+    : { moves: [], removals: changes.removals, puts: changes.puts };
+  await writer.apply(removals, signal);
+  let immediate = puts;
   if (context.handoffs) {
-    const split = await context.handoffs.partition(changes.puts);
+    const split = await context.handoffs.partition(puts);
     context.handoffs.hold(split.held, split.revision);
     immediate = split.ready;
   }
@@ -100,6 +111,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     immediate.map((put) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
     signal,
   );
+  await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   const record: PlanRecord = {
     epoch: context.epoch,
     leader: context.leader,
@@ -123,6 +135,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     moved: changes.moved,
     unassigned: target ? target.unassigned.length : tasks.length,
     handoffs: context.handoffs?.pending ?? 0,
+    queuedMoves: context.pacer?.queued ?? 0,
     durationMs: Math.round(appliedAt - startedAt),
     generateMs: Math.round(generatedAt - startedAt),
     readMs: Math.round(readAt - generatedAt),

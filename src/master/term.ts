@@ -8,6 +8,7 @@ import type { MasterEvents } from "./events.js";
 import { FencedWriter } from "./fencing.js";
 import type { Generator } from "./generator.js";
 import { HandoffGate } from "./handoff.js";
+import { type MaxMoving, MovePacer } from "./pacing.js";
 import { runSchedule, type ScheduleResult } from "./schedule.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 
@@ -18,6 +19,7 @@ export interface TermSettings {
   timeoutMs: number;
   barrierTimeoutMs: number;
   handoff: "wait" | "immediate";
+  maxMoving: MaxMoving;
 }
 
 export interface TermContext {
@@ -42,6 +44,7 @@ export class LeaderTerm {
   private readonly writer: FencedWriter;
   private readonly workers: PrefixWatcher;
   private readonly handoffs?: HandoffGate;
+  private readonly pacer?: MovePacer;
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
   private readonly retryBackoff;
@@ -63,9 +66,19 @@ export class LeaderTerm {
         onReleased: (event) => {
           this.logger.info(event, "hand-off: task written to its new worker");
           context.emit("handoffWait", event);
+          this.pacer?.refill(this.signal);
         },
         onWriteFailed: (error) => {
           this.logger.warn({ err: error }, "hand-off write failed; scheduling again");
+          this.runner.trigger("handoff-retry");
+        },
+      });
+    }
+    if (this.handoffs) {
+      this.pacer = new MovePacer(this.handoffs, this.writer, {
+        logger: this.logger,
+        onFailed: (error) => {
+          this.logger.warn({ err: error }, "starting paced moves failed; scheduling again");
           this.runner.trigger("handoff-retry");
         },
       });
@@ -105,6 +118,7 @@ export class LeaderTerm {
     this.debouncer.cancel();
     await this.runner.close();
     clearTimeout(this.retryTimer);
+    await this.pacer?.cancelPending();
     await this.handoffs?.close();
     await this.workers.close();
   }
@@ -127,6 +141,8 @@ export class LeaderTerm {
           generator: context.generator,
           timeoutMs: context.settings.timeoutMs,
           handoffs: this.handoffs,
+          pacer: this.pacer,
+          maxMoving: context.settings.maxMoving,
           liveWorkers: () => this.liveWorkers(),
           logger,
           signal,

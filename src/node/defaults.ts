@@ -14,5 +14,7 @@ export const DEFAULTS = {
   timeoutMs: 30_000,
   barrierTimeoutMs: 300_000,
   handoff: "wait",
+  /** Tasks between owners at once (`--max-moving`): a count or a percentage of the generated tasks. */
+  maxMoving: "10%",
   stopTimeoutMs: 30_000,
 } as const;

@@ -82,10 +82,14 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
     );
   });
 
-  it("rejects a bad --handoff and a bad --http", async () => {
+  it("rejects a bad --handoff, a bad --max-moving and a bad --http", async () => {
     expectOneLineUsageError(
       await runCli(["master", "--generator", EXAMPLE_GENERATOR, "--handoff", "later", ...node()]),
       /--handoff "later"/,
+    );
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", EXAMPLE_GENERATOR, "--max-moving", "0", ...node()]),
+      /--max-moving "0": must be a whole number of tasks \(at least 1\) or a percentage/,
     );
     expectOneLineUsageError(
       await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--http", "8080", ...node()]),

@@ -12,7 +12,7 @@ async function statusOwners(space: ReturnType<typeof testSpace>): Promise<Map<st
   return owners;
 }
 
-/** Four tasks running on w1, a master with the given hand-off mode, and a recorder of every status change. */
+/** Four tasks running on w1, a master with the given hand-off mode (moves unpaced), and a recorder of every status change. */
 async function fleetOnOneWorker(
   label: string,
   handoff: "wait" | "immediate",
@@ -20,7 +20,7 @@ async function fleetOnOneWorker(
 ) {
   const space = testSpace(label);
   const w1 = await FakeWorker.start(space.client, space.keys, "w1", w1Options);
-  const master = testMaster(space, () => tasks(4), { handoff });
+  const master = testMaster(space, () => tasks(4), { handoff, maxMoving: 4 });
   const schedules: ScheduleResult[] = [];
   const handoffs: HandoffWaitEvent[] = [];
   master.on("scheduled", (result) => schedules.push(result));
