@@ -12,6 +12,7 @@ export type {
   HandoffWaitEvent,
   MasterEvents,
   MasterOptions,
+  MaxMoving,
   ScheduleFailedEvent,
   ScheduleResult,
 } from "./master/index.js";
