@@ -8,6 +8,7 @@ import {
   type TaskState,
   type TaskStatus,
 } from "../node/index.js";
+import type { AssignedTask } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
 import { StatusPublisher, type StatusSink } from "./status-publisher.js";
 
@@ -69,7 +70,7 @@ interface Incarnation {
  * The state machine of one task id: converges what runs to what is desired, one operation at a time
  * (start with retries and backoff, stop within a timeout, restart on change), reporting each state.
  */
-export class TaskRunner {
+export class TaskRunner implements AssignedTask {
   private desired?: TaskSpec;
   private active?: Incarnation;
   private launching?: Incarnation;

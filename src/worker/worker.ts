@@ -21,14 +21,15 @@ import {
   settlesWithin,
   silentLogger,
   type Task,
-  type TaskStatus,
   unlessAborted,
   untilAborted,
   type WorkerInfo,
 } from "../node/index.js";
 import { SafeEmitter } from "../runtime/emitter.js";
 import { ChangeQueue, PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
+import type { AssignedTask } from "./assigned-task.js";
 import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
+import { ReportedTask } from "./reported-task.js";
 import type { StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";
 import {
@@ -132,9 +133,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private planWatcher?: PrefixWatcher;
   /** Task id → what the master assigned (in the current session). */
   private readonly assigned = new Map<string, TaskSpec>();
-  private readonly runners = new Map<string, TaskRunner>();
-  /** States reported by the user of a worker without a handler. */
-  private readonly reported = new Map<string, TaskStatus>();
+  /** Task id → what runs it: a TaskRunner (with a handler) or a ReportedTask (the user reports). */
+  private readonly runners = new Map<string, AssignedTask>();
   private readonly subscribers = new Set<ChangeQueue<TaskChange>>();
   private waitingReason?: string;
   private isReady = false;
@@ -178,14 +178,13 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     return [...ids].sort().map((id) => {
       const spec = this.assigned.get(id);
       const runner = this.runners.get(id);
-      const reported = this.reported.get(id);
-      const state = runner?.state ?? reported?.state ?? "stopped";
-      const error = runner ? runner.error : reported?.error;
+      const state = runner?.state ?? "stopped";
+      const error = runner?.error;
       return {
         id,
         ...(spec && "task" in spec ? { task: spec.task } : {}),
         state,
-        attempt: runner?.attempt ?? reported?.attempt ?? 0,
+        attempt: runner?.attempt ?? 0,
         ...(error === undefined ? {} : { error }),
       };
     });
@@ -221,22 +220,22 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     return queue;
   }
 
-  /** For a worker without a handler: records the state of a task its user runs (`stopped` deletes the status). */
+  /**
+   * For a worker without a handler: records the state of a task its user runs (`stopped` deletes the
+   * status). Reports of one task apply in order; the first state of an assignment claims the task
+   * like a handler's start does. Rejects with ERR_NOT_ASSIGNED any state but `stopped` for a task
+   * that is not assigned to this worker (or was moved before its claim landed).
+   */
   async reportTaskState(taskId: string, state: TaskRunState, error?: string): Promise<void> {
-    if (this.launcher) throw new Error("reportTaskState is for workers without a handler");
-    const attempt = (this.reported.get(taskId)?.attempt ?? 0) + (state === "starting" ? 1 : 0);
-    if (state === "stopped") {
-      this.reported.delete(taskId);
-      await this.statusSink.remove(taskId);
-    } else {
-      const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
-      if (error !== undefined) status.error = error;
-      this.reported.set(taskId, status);
-      await this.statusSink.put(taskId, status);
-    }
-    // The same attempt as the stored status (a handler's runner reports it the same way).
-    this.emit("taskState", { task: taskId, state, attempt, ...(error === undefined ? {} : { error }) });
-    this.checkReady();
+    if (this.launcher)
+      throw new EschedulerError("ERR_CONFIG", "reportTaskState is for workers without a handler");
+    const task = this.runners.get(taskId);
+    if (task instanceof ReportedTask) return task.report(state, error);
+    if (state === "stopped") return;
+    throw new EschedulerError(
+      "ERR_NOT_ASSIGNED",
+      `task ${JSON.stringify(taskId)} on worker ${JSON.stringify(this.name)}: state refused, it is not assigned to this worker`,
+    );
   }
 
   /** Readiness as the barrier module evaluates it from etcd, plus what only this process knows. */
@@ -473,7 +472,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
 
   /** The state etcd holds for a task (readiness is judged on what others can see). */
   private stateOf(taskId: string): TaskRunState | undefined {
-    return this.runners.get(taskId)?.storedState ?? this.reported.get(taskId)?.state;
+    return this.runners.get(taskId)?.storedState;
   }
 
   /** Re-evaluates local readiness and wakes the barrier wait, once per turn of the event loop however many tasks changed. */
@@ -540,7 +539,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     const spec = taskSpec(id, value, revision);
     this.assigned.set(id, spec);
     // Even a rewrite with the same value reaches the runner: nothing restarts, but a start must claim the new revision.
-    this.runnerFor(id)?.set(spec);
+    this.runnerFor(id).set(spec);
     if (previous?.fingerprint === value) return;
     if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
     if (!("task" in spec)) return;
@@ -576,24 +575,28 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     for (const id of this.assigned.keys()) this.unassign(id, reason);
   }
 
-  private runnerFor(id: string): TaskRunner | undefined {
-    if (!this.launcher) return undefined;
+  private runnerFor(id: string): AssignedTask {
     let runner = this.runners.get(id);
     if (!runner) {
-      const created = new TaskRunner({
+      const common = {
         taskId: id,
         worker: this.name,
-        launcher: this.launcher,
         status: this.statusSink,
-        logger: this.logger.child({ task: id }),
-        stopTimeoutMs: this.stopTimeoutMs,
-        retry: this.options.startRetry ?? DEFAULT_START_RETRY,
-        onState: (change) => this.emit("taskState", change),
+        onState: (change: TaskStateChange) => this.emit("taskState", change),
         onStored: () => this.checkReady(),
         onSettled: () => {
           if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
         },
-      });
+      };
+      const created: AssignedTask = this.launcher
+        ? new TaskRunner({
+            ...common,
+            launcher: this.launcher,
+            logger: this.logger.child({ task: id }),
+            stopTimeoutMs: this.stopTimeoutMs,
+            retry: this.options.startRetry ?? DEFAULT_START_RETRY,
+          })
+        : new ReportedTask(common);
       runner = created;
       this.runners.set(id, runner);
     }
@@ -610,7 +613,6 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     this.feeding = undefined;
     const count = this.assigned.size;
     this.unassignAll("fenced");
-    this.reported.clear();
     this.logger.warn(
       { lease: session.id, reason: reason.message, tasks: count },
       "lease lost: stopped every task",

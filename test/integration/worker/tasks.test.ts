@@ -110,10 +110,11 @@ describe("worker tasks", () => {
       for await (const change of worker.taskChanges()) changes.push(change);
     })();
     await putTask(client, keys, "w1", { id: "x", payload: 2 });
-    await client.delete().key(keys.task("w1", "x"));
-    await waitFor("three changes", () => changes.length === 3);
+    await waitFor("two changes", () => changes.length === 2);
     await worker.reportTaskState("x", "running");
     expect((await storedStatuses(client, keys, "w1")).get("x")?.state).toBe("running");
+    await client.delete().key(keys.task("w1", "x"));
+    await waitFor("three changes", () => changes.length === 3);
     await worker.reportTaskState("x", "stopped");
     expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
     await worker.stop();
@@ -123,6 +124,50 @@ describe("worker tasks", () => {
       { type: "changed", task: { id: "x", payload: 2 }, previous: { id: "x", payload: 1 } },
       { type: "removed", taskId: "x", previous: { id: "x", payload: 2 }, reason: "unassigned" },
     ]);
+  });
+
+  it("refuses a handler-less report for a task moved away before its start was claimed, storing nothing", async () => {
+    const { client, keys, root } = testSpace("wmoved");
+    await putTask(client, keys, "w1", { id: "t2" });
+    const worker = testWorker({ root });
+    const added = new Promise((resolve) => worker.once("added", resolve));
+    await worker.start();
+    await added;
+
+    // The master moves t2 away (w1 had written no status, so the hand-off gate lets it through at once).
+    await client.delete().key(keys.task("w1", "t2"));
+    // Whether or not w1's watch has seen the move yet, the report must not land.
+    await expect(worker.reportTaskState("t2", "running")).rejects.toMatchObject({ code: "ERR_NOT_ASSIGNED" });
+    await waitFor("the removal", () => worker.tasks().length === 0);
+    await expect(worker.reportTaskState("t2", "starting")).rejects.toMatchObject({
+      code: "ERR_NOT_ASSIGNED",
+    });
+    expect(await storedStatuses(client, keys, "w1")).toEqual(new Map());
+    await worker.reportTaskState("t2", "stopped");
+  });
+
+  it("applies a handler-less task's reports in the order they were made", async () => {
+    const { client, keys, root } = testSpace("worder");
+    await putTask(client, keys, "w1", { id: "x" });
+    const statuses = await recordStatuses(client, keys, "w1");
+    const worker = testWorker({ root });
+    const added = new Promise((resolve) => worker.once("added", resolve));
+    await worker.start();
+    await added;
+
+    await Promise.all([
+      worker.reportTaskState("x", "starting"),
+      worker.reportTaskState("x", "running"),
+      worker.reportTaskState("x", "failed", "crashed"),
+      worker.reportTaskState("x", "starting"),
+    ]);
+
+    await waitFor("four writes", () => statuses.of("x").length === 4);
+    expect(statuses.of("x")).toEqual(["starting", "running", "failed", "starting"]);
+    expect((await storedStatuses(client, keys, "w1")).get("x")).toMatchObject({
+      state: "starting",
+      attempt: 2,
+    });
   });
 
   it("reports a handler-less task's states with the attempt its stored status carries", async () => {

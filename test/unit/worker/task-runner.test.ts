@@ -1,33 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { silentLogger, type Task, type TaskStatus } from "../../../src/node/index.js";
+import { silentLogger, type Task } from "../../../src/node/index.js";
 import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
-import type { StatusSink } from "../../../src/worker/status-publisher.js";
 import { TaskRunner, type TaskRunnerOptions, type TaskSpec } from "../../../src/worker/task-runner.js";
 import { waitFor } from "../../helpers/context.js";
-
-/** Status keys kept in memory: the runner's view of `/R/status/<me>/`. */
-class MemoryStatus implements StatusSink {
-  readonly history: string[] = [];
-  readonly current = new Map<string, TaskStatus>();
-  async put(taskId: string, status: TaskStatus): Promise<void> {
-    this.current.set(taskId, status);
-    this.history.push(status.error ? `${status.state}(${status.error})` : status.state);
-  }
-  async remove(taskId: string): Promise<void> {
-    this.current.delete(taskId);
-    this.history.push("removed");
-  }
-  /** Task key revisions that no longer hold (the master moved the task away). */
-  readonly staleRevisions = new Set<number>();
-  async claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
-    if (this.staleRevisions.has(taskRevision)) {
-      this.history.push("claim refused");
-      return false;
-    }
-    await this.put(taskId, status);
-    return true;
-  }
-}
+import { MemoryStatus } from "./memory-status.js";
 
 /** A start/stop handler that records calls and can be told to fail or hang. */
 function recordingHandler() {

@@ -1,0 +1,125 @@
+import { EschedulerError } from "../errors.js";
+import type { TaskStatus } from "../node/index.js";
+import type { AssignedTask } from "./assigned-task.js";
+import { StatusPublisher, type StatusSink } from "./status-publisher.js";
+import type { TaskRunState, TaskSpec, TaskStateChange } from "./task-runner.js";
+
+export interface ReportedTaskOptions {
+  taskId: string;
+  worker: string;
+  status: StatusSink;
+  onState?: (change: TaskStateChange) => void;
+  onStored?: () => void;
+  onSettled?: () => void;
+}
+
+/**
+ * A task run by the worker's user (a worker without a handler), who reports its states. The same
+ * rules as a handler's task: the first state of an assignment is a start claim against the task
+ * key's revision, any state but `stopped` for a task not assigned here is refused, and the reports
+ * of one task reach etcd one at a time, in the order they were made.
+ */
+export class ReportedTask implements AssignedTask {
+  private desired?: TaskSpec;
+  /** The assignment whose start etcd accepted: later states of it are written without a claim. */
+  private claimed?: TaskSpec;
+  private current: TaskRunState = "stopped";
+  private currentError?: string;
+  private attempts = 0;
+  private pending = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly status: StatusPublisher;
+
+  constructor(private readonly options: ReportedTaskOptions) {
+    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
+  }
+
+  get taskId(): string {
+    return this.options.taskId;
+  }
+  get state(): TaskRunState {
+    return this.current;
+  }
+  get storedState(): TaskRunState {
+    return this.status.storedStatus?.state ?? "stopped";
+  }
+  get error(): string | undefined {
+    return this.currentError;
+  }
+  get attempt(): number {
+    return this.attempts;
+  }
+  get settled(): boolean {
+    return !this.desired && this.current === "stopped" && this.pending === 0;
+  }
+
+  set(spec: TaskSpec | undefined): void {
+    this.desired = spec;
+    if (this.settled) this.options.onSettled?.();
+  }
+
+  async idle(): Promise<void> {
+    await this.queue;
+    await this.status.flushed();
+  }
+
+  /** Applies a state the user reports, after the ones reported before it; rejects with ERR_NOT_ASSIGNED when refused. */
+  report(state: TaskRunState, error?: string): Promise<void> {
+    this.pending++;
+    const applied = this.queue.then(() => this.apply(state, error));
+    this.queue = applied.then(
+      () => this.done(),
+      () => this.done(),
+    );
+    return applied;
+  }
+
+  private done(): void {
+    this.pending--;
+    if (this.settled) this.options.onSettled?.();
+  }
+
+  private async apply(state: TaskRunState, error?: string): Promise<void> {
+    if (state === "stopped") {
+      this.claimed = undefined;
+      this.status.publish(undefined);
+      this.changed("stopped");
+      await this.status.flushed();
+      return;
+    }
+    const spec = this.desired;
+    if (!spec || !("task" in spec)) throw this.refusal("it is not assigned to this worker");
+    if (state === "starting") this.attempts++;
+    const status: TaskStatus = { state, attempt: this.attempts, since: new Date().toISOString() };
+    if (error !== undefined) status.error = error;
+    if (this.claimed === spec) {
+      this.status.publish(status);
+      this.changed(state, error);
+      await this.status.flushed();
+      return;
+    }
+    // The first state of an assignment claims it: stored only while the task key is still as seen.
+    if (!(await this.status.claim(status, spec.revision)))
+      throw this.refusal("its task key changed before the start was claimed (the master moved it)");
+    this.claimed = spec;
+    this.changed(state, error);
+  }
+
+  private changed(state: TaskRunState, error?: string): void {
+    this.current = state;
+    this.currentError = error;
+    this.options.onState?.({
+      task: this.taskId,
+      state,
+      attempt: this.attempts,
+      ...(error === undefined ? {} : { error }),
+    });
+  }
+
+  private refusal(why: string): EschedulerError {
+    return new EschedulerError(
+      "ERR_NOT_ASSIGNED",
+      `task ${JSON.stringify(this.taskId)} on worker ${JSON.stringify(this.options.worker)}: state refused, ${why}`,
+    );
+  }
+}
