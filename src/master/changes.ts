@@ -21,8 +21,9 @@ export interface ScheduleChanges {
 }
 
 /**
- * Turns a plan into key writes. Additions from all workers are interleaved by priority (then by their
- * place in each worker's list), so every worker receives its most important tasks first.
+ * Turns a plan into key writes, highest priority first. Within a priority each worker's additions stay
+ * together, so one 128-op transaction feeds one or two workers (each gets its tasks in a few watch
+ * events and claims them in a few transactions) instead of one task each to 128 workers.
  * Without a plan (no live worker) every current assignment is removed.
  */
 export function scheduleChanges(
@@ -43,32 +44,32 @@ export function scheduleChanges(
     }
   }
 
-  const ranked: Array<{ put: PlannedPut; rank: number }> = [];
+  const puts: PlannedPut[] = [];
   let added = 0;
   let updated = 0;
   let moved = 0;
   for (const [worker, ids] of Object.entries(plan?.assignment ?? {})) {
     const additions = new Set(plan?.add[worker] ?? []);
     const stored = current.get(worker);
-    let rank = 0;
     for (const id of plan?.add[worker] ?? []) {
       const valid = tasks.get(id);
       if (!valid) continue;
-      ranked.push({ put: putOf(keys, worker, valid), rank: rank++ });
+      puts.push(putOf(keys, worker, valid));
       added++;
       if (removedIds.has(id)) moved++;
     }
     for (const id of ids) {
       const valid = tasks.get(id);
       if (!valid || additions.has(id) || stored?.get(id) === valid.value) continue;
-      ranked.push({ put: putOf(keys, worker, valid), rank: rank++ });
+      puts.push(putOf(keys, worker, valid));
       updated++;
     }
   }
-  ranked.sort((a, b) => b.put.priority - a.put.priority || a.rank - b.rank);
+  // A stable sort: within one priority, the worker-by-worker order above is kept.
+  puts.sort((a, b) => b.priority - a.priority);
   return {
     removals,
-    puts: ranked.map((entry) => entry.put),
+    puts,
     added,
     updated,
     removed: removals.length,

@@ -1,6 +1,6 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { type Logger, silentLogger } from "../node/index.js";
+import { delay, exponentialBackoff, isEtcdBusy, type Logger, silentLogger } from "../node/index.js";
 import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
 
 /** The compare every leader write carries: this master's election key still exists with its creation revision. */
@@ -33,6 +33,10 @@ export interface FencedWriterOptions {
 export class FencedWriter {
   private deposedError?: EschedulerError;
   private readonly concurrency: number;
+  /** Transactions allowed in flight now: `concurrency`, halved each time etcd pushes back, regained one per success. */
+  private limit: number;
+  private inFlight = 0;
+  private waiting: Array<() => void> = [];
   private readonly logger: Logger;
 
   constructor(
@@ -41,6 +45,7 @@ export class FencedWriter {
     private readonly options: FencedWriterOptions = {},
   ) {
     this.concurrency = options.concurrency ?? 4;
+    this.limit = this.concurrency;
     this.logger = options.logger ?? silentLogger;
   }
 
@@ -48,16 +53,42 @@ export class FencedWriter {
     return this.deposedError !== undefined;
   }
 
-  /** Commits `ops` as one fenced transaction; resolves with its revision. */
-  async commit(ops: readonly WriteOp[]): Promise<number> {
-    this.throwIfDeposed();
-    const response = await this.client.kv.txn({
-      compare: this.fence,
-      success: ops.map(toRequestOp),
-      failure: [],
-    });
-    if (!response.succeeded) throw this.markDeposed(ops.length);
-    return Number(response.header.revision);
+  /**
+   * Commits `ops` as one fenced transaction; resolves with its revision. When etcd answers "too many
+   * requests" it waits (backing off) and sends it again, with fewer transactions in flight meanwhile:
+   * a busy etcd slows a schedule down, never abandons it.
+   */
+  async commit(ops: readonly WriteOp[], signal?: AbortSignal): Promise<number> {
+    const backoff = exponentialBackoff({ initialMs: 100, maxMs: 2_000 });
+    for (;;) {
+      this.throwIfDeposed();
+      while (this.inFlight >= this.limit) await new Promise<void>((wake) => this.waiting.push(wake));
+      this.inFlight++;
+      try {
+        const response = await this.client.kv.txn({
+          compare: this.fence,
+          success: ops.map(toRequestOp),
+          failure: [],
+        });
+        if (!response.succeeded) throw this.markDeposed(ops.length);
+        this.limit = Math.min(this.concurrency, this.limit + 1);
+        return Number(response.header.revision);
+      } catch (error) {
+        if (!isEtcdBusy(error)) throw error;
+        const wait = backoff.next();
+        if (this.limit > 1) {
+          this.limit = Math.max(1, Math.floor(this.limit / 2));
+          this.logger.warn(
+            { err: error, inFlight: this.limit, retryInMs: wait },
+            "etcd is busy; writing slower",
+          );
+        }
+        await delay(wait, signal);
+      } finally {
+        this.inFlight--;
+        for (const wake of this.waiting.splice(0)) wake();
+      }
+    }
   }
 
   /**
@@ -80,7 +111,7 @@ export class FencedWriter {
         try {
           await Promise.all(committed.slice(0, mustFollow(batches, index)));
           if (failure === undefined && signal?.aborted) failure = signal.reason;
-          if (failure === undefined) highest = Math.max(highest, await this.commit(batches[index]));
+          if (failure === undefined) highest = Math.max(highest, await this.commit(batches[index], signal));
         } catch (error) {
           failure ??= error;
         } finally {

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, noop, retry } from "cockatiel";
-import { Etcd3, GRPCUnavailableError, type IOptions, isRecoverableError } from "etcd3";
+import {
+  Etcd3,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
+  type IOptions,
+  isRecoverableError,
+} from "etcd3";
 import { EschedulerError, firstLine } from "../errors.js";
 /** How to reach etcd: endpoints, TLS files (paths), credentials, and how long to wait for an answer. */
 export interface EtcdConnectionConfig {
@@ -139,4 +145,15 @@ function readTlsFile(flag: string, path: string): Buffer {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new EschedulerError("ERR_CONFIG", `cannot read ${flag} ${JSON.stringify(path)}: ${reason}`);
   }
+}
+
+/**
+ * Whether etcd pushed back rather than failed: "too many requests" (its apply loop lags its commits)
+ * or a connection it closed under load. Such a write is safe to send again after a pause.
+ */
+export function isEtcdBusy(error: unknown): boolean {
+  return (
+    error instanceof GRPCResourceExhastedError ||
+    (error instanceof Error && /too many requests/i.test(error.message))
+  );
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plan } from "../../../src/balancer/index.js";
+import { intoBatches } from "../../../src/master/batches.js";
 import { type CurrentAssignment, scheduleChanges } from "../../../src/master/changes.js";
 import { validateTasks } from "../../../src/master/validation.js";
 import { keyLayout, type Task } from "../../../src/node/index.js";
@@ -63,13 +64,24 @@ describe("scheduleChanges", () => {
     expect(changes.puts.map((put) => put.priority)).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
   });
 
-  it("interleaves workers within one priority, so each gets its first tasks early", () => {
-    const changes = changesFor(
-      ["w1", "w2"],
-      Array.from({ length: 6 }, (_, i) => ({ id: `t${i}` })),
-      new Map(),
-    );
-    expect(changes.puts.map((put) => put.worker)).toEqual(["w1", "w2", "w1", "w2", "w1", "w2"]);
+  it("keeps each worker's additions together within a priority, so one transaction feeds few workers", () => {
+    const workers = Array.from({ length: 20 }, (_, i) => `w${i}`);
+    const generated = Array.from({ length: 4_000 }, (_, i) => ({ id: `t${i}`, priority: i % 3 }));
+    const changes = changesFor(workers, generated, new Map());
+    // Within each priority, a worker's puts form one run.
+    const runs = new Map<string, number>();
+    changes.puts.forEach((put, i) => {
+      const previous = changes.puts[i - 1];
+      if (previous?.worker === put.worker && previous.priority === put.priority) return;
+      const run = `${put.priority}/${put.worker}`;
+      runs.set(run, (runs.get(run) ?? 0) + 1);
+    });
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    // 200 tasks per worker: no 128-op transaction carries more than two workers (interleaved, each carried all 20).
+    const batches = intoBatches(changes.puts.map((put) => ({ type: "put" as const, ...put })));
+    expect(
+      Math.max(...batches.map((batch) => new Set(batch.map((op) => op.key.split("/")[3])).size)),
+    ).toBeLessThanOrEqual(2);
   });
 
   it("without any live worker removes every current assignment and places nothing", () => {
