@@ -154,6 +154,7 @@ function describeCluster(cluster: DevCluster, root: string, tempDir: string): st
   const nodes = cluster.nodes.map((node) => `${node.name} (pid ${node.pid}, ${node.httpUrl})`).join(", ");
   return [
     `escheduler dev: ${etcd}, root ${root}`,
+    `console: ${cluster.master?.httpUrl ?? "-"}/ (live web view of this cluster)`,
     `nodes: ${nodes}`,
     `files: ${tempDir} (etcd data and one log per node; removed on exit)`,
   ].join("\n");

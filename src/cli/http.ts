@@ -17,6 +17,8 @@ export interface HttpHandlers {
   metrics: Registry;
   /** `POST /schedule` (master only): returns a JSON answer, or throws `HttpRefusal`. */
   schedule?(reason: string): unknown;
+  /** The web console (master only): `GET /` and everything under `/console/`; false when it has no such route. */
+  console?(request: IncomingMessage, response: ServerResponse, url: URL): Promise<boolean>;
 }
 
 /** A refusal with an HTTP status (e.g. 409 when this master is not the leader). */
@@ -80,7 +82,13 @@ async function route(
   response: ServerResponse,
   handlers: HttpHandlers,
 ): Promise<void> {
-  const { pathname, searchParams } = new URL(request.url ?? "/", "http://localhost");
+  const url = new URL(request.url ?? "/", "http://localhost");
+  const { pathname, searchParams } = url;
+  if (
+    (pathname === "/" || pathname.startsWith("/console/")) &&
+    (await handlers.console?.(request, response, url))
+  )
+    return;
   const method = request.method ?? "GET";
   const allow = (methods: string[]): boolean => {
     if (methods.includes(method)) return true;
@@ -122,12 +130,12 @@ async function route(
   reply(response, 404, "text/plain", "not found: try /healthz, /readyz, /metrics or /status\n");
 }
 
-function reply(response: ServerResponse, status: number, contentType: string, body: string): void {
+export function reply(response: ServerResponse, status: number, contentType: string, body: string): void {
   response.writeHead(status, { "Content-Type": contentType, "Cache-Control": "no-store" });
   response.end(body);
 }
 
-function replyJson(response: ServerResponse, status: number, value: unknown): void {
+export function replyJson(response: ServerResponse, status: number, value: unknown): void {
   reply(response, status, "application/json", `${JSON.stringify(value, null, 2)}\n`);
 }
 

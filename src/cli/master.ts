@@ -1,6 +1,7 @@
 /** `escheduler master --generator <module>`: campaigns and, while leading, balances the tasks over the workers. */
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../barrier/index.js";
+import { createConsole } from "../console/index.js";
 import { loadGenerator, Master } from "../master/index.js";
 import { keyLayout, type Logger } from "../node/index.js";
 import { masterConfigSchema } from "./config.js";
@@ -21,6 +22,8 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       load: loadGenerator,
     },
   );
+  // The console reads etcd only while a page is open; it serves at GET / of --http.
+  const webConsole = config.http ? createConsole({ client, root: config.root, logger }) : undefined;
   try {
     const master = new Master({
       client,
@@ -65,11 +68,13 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
               }),
               metrics: registry,
               schedule: (reason) => scheduleNow(master, client, config.root, reason, logger),
+              console: webConsole?.routes,
             },
           }
         : undefined,
     });
   } finally {
+    webConsole?.stop();
     client.close();
   }
 }

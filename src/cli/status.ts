@@ -1,6 +1,6 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
-import { clusterReadiness, readClusterView } from "../barrier/index.js";
+import { type ClusterView, clusterReadiness, readClusterView } from "../barrier/index.js";
 import { type KeyLayout, keyLayout, parseRecord, type Task } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
@@ -21,10 +21,21 @@ export async function runStatus(options: Record<string, unknown>): Promise<numbe
 
 /** Reads the cluster at one revision (plus the task groups at that revision) and builds the report. */
 export async function readStatusReport(client: Etcd3, root: string): Promise<StatusReport> {
+  return (await readStatus(client, root)).report;
+}
+
+/** The report together with the view it was built from (the console searches the view's task ids). */
+export async function readStatus(
+  client: Etcd3,
+  root: string,
+): Promise<{ view: ClusterView; report: StatusReport }> {
   const keys = keyLayout(root);
   const view = await readClusterView(client, keys);
   const groups = await readTaskGroups(client, keys, view.revision);
-  return statusReport(root, view, clusterReadiness(view), (worker, id) => groups.get(keys.task(worker, id)));
+  const report = statusReport(root, view, clusterReadiness(view), (worker, id) =>
+    groups.get(keys.task(worker, id)),
+  );
+  return { view, report };
 }
 
 /** Task key → group, read at the view's revision so counts and groups agree. */

@@ -1,0 +1,177 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { type HttpEndpoint, serveHttp } from "../../../src/cli/http.js";
+import { createRegistry } from "../../../src/cli/metrics.js";
+import { ConsoleFeed } from "../../../src/console/feed.js";
+import { type AdminAction, type AdminRequest, createConsole } from "../../../src/console/index.js";
+import { createLogger, type KeyLayout } from "../../../src/node/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+
+const logger = createLogger({ name: "console-test", role: "master", level: "silent" });
+const since = "2026-01-01T00:00:00.000Z";
+
+async function seed(
+  client: ReturnType<typeof testSpace>["client"],
+  keys: KeyLayout,
+  workers: number,
+  tasks: number,
+) {
+  for (let w = 1; w <= workers; w++) {
+    const name = `w${w}`;
+    await client
+      .put(keys.worker(name))
+      .value(JSON.stringify({ name, host: "h", pid: w, version: "0", startedAt: since }));
+  }
+  for (let t = 0; t < tasks; t++) {
+    const worker = `w${(t % workers) + 1}`;
+    await client
+      .put(keys.task(worker, `task-${t}`))
+      .value(JSON.stringify({ id: `task-${t}`, group: `g${t % 2}` }));
+    await client.put(keys.status(worker, `task-${t}`)).value(
+      JSON.stringify({
+        state: t === 0 ? "failed" : "running",
+        attempt: 1,
+        since,
+        error: t === 0 ? "boom" : undefined,
+      }),
+    );
+  }
+}
+
+const endpoints: HttpEndpoint[] = [];
+afterEach(async () => {
+  await Promise.all(endpoints.splice(0).map((endpoint) => endpoint.close()));
+});
+
+async function serveConsole(space: ReturnType<typeof testSpace>, admin?: { token: string; done: string[] }) {
+  const webConsole = createConsole({
+    client: space.client,
+    root: space.root,
+    logger,
+    admin: admin && {
+      token: admin.token,
+      run: async (action: AdminAction, request: AdminRequest) => {
+        admin.done.push(`${action} ${request.worker ?? ""}`.trim());
+        return { action };
+      },
+    },
+  });
+  const endpoint = await serveHttp(
+    "127.0.0.1:0",
+    {
+      readiness: () => ({ ready: true, reasons: [] }),
+      status: () => ({}),
+      metrics: createRegistry(),
+      console: webConsole.routes,
+    },
+    logger,
+  );
+  endpoints.push({
+    url: endpoint.url,
+    close: async () => {
+      webConsole.stop();
+      await endpoint.close();
+    },
+  });
+  return endpoint.url;
+}
+
+describe("ConsoleFeed", () => {
+  it("reads the cluster once per etcd revision however many viewers ask at once", async () => {
+    const space = testSpace("console-feed");
+    await seed(space.client, space.keys, 3, 30);
+    const feed = new ConsoleFeed({
+      client: space.client,
+      root: space.root,
+      logger,
+      admin: false,
+      refreshMs: 50,
+    });
+
+    const snapshots = await Promise.all(Array.from({ length: 25 }, () => feed.snapshot()));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const again = await feed.snapshot();
+
+    expect(feed.builds).toBe(1);
+    expect(new Set(snapshots.map((s) => s.revision)).size).toBe(1);
+    expect(again.revision).toBe(snapshots[0].revision);
+    expect(again.totals).toEqual({ workers: 3, tasks: 30, notRunning: 1, groups: ["g0", "g1"] });
+    expect(again.notRunning).toEqual([
+      expect.objectContaining({ worker: "w1", id: "task-0", error: "boom" }),
+    ]);
+
+    await space.client.delete().key(space.keys.worker("w3"));
+    const changed = await waitFor("a rebuilt snapshot", async () => {
+      const snapshot = await feed.snapshot();
+      return snapshot.revision > again.revision ? snapshot : undefined;
+    });
+    expect(feed.builds).toBe(2);
+    expect(changed.totals.workers).toBe(2);
+    expect(changed.workers.find((w) => w.name === "w3")).toMatchObject({ registered: false, tasks: 10 });
+  });
+
+  it("finds where a task runs by a part of its id, the exact match first", async () => {
+    const space = testSpace("console-search");
+    await seed(space.client, space.keys, 2, 12);
+    const feed = new ConsoleFeed({ client: space.client, root: space.root, logger, admin: false });
+
+    const result = await feed.search("task-1");
+
+    expect(result.total).toBe(3); // task-1, task-10, task-11
+    expect(result.matches[0]).toMatchObject({
+      id: "task-1",
+      worker: "w2",
+      registered: true,
+      status: { state: "running" },
+    });
+    expect(result.matches.map((m) => m.id).sort()).toEqual(["task-1", "task-10", "task-11"]);
+  });
+});
+
+describe("console routes", () => {
+  it("serve the page, its scripts and a live event stream of snapshots", async () => {
+    const space = testSpace("console-http");
+    await seed(space.client, space.keys, 2, 4);
+    const url = await serveConsole(space);
+
+    const page = await fetch(`${url}/`);
+    const script = await fetch(`${url}/console/console.js`);
+    const events = await fetch(`${url}/console/events`);
+    const reader = events.body!.getReader();
+    let text = "";
+    const snapshotEvent = /event: snapshot\ndata: (.*)\n\n/;
+    while (!snapshotEvent.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(await page.text()).toContain("escheduler console");
+    expect(script.headers.get("content-type")).toContain("text/javascript");
+    expect(events.headers.get("content-type")).toBe("text/event-stream");
+    const snapshot = JSON.parse(snapshotEvent.exec(text)![1]);
+    expect(snapshot).toMatchObject({ root: space.root, admin: false, totals: { workers: 2, tasks: 4 } });
+  });
+
+  it("refuse actions when admin is off (403), without or with a wrong token (401), and run them with it", async () => {
+    const readOnly = await serveConsole(testSpace("console-ro"));
+    const done: string[] = [];
+    const admin = await serveConsole(testSpace("console-admin"), { token: "s3cret-token", done });
+    const post = (base: string, action: string, token?: string) =>
+      fetch(`${base}/console/actions/${action}`, {
+        method: "POST",
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        body: JSON.stringify({ worker: "w1" }),
+      });
+
+    const off = await post(readOnly, "cordon", "s3cret-token");
+    const missing = await post(admin, "cordon");
+    const wrong = await post(admin, "cordon", "guess");
+    const unknown = await post(admin, "reboot", "s3cret-token");
+    const ok = await post(admin, "cordon", "s3cret-token");
+
+    expect([off.status, missing.status, wrong.status, unknown.status, ok.status]).toEqual([
+      403, 401, 401, 404, 200,
+    ]);
+    expect(await ok.json()).toEqual({ action: "cordon" });
+    expect(done).toEqual(["cordon w1"]);
+  });
+});
