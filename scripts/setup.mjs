@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Set-up for `npm start`, `npm test` and `npm run bench`, using only Node built-ins so it runs
 // before node_modules exists: install dependencies when missing or stale, build when dist/ is
-// stale, and make sure an etcd binary is available (Debian's etcd-server when running as root).
+// stale, and make sure an etcd binary is available (Debian's etcd-server when running as root); with
+// --browser also Debian's chromium, for the web console's browser test.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -65,20 +66,29 @@ if (newestUnder(join(root, "src")) > mtime(join(root, "dist", "index.js"))) {
   run("npm", ["run", "--silent", "build"]);
 }
 
-// 3. etcd: the one real dependency.
-if (!process.env.ETCD_ENDPOINTS && !onPath("etcd")) {
+// 3. System packages from Debian, with one `apt-get update` for all: etcd (the one real dependency)
+// and, with --browser (`npm test`), the Chromium the web console's browser test drives.
+const chromium = process.env.CHROMIUM_BINARY ?? "/usr/bin/chromium";
+const missing = [];
+if (!process.env.ETCD_ENDPOINTS && !onPath("etcd")) missing.push(["etcd-server", "etcd"]);
+if (process.argv.includes("--browser") && !existsSync(chromium)) missing.push(["chromium", chromium]);
+if (missing.length > 0) {
+  const packages = missing.map(([name]) => name);
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   if (!isRoot || !onPath("apt-get")) {
     fail(
-      "etcd is not installed: install Debian's etcd-server (sudo apt-get install etcd-server) or put an etcd binary on PATH, or set ETCD_ENDPOINTS to an existing etcd",
+      `missing ${missing.map(([, what]) => what).join(" and ")}: install Debian's ${packages.join(" and ")} (sudo apt-get install ${packages.join(" ")}); for etcd you may instead put an etcd binary on PATH or set ETCD_ENDPOINTS, for Chromium set CHROMIUM_BINARY`,
     );
   }
-  say("installing etcd (apt-get install etcd-server)");
+  say(`installing ${packages.join(" and ")} (apt-get install)`);
   run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "etcd-server"], {
+  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...packages], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
-  if (!onPath("etcd")) fail("apt-get installed etcd-server but no `etcd` binary is on PATH");
+  if (!process.env.ETCD_ENDPOINTS && !onPath("etcd"))
+    fail("apt-get installed etcd-server but no `etcd` binary is on PATH");
+  if (packages.includes("chromium") && !existsSync(chromium))
+    fail(`apt-get installed chromium but there is no ${chromium}`);
 }
 if (!quiet && !process.env.ETCD_ENDPOINTS) {
   const version = execFileSync("etcd", ["--version"], { encoding: "utf8" }).split("\n")[0];

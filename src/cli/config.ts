@@ -64,6 +64,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   barrierTimeout: duration.default(DEFAULTS.barrierTimeoutMs),
   handoff: z.enum(["wait", "immediate"]).default(DEFAULTS.handoff),
   maxMoving: maxMoving.default(DEFAULTS.maxMoving),
+  httpAdmin: z.boolean().default(false),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({

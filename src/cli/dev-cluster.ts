@@ -26,6 +26,8 @@ export interface DevClusterOptions {
   /** Use this etcd instead of starting one. */
   etcd?: string[];
   root: string;
+  /** Serve the console's operator actions on the master, guarded by this bearer token. */
+  adminToken?: string;
 }
 
 export interface NodeExit {
@@ -147,10 +149,17 @@ export class DevCluster {
   }
 
   private async startMaster(): Promise<DevNode> {
-    return this.spawnNode("master-1", "master", ["--generator", EXAMPLE_GENERATOR, ...MASTER_TIMINGS]);
+    const token = this.options.adminToken;
+    const args = ["--generator", EXAMPLE_GENERATOR, ...MASTER_TIMINGS, ...(token ? ["--http-admin"] : [])];
+    return this.spawnNode("master-1", "master", args, token ? { ESCHEDULER_ADMIN_TOKEN: token } : {});
   }
 
-  private async spawnNode(name: string, role: "master" | "worker", args: string[]): Promise<DevNode> {
+  private async spawnNode(
+    name: string,
+    role: "master" | "worker",
+    args: string[],
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): Promise<DevNode> {
     const http = `127.0.0.1:${await freePort()}`;
     const shared = [
       "--etcd",
@@ -170,7 +179,7 @@ export class DevCluster {
       "0",
       ...DEV_TIMINGS,
     ];
-    const env = { ...process.env, ESCHEDULER_EXAMPLE_TASKS: String(this.options.tasks) };
+    const env = { ...process.env, ESCHEDULER_EXAMPLE_TASKS: String(this.options.tasks), ...extraEnv };
     const node = new DevNode(
       name,
       role,

@@ -41,6 +41,8 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
     etcd: options.etcd ?? process.env.ETCD_ENDPOINTS,
   });
   const tempDir = mkdtempSync(join(tmpdir(), "escheduler-dev-"));
+  // A fresh token per run: the console's actions work for whoever reads this terminal.
+  const adminToken = randomBytes(12).toString("base64url");
   const root = config.etcd ? `escheduler-dev-${randomBytes(3).toString("hex")}` : "escheduler";
   const screen = process.stdout.isTTY ? new Screen() : undefined;
   const say = (message: string) =>
@@ -76,9 +78,10 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
       tempDir,
       etcd: config.etcd,
       root,
+      adminToken,
     });
     const running = cluster;
-    const header = describeCluster(running, root, tempDir);
+    const header = describeCluster(running, root, tempDir, adminToken);
     process.stdout.write(`${header}\n`);
     const watchExit = (node: DevNode) =>
       node.exited.then((exit) => {
@@ -147,14 +150,14 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
   }
 }
 
-function describeCluster(cluster: DevCluster, root: string, tempDir: string): string {
+function describeCluster(cluster: DevCluster, root: string, tempDir: string, adminToken: string): string {
   const etcd = cluster.etcdPid
     ? `etcd ${cluster.endpoints.join(",")} (pid ${cluster.etcdPid})`
     : `etcd ${cluster.endpoints.join(",")}`;
   const nodes = cluster.nodes.map((node) => `${node.name} (pid ${node.pid}, ${node.httpUrl})`).join(", ");
   return [
     `escheduler dev: ${etcd}, root ${root}`,
-    `console: ${cluster.master?.httpUrl ?? "-"}/ (live web view of this cluster)`,
+    `console: ${cluster.master?.httpUrl ?? "-"}/ (live web view; admin token ${adminToken})`,
     `nodes: ${nodes}`,
     `files: ${tempDir} (etcd data and one log per node; removed on exit)`,
   ].join("\n");

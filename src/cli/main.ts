@@ -107,6 +107,11 @@ Run "escheduler <command> --help" for a command's flags.
     "--max-moving <n|percent>",
     `with --handoff wait: most tasks between owners at once, a count or % of the tasks (default ${DEFAULTS.maxMoving})`,
   );
+  addSetting(
+    master,
+    "--http-admin",
+    "offer operator actions in the web console at --http; each needs the bearer token in ESCHEDULER_ADMIN_TOKEN",
+  );
   master.action(actions.master);
 
   const worker = program

@@ -1,7 +1,7 @@
 /** `escheduler master --generator <module>`: campaigns and, while leading, balances the tasks over the workers. */
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../barrier/index.js";
-import { createConsole } from "../console/index.js";
+import { consoleAdmin, createConsole, operatorActions, type WebConsole } from "../console/index.js";
 import { loadGenerator, Master } from "../master/index.js";
 import { keyLayout, type Logger } from "../node/index.js";
 import { masterConfigSchema } from "./config.js";
@@ -22,9 +22,11 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       load: loadGenerator,
     },
   );
-  // The console reads etcd only while a page is open; it serves at GET / of --http.
-  const webConsole = config.http ? createConsole({ client, root: config.root, logger }) : undefined;
+  let webConsole: WebConsole | undefined;
   try {
+    // The console reads etcd only while a page is open; it serves at GET / of --http.
+    const admin = consoleAdmin(config, operatorActions(client, config.root));
+    if (config.http) webConsole = createConsole({ client, root: config.root, logger, admin });
     const master = new Master({
       client,
       root: config.root,

@@ -1,8 +1,12 @@
 /** The console's operator actions (--http-admin): which token guards them and what each one does. */
+import type { Etcd3 } from "etcd3";
 import { usageError } from "../cli/errors.js";
+import { cordon, drain, pause, requestSchedule, resume, uncordon } from "../operator/index.js";
 import type { AdminAction, AdminRequest, ConsoleAdmin } from "./routes.js";
 
 export const ADMIN_TOKEN_VARIABLE = "ESCHEDULER_ADMIN_TOKEN";
+/** How long "schedule" waits for the leader's answer before the page is told there is none. */
+const SCHEDULE_TIMEOUT_MS = 15_000;
 
 export type AdminRunner = (action: AdminAction, request: AdminRequest) => Promise<unknown>;
 
@@ -20,4 +24,33 @@ export function consoleAdmin(
   const token = env[ADMIN_TOKEN_VARIABLE]?.trim();
   if (!token) throw usageError(`--http-admin needs the bearer token in ${ADMIN_TOKEN_VARIABLE}`);
   return { token, run };
+}
+
+/** The actions as the operator commands do them (src/operator): the console adds no logic of its own. */
+export function operatorActions(client: Etcd3, root: string): AdminRunner {
+  const worker = (request: AdminRequest): string => {
+    if (!request.worker) throw usageError("this action needs a worker");
+    return request.worker;
+  };
+  return async (action, request) => {
+    const reason = request.reason;
+    switch (action) {
+      case "cordon":
+        return { cordoned: await cordon(client, root, worker(request), { reason }) };
+      case "drain":
+        return { draining: await drain(client, root, worker(request), { reason }) };
+      case "uncordon":
+        return { removed: (await uncordon(client, root, worker(request))) ?? null };
+      case "pause":
+        return { paused: await pause(client, root, { reason }) };
+      case "resume":
+        return { resumed: await resume(client, root) };
+      case "schedule":
+        return requestSchedule(client, root, {
+          reason: reason ?? "console",
+          allowRemoval: request.allowRemoval,
+          timeoutMs: SCHEDULE_TIMEOUT_MS,
+        });
+    }
+  };
 }

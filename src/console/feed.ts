@@ -9,7 +9,9 @@ import type { ClusterView } from "../barrier/index.js";
 import { readStatus } from "../cli/status.js";
 import { firstLine } from "../errors.js";
 import { type KeyLayout, keyLayout, type Logger, type TaskStatus } from "../node/index.js";
-import { type ConsoleSnapshot, consoleSnapshot, rememberSchedule, type ScheduleMark } from "./snapshot.js";
+import { readCordons, readPaused } from "../operator/index.js";
+import { HistoryTail, type TaskMove } from "./history.js";
+import { type ConsoleSnapshot, consoleSnapshot } from "./snapshot.js";
 
 /** How often the revision is checked while a page is open (the issue asks for ≤ 2 s). */
 export const REFRESH_MS = 1_000;
@@ -47,13 +49,15 @@ export interface SearchResult {
   /** Matching tasks in all (only the first SEARCH_LIMIT are listed). */
   total: number;
   matches: TaskLocation[];
+  /** The exact match's recent moves from the schedule history (`escheduler history --task` has them all). */
+  moves: TaskMove[];
 }
 
 export class ConsoleFeed {
   private readonly keys: KeyLayout;
   private readonly refreshMs: number;
   private readonly viewers = new Set<ServerResponse>();
-  private readonly schedules: ScheduleMark[] = [];
+  private readonly history: HistoryTail;
   private latest?: Built;
   private checkedAt = 0;
   private building?: Promise<Built>;
@@ -68,6 +72,7 @@ export class ConsoleFeed {
 
   constructor(private readonly options: ConsoleFeedOptions) {
     this.keys = keyLayout(options.root);
+    this.history = new HistoryTail(options.root, this.keys);
     this.refreshMs = options.refreshMs ?? REFRESH_MS;
   }
 
@@ -97,7 +102,7 @@ export class ConsoleFeed {
       }
     }
     matches.splice(SEARCH_LIMIT);
-    return { query, revision: view.revision, total, matches };
+    return { query, revision: view.revision, total, matches, moves: this.history.movesOf(query) };
   }
 
   /** Streams snapshots to `response` as server-sent events until the client goes away. */
@@ -141,10 +146,19 @@ export class ConsoleFeed {
     this.checkedAt = Date.now();
     if (this.latest && Number(head.header.revision) === this.latest.view.revision) return this.latest;
     const started = Date.now();
-    const { view, report } = await readStatus(this.options.client, this.options.root);
+    const { client, root } = this.options;
+    const [{ view, report }, cordons, paused] = await Promise.all([
+      readStatus(client, root),
+      readCordons(client, root),
+      readPaused(client, root),
+      this.history.update(client),
+    ]);
     this.builds++;
-    rememberSchedule(this.schedules, report);
-    const snapshot = consoleSnapshot(report, this.schedules, this.options.admin);
+    const snapshot = consoleSnapshot(
+      report,
+      { cordons, paused, history: this.history.entries },
+      this.options.admin,
+    );
     this.lastBuildMs = Date.now() - started;
     this.latest = { view, snapshot, event: `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n` };
     return this.latest;

@@ -1,23 +1,27 @@
 /** What the console shows, built once per etcd revision from the same report `escheduler status` prints. */
 import type { NotRunningTask, StatusReport, WorkerReport } from "../cli/status-view.js";
+import type { PausedRecord } from "../node/index.js";
+import { type Cordons, cordonMode, type HistoryEntry } from "../operator/index.js";
 
 /** Most not-running tasks listed (the page says how many more there are). */
 export const NOT_RUNNING_LIMIT = 500;
-/** Most schedules kept for the moves-over-time chart. */
-export const SCHEDULES_LIMIT = 200;
-
-/** One schedule as the chart shows it: when, by whom, how many tasks moved. */
-export interface ScheduleMark {
-  at: string;
-  leader: string;
-  epoch: number;
-  tasks: number;
-  workers: number;
-  moved: number;
-}
+/** One schedule as the chart shows it: a history record without its moves and worker list. */
+export type ScheduleMark = Omit<HistoryEntry, "moves" | "workers" | "movesTruncated"> & { workers: number };
 
 /** A worker row: the status report's worker without its not-running list (counted instead). */
-export type ConsoleWorker = Omit<WorkerReport, "notRunning"> & { notRunning: number };
+export type ConsoleWorker = Omit<WorkerReport, "notRunning"> & {
+  notRunning: number;
+  /** `cordon` (nothing new), `drain` (handing everything off), or absent. */
+  cordon?: "cordon" | "drain";
+};
+
+/** What the operators set, read beside the report (src/operator). */
+export interface OperatorState {
+  cordons: Cordons;
+  paused?: PausedRecord;
+  /** Recent schedules, oldest first. */
+  history: HistoryEntry[];
+}
 
 export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   builtAt: string;
@@ -27,21 +31,25 @@ export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   /** Tasks per registered worker: the balance. */
   balance: { min: number; max: number; mean: number };
   workers: ConsoleWorker[];
+  paused: PausedRecord | null;
+  /** Set while the last schedule was refused (the removal guard): why, and since when. */
+  guard: { refusal: string; at: string } | null;
   /** The first NOT_RUNNING_LIMIT tasks that are not running, with their worker. */
   notRunning: (NotRunningTask & { worker: string })[];
   schedules: ScheduleMark[];
 };
 
-/** The snapshot of one report; any field the report gains (pause, guard, cordons) passes through. */
+/** The snapshot of one report with the operators' state; any field the report gains passes through. */
 export function consoleSnapshot(
   report: StatusReport,
-  schedules: ScheduleMark[],
+  operator: OperatorState,
   admin: boolean,
   now = new Date(),
 ): ConsoleSnapshot {
   const workers = report.workers.map(({ notRunning, ...worker }): ConsoleWorker => ({
     ...worker,
     notRunning: notRunning.length,
+    cordon: cordonMode(operator.cordons, worker.name),
   }));
   const registered = workers.filter((worker) => worker.registered);
   const loads = registered.map((worker) => worker.tasks);
@@ -55,6 +63,7 @@ export function consoleSnapshot(
       notRunning.push({ worker: worker.name, ...task });
     }
   }
+  const last = operator.history.at(-1);
   return {
     ...report,
     builtAt: now.toISOString(),
@@ -71,24 +80,12 @@ export function consoleSnapshot(
       mean: loads.length ? tasks / loads.length : 0,
     },
     workers,
+    paused: operator.paused ?? null,
+    guard: last?.outcome === "refused" ? { refusal: last.refusal ?? "refused", at: last.at } : null,
     notRunning,
-    schedules: schedules.slice(-SCHEDULES_LIMIT),
+    schedules: operator.history.map(({ moves, movesTruncated, workers, ...entry }): ScheduleMark => ({
+      ...entry,
+      workers: workers.length,
+    })),
   };
-}
-
-/** Appends the report's plan to `marks` when it is a schedule not seen yet (keeps SCHEDULES_LIMIT). */
-export function rememberSchedule(marks: ScheduleMark[], report: StatusReport): void {
-  const plan = report.plan;
-  if (!plan) return;
-  const last = marks.at(-1);
-  if (last && last.at === plan.at && last.epoch === plan.epoch) return;
-  marks.push({
-    at: plan.at,
-    leader: plan.leader,
-    epoch: plan.epoch,
-    tasks: plan.tasks,
-    workers: plan.workers.length,
-    moved: plan.moved,
-  });
-  marks.splice(0, Math.max(0, marks.length - SCHEDULES_LIMIT));
 }

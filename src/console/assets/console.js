@@ -10,12 +10,6 @@ const view = { snapshot: undefined, page: 0, filter: "", sort: "name" };
 const groupName = (group) => (group === "" ? "(no group)" : group);
 const colorOf = (snapshot, group) => PALETTE[snapshot.totals.groups.indexOf(group) % PALETTE.length];
 
-/** A worker's cordon or drain state, from the operator's record or its own draining mark. */
-function cordonState(worker) {
-  const mode = worker.cordon?.mode ?? worker.cordon ?? (worker.draining ? "draining" : undefined);
-  return typeof mode === "string" ? mode : "";
-}
-
 function renderSummary(s) {
   setText("root", `root ${s.root}`);
   setText("revision", `revision ${s.revision}`);
@@ -33,12 +27,11 @@ function renderSummary(s) {
       : "running",
     paused ? "bad" : "good",
   );
-  const guard = s.guard ?? s.removalGuard;
-  const refused = guard && (guard.refused ?? guard.active ?? true);
+  const guard = s.guard;
   setText(
     "guard",
-    refused ? `REFUSING: ${guard.reason ?? guard.message ?? "removal over the limit"}` : "clear",
-    refused ? "bad" : "good",
+    guard ? `REFUSING since ${ago(guard.at)}: ${guard.refusal}` : "clear",
+    guard ? "bad" : "good",
   );
   setText("ready", s.ready ? "READY" : "NOT READY", s.ready ? "good" : "bad");
   setList(
@@ -53,7 +46,10 @@ function renderSummary(s) {
       : "none yet",
   );
   const last = s.schedules.at(-1);
-  setList("last-reasons", (last?.reasons ?? plan?.reasons ?? []).map(String));
+  setList(
+    "last-reasons",
+    last ? [`${last.outcome} ${ago(last.at)}: ${last.reasons.join("; ") || "no reason given"}`] : [],
+  );
   setText("total-workers", String(s.totals.workers));
   setText("total-tasks", String(s.totals.tasks));
   setText("total-not-running", String(s.totals.notRunning), s.totals.notRunning ? "bad" : "");
@@ -84,7 +80,7 @@ function renderCharts(s) {
     $("moves-chart"),
     s.schedules.map((mark) => ({
       label: new Date(mark.at).toLocaleTimeString(),
-      segments: [{ value: mark.moved, color: mark.refused ? "#c23b30" : "#3b6fd4" }],
+      segments: [{ value: mark.moved, color: mark.outcome === "refused" ? "#c23b30" : "#3b6fd4" }],
     })),
     { empty: "no schedule yet" },
   );
@@ -126,7 +122,7 @@ function renderWorkers(s) {
   const shown = rows.slice(view.page * PAGE_SIZE, (view.page + 1) * PAGE_SIZE);
   $("workers").tBodies[0].replaceChildren(
     ...shown.map((w) => {
-      const state = w.registered ? cordonState(w) || "active" : "gone";
+      const state = w.registered ? (w.cordon ?? "active") : "gone";
       return el(
         "tr",
         { "data-worker": w.name, class: w.registered ? "" : "gone" },

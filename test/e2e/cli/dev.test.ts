@@ -23,6 +23,21 @@ describe("escheduler dev", () => {
     expect(existsSync(folder)).toBe(true);
     expect(pids.length).toBeGreaterThanOrEqual(4); // a master and 3 workers (+ etcd when dev started it)
     await dev.waitForOutput(/cluster ready: 3 workers, 30 tasks running/, 10_000);
+    const [, consoleUrl, token] = await dev.waitForOutput(
+      /^console: (\S+) \(live web view; admin token (\S+)\)$/m,
+    );
+    const page = await fetch(consoleUrl);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>escheduler console</title>");
+    const snapshot = await (await fetch(`${consoleUrl}console/snapshot`)).json();
+    expect(snapshot).toMatchObject({ admin: true, totals: { workers: 3, tasks: 30 } });
+    const pause = (authorization?: string) =>
+      fetch(`${consoleUrl}console/actions/pause`, {
+        method: "POST",
+        headers: authorization ? { authorization } : {},
+      });
+    expect((await pause()).status).toBe(401);
+    expect((await pause(`Bearer ${token}`)).status).toBe(200);
 
     const exit = await dev.exited;
 

@@ -2,7 +2,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type HttpEndpoint, serveHttp } from "../../../src/cli/http.js";
 import { createRegistry } from "../../../src/cli/metrics.js";
 import { ConsoleFeed } from "../../../src/console/feed.js";
-import { type AdminAction, type AdminRequest, createConsole } from "../../../src/console/index.js";
+import {
+  type AdminAction,
+  type AdminRequest,
+  createConsole,
+  operatorActions,
+} from "../../../src/console/index.js";
 import { createLogger, type KeyLayout } from "../../../src/node/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 
@@ -124,6 +129,36 @@ describe("ConsoleFeed", () => {
       status: { state: "running" },
     });
     expect(result.matches.map((m) => m.id).sort()).toEqual(["task-1", "task-10", "task-11"]);
+  });
+});
+
+describe("operator actions", () => {
+  it("are the operator commands' own: a cordon and a pause show in the next snapshot, an unknown worker is refused", async () => {
+    const space = testSpace("console-ops");
+    await seed(space.client, space.keys, 2, 4);
+    const run = operatorActions(space.client, space.root);
+    const feed = new ConsoleFeed({
+      client: space.client,
+      root: space.root,
+      logger,
+      admin: true,
+      refreshMs: 10,
+    });
+
+    await run("cordon", { worker: "w1", reason: "disk" });
+    await run("pause", { reason: "incident" });
+    const snapshot = await waitFor("the cordon and the pause", async () => {
+      const s = await feed.snapshot();
+      return s.paused && s.workers[0].cordon ? s : undefined;
+    });
+
+    expect(snapshot.workers.map((w) => [w.name, w.cordon])).toEqual([
+      ["w1", "cordon"],
+      ["w2", undefined],
+    ]);
+    expect(snapshot.paused).toMatchObject({ reason: "incident" });
+    await expect(run("drain", { worker: "nobody" })).rejects.toMatchObject({ code: "ERR_UNKNOWN_WORKER" });
+    await expect(run("cordon", {})).rejects.toMatchObject({ code: "ERR_CONFIG" });
   });
 });
 

@@ -1,0 +1,117 @@
+/**
+ * The web console in a real browser (Debian's headless Chromium, driven by playwright-core) against a
+ * real cluster of escheduler processes: what it shows, how fast it follows a crash, and its guarded actions.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cluster, unitTasks } from "../../helpers/cluster.js";
+import { waitFor } from "../../helpers/context.js";
+
+const CHROMIUM = process.env.CHROMIUM_BINARY ?? "/usr/bin/chromium";
+const TOKEN = "console-test-token";
+const TTL_MS = 2_000;
+
+let profile: string;
+let browser: BrowserContext;
+
+beforeAll(async () => {
+  profile = mkdtempSync(join(tmpdir(), "escheduler-chromium-"));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  rmSync(profile, { recursive: true, force: true });
+});
+
+/** [worker, tasks] per row of the workers table. */
+function workerRows(page: Page): Promise<[string, number][]> {
+  return page.$$eval("#workers tbody tr", (rows) =>
+    rows.map(
+      (row) =>
+        [row.getAttribute("data-worker") ?? "", Number(row.children[2].textContent)] as [string, number],
+    ),
+  );
+}
+
+/** Waits until the page shows exactly these registered workers, 30 tasks between them, all running. */
+async function waitForFleet(page: Page, workers: string[], timeoutMs: number): Promise<void> {
+  await waitFor(
+    `the page to show ${workers.join(", ")} with 30 running tasks`,
+    async () => {
+      const rows = await workerRows(page);
+      const totals = await Promise.all(
+        ["#total-workers", "#total-tasks", "#total-not-running"].map((id) => page.textContent(id)),
+      );
+      return (
+        rows.map(([name]) => name).join(",") === workers.join(",") &&
+        rows.reduce((sum, [, tasks]) => sum + tasks, 0) === 30 &&
+        totals.join(" ") === `${workers.length} 30 0`
+      );
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+describe("the web console in headless Chromium", () => {
+  it("shows the fleet live, follows a killed worker within TTL + 5 s, and runs actions only with the token", async () => {
+    const cluster = await Cluster.create({ tasks: unitTasks(30), ttl: `${TTL_MS / 1000}s` });
+    process.env.ESCHEDULER_ADMIN_TOKEN = TOKEN; // the master inherits it
+    const master = await cluster.startMaster("m1", { args: ["--http-admin"] });
+    delete process.env.ESCHEDULER_ADMIN_TOKEN;
+    for (const name of ["w1", "w2", "w3"]) cluster.startWorker(name);
+    await cluster.waitConverged();
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+
+    await page.goto(`http://${master.http}/`);
+    await waitForFleet(page, ["w1", "w2", "w3"], 10_000);
+    expect(await page.textContent("#leader")).toBe("m1");
+    expect(await page.textContent("#ready")).toBe("READY");
+    expect((await workerRows(page)).map(([, tasks]) => tasks)).toEqual([10, 10, 10]);
+
+    const killedAt = Date.now();
+    await cluster.kill("w3");
+    await waitForFleet(page, ["w1", "w2"], TTL_MS + 5_000 - (Date.now() - killedAt));
+    expect((await workerRows(page)).map(([, tasks]) => tasks)).toEqual([15, 15]);
+
+    const cordonW1 = 'tr[data-worker="w1"] button[data-action="cordon"]';
+    await page.click(cordonW1);
+    await page.waitForSelector("#admin-result.bad");
+    expect(await page.textContent("#admin-result")).toContain("refused (HTTP 401)");
+    expect(await cluster.client.get(cluster.keys.cordon("w1")).string()).toBeNull();
+    expect(master.process.stdout + master.process.stderr).toContain("missing or wrong bearer token");
+
+    await page.fill("#admin-token", TOKEN);
+    await page.click(cordonW1);
+    await page.waitForSelector("#admin-result.good");
+    await waitFor(
+      "w1 shown as cordoned",
+      async () => (await page.textContent('tr[data-worker="w1"] td:nth-child(2)')) === "cordon",
+      5_000,
+    );
+    expect(JSON.parse((await cluster.client.get(cluster.keys.cordon("w1")).string()) ?? "{}")).toMatchObject({
+      mode: "cordon",
+    });
+    expect(pageErrors).toEqual([]);
+  });
+});
