@@ -1,8 +1,8 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { type KeyLayout, LeaseSession, type Logger, prefixRangeEnd } from "../node/index.js";
+import { type KeyLayout, LeaseSession, type Logger, prefixRangeEnd, requestDeadline } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
-import { leaderFence, REQUEST_TIMEOUT_MS } from "./fencing.js";
+import { leaderFence } from "./fencing.js";
 
 /** What an elected master holds until its leadership ends. */
 export interface Leadership {
@@ -115,7 +115,7 @@ async function createCandidateKey(
       success: [{ request_put: { key: keyBuffer, value: Buffer.from(name), lease: leaseId } }],
       failure: [],
     },
-    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+    requestDeadline(),
   );
   if (!response.succeeded) throw new Error(`election key ${key} already exists`);
   return Number(response.header.revision);
@@ -130,7 +130,7 @@ async function keysCreatedBefore(client: Etcd3, prefix: string, revision: number
       max_create_revision: revision - 1,
       keys_only: true,
     },
-    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+    requestDeadline(),
   );
   return new Set(response.kvs.map((kv) => kv.key.toString()));
 }

@@ -1,6 +1,13 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { delay, exponentialBackoff, isEtcdBusy, type Logger, silentLogger } from "../node/index.js";
+import {
+  delay,
+  exponentialBackoff,
+  isEtcdBusy,
+  type Logger,
+  requestDeadline,
+  silentLogger,
+} from "../node/index.js";
 import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
 
 /** The compare every leader write carries: this master's election key still exists with its creation revision. */
@@ -15,10 +22,9 @@ export function leaderFence(electionKey: string, createRevision: number | string
   ];
 }
 
-/** Bounds every etcd request of a schedule, so a black-holed connection cannot hold a master for long. */
-export const REQUEST_TIMEOUT_MS = 15_000;
-
 export interface FencedWriterOptions {
+  /** Deadline of each transaction; default 15 s (REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
   /** Transactions in flight at once. */
   concurrency?: number;
   logger?: Logger;
@@ -65,11 +71,10 @@ export class FencedWriter {
       while (this.inFlight >= this.limit) await new Promise<void>((wake) => this.waiting.push(wake));
       this.inFlight++;
       try {
-        const response = await this.client.kv.txn({
-          compare: this.fence,
-          success: ops.map(toRequestOp),
-          failure: [],
-        });
+        const response = await this.client.kv.txn(
+          { compare: this.fence, success: ops.map(toRequestOp), failure: [] },
+          requestDeadline(this.options.requestTimeoutMs),
+        );
         if (!response.succeeded) throw this.markDeposed(ops.length);
         this.limit = Math.min(this.concurrency, this.limit + 1);
         return Number(response.header.revision);

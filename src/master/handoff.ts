@@ -1,8 +1,8 @@
 import type { Etcd3 } from "etcd3";
 import type { KeyLayout, Logger } from "../node/index.js";
-import { prefixRangeEnd } from "../node/index.js";
+import { prefixRangeEnd, requestDeadline } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
-import { type FencedWriter, REQUEST_TIMEOUT_MS } from "./fencing.js";
+import type { FencedWriter } from "./fencing.js";
 
 /** A task put the schedule decided on. */
 export interface PlannedPut {
@@ -96,7 +96,7 @@ export class HandoffGate {
     const prefix = this.keys.statusPrefix;
     const response = await this.client.kv.range(
       { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), keys_only: true },
-      { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+      requestDeadline(),
     );
     const targets = new Map(puts.map((put) => [put.taskId, put.worker]));
     const reportedBy = new Map<string, string[]>();

@@ -6,10 +6,11 @@ import {
   type PlanRecord,
   parseRecord,
   prefixRangeEnd,
+  requestDeadline,
   type WorkerInfo,
 } from "../node/index.js";
 import { type CurrentAssignment, scheduleChanges } from "./changes.js";
-import { type FencedWriter, REQUEST_TIMEOUT_MS } from "./fencing.js";
+import type { FencedWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import type { HandoffGate } from "./handoff.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
@@ -159,7 +160,7 @@ async function readAssignment(
   });
   const response = await client.kv.txn(
     { compare: [], success: [range(keys.workersPrefix), range(keys.tasksPrefix)], failure: [] },
-    { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+    requestDeadline(),
   );
   const [workerRange, taskRange] = response.responses.map((r) => r.response_range as IRangeResponse);
   const workers: Array<{ name: string; capacity?: number }> = [];

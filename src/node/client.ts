@@ -8,6 +8,8 @@ import {
   isRecoverableError,
 } from "etcd3";
 import { EschedulerError, firstLine } from "../errors.js";
+import { defaultCallOptions } from "./requests.js";
+
 /** How to reach etcd: endpoints, TLS files (paths), credentials, and how long to wait for an answer. */
 export interface EtcdConnectionConfig {
   etcd: string[];
@@ -36,7 +38,8 @@ const leaseConnections = new WeakMap<Etcd3, () => Etcd3>();
 
 /**
  * Creates an etcd client for the configured endpoints, TLS files and user; fails fast (ERR_CONFIG) on
- * unreadable files. No circuit breaker stands in front of a lone endpoint (etcd's "too many requests"
+ * unreadable files. Every unary request has a deadline and every watch requires a leader
+ * (`defaultCallOptions`). No circuit breaker stands in front of a lone endpoint (etcd's "too many requests"
  * or a slow moment must not block every call of the process); with several endpoints a member that
  * keeps answering UNAVAILABLE is skipped for a moment. Failed calls are retried once after a pause.
  */
@@ -79,6 +82,7 @@ function clientOptions(config: Partial<EtcdConnectionConfig> & { etcd: string[] 
       /^https?:\/\//.test(host) ? host : `${tls ? "https" : "http"}://${host}`,
     ),
     dialTimeout: config.dialTimeout ?? 5_000,
+    defaultCallOptions,
     faultHandling: {
       host: () =>
         several

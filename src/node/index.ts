@@ -12,6 +12,7 @@ export {
   prefixRangeEnd,
   type TaskKeyParts,
 } from "./keys.js";
+export { REQUEST_TIMEOUT_MS, requestDeadline, requireLeader } from "./requests.js";
 export { LeaseSession, type LeaseSessionOptions, leaseMarginMs } from "./lease-session.js";
 export { createLogger, type Logger, silentLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";

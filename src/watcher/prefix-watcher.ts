@@ -5,6 +5,8 @@ import {
   exponentialBackoff,
   type Logger,
   prefixRangeEnd,
+  requestDeadline,
+  requireLeader,
   silentLogger,
   unlessAborted,
 } from "../node/index.js";
@@ -149,8 +151,11 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
 
   /** Opens one watch stream from the view's revision + 1 and resolves when it can no longer be used. */
   private async watchUntilEnd(): Promise<StreamEnd> {
-    const stream = await unlessAborted(this.client.watchClient.watch(), this.closing.signal, () =>
-      abortedError(this.prefix),
+    // Require a leader: a member cut off from its quorum must end the watch, not keep it silent.
+    const stream = await unlessAborted(
+      this.client.watchClient.watch({ interceptors: [requireLeader] }),
+      this.closing.signal,
+      () => abortedError(this.prefix),
     );
     return new Promise<StreamEnd>((resolve) => {
       let ended = false;
@@ -274,7 +279,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   }
 
   private readPrefix(): Promise<IRangeResponse> {
-    return this.client.getAll().prefix(this.prefix).exec();
+    return this.client.getAll().prefix(this.prefix).options(requestDeadline()).exec();
   }
 
   private replaceView(response: IRangeResponse): void {

@@ -4,6 +4,7 @@ import {
   type KeyLayout,
   type LeaseSession,
   type Logger,
+  requestDeadline,
   type TaskStatus,
   unlessAborted,
 } from "../node/index.js";
@@ -146,16 +147,19 @@ export class StatusWriter implements StatusSink {
         : { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } },
     );
     const response = await unlessAborted(
-      this.client.kv.txn({
-        compare: guarded.map((write) => ({
-          key: guardKey(write),
-          target: "Mod" as const,
-          result: "Equal" as const,
-          mod_revision: write.guard?.modRevision,
-        })),
-        success: operations,
-        failure: guarded.map((write) => ({ request_range: { key: guardKey(write), keys_only: true } })),
-      }),
+      this.client.kv.txn(
+        {
+          compare: guarded.map((write) => ({
+            key: guardKey(write),
+            target: "Mod" as const,
+            result: "Equal" as const,
+            mod_revision: write.guard?.modRevision,
+          })),
+          success: operations,
+          failure: guarded.map((write) => ({ request_range: { key: guardKey(write), keys_only: true } })),
+        },
+        requestDeadline(),
+      ),
       this.session.signal,
     );
     if (response.succeeded) return new Set();

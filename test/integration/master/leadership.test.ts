@@ -1,3 +1,4 @@
+import { Etcd3 } from "etcd3";
 import { describe, expect, it } from "vitest";
 import { readLeader } from "../../../src/barrier/index.js";
 import { FencedWriter, leaderFence } from "../../../src/master/index.js";
@@ -160,6 +161,36 @@ describe("fencing", () => {
     expect(await client.getAll().prefix(space.keys.tasksPrefix).keys()).toEqual([
       space.keys.task("w", "before"),
     ]);
+  });
+
+  it("a fenced commit through a black-holed connection fails at its deadline instead of hanging", async () => {
+    const space = testSpace("fence-deadline");
+    const [host, port] = space.endpoints[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    // A plain etcd3 client (no default deadlines): the writer must bound its own requests.
+    const client = new Etcd3({ hosts: [`http://${proxy.hostPort}`] });
+    try {
+      const electionKey = space.keys.electionCandidate("5678");
+      const created = await client.put(electionKey).value("m").exec();
+      const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision), {
+        requestTimeoutMs: 500,
+      });
+      proxy.partition();
+      const began = performance.now();
+      const outcome = await Promise.race([
+        writer.commit([{ type: "put", key: space.keys.task("w", "t"), value: "{}" }]).then(
+          () => "committed",
+          () => "failed",
+        ),
+        new Promise((resolve) => setTimeout(() => resolve("still hanging"), 5_000)),
+      ]);
+      expect(outcome).toBe("failed");
+      expect(performance.now() - began).toBeLessThan(3_000);
+    } finally {
+      client.close();
+      await proxy.stop();
+    }
   });
 
   it("a re-created election key (same name, new revision) does not satisfy an old fence", async () => {
