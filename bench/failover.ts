@@ -4,22 +4,14 @@
  * lease TTL that a crash must wait out; and the peak memory (VmHWM) of the master and of a worker
  * carrying 10,000 tasks, beside an idle standby master and an idle worker. Alone: `npx tsx bench/failover.ts`.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
-import { convergenceProblems, readState, readTaskEvents, runIntervals } from "../test/helpers/invariants.js";
+import { pathToFileURL } from "node:url";
+import type { Task } from "../src/node/index.js";
+import { build, Fleet } from "./fleet.js";
 import { type BenchRow, printReport } from "./report.js";
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
-const BINARY = join(REPO, "bin", "escheduler.js");
-const HANDLER = join(REPO, "test", "fixtures", "recording-handler.mjs");
-const GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
 
 const TTL_MS = 2_000;
 const REBALANCE_WAIT_MS = 200;
+const REBALANCE_WAIT = ["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`];
 const FAILOVER_TASKS = 300;
 const MEMORY_TASKS = 10_000;
 
@@ -66,9 +58,9 @@ export async function benchFailover(endpoints: string[]): Promise<BenchRow[]> {
 
 /** One worker killed, then (after a replacement joined) one worker terminated; each timed until its tasks run elsewhere. */
 async function measureFailover(endpoints: string[]) {
-  const fleet = new Fleet(endpoints, tasks(FAILOVER_TASKS));
+  const fleet = new Fleet(endpoints, tasks(FAILOVER_TASKS), { ttlMs: TTL_MS });
   try {
-    fleet.master("m1");
+    fleet.master("m1", REBALANCE_WAIT);
     for (const name of ["w1", "w2", "w3"]) fleet.worker(name);
     await fleet.converged();
 
@@ -91,12 +83,12 @@ async function measureFailover(endpoints: string[]) {
 
 /** A leader, a standby and 3 workers over MEMORY_TASKS tasks, plus an idle worker on a root of its own. */
 async function measureMemory(endpoints: string[]) {
-  const fleet = new Fleet(endpoints, tasks(MEMORY_TASKS));
-  const idle = new Fleet(endpoints, []);
+  const fleet = new Fleet(endpoints, tasks(MEMORY_TASKS), { ttlMs: TTL_MS });
+  const idle = new Fleet(endpoints, [], { ttlMs: TTL_MS });
   try {
-    fleet.master("m1");
+    fleet.master("m1", REBALANCE_WAIT);
     await fleet.leading("m1");
-    fleet.master("m2");
+    fleet.master("m2", REBALANCE_WAIT);
     for (const name of ["w1", "w2", "w3"]) fleet.worker(name);
     idle.worker("idle");
     await fleet.converged(120_000);
@@ -115,188 +107,6 @@ async function measureMemory(endpoints: string[]) {
 
 function tasks(count: number): Task[] {
   return Array.from({ length: count }, (_, i) => ({ id: `task-${i}`, group: `g${i % 3}` }));
-}
-
-/** The built dist/ is what the binary runs. */
-function build(): void {
-  const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
-  spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: REPO, stdio: "ignore" });
-}
-
-/** escheduler processes on one fresh root, with the recording handler and a fixed task list. */
-class Fleet {
-  private readonly dir = mkdtempSync(join(tmpdir(), "escheduler-bench-"));
-  private readonly keys = keyLayout(
-    `bench-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`,
-  );
-  private readonly client;
-  private readonly processes = new Map<string, ChildProcess>();
-  /** Workers started and not signalled. */
-  private readonly workers = new Set<string>();
-  private readonly killedAt = new Map<number, number>();
-  private readonly recordFile = join(this.dir, "events.jsonl");
-  private readonly generatorFile = join(this.dir, "generator.json");
-
-  constructor(
-    private readonly endpoints: string[],
-    private readonly taskList: Task[],
-  ) {
-    this.client = createEtcdClient({ etcd: endpoints });
-    writeFileSync(this.generatorFile, JSON.stringify({ tasks: taskList }));
-  }
-
-  master(name: string): void {
-    this.spawn(name, [
-      "master",
-      "--generator",
-      GENERATOR,
-      "--rebalance-wait",
-      `${REBALANCE_WAIT_MS}ms`,
-      "--interval",
-      "1h",
-    ]);
-  }
-
-  worker(name: string): void {
-    this.workers.add(name);
-    this.spawn(name, ["worker", "--handler", HANDLER]);
-  }
-
-  private spawn(name: string, args: string[]): void {
-    const child = spawn(
-      process.execPath,
-      [
-        BINARY,
-        ...args,
-        "--name",
-        name,
-        "--etcd",
-        this.endpoints.join(","),
-        "--root",
-        this.keys.root,
-        "--ttl",
-        `${TTL_MS}ms`,
-        "--log-level",
-        "warn",
-      ],
-      {
-        env: {
-          ...process.env,
-          ESCHEDULER_RECORD_FILE: this.recordFile,
-          ESCHEDULER_GENERATOR_FILE: this.generatorFile,
-        },
-        stdio: "ignore",
-      },
-    );
-    this.processes.set(name, child);
-  }
-
-  /** Sends `signal`; resolves the moment it was sent. */
-  signal(name: string, signal: NodeJS.Signals): number {
-    const child = this.processes.get(name);
-    child?.kill(signal);
-    this.workers.delete(name);
-    const at = performance.timeOrigin + performance.now();
-    if (signal === "SIGKILL" && child?.pid) this.killedAt.set(child.pid, at);
-    return at;
-  }
-
-  async leading(name: string): Promise<void> {
-    await until(`${name} to lead`, async () => {
-      const { view } = await readState(this.client, this.keys);
-      return view.leader === name;
-    });
-  }
-
-  async registered(name: string): Promise<void> {
-    await until(`${name} to register`, async () =>
-      (await readState(this.client, this.keys)).view.workers.has(name),
-    );
-  }
-
-  /** Resolves once every task runs on exactly one of the running workers, as planned. */
-  async converged(timeoutMs = 30_000): Promise<void> {
-    const live = [...this.workers];
-    let problems: string[] = [];
-    await until(
-      "convergence",
-      async () => {
-        const { view } = await readState(this.client, this.keys);
-        const fates = [...this.killedAt].map(([pid, endedAt]) => ({
-          pid,
-          name: "",
-          role: "worker" as const,
-          endedAt,
-          pauses: [],
-        }));
-        const { intervals } = runIntervals(readTaskEvents(this.recordFile), fates);
-        problems = convergenceProblems(view, this.taskList, live, intervals);
-        return problems.length === 0;
-      },
-      timeoutMs,
-      () => problems.slice(0, 5).join("; "),
-    );
-  }
-
-  async assignedTo(worker: string): Promise<string[]> {
-    const { assignment } = await readState(this.client, this.keys);
-    return assignment.get(worker) ?? [];
-  }
-
-  /** The time from `since` until the last of `taskIds` started on another process than `from`'s. */
-  movedWithin(taskIds: string[], since: number, from: string): number {
-    const pid = this.processes.get(from)?.pid;
-    const events = readTaskEvents(this.recordFile);
-    return Math.max(
-      ...taskIds.map((task) => {
-        const start = events.find(
-          (e) => e.event === "start" && e.task === task && e.t > since && e.pid !== pid,
-        );
-        return (start?.t ?? Number.POSITIVE_INFINITY) - since;
-      }),
-    );
-  }
-
-  /** Peak resident set size of a running process, from /proc (Linux). */
-  peakMB(name: string): number {
-    const pid = this.processes.get(name)?.pid;
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
-    return kb / 1024;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(
-      [...this.processes.values()].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once("exit", () => resolve());
-            child.kill("SIGKILL");
-          }),
-      ),
-    );
-    await this.client
-      .delete()
-      .prefix(this.keys.prefix)
-      .catch(() => undefined);
-    this.client.close();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 30_000,
-  why: () => string = () => "",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`failover bench: no ${what} within ${timeoutMs}ms: ${why()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

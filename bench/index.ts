@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: one table, every figure next to its baseline from the same run, on one throw-away
  * etcd: the first schedule vs raw etcd writes, crash failover and graceful leave vs the TTL, plan
- * times vs a naive round-robin, put→start vs a bare watch, then peak memory vs idle processes.
+ * times vs a naive round-robin, put→start vs a bare watch, a rolling update with the default settings
+ * (hand-off wait vs immediate), then peak memory vs idle processes. `npm run bench -- rolling planner`
+ * runs only the sections named.
  * Benchmarks are not tests: they print numbers and never fail because the machine is slow.
  */
 import { startEtcd } from "../src/cli/etcd-process.js";
@@ -9,6 +11,7 @@ import { benchFailover } from "./failover.js";
 import { benchMaster } from "./master.js";
 import { benchPlanner, type PlannerBenchRow } from "./planner.js";
 import { type BenchRow, printReport } from "./report.js";
+import { benchRolling } from "./rolling.js";
 import { benchWorker } from "./worker.js";
 
 /**
@@ -45,18 +48,30 @@ function plannerRows(rows: PlannerBenchRow[]): BenchRow[] {
   });
 }
 
+const sections = [
+  ["master", (endpoints: string[]) => benchMaster(endpoints)],
+  ["failover", (endpoints: string[]) => benchFailover(endpoints)],
+  ["planner", async () => plannerRows(await benchPlanner())],
+  ["worker", (endpoints: string[]) => benchWorker(endpoints)],
+  ["rolling", (endpoints: string[]) => benchRolling(endpoints)],
+] as const;
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !sections.some(([section]) => section === name));
+if (unknown.length > 0) {
+  console.error(
+    `bench: unknown section ${unknown.join(", ")} (known: ${sections.map(([s]) => s).join(", ")})`,
+  );
+  process.exit(2);
+}
+
 const etcd = process.env.ETCD_ENDPOINTS ? undefined : await startEtcd();
 const endpoints = process.env.ETCD_ENDPOINTS?.split(",") ?? [etcd!.hostPort];
 const rows: BenchRow[] = [];
 try {
-  for (const [section, run] of [
-    ["master", () => benchMaster(endpoints)],
-    ["failover", () => benchFailover(endpoints)],
-    ["planner", async () => plannerRows(await benchPlanner())],
-    ["worker", () => benchWorker(endpoints)],
-  ] as const) {
+  for (const [section, run] of sections) {
+    if (wanted.length > 0 && !wanted.includes(section)) continue;
     console.error(`bench: ${section}…`);
-    rows.push(...(await run()));
+    rows.push(...(await run(endpoints)));
   }
 } finally {
   await etcd?.destroy();
