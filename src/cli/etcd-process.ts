@@ -36,6 +36,8 @@ interface MemberSpec {
   name: string;
   clientPort: number;
   peerPort: number;
+  /** The port the other members dial to reach this one (a proxy in front of `peerPort`); default `peerPort`. */
+  advertisedPeerPort?: number;
 }
 
 /**
@@ -68,7 +70,8 @@ export class EtcdMember {
 
   async start(timeoutMs = 20_000): Promise<void> {
     if (this.running) return;
-    const initialCluster = this.cluster.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    const peerUrl = (m: MemberSpec) => `http://127.0.0.1:${m.advertisedPeerPort ?? m.peerPort}`;
+    const initialCluster = this.cluster.map((m) => `${m.name}=${peerUrl(m)}`).join(",");
     const args = [
       "--name",
       this.spec.name,
@@ -81,7 +84,7 @@ export class EtcdMember {
       "--listen-peer-urls",
       `http://127.0.0.1:${this.spec.peerPort}`,
       "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${this.spec.peerPort}`,
+      peerUrl(this.spec),
       "--initial-cluster",
       initialCluster,
       "--initial-cluster-token",
@@ -175,6 +178,11 @@ export async function startEtcd(options: EtcdMemberOptions = {}): Promise<EtcdMe
   return member;
 }
 
+export interface EtcdClusterOptions {
+  /** Puts something (a test's proxy) in front of a member's peer port; resolves with the port the others dial. */
+  routePeer?: (member: { name: string; peerPort: number }) => Promise<number>;
+}
+
 /** A started etcd cluster of `size` members. */
 export interface EtcdCluster {
   members: EtcdMember[];
@@ -183,8 +191,9 @@ export interface EtcdCluster {
   destroy(): Promise<void>;
 }
 
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+export async function startEtcdCluster(size = 3, options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   const specs = await memberSpecs(size);
+  if (options.routePeer) for (const spec of specs) spec.advertisedPeerPort = await options.routePeer(spec);
   // One token for all members: a token per member makes each bootstrap its own cluster (ID mismatch).
   const token = `escheduler-test-${process.pid}-${specs[0].clientPort}`;
   const members = specs.map((spec) => new EtcdMember(spec, specs, {}, token));

@@ -8,6 +8,8 @@ export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private partitioned = false;
+  /** etcd peers (member ids in hex) whose connections through this proxy are black-holed. */
+  private readonly cutOff = new Set<string>();
   port = 0;
 
   constructor(private readonly target: { host: string; port: number }) {}
@@ -28,9 +30,19 @@ export class TcpProxy {
     this.partitioned = true;
   }
 
+  /**
+   * Black-holes only the connections an etcd peer opened (in both directions): in front of a member's
+   * peer port, the sender is the member named by the `X-Server-From` header of the connection's first
+   * request (raft streams and pipelines both send it).
+   */
+  partitionFrom(memberIdHex: string): void {
+    this.cutOff.add(memberIdHex.toLowerCase());
+  }
+
   /** Forward again; connections that were black-holed are reset so clients reconnect cleanly. */
   heal(): void {
     this.partitioned = false;
+    this.cutOff.clear();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
   }
@@ -45,9 +57,17 @@ export class TcpProxy {
     const upstream = createConnection(this.target);
     this.sockets.add(client);
     this.sockets.add(upstream);
+    let head = "";
+    let sender: string | undefined;
+    client.on("data", (chunk: Buffer) => {
+      if (sender !== undefined || head.length > 8_192) return;
+      head += chunk.toString("latin1");
+      sender = /^x-server-from:\s*([0-9a-f]+)/im.exec(head)?.[1]?.toLowerCase();
+    });
+    const blackHoled = () => this.partitioned || (sender !== undefined && this.cutOff.has(sender));
     const forward = (from: Socket, to: Socket) => {
       from.on("data", (chunk) => {
-        if (!this.partitioned) to.write(chunk);
+        if (!blackHoled()) to.write(chunk);
       });
       from.on("close", () => {
         this.sockets.delete(from);

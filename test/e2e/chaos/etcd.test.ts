@@ -1,8 +1,10 @@
 import type { Etcd3 } from "etcd3";
+import { ConnectionPool } from "etcd3/lib/connection-pool.js";
 import { describe, expect, it } from "vitest";
-import { createEtcdClient, type Task } from "../../../src/node/index.js";
+import { createEtcdClient, keyLayout, type Task } from "../../../src/node/index.js";
+import { Worker } from "../../../src/worker/index.js";
 import { Cluster, unitTasks } from "../../helpers/cluster.js";
-import { waitFor } from "../../helpers/context.js";
+import { uniqueRoot, waitFor } from "../../helpers/context.js";
 import { type EtcdMember, startEtcd, startEtcdCluster } from "../../helpers/etcd.js";
 import { currentRevision } from "../../helpers/invariants.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
@@ -131,6 +133,70 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
       await cluster?.close();
       await proxy.stop();
       await etcd.destroy();
+    }
+  });
+});
+
+describe("an etcd member cut off from its quorum (its peer traffic black-holed, the process running)", () => {
+  it("a worker whose task watch runs through that member still follows its assignment: watches require a leader", async () => {
+    const peerProxies: TcpProxy[] = [];
+    const etcd = await startEtcdCluster(3, {
+      routePeer: async ({ peerPort }) => {
+        const proxy = new TcpProxy({ host: "127.0.0.1", port: peerPort });
+        await proxy.start();
+        peerProxies.push(proxy);
+        return proxy.port;
+      },
+    });
+    const clients: Etcd3[] = [];
+    let worker: Worker | undefined;
+    try {
+      const leader = await raftLeader(etcd.members);
+      const cutOff = etcd.members.findIndex((member) => member !== leader);
+      const isolated = etcd.members[cutOff];
+      const healthy = etcd.members.filter((member) => member !== isolated).map((m) => m.hostPort);
+      const probe = createEtcdClient({ etcd: [isolated.hostPort], dialTimeout: 2_000 });
+      clients.push(probe);
+      const isolatedId = BigInt((await probe.maintenance.status()).header.member_id).toString(16);
+
+      // Keep-alives and writes go through the healthy members; the task watch through all three,
+      // opened on the member about to be cut off (the connection pool tries the last host first).
+      const client = createEtcdClient({ etcd: healthy, dialTimeout: 2_000 });
+      const watches = createEtcdClient({ etcd: [...healthy, isolated.hostPort], dialTimeout: 2_000 });
+      clients.push(client, watches);
+      Object.defineProperty(client, "watchClient", { value: watches.watchClient });
+      const started: string[] = [];
+      const keys = keyLayout(uniqueRoot("isolated"));
+      worker = new Worker({
+        client,
+        root: keys.root,
+        name: "w1",
+        ttlMs: 3_000,
+        stopTimeoutMs: 500,
+        handler: { start: (task) => void started.push(task.id), stop: () => {} },
+      });
+      ConnectionPool.deterministicOrder = true;
+      try {
+        await worker.start();
+      } finally {
+        ConnectionPool.deterministicOrder = false;
+      }
+
+      peerProxies[cutOff].partition();
+      for (const [i, proxy] of peerProxies.entries()) if (i !== cutOff) proxy.partitionFrom(isolatedId);
+      await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1" }));
+
+      await waitFor(
+        "the worker to start the task assigned while its watch's member was cut off",
+        () => started.includes("t1"),
+        15_000,
+      );
+      expect(worker.status).not.toBe("lost");
+    } finally {
+      await worker?.stop();
+      for (const client of clients) client.close();
+      await etcd.destroy();
+      await Promise.all(peerProxies.map((proxy) => proxy.stop()));
     }
   });
 });
