@@ -2,11 +2,12 @@
  * `npm run bench`: one table, every figure next to its baseline from the same run, on one throw-away
  * etcd: the first schedule vs raw etcd writes, crash failover and graceful leave vs the TTL, plan
  * times vs a naive round-robin, put→start vs a bare watch, a rolling update with the default settings
- * (hand-off wait vs immediate), then peak memory vs idle processes. `npm run bench -- rolling planner`
- * runs only the sections named.
+ * (hand-off wait vs immediate), the web console at 1k workers × 100k tasks, then peak memory vs idle
+ * processes. `npm run bench -- rolling planner` runs only the sections named.
  * Benchmarks are not tests: they print numbers and never fail because the machine is slow.
  */
 import { startEtcd } from "../src/cli/etcd-process.js";
+import { benchConsole } from "./console.js";
 import { benchFailover } from "./failover.js";
 import { benchMaster } from "./master.js";
 import { benchPlanner, type PlannerBenchRow } from "./planner.js";
@@ -54,6 +55,7 @@ const sections = [
   ["planner", async () => plannerRows(await benchPlanner())],
   ["worker", (endpoints: string[]) => benchWorker(endpoints)],
   ["rolling", (endpoints: string[]) => benchRolling(endpoints)],
+  ["console", (endpoints: string[]) => benchConsole(endpoints)],
 ] as const;
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !sections.some(([section]) => section === name));
