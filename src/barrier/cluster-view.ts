@@ -3,7 +3,8 @@ import {
   type KeyLayout,
   type PlanRecord,
   parseRecord,
-  prefixRangeEnd,
+  prefixRange,
+  readRangesPaged,
   type TaskStatus,
   type WorkerInfo,
 } from "../node/index.js";
@@ -25,10 +26,6 @@ export interface ClusterView {
   statuses: Map<string, Map<string, TaskStatus>>;
 }
 
-function prefixRange(prefix: string, extra: Partial<IRangeRequest> = {}): IRangeRequest {
-  return { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), ...extra };
-}
-
 /** The oldest campaign key wins, as in etcd's election recipe. */
 const OLDEST_ONLY: Partial<IRangeRequest> = {
   sort_target: SortTarget.Create,
@@ -46,7 +43,7 @@ export async function readClusterView(
   keys: KeyLayout,
   scope?: { worker: string },
 ): Promise<ClusterView> {
-  const read = await readRanges(client, [
+  const read = await readRangesPaged(client, [
     scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
     // Payloads can be large; only the ids matter here.
     prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
@@ -96,29 +93,13 @@ export async function readClusterView(
 
 /** The current leader's name (the oldest campaign key's value), or undefined when no master campaigns. */
 export async function readLeader(client: Etcd3, keys: KeyLayout): Promise<string | undefined> {
-  const result = await readRanges(client, leaderRanges(keys));
+  const result = await readRangesPaged(client, leaderRanges(keys));
   return oldest(result.ranges.flat())?.value.toString();
 }
 
 /** Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is read. */
 function leaderRanges(keys: KeyLayout): IRangeRequest[] {
   return [prefixRange(keys.electionCandidatesPrefix, OLDEST_ONLY)];
-}
-
-/** Runs several range reads in one transaction: one round trip, one revision. */
-async function readRanges(
-  client: Etcd3,
-  ranges: IRangeRequest[],
-): Promise<{ revision: number; ranges: IKeyValue[][] }> {
-  const result = await client.kv.txn({
-    compare: [],
-    success: ranges.map((range) => ({ request_range: range })),
-    failure: [],
-  });
-  return {
-    revision: Number(result.header.revision),
-    ranges: result.responses.map((response) => response.response_range?.kvs ?? []),
-  };
 }
 
 function oldest(candidates: IKeyValue[]): IKeyValue | undefined {

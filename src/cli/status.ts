@@ -1,7 +1,7 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
 import { type ClusterView, clusterReadiness, readClusterView } from "../barrier/index.js";
-import { type KeyLayout, keyLayout, parseRecord, type Task } from "../node/index.js";
+import { type KeyLayout, keyLayout, parseRecord, readPrefixPaged, type Task } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
@@ -44,7 +44,7 @@ async function readTaskGroups(
   keys: KeyLayout,
   revision: number,
 ): Promise<Map<string, string>> {
-  const response = await client.getAll().prefix(keys.tasksPrefix).revision(String(revision)).exec();
+  const response = await readPrefixPaged(client, keys.tasksPrefix, { revision });
   const groups = new Map<string, string>();
   for (const kv of response.kvs) {
     const group = parseRecord<Task>(kv.value)?.group;

@@ -1,6 +1,6 @@
 import type { Etcd3 } from "etcd3";
 import type { KeyLayout, Logger } from "../node/index.js";
-import { prefixRangeEnd, requestDeadline } from "../node/index.js";
+import { readPrefixPaged } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { FencedWriter } from "./fencing.js";
 
@@ -94,10 +94,9 @@ export class HandoffGate {
   ): Promise<{ ready: PlannedPut[]; held: HeldPut[]; revision: number }> {
     if (puts.length === 0) return { ready: [], held: [], revision: 0 };
     const prefix = this.keys.statusPrefix;
-    const response = await this.client.kv.range(
-      { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), keys_only: true },
-      requestDeadline(),
-    );
+    const response = await readPrefixPaged(this.client, prefix, {
+      keysOnly: true,
+    });
     const targets = new Map(puts.map((put) => [put.taskId, put.worker]));
     const reportedBy = new Map<string, string[]>();
     for (const kv of response.kvs) {
@@ -115,7 +114,7 @@ export class HandoffGate {
       if (!from) ready.push(put);
       else held.push({ ...put, from, blockers: from.map((worker) => this.keys.status(worker, put.taskId)) });
     }
-    return { ready, held, revision: Number(response.header.revision) };
+    return { ready, held, revision: response.revision };
   }
 
   /** Starts waiting; each put is written (fenced) as soon as its blockers are gone in a view at or after `readRevision`. */
@@ -129,12 +128,15 @@ export class HandoffGate {
         holds.add(hold);
         this.holdsByStatusKey.set(key, holds);
       }
-      this.options.logger.info(
+      this.options.logger.debug(
         { task: put.taskId, from: put.from, to: put.worker },
         "hand-off: waiting for the old owner to stop the task",
       );
       this.recheck(new Set([hold]));
     }
+    // One line per schedule, however many tasks move (per-task lines are at debug).
+    if (puts.length > 0)
+      this.options.logger.info({ tasks: puts.length }, "hand-off: waiting for old owners to stop tasks");
   }
 
   /** Drops every waiting put and resolves once puts already being written have landed or failed. */
@@ -198,6 +200,13 @@ export class HandoffGate {
         // Settled before the listeners hear of it, so a paced move may take the freed slot at once.
         settle();
         const now = Date.now();
+        this.options.logger.info(
+          {
+            tasks: batch.length,
+            longestWaitMs: batch.reduce((longest, hold) => Math.max(longest, now - hold.since), 0),
+          },
+          "hand-off: tasks written to their new workers",
+        );
         for (const { put, since } of batch) {
           this.options.onReleased({
             task: put.taskId,

@@ -1,12 +1,12 @@
-import type { Etcd3, IRangeResponse } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { type Plan, plan } from "../balancer/index.js";
 import {
   type KeyLayout,
   type Logger,
   type PlanRecord,
   parseRecord,
-  prefixRangeEnd,
-  requestDeadline,
+  prefixRange,
+  readRangesPaged,
   type WorkerInfo,
 } from "../node/index.js";
 import { type CurrentAssignment, scheduleChanges } from "./changes.js";
@@ -155,28 +155,26 @@ async function readAssignment(
   current: CurrentAssignment;
   revision: number;
 }> {
-  const range = (prefix: string) => ({
-    request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) },
-  });
-  const response = await client.kv.txn(
-    { compare: [], success: [range(keys.workersPrefix), range(keys.tasksPrefix)], failure: [] },
-    requestDeadline(),
-  );
-  const [workerRange, taskRange] = response.responses.map((r) => r.response_range as IRangeResponse);
+  // Paged, at one revision: a 100,000-task assignment is not one range response.
+  const read = await readRangesPaged(client, [
+    prefixRange(keys.workersPrefix),
+    prefixRange(keys.tasksPrefix),
+  ]);
+  const [workerKvs = [], taskKvs = []] = read.ranges;
   const workers: Array<{ name: string; capacity?: number }> = [];
-  for (const kv of workerRange.kvs) {
+  for (const kv of workerKvs) {
     const name = keys.parseWorker(kv.key.toString());
     if (!name) continue;
     const capacity = parseRecord<WorkerInfo>(kv.value)?.capacity;
     workers.push(typeof capacity === "number" && capacity > 0 ? { name, capacity } : { name });
   }
   const current: CurrentAssignment = new Map();
-  for (const kv of taskRange.kvs) {
+  for (const kv of taskKvs) {
     const parts = keys.parseTask(kv.key.toString());
     if (!parts) continue;
     const ids = current.get(parts.worker) ?? new Map<string, string>();
     ids.set(parts.taskId, kv.value.toString());
     current.set(parts.worker, ids);
   }
-  return { workers, current, revision: Number(response.header.revision) };
+  return { workers, current, revision: read.revision };
 }

@@ -64,7 +64,7 @@ export class LeaderTerm {
       this.handoffs = new HandoffGate(client, keys, this.writer, {
         logger: this.logger,
         onReleased: (event) => {
-          this.logger.info(event, "hand-off: task written to its new worker");
+          this.logger.debug(event, "hand-off: task written to its new worker");
           context.emit("handoffWait", event);
           this.pacer?.refill(this.signal);
         },

@@ -17,6 +17,7 @@ export { LeaseSession, type LeaseSessionOptions, leaseMarginMs } from "./lease-s
 export { createLogger, type Logger, silentLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";
+export { prefixRange, readPrefixPaged, readRangesPaged } from "./paged-read.js";
 export {
   type CordonRecord,
   type DrainingMark,

@@ -1,14 +1,14 @@
-import type { Etcd3, IDuplexStream, IEvent, IRangeResponse, IWatchRequest, IWatchResponse } from "etcd3";
+import type { Etcd3, IDuplexStream, IEvent, IKeyValue, IWatchRequest, IWatchResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   delay,
   exponentialBackoff,
   type Logger,
   prefixRangeEnd,
-  requestDeadline,
   requireLeader,
   silentLogger,
   unlessAborted,
+  readPrefixPaged,
 } from "../node/index.js";
 import { SafeEmitter } from "../runtime/emitter.js";
 import { ChangeQueue } from "./change-queue.js";
@@ -33,6 +33,7 @@ interface PrefixWatcherEvents {
 }
 
 type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+type PrefixSnapshot = { revision: number; kvs: IKeyValue[] };
 
 /** Why one watch stream stopped: `resync` means the history it needed is gone and the prefix must be read again. */
 type StreamEnd = { resync: string } | { error: Error };
@@ -77,7 +78,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.started = true;
     if (signal?.aborted || this.closing.signal.aborted) throw abortedError(this.prefix);
     const stop = AbortSignal.any(signal ? [signal, this.closing.signal] : [this.closing.signal]);
-    let snapshot: IRangeResponse;
+    let snapshot: PrefixSnapshot;
     try {
       snapshot = await unlessAborted(this.readPrefix(), stop, () => abortedError(this.prefix));
     } catch (error) {
@@ -257,7 +258,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     const response = await unlessAborted(this.readPrefix(), this.closing.signal, () =>
       abortedError(this.prefix),
     );
-    const toRevision = Number(response.header.revision);
+    const toRevision = response.revision;
     const fresh = new Map(response.kvs.map((kv) => [kv.key.toString(), kv]));
     const changes: WatchChange[] = [];
     for (const [key, previous] of this.values) {
@@ -278,11 +279,12 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.emit("resync", event);
   }
 
-  private readPrefix(): Promise<IRangeResponse> {
-    return this.client.getAll().prefix(this.prefix).options(requestDeadline()).exec();
+  /** The prefix at one revision, in pages (a worker's or the master's view can hold 100,000 keys). */
+  private readPrefix(): Promise<PrefixSnapshot> {
+    return readPrefixPaged(this.client, this.prefix);
   }
 
-  private replaceView(response: IRangeResponse): void {
+  private replaceView(response: PrefixSnapshot): void {
     this.values.clear();
     this.modRevisions.clear();
     for (const kv of response.kvs) {
@@ -290,7 +292,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
       this.values.set(key, kv.value.toString());
       this.modRevisions.set(key, Number(kv.mod_revision));
     }
-    this.currentRevision = Number(response.header.revision);
+    this.currentRevision = response.revision;
   }
 
   private publish(changes: WatchChange[]): void {
