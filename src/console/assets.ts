@@ -1,8 +1,8 @@
 /** The page's static files: plain HTML, CSS and JavaScript shipped in the package (no CDN, no build step). */
 import { readFileSync } from "node:fs";
 
-/** src/console/assets, reached the same way from src/console (tests) and dist/console (the binary). */
-const ASSETS_DIR = new URL("../../src/console/assets/", import.meta.url);
+/** The repository's console/ folder (shipped in the package), reached the same way from src/console (tests) and dist/console (the binary). */
+const ASSETS_DIR = new URL("../../console/", import.meta.url);
 
 const CONTENT_TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
