@@ -3,12 +3,14 @@
  * etcd: the first schedule vs raw etcd writes, crash failover and graceful leave vs the TTL, plan
  * times vs a naive round-robin, put→start vs a bare watch, a rolling update with the default settings
  * (hand-off wait vs immediate), the web console at 1k workers × 100k tasks, then peak memory vs idle
- * processes. `npm run bench -- rolling planner` runs only the sections named.
+ * processes, and the fleet at scale (500 library workers × 50,000 tasks on an etcd of its own).
+ * `npm run bench -- rolling planner` runs only the sections named (`npm run bench -- fleet` alone).
  * Benchmarks are not tests: they print numbers and never fail because the machine is slow.
  */
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { benchConsole } from "./console.js";
 import { benchFailover } from "./failover.js";
+import { benchFleet } from "./fleet-scale.js";
 import { benchMaster } from "./master.js";
 import { benchPlanner, type PlannerBenchRow } from "./planner.js";
 import { type BenchRow, printReport } from "./report.js";
@@ -56,6 +58,8 @@ const sections = [
   ["worker", (endpoints: string[]) => benchWorker(endpoints)],
   ["rolling", (endpoints: string[]) => benchRolling(endpoints)],
   ["console", (endpoints: string[]) => benchConsole(endpoints)],
+  // Its own etcd (default raft timings, CPU and /metrics of its own); FLEET_WORKERS / FLEET_TASKS size it.
+  ["fleet", () => benchFleet()],
 ] as const;
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !sections.some(([section]) => section === name));

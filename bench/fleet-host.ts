@@ -1,0 +1,50 @@
+/**
+ * One process of the fleet benchmark: `FLEET_HOST_WORKERS` library `Worker`s (each with its own etcd
+ * client, as an operator embedding escheduler would run them), started together when "go" arrives
+ * on stdin. Every 250 ms it prints one JSON line: registered, assigned and running task counts, and
+ * leases lost so far. SIGTERM stops them all.
+ */
+import { createInterface } from "node:readline";
+import { Worker } from "../src/index.js";
+
+const endpoints = (process.env.FLEET_ETCD ?? "").split(",");
+const root = process.env.FLEET_ROOT ?? "";
+const names = (process.env.FLEET_HOST_WORKERS ?? "").split(",").filter(Boolean);
+const ttlMs = Number(process.env.FLEET_TTL_MS ?? 10_000);
+const maxWorkers = Number(process.env.FLEET_MAX_WORKERS ?? 0);
+
+const handler = { start: () => {}, stop: () => {} };
+let lost = 0;
+let registered = 0;
+const workers = names.map((name) => {
+  const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, handler });
+  worker.on("lost", () => lost++);
+  worker.on("status", (status, previous) => {
+    if (status === "registered" && previous === "new") registered++;
+  });
+  return worker;
+});
+
+function report(): void {
+  let assigned = 0;
+  let running = 0;
+  for (const worker of workers) {
+    for (const task of worker.tasks()) {
+      assigned++;
+      if (task.state === "running") running++;
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ registered, assigned, running, lost })}\n`);
+}
+
+const lines = createInterface({ input: process.stdin });
+lines.once("line", () => {
+  for (const worker of workers) {
+    worker.start().catch((error: unknown) => console.error(`${worker.name}: ${String(error)}`));
+  }
+  setInterval(report, 250).unref();
+});
+process.once("SIGTERM", () => {
+  void Promise.all(workers.map((worker) => worker.stop())).finally(() => process.exit(0));
+});
+process.stdout.write(`${JSON.stringify({ ready: true })}\n`);

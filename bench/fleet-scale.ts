@@ -1,0 +1,272 @@
+/**
+ * Fleet-scale benchmark (issue 13): FLEET_WORKERS library workers (default 500), each with its own
+ * etcd client, spread over FLEET_PROCESSES processes (default 4), one real master process, and
+ * FLEET_TASKS tasks (default 50,000; 20 groups, 10 % keyed) on a throw-away etcd with its default
+ * heartbeat and election settings, TTL 10 s. Phases: registration, first start, SIGKILL of one
+ * process (a quarter of the workers), a join of as many new workers. Prints each phase's time, etcd
+ * Txn calls per task (etcd's /metrics), leases lost, etcd CPU, and peak memory (VmHWM) of the master
+ * and of the largest worker process. Alone: `npm run bench -- fleet`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { startEtcd } from "../src/cli/etcd-process.js";
+import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
+import { build } from "./fleet.js";
+import { type BenchRow, printReport } from "./report.js";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BINARY = join(REPO, "bin", "escheduler.js");
+const HOST = join(REPO, "bench", "fleet-host.ts");
+const GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
+const TTL_MS = 10_000;
+const REBALANCE_WAIT_MS = 5_000;
+const PHASE_LIMIT_MS = 240_000;
+
+interface HostReport {
+  registered: number;
+  assigned: number;
+  running: number;
+  lost: number;
+}
+
+/** A worker-host process and its latest report. */
+class Host {
+  readonly child: ChildProcess;
+  latest: HostReport = { registered: 0, assigned: 0, running: 0, lost: 0 };
+  readonly ready: Promise<void>;
+  killed = false;
+
+  constructor(
+    env: Record<string, string>,
+    readonly size: number,
+  ) {
+    this.child = spawn(process.execPath, ["--import", "tsx", HOST], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    let markReady: () => void = () => {};
+    this.ready = new Promise((resolve) => {
+      markReady = resolve;
+    });
+    createInterface({ input: this.child.stdout! }).on("line", (line) => {
+      const message = JSON.parse(line) as Partial<HostReport> & { ready?: boolean };
+      if (message.ready) markReady();
+      else this.latest = message as HostReport;
+    });
+  }
+
+  go(): void {
+    this.child.stdin?.write("go\n");
+  }
+}
+
+export async function benchFleet(): Promise<BenchRow[]> {
+  const workerCount = Number(process.env.FLEET_WORKERS ?? 500);
+  const taskCount = Number(process.env.FLEET_TASKS ?? 50_000);
+  const processCount = Number(process.env.FLEET_PROCESSES ?? 4);
+  const quarter = Math.round(workerCount / processCount);
+  build();
+  // etcd's own heartbeat and election defaults, as a production member runs.
+  const etcd = await startEtcd({ args: ["--heartbeat-interval", "100", "--election-timeout", "1000"] });
+  const dir = mkdtempSync(join(tmpdir(), "escheduler-fleet-"));
+  const root = `fleet-${process.pid}`;
+  const keys = keyLayout(root);
+  const client = createEtcdClient({ etcd: [etcd.hostPort] });
+  const hosts: Host[] = [];
+  let master: ChildProcess | undefined;
+  const hostEnv = (first: number, count: number) => ({
+    FLEET_ETCD: etcd.hostPort,
+    FLEET_ROOT: root,
+    FLEET_TTL_MS: String(TTL_MS),
+    FLEET_MAX_WORKERS: String(workerCount),
+    FLEET_HOST_WORKERS: Array.from(
+      { length: count },
+      (_, i) => `w${String(first + i).padStart(5, "0")}`,
+    ).join(","),
+  });
+  const live = () => hosts.filter((host) => !host.killed);
+  const sum = (field: keyof HostReport, of = live()) =>
+    of.reduce((total, host) => total + host.latest[field], 0);
+  const allRunning = () => sum("running") === taskCount && sum("assigned") === taskCount;
+  const etcdCpu = () => cpuMs(etcd.process?.pid);
+  try {
+    writeFileSync(join(dir, "generator.json"), JSON.stringify({ tasks: fleetTasks(taskCount) }));
+    for (let p = 0; p < processCount; p++) {
+      const count = p === processCount - 1 ? workerCount - quarter * (processCount - 1) : quarter;
+      hosts.push(new Host(hostEnv(p * quarter, count), count));
+    }
+    await Promise.all(hosts.map((host) => host.ready));
+
+    console.error(`fleet: registering ${workerCount} workers over ${processCount} processes…`);
+    let cpuAt = etcdCpu();
+    let startedAt = performance.now();
+    for (const host of hosts) host.go();
+    await until("every worker registered", () => sum("registered") === workerCount);
+    const registration = phase(startedAt, cpuAt, etcdCpu());
+
+    console.error(`fleet: first start of ${taskCount} tasks…`);
+    const txnsBefore = await txnCalls(etcd.endpoint);
+    cpuAt = etcdCpu();
+    startedAt = performance.now();
+    master = spawn(
+      process.execPath,
+      [
+        BINARY,
+        "master",
+        ...["--generator", GENERATOR, "--interval", "1h"],
+        ...["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`, "--max-workers", String(workerCount)],
+        ...["--etcd", etcd.hostPort, "--root", root, "--ttl", `${TTL_MS}ms`, "--log-level", "warn"],
+      ],
+      { env: { ...process.env, ESCHEDULER_GENERATOR_FILE: join(dir, "generator.json") }, stdio: "inherit" },
+    );
+    await until("every task running", allRunning);
+    const firstStart = phase(startedAt, cpuAt, etcdCpu());
+    const firstStartTxns = (await txnCalls(etcd.endpoint)) - txnsBefore;
+
+    console.error(`fleet: SIGKILL of ${hosts[0].size} workers…`);
+    cpuAt = etcdCpu();
+    startedAt = performance.now();
+    hosts[0].killed = true;
+    hosts[0].child.kill("SIGKILL");
+    await until("the crashed workers' tasks running elsewhere", allRunning);
+    const crash = phase(startedAt, cpuAt, etcdCpu());
+
+    console.error(`fleet: ${hosts[0].size} workers join…`);
+    const joiner = new Host(hostEnv(workerCount, hosts[0].size), hosts[0].size);
+    await joiner.ready;
+    hosts.push(joiner);
+    cpuAt = etcdCpu();
+    startedAt = performance.now();
+    joiner.go();
+    const share = Math.floor((taskCount * 0.8) / workerCount) * joiner.size;
+    await until("the new workers carrying their share", async () => {
+      if (!allRunning() || joiner.latest.running < share) return false;
+      const plan = JSON.parse((await client.get(keys.plan).string()) ?? "{}") as { workers?: string[] };
+      return plan.workers?.length === workerCount;
+    });
+    const join_ = phase(startedAt, cpuAt, etcdCpu());
+
+    const leasesLost = sum(
+      "lost",
+      hosts.filter((host) => !host.killed),
+    );
+    const masterMB = peakMB(master.pid);
+    const workerMB = Math.max(...live().map((host) => peakMB(host.child.pid)));
+    const size = `${workerCount} workers × ${taskCount} tasks`;
+    return [
+      row(`fleet ${size}: registration`, registration, 5_000, "≤ 5 s"),
+      row(`fleet ${size}: first start, master start → all running`, firstStart, 20_000, "≤ 20 s"),
+      {
+        name: `fleet ${size}: etcd Txn calls per task, first start (${firstStartTxns} Txn)`,
+        value: firstStartTxns / taskCount,
+        unit: "Txn",
+        target: "≤ 0.15",
+        met: firstStartTxns / taskCount <= 0.15,
+      },
+      row(
+        `fleet ${size}: SIGKILL of ${hosts[0].size} workers → all running (TTL ${TTL_MS / 1000} s, rebalance-wait ${REBALANCE_WAIT_MS / 1000} s)`,
+        crash,
+        TTL_MS + REBALANCE_WAIT_MS + 10_000,
+        "≤ TTL + rebalance-wait + 10 s",
+      ),
+      row(
+        `fleet ${size}: join of ${joiner.size} → their share running`,
+        join_,
+        REBALANCE_WAIT_MS + 15_000,
+        "≤ rebalance-wait + 15 s",
+      ),
+      {
+        name: `fleet ${size}: leases lost, whole run`,
+        value: leasesLost,
+        unit: "leases",
+        target: "0",
+        met: leasesLost === 0,
+      },
+      {
+        name: `fleet ${size}: master peak memory (VmHWM)`,
+        value: masterMB,
+        unit: "MB",
+        target: "< 500 MB",
+        met: masterMB < 500,
+      },
+      {
+        name: `fleet ${size}: worker process peak memory (VmHWM), ${quarter} workers each`,
+        value: workerMB,
+        unit: "MB",
+      },
+    ];
+  } finally {
+    master?.kill("SIGKILL");
+    for (const host of hosts) host.child.kill("SIGKILL");
+    client.close();
+    await etcd.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A phase's wall time and etcd's CPU over it (as % of one core), folded into the row's name. */
+function phase(startedAt: number, cpuBefore: number, cpuAfter: number) {
+  const ms = performance.now() - startedAt;
+  return { ms, etcdCpuPercent: (100 * (cpuAfter - cpuBefore)) / ms };
+}
+
+function row(name: string, measured: ReturnType<typeof phase>, limitMs: number, target: string): BenchRow {
+  return {
+    name: `${name} (etcd CPU ${measured.etcdCpuPercent.toFixed(0)} %)`,
+    value: measured.ms,
+    unit: "ms",
+    target,
+    met: measured.ms <= limitMs,
+  };
+}
+
+/** 20 groups; every tenth task keyed (10 tasks a key). */
+function fleetTasks(count: number): Task[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `task-${String(i).padStart(6, "0")}`,
+    group: `g${i % 20}`,
+    ...(i % 10 === 0 ? { key: `k${Math.floor(i / 100)}` } : {}),
+  }));
+}
+
+/** etcd's count of handled Txn calls (all codes). */
+async function txnCalls(endpoint: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("grpc_server_handled_total{") && line.includes('grpc_method="Txn"'))
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
+/** User + system CPU time of a process, in ms. */
+function cpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function peakMB(pid: number | undefined): number {
+  if (!pid) return 0;
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : 0;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + PHASE_LIMIT_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`fleet benchmark: no ${what} within ${PHASE_LIMIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  printReport("escheduler fleet benchmark", await benchFleet());
+}
