@@ -7,4 +7,5 @@
  */
 export { PlanInputError } from "./errors.js";
 export { plan } from "./plan.js";
+export { type MoveHistory, settleMoves } from "./settle.js";
 export type { AssignmentInput, Plan, PlanInput, Task, WorkerSpec } from "./types.js";

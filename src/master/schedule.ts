@@ -13,6 +13,7 @@ import { type CurrentAssignment, scheduleChanges } from "./changes.js";
 import type { FencedWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import type { HandoffGate } from "./handoff.js";
+import type { MoveRecord } from "./move-record.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 
@@ -55,6 +56,10 @@ export interface ScheduleContext {
   /** Present with `--handoff wait`: paces moves between live workers. */
   pacer?: MovePacer;
   maxMoving: MaxMoving;
+  /** Chooses which tasks move by how often they moved before (absent: the plan as it is). */
+  moves?: MoveRecord;
+  /** Worker → when it registered (a revision; higher is younger). */
+  joinedAt: () => ReadonlyMap<string, number>;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
   logger: Logger;
@@ -85,14 +90,14 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   signal.throwIfAborted();
 
   const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
-  const target: Plan | undefined =
-    workers.length === 0
-      ? undefined
-      : plan({
-          workers,
-          tasks: tasks.map((valid) => valid.task),
-          current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
-        });
+  const input = {
+    workers,
+    tasks: tasks.map((valid) => valid.task),
+    current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
+  };
+  context.moves?.observe(input.current);
+  let target: Plan | undefined = workers.length === 0 ? undefined : plan(input);
+  if (target && context.moves) target = context.moves.settle(target, input, context.joinedAt());
   const changes = scheduleChanges(keys, target, byId, current);
   const plannedAt = performance.now();
   signal.throwIfAborted();

@@ -8,6 +8,7 @@ import type { MasterEvents } from "./events.js";
 import { FencedWriter } from "./fencing.js";
 import type { Generator } from "./generator.js";
 import { HandoffGate } from "./handoff.js";
+import { MoveRecord } from "./move-record.js";
 import { type MaxMoving, MovePacer } from "./pacing.js";
 import { runSchedule, type ScheduleResult } from "./schedule.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
@@ -45,6 +46,7 @@ export class LeaderTerm {
   private readonly workers: PrefixWatcher;
   private readonly handoffs?: HandoffGate;
   private readonly pacer?: MovePacer;
+  private readonly moves = new MoveRecord();
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
   private readonly retryBackoff;
@@ -123,6 +125,16 @@ export class LeaderTerm {
     await this.workers.close();
   }
 
+  /** Worker → the revision its registration was written at. */
+  private joinedAt(): Map<string, number> {
+    const joined = new Map<string, number>();
+    for (const key of this.workers.entries.keys()) {
+      const name = this.context.keys.parseWorker(key);
+      if (name) joined.set(name, this.workers.modRevision(key) ?? 0);
+    }
+    return joined;
+  }
+
   private liveWorkers(): string[] {
     return [...this.workers.entries.keys()].flatMap((key) => this.context.keys.parseWorker(key) ?? []);
   }
@@ -143,6 +155,8 @@ export class LeaderTerm {
           handoffs: this.handoffs,
           pacer: this.pacer,
           maxMoving: context.settings.maxMoving,
+          moves: this.moves,
+          joinedAt: () => this.joinedAt(),
           liveWorkers: () => this.liveWorkers(),
           logger,
           signal,

@@ -1,0 +1,117 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type Plan, plan, settleMoves, type Task } from "../../../src/balancer/index.js";
+import { runs, scenarios, workerName } from "./support.js";
+
+/** worker → group/weight class → how many tasks (the quantities balance and capacity depend on). */
+function classCounts(result: Plan, tasks: Task[]): Map<string, number> {
+  const byId = new Map(tasks.map((task) => [task.id, task]));
+  const counts = new Map<string, number>();
+  for (const [worker, ids] of Object.entries(result.assignment)) {
+    for (const id of ids) {
+      const task = byId.get(id) as Task;
+      const kind = `${worker}|${task.group ?? ""}|${task.weight ?? 1}|${task.key ?? "-"}`;
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+function diffOf(result: Plan, current: Record<string, string[]>) {
+  const add: Record<string, string[]> = {};
+  for (const [worker, ids] of Object.entries(result.assignment)) {
+    const added = ids.filter((id) => !(current[worker] ?? []).includes(id));
+    if (added.length > 0) add[worker] = added;
+  }
+  return add;
+}
+
+describe("settleMoves", () => {
+  it("keeps every quantity of the plan: per worker and class counts, keyed placements, moves, unassigned; its diff matches its assignment", () => {
+    fc.assert(
+      fc.property(
+        scenarios({ maxWorkers: 6, maxTasks: 40, groups: 2, keys: 3, maxWeight: 2, priorities: 2 }),
+        fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
+        (scenario, noise) => {
+          const planned = plan(scenario);
+          const history = {
+            moves: new Map(scenario.tasks.map((task, i) => [task.id, noise[i % noise.length] % 4])),
+            joinedAt: new Map(scenario.workers.map((w, i) => [workerName(w), noise[(i * 7) % noise.length]])),
+          };
+          const settled = settleMoves(planned, scenario, history);
+          expect(classCounts(settled, scenario.tasks)).toEqual(classCounts(planned, scenario.tasks));
+          expect(settled.moved).toBe(planned.moved);
+          expect(settled.unassigned).toEqual(planned.unassigned);
+          const keyed = (p: Plan) =>
+            Object.entries(p.assignment).map(([w, ids]) => [
+              w,
+              ids.filter((id) => scenario.tasks.find((t) => t.id === id)?.key !== undefined),
+            ]);
+          expect(keyed(settled)).toEqual(keyed(planned));
+          expect(diffOf(settled, scenario.current)).toEqual({ ...settled.add });
+          const placed = Object.values(settled.assignment).flat().sort();
+          expect(placed).toEqual(Object.values(planned.assignment).flat().sort());
+          // Exactly the tasks that move are added somewhere and removed from their old worker.
+          const movedIn = Object.values(settled.add)
+            .flat()
+            .filter((id) => Object.values(scenario.current).some((ids) => ids.includes(id)));
+          const stillPlaced = new Set(placed);
+          expect(movedIn.length).toBe(
+            Object.values(planned.add)
+              .flat()
+              .filter((id) => Object.values(scenario.current).some((ids) => ids.includes(id))).length,
+          );
+          for (const id of movedIn) expect(stillPlaced.has(id)).toBe(true);
+        },
+      ),
+      runs(300),
+    );
+  });
+
+  it("is deterministic", () => {
+    fc.assert(
+      fc.property(scenarios({ maxWorkers: 5, maxTasks: 30, groups: 2 }), (scenario) => {
+        const history = { moves: new Map(), joinedAt: new Map() };
+        expect(settleMoves(plan(scenario), scenario, history)).toEqual(
+          settleMoves(plan(scenario), scenario, history),
+        );
+      }),
+      runs(100),
+    );
+  });
+
+  it("in a rolling update of 10 workers × 1,000 tasks (one joins, one old drains, repeat) no task moves more than twice", () => {
+    const tasks: Task[] = Array.from({ length: 1000 }, (_, i) => ({ id: `task-${i}` }));
+    const old = Array.from({ length: 10 }, (_, i) => `old-${i}`);
+    let clock = 0;
+    const joinedAt = new Map<string, number>(old.map((w) => [w, clock++]));
+    const moves = new Map<string, number>();
+    let workers = [...old];
+    let current: Record<string, string[]> = {};
+    const schedule = () => {
+      const input = { workers, tasks, current };
+      const settled = settleMoves(plan(input), input, { moves, joinedAt });
+      const owner = new Map(Object.entries(current).flatMap(([w, ids]) => ids.map((id) => [id, w])));
+      for (const [worker, ids] of Object.entries(settled.add)) {
+        for (const id of ids) {
+          if (owner.has(id) && owner.get(id) !== worker) moves.set(id, (moves.get(id) ?? 0) + 1);
+        }
+      }
+      current = settled.assignment;
+    };
+    schedule();
+    for (const [i, leaving] of old.entries()) {
+      const fresh = `new-${i}`;
+      joinedAt.set(fresh, clock++);
+      workers = [...workers, fresh];
+      schedule();
+      workers = workers.filter((w) => w !== leaving);
+      schedule();
+      delete current[leaving];
+    }
+    const total = [...moves.values()].reduce((a, b) => a + b, 0);
+    expect(Math.max(...moves.values())).toBeLessThanOrEqual(2);
+    expect(Object.keys(current).sort()).toEqual(old.map((_, i) => `new-${i}`).sort());
+    expect(total).toBeGreaterThanOrEqual(1000);
+  });
+});
