@@ -1,6 +1,8 @@
 import type { Etcd3, IRequestOp } from "etcd3";
 import {
   delay,
+  exponentialBackoff,
+  isEtcdBusy,
   type KeyLayout,
   type LeaseSession,
   type Logger,
@@ -12,9 +14,15 @@ import type { StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
 const MAX_OPS = 128;
+/** Most bytes of keys and values in one transaction (etcd's default request limit is 1.5 MiB). */
+const MAX_BYTES = 1024 * 1024;
+/**
+ * How long a write waits for others to share its transaction: the claims and statuses of tasks that
+ * arrive over a few watch events travel together. A full batch goes at once.
+ */
+export const STATUS_LINGER_MS = 20;
 /** Transactions in flight at once: enough to pipeline, few enough to keep etcd's queue short. */
 const MAX_IN_FLIGHT = 4;
-const RETRY_MS = 200;
 
 interface PendingWrite {
   key: string;
@@ -24,6 +32,8 @@ interface PendingWrite {
   guard?: { key: string; modRevision: number };
   /** Called once with whether the write was applied. */
   done: (applied: boolean) => void;
+  /** Key, value and guard bytes, plus the framing of its operations. */
+  bytes: number;
 }
 
 /**
@@ -34,7 +44,11 @@ interface PendingWrite {
 export class StatusWriter implements StatusSink {
   private queue: PendingWrite[] = [];
   private inFlight = 0;
-  private scheduled = false;
+  private queuedBytes = 0;
+  private linger?: NodeJS.Timeout;
+  private flushScheduled = false;
+  /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
+  private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
 
   constructor(
     private readonly client: Etcd3,
@@ -42,6 +56,7 @@ export class StatusWriter implements StatusSink {
     private readonly worker: string,
     private readonly session: LeaseSession,
     private readonly logger: Logger,
+    private readonly lingerMs = STATUS_LINGER_MS,
   ) {
     session.signal.addEventListener("abort", () => this.dropPending(), { once: true });
   }
@@ -61,8 +76,10 @@ export class StatusWriter implements StatusSink {
 
   private enqueue(key: string, value: string | undefined, guard?: PendingWrite["guard"]): Promise<boolean> {
     if (!this.session.active) return Promise.resolve(false);
+    const bytes = key.length + (value?.length ?? 0) + (guard ? guard.key.length + 16 : 0) + 32;
     return new Promise((done) => {
-      this.queue.push({ key, value, guard, done });
+      this.queue.push({ key, value, guard, done, bytes });
+      this.queuedBytes += bytes;
       this.schedule();
     });
   }
@@ -70,34 +87,65 @@ export class StatusWriter implements StatusSink {
   private dropPending(): void {
     const dropped = this.queue;
     this.queue = [];
+    this.queuedBytes = 0;
+    clearTimeout(this.linger);
     for (const write of dropped) write.done(false);
   }
 
-  /** Flushes on the next turn of the event loop, so writes made together travel together. */
+  /**
+   * Sends once a transaction's worth is queued, or after the linger otherwise, so writes made over a
+   * few milliseconds travel together (bounded by MAX_OPS and MAX_BYTES per transaction).
+   */
   private schedule(): void {
-    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT) void this.send(this.takeBatch());
-    });
+    if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    if (this.batchFull()) {
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flush(false));
+    } else {
+      this.linger ??= setTimeout(() => this.flush(true), this.lingerMs);
+    }
   }
 
-  /** Up to MAX_OPS writes with distinct keys (etcd rejects a transaction naming a key twice); scans only as far as it takes. */
+  private batchFull(): boolean {
+    return this.queue.length >= MAX_OPS || this.queuedBytes >= MAX_BYTES;
+  }
+
+  /** Sends full batches; once the linger is over, the rest too. */
+  private flush(lingered: boolean): void {
+    if (lingered) this.linger = undefined;
+    else this.flushScheduled = false;
+    while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT && (lingered || this.batchFull()))
+      void this.send(this.takeBatch());
+    if (this.queue.length === 0) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+    } else this.schedule();
+  }
+
+  /**
+   * Up to MAX_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
+   * twice); scans only as far as it takes.
+   */
   private takeBatch(): PendingWrite[] {
     const batch: PendingWrite[] = [];
     const keys = new Set<string>();
     const later: PendingWrite[] = [];
     let scanned = 0;
+    let bytes = 0;
     while (scanned < this.queue.length && batch.length < MAX_OPS) {
-      const write = this.queue[scanned++] as PendingWrite;
+      const write = this.queue[scanned] as PendingWrite;
+      if (batch.length > 0 && bytes + write.bytes > MAX_BYTES) break;
+      scanned++;
       if (keys.has(write.key)) later.push(write);
       else {
         keys.add(write.key);
         batch.push(write);
+        bytes += write.bytes;
       }
     }
     this.queue.splice(0, scanned, ...later);
+    this.queuedBytes -= bytes;
     return batch;
   }
 
@@ -113,21 +161,25 @@ export class StatusWriter implements StatusSink {
         batch = batch.filter((write) => !refused.has(write));
       }
       applied = true;
+      this.retry.reset();
     } catch (error) {
       if (!this.session.active) return;
-      // A status must not stay stale while the lease lives: try again shortly.
-      this.logger.warn(
-        { err: error, writes: batch.length, retryInMs: RETRY_MS },
+      // A status must not stay stale while the lease lives: try again, later each time etcd refuses.
+      const wait = this.retry.next();
+      this.logger[isEtcdBusy(error) ? "debug" : "warn"](
+        { err: error, writes: batch.length, retryInMs: wait },
         "status write failed; retrying",
       );
-      retry = await delay(RETRY_MS, this.session.signal).then(
+      retry = await delay(wait, this.session.signal).then(
         () => true,
         () => false,
       );
     } finally {
       this.inFlight--;
-      if (retry) this.queue.unshift(...batch);
-      else for (const write of batch) write.done(applied);
+      if (retry) {
+        this.queue.unshift(...batch);
+        for (const write of batch) this.queuedBytes += write.bytes;
+      } else for (const write of batch) write.done(applied);
       this.schedule();
     }
   }
