@@ -15,7 +15,9 @@ export type ErrorCode =
   | "ERR_ETCD_UNREACHABLE"
   | "ERR_ABORTED"
   | "ERR_UNKNOWN_WORKER"
-  | "ERR_NO_LEADER";
+  | "ERR_NO_LEADER"
+  | "ERR_REMOVAL_GUARD"
+  | "ERR_PAUSED";
 
 /** Base of every error escheduler throws on purpose; `code` is stable across versions. */
 export class EschedulerError extends Error {

@@ -17,12 +17,22 @@ export interface ScheduleFailedEvent {
   error: Error;
 }
 
+export interface PausedEvent {
+  reason?: string;
+  /** RFC 3339 time the operator paused. */
+  since: string;
+}
+
 /** Typed events of a Master; the CLI maps them to metrics. */
 export interface MasterEvents {
   elected: [ElectedEvent];
   /** Leadership ended for any reason other than `stop()`. */
   deposed: [DeposedEvent];
   scheduled: [ScheduleResult];
+  /** The leader saw `escheduler pause` (also when elected while paused). */
+  paused: [PausedEvent];
+  /** The leader saw `escheduler resume`; one schedule follows. */
+  resumed: [Record<string, never>];
   scheduleFailed: [ScheduleFailedEvent];
   /** A handed-off task was written to its new worker after waiting `ms` for the old one to stop it. */
   handoffWait: [HandoffWaitEvent];

@@ -45,6 +45,8 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
    * generated tasks (`"10%"`, the default); the rest of a rebalance follows as hand-offs complete.
    */
   maxMoving?: MaxMoving;
+  /** Refuse a schedule that would stop more than this percent of the assigned tasks because the generator dropped them; default 50 (100: never). */
+  maxRemovalPercent?: number;
   /** The generator, or the path of a module that default-exports one. */
   generator: Generator | string;
   logger?: Logger;
@@ -62,6 +64,7 @@ const DEFAULTS: Settings = {
   barrierTimeoutMs: 300_000,
   handoff: "wait",
   maxMoving: NODE_DEFAULTS.maxMoving,
+  maxRemovalPercent: 50,
 };
 
 /** The leadership this master holds and what it runs with it. */
@@ -248,6 +251,13 @@ function validateSettings(settings: Settings): void {
     if (!Number.isFinite(value) || value < 0) {
       throw new EschedulerError("ERR_CONFIG", `master option ${field} must be zero or more (got ${value})`);
     }
+  }
+  const { maxRemovalPercent } = settings;
+  if (!Number.isFinite(maxRemovalPercent) || maxRemovalPercent < 0 || maxRemovalPercent > 100) {
+    throw new EschedulerError(
+      "ERR_CONFIG",
+      `master option maxRemovalPercent must be between 0 and 100 (got ${maxRemovalPercent})`,
+    );
   }
   if (settings.handoff !== "wait" && settings.handoff !== "immediate") {
     throw new EschedulerError(

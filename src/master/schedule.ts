@@ -3,17 +3,22 @@ import { type Plan, plan } from "../balancer/index.js";
 import {
   type KeyLayout,
   type Logger,
+  type HistoryRecord,
   type PlanRecord,
   parseRecord,
   prefixRange,
   readRangesPaged,
   type WorkerInfo,
 } from "../node/index.js";
-import { type CurrentAssignment, scheduleChanges } from "./changes.js";
+import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
+import { EschedulerError } from "../errors.js";
+import { type Controls, pausedError, plannerWorkers, readControls } from "./controls.js";
 import type { FencedWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
+import { checkRemoval } from "./guard.js";
 import type { HandoffGate } from "./handoff.js";
 import type { MoveRecord } from "./move-record.js";
+import { historyRecord, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 
@@ -42,36 +47,65 @@ export interface ScheduleResult {
   revision: number;
 }
 
-export interface ScheduleContext {
+/** What a schedule needs to compute its plan; writing needs the rest of `ScheduleContext`. */
+export interface PreviewContext {
   client: Etcd3;
   keys: KeyLayout;
-  /** This master's name, recorded as the plan's leader. */
-  leader: string;
-  epoch: number;
-  writer: FencedWriter;
   generator: Generator;
   timeoutMs: number;
-  /** Present with `--handoff wait`. */
-  handoffs?: HandoffGate;
-  /** Present with `--handoff wait`: paces moves between live workers. */
-  pacer?: MovePacer;
-  maxMoving: MaxMoving;
   /** Chooses which tasks move by how often they moved before (absent: the plan as it is). */
   moves?: MoveRecord;
-  /** Worker → when it registered (a revision; higher is younger). */
-  joinedAt: () => ReadonlyMap<string, number>;
+  /** Worker → when it registered (a revision; higher is younger); used with `moves`. */
+  joinedAt?: () => ReadonlyMap<string, number>;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
   logger: Logger;
   signal: AbortSignal;
 }
 
+export interface ScheduleContext extends PreviewContext {
+  /** This master's name, recorded as the plan's leader. */
+  leader: string;
+  epoch: number;
+  writer: FencedWriter;
+  /** Present with `--handoff wait`. */
+  handoffs?: HandoffGate;
+  /** Present with `--handoff wait`: paces moves between live workers. */
+  pacer?: MovePacer;
+  maxMoving: MaxMoving;
+  /** The removal guard's limit in percent (100: off). */
+  maxRemovalPercent: number;
+  /** The operator allowed this one schedule to remove more than the limit. */
+  allowRemoval?: boolean;
+}
+
+/** Everything a schedule decides before it writes: what `escheduler plan` prints. */
+export interface SchedulePreview {
+  tasks: ValidTask[];
+  /** Every registered worker, cordoned and draining ones included. */
+  workers: Array<{ name: string; capacity?: number }>;
+  controls: Controls;
+  current: CurrentAssignment;
+  /** Undefined when no worker may take tasks. */
+  target?: Plan;
+  changes: ScheduleChanges;
+  /** The revision the workers, assignment and controls were read at. */
+  revision: number;
+  generateMs: number;
+  readMs: number;
+  planMs: number;
+}
+
 /**
- * One schedule: generate and validate (nothing is written if that fails), read workers and assignments
- * at one revision, plan, then write removals, additions in priority order, and `/R/plan` — all fenced.
+ * Generates and validates the tasks, reads workers, assignment, cordons and the pause at one revision,
+ * and plans: exactly what a schedule would write, without writing. `beforeRead` runs between the
+ * generator and the read (the leader cancels held hand-offs there).
  */
-export async function runSchedule(context: ScheduleContext, reasons: string[]): Promise<ScheduleResult> {
-  const { keys, signal, writer } = context;
+export async function previewSchedule(
+  context: PreviewContext,
+  beforeRead?: () => Promise<void>,
+): Promise<SchedulePreview> {
+  const { keys, signal } = context;
   const startedAt = performance.now();
   const tasks = await generateTasks(context.generator, {
     workers: context.liveWorkers(),
@@ -81,26 +115,78 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   });
   const generatedAt = performance.now();
   signal.throwIfAborted();
-
-  // Held hand-offs and queued moves of an earlier schedule are decided again below, from what etcd says now.
-  await context.pacer?.cancelPending();
-  await context.handoffs?.cancelPending();
-  const { workers, current } = await readAssignment(context.client, keys);
+  await beforeRead?.();
+  const { workers, current, revision } = await readAssignment(context.client, keys);
+  const controls = await readControls(context.client, keys, revision);
   const readAt = performance.now();
   signal.throwIfAborted();
 
   const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
   const input = {
-    workers,
+    workers: plannerWorkers(workers, controls.cordons),
     tasks: tasks.map((valid) => valid.task),
     current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
   };
   context.moves?.observe(input.current);
-  let target: Plan | undefined = workers.length === 0 ? undefined : plan(input);
-  if (target && context.moves) target = context.moves.settle(target, input, context.joinedAt());
+  let target: Plan | undefined = input.workers.length === 0 ? undefined : plan(input);
+  if (target && context.moves)
+    target = context.moves.settle(target, input, context.joinedAt?.() ?? new Map());
   const changes = scheduleChanges(keys, target, byId, current);
+  return {
+    tasks,
+    workers,
+    controls,
+    current,
+    target,
+    changes,
+    revision,
+    generateMs: Math.round(generatedAt - startedAt),
+    readMs: Math.round(readAt - generatedAt),
+    planMs: Math.round(performance.now() - readAt),
+  };
+}
+
+/**
+ * One schedule: preview it (nothing is written if the generator fails), refuse it while paused or when
+ * the removal guard says so, then write removals, additions in priority order, and `/R/plan` with its
+ * history record — all fenced. A refusal by the guard writes only its history record.
+ */
+export async function runSchedule(context: ScheduleContext, reasons: string[]): Promise<ScheduleResult> {
+  const { keys, signal, writer } = context;
+  const startedAt = performance.now();
+  // Held hand-offs and queued moves of an earlier schedule are decided again below, from what etcd says now.
+  const preview = await previewSchedule(context, async () => {
+    await context.pacer?.cancelPending();
+    await context.handoffs?.cancelPending();
+  });
+  const { tasks, workers, controls, current, target, changes, revision } = preview;
   const plannedAt = performance.now();
   signal.throwIfAborted();
+  if (controls.paused) {
+    throw pausedError(controls.paused);
+  }
+  const history = (outcome: HistoryRecord["outcome"], refusal?: string) =>
+    historyWrites(
+      context.client,
+      keys,
+      revision,
+      historyRecord({
+        leader: context.leader,
+        epoch: context.epoch,
+        reasons,
+        outcome,
+        refusal,
+        workers: workers.map((worker) => worker.name),
+        tasks: tasks.length,
+        current,
+        target,
+      }),
+    );
+  const guard = checkRemoval(current, tasks, context.maxRemovalPercent, context.allowRemoval === true);
+  if (guard.refusal) {
+    await writer.commit(await history("refused", guard.refusal));
+    throw new EschedulerError("ERR_REMOVAL_GUARD", guard.refusal);
+  }
 
   // Moves between live workers are paced; a gone worker's tasks run nowhere already and go at once.
   const { moves, removals, puts } = context.pacer
@@ -126,8 +212,12 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     tasks: tasks.length,
     moved: changes.moved,
   };
+  const historyOps = await history("applied");
   signal.throwIfAborted();
-  const revision = await writer.commit([{ type: "put", key: keys.plan, value: JSON.stringify(record) }]);
+  const planRevision = await writer.commit([
+    { type: "put", key: keys.plan, value: JSON.stringify(record) },
+    ...historyOps,
+  ]);
   const appliedAt = performance.now();
 
   return {
@@ -143,11 +233,11 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     handoffs: context.handoffs?.pending ?? 0,
     queuedMoves: context.pacer?.queued ?? 0,
     durationMs: Math.round(appliedAt - startedAt),
-    generateMs: Math.round(generatedAt - startedAt),
-    readMs: Math.round(readAt - generatedAt),
-    planMs: Math.round(plannedAt - readAt),
+    generateMs: preview.generateMs,
+    readMs: preview.readMs,
+    planMs: preview.planMs,
     applyMs: Math.round(appliedAt - plannedAt),
-    revision,
+    revision: planRevision,
   };
 }
 

@@ -1,15 +1,24 @@
 import type { Etcd3 } from "etcd3";
 import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
-import { type EschedulerError, isEschedulerError } from "../errors.js";
-import { exponentialBackoff, type KeyLayout, type Logger, untilAborted } from "../node/index.js";
+import { EschedulerError, isEschedulerError } from "../errors.js";
+import {
+  exponentialBackoff,
+  type KeyLayout,
+  type Logger,
+  type PausedRecord,
+  untilAborted,
+} from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
 import { FencedWriter } from "./fencing.js";
 import type { Generator } from "./generator.js";
+import { pausedError } from "./controls.js";
 import { HandoffGate } from "./handoff.js";
 import { MoveRecord } from "./move-record.js";
 import { type MaxMoving, MovePacer } from "./pacing.js";
+import { OperatorWatch } from "./operator-watch.js";
+import { answerRequest } from "./requests.js";
 import { runSchedule, type ScheduleResult } from "./schedule.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 
@@ -21,6 +30,8 @@ export interface TermSettings {
   barrierTimeoutMs: number;
   handoff: "wait" | "immediate";
   maxMoving: MaxMoving;
+  /** The removal guard's limit in percent of the assigned tasks (100: off). */
+  maxRemovalPercent: number;
 }
 
 export interface TermContext {
@@ -50,8 +61,13 @@ export class LeaderTerm {
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
   private readonly retryBackoff;
+  private readonly operator: OperatorWatch;
   private interval?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
+  private pausedRecord?: PausedRecord;
+  /** Set by `schedule --allow-removal`; the next schedule consumes it. */
+  private allowRemoval = false;
+  private triggersStarted = false;
 
   constructor(private readonly context: TermContext) {
     const { client, keys, leadership, settings } = context;
@@ -88,6 +104,32 @@ export class LeaderTerm {
     this.runner = new CoalescingRunner((reasons) => this.schedule(reasons), { paused: true });
     this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
     this.retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: settings.intervalMs });
+    this.operator = new OperatorWatch(
+      client,
+      keys,
+      {
+        onPause: (record) => this.onPause(record),
+        // An operator's cordon or a worker's draining mark is acted on at once, without the debounce.
+        onCordonsChanged: (reason) => this.runner.trigger(reason),
+        onRequest: (key, request) =>
+          void answerRequest(
+            {
+              client,
+              leader: context.name,
+              epoch: leadership.epoch,
+              logger: this.logger,
+              paused: () => this.pausedRecord,
+              allowRemovalOnce: () => {
+                this.allowRemoval = true;
+              },
+              schedule: (reason) => this.runner.request(reason),
+            },
+            key,
+            request,
+          ),
+      },
+      this.logger,
+    );
   }
 
   /** Starts the triggers and resolves when the leadership ends; throws if the term cannot start. */
@@ -101,7 +143,10 @@ export class LeaderTerm {
       await this.workers.start(signal);
       await this.gather();
       this.runner.trigger("elected");
-      this.runner.resume();
+      const paused = await this.operator.start(signal);
+      this.triggersStarted = true;
+      if (paused) this.onPause(paused);
+      else this.runner.resume();
     })();
     // A request stuck on a dead connection must not keep a deposed master from noticing.
     starting.catch(() => undefined);
@@ -111,6 +156,7 @@ export class LeaderTerm {
 
   /** Schedules after the running schedule (if any); undefined once the term is over. */
   scheduleNow(reason: string): Promise<ScheduleResult | undefined> {
+    if (this.pausedRecord) return Promise.reject(pausedError(this.pausedRecord));
     return this.runner.request(reason);
   }
 
@@ -123,6 +169,7 @@ export class LeaderTerm {
     await this.pacer?.cancelPending();
     await this.handoffs?.close();
     await this.workers.close();
+    await this.operator.close();
   }
 
   /** Worker → the revision its registration was written at. */
@@ -142,6 +189,8 @@ export class LeaderTerm {
   private async schedule(reasons: string[]): Promise<ScheduleResult | undefined> {
     const { context, signal, logger } = this;
     clearTimeout(this.retryTimer);
+    const allowRemoval = this.allowRemoval;
+    this.allowRemoval = false;
     try {
       const result = await runSchedule(
         {
@@ -157,6 +206,8 @@ export class LeaderTerm {
           maxMoving: context.settings.maxMoving,
           moves: this.moves,
           joinedAt: () => this.joinedAt(),
+          maxRemovalPercent: context.settings.maxRemovalPercent,
+          allowRemoval,
           liveWorkers: () => this.liveWorkers(),
           logger,
           signal,
@@ -169,6 +220,18 @@ export class LeaderTerm {
       return result;
     } catch (error) {
       if (signal.aborted || this.writer.deposed) return undefined;
+      if (isEschedulerError(error) && error.code === "ERR_PAUSED") {
+        logger.info({ reasons }, "schedule skipped: paused (one schedule runs on resume)");
+        throw error;
+      }
+      if (isEschedulerError(error) && error.code === "ERR_REMOVAL_GUARD") {
+        logger.warn(
+          { reasons, refusal: error.message },
+          "schedule refused by the removal guard; etcd unchanged",
+        );
+        context.emit("scheduleFailed", { reason: "removal_guard", error });
+        throw error;
+      }
       const known = isEschedulerError(error);
       logger.error({ err: error, reasons }, "schedule failed; etcd keeps the previous assignment");
       context.emit("scheduleFailed", { reason: known ? error.code : "ERR_ETCD", error: error as Error });
@@ -176,6 +239,23 @@ export class LeaderTerm {
       // etcd trouble is retried; a generator's mistake waits for the next trigger.
       if (!known) this.retryTimer = setTimeout(() => this.runner.trigger("retry"), this.retryBackoff.next());
       throw error;
+    }
+  }
+
+  /** While paused the runner holds every trigger (they coalesce); resuming runs one schedule. */
+  private onPause(record: PausedRecord | undefined): void {
+    const wasPaused = this.pausedRecord !== undefined;
+    this.pausedRecord = record;
+    if (!this.triggersStarted) return;
+    if (record) {
+      this.runner.pause();
+      if (!wasPaused) this.logger.info({ reason: record.reason, since: record.at }, "schedules paused");
+      this.context.emit("paused", { reason: record.reason, since: record.at });
+    } else if (wasPaused) {
+      this.logger.info("schedules resumed");
+      this.context.emit("resumed", {});
+      this.runner.trigger("resumed");
+      this.runner.resume();
     }
   }
 

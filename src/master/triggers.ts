@@ -42,6 +42,11 @@ export class CoalescingRunner<R> {
     return result;
   }
 
+  /** Holds further runs (requests coalesce meanwhile) until `resume()`; a running one finishes. */
+  pause(): void {
+    this.paused = true;
+  }
+
   /** Lets queued requests run (a runner created paused holds them until now). */
   resume(): void {
     this.paused = false;

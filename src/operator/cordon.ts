@@ -1,20 +1,7 @@
-import { CompareResult, CompareTarget, type Etcd3, type IRangeResponse } from "etcd3";
+import { CompareResult, CompareTarget, type Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import {
-  assertValidName,
-  type CordonRecord,
-  type KeyLayout,
-  keyLayout,
-  parseRecord,
-  prefixRangeEnd,
-} from "../node/index.js";
-
-/** The operator's cordon/drain records and the workers' own draining marks, by worker name. */
-export interface Cordons {
-  records: Map<string, CordonRecord>;
-  /** Workers draining themselves (their mark lives under their lease). */
-  draining: Set<string>;
-}
+import { type Controls, type Cordons, readControls as readMasterControls } from "../master/controls.js";
+import { assertValidName, type CordonRecord, keyLayout, parseRecord } from "../node/index.js";
 
 /** Marks `worker` as taking nothing new while keeping its tasks; refuses an unregistered worker (ERR_UNKNOWN_WORKER). */
 export function cordon(
@@ -65,43 +52,14 @@ export async function uncordon(
   return previous ? parseRecord<CordonRecord>(previous.value) : undefined;
 }
 
-/** Every cordon/drain record and draining mark under the root, read at one revision. */
+/** Every cordon/drain record and draining mark under the root. */
 export async function readCordons(client: Etcd3, root: string): Promise<Cordons> {
-  const keys = keyLayout(root);
-  const response = await client.kv.txn({
-    compare: [],
-    success: [rangeOf(keys.cordonsPrefix), rangeOf(keys.drainingPrefix)],
-    failure: [],
-  });
-  const [records, marks] = response.responses.map((r) => r.response_range as IRangeResponse);
-  return parseCordons(keys, records.kvs, marks.kvs);
+  return (await readControls(client, root)).cordons;
 }
 
-/** Cordons from raw key-values (the master reads them inside its own one-revision transaction). */
-export function parseCordons(
-  keys: KeyLayout,
-  records: Iterable<{ key: Buffer; value: Buffer }>,
-  marks: Iterable<{ key: Buffer }>,
-): Cordons {
-  const cordons: Cordons = { records: new Map(), draining: new Set() };
-  for (const kv of records) {
-    const worker = keys.parseCordon(kv.key.toString());
-    const record = parseRecord<CordonRecord>(kv.value);
-    if (!worker || !record) continue;
-    // An unreadable mode is the safer reading: take nothing new, move nothing.
-    cordons.records.set(worker, record.mode === "drain" ? record : { ...record, mode: "cordon" });
-  }
-  for (const kv of marks) {
-    const worker = keys.parseDraining(kv.key.toString());
-    if (worker) cordons.draining.add(worker);
-  }
-  return cordons;
-}
-
-/** How the leader plans `worker`: `drain` (hand everything off), `cordon` (nothing new) or undefined (normal). */
-export function cordonMode(cordons: Cordons, worker: string): CordonRecord["mode"] | undefined {
-  if (cordons.draining.has(worker)) return "drain";
-  return cordons.records.get(worker)?.mode;
+/** Every cordon/drain record and draining mark under the root, and the pause record, read at one revision. */
+export function readControls(client: Etcd3, root: string): Promise<Controls> {
+  return readMasterControls(client, keyLayout(root));
 }
 
 async function setCordon(
@@ -127,8 +85,4 @@ function unknownWorker(worker: string, root: string): EschedulerError {
     "ERR_UNKNOWN_WORKER",
     `unknown worker ${JSON.stringify(worker)}: no worker of that name is registered under /${root}/`,
   );
-}
-
-function rangeOf(prefix: string) {
-  return { request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) } };
 }

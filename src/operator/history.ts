@@ -2,9 +2,6 @@ import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { type HistoryRecord, keyLayout, parseRecord } from "../node/index.js";
 
-/** History records kept under `/R/history/`; the leader trims older ones in the transaction that adds one. */
-export const HISTORY_LIMIT = 1_000;
-
 export interface HistoryEntry extends HistoryRecord {
   /** The revision in the record's key. */
   revision: number;

@@ -70,24 +70,3 @@ export async function requestSchedule(
     }
   }
 }
-
-/**
- * The leader's side: stores `outcome` in the request, keeping the requester's lease; does nothing when
- * the requester already gave up (the key is gone).
- */
-export async function answerScheduleRequest(
-  client: Etcd3,
-  key: string,
-  request: ScheduleRequestRecord,
-  outcome: ScheduleOutcome,
-): Promise<void> {
-  await client
-    .if(key, "Version", ">", 0)
-    .then(
-      client
-        .put(key)
-        .value(JSON.stringify({ ...request, outcome }))
-        .ignoreLease(),
-    )
-    .commit();
-}

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { HistoryRecord, ScheduleRequestRecord } from "../../../src/node/index.js";
 import { LeaseSession } from "../../../src/node/lease-session.js";
+import { answerScheduleRequest } from "../../../src/master/requests.js";
 import {
-  answerScheduleRequest,
   cordon,
   drain,
   pause,
-  readCordons,
+  readControls,
   readHistory,
   readPaused,
   requestSchedule,
@@ -39,7 +39,7 @@ describe("operator actions", () => {
     await cordon(client, root, "w1", { reason: "disk" });
     await drain(client, root, "w2");
     await client.put(keys.draining("w3")).value("{}");
-    const cordons = await readCordons(client, root);
+    const { cordons } = await readControls(client, root);
     expect(cordons.records.get("w1")).toMatchObject({ mode: "cordon", reason: "disk" });
     expect(cordons.records.get("w2")).toMatchObject({ mode: "drain" });
     expect([...cordons.draining]).toEqual(["w3"]);
@@ -50,7 +50,7 @@ describe("operator actions", () => {
     await client.delete().key(keys.worker("w2"));
     expect(await uncordon(client, root, "w2")).toMatchObject({ mode: "drain" });
     await expect(uncordon(client, root, "w2")).rejects.toMatchObject({ code: "ERR_UNKNOWN_WORKER" });
-    expect((await readCordons(client, root)).records.size).toBe(0);
+    expect((await readControls(client, root)).cordons.records.size).toBe(0);
   });
 
   it("a schedule request resolves with the leader's answer and leaves no key behind", async () => {

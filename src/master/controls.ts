@@ -1,0 +1,99 @@
+import type { Etcd3, IRangeResponse } from "etcd3";
+import type { WorkerSpec } from "../balancer/index.js";
+import { EschedulerError } from "../errors.js";
+import {
+  type CordonRecord,
+  type KeyLayout,
+  type PausedRecord,
+  parseRecord,
+  prefixRangeEnd,
+  requestDeadline,
+} from "../node/index.js";
+
+/** The operator's cordon/drain records and the workers' own draining marks, by worker name. */
+export interface Cordons {
+  records: Map<string, CordonRecord>;
+  /** Workers draining themselves (their mark lives under their lease). */
+  draining: Set<string>;
+}
+
+/** What the operator set that a schedule obeys, read at the schedule's revision. */
+export interface Controls {
+  cordons: Cordons;
+  paused?: PausedRecord;
+}
+
+/** Cordons from raw key-values. */
+export function parseCordons(
+  keys: KeyLayout,
+  records: Iterable<{ key: Buffer; value: Buffer }>,
+  marks: Iterable<{ key: Buffer }>,
+): Cordons {
+  const cordons: Cordons = { records: new Map(), draining: new Set() };
+  for (const kv of records) {
+    const worker = keys.parseCordon(kv.key.toString());
+    const record = parseRecord<CordonRecord>(kv.value);
+    if (!worker || !record) continue;
+    // An unreadable mode is the safer reading: take nothing new, move nothing.
+    cordons.records.set(worker, record.mode === "drain" ? record : { ...record, mode: "cordon" });
+  }
+  for (const kv of marks) {
+    const worker = keys.parseDraining(kv.key.toString());
+    if (worker) cordons.draining.add(worker);
+  }
+  return cordons;
+}
+
+/** How the leader plans `worker`: `drain` (hand everything off), `cordon` (nothing new) or undefined (normal). */
+export function cordonMode(cordons: Cordons, worker: string): CordonRecord["mode"] | undefined {
+  if (cordons.draining.has(worker)) return "drain";
+  return cordons.records.get(worker)?.mode;
+}
+
+/**
+ * The planner's workers: a draining worker (operator's `drain` or its own mark) is left out, so its
+ * tasks are handed off as if it were gone; a cordoned one keeps what it has and takes nothing new.
+ */
+export function plannerWorkers(
+  workers: ReadonlyArray<{ name: string; capacity?: number }>,
+  cordons: Cordons,
+): WorkerSpec[] {
+  return workers.flatMap((worker) => {
+    const mode = cordonMode(cordons, worker.name);
+    if (mode === "drain") return [];
+    return [mode === "cordon" ? { ...worker, cordoned: true } : { ...worker }];
+  });
+}
+
+/** Cordons, draining marks and the pause record, read in one transaction (at `revision` when given). */
+export async function readControls(client: Etcd3, keys: KeyLayout, revision?: number): Promise<Controls> {
+  const range = (key: string, prefix: boolean) => ({
+    request_range: {
+      key: Buffer.from(key),
+      ...(prefix ? { range_end: prefixRangeEnd(key) } : {}),
+      ...(revision === undefined ? {} : { revision: String(revision) }),
+    },
+  });
+  const response = await client.kv.txn(
+    {
+      compare: [],
+      success: [range(keys.cordonsPrefix, true), range(keys.drainingPrefix, true), range(keys.paused, false)],
+      failure: [],
+    },
+    requestDeadline(),
+  );
+  const [records, marks, paused] = response.responses.map((r) => r.response_range as IRangeResponse);
+  const pausedValue = paused.kvs[0]?.value;
+  return {
+    cordons: parseCordons(keys, records.kvs, marks.kvs),
+    ...(pausedValue ? { paused: parseRecord<PausedRecord>(pausedValue) ?? { at: "" } } : {}),
+  };
+}
+
+/** Why a schedule cannot run now: ERR_PAUSED with the operator's reason. */
+export function pausedError(record: PausedRecord): EschedulerError {
+  return new EschedulerError(
+    "ERR_PAUSED",
+    `schedules are paused${record.reason ? ` (${record.reason})` : ""}`,
+  );
+}

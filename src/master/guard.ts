@@ -1,0 +1,41 @@
+import type { ValidTask } from "./validation.js";
+import type { CurrentAssignment } from "./changes.js";
+
+/** The removal guard's reading of one schedule. */
+export interface RemovalCheck {
+  /** Distinct tasks assigned now. */
+  assigned: number;
+  /** Of those, the tasks the generator no longer returns. */
+  removing: number;
+  /** Why the schedule is refused, or undefined when it may go ahead. */
+  refusal?: string;
+}
+
+/**
+ * Refuses a schedule that would stop more than `maxRemovalPercent` of the assigned tasks because the
+ * generator stopped returning them (an inventory answering `[]`). A first schedule (nothing assigned),
+ * a 100 % limit and an operator's one-off `allowRemoval` are never refused. Moves do not count.
+ */
+export function checkRemoval(
+  current: CurrentAssignment,
+  tasks: readonly ValidTask[],
+  maxRemovalPercent: number,
+  allowRemoval: boolean,
+): RemovalCheck {
+  const generated = new Set(tasks.map((valid) => valid.task.id));
+  const assignedIds = new Set<string>();
+  for (const ids of current.values()) for (const id of ids.keys()) assignedIds.add(id);
+  let removing = 0;
+  for (const id of assignedIds) if (!generated.has(id)) removing++;
+  const assigned = assignedIds.size;
+  const check: RemovalCheck = { assigned, removing };
+  if (allowRemoval || assigned === 0 || maxRemovalPercent >= 100) return check;
+  if ((removing / assigned) * 100 <= maxRemovalPercent) return check;
+  return {
+    ...check,
+    refusal:
+      `removal guard: the schedule would stop ${removing} of ${assigned} assigned tasks ` +
+      `(${Math.round((removing / assigned) * 100)}% > --max-removal ${maxRemovalPercent}%); ` +
+      `run "escheduler schedule --allow-removal" if the generator is right`,
+  };
+}

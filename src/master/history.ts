@@ -1,0 +1,86 @@
+import type { Etcd3 } from "etcd3";
+import type { Plan } from "../balancer/index.js";
+import { type HistoryMove, type HistoryRecord, type KeyLayout, requestDeadline } from "../node/index.js";
+import type { WriteOp } from "./batches.js";
+import type { CurrentAssignment } from "./changes.js";
+
+/** History records kept under `/R/history/`; older ones are trimmed in the transaction that adds one. */
+export const HISTORY_LIMIT = 1_000;
+/** Task changes listed in one record; `movesTruncated` says when there were more. */
+export const HISTORY_MOVES_LIMIT = 100;
+const MAX_TRIM_PER_WRITE = 64;
+
+export interface HistoryFacts {
+  leader: string;
+  epoch: number;
+  reasons: string[];
+  outcome: HistoryRecord["outcome"];
+  refusal?: string;
+  workers: string[];
+  tasks: number;
+  current: CurrentAssignment;
+  target?: Plan;
+}
+
+/** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
+export function historyRecord(facts: HistoryFacts): HistoryRecord {
+  const before = new Map<string, string>();
+  for (const [worker, ids] of facts.current) for (const id of ids.keys()) before.set(id, worker);
+  const after = new Map<string, string>();
+  for (const [worker, ids] of Object.entries(facts.target?.assignment ?? {})) {
+    for (const id of ids) after.set(id, worker);
+  }
+  const moved: HistoryMove[] = [];
+  const removed: HistoryMove[] = [];
+  const added: HistoryMove[] = [];
+  for (const [id, from] of before) {
+    const to = after.get(id);
+    if (to === undefined) removed.push({ id, from });
+    else if (to !== from) moved.push({ id, from, to });
+  }
+  for (const [id, to] of after) if (!before.has(id)) added.push({ id, to });
+  const changes = [...moved, ...removed, ...added];
+  return {
+    at: new Date().toISOString(),
+    leader: facts.leader,
+    epoch: facts.epoch,
+    outcome: facts.outcome,
+    ...(facts.refusal ? { refusal: facts.refusal } : {}),
+    reasons: facts.reasons,
+    workers: facts.workers,
+    tasks: facts.tasks,
+    added: added.length,
+    removed: removed.length,
+    moved: moved.length,
+    unassigned: facts.target ? facts.target.unassigned.length : facts.tasks,
+    moves: changes.slice(0, HISTORY_MOVES_LIMIT),
+    ...(changes.length > HISTORY_MOVES_LIMIT ? { movesTruncated: true } : {}),
+  };
+}
+
+/**
+ * The writes that append `record` at `revision` (the schedule's read revision) and delete the oldest
+ * records beyond HISTORY_LIMIT; the caller commits them in its fenced transaction. One keys-only read.
+ */
+export async function historyWrites(
+  client: Etcd3,
+  keys: KeyLayout,
+  revision: number,
+  record: HistoryRecord,
+  limit = HISTORY_LIMIT,
+): Promise<WriteOp[]> {
+  const key = keys.history(revision);
+  const existing = await client
+    .getAll()
+    .prefix(keys.historyPrefix)
+    .sort("Key", "Ascend")
+    .options(requestDeadline())
+    .keys();
+  const older = existing.filter((stored) => stored !== key);
+  // Bounded so the plan's transaction stays within etcd's operation limit even after a lowered limit.
+  const excess = Math.min(MAX_TRIM_PER_WRITE, Math.max(0, older.length + 1 - limit));
+  return [
+    ...older.slice(0, excess).map((stale): WriteOp => ({ type: "delete", key: stale })),
+    { type: "put", key, value: JSON.stringify(record) },
+  ];
+}

@@ -1,0 +1,74 @@
+import type { Etcd3 } from "etcd3";
+import {
+  type KeyLayout,
+  type Logger,
+  type PausedRecord,
+  parseRecord,
+  type ScheduleRequestRecord,
+} from "../node/index.js";
+import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
+
+export interface OperatorWatchHandlers {
+  /** The pause record appeared, changed (a record) or went away (undefined). */
+  onPause(record: PausedRecord | undefined): void;
+  /** A cordon/drain record or a worker's draining mark changed. */
+  onCordonsChanged(reason: "cordon" | "draining"): void;
+  /** A schedule request that has no answer yet. */
+  onRequest(key: string, request: ScheduleRequestRecord): void;
+}
+
+/** What the leader watches of the operator's controls: the pause, cordons, draining marks and schedule requests. */
+export class OperatorWatch {
+  private readonly paused: PrefixWatcher;
+  private readonly cordons: PrefixWatcher;
+  private readonly draining: PrefixWatcher;
+  private readonly requests: PrefixWatcher;
+
+  constructor(
+    client: Etcd3,
+    private readonly keys: KeyLayout,
+    private readonly handlers: OperatorWatchHandlers,
+    logger: Logger,
+  ) {
+    this.paused = new PrefixWatcher(client, keys.paused, { logger });
+    this.cordons = new PrefixWatcher(client, keys.cordonsPrefix, { logger });
+    this.draining = new PrefixWatcher(client, keys.drainingPrefix, { logger });
+    this.requests = new PrefixWatcher(client, keys.requestsPrefix, { logger });
+  }
+
+  /** Starts the watches; resolves with the pause record now (undefined: not paused). Requests already waiting are handed over after it resolves. */
+  async start(signal: AbortSignal): Promise<PausedRecord | undefined> {
+    const pausedView = await this.paused.start(signal);
+    this.paused.on("change", (change) => {
+      if (change.key === this.keys.paused) this.handlers.onPause(pausedRecord(change));
+    });
+    await this.cordons.start(signal);
+    this.cordons.on("change", () => this.handlers.onCordonsChanged("cordon"));
+    await this.draining.start(signal);
+    this.draining.on("change", () => this.handlers.onCordonsChanged("draining"));
+    const waiting = await this.requests.start(signal);
+    this.requests.on("change", (change) => {
+      if (change.type === "put") this.offerRequest(change.key, change.value);
+    });
+    queueMicrotask(() => {
+      for (const [key, value] of waiting) this.offerRequest(key, value);
+    });
+    const value = pausedView.get(this.keys.paused);
+    return value === undefined ? undefined : (parseRecord<PausedRecord>(value) ?? { at: "" });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.paused, this.cordons, this.draining, this.requests].map((w) => w.close()));
+  }
+
+  private offerRequest(key: string, value: string): void {
+    if (this.keys.parseRequest(key) === undefined) return;
+    const request = parseRecord<ScheduleRequestRecord>(value);
+    if (request && !request.outcome) this.handlers.onRequest(key, request);
+  }
+}
+
+function pausedRecord(change: WatchChange): PausedRecord | undefined {
+  if (change.type === "delete") return undefined;
+  return parseRecord<PausedRecord>(change.value) ?? { at: "" };
+}
