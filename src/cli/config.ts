@@ -56,6 +56,11 @@ const maxMoving = z.union([z.number(), z.string()]).superRefine((value, ctx) => 
   const problem = maxMovingProblem(value);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
+/** A percentage from 0 to 100, written `50%` or `50`. */
+const percent = z.preprocess(
+  (value) => (typeof value === "string" ? Number(value.trim().replace(/%$/, "")) : value),
+  z.number().min(0, "must be 0% to 100%").max(100, "must be 0% to 100%"),
+);
 
 export const masterConfigSchema = sharedConfigSchema.extend({
   interval: duration.default(DEFAULTS.intervalMs),
@@ -65,6 +70,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   handoff: z.enum(["wait", "immediate"]).default(DEFAULTS.handoff),
   maxMoving: maxMoving.default(DEFAULTS.maxMoving),
   httpAdmin: z.boolean().default(false),
+  maxRemoval: percent.default(DEFAULTS.maxRemovalPercent),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({

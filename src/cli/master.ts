@@ -39,6 +39,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       barrierTimeoutMs: config.barrierTimeout,
       handoff: config.handoff,
       maxMoving: config.maxMoving,
+      maxRemovalPercent: config.maxRemoval,
       generator: modulePath,
       logger,
       version: packageVersion(),

@@ -64,7 +64,7 @@ const DEFAULTS: Settings = {
   barrierTimeoutMs: 300_000,
   handoff: "wait",
   maxMoving: NODE_DEFAULTS.maxMoving,
-  maxRemovalPercent: 50,
+  maxRemovalPercent: NODE_DEFAULTS.maxRemovalPercent,
 };
 
 /** The leadership this master holds and what it runs with it. */

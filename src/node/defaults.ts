@@ -16,5 +16,6 @@ export const DEFAULTS = {
   handoff: "wait",
   /** Tasks between owners at once (`--max-moving`): a count or a percentage of the generated tasks. */
   maxMoving: "10%",
+  maxRemovalPercent: 50,
   stopTimeoutMs: 30_000,
 } as const;
