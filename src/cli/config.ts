@@ -57,7 +57,7 @@ const maxMoving = z.union([z.number(), z.string()]).superRefine((value, ctx) => 
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 /** A percentage from 0 to 100, written `50%` or `50`. */
-const percent = z.preprocess(
+export const percent = z.preprocess(
   (value) => (typeof value === "string" ? Number(value.trim().replace(/%$/, "")) : value),
   z.number().min(0, "must be 0% to 100%").max(100, "must be 0% to 100%"),
 );

@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from "../node/index.js";
 export type { Readiness };
 
 export interface HttpHandlers {
-  /** `GET /readyz`: 200 when ready, else 503 with the reasons, one per line. */
+  /** `GET /readyz`: 200 "ready" (then any notes, one per line) when ready, else 503 with the reasons, one per line. */
   readiness(): Readiness | Promise<Readiness>;
   /** `GET /status`: a JSON document. */
   status(): unknown;
@@ -103,7 +103,9 @@ async function route(
     case "/readyz": {
       if (!allow(["GET", "HEAD"])) return;
       const { ready, reasons } = await handlers.readiness();
-      reply(response, ready ? 200 : 503, "text/plain", ready ? "ready\n" : `${reasons.join("\n")}\n`);
+      // A ready node may still have notes (e.g. schedules paused): they follow "ready".
+      const lines = ready ? ["ready", ...reasons] : reasons;
+      reply(response, ready ? 200 : 503, "text/plain", `${lines.join("\n")}\n`);
       return;
     }
     case "/metrics":

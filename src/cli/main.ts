@@ -11,6 +11,7 @@ import {
   debugRequested,
   resolveOptions,
 } from "./options.js";
+import { addOperatorCommands } from "./operator-commands.js";
 import { packageVersion } from "./version.js";
 
 type Options = Record<string, unknown>;
@@ -32,7 +33,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       const action = await load();
       exitCode = await action(resolveOptions(command), ...positional);
     };
-  const program = buildProgram({
+  const program = buildProgram(run, {
     master: run(async () => (await import("./master.js")).runMaster),
     worker: run(async () => (await import("./worker.js")).runWorker),
     status: run(async () => (await import("./status.js")).runStatus),
@@ -48,12 +49,13 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
+type Runner = Parameters<typeof addOperatorCommands>[1];
 type Actions = Record<
   "master" | "worker" | "status" | "probe" | "dev",
   (...args: unknown[]) => Promise<void>
 >;
 
-function buildProgram(actions: Actions): Command {
+function buildProgram(run: Runner, actions: Actions): Command {
   const program = new Command("escheduler")
     .description("Places long-running tasks on a fleet of worker processes, coordinated through etcd.")
     .version(packageVersion(), "-V, --version")
@@ -112,6 +114,11 @@ Run "escheduler <command> --help" for a command's flags.
     "--http-admin",
     "offer operator actions in the web console at --http; each needs the bearer token in ESCHEDULER_ADMIN_TOKEN",
   );
+  addSetting(
+    master,
+    "--max-removal <percent>",
+    `refuse a schedule that stops more of the assigned tasks (default ${DEFAULTS.maxRemovalPercent}%; 100% never refuses)`,
+  );
   master.action(actions.master);
 
   const worker = program
@@ -157,6 +164,8 @@ Run "escheduler <command> --help" for a command's flags.
     )
     .action(actions.dev);
 
+  addOperatorCommands(program, run);
+
   return program;
 }
 
@@ -173,7 +182,9 @@ function commanderExit(error: CommanderError): number {
   if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT_OK;
   if (error.code === "commander.help" && error.exitCode === 0) return EXIT_OK;
   if (error.code === "commander.help") {
-    process.stderr.write("escheduler: missing command (master, worker, status, probe or dev); see --help\n");
+    process.stderr.write(
+      "escheduler: missing command (master, worker, status, probe, dev, plan, schedule, …); see --help\n",
+    );
     return EXIT_USAGE;
   }
   const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");

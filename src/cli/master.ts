@@ -2,7 +2,9 @@
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../barrier/index.js";
 import { consoleAdmin, createConsole, operatorActions, type WebConsole } from "../console/index.js";
+import { pausedError } from "../master/controls.js";
 import { loadGenerator, Master } from "../master/index.js";
+import { readPaused } from "../operator/index.js";
 import { keyLayout, type Logger } from "../node/index.js";
 import { masterConfigSchema } from "./config.js";
 import { oneLine } from "./errors.js";
@@ -82,13 +84,17 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
   }
 }
 
-/** Ready once campaigning and some master (this one or another) leads: a standby is ready too, so rollouts proceed. */
+/**
+ * Ready once campaigning and some master (this one or another) leads: a standby is ready too, so
+ * rollouts proceed. A pause does not make a master unready; it is listed as a note.
+ */
 async function masterReadiness(started: boolean, client: Etcd3, root: string): Promise<Readiness> {
   if (!started) return { ready: false, reasons: ["master is not campaigning yet"] };
-  const leader = await readLeader(client, keyLayout(root));
+  const [leader, paused] = await Promise.all([readLeader(client, keyLayout(root)), readPaused(client, root)]);
+  const notes = paused ? [pausedError(paused).message] : [];
   return leader === undefined
-    ? { ready: false, reasons: ["no master is leading"] }
-    : { ready: true, reasons: [] };
+    ? { ready: false, reasons: ["no master is leading", ...notes] }
+    : { ready: true, reasons: notes };
 }
 
 async function scheduleNow(master: Master, client: Etcd3, root: string, reason: string, logger: Logger) {
@@ -103,6 +109,10 @@ async function scheduleNow(master: Master, client: Etcd3, root: string, reason: 
   try {
     return (await master.scheduleNow(reason)) ?? { error: "leadership ended before the schedule ran" };
   } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ERR_PAUSED" || code === "ERR_REMOVAL_GUARD") {
+      throw new HttpRefusal(409, `schedule refused: ${oneLine(error)}`);
+    }
     throw new HttpRefusal(500, `schedule failed: ${oneLine(error)}`);
   }
 }

@@ -25,7 +25,7 @@ export function observeMaster(master: Master, registry: Registry): void {
   });
   const schedules = new Counter({
     name: "escheduler_schedules_total",
-    help: "Schedules by outcome (applied or failed)",
+    help: "Schedules by outcome (applied, failed, or refused by the removal guard)",
     labelNames: ["outcome"] as const,
     registers,
   });
@@ -54,28 +54,50 @@ export function observeMaster(master: Master, registry: Registry): void {
   });
   const failures = new Counter({
     name: "escheduler_schedule_failures_total",
-    help: "Failed schedules by reason (ERR_GENERATOR, ERR_BAD_TASK, ERR_ETCD, …); the assignment stays as it was",
+    help: "Failed or refused schedules by reason (ERR_GENERATOR, ERR_BAD_TASK, ERR_ETCD, removal_guard, …); the assignment stays as it was",
     labelNames: ["reason"] as const,
     registers,
   });
+  const paused = new Gauge({
+    name: "escheduler_schedules_paused",
+    help: "1 while this master leads and schedules are paused (escheduler pause), else 0",
+    registers,
+  });
+  const cordoned = new Gauge({
+    name: "escheduler_workers_cordoned",
+    help: "Registered workers the last applied schedule planned as cordoned or draining, by mode",
+    labelNames: ["mode"] as const,
+    registers,
+  });
   leader.set(0);
+  paused.set(0);
+  for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
   schedules.inc({ outcome: "applied" }, 0);
   schedules.inc({ outcome: "failed" }, 0);
+  schedules.inc({ outcome: "refused" }, 0);
+  failures.inc({ reason: "removal_guard" }, 0);
 
   master.on("elected", () => {
     leader.set(1);
     elections.inc();
   });
-  master.on("deposed", () => leader.set(0));
+  master.on("deposed", () => {
+    leader.set(0);
+    paused.set(0);
+  });
+  master.on("paused", () => paused.set(1));
+  master.on("resumed", () => paused.set(0));
   master.on("scheduled", (figures) => {
     schedules.inc({ outcome: "applied" });
     duration.observe(figures.durationMs / 1000);
     moved.inc(figures.moved);
     lastTasks.set({ kind: "total" }, figures.tasks);
     lastTasks.set({ kind: "unassigned" }, figures.unassigned);
+    cordoned.set({ mode: "cordon" }, figures.cordoned);
+    cordoned.set({ mode: "drain" }, figures.draining);
   });
   master.on("scheduleFailed", ({ reason }) => {
-    schedules.inc({ outcome: "failed" });
+    schedules.inc({ outcome: reason === "removal_guard" ? "refused" : "failed" });
     failures.inc({ reason });
   });
   master.on("handoffWait", ({ ms }) => handoffWaits.observe(ms / 1000));

@@ -1,7 +1,8 @@
 /** The cluster as an operator reads it: a JSON report and a table, built from one ClusterView. */
 import ms from "ms";
 import type { ClusterView } from "../barrier/index.js";
-import type { PlanRecord, TaskState } from "../node/index.js";
+import type { Controls } from "../master/controls.js";
+import type { CordonRecord, HistoryRecord, PausedRecord, PlanRecord, TaskState } from "../node/index.js";
 import type { Readiness } from "./http.js";
 
 /** A task that is not running: its status, or `unstarted` when the worker wrote none yet. */
@@ -26,6 +27,9 @@ export interface WorkerReport {
   registered: boolean;
   /** Included in the last applied plan. */
   inPlan: boolean;
+  /** `cordon` (keeps its tasks, takes nothing new) or `drain` (handed off), from the operator or the worker's own draining mark. */
+  cordon?: CordonRecord["mode"];
+  cordonReason?: string;
   tasks: number;
   /** Assigned tasks per balance group ("" is the default group). */
   groups: Record<string, number>;
@@ -41,7 +45,16 @@ export interface StatusReport {
   plan: (PlanRecord & { ageMs: number }) | null;
   ready: boolean;
   reasons: string[];
+  /** Set while schedules are paused (`escheduler pause`). */
+  paused: PausedRecord | null;
+  /** The last schedule's refusal (e.g. the removal guard), or null when it was applied. */
+  refused: { at: string; leader: string; reason: string } | null;
   workers: WorkerReport[];
+}
+
+/** What the operator set and how the last schedule ended, read at the view's revision. */
+export interface OperatorState extends Controls {
+  lastSchedule?: HistoryRecord;
 }
 
 /** Builds the report; `groupOf` gives a task's group (undefined: the default group ""). */
@@ -50,6 +63,7 @@ export function statusReport(
   view: ClusterView,
   readiness: Readiness,
   groupOf: (worker: string, taskId: string) => string | undefined,
+  operator: OperatorState = { cordons: { records: new Map(), draining: new Set() } },
   now = Date.now(),
 ): StatusReport {
   const names = new Set([...view.workers.keys(), ...view.assignments.keys()]);
@@ -81,6 +95,7 @@ export function statusReport(
       capacity: info?.capacity,
       registered: info !== undefined,
       inPlan: view.plan?.workers.includes(name) ?? false,
+      ...cordonOf(operator, name),
       tasks: assigned.length,
       groups,
       notRunning: notRunning.sort((a, b) => a.id.localeCompare(b.id)),
@@ -94,8 +109,24 @@ export function statusReport(
     plan: view.plan ? { ...view.plan, ageMs: Math.max(0, now - Date.parse(view.plan.at)) } : null,
     ready: readiness.ready,
     reasons: readiness.reasons,
+    paused: operator.paused ?? null,
+    refused:
+      operator.lastSchedule?.outcome === "refused"
+        ? {
+            at: operator.lastSchedule.at,
+            leader: operator.lastSchedule.leader,
+            reason: operator.lastSchedule.refusal ?? "",
+          }
+        : null,
     workers,
   };
+}
+
+function cordonOf(operator: OperatorState, worker: string): Pick<WorkerReport, "cordon" | "cordonReason"> {
+  const record = operator.cordons.records.get(worker);
+  if (operator.cordons.draining.has(worker)) return { cordon: "drain", cordonReason: "draining itself" };
+  if (!record) return {};
+  return { cordon: record.mode, ...(record.reason ? { cordonReason: record.reason } : {}) };
 }
 
 /** The report as text for a terminal: a summary, a table of workers, then the tasks that are not running. */
@@ -110,6 +141,15 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
       : "last plan: none yet",
   );
   lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);
+  if (report.paused) {
+    const why = report.paused.reason ? ` (${report.paused.reason})` : "";
+    lines.push(`schedules: PAUSED ${ago(report.paused.at, now)}${why}; "escheduler resume" lets them run`);
+  }
+  if (report.refused) {
+    lines.push(
+      `last schedule: REFUSED ${ago(report.refused.at, now)} by ${report.refused.leader}: ${report.refused.reason}`,
+    );
+  }
   lines.push("");
 
   const groups = [...new Set(report.workers.flatMap((w) => Object.keys(w.groups)))].sort();
@@ -124,7 +164,9 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     "UP",
   ];
   const rows = report.workers.map((w) => [
-    w.registered ? w.name : `${w.name} (gone)`,
+    w.registered
+      ? `${w.name}${w.cordon ? ` (${w.cordon === "drain" ? "draining" : "cordoned"})` : ""}`
+      : `${w.name} (gone)`,
     String(w.tasks),
     ...groups.map((g) => String(w.groups[g] ?? 0)),
     String(w.notRunning.length),

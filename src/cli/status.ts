@@ -1,7 +1,15 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
 import { type ClusterView, clusterReadiness, readClusterView } from "../barrier/index.js";
-import { type KeyLayout, keyLayout, parseRecord, readPrefixPaged, type Task } from "../node/index.js";
+import { readControls } from "../master/controls.js";
+import {
+  type HistoryRecord,
+  type KeyLayout,
+  keyLayout,
+  parseRecord,
+  readPrefixPaged,
+  type Task,
+} from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
@@ -31,11 +39,35 @@ export async function readStatus(
 ): Promise<{ view: ClusterView; report: StatusReport }> {
   const keys = keyLayout(root);
   const view = await readClusterView(client, keys);
-  const groups = await readTaskGroups(client, keys, view.revision);
-  const report = statusReport(root, view, clusterReadiness(view), (worker, id) =>
-    groups.get(keys.task(worker, id)),
+  const [groups, controls, lastSchedule] = await Promise.all([
+    readTaskGroups(client, keys, view.revision),
+    readControls(client, keys, view.revision),
+    readLastSchedule(client, keys, view.revision),
+  ]);
+  const report = statusReport(
+    root,
+    view,
+    clusterReadiness(view),
+    (worker, id) => groups.get(keys.task(worker, id)),
+    { ...controls, lastSchedule },
   );
   return { view, report };
+}
+
+/** The newest history record at `revision` (how the last schedule ended, a refusal included). */
+async function readLastSchedule(
+  client: Etcd3,
+  keys: KeyLayout,
+  revision: number,
+): Promise<HistoryRecord | undefined> {
+  const newest = await client
+    .getAll()
+    .prefix(keys.historyPrefix)
+    .sort("Key", "Descend")
+    .limit(1)
+    .revision(String(revision))
+    .strings();
+  return parseRecord<HistoryRecord>(Object.values(newest)[0]);
 }
 
 /** Task key → group, read at the view's revision so counts and groups agree. */

@@ -22,12 +22,15 @@ export interface HistoryFacts {
   target?: Plan;
 }
 
-/** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
-export function historyRecord(facts: HistoryFacts): HistoryRecord {
+/** Every task that changes owner between `current` and `target`: moved (from → to), removed (from) and added (to). */
+export function taskChanges(
+  current: CurrentAssignment,
+  target: Plan | undefined,
+): { moved: HistoryMove[]; removed: HistoryMove[]; added: HistoryMove[] } {
   const before = new Map<string, string>();
-  for (const [worker, ids] of facts.current) for (const id of ids.keys()) before.set(id, worker);
+  for (const [worker, ids] of current) for (const id of ids.keys()) before.set(id, worker);
   const after = new Map<string, string>();
-  for (const [worker, ids] of Object.entries(facts.target?.assignment ?? {})) {
+  for (const [worker, ids] of Object.entries(target?.assignment ?? {})) {
     for (const id of ids) after.set(id, worker);
   }
   const moved: HistoryMove[] = [];
@@ -39,6 +42,12 @@ export function historyRecord(facts: HistoryFacts): HistoryRecord {
     else if (to !== from) moved.push({ id, from, to });
   }
   for (const [id, to] of after) if (!before.has(id)) added.push({ id, to });
+  return { moved, removed, added };
+}
+
+/** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
+export function historyRecord(facts: HistoryFacts): HistoryRecord {
+  const { moved, removed, added } = taskChanges(facts.current, facts.target);
   const changes = [...moved, ...removed, ...added];
   return {
     at: new Date().toISOString(),

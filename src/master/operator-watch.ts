@@ -36,9 +36,14 @@ export class OperatorWatch {
     this.requests = new PrefixWatcher(client, keys.requestsPrefix, { logger });
   }
 
-  /** Starts the watches; resolves with the pause record now (undefined: not paused). Requests already waiting are handed over after it resolves. */
-  async start(signal: AbortSignal): Promise<PausedRecord | undefined> {
+  /**
+   * Starts the watches. The pause as it is now goes to `onPause` first; requests already waiting are
+   * handed over after that, then every change as it comes.
+   */
+  async start(signal: AbortSignal): Promise<void> {
     const pausedView = await this.paused.start(signal);
+    const value = pausedView.get(this.keys.paused);
+    this.handlers.onPause(value === undefined ? undefined : (parseRecord<PausedRecord>(value) ?? { at: "" }));
     this.paused.on("change", (change) => {
       if (change.key === this.keys.paused) this.handlers.onPause(pausedRecord(change));
     });
@@ -50,11 +55,7 @@ export class OperatorWatch {
     this.requests.on("change", (change) => {
       if (change.type === "put") this.offerRequest(change.key, change.value);
     });
-    queueMicrotask(() => {
-      for (const [key, value] of waiting) this.offerRequest(key, value);
-    });
-    const value = pausedView.get(this.keys.paused);
-    return value === undefined ? undefined : (parseRecord<PausedRecord>(value) ?? { at: "" });
+    for (const [key, value] of waiting) this.offerRequest(key, value);
   }
 
   async close(): Promise<void> {

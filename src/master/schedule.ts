@@ -12,7 +12,7 @@ import {
 } from "../node/index.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
-import { type Controls, pausedError, plannerWorkers, readControls } from "./controls.js";
+import { type Controls, cordonMode, pausedError, plannerWorkers, readControls } from "./controls.js";
 import type { FencedWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
@@ -34,6 +34,9 @@ export interface ScheduleResult {
   removed: number;
   moved: number;
   unassigned: number;
+  /** Registered workers planned as cordoned (keep, take nothing new) and as draining (handed off). */
+  cordoned: number;
+  draining: number;
   /** Puts still waiting for the old owner to stop the task when the schedule finished. */
   handoffs: number;
   /** Moves not started yet when the schedule finished (`--max-moving`); they follow as hand-offs complete. */
@@ -230,6 +233,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     removed: changes.removed,
     moved: changes.moved,
     unassigned: target ? target.unassigned.length : tasks.length,
+    ...cordonCounts(workers, controls),
     handoffs: context.handoffs?.pending ?? 0,
     queuedMoves: context.pacer?.queued ?? 0,
     durationMs: Math.round(appliedAt - startedAt),
@@ -272,4 +276,15 @@ async function readAssignment(
     current.set(parts.worker, ids);
   }
   return { workers, current, revision: read.revision };
+}
+
+function cordonCounts(
+  workers: ReadonlyArray<{ name: string }>,
+  controls: Controls,
+): { cordoned: number; draining: number } {
+  const modes = workers.map((worker) => cordonMode(controls.cordons, worker.name));
+  return {
+    cordoned: modes.filter((mode) => mode === "cordon").length,
+    draining: modes.filter((mode) => mode === "drain").length,
+  };
 }

@@ -143,7 +143,9 @@ export class LeaderTerm {
       await this.workers.start(signal);
       await this.gather();
       this.runner.trigger("elected");
-      const paused = await this.operator.start(signal);
+      await this.operator.start(signal);
+      const paused = this.pausedRecord;
+      this.pausedRecord = undefined;
       this.triggersStarted = true;
       if (paused) this.onPause(paused);
       else this.runner.resume();
@@ -248,7 +250,8 @@ export class LeaderTerm {
     this.pausedRecord = record;
     if (!this.triggersStarted) return;
     if (record) {
-      this.runner.pause();
+      // Waiting requests are refused; the triggers stay remembered for the schedule on resume.
+      this.runner.pause(pausedError(record));
       if (!wasPaused) this.logger.info({ reason: record.reason, since: record.at }, "schedules paused");
       this.context.emit("paused", { reason: record.reason, since: record.at });
     } else if (wasPaused) {

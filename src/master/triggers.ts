@@ -42,9 +42,14 @@ export class CoalescingRunner<R> {
     return result;
   }
 
-  /** Holds further runs (requests coalesce meanwhile) until `resume()`; a running one finishes. */
-  pause(): void {
+  /**
+   * Holds further runs until `resume()` (triggers coalesce meanwhile; a running one finishes). With a
+   * `refusal`, requests already waiting for a run are rejected with it instead of waiting.
+   */
+  pause(refusal?: unknown): void {
     this.paused = true;
+    if (refusal === undefined || !this.pending) return;
+    for (const waiter of this.pending.waiters.splice(0)) waiter.reject(refusal);
   }
 
   /** Lets queued requests run (a runner created paused holds them until now). */

@@ -13,6 +13,23 @@ function controlledJob() {
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("CoalescingRunner", () => {
+  it("while paused, holds triggers as one run on resume and refuses waiting requests", async () => {
+    const job = controlledJob();
+    const runner = new CoalescingRunner(job.run);
+    runner.pause();
+    runner.trigger("interval");
+    const waiting = runner.request("api");
+    runner.pause(new Error("paused"));
+    runner.trigger("workers");
+    await expect(waiting).rejects.toThrow("paused");
+    await settle();
+    expect(job.runs).toHaveLength(0);
+    runner.resume();
+    await settle();
+    expect(job.runs.map((r) => r.reasons)).toEqual([["interval", "api", "workers"]]);
+    job.runs[0].finish(1);
+  });
+
   it("runs at once when idle", async () => {
     const job = controlledJob();
     const runner = new CoalescingRunner(job.run);

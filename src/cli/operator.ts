@@ -1,0 +1,155 @@
+/** The operator's commands: pause, resume, cordon, drain, uncordon, schedule and history (etcd-level actions in src/operator). */
+import type { Etcd3 } from "etcd3";
+import { z } from "zod";
+import type { HistoryRecord } from "../node/index.js";
+import { assertValidName } from "../node/index.js";
+import {
+  cordon,
+  drain,
+  type HistoryEntry,
+  pause,
+  readHistory,
+  requestSchedule,
+  resume,
+  uncordon,
+} from "../operator/index.js";
+import { duration, parseConfig, sharedConfigSchema } from "./config.js";
+import { connectEtcd } from "./connect.js";
+import { EXIT_FAILURE, EXIT_OK } from "./errors.js";
+
+type Options = Record<string, unknown>;
+
+/** Opens etcd with the connection flags (after `check` validated the rest), runs `work`, closes. */
+async function withEtcd<C extends { root: string }>(
+  config: C & Parameters<typeof connectEtcd>[0],
+  work: (client: Etcd3, config: C) => Promise<number>,
+): Promise<number> {
+  const client = await connectEtcd(config);
+  try {
+    return await work(client, config);
+  } finally {
+    client.close();
+  }
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+export function runPause(options: Options): Promise<number> {
+  const config = parseConfig(sharedConfigSchema.extend({ reason: z.string().optional() }), options);
+  return withEtcd(config, async (client) => {
+    await pause(client, config.root, { reason: config.reason });
+    say(
+      `schedules paused${config.reason ? ` (${config.reason})` : ""}: the leader writes nothing until "escheduler resume"`,
+    );
+    return EXIT_OK;
+  });
+}
+
+export function runResume(options: Options): Promise<number> {
+  const config = parseConfig(sharedConfigSchema, options);
+  return withEtcd(config, async (client) => {
+    say(
+      (await resume(client, config.root))
+        ? "schedules resumed: the leader schedules once now"
+        : "schedules were not paused",
+    );
+    return EXIT_OK;
+  });
+}
+
+const cordonSchema = sharedConfigSchema.extend({ reason: z.string().optional() });
+
+export function runCordon(options: Options, worker: string): Promise<number> {
+  assertValidName("worker name", worker);
+  const config = parseConfig(cordonSchema, options);
+  return withEtcd(config, async (client) => {
+    await cordon(client, config.root, worker, { reason: config.reason });
+    say(`worker ${worker} cordoned: it keeps its tasks and takes nothing new`);
+    return EXIT_OK;
+  });
+}
+
+export function runDrain(options: Options, worker: string): Promise<number> {
+  assertValidName("worker name", worker);
+  const config = parseConfig(cordonSchema, options);
+  return withEtcd(config, async (client) => {
+    await drain(client, config.root, worker, { reason: config.reason });
+    say(`worker ${worker} draining: its tasks are handed off; it stays registered and takes nothing new`);
+    return EXIT_OK;
+  });
+}
+
+export function runUncordon(options: Options, worker: string): Promise<number> {
+  assertValidName("worker name", worker);
+  const config = parseConfig(sharedConfigSchema, options);
+  return withEtcd(config, async (client) => {
+    const removed = await uncordon(client, config.root, worker);
+    say(removed ? `worker ${worker} uncordoned (was ${removed.mode})` : `worker ${worker} was not cordoned`);
+    return EXIT_OK;
+  });
+}
+
+/** Exit 0 applied; 1 refused or failed (the reason on stdout); 2 bad input or no leader within --timeout. */
+export function runSchedule(options: Options): Promise<number> {
+  const config = parseConfig(
+    sharedConfigSchema.extend({
+      reason: z.string().optional(),
+      allowRemoval: z.boolean().default(false),
+      timeout: duration.default(30_000),
+    }),
+    options,
+  );
+  return withEtcd(config, async (client) => {
+    const outcome = await requestSchedule(client, config.root, {
+      reason: config.reason,
+      allowRemoval: config.allowRemoval,
+      timeoutMs: config.timeout,
+    });
+    const by = outcome.leader ? ` by ${outcome.leader} (epoch ${outcome.epoch})` : "";
+    say(
+      outcome.state === "applied"
+        ? `schedule applied${by}`
+        : `schedule ${outcome.state}${by}: ${outcome.reason ?? "no reason given"}`,
+    );
+    return outcome.state === "applied" ? EXIT_OK : EXIT_FAILURE;
+  });
+}
+
+export function runHistory(options: Options): Promise<number> {
+  const config = parseConfig(
+    sharedConfigSchema.extend({
+      limit: z.coerce.number().int().positive().default(20),
+      json: z.boolean().default(false),
+      task: z.string().optional(),
+    }),
+    options,
+  );
+  if (config.task !== undefined) assertValidName("task id", config.task);
+  return withEtcd(config, async (client) => {
+    const entries = await readHistory(client, config.root, { limit: config.limit, task: config.task });
+    if (config.json) say(JSON.stringify(entries, null, 2));
+    else for (const entry of entries) say(historyLine(entry, config.task));
+    return EXIT_OK;
+  });
+}
+
+/** One schedule per line: time, outcome, leader/epoch, why, counts; with --task, that task's from → to. */
+export function historyLine(entry: HistoryEntry, task?: string): string {
+  const counts = `${entry.tasks} tasks on ${entry.workers.length} workers, +${entry.added} -${entry.removed} moved ${entry.moved}`;
+  const parts = [
+    entry.at,
+    entry.outcome.padEnd(7),
+    `${entry.leader}#${entry.epoch}`,
+    `[${entry.reasons.join(",")}]`,
+    counts,
+  ];
+  if (entry.refusal) parts.push(`refused: ${entry.refusal}`);
+  if (task !== undefined) parts.push(moveOf(entry, task));
+  return parts.join("  ");
+}
+
+function moveOf(entry: HistoryRecord, task: string): string {
+  const move = entry.moves.find((m) => m.id === task);
+  if (!move) return "";
+  return `${task}: ${move.from ?? "(new)"} → ${move.to ?? "(stopped)"}`;
+}
