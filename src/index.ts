@@ -13,6 +13,7 @@ export type {
   MasterEvents,
   MasterOptions,
   MaxMoving,
+  PausedEvent,
   ScheduleFailedEvent,
   ScheduleResult,
 } from "./master/index.js";
@@ -41,6 +42,17 @@ export { PlanInputError, plan } from "./balancer/index.js";
 // Records and connections.
 export type { EtcdConnectionConfig, Logger, Task, TaskState, TaskStatus } from "./node/index.js";
 export { createEtcdClient, DEFAULTS } from "./node/index.js";
+
+// Operator actions: what the `escheduler` operator commands and the web console's admin actions run.
+export type {
+  CordonRecord,
+  HistoryMove,
+  HistoryRecord,
+  PausedRecord,
+  ScheduleOutcome,
+} from "./node/index.js";
+export type { HistoryEntry, ReadHistoryOptions, ScheduleRequestOptions } from "./operator/index.js";
+export { cordon, drain, pause, readHistory, requestSchedule, resume, uncordon } from "./operator/index.js";
 
 // Errors: `code` is stable.
 export { type ErrorCode, EschedulerError, isEschedulerError } from "./errors.js";

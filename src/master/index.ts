@@ -1,5 +1,5 @@
 export { campaign, type Leadership } from "./campaign.js";
-export type { DeposedEvent, ElectedEvent, MasterEvents, ScheduleFailedEvent } from "./events.js";
+export type { DeposedEvent, ElectedEvent, MasterEvents, PausedEvent, ScheduleFailedEvent } from "./events.js";
 export { FencedWriter, leaderFence } from "./fencing.js";
 export { type Generator, type GeneratorContext, loadGenerator } from "./generator.js";
 export type { HandoffWaitEvent } from "./handoff.js";
