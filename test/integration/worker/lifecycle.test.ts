@@ -44,7 +44,10 @@ describe("worker lifecycle", () => {
     const overruns: Array<{ tasks: string[]; stopTimeoutMs: number }> = [];
     worker.on("stopOverrun", (overrun) => overruns.push(overrun));
     await worker.start();
-    await waitFor("statuses running", async () => (await storedStatuses(client, keys, "w1")).size === 3);
+    await waitFor("statuses running", async () => {
+      const statuses = [...(await storedStatuses(client, keys, "w1")).values()];
+      return statuses.length === 3 && statuses.every((status) => status.state === "running");
+    });
 
     let stopped = false;
     const stop = worker.stop().then(() => (stopped = true));
@@ -89,7 +92,11 @@ describe("worker lifecycle", () => {
     await putPlan(client, keys, ["other"]);
     expect((await worker.readiness()).reasons.join("; ")).toMatch(/"w1" is not in the last plan/);
     await putPlan(client, keys, ["w1"]);
-    const starting = await worker.readiness();
+    // The start's claim travels with the status writer's linger: wait for it to land.
+    const starting = await waitFor("the claim of a", async () => {
+      const readiness = await worker.readiness();
+      return /task "a" on "w1" is starting/.test(readiness.reasons.join("; ")) ? readiness : undefined;
+    });
     expect(starting.ready).toBe(false);
     expect(starting.reasons.join("; ")).toMatch(/task "a" on "w1" is starting/);
     expect(readyEvents).toEqual([]);
