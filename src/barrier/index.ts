@@ -6,4 +6,4 @@ export {
   gatheringBarrier,
 } from "./double-barrier.js";
 export { isBarrierLeft, markBarrierLeft } from "./marker.js";
-export { clusterReadiness, type Readiness, workerReadiness } from "./readiness.js";
+export { clusterReadiness, type Readiness, shareReadiness, workerReadiness } from "./readiness.js";

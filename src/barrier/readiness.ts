@@ -14,12 +14,26 @@ export function workerReadiness(name: string, view: ClusterView): Readiness {
   const reasons: string[] = [];
   if (!view.workers.has(name)) reasons.push(`worker ${quote(name)} is not registered`);
   if (view.barrierLeft === undefined) reasons.push(BARRIER_NOT_LEFT);
+  return verdict([...reasons, ...shareReasons(name, view)]);
+}
+
+/**
+ * Whether a worker carries its share: in the last applied plan, and every task assigned to it
+ * running. Part of `workerReadiness`; alone, it is what a worker waits for before leaving the
+ * first-start barrier.
+ */
+export function shareReadiness(name: string, view: ClusterView): Readiness {
+  return verdict(shareReasons(name, view));
+}
+
+function shareReasons(name: string, view: ClusterView): string[] {
+  const reasons: string[] = [];
   if (!view.plan) reasons.push(NO_PLAN);
   else if (!view.plan.workers.includes(name)) {
     reasons.push(`worker ${quote(name)} is not in the last plan (epoch ${view.plan.epoch})`);
   }
   reasons.push(...tasksNotRunning(name, view));
-  return verdict(reasons);
+  return reasons;
 }
 
 /** The cluster is ready when a leader exists, the barrier was left, the last plan covers every registered worker, every generated task is assigned, and every assigned task runs. */

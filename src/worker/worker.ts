@@ -1,120 +1,47 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
-import { gatheringBarrier, type Readiness, readClusterView, workerReadiness } from "../barrier/index.js";
+import { type Readiness, readClusterView, workerReadiness } from "../barrier/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
   createEtcdClient,
   defaultNodeName,
   delay,
-  type EtcdConnectionConfig,
   exponentialBackoff,
   keyLayout,
   type KeyLayout,
   LeaseSession,
   leaseMarginMs,
   type Logger,
-  parseRecord,
-  type PlanRecord,
   registerWhenAdmitted,
-  settlesWithin,
   silentLogger,
-  type Task,
   unlessAborted,
-  untilAborted,
   type WorkerInfo,
 } from "../node/index.js";
 import { SafeEmitter } from "../runtime/emitter.js";
-import { ChangeQueue, PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
-import type { AssignedTask } from "./assigned-task.js";
-import { loadHandler, type TaskHandler, type TaskLauncher } from "./handler.js";
-import { ReportedTask } from "./reported-task.js";
-import type { StatusSink } from "./status-publisher.js";
-import { StatusWriter } from "./status-writer.js";
-import {
-  type RetryOptions,
-  TaskRunner,
-  type TaskRunState,
-  type TaskSpec,
-  type TaskStateChange,
-} from "./task-runner.js";
-import { taskSpec } from "./task-spec.js";
+import { ChangeQueue } from "../watcher/index.js";
+import { loadHandler, type TaskLauncher } from "./handler.js";
+import type { RetryOptions, TaskRunState } from "./task-runner.js";
+import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask } from "./types.js";
+import { type SessionHost, WorkerSession } from "./worker-session.js";
 
-export type WorkerStatus = "new" | "registered" | "in_barrier" | "left_barrier" | "lost" | "dead";
-
-export interface WorkerOptions extends Partial<EtcdConnectionConfig> {
-  /** An etcd client to use (not closed by the worker); otherwise one is made from `etcd` and the TLS/auth fields. */
-  client?: Etcd3;
-  root: string;
-  /** Default `<ip>-<pid>`. */
-  name?: string;
-  ttlMs: number;
-  /** Workers the first gathering waits for; 0 skips the barrier. */
-  expectedWorkers?: number;
-  /** Most workers registered at once; 0 for no cap. */
-  maxWorkers?: number;
-  capacity?: number;
-  /**
-   * How long one task's stop may take before it is reported as overrunning (logged, `stopOverrun`);
-   * default 30 s. The task's status, and so the lease, stays until its stop returns.
-   */
-  stopTimeoutMs?: number;
-  /** Handler module path or value; without one, tasks are only delivered (`taskChanges()`), not run. */
-  handler?: string | TaskHandler;
-  logger?: Logger;
-  version?: string;
-  /** Backoff of a failing task start; default 1 s doubling to 1 min. */
-  startRetry?: RetryOptions;
-  /** Lease loss is assumed when keep-alives are unconfirmed for `ttl - margin`; default 30% of the TTL. */
-  leaseMarginMs?: number;
-}
-
-/** A task the worker holds, and how it is doing. */
-export interface WorkerTask {
-  id: string;
-  /** Undefined when the stored value is not a valid task (its state is then `failed`). */
-  task?: Task;
-  state: TaskRunState;
-  attempt: number;
-  error?: string;
-}
-
-/** Why a task is no longer the worker's: the master took it away, the lease was lost, or the worker stops. */
-export type RemovalReason = "unassigned" | "fenced" | "stopping";
-
-export type TaskChange =
-  | { type: "added"; task: Task }
-  | { type: "changed"; task: Task; previous?: Task }
-  | { type: "removed"; taskId: string; previous?: Task; reason: RemovalReason };
-
-export interface WorkerEvents {
-  status: [WorkerStatus, WorkerStatus];
-  added: [Task];
-  changed: [Task, Task | undefined];
-  removed: [string, RemovalReason];
-  /** The lease is gone: every task is being stopped; the worker registers anew. */
-  lost: [Error];
-  /** Local readiness flipped: past the barrier, in the last plan, every assigned task running. */
-  ready: [boolean];
-  taskState: [TaskStateChange];
-  resync: [ResyncEvent];
-  /** After a lease loss, once every task has stopped. */
-  leaseLost: [{ reason: Error; tasks: number; stoppedInMs: number }];
-  /** Stops still running after the stop timeout: their statuses and the lease stay until they return. */
-  stopOverrun: [{ tasks: string[]; stopTimeoutMs: number }];
-  /** Registration refused for now (worker cap, or the name still held by an old lease). */
-  registrationWaiting: [EschedulerError];
-}
+export type {
+  RemovalReason,
+  TaskChange,
+  WorkerEvents,
+  WorkerOptions,
+  WorkerStatus,
+  WorkerTask,
+} from "./types.js";
 
 const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
 
 /**
- * A worker process's membership in the fleet: registers under a lease (respecting the cap), gathers
- * in the first barrier, runs the tasks assigned under `/R/task/<me>/` through the handler while
- * keeping `/R/status/<me>/` truthful, stops everything at once when its lease can no longer be
- * trusted, and leaves by revoking the lease.
+ * A worker process's membership in the fleet. It supervises one `WorkerSession` after another —
+ * each a registration under its own lease that runs the tasks assigned under `/R/task/<me>/` and
+ * keeps `/R/status/<me>/` truthful — registering anew after a lease loss, until it is stopped.
  */
 export class Worker extends SafeEmitter<WorkerEvents> {
   readonly name: string;
@@ -126,15 +53,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private readonly stopController = new AbortController();
   private currentStatus: WorkerStatus = "new";
   private launcher?: TaskLauncher;
-  private session?: LeaseSession;
-  private statusWriter?: StatusWriter;
-  /** The session whose tasks the watch feeds; cleared the moment it is fenced. */
-  private feeding?: LeaseSession;
-  private planWatcher?: PrefixWatcher;
-  /** Task id → what the master assigned (in the current session). */
-  private readonly assigned = new Map<string, TaskSpec>();
-  /** Task id → what runs it: a TaskRunner (with a handler) or a ReportedTask (the user reports). */
-  private readonly runners = new Map<string, AssignedTask>();
+  /** The current registration, or the last one while the next is being made. */
+  private session?: WorkerSession;
   private readonly subscribers = new Set<ChangeQueue<TaskChange>>();
   private waitingReason?: string;
   private isReady = false;
@@ -142,11 +62,10 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private readyCheckAgain = false;
   private readyCheckScheduled = false;
   private readonly progress = new EventEmitter<{ progress: [] }>();
+  private resolveFirstRegistration?: () => void;
   private starting?: Promise<void>;
   private lifecycle?: Promise<void>;
   private stopping?: Promise<void>;
-  /** After a lease loss: resolves once every task of the lost session has stopped. */
-  private fenced?: Promise<void>;
 
   constructor(private readonly options: WorkerOptions) {
     super();
@@ -173,21 +92,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
 
   /** The tasks assigned now (and ones still stopping), with their states. */
   tasks(): WorkerTask[] {
-    const stopping = [...this.runners.values()].filter((runner) => runner.state !== "stopped");
-    const ids = new Set([...this.assigned.keys(), ...stopping.map((runner) => runner.taskId)]);
-    return [...ids].sort().map((id) => {
-      const spec = this.assigned.get(id);
-      const runner = this.runners.get(id);
-      const state = runner?.state ?? "stopped";
-      const error = runner?.error;
-      return {
-        id,
-        ...(spec && "task" in spec ? { task: spec.task } : {}),
-        state,
-        attempt: runner?.attempt ?? 0,
-        ...(error === undefined ? {} : { error }),
-      };
-    });
+    return this.session?.tasks() ?? [];
   }
 
   /**
@@ -213,8 +118,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   /** Every change to the assigned tasks, starting with the current ones as `added`; ends on stop. */
   taskChanges(): AsyncIterableIterator<TaskChange> {
     const queue = new ChangeQueue<TaskChange>((done) => this.subscribers.delete(done));
-    for (const spec of this.assigned.values())
-      if ("task" in spec) queue.push({ type: "added", task: spec.task });
+    for (const task of this.session?.assignedTasks ?? []) queue.push({ type: "added", task });
     if (this.currentStatus === "dead") queue.end();
     else this.subscribers.add(queue);
     return queue;
@@ -229,16 +133,15 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   async reportTaskState(taskId: string, state: TaskRunState, error?: string): Promise<void> {
     if (this.launcher)
       throw new EschedulerError("ERR_CONFIG", "reportTaskState is for workers without a handler");
-    const task = this.runners.get(taskId);
-    if (task instanceof ReportedTask) return task.report(state, error);
+    if (this.session) return this.session.report(taskId, state, error);
     if (state === "stopped") return;
     throw new EschedulerError(
       "ERR_NOT_ASSIGNED",
-      `task ${JSON.stringify(taskId)} on worker ${JSON.stringify(this.name)}: state refused, it is not assigned to this worker`,
+      `task ${JSON.stringify(taskId)}: the worker is not registered`,
     );
   }
 
-  /** Readiness as the barrier module evaluates it from etcd, plus what only this process knows. */
+  /** Readiness as the readiness module evaluates it from etcd, plus what only this process knows. */
   async readiness(): Promise<Readiness> {
     const reasons: string[] = [];
     if (this.currentStatus === "new") reasons.push("worker not started");
@@ -257,15 +160,13 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private async begin(): Promise<void> {
     if (this.options.handler !== undefined) this.launcher = await loadHandler(this.options.handler);
     this.warnIfStopsOutlastMargin();
-    const firstSession = await this.connect(false);
+    const firstLease = await this.connect(false);
     const registered = new Promise<void>((resolve) => {
       this.resolveFirstRegistration = resolve;
     });
-    this.lifecycle = this.live(firstSession);
+    this.lifecycle = this.live(firstLease);
     await unlessAborted(registered, this.stopController.signal);
   }
-
-  private resolveFirstRegistration?: () => void;
 
   /** After a lease loss, stops have only the lease margin before the task may start elsewhere. */
   private warnIfStopsOutlastMargin(): void {
@@ -279,19 +180,47 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   }
 
   /** Runs one session after another until stopped: each ends when its lease is lost. */
-  private async live(firstSession: LeaseSession): Promise<void> {
-    let session: LeaseSession | undefined = firstSession;
-    while (session) {
-      await this.runSession(session);
+  private async live(firstLease: LeaseSession): Promise<void> {
+    let lease: LeaseSession | undefined = firstLease;
+    while (lease) {
+      const session = this.openSession(lease);
+      await session.run(this.stopController.signal);
       if (this.stopController.signal.aborted) return;
-      await this.retireLostLease(session);
-      session = await this.connect(true).catch((error: unknown) => {
+      await session.retire();
+      lease = await this.connect(true).catch((error: unknown) => {
         if (!this.stopController.signal.aborted)
           this.logger.error({ err: error }, "worker cannot register again");
         return undefined;
       });
     }
   }
+
+  private openSession(lease: LeaseSession): WorkerSession {
+    this.session = new WorkerSession({
+      client: this.client,
+      keys: this.keys,
+      name: this.name,
+      lease,
+      launcher: this.launcher,
+      logger: this.logger,
+      stopTimeoutMs: this.stopTimeoutMs,
+      startRetry: this.options.startRetry ?? DEFAULT_START_RETRY,
+      expectedWorkers: this.options.expectedWorkers ?? 0,
+      host: this.sessionHost,
+    });
+    return this.session;
+  }
+
+  private readonly sessionHost: SessionHost = {
+    emit: this.emit.bind(this) as SessionHost["emit"],
+    publish: (change) => {
+      for (const queue of this.subscribers) queue.push(change);
+    },
+    setStatus: (status) => this.setStatus(status),
+    changed: () => this.checkReady(),
+    nextChange: () => new Promise<void>((resolve) => this.progress.once("progress", resolve)),
+    registered: () => this.resolveFirstRegistration?.(),
+  };
 
   /** Grants a lease and registers under it, retrying transient failures; rejects only when stopped or the name stays held. */
   private async connect(again: boolean): Promise<LeaseSession> {
@@ -303,19 +232,17 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     const nameHeld = new AbortController();
     for (;;) {
       stop.throwIfAborted();
-      let session: LeaseSession | undefined;
+      let lease: LeaseSession | undefined;
       try {
-        session = await LeaseSession.grant(this.client, {
+        lease = await LeaseSession.grant(this.client, {
           ttlMs: this.options.ttlMs,
           marginMs: this.options.leaseMarginMs,
           logger: this.logger,
         });
-        const granted = session;
-        session.once("lost", (reason) => this.fence(granted, reason));
         await registerWhenAdmitted({
           client: this.client,
           keys: this.keys,
-          session,
+          session: lease,
           info: this.info(),
           maxWorkers: this.options.maxWorkers ?? 0,
           signal: AbortSignal.any([stop, nameHeld.signal]),
@@ -329,9 +256,9 @@ export class Worker extends SafeEmitter<WorkerEvents> {
           },
         });
         this.waitingReason = undefined;
-        return session;
+        return lease;
       } catch (error) {
-        await session?.close();
+        await lease?.close();
         if (stop.aborted) throw stop.reason;
         if (nameHeld.signal.aborted) throw nameHeld.signal.reason;
         const wait = backoff.next();
@@ -339,140 +266,6 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         await delay(wait, stop);
       }
     }
-  }
-
-  /** One registration: watch tasks and the plan, pass the barrier, then hold until the lease is lost or the worker stops. */
-  private async runSession(session: LeaseSession): Promise<void> {
-    const stop = this.stopController.signal;
-    const signal = AbortSignal.any([session.signal, stop]);
-    this.session = session;
-    this.statusWriter = new StatusWriter(this.client, this.keys, this.name, session, this.logger);
-    this.feeding = session;
-    this.logger.info({ lease: session.id }, "worker registered");
-    this.setStatus("registered");
-    const tasks = new PrefixWatcher(this.client, this.keys.workerTasksPrefix(this.name), {
-      logger: this.logger,
-    });
-    const plan = new PrefixWatcher(this.client, this.keys.plan, { logger: this.logger });
-    this.planWatcher = plan;
-    tasks.on("change", (change) => {
-      // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
-      if (this.feeding === session)
-        this.applyTaskChange(change, tasks.modRevision(change.key) ?? change.revision);
-    });
-    tasks.on("resync", (event) => this.emit("resync", event));
-    plan.on("change", () => this.checkReady());
-    try {
-      await plan.start(signal);
-      const snapshot = await tasks.start(signal);
-      if (this.feeding !== session) return;
-      this.applySnapshot(snapshot, (key) => tasks.modRevision(key) ?? tasks.revision);
-      this.resolveFirstRegistration?.();
-      await this.passBarrier(session, signal);
-      await untilAborted(signal);
-    } catch (error) {
-      if (!signal.aborted) {
-        // Without its watch the worker cannot follow its assignment: end the session as if the lease were lost.
-        this.logger.error({ err: error }, "worker session failed; registering again");
-        session.orphan();
-        this.fence(session, error instanceof Error ? error : new Error(String(error)));
-      } else if (!stop.aborted) {
-        // Lost before its first watch was up (fencing is idempotent).
-        this.fence(session, new EschedulerError("ERR_LEASE_LOST", `lease ${session.id} lost`));
-      }
-    } finally {
-      if (this.planWatcher === plan) this.planWatcher = undefined;
-      await Promise.all([tasks.close(), plan.close()]);
-    }
-  }
-
-  /** Passes the barrier, retrying after etcd failures: the tasks keep running meanwhile. */
-  private async passBarrier(session: LeaseSession, signal: AbortSignal): Promise<void> {
-    const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
-    for (;;) {
-      try {
-        await this.gather(session, signal);
-        return;
-      } catch (error) {
-        if (signal.aborted) throw error;
-        const wait = backoff.next();
-        this.logger.warn({ err: error, retryInMs: wait }, "barrier step failed; retrying");
-        await delay(wait, signal);
-      }
-    }
-  }
-
-  /** First start of a fleet: gather with the others, run the first assignment, then leave together. */
-  private async gather(session: LeaseSession, signal: AbortSignal): Promise<void> {
-    const expected = this.options.expectedWorkers ?? 0;
-    if (expected <= 0) {
-      this.setStatus("left_barrier");
-      return;
-    }
-    const barrier = gatheringBarrier({
-      client: this.client,
-      keys: this.keys,
-      name: this.name,
-      expectedWorkers: expected,
-      session,
-      logger: this.logger,
-    });
-    // The marker's watch answers both whether the fleet has already gathered and, later, whether the
-    // master gave up waiting after its barrier timeout: stop waiting then too.
-    const marker = new PrefixWatcher(this.client, this.keys.barrierLeft, { logger: this.logger });
-    const markerSet = new AbortController();
-    marker.on("change", (change) => {
-      if (change.type === "put")
-        markerSet.abort(new EschedulerError("ERR_ABORTED", "the fleet has gathered"));
-    });
-    try {
-      if ((await marker.start(signal)).size > 0) {
-        this.setStatus("left_barrier");
-        return;
-      }
-      this.setStatus("in_barrier");
-      await barrier.enter({ signal: AbortSignal.any([signal, markerSet.signal]) });
-    } catch (error) {
-      if (signal.aborted || !markerSet.signal.aborted) throw error;
-      this.logger.info("the fleet gathered without this worker; skipping the barrier");
-      this.setStatus("left_barrier");
-      return;
-    } finally {
-      await marker.close();
-    }
-    this.logger.info("gathered; waiting to run the first assignment before leaving the barrier");
-    await this.untilCarryingShare(signal);
-    await barrier.leave({ signal });
-    this.setStatus("left_barrier");
-  }
-
-  /** Resolves once the last plan includes this worker and every task assigned to it runs. */
-  private async untilCarryingShare(signal: AbortSignal): Promise<void> {
-    for (;;) {
-      signal.throwIfAborted();
-      const progressed = new Promise<void>((resolve) => this.progress.once("progress", resolve));
-      if (await this.carriesShare()) return;
-      await unlessAborted(progressed, signal);
-    }
-  }
-
-  /** Included in the last plan, and every key under `/R/task/<me>/` (read after the plan) runs here. */
-  private async carriesShare(): Promise<boolean> {
-    const planValue = this.planWatcher?.entries.get(this.keys.plan);
-    const plan = parseRecord<PlanRecord>(planValue);
-    if (!plan?.workers?.includes(this.name)) return false;
-    for (const id of this.assigned.keys()) if (this.stateOf(id) !== "running") return false;
-    // The task watch may lag the plan watch: confirm against what etcd holds now.
-    const stored = await this.client.getAll().prefix(this.keys.workerTasksPrefix(this.name)).keys();
-    return stored.every((key) => {
-      const id = this.keys.parseTask(key)?.taskId;
-      return id !== undefined && this.stateOf(id) === "running";
-    });
-  }
-
-  /** The state etcd holds for a task (readiness is judged on what others can see). */
-  private stateOf(taskId: string): TaskRunState | undefined {
-    return this.runners.get(taskId)?.storedState;
   }
 
   /** Re-evaluates local readiness and wakes the barrier wait, once per turn of the event loop however many tasks changed. */
@@ -496,7 +289,12 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       do {
         this.readyCheckAgain = false;
         const ready =
-          this.currentStatus === "left_barrier" && (await this.carriesShare().catch(() => this.isReady));
+          this.currentStatus === "left_barrier" &&
+          this.session?.allStoredRunning() === true &&
+          (await this.readiness().then(
+            (readiness) => readiness.ready,
+            () => this.isReady,
+          ));
         if (ready !== this.isReady && !this.readyCheckAgain) {
           this.isReady = ready;
           this.emit("ready", ready);
@@ -507,170 +305,18 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     });
   }
 
-  private applySnapshot(snapshot: ReadonlyMap<string, string>, revisionOf: (key: string) => number): void {
-    const present = new Set<string>();
-    for (const [key, value] of snapshot) {
-      const id = this.taskIdOf(key);
-      if (id === undefined) continue;
-      present.add(id);
-      this.assign(id, value, revisionOf(key));
-    }
-    for (const id of this.assigned.keys()) if (!present.has(id)) this.unassign(id, "unassigned");
-    this.checkReady();
-  }
-
-  private applyTaskChange(change: WatchChange, modRevision: number): void {
-    const id = this.taskIdOf(change.key);
-    if (id === undefined) return;
-    if (change.type === "put") this.assign(id, change.value, modRevision);
-    else this.unassign(id, "unassigned");
-    this.checkReady();
-  }
-
-  private taskIdOf(key: string): string | undefined {
-    const parts = this.keys.parseTask(key);
-    if (parts?.worker === this.name) return parts.taskId;
-    this.logger.warn({ key }, "ignoring a key under the worker's task prefix that is not a task key");
-    return undefined;
-  }
-
-  private assign(id: string, value: string, revision: number): void {
-    const previous = this.assigned.get(id);
-    const spec = taskSpec(id, value, revision);
-    this.assigned.set(id, spec);
-    // Even a rewrite with the same value reaches the runner: nothing restarts, but a start must claim the new revision.
-    this.runnerFor(id).set(spec);
-    if (previous?.fingerprint === value) return;
-    if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
-    if (!("task" in spec)) return;
-    const before = previous && "task" in previous ? previous.task : undefined;
-    if (previous) {
-      this.logger.info({ task: id }, "task changed");
-      this.publish({ type: "changed", task: spec.task, previous: before });
-      this.emit("changed", spec.task, before);
-    } else {
-      this.logger.info({ task: id }, "task added");
-      this.publish({ type: "added", task: spec.task });
-      this.emit("added", spec.task);
-    }
-  }
-
-  private unassign(id: string, reason: RemovalReason): void {
-    const previous = this.assigned.get(id);
-    if (!previous) return;
-    this.assigned.delete(id);
-    this.runners.get(id)?.set(undefined);
-    // Fencing and shutdown remove every task at once: one summary line says so, not one per task.
-    this.logger[reason === "unassigned" ? "info" : "debug"]({ task: id, reason }, "task removed");
-    this.publish({
-      type: "removed",
-      taskId: id,
-      ...("task" in previous ? { previous: previous.task } : {}),
-      reason,
-    });
-    this.emit("removed", id, reason);
-  }
-
-  private unassignAll(reason: RemovalReason): void {
-    for (const id of this.assigned.keys()) this.unassign(id, reason);
-  }
-
-  private runnerFor(id: string): AssignedTask {
-    let runner = this.runners.get(id);
-    if (!runner) {
-      const common = {
-        taskId: id,
-        worker: this.name,
-        status: this.statusSink,
-        onState: (change: TaskStateChange) => this.emit("taskState", change),
-        onStored: () => this.checkReady(),
-        onSettled: () => {
-          if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
-        },
-      };
-      const created: AssignedTask = this.launcher
-        ? new TaskRunner({
-            ...common,
-            launcher: this.launcher,
-            logger: this.logger.child({ task: id }),
-            stopTimeoutMs: this.stopTimeoutMs,
-            retry: this.options.startRetry ?? DEFAULT_START_RETRY,
-          })
-        : new ReportedTask(common);
-      runner = created;
-      this.runners.set(id, runner);
-    }
-    return runner;
-  }
-
-  /**
-   * Self-fencing: the lease can no longer be trusted, so every task stops now, without waiting on
-   * etcd (the status keys die with the lease); then the worker registers anew.
-   */
-  private fence(session: LeaseSession, reason: Error): void {
-    if (this.feeding !== session || this.stopController.signal.aborted) return;
-    const lostAt = Date.now();
-    this.feeding = undefined;
-    const count = this.assigned.size;
-    this.unassignAll("fenced");
-    this.logger.warn(
-      { lease: session.id, reason: reason.message, tasks: count },
-      "lease lost: stopped every task",
-    );
-    this.setStatus("lost");
-    this.emit("lost", reason);
-    this.fenced = this.allTasksIdle().then(() => {
-      this.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt });
-    });
-  }
-
-  /** After a loss: wait until every task has stopped, then revoke the old lease (if etcd still has it) so its keys go now. */
-  private async retireLostLease(session: LeaseSession): Promise<void> {
-    await this.fenced;
-    await revokeQuietly(session);
-  }
-
-  /** Resolves once every runner is idle; stops still going after the stop timeout are reported as overrunning. */
-  private async allTasksIdle(): Promise<void> {
-    const runners = [...this.runners.values()];
-    const idle = Promise.all(runners.map((runner) => runner.idle()));
-    // Every stop began together, so one deadline serves them all (not a timer per task).
-    if (await settlesWithin(idle, this.stopTimeoutMs)) return;
-    const tasks = runners.filter((runner) => !runner.settled).map((runner) => runner.taskId);
-    this.logger.warn(
-      { tasks, stopTimeoutMs: this.stopTimeoutMs },
-      "task stops overran the stop timeout; keeping their statuses and the lease until they return",
-    );
-    this.emit("stopOverrun", { tasks, stopTimeoutMs: this.stopTimeoutMs });
-    await idle;
-  }
-
   private async shutdown(): Promise<void> {
     this.stopController.abort(new EschedulerError("ERR_ABORTED", `worker ${this.name} is stopping`));
     await this.starting?.catch(() => undefined);
     await this.lifecycle;
-    this.feeding = undefined;
-    this.logger.info({ tasks: this.assigned.size }, "worker stopping: stopping every task");
-    this.unassignAll("stopping");
-    await this.allTasksIdle();
     // Revoking deletes the worker key and every status key at once, so the master reschedules now.
-    if (this.session?.active) await this.session.close();
-    else if (this.session) await revokeQuietly(this.session);
-    this.session = undefined;
+    await this.session?.close();
     for (const queue of this.subscribers) queue.end();
     this.subscribers.clear();
     if (this.ownsClient) this.client.close();
     this.setStatus("dead");
     this.logger.info("worker stopped");
   }
-
-  /** Status writes go under the current lease; with no live lease they are skipped (the keys died with it). */
-  private readonly statusSink: StatusSink = {
-    put: (taskId, status) => this.statusWriter?.put(taskId, status) ?? Promise.resolve(),
-    remove: (taskId) => this.statusWriter?.remove(taskId) ?? Promise.resolve(),
-    claim: (taskId, status, taskRevision) =>
-      this.statusWriter?.claim(taskId, status, taskRevision) ?? Promise.resolve(false),
-  };
 
   private info(): WorkerInfo {
     return {
@@ -691,13 +337,4 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     this.emit("status", status, previous);
     this.checkReady();
   }
-
-  private publish(change: TaskChange): void {
-    for (const queue of this.subscribers) queue.push(change);
-  }
-}
-
-/** Revokes a lease that is no longer kept alive, in case etcd still holds it (its keys then go at once). */
-async function revokeQuietly(session: LeaseSession): Promise<void> {
-  await session.lease.revoke({ deadline: Date.now() + 1_000 }).catch(() => undefined);
 }

@@ -1,0 +1,343 @@
+import type { Etcd3 } from "etcd3";
+import { readClusterView, shareReadiness } from "../barrier/index.js";
+import { EschedulerError } from "../errors.js";
+import {
+  type KeyLayout,
+  type LeaseSession,
+  type Logger,
+  settlesWithin,
+  type Task,
+  untilAborted,
+} from "../node/index.js";
+import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
+import type { AssignedTask } from "./assigned-task.js";
+import { passFirstStart } from "./first-start.js";
+import type { TaskLauncher } from "./handler.js";
+import { ReportedTask } from "./reported-task.js";
+import type { StatusSink } from "./status-publisher.js";
+import { StatusWriter } from "./status-writer.js";
+import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
+import { taskSpec } from "./task-spec.js";
+import type { RemovalReason, TaskChange, WorkerEvents, WorkerStatus, WorkerTask } from "./types.js";
+
+/** What a session reports to the worker that supervises it. */
+export interface SessionHost {
+  emit<E extends keyof WorkerEvents>(event: E, ...args: WorkerEvents[E]): void;
+  /** A change of the assigned tasks, for `taskChanges()` subscribers. */
+  publish(change: TaskChange): void;
+  setStatus(status: WorkerStatus): void;
+  /** Something readiness depends on changed (a task, a status write, the plan). */
+  changed(): void;
+  /** Resolves at the next `changed()`. */
+  nextChange(): Promise<void>;
+  /** The first snapshot of the tasks has been applied. */
+  registered(): void;
+}
+
+export interface WorkerSessionOptions {
+  client: Etcd3;
+  keys: KeyLayout;
+  name: string;
+  lease: LeaseSession;
+  /** Runs the tasks; without one, the worker's user runs them and reports their states. */
+  launcher?: TaskLauncher;
+  logger: Logger;
+  stopTimeoutMs: number;
+  startRetry: RetryOptions;
+  expectedWorkers: number;
+  host: SessionHost;
+  /** Where statuses go; default a `StatusWriter` under the lease. */
+  status?: StatusSink;
+}
+
+/**
+ * One registration of a worker, living exactly as long as its lease: it owns the lease, the status
+ * writer under it, the watches of its tasks and of the plan, the table of what is assigned and what
+ * runs it, and the fencing that stops every task the moment the lease can no longer be trusted.
+ */
+export class WorkerSession {
+  readonly lease: LeaseSession;
+  private readonly status: StatusSink;
+  private readonly logger: Logger;
+  /** Task id → the task the master assigned (its key's value and revision). */
+  private readonly assigned = new Map<string, ReturnType<typeof taskSpec>>();
+  /** Task id → what runs it (kept while it stops, after it is no longer assigned). */
+  private readonly runners = new Map<string, AssignedTask>();
+  /** Set when the session no longer follows its assignment: the lease was lost, or the worker stops. */
+  private ending?: RemovalReason;
+  /** After a lease loss: resolves once every task has stopped. */
+  private stoppedAfterLoss?: Promise<void>;
+
+  constructor(private readonly options: WorkerSessionOptions) {
+    this.lease = options.lease;
+    this.logger = options.logger;
+    this.status = options.status ?? this.statusWriter();
+    void this.lease.lost.then((reason) => this.fence(reason));
+  }
+
+  /** The tasks assigned now (and ones still stopping), with their states. */
+  tasks(): WorkerTask[] {
+    const stopping = [...this.runners.values()].filter((runner) => runner.state !== "stopped");
+    const ids = new Set([...this.assigned.keys(), ...stopping.map((runner) => runner.taskId)]);
+    return [...ids].sort().map((id) => {
+      const spec = this.assigned.get(id);
+      const runner = this.runners.get(id);
+      const error = runner?.error;
+      return {
+        id,
+        ...(spec && "task" in spec ? { task: spec.task } : {}),
+        state: runner?.state ?? "stopped",
+        attempt: runner?.attempt ?? 0,
+        ...(error === undefined ? {} : { error }),
+      };
+    });
+  }
+
+  get assignedTasks(): Task[] {
+    return [...this.assigned.values()].flatMap((spec) => ("task" in spec ? [spec.task] : []));
+  }
+
+  /**
+   * Watches the tasks and the plan, passes the first-start barrier, then holds until the lease is
+   * lost or `stop` aborts. A watch that cannot start ends the session as if the lease were lost.
+   */
+  async run(stop: AbortSignal): Promise<void> {
+    const { client, keys, name } = this.options;
+    const signal = AbortSignal.any([this.lease.signal, stop]);
+    this.logger.info({ lease: this.lease.id }, "worker registered");
+    this.options.host.setStatus("registered");
+    const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger: this.logger });
+    const plan = new PrefixWatcher(client, keys.plan, { logger: this.logger });
+    // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
+    tasks.on("change", (change) =>
+      this.applyChange(change, tasks.modRevision(change.key) ?? change.revision),
+    );
+    tasks.on("resync", (event) => this.options.host.emit("resync", event));
+    plan.on("change", () => this.options.host.changed());
+    try {
+      await plan.start(signal);
+      const snapshot = await tasks.start(signal);
+      if (this.ending) return;
+      this.applySnapshot(snapshot, (key) => tasks.modRevision(key) ?? tasks.revision);
+      this.options.host.registered();
+      await passFirstStart({
+        client,
+        keys,
+        name,
+        expectedWorkers: this.options.expectedWorkers,
+        lease: this.lease,
+        logger: this.logger,
+        signal,
+        setStatus: (status) => this.options.host.setStatus(status),
+        carriesShare: () => this.carriesShare(),
+        nextChange: () => this.options.host.nextChange(),
+      });
+      await untilAborted(signal);
+    } catch (error) {
+      if (!signal.aborted) {
+        // Without its watch the worker cannot follow its assignment: end the session as if the lease were lost.
+        this.logger.error({ err: error }, "worker session failed; registering again");
+        this.lease.orphan();
+        this.fence(error instanceof Error ? error : new Error(String(error)));
+      }
+    } finally {
+      await Promise.all([tasks.close(), plan.close()]);
+    }
+  }
+
+  /** Takes a fresh view of the assigned tasks: assigns what is there, unassigns what is not. */
+  applySnapshot(snapshot: ReadonlyMap<string, string>, revisionOf: (key: string) => number): void {
+    if (this.ending) return;
+    const present = new Set<string>();
+    for (const [key, value] of snapshot) {
+      const id = this.taskIdOf(key);
+      if (id === undefined) continue;
+      present.add(id);
+      this.assign(id, value, revisionOf(key));
+    }
+    for (const id of this.assigned.keys()) if (!present.has(id)) this.unassign(id, "unassigned");
+    this.options.host.changed();
+  }
+
+  /** Applies one change under `/R/task/<me>/` (`modRevision`: the key's, which a start claims). */
+  applyChange(change: WatchChange, modRevision: number): void {
+    if (this.ending) return;
+    const id = this.taskIdOf(change.key);
+    if (id === undefined) return;
+    if (change.type === "put") this.assign(id, change.value, modRevision);
+    else this.unassign(id, "unassigned");
+    this.options.host.changed();
+  }
+
+  /** A state reported by the user of a worker without a handler (see `Worker.reportTaskState`). */
+  report(taskId: string, state: TaskRunState, error?: string): Promise<void> {
+    const task = this.runners.get(taskId);
+    if (task instanceof ReportedTask) return task.report(state, error);
+    if (state === "stopped") return Promise.resolve();
+    return Promise.reject(
+      new EschedulerError(
+        "ERR_NOT_ASSIGNED",
+        `task ${JSON.stringify(taskId)} on worker ${JSON.stringify(this.options.name)}: state refused, it is not assigned to this worker`,
+      ),
+    );
+  }
+
+  /**
+   * Self-fencing: the lease can no longer be trusted, so every task stops now, without waiting on
+   * etcd (the status keys die with the lease). Idempotent; nothing happens once the worker stops.
+   */
+  fence(reason: Error): void {
+    if (this.ending) return;
+    const lostAt = Date.now();
+    const count = this.assigned.size;
+    this.unassignAll("fenced");
+    this.logger.warn(
+      { lease: this.lease.id, reason: reason.message, tasks: count },
+      "lease lost: stopped every task",
+    );
+    this.options.host.setStatus("lost");
+    this.options.host.emit("lost", reason);
+    this.stoppedAfterLoss = this.idle().then(() => {
+      this.options.host.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt });
+    });
+  }
+
+  /** After a loss: waits until every task has stopped, then revokes the lease (if etcd still has it) so its keys go now. */
+  async retire(): Promise<void> {
+    if (!this.ending) this.fence(await this.lease.lost);
+    await this.stoppedAfterLoss;
+    await revokeQuietly(this.lease);
+  }
+
+  /** The worker stops: every task stops, then the lease is revoked, so the master moves them at once. */
+  async close(): Promise<void> {
+    if (!this.ending) {
+      this.logger.info({ tasks: this.assigned.size }, "worker stopping: stopping every task");
+      this.unassignAll("stopping");
+    }
+    await this.idle();
+    if (this.lease.active) await this.lease.close();
+    else await revokeQuietly(this.lease);
+  }
+
+  /** Resolves once every task is idle; stops still going after the stop timeout are reported as overrunning. */
+  async idle(): Promise<void> {
+    const runners = [...this.runners.values()];
+    const idle = Promise.all(runners.map((runner) => runner.idle()));
+    const { stopTimeoutMs } = this.options;
+    // Every stop began together, so one deadline serves them all (not a timer per task).
+    if (await settlesWithin(idle, stopTimeoutMs)) return;
+    const tasks = runners.filter((runner) => !runner.settled).map((runner) => runner.taskId);
+    this.logger.warn(
+      { tasks, stopTimeoutMs },
+      "task stops overran the stop timeout; keeping their statuses and the lease until they return",
+    );
+    this.options.host.emit("stopOverrun", { tasks, stopTimeoutMs });
+    await idle;
+  }
+
+  /** In the last plan, and every task assigned here running, judged as the readiness probe judges it. */
+  async carriesShare(): Promise<boolean> {
+    if (!this.allStoredRunning()) return false;
+    const { client, keys, name } = this.options;
+    return shareReadiness(name, await readClusterView(client, keys, { worker: name })).ready;
+  }
+
+  /**
+   * Whether every assigned task's last stored status is `running`: when not, the readiness probe
+   * cannot say ready either, so the worker skips reading etcd to find out.
+   */
+  allStoredRunning(): boolean {
+    if (this.ending) return false;
+    for (const id of this.assigned.keys()) if (this.runners.get(id)?.storedState !== "running") return false;
+    return true;
+  }
+
+  private taskIdOf(key: string): string | undefined {
+    const parts = this.options.keys.parseTask(key);
+    if (parts?.worker === this.options.name) return parts.taskId;
+    this.logger.warn({ key }, "ignoring a key under the worker's task prefix that is not a task key");
+    return undefined;
+  }
+
+  private assign(id: string, value: string, revision: number): void {
+    const previous = this.assigned.get(id);
+    const spec = taskSpec(id, value, revision);
+    this.assigned.set(id, spec);
+    // Even a rewrite with the same value reaches the runner: nothing restarts, but a start must claim the new revision.
+    this.runnerFor(id).set(spec);
+    if (previous?.fingerprint === value) return;
+    if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
+    if (!("task" in spec)) return;
+    const before = previous && "task" in previous ? previous.task : undefined;
+    const { host } = this.options;
+    if (previous) {
+      this.logger.info({ task: id }, "task changed");
+      host.publish({ type: "changed", task: spec.task, previous: before });
+      host.emit("changed", spec.task, before);
+    } else {
+      this.logger.info({ task: id }, "task added");
+      host.publish({ type: "added", task: spec.task });
+      host.emit("added", spec.task);
+    }
+  }
+
+  private unassign(id: string, reason: RemovalReason): void {
+    const previous = this.assigned.get(id);
+    if (!previous) return;
+    this.assigned.delete(id);
+    this.runners.get(id)?.set(undefined);
+    // Fencing and shutdown remove every task at once: one summary line says so, not one per task.
+    this.logger[reason === "unassigned" ? "info" : "debug"]({ task: id, reason }, "task removed");
+    const { host } = this.options;
+    host.publish({
+      type: "removed",
+      taskId: id,
+      ...("task" in previous ? { previous: previous.task } : {}),
+      reason,
+    });
+    host.emit("removed", id, reason);
+  }
+
+  private unassignAll(reason: RemovalReason): void {
+    this.ending = reason;
+    for (const id of this.assigned.keys()) this.unassign(id, reason);
+  }
+
+  private runnerFor(id: string): AssignedTask {
+    const existing = this.runners.get(id);
+    if (existing) return existing;
+    const { host, launcher } = this.options;
+    const common = {
+      taskId: id,
+      worker: this.options.name,
+      status: this.status,
+      onState: (change: TaskStateChange) => host.emit("taskState", change),
+      onStored: () => host.changed(),
+      onSettled: () => {
+        if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
+      },
+    };
+    const created: AssignedTask = launcher
+      ? new TaskRunner({
+          ...common,
+          launcher,
+          logger: this.logger.child({ task: id }),
+          stopTimeoutMs: this.options.stopTimeoutMs,
+          retry: this.options.startRetry,
+        })
+      : new ReportedTask(common);
+    this.runners.set(id, created);
+    return created;
+  }
+
+  private statusWriter(): StatusSink {
+    const { client, keys, name } = this.options;
+    return new StatusWriter(client, keys, name, this.lease, this.logger);
+  }
+}
+
+/** Revokes a lease that is no longer kept alive, in case etcd still holds it (its keys then go at once). */
+async function revokeQuietly(lease: LeaseSession): Promise<void> {
+  await lease.lease.revoke({ deadline: Date.now() + 1_000 }).catch(() => undefined);
+}
