@@ -58,8 +58,8 @@ export { cordon, drain, pause, readHistory, requestSchedule, resume, uncordon } 
 export { type ErrorCode, EschedulerError, isEschedulerError } from "./errors.js";
 
 // Readiness, metrics and the HTTP endpoint, so a node embedded in a service serves /readyz and /metrics too.
-export type { ClusterView, Readiness } from "./barrier/index.js";
-export { clusterReadiness, readClusterView, workerReadiness } from "./barrier/index.js";
+export type { ClusterView, Readiness } from "./readiness/index.js";
+export { clusterReadiness, readClusterView, workerReadiness } from "./readiness/index.js";
 export type { HttpEndpoint, HttpHandlers } from "./cli/http.js";
 export { serveHttp } from "./cli/http.js";
 export { createRegistry, observeMaster, observeWorker } from "./cli/metrics.js";

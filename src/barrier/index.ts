@@ -1,4 +1,3 @@
-export { type ClusterView, readClusterView, readLeader } from "./cluster-view.js";
 export {
   type BarrierWaitOptions,
   DoubleBarrier,
@@ -6,4 +5,3 @@ export {
   gatheringBarrier,
 } from "./double-barrier.js";
 export { isBarrierLeft, markBarrierLeft } from "./marker.js";
-export { clusterReadiness, type Readiness, shareReadiness, workerReadiness } from "./readiness.js";

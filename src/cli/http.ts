@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { EschedulerError } from "../errors.js";
-import type { Readiness } from "../barrier/index.js";
+import type { Readiness } from "../readiness/index.js";
 import { type Logger, silentLogger } from "../node/index.js";
 
 export type { Readiness };

@@ -1,6 +1,6 @@
 /** `escheduler master --generator <module>`: campaigns and, while leading, balances the tasks over the workers. */
 import type { Etcd3 } from "etcd3";
-import { readLeader } from "../barrier/index.js";
+import { readLeader } from "../readiness/index.js";
 import { consoleAdmin, createConsole, operatorActions, type WebConsole } from "../console/index.js";
 import { pausedError } from "../master/controls.js";
 import { loadGenerator, Master } from "../master/index.js";

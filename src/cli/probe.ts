@@ -1,5 +1,5 @@
 /** `escheduler probe [--worker NAME]`: a readiness check for scripts and Kubernetes exec probes. */
-import { clusterReadiness, readClusterView, workerReadiness } from "../barrier/index.js";
+import { clusterReadiness, readClusterView, workerReadiness } from "../readiness/index.js";
 import { assertValidName, createEtcdClient, keyLayout } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { withinDialTimeout } from "./connect.js";

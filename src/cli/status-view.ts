@@ -1,6 +1,6 @@
 /** The cluster as an operator reads it: a JSON report and a table, built from one ClusterView. */
 import ms from "ms";
-import type { ClusterView } from "../barrier/index.js";
+import type { ClusterView } from "../readiness/index.js";
 import type { Controls } from "../master/controls.js";
 import type { CordonRecord, HistoryRecord, PausedRecord, PlanRecord, TaskState } from "../node/index.js";
 import type { Readiness } from "./http.js";

@@ -1,6 +1,6 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
-import { type ClusterView, clusterReadiness, readClusterView } from "../barrier/index.js";
+import { type ClusterView, clusterReadiness, readClusterView } from "../readiness/index.js";
 import { readControls } from "../master/controls.js";
 import {
   type HistoryRecord,

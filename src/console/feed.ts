@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { Etcd3 } from "etcd3";
-import type { ClusterView } from "../barrier/index.js";
+import type { ClusterView } from "../readiness/index.js";
 import { readStatus } from "../cli/status.js";
 import { firstLine } from "../errors.js";
 import { type KeyLayout, keyLayout, type Logger, type TaskStatus } from "../node/index.js";

@@ -1,5 +1,5 @@
 import type { Etcd3 } from "etcd3";
-import { readClusterView, shareReadiness } from "../barrier/index.js";
+import { readClusterView, shareReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   type KeyLayout,

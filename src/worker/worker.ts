@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
-import { type Readiness, readClusterView, workerReadiness } from "../barrier/index.js";
+import { type Readiness, readClusterView, workerReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,

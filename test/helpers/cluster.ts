@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { afterEach } from "vitest";
-import { readLeader } from "../../src/barrier/index.js";
+import { readLeader } from "../../src/readiness/index.js";
 import {
   createEtcdClient,
   type EtcdConnectionConfig,

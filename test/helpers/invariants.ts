@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Etcd3 } from "etcd3";
-import { type ClusterView, readClusterView } from "../../src/barrier/index.js";
+import { type ClusterView, readClusterView } from "../../src/readiness/index.js";
 import type { KeyLayout, Task } from "../../src/node/index.js";
 import { PrefixWatcher } from "../../src/watcher/index.js";
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterReadiness, readClusterView } from "../../../src/barrier/index.js";
+import { clusterReadiness, readClusterView } from "../../../src/readiness/index.js";
 import type { StatusReport } from "../../../src/cli/status-view.js";
 import { keyLayout } from "../../../src/node/index.js";
 import { CliProcess, EXAMPLE_GENERATOR, EXAMPLE_HANDLER, ensureBuilt, runCli } from "../../helpers/cli.js";

@@ -1,6 +1,6 @@
 import { Etcd3 } from "etcd3";
 import { describe, expect, it } from "vitest";
-import { readLeader } from "../../../src/barrier/index.js";
+import { readLeader } from "../../../src/readiness/index.js";
 import { FencedWriter, leaderFence } from "../../../src/master/index.js";
 import { createEtcdClient } from "../../../src/node/index.js";
 import { testClient, testSpace, waitFor } from "../../helpers/context.js";

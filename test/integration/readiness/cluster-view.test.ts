@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { isBarrierLeft, markBarrierLeft } from "../../../src/barrier/index.js";
 import {
   clusterReadiness,
-  isBarrierLeft,
-  markBarrierLeft,
   readClusterView,
   readLeader,
   workerReadiness,
-} from "../../../src/barrier/index.js";
+} from "../../../src/readiness/index.js";
 import { EschedulerError } from "../../../src/errors.js";
 import { LeaseSession } from "../../../src/node/index.js";
 import { testSpace } from "../../helpers/context.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type ClusterView, clusterReadiness, workerReadiness } from "../../../src/barrier/index.js";
+import { type ClusterView, clusterReadiness, workerReadiness } from "../../../src/readiness/index.js";
 import type { TaskStatus, WorkerInfo } from "../../../src/node/index.js";
 
 const running: TaskStatus = { state: "running", attempt: 1, since: "2026-01-01T00:00:00.000Z" };

@@ -1,0 +1,2 @@
+export { type ClusterView, readClusterView, readLeader } from "./cluster-view.js";
+export { clusterReadiness, type Readiness, shareReadiness, workerReadiness } from "./readiness.js";
