@@ -252,6 +252,8 @@ export class LeaderTerm {
     if (record) {
       // Waiting requests are refused; the triggers stay remembered for the schedule on resume.
       this.runner.pause(pausedError(record));
+      // Queued moves are not started; those already begun finish (their task would run nowhere otherwise).
+      if (!wasPaused) void this.pacer?.cancelPending();
       if (!wasPaused) this.logger.info({ reason: record.reason, since: record.at }, "schedules paused");
       this.context.emit("paused", { reason: record.reason, since: record.at });
     } else if (wasPaused) {

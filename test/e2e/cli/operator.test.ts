@@ -30,6 +30,18 @@ describe("operator commands against real processes", () => {
     return { status: response.status, body: await response.text() };
   };
   const assignment = async () => (await cluster.state()).assignment;
+  /** Waits until the workers hold these many tasks each (paced moves done) and all of them run. */
+  const settledAt = async (expected: Record<string, number>) => {
+    await waitFor(
+      `tasks per worker ${JSON.stringify(expected)}`,
+      async () => {
+        const now = counts(await assignment());
+        return Object.entries(expected).every(([worker, n]) => now[worker] === n);
+      },
+      15_000,
+    );
+    await cluster.waitConverged();
+  };
 
   it("bad input and a missing leader: one line on stderr, exit 2", async () => {
     const connection = ["--etcd", etcdEndpoints().join(","), "--root", uniqueRoot("operator-bad")];
@@ -52,8 +64,10 @@ describe("operator commands against real processes", () => {
     expect(lonely.stderr).toMatch(/no leader answered the schedule request within 300ms/);
   });
 
-  it("plan prints exactly what the next schedule then does, and writes nothing; drain, cordon and uncordon", async () => {
-    await startCluster(1);
+  it("plan prints exactly what the next schedule then does, and writes nothing; drain (across a leader failover), cordon and uncordon", async () => {
+    await startCluster(2);
+    const first = (await cluster.leader()) as string;
+    const second = first === "m1" ? "m2" : "m1";
     cluster.setTasks(unitTasks(12));
     const revisionBefore = (await cluster.state()).view.revision;
     const plan = await json<PlanReport>("plan", "--generator", CONTROLLABLE_GENERATOR);
@@ -65,18 +79,23 @@ describe("operator commands against real processes", () => {
 
     const scheduled = await cli("schedule", "--reason", "grow");
     expect(scheduled.code, scheduled.stderr).toBe(0);
-    expect(scheduled.stdout).toMatch(/schedule applied by m1/);
+    expect(scheduled.stdout).toMatch(new RegExp(`schedule applied by ${first}`));
     expect(counts(await assignment())).toEqual(
       Object.fromEntries(plan.workers.map((w) => [w.name, w.tasks])),
     );
     const [last] = await json<HistoryEntry[]>("history", "--limit", "1");
-    expect(last).toMatchObject({ outcome: "applied", leader: "m1", added: plan.added, moved: plan.moved });
+    expect(last).toMatchObject({ outcome: "applied", leader: first, added: plan.added, moved: plan.moved });
     expect(last.reasons).toContain("request: grow");
     expect(new Set(last.moves)).toEqual(new Set(plan.moves));
     await cluster.waitConverged();
 
-    // drain hands a worker's tasks off, cordon keeps them, uncordon undoes both
-    expect((await cli("drain", "w1", "--reason", "kernel update")).code).toBe(0);
+    // drain (during a leader failover) hands a worker's tasks off, cordon keeps them, uncordon undoes both
+    const [drained] = await Promise.all([
+      cli("drain", "w1", "--reason", "kernel update"),
+      cluster.terminate(first),
+    ]);
+    expect(drained.code, drained.stderr).toBe(0);
+    await waitFor("the standby leads", async () => (await cluster.leader()) === second, 15_000);
     await waitFor("w1 drained", async () => (await assignment()).get("w1")?.length === 0, 15_000);
     await cluster.waitConverged();
     const status = await json<StatusReport>("status");
@@ -88,7 +107,7 @@ describe("operator commands against real processes", () => {
       tasks: 0,
     });
     expect((await cli("probe")).code).toBe(0);
-    expect((await http("m1", "/metrics")).body).toMatch(/escheduler_workers_cordoned\{mode="drain"\} 1/);
+    expect((await http(second, "/metrics")).body).toMatch(/escheduler_workers_cordoned\{mode="drain"\} 1/);
 
     expect((await cli("uncordon", "w1")).code).toBe(0);
     await waitFor("w1 takes tasks again", async () => (await assignment()).get("w1")?.length === 6, 15_000);
@@ -110,6 +129,7 @@ describe("operator commands against real processes", () => {
     const second = first === "m1" ? "m2" : "m1";
     cluster.setTasks(unitTasks(16));
     expect((await cli("schedule")).code).toBe(0);
+    await settledAt({ w1: 8, w2: 8 });
     const before = await assignment();
     cluster.setTasks([]);
     const refused = await cli("schedule");
@@ -132,7 +152,7 @@ describe("operator commands against real processes", () => {
     cluster.setTasks(unitTasks(8));
     expect((await cli("schedule")).code).toBe(0);
     expect((await json<StatusReport>("status")).refused).toBeNull();
-    await cluster.waitConverged();
+    await settledAt({ w1: 4, w2: 4 });
 
     // pause holds every leader across a failover; resume applies once
     expect((await cli("pause", "--reason", "maintenance")).code).toBe(0);

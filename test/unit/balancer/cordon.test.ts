@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type PlanInput, plan, type WorkerSpec } from "../../../src/balancer/index.js";
+import { type PlanInput, plan, settleMoves, type WorkerSpec } from "../../../src/balancer/index.js";
 import {
   type Current,
   expectConsistent,
@@ -112,6 +112,30 @@ describe("planner: cordoned workers", () => {
             workers: scenario.workers.map((w) => (typeof w === "string" ? w : { ...w, cordoned: false })),
           };
           expect(plan(uncordoned)).toEqual(plan(scenario));
+        },
+      ),
+      runs(200),
+    );
+  });
+
+  it("settling moves by history (what the leader does after planning) leaves every cordoned worker's tasks as planned", () => {
+    fc.assert(
+      fc.property(
+        scenarios({ maxWorkers: 5, maxTasks: 30, groups: 2 }),
+        fc.nat(31),
+        fc.dictionary(fc.constantFrom(...names("t", 30)), fc.nat(3)),
+        (scenario, mask, moveCounts) => {
+          const { input, cordoned } = cordonSome(scenario, mask);
+          const planned = plan(input);
+          const joinedAt = new Map(input.workers.map((w, i) => [workerName(w), i]));
+          const settled = settleMoves(planned, input, {
+            moves: new Map(Object.entries(moveCounts)),
+            joinedAt,
+          });
+          expectConsistent(input, settled);
+          for (const worker of cordoned) {
+            expect(new Set(settled.assignment[worker])).toEqual(new Set(planned.assignment[worker]));
+          }
         },
       ),
       runs(200),

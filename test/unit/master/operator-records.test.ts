@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import type { Plan } from "../../../src/balancer/index.js";
+import type { CurrentAssignment } from "../../../src/master/changes.js";
+import { checkRemoval } from "../../../src/master/guard.js";
+import { HISTORY_MOVES_LIMIT, historyRecord } from "../../../src/master/history.js";
+import type { ValidTask } from "../../../src/master/validation.js";
+
+const current = (assignment: Record<string, string[]>): CurrentAssignment =>
+  new Map(Object.entries(assignment).map(([worker, ids]) => [worker, new Map(ids.map((id) => [id, "{}"]))]));
+const generated = (...ids: string[]): ValidTask[] =>
+  ids.map((id) => ({ task: { id }, value: "{}" }) as ValidTask);
+const target = (assignment: Record<string, string[]>): Plan => ({
+  assignment,
+  add: {},
+  remove: {},
+  unassigned: [],
+  moved: 0,
+});
+
+describe("removal guard", () => {
+  const assigned = current({ w1: ["a", "b"], w2: ["c", "d"] });
+
+  it("refuses when the generator drops more than the limit, naming the counts", () => {
+    const check = checkRemoval(assigned, generated("a"), 50, false);
+    expect(check).toMatchObject({ assigned: 4, removing: 3 });
+    expect(check.refusal).toMatch(/stop 3 of 4 assigned tasks \(75% > --max-removal 50%\)/);
+  });
+
+  it("lets a drop within the limit, a first schedule, 100 % and an allowed schedule through", () => {
+    expect(checkRemoval(assigned, generated("a", "b"), 50, false).refusal).toBeUndefined();
+    expect(checkRemoval(current({}), generated(), 0, false).refusal).toBeUndefined();
+    expect(checkRemoval(assigned, generated(), 100, false).refusal).toBeUndefined();
+    expect(checkRemoval(assigned, generated(), 50, true).refusal).toBeUndefined();
+  });
+
+  it("does not count moves or tasks of gone workers that are still generated", () => {
+    const check = checkRemoval(current({ gone: ["a", "b", "c"] }), generated("a", "b", "c"), 0, false);
+    expect(check).toEqual({ assigned: 3, removing: 0 });
+  });
+});
+
+describe("history record", () => {
+  it("lists moves, then removals, then additions, with from and to", () => {
+    const record = historyRecord({
+      leader: "m",
+      epoch: 2,
+      reasons: ["workers"],
+      outcome: "applied",
+      workers: ["w1", "w2"],
+      tasks: 3,
+      current: current({ w1: ["a", "b"], gone: ["x"] }),
+      target: target({ w1: ["a"], w2: ["b", "c"] }),
+    });
+    expect(record).toMatchObject({ added: 1, removed: 1, moved: 1, unassigned: 0, outcome: "applied" });
+    expect(record.moves).toEqual([
+      { id: "b", from: "w1", to: "w2" },
+      { id: "x", from: "gone" },
+      { id: "c", to: "w2" },
+    ]);
+    expect(record.movesTruncated).toBeUndefined();
+  });
+
+  it("keeps at most 100 task changes and says so", () => {
+    const ids = Array.from({ length: 150 }, (_, i) => `t${i}`);
+    const record = historyRecord({
+      leader: "m",
+      epoch: 1,
+      reasons: ["elected"],
+      outcome: "refused",
+      refusal: "removal guard: …",
+      workers: ["w1"],
+      tasks: 0,
+      current: current({ w1: ids }),
+    });
+    expect(record.moves).toHaveLength(HISTORY_MOVES_LIMIT);
+    expect(record).toMatchObject({ removed: 150, movesTruncated: true, refusal: "removal guard: …" });
+  });
+});
