@@ -30,8 +30,9 @@ function prepare(canvas) {
  * Stacked bars. `bars` is a list of `{ label, segments: [{ value, color }] }`; labels are drawn when
  * they fit (a thousand workers become a thousand thin bars). `line` draws a dashed reference (the mean).
  */
-export function drawBars(canvas, bars, { line, empty = "nothing yet" } = {}) {
+export function drawBars(canvas, bars, { line, empty = "nothing yet", describe } = {}) {
   const { context, width, height } = prepare(canvas);
+  hoverText(canvas, bars, describe);
   const left = 34;
   const bottom = 18;
   const top = 8;
@@ -89,4 +90,13 @@ export function drawBars(canvas, bars, { line, empty = "nothing yet" } = {}) {
     context.stroke();
     context.setLineDash([]);
   }
+}
+
+/** The bar under the pointer, described in the canvas's tooltip (labels do not fit a thousand bars). */
+function hoverText(canvas, bars, describe = (bar) => bar.label) {
+  canvas.onmousemove = (event) => {
+    const rect = canvas.getBoundingClientRect();
+    const index = Math.floor(((event.clientX - rect.left - 34) / (rect.width - 38)) * bars.length);
+    canvas.title = index >= 0 && index < bars.length ? describe(bars[index]) : "";
+  };
 }

@@ -68,8 +68,9 @@ function renderCharts(s) {
     workers.map((w) => ({
       label: w.name,
       segments: s.totals.groups.map((g) => ({ value: w.groups[g] ?? 0, color: colorOf(s, g) })),
+      text: `${w.name}: ${w.tasks} tasks (${s.totals.groups.map((g) => `${groupName(g)} ${w.groups[g] ?? 0}`).join(", ")})`,
     })),
-    { line: workers.length ? s.balance.mean : undefined, empty: "no workers" },
+    { line: workers.length ? s.balance.mean : undefined, empty: "no workers", describe: (bar) => bar.text },
   );
   $("balance-legend").replaceChildren(
     ...s.totals.groups.map((g) =>
@@ -81,8 +82,9 @@ function renderCharts(s) {
     s.schedules.map((mark) => ({
       label: new Date(mark.at).toLocaleTimeString(),
       segments: [{ value: mark.moved, color: mark.outcome === "refused" ? "#c23b30" : "#3b6fd4" }],
+      text: `${new Date(mark.at).toLocaleString()} by ${mark.leader}: ${mark.outcome}, moved ${mark.moved}${mark.refusal ? ` (${mark.refusal})` : ""}; ${mark.reasons.join("; ")}`,
     })),
-    { empty: "no schedule yet" },
+    { empty: "no schedule yet", describe: (bar) => bar.text },
   );
 }
 
