@@ -27,11 +27,11 @@ function renderSummary(s) {
       : "running",
     paused ? "bad" : "good",
   );
-  const guard = s.guard;
+  const refused = s.refused;
   setText(
     "guard",
-    guard ? `REFUSING since ${ago(guard.at)}: ${guard.refusal}` : "clear",
-    guard ? "bad" : "good",
+    refused ? `REFUSED ${ago(refused.at)} by ${refused.leader}: ${refused.reason}` : "clear",
+    refused ? "bad" : "good",
   );
   setText("ready", s.ready ? "READY" : "NOT READY", s.ready ? "good" : "bad");
   setList(
@@ -129,7 +129,7 @@ function renderWorkers(s) {
         "tr",
         { "data-worker": w.name, class: w.registered ? "" : "gone" },
         el("td", {}, w.name),
-        el("td", { class: state === "active" ? "good" : "warn" }, state),
+        el("td", { class: state === "active" ? "good" : "warn", title: w.cordonReason }, state),
         el("td", { class: "num" }, w.tasks),
         groups.map((g) => el("td", { class: "num" }, w.groups[g] ?? 0)),
         el("td", { class: "num" }, w.capacity ?? "∞"),

@@ -9,7 +9,6 @@ import type { ClusterView } from "../readiness/index.js";
 import { readStatus } from "../cli/status.js";
 import { firstLine } from "../errors.js";
 import { type KeyLayout, keyLayout, type Logger, type TaskStatus } from "../node/index.js";
-import { readCordons, readPaused } from "../operator/index.js";
 import { HistoryTail, type TaskMove } from "./history.js";
 import { type ConsoleSnapshot, consoleSnapshot } from "./snapshot.js";
 
@@ -147,18 +146,9 @@ export class ConsoleFeed {
     if (this.latest && Number(head.header.revision) === this.latest.view.revision) return this.latest;
     const started = Date.now();
     const { client, root } = this.options;
-    const [{ view, report }, cordons, paused] = await Promise.all([
-      readStatus(client, root),
-      readCordons(client, root),
-      readPaused(client, root),
-      this.history.update(client),
-    ]);
+    const [{ view, report }] = await Promise.all([readStatus(client, root), this.history.update(client)]);
     this.builds++;
-    const snapshot = consoleSnapshot(
-      report,
-      { cordons, paused, history: this.history.entries },
-      this.options.admin,
-    );
+    const snapshot = consoleSnapshot(report, this.history.entries, this.options.admin);
     this.lastBuildMs = Date.now() - started;
     this.latest = { view, snapshot, event: `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n` };
     return this.latest;

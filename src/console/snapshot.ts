@@ -1,7 +1,9 @@
-/** What the console shows, built once per etcd revision from the same report `escheduler status` prints. */
+/**
+ * What the console shows, built once per etcd revision from the report `escheduler status` prints
+ * (pause, refusal and cordons included), plus the recent schedule history for the chart.
+ */
 import type { NotRunningTask, StatusReport, WorkerReport } from "../cli/status-view.js";
-import type { PausedRecord } from "../node/index.js";
-import { type Cordons, cordonMode, type HistoryEntry } from "../operator/index.js";
+import type { HistoryEntry } from "../operator/index.js";
 
 /** Most not-running tasks listed (the page says how many more there are). */
 export const NOT_RUNNING_LIMIT = 500;
@@ -9,19 +11,7 @@ export const NOT_RUNNING_LIMIT = 500;
 export type ScheduleMark = Omit<HistoryEntry, "moves" | "workers" | "movesTruncated"> & { workers: number };
 
 /** A worker row: the status report's worker without its not-running list (counted instead). */
-export type ConsoleWorker = Omit<WorkerReport, "notRunning"> & {
-  notRunning: number;
-  /** `cordon` (nothing new), `drain` (handing everything off), or absent. */
-  cordon?: "cordon" | "drain";
-};
-
-/** What the operators set, read beside the report (src/operator). */
-export interface OperatorState {
-  cordons: Cordons;
-  paused?: PausedRecord;
-  /** Recent schedules, oldest first. */
-  history: HistoryEntry[];
-}
+export type ConsoleWorker = Omit<WorkerReport, "notRunning"> & { notRunning: number };
 
 export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   builtAt: string;
@@ -31,25 +21,22 @@ export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   /** Tasks per registered worker: the balance. */
   balance: { min: number; max: number; mean: number };
   workers: ConsoleWorker[];
-  paused: PausedRecord | null;
-  /** Set while the last schedule was refused (the removal guard): why, and since when. */
-  guard: { refusal: string; at: string } | null;
   /** The first NOT_RUNNING_LIMIT tasks that are not running, with their worker. */
   notRunning: (NotRunningTask & { worker: string })[];
+  /** Recent schedules, oldest first. */
   schedules: ScheduleMark[];
 };
 
-/** The snapshot of one report with the operators' state; any field the report gains passes through. */
+/** The snapshot of one report and the recent history; any field the report gains passes through. */
 export function consoleSnapshot(
   report: StatusReport,
-  operator: OperatorState,
+  history: HistoryEntry[],
   admin: boolean,
   now = new Date(),
 ): ConsoleSnapshot {
   const workers = report.workers.map(({ notRunning, ...worker }): ConsoleWorker => ({
     ...worker,
     notRunning: notRunning.length,
-    cordon: cordonMode(operator.cordons, worker.name),
   }));
   const registered = workers.filter((worker) => worker.registered);
   const loads = registered.map((worker) => worker.tasks);
@@ -63,7 +50,6 @@ export function consoleSnapshot(
       notRunning.push({ worker: worker.name, ...task });
     }
   }
-  const last = operator.history.at(-1);
   return {
     ...report,
     builtAt: now.toISOString(),
@@ -80,10 +66,8 @@ export function consoleSnapshot(
       mean: loads.length ? tasks / loads.length : 0,
     },
     workers,
-    paused: operator.paused ?? null,
-    guard: last?.outcome === "refused" ? { refusal: last.refusal ?? "refused", at: last.at } : null,
     notRunning,
-    schedules: operator.history.map(({ moves, movesTruncated, workers, ...entry }): ScheduleMark => ({
+    schedules: history.map(({ moves, movesTruncated, workers, ...entry }): ScheduleMark => ({
       ...entry,
       workers: workers.length,
     })),
