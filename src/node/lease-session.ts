@@ -9,6 +9,13 @@ export interface LeaseSessionOptions {
   ttlMs: number;
   /** Loss is reported when no keep-alive was confirmed for `ttl - margin`; default 30% of the TTL. */
   marginMs?: number;
+  /**
+   * At `ttl - margin` without a confirmed keep-alive, report `suspended` (stop what the lease guards)
+   * but keep trying: a confirmation while the lease can still be alive reports `resumed`; only etcd
+   * saying the lease is gone, or a whole TTL without confirmation, reports `lost`. Default: report
+   * `lost` at `ttl - margin`.
+   */
+  resumable?: boolean;
   logger?: Logger;
 }
 
@@ -17,6 +24,10 @@ const KEEPALIVE_RETRY_MS = 50;
 
 interface LeaseSessionEvents {
   lost: [Error];
+  /** (`resumable` only) No keep-alive confirmed for `ttl - margin`: act as if lost, the session lives on. */
+  suspended: [Error];
+  /** (`resumable` only) A keep-alive was confirmed after `suspended`, in time: the lease never lapsed. */
+  resumed: [];
   /** A confirmed keep-alive, with when it was sent (monotonic ms, `performance.now()`). */
   keepalive: [number];
 }
@@ -52,6 +63,8 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private retryTimer?: NodeJS.Timeout;
   private readonly keepaliveIntervalMs: number;
   private resolveLost!: (reason: Error) => void;
+  private readonly resumable: boolean;
+  private isSuspended = false;
 
   /** Grants a lease (within `deadlineMs`) and starts keeping it alive. */
   static async grant(
@@ -83,6 +96,7 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     this.logger = options.logger ?? silentLogger;
     this.listenerErrorLog = this.logger;
     this.lossThresholdMs = ttlMs - leaseMarginMs(ttlMs, options.marginMs);
+    this.resumable = options.resumable ?? false;
     this.confirmedAt = grantRequestedAt;
     this.lost = new Promise((resolve) => {
       this.resolveLost = resolve;
@@ -96,6 +110,11 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
 
   get active(): boolean {
     return !this.signal.aborted;
+  }
+
+  /** Between `suspended` and `resumed` (or the end of the session). */
+  get suspended(): boolean {
+    return this.isSuspended && this.active;
   }
 
   /** Stops refreshing and revokes the lease, so every key under it disappears at once. Idempotent. */
@@ -124,8 +143,15 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
       .then(() => {
         if (!this.active) return;
         this.confirmedAt = Math.max(this.confirmedAt, sentAt);
+        // Resumed only while the confirmed expiry leaves the full margin, as a fresh session would have.
+        const resumed = this.isSuspended && performance.now() - this.confirmedAt < this.lossThresholdMs;
+        if (resumed) this.isSuspended = false;
         this.armWatchdog();
         this.emit("keepalive", sentAt);
+        if (resumed) {
+          this.logger.info({ lease: this.id }, "keep-alive confirmed again: lease resumed");
+          this.emit("resumed");
+        }
       })
       .catch((error: unknown) => {
         if (error instanceof EtcdLeaseInvalidError) return this.reportLoss(error);
@@ -138,21 +164,28 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
       });
   }
 
+  /** Fires at `ttl - margin` after the last confirmation, or (suspended) at the TTL itself. */
   private armWatchdog(): void {
     clearTimeout(this.watchdogTimer);
-    const remaining = this.confirmedAt + this.lossThresholdMs - performance.now();
-    this.watchdogTimer = setTimeout(
-      () => {
-        const silentFor = Math.round(performance.now() - this.confirmedAt);
-        this.reportLoss(
-          new EschedulerError(
-            "ERR_LEASE_LOST",
-            `lease ${this.id}: no keep-alive confirmed for ${silentFor}ms (ttl ${this.ttlMs}ms)`,
-          ),
-        );
-      },
-      Math.max(0, remaining),
+    const limit = this.isSuspended ? this.ttlMs : this.lossThresholdMs;
+    const remaining = this.confirmedAt + limit - performance.now();
+    this.watchdogTimer = setTimeout(() => this.onSilence(), Math.max(0, remaining));
+  }
+
+  private onSilence(): void {
+    const silentFor = Math.round(performance.now() - this.confirmedAt);
+    const reason = new EschedulerError(
+      "ERR_LEASE_LOST",
+      `lease ${this.id}: no keep-alive confirmed for ${silentFor}ms (ttl ${this.ttlMs}ms)`,
     );
+    if (!this.resumable || this.isSuspended) return this.reportLoss(reason);
+    this.isSuspended = true;
+    this.logger.warn(
+      { lease: this.id, reason: reason.message },
+      "lease suspended: acting as lost, still confirming",
+    );
+    this.armWatchdog();
+    this.emit("suspended", reason);
   }
 
   private reportLoss(error: Error): void {

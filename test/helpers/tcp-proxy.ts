@@ -8,6 +8,8 @@ export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private partitioned = false;
+  /** While set, data is queued (not dropped) and delivered in order by `release()`. */
+  private held?: Array<() => void>;
   /** etcd peers (member ids in hex) whose connections through this proxy are black-holed. */
   private readonly cutOff = new Set<string>();
   port = 0;
@@ -39,6 +41,18 @@ export class TcpProxy {
     this.cutOff.add(memberIdHex.toLowerCase());
   }
 
+  /** Delay everything: data in either direction waits, in order, until `release()`; connections stay up. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Delivers what `hold()` delayed and forwards at once again. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const deliver of held) deliver();
+  }
+
   /** Forward again; connections that were black-holed are reset so clients reconnect cleanly. */
   heal(): void {
     this.partitioned = false;
@@ -67,7 +81,9 @@ export class TcpProxy {
     const blackHoled = () => this.partitioned || (sender !== undefined && this.cutOff.has(sender));
     const forward = (from: Socket, to: Socket) => {
       from.on("data", (chunk) => {
-        if (!blackHoled()) to.write(chunk);
+        if (blackHoled()) return;
+        if (this.held) this.held.push(() => to.write(chunk));
+        else to.write(chunk);
       });
       from.on("close", () => {
         this.sockets.delete(from);

@@ -116,3 +116,57 @@ describe("LeaseSession", () => {
     expect(await client.get(`/${root}/k`).string()).toBeNull();
   });
 });
+
+describe("LeaseSession, resumable", () => {
+  async function proxiedSession(ttlMs: number) {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    const session = await LeaseSession.grant(proxied, { ttlMs, resumable: true });
+    const events: string[] = [];
+    session.on("suspended", () => events.push("suspended"));
+    session.on("resumed", () => events.push("resumed"));
+    session.on("lost", () => events.push("lost"));
+    const close = async () => {
+      await session.close();
+      proxied.close();
+      await proxy.stop();
+    };
+    return { proxy, session, events, close };
+  }
+
+  it("resumes when keep-alives held past the fence point are confirmed before the TTL", async () => {
+    const { proxy, session, events, close } = await proxiedSession(4_000);
+    const { client, root } = testSpace("resume");
+    try {
+      await client.put(`/${root}/held`).value("1").lease(session.id).exec();
+      await new Promise((resolve) => session.once("keepalive", resolve));
+      proxy.hold();
+      await new Promise((resolve) => session.once("suspended", resolve));
+      expect(session.suspended).toBe(true);
+      proxy.release();
+      await waitFor("resumed", () => events.includes("resumed"));
+      expect(events).toEqual(["suspended", "resumed"]);
+      expect(session.active).toBe(true);
+      expect(session.suspended).toBe(false);
+      expect(await client.get(`/${root}/held`).string()).toBe("1");
+    } finally {
+      await close();
+    }
+  });
+
+  it("reports the loss once a whole TTL passes without a confirmation", async () => {
+    const { proxy, session, events, close } = await proxiedSession(2_000);
+    try {
+      await new Promise((resolve) => session.once("keepalive", resolve));
+      proxy.partition();
+      await session.lost;
+      expect(events).toEqual(["suspended", "lost"]);
+      expect(session.active).toBe(false);
+    } finally {
+      proxy.heal();
+      await close();
+    }
+  });
+});
