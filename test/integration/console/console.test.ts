@@ -144,6 +144,66 @@ describe("ConsoleFeed", () => {
   });
 });
 
+describe("the schedule history in the console", () => {
+  it("charts the recent schedules, refusals included, and tells a searched task's moves as records are added", async () => {
+    const space = testSpace("console-history");
+    await seed(space.client, space.keys, 2, 4);
+    const record = (
+      at: string,
+      moves: { id: string; from?: string; to?: string }[],
+      outcome = "applied",
+    ) => ({
+      at,
+      leader: "m1",
+      epoch: 1,
+      outcome,
+      reasons: ["workers"],
+      workers: ["w1", "w2"],
+      tasks: 4,
+      added: 0,
+      removed: 0,
+      moved: moves.length,
+      unassigned: 0,
+      moves,
+      ...(outcome === "refused" ? { refusal: "removal guard: …" } : {}),
+    });
+    await space.client
+      .put(space.keys.history(10))
+      .value(JSON.stringify(record(since, [{ id: "task-1", to: "w2" }])));
+    const feed = new ConsoleFeed({
+      client: space.client,
+      root: space.root,
+      logger,
+      admin: false,
+      refreshMs: 10,
+    });
+    const first = await feed.snapshot();
+
+    await space.client
+      .put(space.keys.history(20))
+      .value(JSON.stringify(record("2026-01-01T00:01:00.000Z", [{ id: "task-1", from: "w2", to: "w1" }])));
+    await space.client
+      .put(space.keys.history(30))
+      .value(JSON.stringify(record("2026-01-01T00:02:00.000Z", [], "refused")));
+    const later = await waitFor("three schedules", async () => {
+      const snapshot = await feed.snapshot();
+      return snapshot.schedules.length === 3 ? snapshot : undefined;
+    });
+    const found = await feed.search("task-1");
+
+    expect(first.schedules.map((s) => s.revision)).toEqual([10]);
+    expect(later.schedules.map((s) => [s.revision, s.outcome, s.moved, s.workers])).toEqual([
+      [10, "applied", 1, 2],
+      [20, "applied", 1, 2],
+      [30, "refused", 0, 2],
+    ]);
+    expect(found.moves.map(({ from, to }) => [from, to])).toEqual([
+      [undefined, "w2"],
+      ["w2", "w1"],
+    ]);
+  });
+});
+
 describe("operator actions", () => {
   it("are the operator commands' own: a cordon and a pause show in the next snapshot, an unknown worker is refused", async () => {
     const space = testSpace("console-ops");
