@@ -42,6 +42,11 @@ async function seed(
   }
 }
 
+/** A feed over the test's root. */
+function feedOver(space: ReturnType<typeof testSpace>, options: { admin: boolean; refreshMs?: number }) {
+  return new ConsoleFeed({ client: space.client, root: space.root, logger, ...options });
+}
+
 const endpoints: HttpEndpoint[] = [];
 afterEach(async () => {
   await Promise.all(endpoints.splice(0).map((endpoint) => endpoint.close()));
@@ -84,13 +89,7 @@ describe("ConsoleFeed", () => {
   it("serves every viewer asking at once, and again within the refresh period, from one read", async () => {
     const space = testSpace("console-feed");
     await seed(space.client, space.keys, 3, 30);
-    const feed = new ConsoleFeed({
-      client: space.client,
-      root: space.root,
-      logger,
-      admin: false,
-      refreshMs: 60_000,
-    });
+    const feed = feedOver(space, { admin: false, refreshMs: 60_000 });
 
     const snapshots = await Promise.all(Array.from({ length: 25 }, () => feed.snapshot()));
     const again = await feed.snapshot();
@@ -106,13 +105,7 @@ describe("ConsoleFeed", () => {
   it("rebuilds once the revision moved: a worker's leave shows in the next snapshot", async () => {
     const space = testSpace("console-change");
     await seed(space.client, space.keys, 3, 30);
-    const feed = new ConsoleFeed({
-      client: space.client,
-      root: space.root,
-      logger,
-      admin: false,
-      refreshMs: 10,
-    });
+    const feed = feedOver(space, { admin: false, refreshMs: 10 });
     const before = await feed.snapshot();
 
     await space.client.delete().key(space.keys.worker("w3"));
@@ -129,7 +122,7 @@ describe("ConsoleFeed", () => {
   it("finds where a task runs by a part of its id, the exact match first", async () => {
     const space = testSpace("console-search");
     await seed(space.client, space.keys, 2, 12);
-    const feed = new ConsoleFeed({ client: space.client, root: space.root, logger, admin: false });
+    const feed = feedOver(space, { admin: false });
 
     const result = await feed.search("task-1");
 
@@ -170,13 +163,7 @@ describe("the schedule history in the console", () => {
     await space.client
       .put(space.keys.history(10))
       .value(JSON.stringify(record(since, [{ id: "task-1", to: "w2" }])));
-    const feed = new ConsoleFeed({
-      client: space.client,
-      root: space.root,
-      logger,
-      admin: false,
-      refreshMs: 10,
-    });
+    const feed = feedOver(space, { admin: false, refreshMs: 10 });
     const first = await feed.snapshot();
 
     await space.client
@@ -209,13 +196,7 @@ describe("operator actions", () => {
     const space = testSpace("console-ops");
     await seed(space.client, space.keys, 2, 4);
     const run = operatorActions(space.client, space.root);
-    const feed = new ConsoleFeed({
-      client: space.client,
-      root: space.root,
-      logger,
-      admin: true,
-      refreshMs: 10,
-    });
+    const feed = feedOver(space, { admin: true, refreshMs: 10 });
 
     await run("cordon", { worker: "w1", reason: "disk" });
     await run("pause", { reason: "incident" });
