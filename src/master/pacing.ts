@@ -34,6 +34,8 @@ export function maxMovingLimit(setting: MaxMoving, tasks: number): number {
 
 /** A task taken from one live worker and given to another. */
 export interface Move {
+  /** The worker it runs on now. */
+  from: string;
   removal: WriteOp;
   put: PlannedPut;
 }
@@ -47,17 +49,18 @@ export function splitMoves(
   changes: { removals: readonly WriteOp[]; puts: readonly PlannedPut[] },
   liveWorkers: ReadonlySet<string>,
 ): { moves: Move[]; removals: WriteOp[]; puts: PlannedPut[] } {
-  const removedFromLive = new Map<string, WriteOp>();
+  const removedFromLive = new Map<string, { from: string; removal: WriteOp }>();
   for (const removal of changes.removals) {
     const parts = keys.parseTask(removal.key);
-    if (parts && liveWorkers.has(parts.worker)) removedFromLive.set(parts.taskId, removal);
+    if (parts && liveWorkers.has(parts.worker))
+      removedFromLive.set(parts.taskId, { from: parts.worker, removal });
   }
   const moves: Move[] = [];
   const puts: PlannedPut[] = [];
   for (const put of changes.puts) {
-    const removal = removedFromLive.get(put.taskId);
-    if (removal) {
-      moves.push({ removal, put });
+    const removed = removedFromLive.get(put.taskId);
+    if (removed) {
+      moves.push({ ...removed, put });
       removedFromLive.delete(put.taskId);
     } else {
       puts.push(put);
@@ -82,6 +85,7 @@ export class MovePacer {
   private cancelled = new AbortController();
 
   constructor(
+    private readonly keys: KeyLayout,
     private readonly gate: HandoffGate,
     private readonly writer: FencedWriter,
     private readonly options: { logger: Logger; onFailed: (error: unknown) => void },
@@ -143,15 +147,19 @@ export class MovePacer {
     const batch = this.queue.splice(0, free);
     this.starting += batch.length;
     try {
-      await this.writer.apply(
+      const revision = await this.writer.apply(
         batch.map((move) => move.removal),
         signal,
       );
-      const split = await this.gate.partition(batch.map((move) => move.put));
-      this.gate.hold(split.held, split.revision);
-      await this.writer.apply(
-        split.ready.map((put) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
-        signal,
+      // Only the old owner can hold the task's status (a hand-off wrote it there only once every other
+      // status was gone): wait for that key in a view at or after the removal, no read of all statuses.
+      this.gate.hold(
+        batch.map(({ from, put }) => ({
+          ...put,
+          from: [from],
+          blockers: [this.keys.status(from, put.taskId)],
+        })),
+        revision,
       );
     } finally {
       this.starting -= batch.length;

@@ -93,7 +93,7 @@ export class LeaderTerm {
       });
     }
     if (this.handoffs) {
-      this.pacer = new MovePacer(this.handoffs, this.writer, {
+      this.pacer = new MovePacer(keys, this.handoffs, this.writer, {
         logger: this.logger,
         onFailed: (error) => {
           this.logger.warn({ err: error }, "starting paced moves failed; scheduling again");
