@@ -19,9 +19,9 @@ interface Move {
  * without changing how many of each kind any worker gets — so balance, capacity, the number of moves
  * and every other property of `plan` hold. A worker that gives tasks away gives those that moved
  * least; the tasks of a worker that is leaving go, those that moved most first, to the youngest
- * workers. In a rolling update (one new worker joins, one old worker drains, repeat) a task that
- * already moved then lands on a worker that stays, so no task moves more than twice. Pure and
- * deterministic (ties by id and name).
+ * workers, and so do tasks that moved before and are between owners now. In a rolling update (one
+ * new worker joins, one old worker drains, repeat) a task that already moved then lands on a worker
+ * that stays, so no task moves more than twice. Pure and deterministic (ties by id and name).
  */
 export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory): Plan {
   const tasks = new Map<string, { task: Task; index: number }>();
@@ -40,8 +40,11 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   for (const [to, ids] of Object.entries(plan.add)) {
     for (const id of ids) {
       const from = owner.get(id);
-      if (from === undefined || from === to || classOf(id) === undefined) continue;
-      (plan.assignment[from]?.length ? staying : leaving).push({ id, from, to });
+      if (from === to || classOf(id) === undefined) continue;
+      // A task between owners (its move cut short by a new schedule) is placed like a leaving one.
+      if (from === undefined) {
+        if ((history.moves.get(id) ?? 0) > 0) leaving.push({ id, from: "", to });
+      } else (plan.assignment[from]?.length ? staying : leaving).push({ id, from, to });
     }
   }
   if (staying.length + leaving.length === 0) return plan;
@@ -78,7 +81,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   for (const group of groupBy(leaving, (m) => classOf(m.id) as string).values()) {
     const ids = group.map((m) => m.id).sort((a, b) => movesOf(b) - movesOf(a) || byId(a, b));
     const slots = group.map((m) => m.to).sort((a, b) => joinedAt(b) - joinedAt(a) || byId(a, b));
-    ids.forEach((id, i) => finalMoves.push({ id, from: owner.get(id) as string, to: slots[i] }));
+    ids.forEach((id, i) => finalMoves.push({ id, from: owner.get(id) ?? "", to: slots[i] }));
   }
 
   for (const m of [...staying, ...leaving]) assignment.get(m.to)?.delete(m.id);
