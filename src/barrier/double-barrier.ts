@@ -2,15 +2,14 @@ import { CompareResult, CompareTarget, type Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   type DoubleBarrierKeys,
-  delay,
   doubleBarrierKeys,
-  exponentialBackoff,
   type KeyLayout,
   type LeaseSession,
   type Logger,
   prefixRangeEnd,
   silentLogger,
 } from "../node/index.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 
 export interface DoubleBarrierOptions {

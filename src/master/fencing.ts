@@ -1,13 +1,7 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import {
-  delay,
-  exponentialBackoff,
-  isEtcdBusy,
-  type Logger,
-  requestDeadline,
-  silentLogger,
-} from "../node/index.js";
+import { isEtcdBusy, type Logger, requestDeadline, silentLogger } from "../node/index.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
 
 /** The compare every leader write carries: this master's election key still exists with its creation revision. */

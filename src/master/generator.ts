@@ -1,5 +1,6 @@
 import { EschedulerError } from "../errors.js";
-import { importDefaultExport, type Logger, type Task, unlessAborted } from "../node/index.js";
+import { importDefaultExport, type Logger, type Task } from "../node/index.js";
+import { unlessAborted } from "../runtime/index.js";
 import { type ValidTask, validateTasks } from "./validation.js";
 
 export interface GeneratorContext {

@@ -4,15 +4,13 @@ import {
   DEFAULTS as NODE_DEFAULTS,
   createEtcdClient,
   defaultNodeName,
-  delay,
   type EtcdConnectionConfig,
-  exponentialBackoff,
   type KeyLayout,
   keyLayout,
   type Logger,
   silentLogger,
 } from "../node/index.js";
-import { SafeEmitter } from "../runtime/emitter.js";
+import { delay, exponentialBackoff, SafeEmitter } from "../runtime/index.js";
 import { campaign, type Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
 import { type Generator, loadGenerator } from "./generator.js";

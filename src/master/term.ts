@@ -1,13 +1,8 @@
 import type { Etcd3 } from "etcd3";
 import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
 import { EschedulerError, isEschedulerError } from "../errors.js";
-import {
-  exponentialBackoff,
-  type KeyLayout,
-  type Logger,
-  type PausedRecord,
-  untilAborted,
-} from "../node/index.js";
+import { type KeyLayout, type Logger, type PausedRecord } from "../node/index.js";
+import { exponentialBackoff, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";

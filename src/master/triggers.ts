@@ -1,3 +1,5 @@
+import { SerialJob } from "../runtime/index.js";
+
 interface Waiter<R> {
   resolve(result: R | undefined): void;
   reject(error: unknown): void;
@@ -14,7 +16,7 @@ interface PendingRun<R> {
  */
 export class CoalescingRunner<R> {
   private pending?: PendingRun<R>;
-  private current?: Promise<void>;
+  private readonly runs = new SerialJob(() => this.drain());
   private paused: boolean;
   private closed = false;
 
@@ -59,7 +61,7 @@ export class CoalescingRunner<R> {
   }
 
   get running(): boolean {
-    return this.current !== undefined;
+    return this.runs.running;
   }
 
   /** Refuses new requests, answers waiting ones with undefined, and resolves once the current run is over. */
@@ -68,7 +70,7 @@ export class CoalescingRunner<R> {
     const pending = this.pending;
     this.pending = undefined;
     for (const waiter of pending?.waiters ?? []) waiter.resolve(undefined);
-    await this.current;
+    await this.runs.idle();
   }
 
   private enqueue(reason: string): PendingRun<R> {
@@ -78,12 +80,7 @@ export class CoalescingRunner<R> {
   }
 
   private kick(): void {
-    if (this.current || this.paused || this.closed || !this.pending) return;
-    this.current = this.drain().finally(() => {
-      this.current = undefined;
-      // A request may have arrived between the last loop check and here.
-      this.kick();
-    });
+    if (!this.paused && !this.closed && this.pending) this.runs.request();
   }
 
   private async drain(): Promise<void> {

@@ -1,5 +1,3 @@
-export { settlesWithin, unlessAborted, untilAborted } from "./abort.js";
-export { type Backoff, delay, exponentialBackoff } from "./backoff.js";
 export { DEFAULTS } from "./defaults.js";
 export { createEtcdClient, type EtcdConnectionConfig, ensureReachable, isEtcdBusy } from "./client.js";
 export {

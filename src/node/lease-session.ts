@@ -1,6 +1,6 @@
 import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { SafeEmitter } from "../runtime/emitter.js";
+import { SafeEmitter } from "../runtime/index.js";
 import { leaseConnection } from "./client.js";
 import { type Logger, silentLogger } from "./logger.js";
 

@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue, IRequestOp, IResponseOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { delay, exponentialBackoff } from "./backoff.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Logger, silentLogger } from "./logger.js";

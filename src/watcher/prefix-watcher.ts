@@ -1,16 +1,7 @@
 import type { Etcd3, IDuplexStream, IEvent, IKeyValue, IWatchRequest, IWatchResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import {
-  delay,
-  exponentialBackoff,
-  type Logger,
-  prefixRangeEnd,
-  requireLeader,
-  silentLogger,
-  unlessAborted,
-  readPrefixPaged,
-} from "../node/index.js";
-import { SafeEmitter } from "../runtime/emitter.js";
+import { type Logger, prefixRangeEnd, requireLeader, silentLogger, readPrefixPaged } from "../node/index.js";
+import { delay, exponentialBackoff, SafeEmitter, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "./change-queue.js";
 
 export type WatchChange =

@@ -1,14 +1,8 @@
 import type { Etcd3 } from "etcd3";
 import { gatheringBarrier } from "../barrier/index.js";
 import { EschedulerError } from "../errors.js";
-import {
-  delay,
-  exponentialBackoff,
-  type KeyLayout,
-  type LeaseSession,
-  type Logger,
-  unlessAborted,
-} from "../node/index.js";
+import { type KeyLayout, type LeaseSession, type Logger } from "../node/index.js";
+import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 
 export interface FirstStartOptions {

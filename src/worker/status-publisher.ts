@@ -1,4 +1,5 @@
 import type { TaskStatus } from "../node/index.js";
+import { SerialJob } from "../runtime/index.js";
 
 /** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
 export interface StatusSink {
@@ -24,7 +25,8 @@ interface QueuedStatus {
  */
 export class StatusPublisher {
   private queue: QueuedStatus[] = [];
-  private writing?: Promise<void>;
+  /** Writes the queue out, one status at a time. */
+  private readonly writer = new SerialJob(() => this.drain());
   private stored?: TaskStatus;
 
   constructor(
@@ -36,14 +38,14 @@ export class StatusPublisher {
   /** Queues a status to store (undefined: delete the key). */
   publish(status: TaskStatus | undefined): void {
     this.queue.push({ status });
-    this.writing ??= this.drain();
+    this.writer.request();
   }
 
   /** Queues a status that is stored only if the task key is still at `taskRevision`; resolves with whether it was. */
   claim(status: TaskStatus, taskRevision: number): Promise<boolean> {
     return new Promise((settle) => {
       this.queue.push({ status, claim: { taskRevision, settle } });
-      this.writing ??= this.drain();
+      this.writer.request();
     });
   }
 
@@ -54,7 +56,7 @@ export class StatusPublisher {
 
   /** Resolves once every published status has been written. */
   async flushed(): Promise<void> {
-    while (this.writing) await this.writing;
+    await this.writer.idle();
   }
 
   private async drain(): Promise<void> {
@@ -69,6 +71,5 @@ export class StatusPublisher {
       this.stored = status;
       this.onStored?.(status);
     }
-    this.writing = undefined;
   }
 }

@@ -1,15 +1,13 @@
 import type { Etcd3, IRequestOp } from "etcd3";
 import {
-  delay,
-  exponentialBackoff,
   isEtcdBusy,
   type KeyLayout,
   type LeaseSession,
   type Logger,
   requestDeadline,
   type TaskStatus,
-  unlessAborted,
 } from "../node/index.js";
+import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import type { StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */

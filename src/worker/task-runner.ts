@@ -1,13 +1,6 @@
 import { EschedulerError, firstLine } from "../errors.js";
-import {
-  delay,
-  exponentialBackoff,
-  type Logger,
-  settlesWithin,
-  type Task,
-  type TaskState,
-  type TaskStatus,
-} from "../node/index.js";
+import { type Logger, type Task, type TaskState, type TaskStatus } from "../node/index.js";
+import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
 import type { AssignedTask } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
 import { StatusPublisher, type StatusSink } from "./status-publisher.js";
@@ -80,10 +73,10 @@ export class TaskRunner implements AssignedTask {
   private readonly status: StatusPublisher;
   private retryAfterMs?: number;
   private sleeper?: AbortController;
-  private loop?: Promise<void>;
+  /** Reconciles one pass at a time; a change meanwhile causes one more pass. */
+  private readonly passes: SerialJob;
   /** The spec whose start claim etcd refused: not started again until a newer spec arrives. */
   private refused?: TaskSpec;
-  private dirty = false;
   private readonly backoff;
   private readonly logger: Logger;
 
@@ -91,6 +84,18 @@ export class TaskRunner implements AssignedTask {
     this.backoff = exponentialBackoff({ initialMs: options.retry.initialMs, maxMs: options.retry.maxMs });
     this.logger = options.logger;
     this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
+    this.passes = new SerialJob(
+      async () => {
+        await this.reconcile();
+        await this.status.flushed();
+      },
+      {
+        onError: (error) => this.logger.error({ err: error }, "task runner failed"),
+        onIdle: () => {
+          if (this.settled) this.options.onSettled?.();
+        },
+      },
+    );
   }
 
   get taskId(): string {
@@ -111,7 +116,7 @@ export class TaskRunner implements AssignedTask {
   }
   /** True while nothing is desired, nothing runs and no operation is pending. */
   get settled(): boolean {
-    return !this.desired && !this.active && !this.launching && !this.loop;
+    return !this.desired && !this.active && !this.launching && !this.passes.running;
   }
 
   /** Sets what should run (undefined: nothing); a different fingerprint restarts the task. */
@@ -136,25 +141,15 @@ export class TaskRunner implements AssignedTask {
 
   /** Resolves once the pending operations are done (including a stop that outlives its timeout). */
   async idle(): Promise<void> {
-    while (this.loop) await this.loop;
+    await this.passes.idle();
   }
 
   private kick(): void {
-    this.dirty = true;
-    if (this.loop) return;
-    this.loop = this.reconcile()
-      .then(() => this.status.flushed())
-      .catch((error: unknown) => this.logger.error({ err: error }, "task runner failed"))
-      .finally(() => {
-        this.loop = undefined;
-        if (this.dirty) this.kick();
-        else if (this.settled) this.options.onSettled?.();
-      });
+    this.passes.request();
   }
 
   private async reconcile(): Promise<void> {
     for (;;) {
-      this.dirty = false;
       const want = this.desired;
       const active = this.active;
       if (active) {

@@ -1,14 +1,8 @@
 import type { Etcd3 } from "etcd3";
 import { readClusterView, shareReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
-import {
-  type KeyLayout,
-  type LeaseSession,
-  type Logger,
-  settlesWithin,
-  type Task,
-  untilAborted,
-} from "../node/index.js";
+import { type KeyLayout, type LeaseSession, type Logger, type Task } from "../node/index.js";
+import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { AssignedTask } from "./assigned-task.js";
 import { passFirstStart } from "./first-start.js";

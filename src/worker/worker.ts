@@ -7,8 +7,6 @@ import {
   assertValidName,
   createEtcdClient,
   defaultNodeName,
-  delay,
-  exponentialBackoff,
   keyLayout,
   type KeyLayout,
   LeaseSession,
@@ -16,10 +14,9 @@ import {
   type Logger,
   registerWhenAdmitted,
   silentLogger,
-  unlessAborted,
   type WorkerInfo,
 } from "../node/index.js";
-import { SafeEmitter } from "../runtime/emitter.js";
+import { delay, exponentialBackoff, SafeEmitter, SerialJob, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "../watcher/index.js";
 import { loadHandler, type TaskLauncher } from "./handler.js";
 import type { RetryOptions, TaskRunState } from "./task-runner.js";
@@ -58,8 +55,10 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private readonly subscribers = new Set<ChangeQueue<TaskChange>>();
   private waitingReason?: string;
   private isReady = false;
-  private readyCheck?: Promise<void>;
-  private readyCheckAgain = false;
+  /** One readiness evaluation at a time; a change meanwhile causes one more. */
+  private readonly readyCheck = new SerialJob(() => this.evaluateReady(), {
+    onError: (error) => this.logger.warn({ err: error }, "readiness check failed"),
+  });
   private readyCheckScheduled = false;
   private readonly progress = new EventEmitter<{ progress: [] }>();
   private resolveFirstRegistration?: () => void;
@@ -274,35 +273,23 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     this.readyCheckScheduled = true;
     setImmediate(() => {
       this.readyCheckScheduled = false;
-      this.evaluateReady();
+      this.progress.emit("progress");
+      this.readyCheck.request();
     });
   }
 
-  /** At most one evaluation in flight; a change meanwhile causes one more. */
-  private evaluateReady(): void {
-    this.progress.emit("progress");
-    if (this.readyCheck) {
-      this.readyCheckAgain = true;
-      return;
-    }
-    this.readyCheck = (async () => {
-      do {
-        this.readyCheckAgain = false;
-        const ready =
-          this.currentStatus === "left_barrier" &&
-          this.session?.allStoredRunning() === true &&
-          (await this.readiness().then(
-            (readiness) => readiness.ready,
-            () => this.isReady,
-          ));
-        if (ready !== this.isReady && !this.readyCheckAgain) {
-          this.isReady = ready;
-          this.emit("ready", ready);
-        }
-      } while (this.readyCheckAgain);
-    })().finally(() => {
-      this.readyCheck = undefined;
-    });
+  private async evaluateReady(): Promise<void> {
+    const ready =
+      this.currentStatus === "left_barrier" &&
+      this.session?.allStoredRunning() === true &&
+      (await this.readiness().then(
+        (readiness) => readiness.ready,
+        () => this.isReady,
+      ));
+    // A newer evaluation is due: this one's answer may already be stale.
+    if (ready === this.isReady || this.readyCheck.requestedAgain) return;
+    this.isReady = ready;
+    this.emit("ready", ready);
   }
 
   private async shutdown(): Promise<void> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ScheduleResult } from "../../../src/master/index.js";
-import { delay, type PlanRecord, parseRecord } from "../../../src/node/index.js";
+import { type PlanRecord, parseRecord } from "../../../src/node/index.js";
+import { delay } from "../../../src/runtime/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 import { assignment, FakeWorker, tasks, testMaster } from "./fixtures.js";
 

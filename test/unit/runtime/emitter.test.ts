@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SafeEmitter } from "../../../src/runtime/emitter.js";
+import { SafeEmitter } from "../../../src/runtime/index.js";
 
 interface Events {
   tick: [number];
