@@ -2,7 +2,7 @@ import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   DEFAULTS as NODE_DEFAULTS,
-  createEtcdClient,
+  nodeClient,
   defaultNodeName,
   type EtcdConnectionConfig,
   type KeyLayout,
@@ -21,7 +21,8 @@ import { LeaderTerm, type TermContext, type TermSettings } from "./term.js";
 export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   /** An etcd client to use (not closed by `stop()`); otherwise one is created from `etcd` and the TLS/auth fields. */
   client?: Etcd3;
-  root: string;
+  /** Key prefix of the cluster; default "escheduler". */
+  root?: string;
   /** Defaults to `<ip>-<pid>`. */
   name?: string;
   /** Campaign lease time-to-live; default 10 s. */
@@ -54,13 +55,13 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
 type Settings = TermSettings & { ttlMs: number };
 
 const DEFAULTS: Settings = {
-  ttlMs: 10_000,
-  expectedWorkers: 0,
-  intervalMs: 60_000,
-  rebalanceWaitMs: 5_000,
-  timeoutMs: 30_000,
-  barrierTimeoutMs: 300_000,
-  handoff: "wait",
+  ttlMs: NODE_DEFAULTS.ttlMs,
+  expectedWorkers: NODE_DEFAULTS.expectedWorkers,
+  intervalMs: NODE_DEFAULTS.intervalMs,
+  rebalanceWaitMs: NODE_DEFAULTS.rebalanceWaitMs,
+  timeoutMs: NODE_DEFAULTS.timeoutMs,
+  barrierTimeoutMs: NODE_DEFAULTS.barrierTimeoutMs,
+  handoff: NODE_DEFAULTS.handoff,
   maxMoving: NODE_DEFAULTS.maxMoving,
   maxRemovalPercent: NODE_DEFAULTS.maxRemovalPercent,
 };
@@ -81,7 +82,8 @@ export class Master extends SafeEmitter<MasterEvents> {
   private readonly settings: Settings;
   private readonly logger: Logger;
   private readonly stopping = new AbortController();
-  private client?: Etcd3;
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
   private generator?: Generator;
   private term?: Term;
   private started?: Promise<void>;
@@ -90,12 +92,13 @@ export class Master extends SafeEmitter<MasterEvents> {
 
   constructor(private readonly options: MasterOptions) {
     super();
-    this.keys = keyLayout(options.root);
+    this.keys = keyLayout(options.root ?? NODE_DEFAULTS.root);
     this.name = options.name ?? defaultNodeName();
     this.settings = { ...DEFAULTS, ...definedOnly(options) };
     validateSettings(this.settings);
     this.logger = (options.logger ?? silentLogger).child({ master: this.name });
     this.listenerErrorLog = this.logger;
+    ({ client: this.client, owned: this.ownsClient } = nodeClient("master", options));
   }
 
   get isLeader(): boolean {
@@ -106,8 +109,6 @@ export class Master extends SafeEmitter<MasterEvents> {
   start(): Promise<void> {
     this.started ??= (async () => {
       this.generator = await loadGenerator(this.options.generator);
-      this.client =
-        this.options.client ?? createEtcdClient({ ...this.options, etcd: this.options.etcd ?? [] });
       let candidate!: () => void;
       let failed!: (error: unknown) => void;
       const isCandidate = new Promise<void>((resolve, reject) => {
@@ -126,7 +127,7 @@ export class Master extends SafeEmitter<MasterEvents> {
       this.stopping.abort(new EschedulerError("ERR_ABORTED", `master ${this.name} stopped`));
       await this.started?.catch(() => undefined);
       await this.campaigning;
-      if (this.client && !this.options.client) this.client.close();
+      if (this.ownsClient) this.client.close();
       this.logger.info("master stopped");
     })();
     return this.stopped;

@@ -7,6 +7,7 @@ import {
   type IOptions,
   isRecoverableError,
 } from "etcd3";
+import { DEFAULTS } from "./defaults.js";
 import { EschedulerError, firstLine } from "../errors.js";
 import { defaultCallOptions } from "./requests.js";
 
@@ -64,6 +65,21 @@ export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd:
     close();
   };
   return client;
+}
+
+/**
+ * The etcd client a library `Master` or `Worker` runs on: the caller's `client` (not closed by the
+ * node), else a new one for `etcd` (default 127.0.0.1:2379, as the flags) that the node owns.
+ * Both nodes fail the same way on an empty endpoint list: ERR_CONFIG, before anything starts.
+ */
+export function nodeClient(
+  role: "master" | "worker",
+  options: Partial<EtcdConnectionConfig> & { client?: Etcd3 },
+): { client: Etcd3; owned: boolean } {
+  if (options.client) return { client: options.client, owned: false };
+  const etcd = options.etcd ?? [DEFAULTS.etcd];
+  if (etcd.length === 0) throw new EschedulerError("ERR_CONFIG", `${role} needs an etcd client or endpoints`);
+  return { client: createEtcdClient({ ...options, etcd }), owned: true };
 }
 
 /**

@@ -1,5 +1,11 @@
 export { DEFAULTS } from "./defaults.js";
-export { createEtcdClient, type EtcdConnectionConfig, ensureReachable, isEtcdBusy } from "./client.js";
+export {
+  nodeClient,
+  createEtcdClient,
+  type EtcdConnectionConfig,
+  ensureReachable,
+  isEtcdBusy,
+} from "./client.js";
 export {
   assertValidName,
   type DoubleBarrierKeys,

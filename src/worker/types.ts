@@ -12,10 +12,12 @@ export type WorkerStatus = "new" | "registered" | "in_barrier" | "left_barrier" 
 export interface WorkerOptions extends Partial<EtcdConnectionConfig> {
   /** An etcd client to use (not closed by the worker); otherwise one is made from `etcd` and the TLS/auth fields. */
   client?: Etcd3;
-  root: string;
+  /** Key prefix of the cluster; default "escheduler". */
+  root?: string;
   /** Default `<ip>-<pid>`. */
   name?: string;
-  ttlMs: number;
+  /** Lease time-to-live; default 10 s. */
+  ttlMs?: number;
   /** Workers the first gathering waits for; 0 skips the barrier. */
   expectedWorkers?: number;
   /** Most workers registered at once; 0 for no cap. */

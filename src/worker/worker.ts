@@ -5,7 +5,8 @@ import { type Readiness, readClusterView, workerReadiness } from "../readiness/i
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
-  createEtcdClient,
+  DEFAULTS,
+  nodeClient,
   defaultNodeName,
   keyLayout,
   type KeyLayout,
@@ -32,7 +33,6 @@ export type {
   WorkerTask,
 } from "./types.js";
 
-const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
 
 /**
@@ -43,6 +43,7 @@ const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
 export class Worker extends SafeEmitter<WorkerEvents> {
   readonly name: string;
   readonly keys: KeyLayout;
+  private readonly options: WorkerOptions & { root: string; ttlMs: number };
   private readonly client: Etcd3;
   private readonly ownsClient: boolean;
   private readonly logger: Logger;
@@ -66,23 +67,20 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private lifecycle?: Promise<void>;
   private stopping?: Promise<void>;
 
-  constructor(private readonly options: WorkerOptions) {
+  constructor(options: WorkerOptions) {
     super();
+    this.options = {
+      ...options,
+      root: options.root ?? DEFAULTS.root,
+      ttlMs: options.ttlMs ?? DEFAULTS.ttlMs,
+    };
     this.name = options.name ?? defaultNodeName();
     assertValidName("worker name", this.name);
-    this.keys = keyLayout(options.root);
-    this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.keys = keyLayout(this.options.root);
+    this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs;
     this.logger = (options.logger ?? silentLogger).child({ worker: this.name });
     this.listenerErrorLog = this.logger;
-    if (options.client) {
-      this.client = options.client;
-      this.ownsClient = false;
-    } else {
-      if (!options.etcd?.length)
-        throw new EschedulerError("ERR_CONFIG", "worker needs an etcd client or endpoints");
-      this.client = createEtcdClient({ ...options, etcd: options.etcd });
-      this.ownsClient = true;
-    }
+    ({ client: this.client, owned: this.ownsClient } = nodeClient("worker", options));
   }
 
   get status(): WorkerStatus {

@@ -23,7 +23,7 @@ const handler: TaskHandler = {
   async start(task: Task) { void task.payload; },
   async stop() {},
 };
-const worker = new Worker({ etcd: ["127.0.0.1:2379"], root: "orders", ttlMs: 10_000, handler });
+const worker = new Worker({ etcd: ["127.0.0.1:2379"], root: "orders", handler });
 const registry = createRegistry();
 observeWorker(worker, registry);
 export const endpoint = serveHttp(":0", {
