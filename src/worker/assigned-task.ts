@@ -1,4 +1,5 @@
-import type { TaskRunState, TaskSpec } from "./task-runner.js";
+import { StatusPublisher, type StatusSink } from "./status-publisher.js";
+import type { TaskRunState, TaskSpec, TaskStateChange } from "./task-runner.js";
 
 /**
  * One task id in a worker's assignment table, whoever runs it: a `TaskRunner` (the worker's handler)
@@ -19,4 +20,56 @@ export interface AssignedTask {
   set(spec: TaskSpec | undefined): void;
   /** Resolves once every pending operation (a stop, a status write) is done. */
   idle(): Promise<void>;
+}
+
+/** What every kind of assigned task is given. */
+export interface AssignedTaskOptions {
+  taskId: string;
+  worker: string;
+  status: StatusSink;
+  /** Every state change, at once (its status is written in the background). */
+  onState?: (change: TaskStateChange) => void;
+  /** After a status write (or deletion) has reached the sink. */
+  onStored?: () => void;
+  /** Called when it has nothing to run and has stopped, so its owner may drop it. */
+  onSettled?: () => void;
+}
+
+/** The state both kinds of assigned task keep the same way: the last state, its error, and its status writes. */
+export abstract class TaskStateKeeper<O extends AssignedTaskOptions = AssignedTaskOptions> {
+  protected current: TaskRunState = "stopped";
+  protected currentError?: string;
+  protected readonly status: StatusPublisher;
+
+  constructor(protected readonly options: O) {
+    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
+  }
+
+  abstract get attempt(): number;
+
+  get taskId(): string {
+    return this.options.taskId;
+  }
+  get state(): TaskRunState {
+    return this.current;
+  }
+  /** The state etcd holds for this task (`stopped`: no status key). */
+  get storedState(): TaskRunState {
+    return this.status.storedStatus?.state ?? "stopped";
+  }
+  get error(): string | undefined {
+    return this.currentError;
+  }
+
+  /** Records a state change and tells the owner (its status is written separately). */
+  protected changed(state: TaskRunState, error?: string): void {
+    this.current = state;
+    this.currentError = error;
+    this.options.onState?.({
+      task: this.taskId,
+      state,
+      attempt: this.attempt,
+      ...(error === undefined ? {} : { error }),
+    });
+  }
 }

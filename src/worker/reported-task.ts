@@ -1,17 +1,7 @@
 import { EschedulerError } from "../errors.js";
 import type { TaskStatus } from "../node/index.js";
-import type { AssignedTask } from "./assigned-task.js";
-import { StatusPublisher, type StatusSink } from "./status-publisher.js";
-import type { TaskRunState, TaskSpec, TaskStateChange } from "./task-runner.js";
-
-export interface ReportedTaskOptions {
-  taskId: string;
-  worker: string;
-  status: StatusSink;
-  onState?: (change: TaskStateChange) => void;
-  onStored?: () => void;
-  onSettled?: () => void;
-}
+import { type AssignedTask, TaskStateKeeper } from "./assigned-task.js";
+import type { TaskRunState, TaskSpec } from "./task-runner.js";
 
 /**
  * A task run by the worker's user (a worker without a handler), who reports its states. The same
@@ -19,33 +9,14 @@ export interface ReportedTaskOptions {
  * key's revision, any state but `stopped` for a task not assigned here is refused, and the reports
  * of one task reach etcd one at a time, in the order they were made.
  */
-export class ReportedTask implements AssignedTask {
+export class ReportedTask extends TaskStateKeeper implements AssignedTask {
   private desired?: TaskSpec;
   /** The assignment whose start etcd accepted: later states of it are written without a claim. */
   private claimed?: TaskSpec;
-  private current: TaskRunState = "stopped";
-  private currentError?: string;
   private attempts = 0;
   private pending = 0;
   private queue: Promise<void> = Promise.resolve();
-  private readonly status: StatusPublisher;
 
-  constructor(private readonly options: ReportedTaskOptions) {
-    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
-  }
-
-  get taskId(): string {
-    return this.options.taskId;
-  }
-  get state(): TaskRunState {
-    return this.current;
-  }
-  get storedState(): TaskRunState {
-    return this.status.storedStatus?.state ?? "stopped";
-  }
-  get error(): string | undefined {
-    return this.currentError;
-  }
   get attempt(): number {
     return this.attempts;
   }
@@ -103,17 +74,6 @@ export class ReportedTask implements AssignedTask {
       throw this.refusal("its task key changed before the start was claimed (the master moved it)");
     this.claimed = spec;
     this.changed(state, error);
-  }
-
-  private changed(state: TaskRunState, error?: string): void {
-    this.current = state;
-    this.currentError = error;
-    this.options.onState?.({
-      task: this.taskId,
-      state,
-      attempt: this.attempts,
-      ...(error === undefined ? {} : { error }),
-    });
   }
 
   private refusal(why: string): EschedulerError {

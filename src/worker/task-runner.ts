@@ -1,9 +1,8 @@
 import { EschedulerError, firstLine } from "../errors.js";
 import { type Logger, type Task, type TaskState, type TaskStatus } from "../node/index.js";
 import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
-import type { AssignedTask } from "./assigned-task.js";
+import { type AssignedTask, type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
-import { StatusPublisher, type StatusSink } from "./status-publisher.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";
@@ -30,20 +29,11 @@ export interface RetryOptions {
   maxMs: number;
 }
 
-export interface TaskRunnerOptions {
-  taskId: string;
-  worker: string;
+export interface TaskRunnerOptions extends AssignedTaskOptions {
   launcher: TaskLauncher;
-  status: StatusSink;
   logger: Logger;
   stopTimeoutMs: number;
   retry: RetryOptions;
-  /** Every state change, at once (its status is written in the background). */
-  onState?: (change: TaskStateChange) => void;
-  /** After a status write (or deletion) has reached the sink. */
-  onStored?: () => void;
-  /** Called when the runner has nothing to run and has stopped, so its owner may drop it. */
-  onSettled?: () => void;
 }
 
 /** One start of a task: its context, and once started, the handle to stop it. */
@@ -63,14 +53,11 @@ interface Incarnation {
  * The state machine of one task id: converges what runs to what is desired, one operation at a time
  * (start with retries and backoff, stop within a timeout, restart on change), reporting each state.
  */
-export class TaskRunner implements AssignedTask {
+export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements AssignedTask {
   private desired?: TaskSpec;
   private active?: Incarnation;
   private launching?: Incarnation;
-  private current: TaskRunState = "stopped";
-  private currentError?: string;
   private attempts = 0;
-  private readonly status: StatusPublisher;
   private retryAfterMs?: number;
   private sleeper?: AbortController;
   /** Reconciles one pass at a time; a change meanwhile causes one more pass. */
@@ -80,10 +67,10 @@ export class TaskRunner implements AssignedTask {
   private readonly backoff;
   private readonly logger: Logger;
 
-  constructor(private readonly options: TaskRunnerOptions) {
+  constructor(options: TaskRunnerOptions) {
+    super(options);
     this.backoff = exponentialBackoff({ initialMs: options.retry.initialMs, maxMs: options.retry.maxMs });
     this.logger = options.logger;
-    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
     this.passes = new SerialJob(
       async () => {
         await this.reconcile();
@@ -98,19 +85,6 @@ export class TaskRunner implements AssignedTask {
     );
   }
 
-  get taskId(): string {
-    return this.options.taskId;
-  }
-  get state(): TaskRunState {
-    return this.current;
-  }
-  /** The state etcd holds for this task (`stopped`: no status key). */
-  get storedState(): TaskRunState {
-    return this.status.storedStatus?.state ?? "stopped";
-  }
-  get error(): string | undefined {
-    return this.currentError;
-  }
   get attempt(): number {
     return this.active?.attempt ?? this.launching?.attempt ?? this.attempts;
   }
@@ -269,9 +243,7 @@ export class TaskRunner implements AssignedTask {
 
   private clear(): void {
     this.status.publish(undefined);
-    this.current = "stopped";
-    this.currentError = undefined;
-    this.options.onState?.({ task: this.taskId, state: "stopped", attempt: this.attempt });
+    this.changed("stopped");
   }
 
   /** Reports a state; with `claimRevision`, stores it only as a claim and resolves with whether it held. */
@@ -281,14 +253,12 @@ export class TaskRunner implements AssignedTask {
     error?: string,
     claimRevision?: number,
   ): Promise<boolean> {
-    this.current = state;
-    this.currentError = error;
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
     let stored = Promise.resolve(true);
     if (claimRevision === undefined) this.status.publish(status);
     else stored = this.status.claim(status, claimRevision);
-    this.options.onState?.({ task: this.taskId, state, attempt, ...(error === undefined ? {} : { error }) });
+    this.changed(state, error);
     return stored;
   }
 
