@@ -1,4 +1,4 @@
-import type { Etcd3, IRangeResponse } from "etcd3";
+import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import type { WorkerSpec } from "../balancer/index.js";
 import { EschedulerError } from "../errors.js";
 import {
@@ -6,8 +6,8 @@ import {
   type KeyLayout,
   type PausedRecord,
   parseRecord,
-  prefixRangeEnd,
-  requestDeadline,
+  prefixRange,
+  readRangesPaged,
 } from "../node/index.js";
 
 /** The operator's cordon/drain records and the workers' own draining marks, by worker name. */
@@ -65,29 +65,31 @@ export function plannerWorkers(
   });
 }
 
-/** Cordons, draining marks and the pause record, read in one transaction (at `revision` when given). */
-export async function readControls(client: Etcd3, keys: KeyLayout, revision?: number): Promise<Controls> {
-  const range = (key: string, prefix: boolean) => ({
-    request_range: {
-      key: Buffer.from(key),
-      ...(prefix ? { range_end: prefixRangeEnd(key) } : {}),
-      ...(revision === undefined ? {} : { revision: String(revision) }),
-    },
-  });
-  const response = await client.kv.txn(
-    {
-      compare: [],
-      success: [range(keys.cordonsPrefix, true), range(keys.drainingPrefix, true), range(keys.paused, false)],
-      failure: [],
-    },
-    requestDeadline(),
-  );
-  const [records, marks, paused] = response.responses.map((r) => r.response_range as IRangeResponse);
-  const pausedValue = paused.kvs[0]?.value;
+/** The ranges that hold the controls: cordon records, draining marks, the pause key (read them with `parseControls`). */
+export function controlRanges(keys: KeyLayout): IRangeRequest[] {
+  return [
+    prefixRange(keys.cordonsPrefix),
+    prefixRange(keys.drainingPrefix),
+    { key: Buffer.from(keys.paused) },
+  ];
+}
+
+/** The controls from the key-values of `controlRanges`, in that order. */
+export function parseControls(
+  keys: KeyLayout,
+  [records = [], marks = [], paused = []]: IKeyValue[][],
+): Controls {
+  const pausedValue = paused[0]?.value;
   return {
-    cordons: parseCordons(keys, records.kvs, marks.kvs),
+    cordons: parseCordons(keys, records, marks),
     ...(pausedValue ? { paused: parseRecord<PausedRecord>(pausedValue) ?? { at: "" } } : {}),
   };
+}
+
+/** Cordons, draining marks and the pause record, read at one revision (`revision` when given). */
+export async function readControls(client: Etcd3, keys: KeyLayout, revision?: number): Promise<Controls> {
+  const read = await readRangesPaged(client, controlRanges(keys), revision === undefined ? {} : { revision });
+  return parseControls(keys, read.ranges);
 }
 
 /** Why a schedule cannot run now: ERR_PAUSED with the operator's reason. */

@@ -12,7 +12,14 @@ import {
 } from "../node/index.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
-import { type Controls, cordonMode, pausedError, plannerWorkers, readControls } from "./controls.js";
+import {
+  type Controls,
+  controlRanges,
+  cordonMode,
+  parseControls,
+  pausedError,
+  plannerWorkers,
+} from "./controls.js";
 import type { FencedWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
@@ -119,8 +126,7 @@ export async function previewSchedule(
   const generatedAt = performance.now();
   signal.throwIfAborted();
   await beforeRead?.();
-  const { workers, current, revision } = await readAssignment(context.client, keys);
-  const controls = await readControls(context.client, keys, revision);
+  const { workers, current, controls, revision } = await readAssignment(context.client, keys);
   const readAt = performance.now();
   signal.throwIfAborted();
 
@@ -245,21 +251,23 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   };
 }
 
-/** Live workers (with capacity) and every task key, read in one transaction so both are from one revision. */
+/** Live workers (with capacity), every task key and the operator's controls, all at one revision. */
 async function readAssignment(
   client: Etcd3,
   keys: KeyLayout,
 ): Promise<{
   workers: Array<{ name: string; capacity?: number }>;
   current: CurrentAssignment;
+  controls: Controls;
   revision: number;
 }> {
   // Paged, at one revision: a 100,000-task assignment is not one range response.
   const read = await readRangesPaged(client, [
     prefixRange(keys.workersPrefix),
     prefixRange(keys.tasksPrefix),
+    ...controlRanges(keys),
   ]);
-  const [workerKvs = [], taskKvs = []] = read.ranges;
+  const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
   const workers: Array<{ name: string; capacity?: number }> = [];
   for (const kv of workerKvs) {
     const name = keys.parseWorker(kv.key.toString());
@@ -275,7 +283,7 @@ async function readAssignment(
     ids.set(parts.taskId, kv.value.toString());
     current.set(parts.worker, ids);
   }
-  return { workers, current, revision: read.revision };
+  return { workers, current, controls: parseControls(keys, controlKvs), revision: read.revision };
 }
 
 function cordonCounts(
