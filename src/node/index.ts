@@ -17,7 +17,7 @@ export {
   type TaskKeyParts,
 } from "./keys.js";
 export { REQUEST_TIMEOUT_MS, requestDeadline, requireLeader } from "./requests.js";
-export { LeaseSession, type LeaseSessionOptions, leaseMarginMs } from "./lease-session.js";
+export { LeaseSession, type LeaseSessionOptions, leaseMarginMs, revokeQuietly } from "./lease-session.js";
 export { createLogger, type Logger, silentLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";

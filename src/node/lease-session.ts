@@ -1,4 +1,4 @@
-import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
+import { ClientClosedError, type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { SafeEmitter } from "../runtime/index.js";
 import { leaseConnection } from "./client.js";
@@ -154,7 +154,9 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
         }
       })
       .catch((error: unknown) => {
-        if (error instanceof EtcdLeaseInvalidError) return this.reportLoss(error);
+        // A closed client can confirm nothing more: retrying would spin until the session is closed.
+        if (error instanceof EtcdLeaseInvalidError || error instanceof ClientClosedError)
+          return this.reportLoss(error);
         this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed; retrying");
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.sendKeepalive(), KEEPALIVE_RETRY_MS);
@@ -205,4 +207,9 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     this.controller.abort(new EschedulerError("ERR_LEASE_LOST", `lease ${this.id} ${reason}`));
     return true;
   }
+}
+
+/** Revokes a lease that is no longer kept alive, in case etcd still holds it (its keys then go at once). */
+export async function revokeQuietly(session: LeaseSession): Promise<void> {
+  await session.lease.revoke({ deadline: Date.now() + 1_000 }).catch(() => undefined);
 }

@@ -11,7 +11,7 @@ import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import type { StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
-const MAX_OPS = 128;
+export const MAX_TXN_OPS = 128;
 /** Most bytes of keys and values in one transaction (etcd's default request limit is 1.5 MiB). */
 const MAX_BYTES = 1024 * 1024;
 /**
@@ -42,6 +42,8 @@ interface PendingWrite {
 export class StatusWriter implements StatusSink {
   private queue: PendingWrite[] = [];
   private inFlight = 0;
+  /** Aborted when the lease ends or `close()` is called: nothing more is written, nothing waits. */
+  private readonly closed = new AbortController();
   private queuedBytes = 0;
   private linger?: NodeJS.Timeout;
   private flushScheduled = false;
@@ -56,7 +58,7 @@ export class StatusWriter implements StatusSink {
     private readonly logger: Logger,
     private readonly lingerMs = STATUS_LINGER_MS,
   ) {
-    session.signal.addEventListener("abort", () => this.dropPending(), { once: true });
+    session.signal.addEventListener("abort", () => this.close(), { once: true });
   }
 
   put(taskId: string, status: TaskStatus): Promise<void> {
@@ -73,13 +75,22 @@ export class StatusWriter implements StatusSink {
   }
 
   private enqueue(key: string, value: string | undefined, guard?: PendingWrite["guard"]): Promise<boolean> {
-    if (!this.session.active) return Promise.resolve(false);
+    if (this.closed.signal.aborted) return Promise.resolve(false);
     const bytes = key.length + (value?.length ?? 0) + (guard ? guard.key.length + 16 : 0) + 32;
     return new Promise((done) => {
       this.queue.push({ key, value, guard, done, bytes });
       this.queuedBytes += bytes;
       this.schedule();
     });
+  }
+
+  /**
+   * Stops writing: queued writes are dropped and writes in flight stop being waited for (each
+   * resolves as not applied). What the lease already holds stays. Idempotent.
+   */
+  close(): void {
+    this.closed.abort();
+    this.dropPending();
   }
 
   private dropPending(): void {
@@ -92,7 +103,7 @@ export class StatusWriter implements StatusSink {
 
   /**
    * Sends once a transaction's worth is queued, or after the linger otherwise, so writes made over a
-   * few milliseconds travel together (bounded by MAX_OPS and MAX_BYTES per transaction).
+   * few milliseconds travel together (bounded by MAX_TXN_OPS and MAX_BYTES per transaction).
    */
   private schedule(): void {
     if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
@@ -106,7 +117,7 @@ export class StatusWriter implements StatusSink {
   }
 
   private batchFull(): boolean {
-    return this.queue.length >= MAX_OPS || this.queuedBytes >= MAX_BYTES;
+    return this.queue.length >= MAX_TXN_OPS || this.queuedBytes >= MAX_BYTES;
   }
 
   /** Sends full batches; once the linger is over, the rest too. */
@@ -122,7 +133,7 @@ export class StatusWriter implements StatusSink {
   }
 
   /**
-   * Up to MAX_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
+   * Up to MAX_TXN_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
    * twice); scans only as far as it takes.
    */
   private takeBatch(): PendingWrite[] {
@@ -131,7 +142,7 @@ export class StatusWriter implements StatusSink {
     const later: PendingWrite[] = [];
     let scanned = 0;
     let bytes = 0;
-    while (scanned < this.queue.length && batch.length < MAX_OPS) {
+    while (scanned < this.queue.length && batch.length < MAX_TXN_OPS) {
       const write = this.queue[scanned] as PendingWrite;
       if (batch.length > 0 && bytes + write.bytes > MAX_BYTES) break;
       scanned++;
@@ -152,7 +163,7 @@ export class StatusWriter implements StatusSink {
     let retry = false;
     let applied = false;
     try {
-      if (!this.session.active) return;
+      if (this.closed.signal.aborted) return;
       // A refused claim drops out and the rest is sent again: another round trip only when a task key changed.
       for (let refused = await this.commit(batch); refused.size > 0; refused = await this.commit(batch)) {
         for (const write of refused) write.done(false);
@@ -161,14 +172,14 @@ export class StatusWriter implements StatusSink {
       applied = true;
       this.retry.reset();
     } catch (error) {
-      if (!this.session.active) return;
+      if (this.closed.signal.aborted) return;
       // A status must not stay stale while the lease lives: try again, later each time etcd refuses.
       const wait = this.retry.next();
       this.logger[isEtcdBusy(error) ? "debug" : "warn"](
         { err: error, writes: batch.length, retryInMs: wait },
         "status write failed; retrying",
       );
-      retry = await delay(wait, this.session.signal).then(
+      retry = await delay(wait, this.closed.signal).then(
         () => true,
         () => false,
       );
@@ -210,7 +221,7 @@ export class StatusWriter implements StatusSink {
         },
         requestDeadline(),
       ),
-      this.session.signal,
+      this.closed.signal,
     );
     if (response.succeeded) return new Set();
     return new Set(

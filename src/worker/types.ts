@@ -63,6 +63,13 @@ export interface WorkerEvents {
   removed: [string, RemovalReason];
   /** The lease is gone: every task is being stopped; the worker registers anew. */
   lost: [Error];
+  /**
+   * Keep-alives are overdue (`ttl - margin`): every task is being stopped, as for a loss, but the
+   * registration stays while the lease may still be alive. Followed by `resumed` or `lost`.
+   */
+  suspended: [Error];
+  /** A keep-alive was confirmed in time after `suspended`: the assignment is kept and its tasks start again. */
+  resumed: [];
   /** Local readiness flipped: past the barrier, in the last plan, every assigned task running. */
   ready: [boolean];
   taskState: [TaskStateChange];

@@ -1,7 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import { readClusterView, shareReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
-import { type KeyLayout, type LeaseSession, type Logger, type Task } from "../node/index.js";
+import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Task } from "../node/index.js";
 import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { AssignedTask } from "./assigned-task.js";
@@ -9,7 +9,8 @@ import { passFirstStart } from "./first-start.js";
 import type { TaskLauncher } from "./handler.js";
 import { ReportedTask } from "./reported-task.js";
 import type { StatusSink } from "./status-publisher.js";
-import { StatusWriter } from "./status-writer.js";
+import { SessionStatus } from "./session-status.js";
+import { Suspension } from "./suspension.js";
 import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
 import type { RemovalReason, TaskChange, WorkerEvents, WorkerStatus, WorkerTask } from "./types.js";
@@ -20,6 +21,7 @@ export interface SessionHost {
   /** A change of the assigned tasks, for `taskChanges()` subscribers. */
   publish(change: TaskChange): void;
   setStatus(status: WorkerStatus): void;
+  status(): WorkerStatus;
   /** Something readiness depends on changed (a task, a status write, the plan). */
   changed(): void;
   /** Resolves at the next `changed()`. */
@@ -52,6 +54,7 @@ export interface WorkerSessionOptions {
 export class WorkerSession {
   readonly lease: LeaseSession;
   private readonly status: StatusSink;
+  private readonly sessionStatus?: SessionStatus;
   private readonly logger: Logger;
   /** Task id → the task the master assigned (its key's value and revision). */
   private readonly assigned = new Map<string, ReturnType<typeof taskSpec>>();
@@ -61,12 +64,22 @@ export class WorkerSession {
   private ending?: RemovalReason;
   /** After a lease loss: resolves once every task has stopped. */
   private stoppedAfterLoss?: Promise<void>;
+  private readonly suspension: Suspension;
 
   constructor(private readonly options: WorkerSessionOptions) {
     this.lease = options.lease;
     this.logger = options.logger;
-    this.status = options.status ?? this.statusWriter();
+    this.sessionStatus = options.status ? undefined : new SessionStatus(options);
+    this.status = options.status ?? (this.sessionStatus as SessionStatus);
     void this.lease.lost.then((reason) => this.fence(reason));
+    this.suspension = new Suspension({
+      ...options,
+      status: this.sessionStatus,
+      ended: () => this.ending !== undefined,
+      stopAll: () => this.unassignAll("fenced", false),
+      busy: (id) => (this.runners.get(id)?.state ?? "stopped") !== "stopped",
+      apply: (snapshot, revisionOf) => this.applySnapshot(snapshot, revisionOf),
+    });
   }
 
   /** The tasks assigned now (and ones still stopping), with their states. */
@@ -141,7 +154,7 @@ export class WorkerSession {
 
   /** Takes a fresh view of the assigned tasks: assigns what is there, unassigns what is not. */
   applySnapshot(snapshot: ReadonlyMap<string, string>, revisionOf: (key: string) => number): void {
-    if (this.ending) return;
+    if (this.ending || !this.suspension.recordSnapshot(snapshot, revisionOf)) return;
     const present = new Set<string>();
     for (const [key, value] of snapshot) {
       const id = this.taskIdOf(key);
@@ -155,7 +168,7 @@ export class WorkerSession {
 
   /** Applies one change under `/R/task/<me>/` (`modRevision`: the key's, which a start claims). */
   applyChange(change: WatchChange, modRevision: number): void {
-    if (this.ending) return;
+    if (this.ending || !this.suspension.recordChange(change, modRevision)) return;
     const id = this.taskIdOf(change.key);
     if (id === undefined) return;
     if (change.type === "put") this.assign(id, change.value, modRevision);
@@ -183,8 +196,7 @@ export class WorkerSession {
   fence(reason: Error): void {
     if (this.ending) return;
     const lostAt = Date.now();
-    const count = this.assigned.size;
-    this.unassignAll("fenced");
+    const count = this.unassignAll("fenced");
     this.logger.warn(
       { lease: this.lease.id, reason: reason.message, tasks: count },
       "lease lost: stopped every task",
@@ -293,9 +305,11 @@ export class WorkerSession {
     host.emit("removed", id, reason);
   }
 
-  private unassignAll(reason: RemovalReason): void {
-    this.ending = reason;
+  private unassignAll(reason: RemovalReason, end = true): number {
+    if (end) this.ending = reason;
+    const count = this.assigned.size;
     for (const id of this.assigned.keys()) this.unassign(id, reason);
+    return count;
   }
 
   private runnerFor(id: string): AssignedTask {
@@ -324,14 +338,4 @@ export class WorkerSession {
     this.runners.set(id, created);
     return created;
   }
-
-  private statusWriter(): StatusSink {
-    const { client, keys, name } = this.options;
-    return new StatusWriter(client, keys, name, this.lease, this.logger);
-  }
-}
-
-/** Revokes a lease that is no longer kept alive, in case etcd still holds it (its keys then go at once). */
-async function revokeQuietly(lease: LeaseSession): Promise<void> {
-  await lease.lease.revoke({ deadline: Date.now() + 1_000 }).catch(() => undefined);
 }

@@ -214,6 +214,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       for (const queue of this.subscribers) queue.push(change);
     },
     setStatus: (status) => this.setStatus(status),
+    status: () => this.currentStatus,
     changed: () => this.checkReady(),
     nextChange: () => new Promise<void>((resolve) => this.progress.once("progress", resolve)),
     registered: () => this.resolveFirstRegistration?.(),
@@ -234,6 +235,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         lease = await LeaseSession.grant(this.client, {
           ttlMs: this.options.ttlMs,
           marginMs: this.options.leaseMarginMs,
+          // A slow moment of etcd fences the tasks but keeps the registration if the lease lives on.
+          resumable: true,
           logger: this.logger,
         });
         await registerWhenAdmitted({

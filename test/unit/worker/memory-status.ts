@@ -15,7 +15,10 @@ export class MemoryStatus implements StatusSink {
   }
   /** Task key revisions that no longer hold (the master moved the task away). */
   readonly staleRevisions = new Set<number>();
+  /** Every claim, in order: the task and the task key revision it was made on. */
+  readonly claims: Array<{ taskId: string; revision: number }> = [];
   async claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+    this.claims.push({ taskId, revision: taskRevision });
     if (this.staleRevisions.has(taskRevision)) {
       this.history.push("claim refused");
       return false;

@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { Etcd3 } from "etcd3";
 import { describe, expect, it } from "vitest";
 import { keyLayout, type LeaseSession, silentLogger, type Task } from "../../../src/node/index.js";
@@ -14,8 +15,10 @@ function fakeLease() {
   const controller = new AbortController();
   let resolveLost!: (reason: Error) => void;
   const revoked: string[] = [];
+  const events = new EventEmitter();
   const lease = {
     id: "42",
+    on: events.on.bind(events),
     signal: controller.signal,
     get active() {
       return !controller.signal.aborted;
@@ -32,7 +35,9 @@ function fakeLease() {
     controller.abort(reason);
     resolveLost(reason);
   };
-  return { lease: lease as unknown as LeaseSession, lose, revoked };
+  const suspend = (reason: Error) => events.emit("suspended", reason);
+  const resume = () => events.emit("resumed");
+  return { lease: lease as unknown as LeaseSession, lose, suspend, resume, revoked };
 }
 
 /** A host that records what the session reports. */
@@ -47,6 +52,7 @@ function recordingHost() {
     },
     publish: (change) => changes.push(change),
     setStatus: (status) => statuses.push(status),
+    status: () => statuses.at(-1) ?? "new",
     changed: () => {},
     nextChange: () => new Promise(() => {}),
     registered: () => {},
@@ -157,6 +163,34 @@ describe("WorkerSession (one registration's assignment table and fencing, with a
     expect(events).toEqual(["removed a (fenced)", "removed b (fenced)", "lost", "leaseLost"]);
     expect(statuses).toEqual(["lost"]);
     expect(s.tasks()).toEqual([]);
+  });
+
+  it("suspended: every task stops, the registration stays; resumed: the latest view starts again through claims", async () => {
+    const h = handler();
+    const { session: s, status, suspend, resume, events, statuses } = session({ handler: h.handler });
+    s.applySnapshot(snapshot("a", "b"), () => 5);
+    await waitFor("a and b running", () => running(status, ["a", "b"]));
+    statuses.push("left_barrier");
+
+    suspend(new Error("keep-alive overdue"));
+    await waitFor("every task stopped", () => status.current.size === 0);
+    expect(h.running.size).toBe(0);
+    // Changes while suspended are remembered, not acted on.
+    s.applyChange(del("b"), 8);
+    s.applyChange(put("c"), 9);
+    expect(s.tasks()).toEqual([]);
+
+    resume();
+    await waitFor("a and c running again", () => running(status, ["a", "c"]));
+    expect([...h.running].sort()).toEqual(["a", "c"]);
+    expect(status.claims.map((claim) => `${claim.taskId}@${claim.revision}`)).toEqual([
+      "a@5",
+      "b@5",
+      "a@5",
+      "c@9",
+    ]);
+    expect(events.filter((event) => !event.startsWith("removed"))).toEqual(["suspended", "resumed"]);
+    expect(statuses.slice(-2)).toEqual(["lost", "left_barrier"]);
   });
 
   it("close() keeps the lease while a stop overruns the stop timeout, reports the overrun, then revokes", async () => {

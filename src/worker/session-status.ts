@@ -1,0 +1,88 @@
+import type { Etcd3 } from "etcd3";
+import {
+  type KeyLayout,
+  type LeaseSession,
+  type Logger,
+  readPrefixPaged,
+  requestDeadline,
+  type TaskStatus,
+} from "../node/index.js";
+import { MAX_TXN_OPS } from "./status-writer.js";
+import type { StatusSink } from "./status-publisher.js";
+import { StatusWriter } from "./status-writer.js";
+
+/**
+ * A session's status keys, through a `StatusWriter` under its lease, that a suspended lease can cut
+ * off: while keep-alives are overdue nothing waits on etcd (the stops of a fence must not), writes
+ * are skipped; a resumption sets the keys straight before the tasks start again.
+ */
+export class SessionStatus implements StatusSink {
+  private writer?: StatusWriter;
+
+  private readonly client: Etcd3;
+  private readonly keys: KeyLayout;
+  private readonly worker: string;
+  private readonly lease: LeaseSession;
+  private readonly logger: Logger;
+
+  constructor(session: {
+    client: Etcd3;
+    keys: KeyLayout;
+    name: string;
+    lease: LeaseSession;
+    logger: Logger;
+  }) {
+    ({
+      client: this.client,
+      keys: this.keys,
+      name: this.worker,
+      lease: this.lease,
+      logger: this.logger,
+    } = session);
+    this.writer = this.newWriter();
+  }
+
+  put(taskId: string, status: TaskStatus): Promise<void> {
+    return this.writer?.put(taskId, status) ?? Promise.resolve();
+  }
+
+  remove(taskId: string): Promise<void> {
+    return this.writer?.remove(taskId) ?? Promise.resolve();
+  }
+
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+    return this.writer?.claim(taskId, status, taskRevision) ?? Promise.resolve(false);
+  }
+
+  /** Stops writing and waiting until `resume()`: queued and in-flight writes resolve at once. */
+  suspend(): void {
+    this.writer?.close();
+    this.writer = undefined;
+  }
+
+  /**
+   * Writes again, after deleting the status keys of tasks that are no longer busy here (`busy` says
+   * which still run or stop): their last writes were skipped while suspended.
+   */
+  async resume(busy: (taskId: string) => boolean): Promise<void> {
+    const prefix = this.keys.workerStatusPrefix(this.worker);
+    try {
+      const stored = await readPrefixPaged(this.client, prefix, { keysOnly: true });
+      const stale = stored.kvs.filter((kv) => !busy(kv.key.toString().slice(prefix.length)));
+      for (let i = 0; i < stale.length; i += MAX_TXN_OPS) {
+        const success = stale
+          .slice(i, i + MAX_TXN_OPS)
+          .map((kv) => ({ request_delete_range: { key: kv.key } }));
+        await this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+      }
+    } catch (error) {
+      // The tasks' own writes (claims first) set their keys straight; only stale ones may linger.
+      this.logger.warn({ err: error }, "could not clear the statuses left from before the suspension");
+    }
+    if (this.lease.active) this.writer = this.newWriter();
+  }
+
+  private newWriter(): StatusWriter {
+    return new StatusWriter(this.client, this.keys, this.worker, this.lease, this.logger);
+  }
+}
