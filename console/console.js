@@ -238,6 +238,7 @@ $("worker-sort").addEventListener("change", (event) => {
 for (const button of document.querySelectorAll("#admin button[data-action]")) {
   button.addEventListener("click", () => act(button.dataset.action));
 }
+$("admin-form").addEventListener("submit", (event) => event.preventDefault());
 $("admin-token").value = sessionStorage.getItem("escheduler-admin-token") ?? "";
 window.addEventListener("resize", () => view.snapshot && renderCharts(view.snapshot));
 connect();

@@ -129,7 +129,12 @@ async function route(
       return;
     }
   }
-  reply(response, 404, "text/plain", "not found: try /healthz, /readyz, /metrics or /status\n");
+  reply(
+    response,
+    404,
+    "text/plain",
+    "not found: try /healthz, /readyz, /metrics or /status (a master's web console is at /)\n",
+  );
 }
 
 export function reply(response: ServerResponse, status: number, contentType: string, body: string): void {
