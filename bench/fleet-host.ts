@@ -2,7 +2,7 @@
  * One process of the fleet benchmark: `FLEET_HOST_WORKERS` library `Worker`s (each with its own etcd
  * client, as an operator embedding escheduler would run them), started together when "go" arrives
  * on stdin. Every 250 ms it prints one JSON line: registered, assigned and running task counts, and
- * leases lost so far. SIGTERM stops them all.
+ * leases lost and suspended (keep-alives overdue, then resumed or lost) so far. SIGTERM stops them all.
  */
 import { createInterface } from "node:readline";
 import { Worker } from "../src/index.js";
@@ -15,10 +15,12 @@ const maxWorkers = Number(process.env.FLEET_MAX_WORKERS ?? 0);
 
 const handler = { start: () => {}, stop: () => {} };
 let lost = 0;
+let suspended = 0;
 let registered = 0;
 const workers = names.map((name) => {
   const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, handler });
   worker.on("lost", () => lost++);
+  worker.on("suspended", () => suspended++);
   worker.on("status", (status, previous) => {
     if (status === "registered" && previous === "new") registered++;
   });
@@ -34,7 +36,7 @@ function report(): void {
       if (task.state === "running") running++;
     }
   }
-  process.stdout.write(`${JSON.stringify({ registered, assigned, running, lost })}\n`);
+  process.stdout.write(`${JSON.stringify({ registered, assigned, running, lost, suspended })}\n`);
 }
 
 const lines = createInterface({ input: process.stdin });
