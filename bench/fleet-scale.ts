@@ -96,6 +96,16 @@ export async function benchFleet(): Promise<BenchRow[]> {
     of.reduce((total, host) => total + host.latest[field], 0);
   const allRunning = () => sum("running") === taskCount && sum("assigned") === taskCount;
   const etcdCpu = () => cpuMs(etcd.process?.pid);
+  const cleanUp = async () => {
+    master?.kill("SIGKILL");
+    for (const host of hosts) host.child.kill("SIGKILL");
+    client.close();
+    await etcd.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // An interrupted run leaves no etcd, master or worker process behind.
+  const interrupted = () => void cleanUp().finally(() => process.exit(130));
+  process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   try {
     writeFileSync(join(dir, "generator.json"), JSON.stringify({ tasks: fleetTasks(taskCount) }));
     for (let p = 0; p < processCount; p++) {
@@ -210,11 +220,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    master?.kill("SIGKILL");
-    for (const host of hosts) host.child.kill("SIGKILL");
-    client.close();
-    await etcd.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
+    await cleanUp();
   }
 }
 

@@ -37,12 +37,15 @@ export interface CampaignOptions {
 
 /**
  * Campaigns like etcd's Go election: put `/R/election/<lease>` under a fresh lease and wait until every
- * key created before it is gone. The lease is a LeaseSession, so a master that cannot confirm its
- * keep-alives stops leading before etcd could expire the lease and elect someone else.
+ * key created before it is gone. The lease is a LeaseSession: a master whose keep-alives go a whole
+ * TTL unconfirmed stops leading, and its writes, fenced on the key, fail once etcd expires the lease.
  */
 export async function campaign(options: CampaignOptions): Promise<Leadership> {
   const { client, keys, name, logger } = options;
-  const session = await LeaseSession.grant(client, { ttlMs: options.ttlMs, logger });
+  // Resumable: overdue keep-alives alone do not depose. Every leader write is fenced on the election
+  // key, which dies with the lease, so a slow etcd (or a starved process) costs no re-election; only
+  // etcd saying the lease is gone, or a whole TTL unconfirmed, ends the leadership.
+  const session = await LeaseSession.grant(client, { ttlMs: options.ttlMs, logger, resumable: true });
   const key = keys.electionCandidate(session.id);
   const ended = new AbortController();
   const signal = AbortSignal.any([session.signal, ended.signal, options.signal]);
