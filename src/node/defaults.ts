@@ -14,8 +14,11 @@ export const DEFAULTS = {
   timeoutMs: 30_000,
   barrierTimeoutMs: 300_000,
   handoff: "wait",
-  /** Tasks between owners at once (`--max-moving`): a count or a percentage of the generated tasks. */
-  maxMoving: "10%",
+  /**
+   * Tasks between owners at once (`--max-moving`): a count or a percentage of the generated tasks. A
+   * count, so a small fleet's moves (a drain, a join) go at once and a large rebalance goes in waves.
+   */
+  maxMoving: 1_000,
   maxRemovalPercent: 50,
   stopTimeoutMs: 30_000,
 } as const;
