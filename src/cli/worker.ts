@@ -32,7 +32,8 @@ export async function runWorker(options: Record<string, unknown>): Promise<numbe
     const registry = createRegistry();
     observeWorker(worker, registry);
     return await runNode({
-      node: worker,
+      // SIGTERM drains: the tasks move while this worker still holds its lease, so they run nowhere only briefly.
+      node: { start: () => worker.start(), stop: () => worker.drain() },
       logger,
       http: config.http
         ? {

@@ -324,6 +324,7 @@ export class WorkerSession {
       onStored: () => host.changed(),
       onSettled: () => {
         if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
+        host.changed();
       },
     };
     const created: AssignedTask = launcher

@@ -19,6 +19,7 @@ import {
 } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, SerialJob, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "../watcher/index.js";
+import { drainTasks } from "./drain.js";
 import { loadHandler, type TaskLauncher } from "./handler.js";
 import type { RetryOptions, TaskRunState } from "./task-runner.js";
 import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask } from "./types.js";
@@ -109,6 +110,15 @@ export class Worker extends SafeEmitter<WorkerEvents> {
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /** Leaves without a gap (SIGTERM): hands every task off while keeping the lease, then stops as `stop()` does. */
+  drain(): Promise<void> {
+    const { client, keys, name, logger, session, stopTimeoutMs } = this;
+    const target = { client, keys, name, logger, session, changed: this.sessionHost.nextChange };
+    const limits = { stopTimeoutMs, ttlMs: this.options.ttlMs };
+    this.stopping ??= drainTasks(target, limits).then(() => this.shutdown());
     return this.stopping;
   }
 

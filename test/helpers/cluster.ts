@@ -393,10 +393,12 @@ export class Cluster {
    * Every invariant at the end of a scenario: no double run, converged, no write by a deposed master,
    * balanced. Resolves with the violations (empty when every promise held).
    */
-  async invariantProblems(): Promise<string[]> {
+  /** Every invariant violated; `drained` workers (cordoned or drained) are left out of the balance check. */
+  async invariantProblems(options: { drained?: readonly string[] } = {}): Promise<string[]> {
     await this.history.caughtUp(this.client);
     const { intervals, problems } = this.intervals();
     const { assignment } = await this.state();
+    for (const worker of options.drained ?? []) assignment.delete(worker);
     return [
       ...problems,
       ...doubleRuns(intervals, this.started),
