@@ -56,9 +56,9 @@ export class Fleet {
     this.spawn(name, ["master", "--generator", GENERATOR, "--interval", "1h", ...flags]);
   }
 
-  worker(name: string): void {
+  worker(name: string, flags: string[] = []): void {
     this.workers.add(name);
-    this.spawn(name, ["worker", "--handler", HANDLER]);
+    this.spawn(name, ["worker", "--handler", HANDLER, ...flags]);
   }
 
   private spawn(name: string, args: string[]): void {

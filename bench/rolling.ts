@@ -1,7 +1,7 @@
 /**
  * Rolling-update benchmark with real `bin/escheduler.js` processes and the DEFAULT master settings: a
  * fleet of 10 workers carrying 1,000 tasks is replaced worker by worker the way a Deployment with
- * `maxSurge: 1` does it — start one new worker, wait for `escheduler probe --worker NEW` to exit 0,
+ * `maxSurge: 1` does it — start one new worker, wait for `escheduler probe --worker NEW` (every second) to exit 0,
  * SIGTERM one old worker and wait for it to exit. The figures come from the handlers' own start/stop
  * records: each task's longest time running nowhere during the rollout (p50, p99, max), tasks that ran
  * twice, moves against the lower bound (every task must leave the old workers once), and the wall time;
@@ -17,8 +17,14 @@ const WORKERS = 10;
 const TASKS = 1_000;
 const GAP_P99_TARGET_MS = 500;
 const MOST_MOVES_TARGET = 2;
+/** Like a readiness probe's `periodSeconds: 1` (a probe is a node process: polling back to back would load the machine). */
+const PROBE_PERIOD_MS = 1_000;
 
 interface Rollout {
+  /** Per move, from the old owner's stop to the new owner's start: moves off a SIGTERMed worker … */
+  drainP99: number;
+  /** … and moves to a joining worker. */
+  joinP99: number;
   gapP50: number;
   gapP99: number;
   gapMax: number;
@@ -37,7 +43,7 @@ export async function benchRolling(endpoints: string[]): Promise<BenchRow[]> {
   const title = `rolling update, ${WORKERS} workers × ${TASKS} tasks, default settings`;
   return [
     {
-      name: `${title}: per-task gap p99 (p50 ${ms(wait.gapP50)}, max ${ms(wait.gapMax)}; immediate: p50 ${ms(immediate.gapP50)}, max ${ms(immediate.gapMax)})`,
+      name: `${title}: per-task gap p99 (p50 ${ms(wait.gapP50)}, max ${ms(wait.gapMax)}; per move p99: off a draining worker ${ms(wait.drainP99)}, to a joining one ${ms(wait.joinP99)}; immediate: p50 ${ms(immediate.gapP50)}, max ${ms(immediate.gapMax)})`,
       value: wait.gapP99,
       unit: "ms",
       baseline: beside(immediate.gapP99),
@@ -73,17 +79,20 @@ async function rollout(endpoints: string[], handoff: "wait" | "immediate"): Prom
   const tasks: Task[] = Array.from({ length: TASKS }, (_, i) => ({ id: `task-${i}` }));
   const fleet = new Fleet(endpoints, tasks, { ttlMs: DEFAULTS.ttlMs });
   try {
-    fleet.master("m1", handoff === "immediate" ? ["--handoff", "immediate"] : []);
+    // The first start gathers (`--workers`), as a fleet's first start should: no task moves before the rollout.
+    const gather = ["--workers", String(WORKERS)];
+    fleet.master("m1", [...gather, ...(handoff === "immediate" ? ["--handoff", "immediate"] : [])]);
     const old = Array.from({ length: WORKERS }, (_, i) => `old-${i}`);
-    for (const name of old) fleet.worker(name);
+    for (const name of old) fleet.worker(name, [...gather, "--max-workers", "0"]);
     await fleet.converged(120_000);
 
     const from = wallClock();
+    const signalled = new Map<string, number>();
     for (const [i, leaving] of old.entries()) {
       const fresh = `new-${i}`;
       fleet.worker(fresh);
-      await until(`probe --worker ${fresh} to exit 0`, async () => (await fleet.probe(fresh)) === 0, 120_000);
-      fleet.signal(leaving, "SIGTERM");
+      await until(`probe --worker ${fresh} to exit 0`, () => probeEvery(fleet, fresh), 120_000);
+      signalled.set(leaving, fleet.signal(leaving, "SIGTERM"));
       await fleet.exited(leaving);
     }
     await fleet.converged(120_000);
@@ -100,7 +109,16 @@ async function rollout(endpoints: string[], handoff: "wait" | "immediate"): Prom
       .map((gap) => gap.ms)
       .sort((a, b) => a - b);
     const moves = movesPerTask(intervals, from);
+    const hops = handOffGaps(intervals, from, signalled);
     return {
+      drainP99: percentile(
+        hops.drain.sort((a, b) => a - b),
+        0.99,
+      ),
+      joinP99: percentile(
+        hops.join.sort((a, b) => a - b),
+        0.99,
+      ),
       gapP50: percentile(gaps, 0.5),
       gapP99: percentile(gaps, 0.99),
       gapMax: gaps.at(-1) ?? 0,
@@ -114,13 +132,43 @@ async function rollout(endpoints: string[], handoff: "wait" | "immediate"): Prom
   }
 }
 
+/** One readiness probe, then (when not ready) the probe period before the next: how Kubernetes probes. */
+async function probeEvery(fleet: Fleet, worker: string): Promise<boolean> {
+  if ((await fleet.probe(worker)) === 0) return true;
+  await new Promise((resolve) => setTimeout(resolve, PROBE_PERIOD_MS));
+  return false;
+}
+
+/** Each move's gap (old owner's stop → new owner's start), split by whether the old owner was draining. */
+function handOffGaps(
+  intervals: readonly RunInterval[],
+  since: number,
+  signalled: ReadonlyMap<string, number>,
+): { drain: number[]; join: number[] } {
+  const gaps = { drain: [] as number[], join: [] as number[] };
+  for (const runs of byTask(intervals).values()) {
+    for (let i = 1; i < runs.length; i++) {
+      const [before, after] = [runs[i - 1], runs[i]];
+      if (after.from < since || after.pid === before.pid) continue;
+      const draining = before.to >= (signalled.get(before.worker) ?? Number.POSITIVE_INFINITY);
+      (draining ? gaps.drain : gaps.join).push(after.from - before.to);
+    }
+  }
+  return gaps;
+}
+
+/** task → its runs, in time order. */
+function byTask(intervals: readonly RunInterval[]): Map<string, RunInterval[]> {
+  const runs = new Map<string, RunInterval[]>();
+  for (const run of intervals) runs.set(run.task, [...(runs.get(run.task) ?? []), run]);
+  for (const list of runs.values()) list.sort((a, b) => a.from - b.from);
+  return runs;
+}
+
 /** task → how often it started on another process than the one before, from `since` on. */
 function movesPerTask(intervals: readonly RunInterval[], since: number): Map<string, number> {
-  const byTask = new Map<string, RunInterval[]>();
-  for (const run of intervals) byTask.set(run.task, [...(byTask.get(run.task) ?? []), run]);
   const moves = new Map<string, number>();
-  for (const [task, runs] of byTask) {
-    runs.sort((a, b) => a.from - b.from);
+  for (const [task, runs] of byTask(intervals)) {
     let count = 0;
     for (let i = 1; i < runs.length; i++) {
       if (runs[i].from >= since && runs[i].pid !== runs[i - 1].pid) count++;
