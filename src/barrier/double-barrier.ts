@@ -7,6 +7,7 @@ import {
   type LeaseSession,
   type Logger,
   prefixRangeEnd,
+  requestDeadline,
   silentLogger,
 } from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
@@ -72,7 +73,11 @@ export class DoubleBarrier {
     const signal = anySignal([options.signal, this.session.signal]);
     signal.throwIfAborted();
     const ownKey = this.keys.waiter(this.name);
-    const entered = await this.session.lease.put(ownKey).value(new Date().toISOString()).exec();
+    const entered = await this.session.lease
+      .put(ownKey)
+      .value(new Date().toISOString())
+      .options(requestDeadline())
+      .exec();
     const entryRevision = Number(entered.header.revision);
     this.logger.info({ count: this.count }, "entered barrier");
     let readyRequested = false;
@@ -110,7 +115,7 @@ export class DoubleBarrier {
   async leave(options: BarrierWaitOptions = {}): Promise<void> {
     const signal = anySignal([options.signal]);
     signal.throwIfAborted();
-    await this.client.delete().key(this.keys.waiter(this.name)).exec();
+    await this.client.delete().key(this.keys.waiter(this.name)).options(requestDeadline()).exec();
     this.logger.info("leaving barrier");
     await this.waitFor(
       signal,
@@ -131,6 +136,7 @@ export class DoubleBarrier {
       .getAll()
       .prefix(this.keys.waitersPrefix)
       .sort("Create", "Ascend")
+      .options(requestDeadline())
       .exec();
     return response.kvs.flatMap((kv) => this.keys.parseWaiter(kv.key.toString()) ?? []);
   }
@@ -148,6 +154,7 @@ export class DoubleBarrier {
     await this.client
       .put(this.keys.ready)
       .value(JSON.stringify({ at: new Date().toISOString(), participants: waiters }))
+      .options(requestDeadline())
       .exec();
     this.logger.debug({ waiters: waiters.length }, "barrier complete; marked ready");
   }
@@ -156,20 +163,23 @@ export class DoubleBarrier {
   private async clearReady(): Promise<void> {
     const waitersPrefix = Buffer.from(this.keys.waitersPrefix);
     await this.client.kv
-      .txn({
-        // A range compare holds for every key in it; with none left it compares a zero version.
-        compare: [
-          {
-            key: waitersPrefix,
-            range_end: prefixRangeEnd(this.keys.waitersPrefix),
-            target: CompareTarget.Version,
-            result: CompareResult.Equal,
-            version: "0",
-          },
-        ],
-        success: [{ request_delete_range: { key: Buffer.from(this.keys.ready) } }],
-        failure: [],
-      })
+      .txn(
+        {
+          // A range compare holds for every key in it; with none left it compares a zero version.
+          compare: [
+            {
+              key: waitersPrefix,
+              range_end: prefixRangeEnd(this.keys.waitersPrefix),
+              target: CompareTarget.Version,
+              result: CompareResult.Equal,
+              version: "0",
+            },
+          ],
+          success: [{ request_delete_range: { key: Buffer.from(this.keys.ready) } }],
+          failure: [],
+        },
+        requestDeadline(),
+      )
       .catch((error: unknown) => this.logger.debug({ err: error }, "could not clear the ready key"));
   }
 
@@ -177,7 +187,7 @@ export class DoubleBarrier {
   private async withdraw(ownKey: string): Promise<void> {
     if (!this.session.active) return; // the lease took the key with it
     try {
-      await this.client.delete().key(ownKey).exec();
+      await this.client.delete().key(ownKey).options(requestDeadline()).exec();
     } catch (error) {
       this.logger.warn({ err: error }, "could not withdraw from the barrier; the lease will remove the key");
     }
