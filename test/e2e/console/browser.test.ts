@@ -82,6 +82,8 @@ describe("the web console in headless Chromium", () => {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
+    const requested: string[] = [];
+    page.on("request", (request) => requested.push(request.url()));
 
     await page.goto(`http://${master.http}/`);
     await waitForFleet(page, ["w1", "w2", "w3"], 10_000);
@@ -113,5 +115,8 @@ describe("the web console in headless Chromium", () => {
       mode: "cordon",
     });
     expect(pageErrors).toEqual([]);
+    // Self-contained: everything the page loads comes from the master (no CDN, no font service).
+    expect(requested).toContain(`http://${master.http}/console/console.js`);
+    expect(requested.filter((url) => !url.startsWith(`http://${master.http}/`))).toEqual([]);
   });
 });
