@@ -2,6 +2,7 @@ import { ClientClosedError, type Etcd3, EtcdLeaseInvalidError, type Lease } from
 import { EschedulerError } from "../errors.js";
 import { SafeEmitter } from "../runtime/index.js";
 import { leaseConnection } from "./client.js";
+import { KeepaliveStream } from "./keepalive-stream.js";
 import { type Logger, silentLogger } from "./logger.js";
 
 export interface LeaseSessionOptions {
@@ -59,7 +60,7 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private confirmedAt: number;
   private keepaliveTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
-  private keepaliveInFlight = false;
+  private readonly keepalives: KeepaliveStream;
   private retryTimer?: NodeJS.Timeout;
   private readonly keepaliveIntervalMs: number;
   private resolveLost!: (reason: Error) => void;
@@ -74,15 +75,17 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
     const requestedAt = performance.now();
     // Keep-alives travel on their own connection, never queued behind the process's data writes.
-    const lease = leaseConnection(client).lease(ttlSeconds, {
+    const connection = leaseConnection(client);
+    const lease = connection.lease(ttlSeconds, {
       autoKeepAlive: false,
       deadline: Date.now() + (options.deadlineMs ?? 5_000),
     });
     const id = await lease.grant();
-    return new LeaseSession(lease, id, ttlSeconds * 1000, requestedAt, options);
+    return new LeaseSession(connection, lease, id, ttlSeconds * 1000, requestedAt, options);
   }
 
   private constructor(
+    connection: Etcd3,
     readonly lease: Lease,
     id: string,
     ttlMs: number,
@@ -103,6 +106,11 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     });
     lease.on("lost", (error) => this.reportLoss(error));
     this.keepaliveIntervalMs = Math.max(100, Math.floor(ttlMs / 4));
+    // An attempt unanswered within an interval is given up, so several fit before loss is reported.
+    this.keepalives = new KeepaliveStream(connection, id, this.keepaliveIntervalMs, {
+      answered: (sentAt, ttlSeconds) => this.answered(sentAt, ttlSeconds),
+      failed: (error) => this.keepaliveFailed(error),
+    });
     this.keepaliveTimer = setInterval(() => this.sendKeepalive(), this.keepaliveIntervalMs);
     this.armWatchdog();
     this.sendKeepalive();
@@ -133,37 +141,31 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   }
 
   private sendKeepalive(): void {
-    if (this.keepaliveInFlight || !this.active) return;
-    this.keepaliveInFlight = true;
-    const sentAt = performance.now();
-    // A short deadline per attempt: a hung attempt (a dead member, a black-holed connection) must not
-    // use up the whole loss window, so several attempts fit before loss is reported.
-    this.lease
-      .keepaliveOnce({ deadline: Date.now() + this.keepaliveIntervalMs })
-      .then(() => {
-        if (!this.active) return;
-        this.confirmedAt = Math.max(this.confirmedAt, sentAt);
-        // Resumed only while the confirmed expiry leaves the full margin, as a fresh session would have.
-        const resumed = this.isSuspended && performance.now() - this.confirmedAt < this.lossThresholdMs;
-        if (resumed) this.isSuspended = false;
-        this.armWatchdog();
-        this.emit("keepalive", sentAt);
-        if (resumed) {
-          this.logger.info({ lease: this.id }, "keep-alive confirmed again: lease resumed");
-          this.emit("resumed");
-        }
-      })
-      .catch((error: unknown) => {
-        // A closed client can confirm nothing more: retrying would spin until the session is closed.
-        if (error instanceof EtcdLeaseInvalidError || error instanceof ClientClosedError)
-          return this.reportLoss(error);
-        this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed; retrying");
-        clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.sendKeepalive(), KEEPALIVE_RETRY_MS);
-      })
-      .finally(() => {
-        this.keepaliveInFlight = false;
-      });
+    if (this.active) this.keepalives.send();
+  }
+
+  private answered(sentAt: number, ttlSeconds: number): void {
+    if (!this.active) return;
+    if (ttlSeconds <= 0) return this.reportLoss(new EtcdLeaseInvalidError(this.id));
+    this.confirmedAt = Math.max(this.confirmedAt, sentAt);
+    // Resumed only while the confirmed expiry leaves the full margin, as a fresh session would have.
+    const resumed = this.isSuspended && performance.now() - this.confirmedAt < this.lossThresholdMs;
+    if (resumed) this.isSuspended = false;
+    this.armWatchdog();
+    this.emit("keepalive", sentAt);
+    if (resumed) {
+      this.logger.info({ lease: this.id }, "keep-alive confirmed again: lease resumed");
+      this.emit("resumed");
+    }
+  }
+
+  private keepaliveFailed(error: Error): void {
+    if (!this.active) return;
+    // A closed client can confirm nothing more: retrying would spin until the session is closed.
+    if (error instanceof ClientClosedError) return this.reportLoss(error);
+    this.logger.debug({ err: error, lease: this.id }, "keep-alive not confirmed; retrying");
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.sendKeepalive(), KEEPALIVE_RETRY_MS);
   }
 
   /** Fires at `ttl - margin` after the last confirmation, or (suspended) at the TTL itself. */
@@ -204,6 +206,7 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.watchdogTimer);
     clearTimeout(this.retryTimer);
+    this.keepalives.close();
     this.controller.abort(new EschedulerError("ERR_LEASE_LOST", `lease ${this.id} ${reason}`));
     return true;
   }
