@@ -70,7 +70,7 @@ export interface WorkerEvents {
   suspended: [Error];
   /** A keep-alive was confirmed in time after `suspended`: the assignment is kept and its tasks start again. */
   resumed: [];
-  /** Local readiness flipped: past the barrier, in the last plan, every assigned task running. */
+  /** Readiness flipped, judged as `readiness()` and `escheduler probe --worker` judge it. */
   ready: [boolean];
   taskState: [TaskStateChange];
   resync: [ResyncEvent];
