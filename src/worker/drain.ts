@@ -35,9 +35,11 @@ export async function drainTasks(
   const held = () => session.tasks().length;
   const startedAt = Date.now();
   try {
-    await session.lease.lease
+    // On the data connection, like the registration (the lease's own connection is for keep-alives).
+    await target.client
       .put(target.keys.draining(target.name))
       .value(JSON.stringify({ at: new Date().toISOString() }))
+      .lease(session.lease.id)
       .exec();
   } catch (error) {
     logger.warn({ err: error }, "drain: writing the draining mark failed; leaving without a drain");
