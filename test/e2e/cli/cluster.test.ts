@@ -116,13 +116,21 @@ describe("a master and three workers as real processes", () => {
 
   it("SIGTERM on a worker hands its tasks to the others at once, and the worker exits 0", async () => {
     const w3 = workers.get("w3")!;
+    const moving = (await view()).assignments.get("w3") ?? [];
+    expect(moving.length).toBeGreaterThan(0);
     const signalledAt = Date.now();
-    const exit = await w3.process.stop("SIGTERM");
+    const stopped = w3.process.stop("SIGTERM");
     await waitFor("w3's tasks to run on w1 and w2", async () => {
+      const { statuses } = await view();
+      return moving.every((id) => ["w1", "w2"].some((w) => statuses.get(w)?.get(id)?.state === "running"));
+    });
+    const handedOffInMs = Date.now() - signalledAt;
+    const exit = await stopped;
+    // The drained worker stays in the plan until the schedule after it left.
+    await waitFor("a plan of w1 and w2 with every task running", async () => {
       const current = await view();
       return clusterReadiness(current).ready && current.plan?.workers.join() === "w1,w2";
     });
-    const handedOffInMs = Date.now() - signalledAt;
 
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect(handedOffInMs).toBeLessThan(WORKER_TTL_MS - 1_000);

@@ -70,10 +70,15 @@ describe("paced moves (--max-moving)", () => {
     await FakeWorker.start(space.client, space.keys, "w2", { stopDelayMs: 40 });
     await waitFor("the rebalance", () => schedules.length === 2);
     expect(schedules[1]).toMatchObject({ moved: 12, queuedMoves: 9 });
-    await waitFor("12 running on each worker", async () => {
-      const loads = await runningOn(space);
-      return loads.get("w1") === 12 && loads.get("w2") === 12;
-    });
+    // Four waves of three hand-offs: generous for a loaded machine.
+    await waitFor(
+      "12 running on each worker",
+      async () => {
+        const loads = await runningOn(space);
+        return loads.get("w1") === 12 && loads.get("w2") === 12;
+      },
+      30_000,
+    );
 
     expect(moving.seen.most).toBe(3);
     expect(moving.seen.now).toBe(0);
@@ -98,10 +103,14 @@ describe("paced moves (--max-moving)", () => {
     );
 
     await FakeWorker.start(space.client, space.keys, "w2", { stopDelayMs: 40 });
-    await waitFor("20 running on each worker", async () => {
-      const loads = await runningOn(space);
-      return loads.get("w1") === 20 && loads.get("w2") === 20;
-    });
+    await waitFor(
+      "20 running on each worker",
+      async () => {
+        const loads = await runningOn(space);
+        return loads.get("w1") === 20 && loads.get("w2") === 20;
+      },
+      30_000,
+    );
     expect(moving.seen.most).toBe(2);
     expect(schedules).toHaveLength(2);
     await moving.close();
