@@ -11,7 +11,7 @@ import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 export interface OperatorWatchHandlers {
   /** The pause record appeared, changed (a record) or went away (undefined). */
   onPause(record: PausedRecord | undefined): void;
-  /** A cordon/drain record or a worker's draining mark changed. */
+  /** A cordon/drain record changed, or a worker marked itself draining. */
   onCordonsChanged(reason: "cordon" | "draining"): void;
   /** A schedule request that has no answer yet. */
   onRequest(key: string, request: ScheduleRequestRecord): void;
@@ -50,7 +50,11 @@ export class OperatorWatch {
     await this.cordons.start(signal);
     this.cordons.on("change", () => this.handlers.onCordonsChanged("cordon"));
     await this.draining.start(signal);
-    this.draining.on("change", () => this.handlers.onCordonsChanged("draining"));
+    // A mark goes only with its worker's lease, whose registration going schedules anyway (debounced):
+    // scheduling at once for the deletion too would cut short hand-offs still in flight.
+    this.draining.on("change", (change) => {
+      if (change.type === "put") this.handlers.onCordonsChanged("draining");
+    });
     const waiting = await this.requests.start(signal);
     this.requests.on("change", (change) => {
       if (change.type === "put") this.offerRequest(change.key, change.value);

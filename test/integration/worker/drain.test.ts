@@ -41,6 +41,9 @@ describe("Worker.drain()", () => {
     await waitFor("the mark gone with the lease", () => marks.length === 2);
     expect(marks).toEqual(["put w1", "delete w1"]);
     expect(await client.get(keys.worker("w1")).string()).toBeNull();
+    // The mark's deletion is no reason to schedule at once: w1's registration going is (debounced).
+    await waitFor("the schedule after w1 left", () => reasons.length > schedulesBefore + 1, 15_000);
+    expect(reasons.slice(schedulesBefore + 1).flat()).not.toContain("draining");
     await watcher.close();
   });
 
