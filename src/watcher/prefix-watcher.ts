@@ -144,11 +144,16 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   /** Opens one watch stream from the view's revision + 1 and resolves when it can no longer be used. */
   private async watchUntilEnd(): Promise<StreamEnd> {
     // Require a leader: a member cut off from its quorum must end the watch, not keep it silent.
-    const stream = await unlessAborted(
-      this.client.watchClient.watch({ interceptors: [requireLeader] }),
-      this.closing.signal,
-      () => abortedError(this.prefix),
+    const opening = this.client.watchClient.watch({ interceptors: [requireLeader] });
+    // Closed while the stream was opening: it still opens, and must be closed here, since an open
+    // stream keeps its connection (and the process) alive after the client is closed.
+    opening.then(
+      (stream) => {
+        if (this.closing.signal.aborted) closeStream(stream);
+      },
+      () => undefined,
     );
+    const stream = await unlessAborted(opening, this.closing.signal, () => abortedError(this.prefix));
     return new Promise<StreamEnd>((resolve) => {
       let ended = false;
       const finish = (end: StreamEnd) => {

@@ -1,3 +1,6 @@
+import type { EventEmitter } from "node:events";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import type { Etcd3 } from "etcd3";
 import { describe, expect, it } from "vitest";
 import { PrefixWatcher, type WatchChange } from "../../../src/watcher/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
@@ -104,5 +107,33 @@ describe("PrefixWatcher", () => {
     await watcher.close();
     await watcher.close();
     expect(await pending).toEqual({ value: undefined, done: true });
+  });
+
+  it("closed while its watch stream is still opening, it ends that stream once it opens", async () => {
+    const { client, root } = testSpace("watch-close-opening");
+    // The same client, recording how each watch call it opens ends (gRPC reports a status then).
+    const ended: number[] = [];
+    let opened = 0;
+    const watchClient = {
+      watch: (...args: Parameters<Etcd3["watchClient"]["watch"]>) => {
+        opened++;
+        const stream = client.watchClient.watch(...args);
+        void stream.then((call) => {
+          (call as unknown as EventEmitter).on("status", (status: { code: number }) =>
+            ended.push(status.code),
+          );
+        });
+        return stream;
+      },
+    };
+    const recording = Object.create(client, { watchClient: { value: watchClient } }) as Etcd3;
+    const watcher = new PrefixWatcher(recording, `/${root}/`);
+    await watcher.start();
+    // start() began opening the stream; close before it opened (as a worker skipping the barrier does).
+    await watcher.close();
+    expect(opened).toBe(1);
+    // Left open, the call would keep the client's connection, and the process, alive after client.close().
+    await waitFor("the watch call to be cancelled", () => ended.length === 1);
+    expect(ended).toEqual([grpcStatus.CANCELLED]);
   });
 });
