@@ -70,6 +70,8 @@ export interface CliExit {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** When the process had exited and its output was closed (epoch ms, like the log lines' `time`). */
+  exitedAt: number;
 }
 
 const live = new Set<CliProcess>();
@@ -100,7 +102,7 @@ export class CliProcess {
     this.exited = new Promise((resolve) => {
       this.child.once("close", (code, signal) => {
         live.delete(this);
-        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr });
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, exitedAt: Date.now() });
       });
     });
   }
@@ -138,6 +140,20 @@ export class CliProcess {
 /** Runs `escheduler …` to completion. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliExit> {
   return new CliProcess(args, options).exited;
+}
+
+/**
+ * How long the process lived after its final "stopped" log line: once a node has stopped, nothing
+ * (a socket, a stream, a timer) may keep it alive until bin/escheduler.js's fallback exit.
+ */
+export function msFromStoppedToExit(exit: CliExit): number {
+  const stopped = exit.stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as { msg?: string; time?: number })
+    .find((line) => line.msg === "stopped");
+  if (stopped?.time === undefined) throw new Error(`no "stopped" log line:\n${exit.stdout.slice(-4000)}`);
+  return exit.exitedAt - stopped.time;
 }
 
 /** True while a process with this pid exists. */

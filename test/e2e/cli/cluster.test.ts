@@ -5,13 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterReadiness, readClusterView } from "../../../src/readiness/index.js";
 import type { StatusReport } from "../../../src/cli/status-view.js";
 import { keyLayout } from "../../../src/node/index.js";
-import { CliProcess, EXAMPLE_GENERATOR, EXAMPLE_HANDLER, ensureBuilt, runCli } from "../../helpers/cli.js";
+import {
+  CliProcess,
+  EXAMPLE_GENERATOR,
+  EXAMPLE_HANDLER,
+  ensureBuilt,
+  msFromStoppedToExit,
+  runCli,
+} from "../../helpers/cli.js";
 import { etcdEndpoints, testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
 import { freePort } from "../../helpers/etcd.js";
 
 const TASKS = 12;
 /** Longer than the hand-off below may take: a worker that only vanished by lease expiry would fail it. */
 const WORKER_TTL_MS = 4_000;
+/** Well under bin/escheduler.js's 3 s fallback exit: a stopped node must not wait for it. */
+const STOPPED_TO_EXIT_MS = 1_500;
 
 describe("a master and three workers as real processes", () => {
   const root = uniqueRoot("cli-cluster");
@@ -33,6 +42,18 @@ describe("a master and three workers as real processes", () => {
       env: { ESCHEDULER_EXAMPLE_TASKS: String(TASKS), ESCHEDULER_EXAMPLE_START_MS: "20" },
     });
     return { process, http: `http://${http}` };
+  };
+  const startWorker = async (name: string) => {
+    const worker = await startNode("worker", name, [
+      "--handler",
+      EXAMPLE_HANDLER,
+      "--workers",
+      "3",
+      "--ttl",
+      `${WORKER_TTL_MS}ms`,
+    ]);
+    workers.set(name, worker);
+    return worker;
   };
 
   beforeAll(async () => {
@@ -63,19 +84,7 @@ describe("a master and three workers as real processes", () => {
       "--rebalance-wait",
       "200ms",
     ]);
-    for (const name of ["w1", "w2", "w3"]) {
-      workers.set(
-        name,
-        await startNode("worker", name, [
-          "--handler",
-          EXAMPLE_HANDLER,
-          "--workers",
-          "3",
-          "--ttl",
-          `${WORKER_TTL_MS}ms`,
-        ]),
-      );
-    }
+    for (const name of ["w1", "w2", "w3"]) await startWorker(name);
     await waitFor("the cluster to be ready", async () => clusterReadiness(await view()).ready, 30_000);
 
     expect(await cli(["probe"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
@@ -133,6 +142,7 @@ describe("a master and three workers as real processes", () => {
     });
 
     expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(msFromStoppedToExit(exit)).toBeLessThan(STOPPED_TO_EXIT_MS);
     expect(handedOffInMs).toBeLessThan(WORKER_TTL_MS - 1_000);
     const status = await statusJson();
     expect(status.workers.map((w) => [w.name, w.notRunning.length])).toEqual([
@@ -146,10 +156,24 @@ describe("a master and three workers as real processes", () => {
     expect(gone.stdout).toContain('worker "w3" is not registered');
   });
 
-  it("SIGTERM on the master and the workers stops them cleanly (exit 0)", async () => {
-    expect(await master.process.stop("SIGTERM")).toMatchObject({ code: 0, signal: null });
+  it("a worker joining after the fleet gathered exits as soon as it stopped on SIGTERM", async () => {
+    // It skips the barrier (the marker is set), closing its watch of the marker while that stream is
+    // still opening: a stream left open there kept the process alive until the fallback exit.
+    const w4 = await startWorker("w4");
+    await w4.process.waitForOutput(/"status":"left_barrier"/);
+    const exit = await w4.process.stop("SIGTERM");
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(msFromStoppedToExit(exit)).toBeLessThan(STOPPED_TO_EXIT_MS);
+  });
+
+  it("SIGTERM on the master and the workers stops them cleanly (exit 0), and they exit once stopped", async () => {
+    const masterExit = await master.process.stop("SIGTERM");
+    expect(masterExit).toMatchObject({ code: 0, signal: null });
+    expect(msFromStoppedToExit(masterExit)).toBeLessThan(STOPPED_TO_EXIT_MS);
     for (const name of ["w1", "w2"]) {
-      expect(await workers.get(name)!.process.stop("SIGTERM")).toMatchObject({ code: 0, signal: null });
+      const exit = await workers.get(name)!.process.stop("SIGTERM");
+      expect(exit).toMatchObject({ code: 0, signal: null });
+      expect(msFromStoppedToExit(exit)).toBeLessThan(STOPPED_TO_EXIT_MS);
     }
     const status = await statusJson();
     expect(status.leader).toBeNull();
