@@ -55,6 +55,8 @@ export interface ScheduleResult {
   applyMs: number;
   /** Revision of the `/R/plan` write. */
   revision: number;
+  /** Revision the workers and the assignment were read at: the plan covers every change up to it. */
+  readRevision: number;
 }
 
 /** What a schedule needs to compute its plan; writing needs the rest of `ScheduleContext`. */
@@ -248,6 +250,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     planMs: preview.planMs,
     applyMs: Math.round(appliedAt - plannedAt),
     revision: planRevision,
+    readRevision: revision,
   };
 }
 

@@ -55,6 +55,8 @@ export class LeaderTerm {
   private readonly moves = new MoveRecord();
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
+  /** Revision of the newest registration change seen (the debounced schedule is for changes after the last read). */
+  private workersChangedAt = 0;
   private readonly retryBackoff;
   private readonly operator: OperatorWatch;
   private interval?: NodeJS.Timeout;
@@ -130,8 +132,8 @@ export class LeaderTerm {
   /** Starts the triggers and resolves when the leadership ends; throws if the term cannot start. */
   async run(): Promise<void> {
     const { signal } = this;
-    this.workers.on("change", () => this.debouncer.poke());
-    this.workers.on("resync", () => this.debouncer.poke());
+    this.workers.on("change", (change) => this.workersChanged(change.revision));
+    this.workers.on("resync", (resync) => this.workersChanged(resync.toRevision));
     this.interval = setInterval(() => this.runner.trigger("interval"), this.context.settings.intervalMs);
     const starting = (async () => {
       await this.handoffs?.start(signal);
@@ -167,6 +169,12 @@ export class LeaderTerm {
     await this.handoffs?.close();
     await this.workers.close();
     await this.operator.close();
+  }
+
+  /** A registration came or went at `revision`: schedule once they have been quiet for the rebalance wait. */
+  private workersChanged(revision: number): void {
+    this.workersChangedAt = Math.max(this.workersChangedAt, revision);
+    this.debouncer.poke();
   }
 
   /** Worker → the revision its registration was written at. */
@@ -212,6 +220,8 @@ export class LeaderTerm {
         reasons,
       );
       this.retryBackoff.reset();
+      // Worker changes this schedule read already need no debounced schedule of their own.
+      if (this.workersChangedAt <= result.readRevision) this.debouncer.cancel();
       logger.info(result, "schedule applied");
       context.emit("scheduled", result);
       return result;

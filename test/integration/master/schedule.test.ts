@@ -135,6 +135,23 @@ describe("master triggers", () => {
     expect(schedules[1]).toMatchObject({ reasons: ["workers"], workers: 7 });
   });
 
+  it("runs no debounced schedule for worker changes that a schedule has already read", async () => {
+    const space = testSpace("covered");
+    await FakeWorker.start(space.client, space.keys, "w0");
+    const rebalanceWaitMs = 400;
+    const master = testMaster(space, () => tasks(10), { rebalanceWaitMs });
+    const schedules = recordSchedules(master);
+    await master.start();
+    await waitFor("first schedule", () => schedules.length === 1);
+
+    await FakeWorker.start(space.client, space.keys, "w1");
+    await delay(50); // the master's watch has the registration by now: its debounce is running
+    expect(await master.scheduleNow("operator")).toMatchObject({ workers: 2 });
+    // Absence can only be shown by waiting: the debounced schedule would come one rebalance wait after the join.
+    await delay(rebalanceWaitMs * 3);
+    expect(schedules.slice(1).map((schedule) => schedule.reasons)).toEqual([["operator"]]);
+  });
+
   it("runs exactly one more schedule for any number of triggers during a running one", async () => {
     const space = testSpace("coalesce");
     await FakeWorker.start(space.client, space.keys, "w1");
