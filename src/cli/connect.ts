@@ -14,14 +14,37 @@ export async function connectEtcd(config: EtcdConnectionConfig & { root: string 
     return client;
   } catch (error) {
     client.close();
-    throw error;
+    throw withTlsHint(error, config);
   }
+}
+
+/**
+ * With TLS on, a failed connection is most often TLS itself (a plain etcd resets the handshake, or the
+ * CA does not match), whatever gRPC happened to report: say so, once, in the one-line error.
+ */
+function withTlsHint(
+  error: unknown,
+  config: Pick<EtcdConnectionConfig, "etcdCa" | "etcdCert" | "etcdKey">,
+): unknown {
+  const tls = Boolean(config.etcdCa || config.etcdCert || config.etcdKey);
+  if (!tls || !(error instanceof EschedulerError) || error.code !== "ERR_ETCD_UNREACHABLE") return error;
+  // Only a connection that never worked: a refusal by etcd itself (credentials, permissions) is not TLS.
+  if (
+    /TLS|SSL|certificate/i.test(error.message) ||
+    !/UNAVAILABLE|ECONNRESET|DEADLINE|no answer/i.test(error.message)
+  )
+    return error;
+  return new EschedulerError(
+    "ERR_ETCD_UNREACHABLE",
+    `${error.message} (TLS is on through --etcd-ca/--etcd-cert: does etcd serve TLS with a certificate that CA signed?)`,
+    { cause: error.cause },
+  );
 }
 
 /** Resolves like `work`, or throws ERR_ETCD_UNREACHABLE once `timeoutMs` passed without an answer. */
 export async function withinDialTimeout<T>(
   work: Promise<T>,
-  config: Pick<EtcdConnectionConfig, "etcd" | "dialTimeout">,
+  config: Pick<EtcdConnectionConfig, "etcd" | "dialTimeout" | "etcdCa" | "etcdCert" | "etcdKey">,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -39,15 +62,14 @@ export async function withinDialTimeout<T>(
   try {
     return await Promise.race([work, timeout]);
   } catch (error) {
-    if (error instanceof EschedulerError) throw error;
+    if (error instanceof EschedulerError) throw withTlsHint(error, config);
     // Any failure of the first read (refused, TLS, auth) means etcd cannot be used as configured.
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new EschedulerError(
-      "ERR_ETCD_UNREACHABLE",
-      `cannot use etcd at ${config.etcd.join(",")}: ${reason}`,
-      {
+    throw withTlsHint(
+      new EschedulerError("ERR_ETCD_UNREACHABLE", `cannot use etcd at ${config.etcd.join(",")}: ${reason}`, {
         cause: error,
-      },
+      }),
+      config,
     );
   } finally {
     clearTimeout(timer);
