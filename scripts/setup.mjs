@@ -4,7 +4,7 @@
 // stale, and make sure an etcd binary is available (Debian's etcd-server when running as root); with
 // --browser also Debian's chromium, for the web console's browser test.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -55,7 +55,10 @@ function onPath(binary) {
 // 1. Dependencies: npm ci when node_modules is missing or older than the lock file.
 const lockChanged =
   mtime(join(root, "package-lock.json")) > mtime(join(root, "node_modules", ".package-lock.json"));
-if (!existsSync(join(root, "node_modules")) || lockChanged) {
+// A node_modules that is a symlink is shared with another checkout: npm ci would empty its target.
+const shared =
+  existsSync(join(root, "node_modules")) && lstatSync(join(root, "node_modules")).isSymbolicLink();
+if (!existsSync(join(root, "node_modules")) || (lockChanged && !shared)) {
   say("installing dependencies (npm ci)");
   run("npm", ["ci", "--no-audit", "--no-fund"]);
 }
