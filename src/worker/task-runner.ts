@@ -131,7 +131,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
           this.active = undefined;
           if (Date.now() - active.startedAt >= this.options.retry.maxMs) this.backoff.reset();
           this.fail(active.attempt, active.failure, "task ended without being stopped");
-        } else if (want?.fingerprint === active.fingerprint) {
+        } else if (want?.fingerprint === active.fingerprint && !active.controller.signal.aborted) {
           return;
         } else {
           await this.stop(active);
@@ -191,13 +191,15 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       incarnation.running = running;
       incarnation.startedAt = Date.now();
       this.active = incarnation;
+      this.launching = undefined;
+      // Removed while starting (perhaps re-added since): it is not running; the next pass stops it.
+      if (controller.signal.aborted) return;
       running.ended.then((reason) => {
         // A run() that returns because it was asked to stop is not a failure.
         if (incarnation.stopping || controller.signal.aborted) return;
         incarnation.failure = reason ?? new Error("task ended");
         this.kick();
       });
-      this.launching = undefined;
       this.report("running", incarnation.attempt);
       this.logger.debug({ attempt: incarnation.attempt }, "task running");
     } catch (error) {

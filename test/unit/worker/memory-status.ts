@@ -5,7 +5,10 @@ import type { StatusSink } from "../../../src/worker/status-publisher.js";
 export class MemoryStatus implements StatusSink {
   readonly history: string[] = [];
   readonly current = new Map<string, TaskStatus>();
+  /** While set, writes of this state wait for its promise (a status flush that takes a while). */
+  gate?: { state: TaskStatus["state"]; open: Promise<void> };
   async put(taskId: string, status: TaskStatus): Promise<void> {
+    if (this.gate?.state === status.state) await this.gate.open;
     this.current.set(taskId, status);
     this.history.push(status.error ? `${status.state}(${status.error})` : status.state);
   }

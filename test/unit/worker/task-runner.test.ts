@@ -242,4 +242,45 @@ describe("TaskRunner", () => {
     await task.idle();
     expect(status.history).toEqual(["starting", "removed"]);
   });
+
+  it("starts again a task removed and re-added during its slow start: the aborted start is stopped, a live one runs", async () => {
+    const { handler, calls, control } = recordingHandler();
+    let openGate!: () => void;
+    control.startGate = new Promise((resolve) => (openGate = resolve));
+    const { task, status } = runner(handler);
+    task.set(spec(1, 1));
+    await waitFor("start to be called", () => calls.length === 1);
+    task.set(undefined);
+    task.set(spec(1, 2));
+    openGate();
+    await task.idle();
+    expect(calls).toEqual(["start 1", "stop 1", "stopped 1", "start 1"]);
+    expect(control.contexts.map((ctx) => ctx.signal.aborted)).toEqual([true, false]);
+    expect(task.state).toBe("running");
+    expect(status.current.get("t1")?.state).toBe("running");
+  });
+
+  it("runs again a run() task deleted and put back while its status is being written", async () => {
+    const contexts: TaskContext[] = [];
+    const run = async (_task: Task, ctx: TaskContext) => {
+      contexts.push(ctx);
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    };
+    const { task, status } = runner(run);
+    task.set(spec(1, 1));
+    await task.idle();
+    let openGate!: () => void;
+    status.gate = { state: "running", open: new Promise((resolve) => (openGate = resolve)) };
+    task.set(spec(2, 2));
+    await waitFor("the restart's run", () => contexts.length === 2);
+    // Both arrive while the runner waits for its `running` write to reach etcd.
+    task.set(undefined);
+    task.set(spec(2, 3));
+    status.gate = undefined;
+    openGate();
+    await task.idle();
+    expect(contexts.map((ctx) => ctx.signal.aborted)).toEqual([true, true, false]);
+    expect(task.state).toBe("running");
+    expect(status.current.get("t1")?.state).toBe("running");
+  });
 });

@@ -1,0 +1,151 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { silentLogger, type Task, type TaskStatus } from "../../../src/node/index.js";
+import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
+import type { StatusSink } from "../../../src/worker/status-publisher.js";
+import { TaskRunner, type TaskSpec } from "../../../src/worker/task-runner.js";
+
+/**
+ * Invariants of one task id's runner, whatever order the handler's starts and stops and the status
+ * writes complete in (fc.scheduler picks it) and whatever the master does meanwhile (fc.commands):
+ * - never two incarnations of the task at once (a start is called only once the previous one stopped);
+ * - once everything has settled, with the task key present: exactly one incarnation runs, its signal
+ *   not aborted, of the value the key holds; the runner and its stored status both say `running`;
+ * - once everything has settled, with the key absent: nothing runs, the state is `stopped`, no status.
+ * On the old code the second invariant fails (defect 4): a key deleted and put back during a start or
+ * a status flush leaves the aborted incarnation counted as running.
+ */
+
+/** The master's side: the task key as etcd holds it (undefined: deleted). */
+interface Model {
+  key?: { payload: string; revision: number };
+  revision: number;
+}
+
+/** The worker's side under test, with a handler and a status sink whose every step the scheduler orders. */
+interface Real {
+  runner: TaskRunner;
+  /** Incarnations between their start() call and the end of their stop(). */
+  live: Set<TaskContext>;
+  payloadOf: Map<TaskContext, string>;
+  stored?: TaskStatus;
+  overlaps: number;
+  /** The task key's revision as etcd holds it now (0: absent), for claims. */
+  keyRevision: number;
+}
+
+function spec(payload: string, revision: number): TaskSpec {
+  const task: Task = { id: "t1", payload };
+  return { task, fingerprint: JSON.stringify(task), revision };
+}
+
+function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
+  return () => {
+    const real = { live: new Set(), payloadOf: new Map(), overlaps: 0, keyRevision: 0 } as unknown as Real;
+    const handler: StartStopHandler = {
+      start: async (task, ctx) => {
+        if (real.live.size > 0) real.overlaps++;
+        real.live.add(ctx);
+        real.payloadOf.set(ctx, String(task.payload));
+        await s.schedule(Promise.resolve(), `start ${String(task.payload)}`);
+      },
+      stop: async (task, ctx) => {
+        await s.schedule(Promise.resolve(), `stop ${String(task.payload)}`);
+        real.live.delete(ctx);
+      },
+    };
+    const sink: StatusSink = {
+      put: async (_id, status) => {
+        await s.schedule(Promise.resolve(), `put ${status.state}`);
+        real.stored = status;
+      },
+      remove: async () => {
+        await s.schedule(Promise.resolve(), "remove");
+        real.stored = undefined;
+      },
+      // Stored only while the task key is still at the claimed revision, as etcd's compare does.
+      claim: async (_id, status, revision) => {
+        await s.schedule(Promise.resolve(), `claim ${status.state}@${revision}`);
+        if (revision !== real.keyRevision) return false;
+        real.stored = status;
+        return true;
+      },
+    };
+    real.runner = new TaskRunner({
+      taskId: "t1",
+      worker: "w1",
+      launcher: taskLauncher(handler),
+      status: sink,
+      logger: silentLogger,
+      stopTimeoutMs: 60_000,
+      retry: { initialMs: 1, maxMs: 1 },
+    });
+    return { model: { revision: 0 }, real };
+  };
+}
+
+/** The master writes the task key (a new value, or the same value again at a new revision). */
+class PutKey implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly payload: string) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    model.revision++;
+    model.key = { payload: this.payload, revision: model.revision };
+    real.keyRevision = model.revision;
+    real.runner.set(spec(this.payload, model.revision));
+  }
+  toString = () => `put(${this.payload})`;
+}
+
+/** The master deletes the task key (a drain, a move). */
+class DeleteKey implements fc.AsyncCommand<Model, Real> {
+  check = (model: Readonly<Model>) => model.key !== undefined;
+  async run(model: Model, real: Real): Promise<void> {
+    model.key = undefined;
+    real.keyRevision = 0;
+    real.runner.set(undefined);
+  }
+  toString = () => "delete";
+}
+
+const commands = fc.commands(
+  [fc.constantFrom("a", "b").map((payload) => new PutKey(payload)), fc.constant(new DeleteKey())],
+  { maxCommands: 8 },
+);
+
+describe("TaskRunner, any interleaving (property)", () => {
+  it("never runs two incarnations at once, and settles on exactly what the task key says", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
+        const init = setup(s);
+        let state: { model: Model; real: Real } | undefined;
+        await fc.scheduledModelRun(
+          s,
+          () => {
+            state = init();
+            return state;
+          },
+          cmds,
+        );
+        const { model, real } = state as { model: Model; real: Real };
+        await s.waitIdle();
+        await real.runner.idle();
+        await s.waitIdle();
+        expect(real.overlaps).toBe(0);
+        if (model.key) {
+          const live = [...real.live];
+          expect(live.map((ctx) => [real.payloadOf.get(ctx), ctx.signal.aborted])).toEqual([
+            [model.key.payload, false],
+          ]);
+          expect(real.runner.state).toBe("running");
+          expect(real.stored?.state).toBe("running");
+        } else {
+          expect(real.live.size).toBe(0);
+          expect(real.runner.state).toBe("stopped");
+          expect(real.stored).toBeUndefined();
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
