@@ -1,7 +1,7 @@
 // Example generator: `escheduler master --generator examples/generator.mjs`.
 // A generator module default-exports a function that returns the complete list of tasks; the master
 // calls it on every schedule, so the list may change between calls (edit tasks.json, then
-// `curl -X POST <master>/schedule`). Plain JavaScript so it loads without a build.
+// `escheduler schedule`). Plain JavaScript so it loads without a build.
 import { readFile } from "node:fs/promises";
 
 const TASKS_FILE = process.env.ESCHEDULER_EXAMPLE_TASKS_FILE ?? new URL("./tasks.json", import.meta.url);

@@ -23,6 +23,28 @@ const name = z.string().superRefine((value, ctx) => {
 
 const count = z.coerce.number().int().min(0);
 
+const BOOLEAN_TEXT: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["1", true],
+  ["false", false],
+  ["0", false],
+]);
+
+/** `true`, `1`, `false` or `0` as a boolean; undefined for anything else (a typo must not mean "on"). */
+export function parseBooleanText(text: string): boolean | undefined {
+  return BOOLEAN_TEXT.get(text);
+}
+
+/** A boolean setting: true or false, or (from a variable or a file) "true", "false", 1, 0, "1", "0". */
+export const booleanSetting = z.union([z.boolean(), z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = typeof value === "boolean" ? value : parseBooleanText(String(value));
+  if (parsed === undefined) {
+    ctx.addIssue({ code: "custom", message: "must be true, false, 1 or 0" });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
 const hostPort = z
   .string()
   .regex(/^(\[[^\]]+\]|[^:]*):\d{1,5}$/, "must be host:port (e.g. 0.0.0.0:8080 or :8080)");
@@ -69,7 +91,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   barrierTimeout: duration.default(DEFAULTS.barrierTimeoutMs),
   handoff: z.enum(["wait", "immediate"]).default(DEFAULTS.handoff),
   maxMoving: maxMoving.default(DEFAULTS.maxMoving),
-  httpAdmin: z.boolean().default(false),
+  httpAdmin: booleanSetting.default(false),
   maxRemoval: percent.default(DEFAULTS.maxRemovalPercent),
 });
 

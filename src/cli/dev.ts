@@ -127,7 +127,7 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
           say(`${key === "k" ? "killing" : "stopping"} ${victim.name}`);
           return void victim.stop(key === "k" ? "SIGKILL" : "SIGTERM");
         case "s":
-          return requestSchedule(running.master, say);
+          return requestSchedule(running.master, adminToken, say);
       }
     });
 
@@ -169,10 +169,17 @@ function describeExit({ node, code, signal }: NodeExit): string {
   return `${node.name} ${how}${tail}`;
 }
 
-async function requestSchedule(master: DevNode | undefined, say: (message: string) => void): Promise<void> {
+async function requestSchedule(
+  master: DevNode | undefined,
+  token: string,
+  say: (message: string) => void,
+): Promise<void> {
   if (!master) return;
   try {
-    const response = await fetch(`${master.httpUrl}/schedule?reason=dev`, { method: "POST" });
+    const response = await fetch(`${master.httpUrl}/schedule?reason=dev`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    });
     say(`schedule requested: HTTP ${response.status}`);
   } catch (error) {
     say(`schedule request failed: ${(error as Error).message}`);

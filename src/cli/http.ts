@@ -1,4 +1,5 @@
 /** The operations endpoint of a node: health, readiness, Prometheus metrics, status and (master) schedule. */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
@@ -15,8 +16,10 @@ export interface HttpHandlers {
   status(): unknown;
   /** `GET /metrics`. */
   metrics: Registry;
-  /** `POST /schedule` (master only): returns a JSON answer, or throws `HttpRefusal`. */
+  /** `POST /schedule` (master only, an admin action): returns a JSON answer, or throws `HttpRefusal`. */
   schedule?(reason: string): unknown;
+  /** The bearer token of admin actions (`--http-admin`); without it every state-changing request is refused. */
+  adminToken?: string;
   /** The web console (master only): `GET /` and everything under `/console/`; false when it has no such route. */
   console?(request: IncomingMessage, response: ServerResponse, url: URL): Promise<boolean>;
 }
@@ -45,7 +48,7 @@ export async function serveHttp(
 ): Promise<HttpEndpoint> {
   const { host, port } = parseHostPort(address);
   const server = createServer((request, response) => {
-    route(request, response, handlers).catch((error: unknown) => {
+    route(request, response, handlers, logger).catch((error: unknown) => {
       logger.warn({ err: error, path: request.url }, "http handler failed");
       if (!response.headersSent) reply(response, 500, "text/plain", `${(error as Error).message ?? error}\n`);
       else response.destroy();
@@ -81,6 +84,7 @@ async function route(
   request: IncomingMessage,
   response: ServerResponse,
   handlers: HttpHandlers,
+  logger: Logger,
 ): Promise<void> {
   const url = new URL(request.url ?? "/", "http://localhost");
   const { pathname, searchParams } = url;
@@ -119,12 +123,19 @@ async function route(
     case "/schedule": {
       if (!handlers.schedule) break;
       if (!allow(["POST"])) return;
+      const refusal = adminRefusal(request, handlers.adminToken);
+      if (refusal) {
+        const from = request.socket.remoteAddress;
+        logger.warn({ path: pathname, from, status: refusal.statusCode, reason: refusal.message }, "admin request refused");
+        replyRefusal(response, refusal);
+        return;
+      }
       try {
         const answer = await handlers.schedule(searchParams.get("reason") ?? "http request");
         replyJson(response, 200, answer ?? { requested: true });
       } catch (error) {
         if (!(error instanceof HttpRefusal)) throw error;
-        replyJson(response, error.statusCode, { error: error.message });
+        replyRefusal(response, error);
       }
       return;
     }
@@ -135,6 +146,36 @@ async function route(
     "text/plain",
     "not found: try /healthz, /readyz, /metrics or /status (a master's web console is at /)\n",
   );
+}
+
+/**
+ * Why a state-changing request (`POST /schedule`, the console's actions) is refused, or undefined:
+ * admin actions must be on (403), the bearer token must match (401), and the body must be declared
+ * JSON (415). Both headers make it a non-simple request, which no cross-site form or script can
+ * send without a CORS preflight that this server never grants.
+ */
+export function adminRefusal(request: IncomingMessage, token: string | undefined): HttpRefusal | undefined {
+  if (token === undefined) return new HttpRefusal(403, "admin actions are off: start the master with --http-admin");
+  if (!bearerMatches(request.headers.authorization, token)) {
+    return new HttpRefusal(401, "a valid bearer token (ESCHEDULER_ADMIN_TOKEN) is required");
+  }
+  const type = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") return new HttpRefusal(415, "send Content-Type: application/json");
+  return undefined;
+}
+
+/** Compares digests so the time taken says nothing about the token. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
+  if (presented === undefined) return false;
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  return timingSafeEqual(digest(presented), digest(token));
+}
+
+/** Answers a refusal as `{error}` JSON, with the challenge a 401 calls for. */
+export function replyRefusal(response: ServerResponse, refusal: HttpRefusal): void {
+  if (refusal.statusCode === 401) response.setHeader("WWW-Authenticate", 'Bearer realm="escheduler"');
+  replyJson(response, refusal.statusCode, { error: refusal.message });
 }
 
 export function reply(response: ServerResponse, status: number, contentType: string, body: string): void {

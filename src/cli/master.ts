@@ -1,7 +1,7 @@
 /** `escheduler master --generator <module>`: campaigns and, while leading, balances the tasks over the workers. */
 import type { Etcd3 } from "etcd3";
 import { readLeader } from "../readiness/index.js";
-import { consoleAdmin, createConsole, operatorActions, type WebConsole } from "../console/index.js";
+import { adminToken, createConsole, operatorActions, type WebConsole } from "../console/index.js";
 import { pausedError } from "../master/controls.js";
 import { loadGenerator, Master } from "../master/index.js";
 import { readPaused } from "../operator/index.js";
@@ -15,19 +15,21 @@ import { readStatusReport } from "./status.js";
 import { packageVersion } from "./version.js";
 
 export async function runMaster(options: Record<string, unknown>): Promise<number> {
+  let token: string | undefined;
   const { config, modulePath, name, logger, client } = await prepareNode(
     "master",
     masterConfigSchema,
     options,
-    {
-      flag: "generator",
-      load: loadGenerator,
+    { flag: "generator", load: loadGenerator },
+    // --http-admin without its token is a usage error, found before etcd is reached.
+    (checked) => {
+      token = adminToken(checked);
     },
   );
+  const admin = token === undefined ? undefined : { token, run: operatorActions(client, config.root) };
   let webConsole: WebConsole | undefined;
   try {
     // The console reads etcd only while a page is open; it serves at GET / of --http.
-    const admin = consoleAdmin(config, operatorActions(client, config.root));
     if (config.http) webConsole = createConsole({ client, root: config.root, logger, admin });
     const master = new Master({
       client,
@@ -73,6 +75,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
               }),
               metrics: registry,
               schedule: (reason) => scheduleNow(master, client, config.root, reason, logger),
+              adminToken: token,
               console: webConsole?.routes,
             },
           }

@@ -6,17 +6,32 @@
 import { type Command, Option } from "commander";
 import ms from "ms";
 import { DEFAULTS } from "../node/defaults.js";
-import { readConfigFile } from "./config.js";
+import { parseBooleanText, readConfigFile } from "./config.js";
+import { usageError } from "./errors.js";
 
 /** `--stop-timeout` → `ESCHEDULER_STOP_TIMEOUT`. */
 export function environmentVariable(flag: string): string {
   return `ESCHEDULER_${flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase()}`;
 }
 
-/** Adds `--flag <value>` (or a boolean `--flag`) that its environment variable can also set. */
+/** Variables of boolean settings, by option attribute; commander would take any value as "on". */
+const booleanVariables = new WeakMap<Command, Map<string, string>>();
+
+/**
+ * Adds `--flag <value>` that its environment variable can also set. A boolean `--flag` also gets
+ * `--no-flag`, and its variable must be true, false, 1 or 0 (read in `resolveOptions`).
+ */
 export function addSetting(command: Command, flags: string, description: string): Command {
   const long = flags.split(/[ ,]/).find((part) => part.startsWith("--")) ?? flags;
-  return command.addOption(new Option(flags, description).env(environmentVariable(long)));
+  const variable = environmentVariable(long);
+  const option = new Option(flags, description);
+  if (!option.isBoolean()) return command.addOption(option.env(variable));
+  option.description = `${description} (env: ${variable}=true|false)`;
+  const variables = booleanVariables.get(command) ?? new Map<string, string>();
+  booleanVariables.set(command, variables.set(option.attributeName(), variable));
+  return command
+    .addOption(option)
+    .addOption(new Option(long.replace(/^--/, "--no-"), `turn ${long} off (over ${variable})`));
 }
 
 /** Flags that reach etcd: every command that talks to it has them. */
@@ -70,7 +85,14 @@ export function addNodeOptions(command: Command): Command {
  * `--config` file gives. Throws ERR_CONFIG for an unreadable file or a setting the command lacks.
  */
 export function resolveOptions(command: Command): Record<string, unknown> {
-  const given = command.opts();
+  const given: Record<string, unknown> = { ...command.opts() };
+  for (const [field, variable] of booleanVariables.get(command) ?? []) {
+    const text = process.env[variable];
+    if (given[field] !== undefined || text === undefined) continue;
+    given[field] = parseBooleanText(text);
+    if (given[field] === undefined)
+      throw usageError(`invalid ${variable} ${JSON.stringify(text)}: use true, false, 1 or 0`);
+  }
   if (typeof given.config !== "string") return given;
   const known = new Set(command.options.map((option) => option.attributeName()));
   const fromFile = readConfigFile(given.config, known);

@@ -26,11 +26,14 @@ export async function prepareNode<S extends z.ZodType<SharedConfig>>(
   schema: S,
   options: Record<string, unknown>,
   module: { flag: "generator" | "handler"; load(path: string): Promise<unknown> },
+  /** Checks across settings, run before anything is loaded or reached (a bad flag fails at once). */
+  check?: (config: z.output<S>) => void,
 ): Promise<PreparedNode<z.output<S>>> {
   const modulePath = options[module.flag];
   if (typeof modulePath !== "string" || modulePath === "")
     throw usageError(`--${module.flag} <module> is required`);
   const config = parseConfig(schema, options);
+  check?.(config);
   await module.load(modulePath);
   const name = config.name ?? defaultNodeName();
   const logger = createLogger({ name, role, level: config.logLevel });

@@ -11,19 +11,28 @@ const SCHEDULE_TIMEOUT_MS = 15_000;
 export type AdminRunner = (action: AdminAction, request: AdminRequest) => Promise<unknown>;
 
 /**
- * The console's admin side, or undefined when `--http-admin` is off. With it on, the token must be
- * set: an admin console nobody can authenticate to is a mistake worth one line and exit 2.
+ * The bearer token of admin actions, or undefined when `--http-admin` is off. With it on, the token
+ * must be set: an admin surface nobody can authenticate to is a mistake worth one line and exit 2.
  */
+export function adminToken(
+  options: { httpAdmin: boolean; http?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (!options.httpAdmin) return undefined;
+  if (!options.http) throw usageError("--http-admin needs --http <host:port> to serve the console on");
+  const token = env[ADMIN_TOKEN_VARIABLE]?.trim();
+  if (!token) throw usageError(`--http-admin needs the bearer token in ${ADMIN_TOKEN_VARIABLE}`);
+  return token;
+}
+
+/** The console's admin side (see `adminToken`), or undefined when `--http-admin` is off. */
 export function consoleAdmin(
   options: { httpAdmin: boolean; http?: string },
   run: AdminRunner,
   env: NodeJS.ProcessEnv = process.env,
 ): ConsoleAdmin | undefined {
-  if (!options.httpAdmin) return undefined;
-  if (!options.http) throw usageError("--http-admin needs --http <host:port> to serve the console on");
-  const token = env[ADMIN_TOKEN_VARIABLE]?.trim();
-  if (!token) throw usageError(`--http-admin needs the bearer token in ${ADMIN_TOKEN_VARIABLE}`);
-  return { token, run };
+  const token = adminToken(options, env);
+  return token === undefined ? undefined : { token, run };
 }
 
 /** The actions as the operator commands do them (src/operator): the console adds no logic of its own. */

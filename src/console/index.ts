@@ -5,7 +5,7 @@ import type { Logger } from "../node/index.js";
 import { ConsoleFeed } from "./feed.js";
 import { type ConsoleAdmin, consoleRoutes } from "./routes.js";
 
-export { ADMIN_TOKEN_VARIABLE, consoleAdmin, operatorActions } from "./admin.js";
+export { ADMIN_TOKEN_VARIABLE, adminToken, consoleAdmin, operatorActions } from "./admin.js";
 export { ADMIN_ACTIONS, type AdminAction, type AdminRequest, type ConsoleAdmin } from "./routes.js";
 
 export interface WebConsole {

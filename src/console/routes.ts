@@ -1,8 +1,7 @@
 /** The console's HTTP routes: the page, its event stream, search, and (with --http-admin) operator actions. */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { EXIT_USAGE, exitCodeFor, oneLine } from "../cli/errors.js";
-import { reply, replyJson } from "../cli/http.js";
+import { adminRefusal, reply, replyJson, replyRefusal } from "../cli/http.js";
 import { firstLine } from "../errors.js";
 import type { Logger } from "../node/index.js";
 import { loadAssets } from "./assets.js";
@@ -73,15 +72,10 @@ async function runAction(
   admin: ConsoleAdmin | undefined,
 ): Promise<void> {
   const from = request.socket.remoteAddress;
-  if (!admin) {
-    logger.warn({ action, from }, "console action refused: admin actions are off (--http-admin)");
-    replyJson(response, 403, { error: "admin actions are off: start the master with --http-admin" });
-    return;
-  }
-  if (!bearerMatches(request.headers.authorization, admin.token)) {
-    logger.warn({ action, from }, "console action refused: missing or wrong bearer token");
-    response.setHeader("WWW-Authenticate", 'Bearer realm="escheduler"');
-    replyJson(response, 401, { error: "a valid bearer token (ESCHEDULER_ADMIN_TOKEN) is required" });
+  const refusal = adminRefusal(request, admin?.token);
+  if (refusal || !admin) {
+    logger.warn({ action, from, status: refusal?.statusCode, reason: refusal?.message }, "console action refused");
+    if (refusal) replyRefusal(response, refusal);
     return;
   }
   if (!(ADMIN_ACTIONS as readonly string[]).includes(action)) {
@@ -103,14 +97,6 @@ async function runAction(
     logger.warn({ action, err: error }, "console action failed");
     replyJson(response, exitCodeFor(error) === EXIT_USAGE ? 400 : 500, { error: oneLine(error) });
   }
-}
-
-/** Compares digests so the time taken says nothing about the token. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
-  if (presented === undefined) return false;
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(presented), digest(token));
 }
 
 async function readJsonBody(request: IncomingMessage): Promise<AdminRequest> {

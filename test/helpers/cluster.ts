@@ -136,6 +136,8 @@ export class Cluster {
   readonly recordFile: string;
   readonly generatorFile: string;
   readonly endpoints: string[];
+  /** Every master runs with --http-admin and this bearer token (POST /schedule needs it). */
+  readonly adminToken = "cluster-admin-token";
   /** Set once the recorder runs (`Cluster.create`). */
   history!: EtcdHistory;
   private tasks: Task[] = [];
@@ -212,9 +214,11 @@ export class Cluster {
       this.options.handoff ?? "wait",
       "--http",
       http,
+      "--http-admin",
       ...(options.args ?? []),
     ];
-    return this.add(name, "master", args, { ESCHEDULER_GENERATOR_FILE: this.generatorFile }, http);
+    const env = { ESCHEDULER_GENERATOR_FILE: this.generatorFile, ESCHEDULER_ADMIN_TOKEN: this.adminToken };
+    return this.add(name, "master", args, env, http);
   }
 
   startWorker(name: string, options: { etcd?: string[]; args?: string[] } = {}): EschedulerNode {
@@ -330,6 +334,7 @@ export class Cluster {
     if (!http) throw new Error(`no leading master of this cluster to ask (leader: ${leader})`);
     const response = await fetch(`http://${http}/schedule?reason=test`, {
       method: "POST",
+      headers: { Authorization: `Bearer ${this.adminToken}`, "Content-Type": "application/json" },
       signal: AbortSignal.timeout(15_000),
     });
     return { status: response.status, body: await response.text() };

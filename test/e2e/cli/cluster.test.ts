@@ -22,6 +22,8 @@ const WORKER_TTL_MS = 4_000;
 /** Well under bin/escheduler.js's 3 s fallback exit: a stopped node must not wait for it. */
 const STOPPED_TO_EXIT_MS = 1_500;
 
+const ADMIN_TOKEN = "cluster-test-token";
+
 describe("a master and three workers as real processes", () => {
   const root = uniqueRoot("cli-cluster");
   const keys = keyLayout(root);
@@ -39,7 +41,11 @@ describe("a master and three workers as real processes", () => {
   const startNode = async (role: "master" | "worker", name: string, extra: string[]) => {
     const http = `127.0.0.1:${await freePort()}`;
     const process = new CliProcess([role, "--name", name, "--http", http, ...connection, ...extra], {
-      env: { ESCHEDULER_EXAMPLE_TASKS: String(TASKS), ESCHEDULER_EXAMPLE_START_MS: "20" },
+      env: {
+        ESCHEDULER_EXAMPLE_TASKS: String(TASKS),
+        ESCHEDULER_EXAMPLE_START_MS: "20",
+        ESCHEDULER_ADMIN_TOKEN: ADMIN_TOKEN,
+      },
     });
     return { process, http: `http://${http}` };
   };
@@ -83,6 +89,7 @@ describe("a master and three workers as real processes", () => {
       "2s",
       "--rebalance-wait",
       "200ms",
+      "--http-admin",
     ]);
     for (const name of ["w1", "w2", "w3"]) await startWorker(name);
     await waitFor("the cluster to be ready", async () => clusterReadiness(await view()).ready, 30_000);
@@ -114,7 +121,11 @@ describe("a master and three workers as real processes", () => {
     });
     expect((await fetch(`${master.http}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${master.http}/metrics`)).text()).toMatch(/^escheduler_master_leader 1$/m);
-    const scheduled = await fetch(`${master.http}/schedule`, { method: "POST" });
+    expect((await fetch(`${master.http}/schedule`, { method: "POST" })).status).toBe(401);
+    const scheduled = await fetch(`${master.http}/schedule`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+    });
     expect(scheduled.status).toBe(200);
     expect(await scheduled.json()).toMatchObject({ tasks: TASKS, workers: 3, moved: 0 });
 

@@ -154,6 +154,22 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
     }
   });
 
+  it("validates every flag before it reaches etcd: --http-admin without a token fails at once", async () => {
+    const nobody = `127.0.0.1:${await freePort()}`;
+    const args = ["master", "--generator", EXAMPLE_GENERATOR, "--http", "127.0.0.1:0", "--http-admin"];
+    const env = { ESCHEDULER_ADMIN_TOKEN: "" };
+    const result = await runCli([...args, "--etcd", nobody, "--dial-timeout", "20s"], { env });
+    expectOneLineUsageError(result, /--http-admin needs the bearer token in ESCHEDULER_ADMIN_TOKEN/);
+  });
+
+  it("rejects a boolean variable that is not true, false, 1 or 0", async () => {
+    const env = { ESCHEDULER_HTTP_ADMIN: "yes" };
+    expectOneLineUsageError(
+      await runCli(["master", "--generator", EXAMPLE_GENERATOR, ...node()], { env }),
+      /invalid ESCHEDULER_HTTP_ADMIN "yes": use true, false, 1 or 0/,
+    );
+  });
+
   it("rejects TLS files that cannot be read", async () => {
     expectOneLineUsageError(
       await runCli(["status", "--etcd", etcd(), "--etcd-ca", join(modules, "missing-ca.pem")]),

@@ -239,25 +239,26 @@ describe("console routes", () => {
     expect(snapshot).toMatchObject({ root: space.root, admin: false, totals: { workers: 2, tasks: 4 } });
   });
 
-  it("refuse actions when admin is off (403), without or with a wrong token (401), and run them with it", async () => {
+  it("refuse actions when admin is off (403), without or with a wrong token (401), not sent as JSON (415), and run them with it", async () => {
     const readOnly = await serveConsole(testSpace("console-ro"));
     const done: string[] = [];
     const admin = await serveConsole(testSpace("console-admin"), { token: "s3cret-token", done });
-    const post = (base: string, action: string, token?: string) =>
+    const post = (base: string, action: string, token?: string, type = "application/json") =>
       fetch(`${base}/console/actions/${action}`, {
         method: "POST",
-        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        headers: { "Content-Type": type, ...(token ? { Authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify({ worker: "w1" }),
       });
 
     const off = await post(readOnly, "cordon", "s3cret-token");
     const missing = await post(admin, "cordon");
     const wrong = await post(admin, "cordon", "guess");
+    const simple = await post(admin, "cordon", "s3cret-token", "text/plain");
     const unknown = await post(admin, "reboot", "s3cret-token");
     const ok = await post(admin, "cordon", "s3cret-token");
 
-    expect([off.status, missing.status, wrong.status, unknown.status, ok.status]).toEqual([
-      403, 401, 401, 404, 200,
+    expect([off.status, missing.status, wrong.status, simple.status, unknown.status, ok.status]).toEqual([
+      403, 401, 401, 415, 404, 200,
     ]);
     expect(await ok.json()).toEqual({ action: "cordon" });
     expect(done).toEqual(["cordon w1"]);
