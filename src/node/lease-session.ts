@@ -106,8 +106,9 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     });
     lease.on("lost", (error) => this.reportLoss(error));
     this.keepaliveIntervalMs = Math.max(100, Math.floor(ttlMs / 4));
-    // An attempt unanswered within an interval is given up, so several fit before loss is reported.
-    this.keepalives = new KeepaliveStream(connection, id, this.keepaliveIntervalMs, {
+    // Keep-alives go out every interval whatever is outstanding; a late answer still counts from its
+    // send time, so only the rule (nothing sent within ttl − margin confirmed) fences.
+    this.keepalives = new KeepaliveStream(connection, id, this.lossThresholdMs, {
       answered: (sentAt, ttlSeconds) => this.answered(sentAt, ttlSeconds),
       failed: (error) => this.keepaliveFailed(error),
     });

@@ -10,6 +10,8 @@ export class TcpProxy {
   private partitioned = false;
   /** While set, data is queued (not dropped) and delivered in order by `release()`. */
   private held?: Array<() => void>;
+  /** One-way delay added to everything forwarded, in either direction (order kept). */
+  private latencyMs = 0;
   /** etcd peers (member ids in hex) whose connections through this proxy are black-holed. */
   private readonly cutOff = new Set<string>();
   port = 0;
@@ -53,6 +55,11 @@ export class TcpProxy {
     for (const deliver of held) deliver();
   }
 
+  /** Delays every chunk by `ms` in each direction (a round trip gains 2 × ms); 0 forwards at once again. */
+  setLatency(ms: number): void {
+    this.latencyMs = ms;
+  }
+
   /** Forward again; connections that were black-holed are reset so clients reconnect cleanly. */
   heal(): void {
     this.partitioned = false;
@@ -80,9 +87,11 @@ export class TcpProxy {
     });
     const blackHoled = () => this.partitioned || (sender !== undefined && this.cutOff.has(sender));
     const forward = (from: Socket, to: Socket) => {
-      from.on("data", (chunk) => {
+      const delayed = new DelayLine((chunk) => to.write(chunk));
+      from.on("data", (chunk: Buffer) => {
         if (blackHoled()) return;
         if (this.held) this.held.push(() => to.write(chunk));
+        else if (this.latencyMs > 0 || delayed.busy) delayed.push(chunk, this.latencyMs);
         else to.write(chunk);
       });
       from.on("close", () => {
@@ -93,5 +102,31 @@ export class TcpProxy {
     };
     forward(client, upstream);
     forward(upstream, client);
+  }
+}
+
+/** Delivers chunks after a delay, in the order they came (a later chunk never overtakes). */
+class DelayLine {
+  private readonly queue: Array<{ at: number; chunk: Buffer }> = [];
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly deliver: (chunk: Buffer) => void) {}
+
+  get busy(): boolean {
+    return this.queue.length > 0;
+  }
+
+  push(chunk: Buffer, delayMs: number): void {
+    const at = Math.max(Date.now() + delayMs, this.queue.at(-1)?.at ?? 0);
+    this.queue.push({ at, chunk });
+    this.timer ??= setTimeout(() => this.pump(), delayMs);
+  }
+
+  private pump(): void {
+    this.timer = undefined;
+    while (this.queue.length > 0 && (this.queue[0] as { at: number }).at <= Date.now())
+      this.deliver((this.queue.shift() as { chunk: Buffer }).chunk);
+    const next = this.queue[0];
+    if (next) this.timer = setTimeout(() => this.pump(), Math.max(0, next.at - Date.now()));
   }
 }

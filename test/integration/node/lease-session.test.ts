@@ -51,6 +51,56 @@ describe("LeaseSession", () => {
     }
   });
 
+  it("keeps a lease whose keep-alives take 900 ms round trips at TTL 3 s: late answers count from their send time", async () => {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    const direct = testClient();
+    try {
+      // Fenced 2.5 s after the last confirmed send: each confirmation then comes 1.65 s after its send
+      // at worst (one 750 ms interval plus a 900 ms round trip), leaving room for a loaded machine.
+      const session = await LeaseSession.grant(proxied, { ttlMs: 3_000, marginMs: 500 });
+      // etcd turns slow: every round trip now takes 900 ms, more than the keep-alive interval.
+      proxy.setLatency(450);
+      const { root } = testSpace("slow");
+      await direct.put(`/${root}/held`).value("1").lease(session.id).exec();
+      const confirmed: number[] = [];
+      session.on("keepalive", (sentAt) => confirmed.push(sentAt));
+      const lost: Error[] = [];
+      void session.lost.then((reason) => lost.push(reason));
+      // Three TTLs of slow answers: each keep-alive renews the lease on etcd; none may be thrown away.
+      const since = Date.now();
+      await waitFor("three TTLs, or a loss", () => lost.length > 0 || Date.now() - since > 9_000, 15_000);
+      expect(lost.map((reason) => reason.message)).toEqual([]);
+      expect(confirmed.length).toBeGreaterThanOrEqual(8);
+      expect(await direct.get(`/${root}/held`).string()).toBe("1");
+      await session.close();
+    } finally {
+      proxied.close();
+      await proxy.stop();
+    }
+  }, 30_000);
+
+  it("still fences by the rule when round trips outlast ttl − margin, though etcd renews the lease", async () => {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    try {
+      const session = await LeaseSession.grant(proxied, { ttlMs: 3_000 });
+      await new Promise((resolve) => session.once("keepalive", resolve));
+      proxy.setLatency(1_500);
+      const slowSince = performance.now();
+      await session.lost;
+      // No keep-alive sent within 2.1 s (ttl − margin) can be confirmed by a 3 s round trip.
+      expect(performance.now() - slowSince).toBeLessThan(2_100 + 500);
+    } finally {
+      proxied.close();
+      await proxy.stop();
+    }
+  });
+
   it("reports loss on time when the wall clock steps back (the watchdog runs on a monotonic clock)", async () => {
     const [host, port] = etcdEndpoints()[0].split(":");
     const proxy = new TcpProxy({ host, port: Number(port) });
