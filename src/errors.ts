@@ -8,6 +8,7 @@ export type ErrorCode =
   | "ERR_NAME_TAKEN"
   | "ERR_LEASE_LOST"
   | "ERR_NOT_ASSIGNED"
+  | "ERR_RUN_LOCKED"
   | "ERR_BARRIER_TIMEOUT"
   | "ERR_GENERATOR"
   | "ERR_DEPOSED"

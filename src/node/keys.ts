@@ -102,6 +102,20 @@ export class KeyLayout {
     return this.pair(key, this.statusPrefix);
   }
 
+  /** Prefix of the run locks: `/R/run/<taskId>` = the worker running it, under that worker's lease. */
+  get runLocksPrefix(): string {
+    return `${this.prefix}run/`;
+  }
+  /** A task's run lock, taken with its start claim: while it exists no other worker may start the task. */
+  runLock(taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.runLocksPrefix + taskId;
+  }
+  /** Task id of a run lock key, or undefined when the key is not one. */
+  parseRunLock(key: string): string | undefined {
+    return this.leaf(key, this.runLocksPrefix);
+  }
+
   get electionPrefix(): string {
     return `${this.prefix}election`;
   }

@@ -69,16 +69,26 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
       await this.status.flushed();
       return;
     }
-    // The first state of an assignment claims it: stored only while the task key is still as seen.
-    if (!(await this.status.claim(status, spec.revision)))
+    // The first state of an assignment claims it: stored only while the task key is still as seen
+    // and no other worker holds the task's run lock.
+    const claim = await this.status.claim(status, spec.revision);
+    if (claim.heldBy !== undefined)
+      throw this.refusal(
+        `run lock held by worker ${JSON.stringify(claim.heldBy)}: the task runs there`,
+        "ERR_RUN_LOCKED",
+      );
+    if (!claim.claimed)
       throw this.refusal("its task key changed before the start was claimed (the master moved it)");
     this.claimed = spec;
     this.changed(state, error);
   }
 
-  private refusal(why: string): EschedulerError {
+  private refusal(
+    why: string,
+    code: "ERR_NOT_ASSIGNED" | "ERR_RUN_LOCKED" = "ERR_NOT_ASSIGNED",
+  ): EschedulerError {
     return new EschedulerError(
-      "ERR_NOT_ASSIGNED",
+      code,
       `task ${JSON.stringify(this.taskId)} on worker ${JSON.stringify(this.options.worker)}: state refused, ${why}`,
     );
   }

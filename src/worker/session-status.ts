@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IRequestOp } from "etcd3";
 import {
   type KeyLayout,
   type LeaseSession,
@@ -8,8 +8,9 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import { MAX_TXN_OPS } from "./status-writer.js";
-import type { StatusSink } from "./status-publisher.js";
+import { type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";
+import { RunLocks } from "./run-lock.js";
 
 /**
  * A session's status keys, through a `StatusWriter` under its lease, that a suspended lease can cut
@@ -50,8 +51,8 @@ export class SessionStatus implements StatusSink {
     return this.writer?.remove(taskId) ?? Promise.resolve();
   }
 
-  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
-    return this.writer?.claim(taskId, status, taskRevision) ?? Promise.resolve(false);
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<ClaimResult> {
+    return this.writer?.claim(taskId, status, taskRevision) ?? Promise.resolve(NOT_CLAIMED);
   }
 
   /** Stops writing and waiting until `resume()`: queued and in-flight writes resolve at once. */
@@ -61,18 +62,23 @@ export class SessionStatus implements StatusSink {
   }
 
   /**
-   * Writes again, after deleting the status keys of tasks that are no longer busy here (`busy` says
-   * which still run or stop): their last writes were skipped while suspended.
+   * Writes again, after deleting the status keys (and run locks) of tasks that are no longer busy
+   * here (`busy` says which still run or stop): their last writes were skipped while suspended.
    */
   async resume(busy: (taskId: string) => boolean): Promise<void> {
     const prefix = this.keys.workerStatusPrefix(this.worker);
+    const locks = new RunLocks(this.client, this.keys, this.worker, this.lease.id);
     try {
       const stored = await readPrefixPaged(this.client, prefix, { keysOnly: true });
       const stale = stored.kvs.filter((kv) => !busy(kv.key.toString().slice(prefix.length)));
-      for (let i = 0; i < stale.length; i += MAX_TXN_OPS) {
-        const success = stale
-          .slice(i, i + MAX_TXN_OPS)
-          .map((kv) => ({ request_delete_range: { key: kv.key } }));
+      // Two operations each: the status, and the run lock if this lease holds it.
+      const perTxn = Math.floor(MAX_TXN_OPS / 2) - 1;
+      for (let i = 0; i < stale.length; i += perTxn) {
+        const success = stale.slice(i, i + perTxn).flatMap((kv): IRequestOp[] => {
+          const taskId = this.keys.parseStatus(kv.key.toString())?.taskId;
+          const status = { request_delete_range: { key: kv.key } };
+          return taskId === undefined ? [status] : [status, locks.release(taskId)];
+        });
         await this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
       }
     } catch (error) {

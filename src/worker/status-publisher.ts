@@ -1,22 +1,36 @@
 import type { TaskStatus } from "../node/index.js";
 import { SerialJob } from "../runtime/index.js";
 
+/**
+ * How a start claim ended: stored (with the task's run lock), refused because the task key changed
+ * or went (the master moved it) or there is no lease, or refused because another holder has the
+ * task's run lock; `released` then resolves once that lock changes (or rejects when `signal` aborts).
+ */
+export type ClaimResult =
+  | { claimed: true; heldBy?: undefined }
+  | { claimed: false; heldBy?: undefined }
+  | { claimed: false; heldBy: string; released: (signal: AbortSignal) => Promise<void> };
+
+export const CLAIMED: ClaimResult = { claimed: true };
+export const NOT_CLAIMED: ClaimResult = { claimed: false };
+
 /** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
 export interface StatusSink {
   put(taskId: string, status: TaskStatus): Promise<void>;
+  /** Deletes the status, and with it the task's run lock if this worker's lease holds it. */
   remove(taskId: string): Promise<void>;
   /**
-   * Writes the status only while the task key still has mod revision `taskRevision`; false when it
-   * changed or went (the master may already be handing the task to someone else), or with no lease.
+   * Writes the status and takes the task's run lock (`/R/run/<id>`) in one transaction, only while
+   * the task key still has mod revision `taskRevision` and no other lease holds the lock.
    */
-  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean>;
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<ClaimResult>;
 }
 
 interface QueuedStatus {
   /** Undefined: delete the key. */
   status?: TaskStatus;
   /** With a claim: the task key's mod revision that must still hold, and who waits for the outcome. */
-  claim?: { taskRevision: number; settle: (claimed: boolean) => void };
+  claim?: { taskRevision: number; settle: (result: ClaimResult) => void };
 }
 
 /**
@@ -41,8 +55,8 @@ export class StatusPublisher {
     this.writer.request();
   }
 
-  /** Queues a status that is stored only if the task key is still at `taskRevision`; resolves with whether it was. */
-  claim(status: TaskStatus, taskRevision: number): Promise<boolean> {
+  /** Queues a status that is stored only as a start claim (see `StatusSink.claim`); resolves with its outcome. */
+  claim(status: TaskStatus, taskRevision: number): Promise<ClaimResult> {
     return new Promise((settle) => {
       this.queue.push({ status, claim: { taskRevision, settle } });
       this.writer.request();
@@ -63,9 +77,9 @@ export class StatusPublisher {
     while (this.queue.length > 0) {
       const { status, claim } = this.queue.shift() as QueuedStatus;
       if (claim && status) {
-        const claimed = await this.sink.claim(this.taskId, status, claim.taskRevision);
-        claim.settle(claimed);
-        if (!claimed) continue;
+        const result = await this.sink.claim(this.taskId, status, claim.taskRevision);
+        claim.settle(result);
+        if (!result.claimed) continue;
       } else if (status) await this.sink.put(this.taskId, status);
       else await this.sink.remove(this.taskId);
       this.stored = status;

@@ -8,7 +8,8 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
-import type { StatusSink } from "./status-publisher.js";
+import { RunLocks } from "./run-lock.js";
+import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
 export const MAX_TXN_OPS = 128;
@@ -23,15 +24,19 @@ export const STATUS_LINGER_MS = 20;
 const MAX_IN_FLIGHT = 4;
 
 interface PendingWrite {
+  taskId: string;
+  /** The status key. */
   key: string;
-  /** Undefined: delete the key. */
+  /** Undefined: delete the key (and release the task's run lock). */
   value?: string;
-  /** Write only while this key still has this mod revision (a claim on the task key). */
+  /** A start claim: written only while the task key still has this mod revision, with the run lock. */
   guard?: { key: string; modRevision: number };
-  /** Called once with whether the write was applied. */
-  done: (applied: boolean) => void;
+  /** Called once with the outcome (a plain write: claimed when applied). */
+  done: (result: ClaimResult) => void;
   /** Key, value and guard bytes, plus the framing of its operations. */
   bytes: number;
+  /** Operations in the transaction: a claim and a deletion carry the run lock's too. */
+  ops: number;
 }
 
 /**
@@ -45,6 +50,8 @@ export class StatusWriter implements StatusSink {
   /** Aborted when the lease ends or `close()` is called: nothing more is written, nothing waits. */
   private readonly closed = new AbortController();
   private queuedBytes = 0;
+  private queuedOps = 0;
+  private readonly locks: RunLocks;
   private linger?: NodeJS.Timeout;
   private flushScheduled = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
@@ -58,28 +65,40 @@ export class StatusWriter implements StatusSink {
     private readonly logger: Logger,
     private readonly lingerMs = STATUS_LINGER_MS,
   ) {
+    this.locks = new RunLocks(client, keys, worker, session.id);
     session.signal.addEventListener("abort", () => this.close(), { once: true });
   }
 
   put(taskId: string, status: TaskStatus): Promise<void> {
-    return this.enqueue(this.keys.status(this.worker, taskId), JSON.stringify(status)).then(() => undefined);
+    return this.enqueue(taskId, JSON.stringify(status)).then(() => undefined);
   }
 
   remove(taskId: string): Promise<void> {
-    return this.enqueue(this.keys.status(this.worker, taskId), undefined).then(() => undefined);
+    return this.enqueue(taskId, undefined).then(() => undefined);
   }
 
-  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+  claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<ClaimResult> {
     const guard = { key: this.keys.task(this.worker, taskId), modRevision: taskRevision };
-    return this.enqueue(this.keys.status(this.worker, taskId), JSON.stringify(status), guard);
+    return this.enqueue(taskId, JSON.stringify(status), guard);
   }
 
-  private enqueue(key: string, value: string | undefined, guard?: PendingWrite["guard"]): Promise<boolean> {
-    if (this.closed.signal.aborted) return Promise.resolve(false);
-    const bytes = key.length + (value?.length ?? 0) + (guard ? guard.key.length + 16 : 0) + 32;
+  private enqueue(
+    taskId: string,
+    value: string | undefined,
+    guard?: PendingWrite["guard"],
+  ): Promise<ClaimResult> {
+    if (this.closed.signal.aborted) return Promise.resolve(NOT_CLAIMED);
+    const key = this.keys.status(this.worker, taskId);
+    const withLock = guard !== undefined || value === undefined;
+    const lockBytes = withLock
+      ? this.keys.runLocksPrefix.length + taskId.length + this.worker.length + 32
+      : 0;
+    const bytes = key.length + (value?.length ?? 0) + (guard ? guard.key.length + 16 : 0) + lockBytes + 32;
+    const ops = withLock ? 2 : 1;
     return new Promise((done) => {
-      this.queue.push({ key, value, guard, done, bytes });
+      this.queue.push({ taskId, key, value, guard, done, bytes, ops });
       this.queuedBytes += bytes;
+      this.queuedOps += ops;
       this.schedule();
     });
   }
@@ -97,8 +116,9 @@ export class StatusWriter implements StatusSink {
     const dropped = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
+    this.queuedOps = 0;
     clearTimeout(this.linger);
-    for (const write of dropped) write.done(false);
+    for (const write of dropped) write.done(NOT_CLAIMED);
   }
 
   /**
@@ -117,7 +137,7 @@ export class StatusWriter implements StatusSink {
   }
 
   private batchFull(): boolean {
-    return this.queue.length >= MAX_TXN_OPS || this.queuedBytes >= MAX_BYTES;
+    return this.queuedOps >= MAX_TXN_OPS || this.queuedBytes >= MAX_BYTES;
   }
 
   /** Sends full batches; once the linger is over, the rest too. */
@@ -133,8 +153,9 @@ export class StatusWriter implements StatusSink {
   }
 
   /**
-   * Up to MAX_TXN_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
-   * twice); scans only as far as it takes.
+   * Up to MAX_TXN_OPS operations and MAX_BYTES with distinct keys (etcd rejects a transaction
+   * naming a key twice); scans only as far as it takes. A run lock's release is a nested transaction,
+   * which etcd counts on top of the outer ones: a batch with one keeps one operation spare.
    */
   private takeBatch(): PendingWrite[] {
     const batch: PendingWrite[] = [];
@@ -142,19 +163,26 @@ export class StatusWriter implements StatusSink {
     const later: PendingWrite[] = [];
     let scanned = 0;
     let bytes = 0;
-    while (scanned < this.queue.length && batch.length < MAX_TXN_OPS) {
+    let ops = 0;
+    let spare = 0;
+    while (scanned < this.queue.length) {
       const write = this.queue[scanned] as PendingWrite;
-      if (batch.length > 0 && bytes + write.bytes > MAX_BYTES) break;
+      const needs = write.value === undefined ? 1 : spare;
+      if (batch.length > 0 && (bytes + write.bytes > MAX_BYTES || ops + write.ops + needs > MAX_TXN_OPS))
+        break;
       scanned++;
       if (keys.has(write.key)) later.push(write);
       else {
         keys.add(write.key);
         batch.push(write);
         bytes += write.bytes;
+        ops += write.ops;
+        spare = needs;
       }
     }
     this.queue.splice(0, scanned, ...later);
     this.queuedBytes -= bytes;
+    this.queuedOps -= ops;
     return batch;
   }
 
@@ -164,9 +192,10 @@ export class StatusWriter implements StatusSink {
     let applied = false;
     try {
       if (this.closed.signal.aborted) return;
-      // A refused claim drops out and the rest is sent again: another round trip only when a task key changed.
-      for (let refused = await this.commit(batch); refused.size > 0; refused = await this.commit(batch)) {
-        for (const write of refused) write.done(false);
+      // A refused claim drops out and the rest is sent again: another round trip only when a task
+      // key changed or a run lock was not as believed.
+      for (let refused = await this.commit(batch); refused; refused = await this.commit(batch)) {
+        for (const [write, result] of refused) write.done(result);
         batch = batch.filter((write) => !refused.has(write));
       }
       applied = true;
@@ -187,48 +216,80 @@ export class StatusWriter implements StatusSink {
       this.inFlight--;
       if (retry) {
         this.queue.unshift(...batch);
-        for (const write of batch) this.queuedBytes += write.bytes;
-      } else for (const write of batch) write.done(applied);
+        for (const write of batch) {
+          this.queuedBytes += write.bytes;
+          this.queuedOps += write.ops;
+        }
+      } else for (const write of batch) write.done(applied ? CLAIMED : NOT_CLAIMED);
       this.schedule();
     }
   }
 
   /**
-   * One transaction: every write of the batch, if every claimed task key is still as seen. Returns
-   * the writes whose claim no longer holds (empty when applied), read in the same round trip.
+   * One transaction: every write of the batch, if every claimed task key is still as seen and every
+   * claimed run lock free or already this lease's. Undefined when applied; otherwise the claims
+   * refused, read in the same round trip (empty when only a belief about a lock was corrected).
    */
-  private async commit(batch: PendingWrite[]): Promise<Set<PendingWrite>> {
-    if (batch.length === 0) return new Set();
+  private async commit(batch: PendingWrite[]): Promise<Map<PendingWrite, ClaimResult> | undefined> {
+    if (batch.length === 0) return undefined;
     const lease = this.session.id;
-    const guarded = batch.filter((write) => write.guard !== undefined);
-    const guardKey = (write: PendingWrite) => Buffer.from((write.guard as { key: string }).key);
-    const operations: IRequestOp[] = batch.map(({ key, value }) =>
-      value === undefined
-        ? { request_delete_range: { key: Buffer.from(key) } }
-        : { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } },
-    );
+    const { locks } = this;
+    const claims = batch.filter((write) => write.guard !== undefined);
+    const guardOf = (write: PendingWrite) => write.guard as { key: string; modRevision: number };
+    const operations: IRequestOp[] = batch.flatMap(({ taskId, key, value, guard }): IRequestOp[] => {
+      if (value === undefined)
+        return [{ request_delete_range: { key: Buffer.from(key) } }, locks.release(taskId)];
+      const put: IRequestOp = { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } };
+      return guard ? [put, locks.take(taskId)] : [put];
+    });
     const response = await unlessAborted(
       this.client.kv.txn(
         {
-          compare: guarded.map((write) => ({
-            key: guardKey(write),
-            target: "Mod" as const,
-            result: "Equal" as const,
-            mod_revision: write.guard?.modRevision,
-          })),
+          compare: claims.flatMap((write) => [
+            {
+              key: Buffer.from(guardOf(write).key),
+              target: "Mod" as const,
+              result: "Equal" as const,
+              mod_revision: guardOf(write).modRevision,
+            },
+            locks.compare(write.taskId),
+          ]),
           success: operations,
-          failure: guarded.map((write) => ({ request_range: { key: guardKey(write), keys_only: true } })),
+          failure: claims.flatMap((write) => [
+            { request_range: { key: Buffer.from(guardOf(write).key), keys_only: true } },
+            locks.read(write.taskId),
+          ]),
         },
         requestDeadline(),
       ),
       this.closed.signal,
     );
-    if (response.succeeded) return new Set();
-    return new Set(
-      guarded.filter((write, i) => {
-        const current = response.responses[i]?.response_range?.kvs[0]?.mod_revision;
-        return Number(current ?? 0) !== write.guard?.modRevision;
-      }),
-    );
+    if (response.succeeded) {
+      for (const write of batch) {
+        if (write.guard) locks.taken(write.taskId);
+        else if (write.value === undefined) locks.released(write.taskId);
+      }
+      return undefined;
+    }
+    const revision = Number(response.header.revision);
+    const refused = new Map<PendingWrite, ClaimResult>();
+    let corrected = false;
+    claims.forEach((write, i) => {
+      const taskKey = response.responses[2 * i]?.response_range?.kvs[0];
+      if (Number(taskKey?.mod_revision ?? 0) !== guardOf(write).modRevision) {
+        refused.set(write, NOT_CLAIMED);
+        return;
+      }
+      const judged = locks.judge(
+        write.taskId,
+        response.responses[2 * i + 1]?.response_range?.kvs[0],
+        revision,
+      );
+      if (judged) refused.set(write, judged);
+      else corrected = true;
+    });
+    if (refused.size === 0 && !corrected)
+      throw new Error("status transaction refused, yet every claim holds");
+    return refused;
   }
 }

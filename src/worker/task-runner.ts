@@ -3,6 +3,7 @@ import { type Logger, type Task, type TaskState, type TaskStatus } from "../node
 import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
 import { type AssignedTask, type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
+import { CLAIMED, type ClaimResult } from "./status-publisher.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";
@@ -64,6 +65,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
   private readonly passes: SerialJob;
   /** The spec whose start claim etcd refused: not started again until a newer spec arrives. */
   private refused?: TaskSpec;
+  /** While another worker holds the task's run lock: ends the wait for that lock to change. */
+  private lockWait?: AbortController;
   private readonly backoff;
   private readonly logger: Logger;
 
@@ -102,6 +105,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       this.backoff.reset();
       this.retryAfterMs = undefined;
       this.sleeper?.abort();
+      this.lockWait?.abort();
       for (const incarnation of [this.launching, this.active]) {
         if (incarnation && incarnation.fingerprint !== spec?.fingerprint) {
           incarnation.controller.abort(
@@ -176,14 +180,20 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       stopping: false,
     };
     this.launching = incarnation;
+    this.lockWait?.abort();
+    this.lockWait = undefined;
     try {
-      if (!(await this.report("starting", incarnation.attempt, undefined, spec.revision))) {
+      const claim = await this.report("starting", incarnation.attempt, undefined, spec.revision);
+      if (!claim.claimed) {
         this.launching = undefined;
-        this.refused = spec;
-        this.logger.debug(
-          { revision: spec.revision },
-          "task key changed before the start was claimed; not starting",
-        );
+        if (claim.heldBy !== undefined) this.blocked(incarnation.attempt, claim);
+        else {
+          this.refused = spec;
+          this.logger.debug(
+            { revision: spec.revision },
+            "task key changed before the start was claimed; not starting",
+          );
+        }
         return;
       }
       controller.signal.throwIfAborted();
@@ -212,11 +222,35 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     }
   }
 
-  private fail(attempt: number, error: unknown, message: string): void {
+  private fail(attempt: number, error: unknown, message: string, level: "warn" | "info" = "warn"): void {
     const reason = firstLine(error) || "unknown error";
     this.retryAfterMs = this.backoff.next();
-    this.logger.warn({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
+    this.logger[level]({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
     this.report("failed", attempt, reason);
+  }
+
+  /**
+   * Another worker holds the task's run lock (a second assignment of one task): shown as `failed`
+   * with who holds it, and claimed again once the lock changes (or after the retry backoff).
+   */
+  private blocked(attempt: number, claim: Extract<ClaimResult, { heldBy: string }>): void {
+    const error = new EschedulerError(
+      "ERR_RUN_LOCKED",
+      `run lock held by worker ${JSON.stringify(claim.heldBy)}: the task runs there`,
+    );
+    this.fail(attempt, error, "task not started: another worker holds its run lock", "info");
+    const wait = new AbortController();
+    this.lockWait = wait;
+    claim.released(wait.signal).then(
+      () => {
+        if (this.lockWait !== wait) return;
+        this.lockWait = undefined;
+        this.retryAfterMs = undefined;
+        this.sleeper?.abort();
+        this.kick();
+      },
+      () => {},
+    );
   }
 
   private async stop(incarnation: Incarnation): Promise<void> {
@@ -248,16 +282,16 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     this.changed("stopped");
   }
 
-  /** Reports a state; with `claimRevision`, stores it only as a claim and resolves with whether it held. */
+  /** Reports a state; with `claimRevision`, stores it only as a claim and resolves with its outcome. */
   private report(
     state: TaskState,
     attempt: number,
     error?: string,
     claimRevision?: number,
-  ): Promise<boolean> {
+  ): Promise<ClaimResult> {
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
-    let stored = Promise.resolve(true);
+    let stored = Promise.resolve(CLAIMED);
     if (claimRevision === undefined) this.status.publish(status);
     else stored = this.status.claim(status, claimRevision);
     this.changed(state, error);

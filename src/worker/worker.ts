@@ -135,7 +135,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
    * For a worker without a handler: records the state of a task its user runs (`stopped` deletes the
    * status). Reports of one task apply in order; the first state of an assignment claims the task
    * like a handler's start does. Rejects with ERR_NOT_ASSIGNED any state but `stopped` for a task
-   * that is not assigned to this worker (or was moved before its claim landed).
+   * that is not assigned to this worker (or was moved before its claim landed), and with
+   * ERR_RUN_LOCKED a first state while another worker holds the task's run lock (`/R/run/<id>`).
    */
   async reportTaskState(taskId: string, state: TaskRunState, error?: string): Promise<void> {
     if (this.launcher)

@@ -20,8 +20,8 @@ describe("claiming a task start", () => {
       writer.claim("moved", starting, Number(moved.header.revision)),
     ]);
 
-    expect(kept).toBe(true);
-    expect(refused).toBe(false);
+    expect(kept.claimed).toBe(true);
+    expect(refused).toEqual({ claimed: false });
     expect(await client.get(keys.status("w1", "kept")).string()).toContain("starting");
     expect(await client.get(keys.status("w1", "moved")).string()).toBeNull();
     await session.close();
@@ -42,7 +42,7 @@ describe("claiming a task start", () => {
       writer.put("plain", starting),
     ]);
 
-    expect(claimed).toEqual([true, false, true, false]);
+    expect(claimed.map((result) => result.claimed)).toEqual([true, false, true, false]);
     const stored = await client.getAll().prefix(keys.workerStatusPrefix("w1")).keys();
     expect(stored.sort()).toEqual(["a", "c", "plain"].map((id) => keys.status("w1", id)));
     await session.close();

@@ -1,5 +1,10 @@
 import type { TaskStatus } from "../../../src/node/index.js";
-import type { StatusSink } from "../../../src/worker/status-publisher.js";
+import {
+  CLAIMED,
+  type ClaimResult,
+  NOT_CLAIMED,
+  type StatusSink,
+} from "../../../src/worker/status-publisher.js";
 
 /** Status keys kept in memory: the runner's view of `/R/status/<me>/`. */
 export class MemoryStatus implements StatusSink {
@@ -20,13 +25,55 @@ export class MemoryStatus implements StatusSink {
   readonly staleRevisions = new Set<number>();
   /** Every claim, in order: the task and the task key revision it was made on. */
   readonly claims: Array<{ taskId: string; revision: number }> = [];
-  async claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<boolean> {
+  /** Run locks held by other workers (task id → holder): claims of those tasks are refused. */
+  private readonly foreignLocks = new Map<string, string>();
+  private readonly lockWaiters = new Set<{ taskId: string; wake: () => void }>();
+
+  async claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<ClaimResult> {
     this.claims.push({ taskId, revision: taskRevision });
     if (this.staleRevisions.has(taskRevision)) {
       this.history.push("claim refused");
-      return false;
+      return NOT_CLAIMED;
+    }
+    const holder = this.foreignLocks.get(taskId);
+    if (holder !== undefined) {
+      this.history.push(`claim refused (locked by ${holder})`);
+      return { claimed: false, heldBy: holder, released: (signal) => this.lockChange(taskId, signal) };
     }
     await this.put(taskId, status);
-    return true;
+    return CLAIMED;
+  }
+
+  /** Another worker takes (holder) or releases (undefined) a task's run lock; waiting claims hear of it. */
+  setForeignLock(taskId: string, holder: string | undefined): void {
+    if (holder === undefined) this.foreignLocks.delete(taskId);
+    else this.foreignLocks.set(taskId, holder);
+    for (const waiter of this.lockWaiters) if (waiter.taskId === taskId) waiter.wake();
+  }
+
+  /** Claims waiting for a run lock to change. */
+  get lockWaits(): number {
+    return this.lockWaiters.size;
+  }
+
+  private lockChange(taskId: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        taskId,
+        wake: () => {
+          this.lockWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      this.lockWaiters.add(waiter);
+      signal.addEventListener(
+        "abort",
+        () => {
+          this.lockWaiters.delete(waiter);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
   }
 }

@@ -43,6 +43,21 @@ describe("ReportedTask (a task the worker's user runs and reports)", () => {
     expect(task.state).toBe("stopped");
   });
 
+  it("refuses the start with ERR_RUN_LOCKED naming the holder while another worker holds the run lock", async () => {
+    const { task, status } = reported();
+    status.setForeignLock("t1", "w2");
+    task.set(spec(7));
+    await expect(task.report("starting")).rejects.toMatchObject({
+      code: "ERR_RUN_LOCKED",
+      message: expect.stringContaining('run lock held by worker "w2"'),
+    });
+    expect(status.current.size).toBe(0);
+
+    status.setForeignLock("t1", undefined);
+    await task.report("starting");
+    expect(status.current.get("t1")).toMatchObject({ state: "starting" });
+  });
+
   it("refuses any state but stopped once the task is no longer assigned", async () => {
     const { task, status } = reported();
     task.set(spec(7));

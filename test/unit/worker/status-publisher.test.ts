@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TaskStatus } from "../../../src/node/index.js";
-import { StatusPublisher, type StatusSink } from "../../../src/worker/status-publisher.js";
+import { CLAIMED, StatusPublisher, type StatusSink } from "../../../src/worker/status-publisher.js";
 
 /** A sink whose writes complete only when the test says so. */
 function manualSink() {
@@ -16,7 +16,7 @@ function manualSink() {
   const sink: StatusSink = {
     put: (_id, status) => write(status.state),
     remove: () => write("removed"),
-    claim: (_id, status) => write(status.state).then(() => true),
+    claim: (_id, status) => write(status.state).then(() => CLAIMED),
   };
   const completeNext = async () => {
     pending.shift()?.();

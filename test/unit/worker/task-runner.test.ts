@@ -144,6 +144,43 @@ describe("TaskRunner", () => {
     expect(status.current.get("t1")?.state).toBe("running");
   });
 
+  it("does not start a task whose run lock another worker holds: shows it failed naming the holder, and starts once the lock is released", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler, { retry: { initialMs: 60_000, maxMs: 60_000 } });
+    status.setForeignLock("t1", "w2");
+    task.set(spec("a"));
+    await waitFor("the refusal to be shown", () => task.state === "failed");
+    expect(calls).toEqual([]);
+    expect(task.error).toBe('run lock held by worker "w2": the task runs there');
+    expect(status.history).toEqual([
+      "claim refused (locked by w2)",
+      'failed(run lock held by worker "w2": the task runs there)',
+    ]);
+
+    // Released: claimed again at once, not after the 60 s backoff.
+    status.setForeignLock("t1", undefined);
+    await waitFor("the task to run", () => task.state === "running");
+    expect(calls).toEqual(['start "a"']);
+    expect(status.current.get("t1")).toMatchObject({ state: "running", attempt: 2 });
+  });
+
+  it("claims again after a held run lock changes hands, and stops waiting once the task is unassigned", async () => {
+    const { handler, calls } = recordingHandler();
+    const { task, status } = runner(handler, { retry: { initialMs: 60_000, maxMs: 60_000 } });
+    status.setForeignLock("t1", "w2");
+    task.set(spec("a"));
+    await waitFor("the wait for the lock", () => status.lockWaits === 1);
+    status.setForeignLock("t1", "w3");
+    await waitFor("the refusal naming the new holder", () => task.error?.includes('"w3"'));
+    expect(status.lockWaits).toBe(1);
+
+    task.set(undefined);
+    await task.idle();
+    expect(status.lockWaits).toBe(0);
+    expect(calls).toEqual([]);
+    expect(status.current.has("t1")).toBe(false);
+  });
+
   it("serialises operations: a removal during a slow start aborts its signal and stops it only after it started", async () => {
     const { handler, calls, control } = recordingHandler();
     let openGate!: () => void;
