@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { silentLogger, type Task, type TaskStatus } from "../../../src/node/index.js";
 import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
-import type { StatusSink } from "../../../src/worker/status-publisher.js";
+import { CLAIMED, NOT_CLAIMED, type StatusSink } from "../../../src/worker/status-publisher.js";
 import { TaskRunner, type TaskSpec } from "../../../src/worker/task-runner.js";
 
 /**
@@ -66,9 +66,9 @@ function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
       // Stored only while the task key is still at the claimed revision, as etcd's compare does.
       claim: async (_id, status, revision) => {
         await s.schedule(Promise.resolve(), `claim ${status.state}@${revision}`);
-        if (revision !== real.keyRevision) return false;
+        if (revision !== real.keyRevision) return NOT_CLAIMED;
         real.stored = status;
-        return true;
+        return CLAIMED;
       },
     };
     real.runner = new TaskRunner({
