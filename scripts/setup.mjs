@@ -2,7 +2,8 @@
 // Set-up for `npm start`, `npm test` and `npm run bench`, using only Node built-ins so it runs
 // before node_modules exists: install dependencies when missing or stale, build when dist/ is
 // stale, and make sure an etcd binary is available (Debian's etcd-server when running as root); with
-// --browser also Debian's chromium, for the web console's browser test.
+// --browser (`npm test`) also Debian's chromium (the web console's browser test) and prometheus
+// (its promtool checks the monitoring rules).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -70,17 +71,21 @@ if (newestUnder(join(root, "src")) > mtime(join(root, "dist", "index.js"))) {
 }
 
 // 3. System packages from Debian, with one `apt-get update` for all: etcd (the one real dependency)
-// and, with --browser (`npm test`), the Chromium the web console's browser test drives.
+// and, with --browser (`npm test`), the Chromium the web console's browser test drives and the
+// promtool (package `prometheus`) that checks and unit-tests monitoring/'s rules and dashboard.
 const chromium = process.env.CHROMIUM_BINARY ?? "/usr/bin/chromium";
+const promtool = process.env.PROMTOOL ?? "promtool";
+const forTests = process.argv.includes("--browser");
 const missing = [];
 if (!process.env.ETCD_ENDPOINTS && !onPath("etcd")) missing.push(["etcd-server", "etcd"]);
-if (process.argv.includes("--browser") && !existsSync(chromium)) missing.push(["chromium", chromium]);
+if (forTests && !existsSync(chromium)) missing.push(["chromium", chromium]);
+if (forTests && !onPath(promtool)) missing.push(["prometheus", promtool]);
 if (missing.length > 0) {
   const packages = missing.map(([name]) => name);
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   if (!isRoot || !onPath("apt-get")) {
     fail(
-      `missing ${missing.map(([, what]) => what).join(" and ")}: install Debian's ${packages.join(" and ")} (sudo apt-get install ${packages.join(" ")}); for etcd you may instead put an etcd binary on PATH or set ETCD_ENDPOINTS, for Chromium set CHROMIUM_BINARY`,
+      `missing ${missing.map(([, what]) => what).join(" and ")}: install Debian's ${packages.join(" and ")} (sudo apt-get install ${packages.join(" ")}); for etcd you may instead put an etcd binary on PATH or set ETCD_ENDPOINTS, for Chromium set CHROMIUM_BINARY, for promtool PROMTOOL`,
     );
   }
   say(`installing ${packages.join(" and ")} (apt-get install)`);
@@ -92,6 +97,8 @@ if (missing.length > 0) {
     fail("apt-get installed etcd-server but no `etcd` binary is on PATH");
   if (packages.includes("chromium") && !existsSync(chromium))
     fail(`apt-get installed chromium but there is no ${chromium}`);
+  if (packages.includes("prometheus") && !onPath(promtool))
+    fail(`apt-get installed prometheus but no \`${promtool}\` is on PATH`);
 }
 if (!quiet && !process.env.ETCD_ENDPOINTS) {
   const version = execFileSync("etcd", ["--version"], { encoding: "utf8" }).split("\n")[0];

@@ -126,7 +126,10 @@ async function route(
       const refusal = adminRefusal(request, handlers.adminToken);
       if (refusal) {
         const from = request.socket.remoteAddress;
-        logger.warn({ path: pathname, from, status: refusal.statusCode, reason: refusal.message }, "admin request refused");
+        logger.warn(
+          { path: pathname, from, status: refusal.statusCode, reason: refusal.message },
+          "admin request refused",
+        );
         replyRefusal(response, refusal);
         return;
       }
@@ -155,7 +158,8 @@ async function route(
  * send without a CORS preflight that this server never grants.
  */
 export function adminRefusal(request: IncomingMessage, token: string | undefined): HttpRefusal | undefined {
-  if (token === undefined) return new HttpRefusal(403, "admin actions are off: start the master with --http-admin");
+  if (token === undefined)
+    return new HttpRefusal(403, "admin actions are off: start the master with --http-admin");
   if (!bearerMatches(request.headers.authorization, token)) {
     return new HttpRefusal(401, "a valid bearer token (ESCHEDULER_ADMIN_TOKEN) is required");
   }

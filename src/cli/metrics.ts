@@ -2,11 +2,18 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Master } from "../master/index.js";
 import type { Worker } from "../worker/index.js";
+import { packageVersion } from "./version.js";
 
-/** A registry with Node's process metrics (CPU, memory, event-loop lag, …). */
+/** A registry with Node's process metrics (CPU, memory, event-loop lag, …) and `escheduler_build_info`. */
 export function createRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: "escheduler_build_info",
+    help: "Always 1; the labels name the escheduler version and the Node.js version running it",
+    labelNames: ["version", "node_version"] as const,
+    registers: [registry],
+  }).set({ version: packageVersion(), node_version: process.versions.node }, 1);
   return registry;
 }
 
@@ -69,8 +76,21 @@ export function observeMaster(master: Master, registry: Registry): void {
     labelNames: ["mode"] as const,
     registers,
   });
+  const registered = new Gauge({
+    name: "escheduler_workers_registered",
+    help: "Registered workers the last applied schedule read (cordoned and draining ones included)",
+    registers,
+  });
+  const unassigned = new Gauge({
+    name: "escheduler_tasks_unassigned",
+    help: "Generated tasks the last applied schedule could place on no worker, by reason (capacity: no worker has room)",
+    labelNames: ["reason"] as const,
+    registers,
+  });
   leader.set(0);
   paused.set(0);
+  registered.set(0);
+  unassigned.set({ reason: "capacity" }, 0);
   for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
   schedules.inc({ outcome: "applied" }, 0);
   schedules.inc({ outcome: "failed" }, 0);
@@ -95,6 +115,8 @@ export function observeMaster(master: Master, registry: Registry): void {
     lastTasks.set({ kind: "unassigned" }, figures.unassigned);
     cordoned.set({ mode: "cordon" }, figures.cordoned);
     cordoned.set({ mode: "drain" }, figures.draining);
+    registered.set(figures.workers);
+    unassigned.set({ reason: "capacity" }, figures.unassigned);
   });
   master.on("scheduleFailed", ({ reason }) => {
     schedules.inc({ outcome: reason === "removal_guard" ? "refused" : "failed" });
@@ -106,7 +128,7 @@ export function observeMaster(master: Master, registry: Registry): void {
 const TASK_STATES = ["starting", "running", "failed", "stopping"] as const;
 const WORKER_STATUSES = ["new", "registered", "in_barrier", "left_barrier", "lost", "dead"] as const;
 
-/** Tasks by state, lifecycle status, watch resyncs and lease losses of a worker (labelled with its name). */
+/** Tasks by state, lifecycle status, start latency, watch resyncs, lease health of a worker (labelled with its name). */
 export function observeWorker(worker: Worker, registry: Registry): void {
   const name = worker.name;
   const registers = [registry];
@@ -145,16 +167,55 @@ export function observeWorker(worker: Worker, registry: Registry): void {
   });
   const leaseLosses = new Counter({
     name: "escheduler_lease_losses_total",
-    help: "Times the worker lost its lease and stopped its tasks (self-fencing)",
+    help: "Times the worker's lease was lost (etcd said it is gone, or a whole TTL passed unconfirmed); it registers anew",
     labelNames: ["worker"] as const,
+    registers,
+  });
+  const suspensions = new Counter({
+    name: "escheduler_lease_suspensions_total",
+    help: "Times the worker stopped every task because no keep-alive was confirmed within TTL minus the margin (self-fencing)",
+    labelNames: ["worker"] as const,
+    registers,
+  });
+  const keepalives = new Histogram({
+    name: "escheduler_keepalive_round_trip_seconds",
+    help: "From sending a lease keep-alive to etcd confirming it",
+    labelNames: ["worker"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const starts = new Histogram({
+    name: "escheduler_task_start_seconds",
+    help: "From a task's assignment reaching this worker to its handler reporting it running (start claim included)",
+    labelNames: ["worker"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
   for (const change of ["added", "removed"]) changes.inc({ worker: name, change }, 0);
   resyncs.inc({ worker: name }, 0);
   leaseLosses.inc({ worker: name }, 0);
+  suspensions.inc({ worker: name }, 0);
+  keepalives.zero({ worker: name });
+  starts.zero({ worker: name });
+  // When each task's assignment arrived, until its first `running`.
+  const assignedAt = new Map<string, number>();
 
-  worker.on("added", () => changes.inc({ worker: name, change: "added" }));
-  worker.on("removed", () => changes.inc({ worker: name, change: "removed" }));
+  worker.on("added", (task) => {
+    changes.inc({ worker: name, change: "added" });
+    assignedAt.set(task.id, performance.now());
+  });
+  worker.on("removed", (id) => {
+    changes.inc({ worker: name, change: "removed" });
+    assignedAt.delete(id);
+  });
+  worker.on("taskState", ({ task, state }) => {
+    const since = assignedAt.get(task);
+    if (state !== "running" || since === undefined) return;
+    starts.observe({ worker: name }, (performance.now() - since) / 1000);
+    assignedAt.delete(task);
+  });
   worker.on("resync", () => resyncs.inc({ worker: name }));
   worker.on("leaseLost", () => leaseLosses.inc({ worker: name }));
+  worker.on("suspended", () => suspensions.inc({ worker: name }));
+  worker.on("keepalive", ({ roundTripMs }) => keepalives.observe({ worker: name }, roundTripMs / 1000));
 }

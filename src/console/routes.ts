@@ -74,7 +74,10 @@ async function runAction(
   const from = request.socket.remoteAddress;
   const refusal = adminRefusal(request, admin?.token);
   if (refusal || !admin) {
-    logger.warn({ action, from, status: refusal?.statusCode, reason: refusal?.message }, "console action refused");
+    logger.warn(
+      { action, from, status: refusal?.statusCode, reason: refusal?.message },
+      "console action refused",
+    );
     if (refusal) replyRefusal(response, refusal);
     return;
   }

@@ -80,4 +80,6 @@ export interface WorkerEvents {
   stopOverrun: [{ tasks: string[]; stopTimeoutMs: number }];
   /** Registration refused for now (worker cap, or the name still held by an old lease). */
   registrationWaiting: [EschedulerError];
+  /** etcd confirmed a keep-alive of the worker's lease `roundTripMs` after it was sent. */
+  keepalive: [{ roundTripMs: number }];
 }

@@ -250,6 +250,9 @@ export class Worker extends SafeEmitter<WorkerEvents> {
           resumable: true,
           logger: this.logger,
         });
+        lease.on("keepalive", (sentAt) =>
+          this.emit("keepalive", { roundTripMs: performance.now() - sentAt }),
+        );
         await registerWhenAdmitted({
           client: this.client,
           keys: this.keys,

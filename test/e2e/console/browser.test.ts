@@ -98,7 +98,9 @@ describe("the web console in headless Chromium", () => {
     await page.waitForSelector("#admin-result.bad");
     expect(await page.textContent("#admin-result")).toContain("refused (HTTP 401)");
     expect(await cluster.client.get(cluster.keys.cordon("w1")).string()).toBeNull();
-    expect(master.process.stdout + master.process.stderr).toMatch(/"status":401.*"msg":"console action refused"/);
+    expect(master.process.stdout + master.process.stderr).toMatch(
+      /"status":401.*"msg":"console action refused"/,
+    );
 
     await page.fill("#admin-token", cluster.adminToken);
     await page.click(cordonW1);

@@ -72,7 +72,7 @@ describe("the npm package, installed from its tarball into an empty project", ()
   }, 180_000);
   afterAll(() => rmSync(project, { recursive: true, force: true }));
 
-  it("ships the build, the binary, the examples, the web console's files and the licence, but no sources, maps or set-up script", () => {
+  it("ships the build, the binary, the examples, the web console's files, the monitoring files and the licence, but no sources, maps or set-up script", () => {
     const listing = run("npm", ["pack", "--ignore-scripts", "--dry-run", "--json"], REPO);
     const files: string[] = JSON.parse(listing.stdout)[0].files.map((file: { path: string }) => file.path);
     expect(files).toEqual(
@@ -83,6 +83,11 @@ describe("the npm package, installed from its tarball into an empty project", ()
         "dist/index.d.ts",
         "console/index.html",
         "console/console.js",
+        "monitoring/alerts.yml",
+        "monitoring/alerts.test.yml",
+        "monitoring/dashboard.json",
+        "examples/kubernetes/monitoring/prometheus-rule.yaml",
+        "examples/kubernetes/monitoring/service-monitor.yaml",
       ]),
     );
     expect(files.filter((file) => /^(src|scripts|test)\/|\.map$/.test(file))).toEqual([]);

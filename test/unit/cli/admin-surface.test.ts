@@ -37,9 +37,9 @@ describe("POST /schedule is an admin action: token, JSON and --http-admin (issue
     const { url, reasons } = await serve("s3cret");
     expect((await post(url, {})).status).toBe(401);
     expect((await post(url, { "Content-Type": "text/plain" })).status).toBe(401);
-    expect((await post(url, { Authorization: "Bearer wrong", "Content-Type": "application/json" })).status).toBe(
-      401,
-    );
+    expect(
+      (await post(url, { Authorization: "Bearer wrong", "Content-Type": "application/json" })).status,
+    ).toBe(401);
     expect(reasons).toEqual([]);
   });
 
@@ -101,15 +101,18 @@ describe("boolean settings parse true|false|1|0 from variables and files (issue 
     expect(httpAdmin([])).toBe(expected);
   });
 
-  it.each(["yes", "", "False ", "2"])("ESCHEDULER_HTTP_ADMIN=%j is refused with ERR_CONFIG naming it", (value) => {
-    process.env.ESCHEDULER_HTTP_ADMIN = value;
-    expect(() => httpAdmin([])).toThrow(
-      expect.objectContaining({
-        code: "ERR_CONFIG",
-        message: expect.stringMatching(/ESCHEDULER_HTTP_ADMIN .*true, false, 1 or 0/),
-      }),
-    );
-  });
+  it.each(["yes", "", "False ", "2"])(
+    "ESCHEDULER_HTTP_ADMIN=%j is refused with ERR_CONFIG naming it",
+    (value) => {
+      process.env.ESCHEDULER_HTTP_ADMIN = value;
+      expect(() => httpAdmin([])).toThrow(
+        expect.objectContaining({
+          code: "ERR_CONFIG",
+          message: expect.stringMatching(/ESCHEDULER_HTTP_ADMIN .*true, false, 1 or 0/),
+        }),
+      );
+    },
+  );
 
   it("--no-http-admin wins over the variable, --http-admin over the file", () => {
     process.env.ESCHEDULER_HTTP_ADMIN = "true";
