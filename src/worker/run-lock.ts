@@ -19,12 +19,15 @@ export class RunLocks {
     private readonly lease: string,
   ) {}
 
-  /** The claim's condition on the lock: absent, or held under this lease already (a restart, a retry). */
+  /**
+   * The claim's condition on the lock: held under this lease already (a restart, a retry), or not
+   * held by any lease — absent (etcd compares a missing key's lease as 0), or written without a
+   * lease by someone else, which no live worker stands behind and the claim overwrites.
+   */
   compare(taskId: string): ICompare {
     const key = Buffer.from(this.keys.runLock(taskId));
-    return this.held.has(taskId)
-      ? { key, target: "Lease", result: "Equal", lease: this.lease }
-      : { key, target: "Create", result: "Equal", create_revision: 0 };
+    const lease = this.held.has(taskId) ? this.lease : 0;
+    return { key, target: "Lease", result: "Equal", lease };
   }
 
   take(taskId: string): IRequestOp {
@@ -65,10 +68,10 @@ export class RunLocks {
    * may be sent again (undefined).
    */
   judge(taskId: string, lock: IKeyValue | undefined, revision: number): ClaimResult | undefined {
-    if (!lock) this.held.delete(taskId);
+    if (!lock || lock.lease === "0") this.held.delete(taskId);
     else if (lock.lease === this.lease) this.held.add(taskId);
     else {
-      const holder = lock.value.toString();
+      const holder = lock.value.toString().slice(0, 200);
       return {
         claimed: false,
         heldBy: holder,

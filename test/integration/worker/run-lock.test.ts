@@ -70,6 +70,19 @@ describe("the run lock a start claim takes", () => {
     await w2.lease.close();
   });
 
+  it("written without a lease (by a script) blocks nothing: no live worker stands behind it, the claim takes it over", async () => {
+    const { client, keys } = testSpace("rlock-leaseless");
+    const w1 = await writerOf(client, keys, "w1");
+    const revision = await w1.assign("t");
+    await client.put(keys.runLock("t")).value("evil");
+
+    expect((await w1.writer.claim("t", starting, revision)).claimed).toBe(true);
+
+    const lock = (await client.get(keys.runLock("t")).exec()).kvs[0];
+    expect([lock?.value.toString(), lock?.lease]).toEqual(["w1", w1.lease.id]);
+    await w1.lease.close();
+  });
+
   it("lets its holder claim again (a retry, a restart), also from a new writer on the same lease", async () => {
     const { client, keys } = testSpace("rlock-again");
     const w1 = await writerOf(client, keys, "w1");
