@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue, IRequestOp, IResponseOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { delay, exponentialBackoff } from "../runtime/index.js";
+import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -103,6 +103,23 @@ function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number): Eschedule
   );
 }
 /**
+ * Resolves at once while the lease is trusted, else once it resumes: a suspended lease may already be
+ * expiring on etcd, so nothing is registered under it (rejects when the lease ends or `signal` aborts).
+ */
+async function untilTrusted(session: LeaseSession, signal: AbortSignal, logger: Logger): Promise<void> {
+  if (!session.suspended) return;
+  logger.warn({ lease: session.id }, "lease suspended: waiting for it to resume before registering");
+  let onResumed!: () => void;
+  const resumed = new Promise<void>((resolve) => (onResumed = resolve));
+  session.once("resumed", onResumed);
+  try {
+    await unlessAborted(resumed, signal);
+  } finally {
+    session.off("resumed", onResumed);
+  }
+}
+
+/**
  * Registers, retrying with backoff while the cap is reached (and, when `retryNameTaken`, while an
  * old registration of the same name has not expired yet), logging why it waits.
  */
@@ -122,6 +139,7 @@ export async function registerWhenAdmitted(
     : options.session.signal;
   for (;;) {
     signal.throwIfAborted();
+    await untilTrusted(options.session, signal, logger);
     try {
       await registerWorker(options);
       return;

@@ -1,3 +1,4 @@
+import { EschedulerError } from "../errors.js";
 import type { LeaseSession, Logger } from "../node/index.js";
 import type { WatchChange } from "../watcher/index.js";
 import type { SessionStatus } from "./session-status.js";
@@ -35,6 +36,17 @@ export class Suspension {
   constructor(private readonly hooks: SuspensionHooks) {
     hooks.lease.on("suspended", (reason) => this.suspend(reason));
     hooks.lease.on("resumed", () => this.resume());
+    // Suspended since before this session (while it waited to register): nothing may start until resumed.
+    if (hooks.lease.suspended)
+      this.suspend(
+        new EschedulerError("ERR_LEASE_LOST", `lease ${hooks.lease.id} suspended before the session began`),
+      );
+  }
+
+  /** Sets the worker's status, or (while suspended) the status to return to once resumed. */
+  setStatus(status: WorkerStatus): void {
+    if (this.from === undefined) this.hooks.host.setStatus(status);
+    else this.from = status;
   }
 
   /** Records a view of the task keys; false while suspended (the session must not act on it). */

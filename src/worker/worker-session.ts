@@ -112,7 +112,7 @@ export class WorkerSession {
     const { client, keys, name } = this.options;
     const signal = AbortSignal.any([this.lease.signal, stop]);
     this.logger.info({ lease: this.lease.id }, "worker registered");
-    this.options.host.setStatus("registered");
+    this.suspension.setStatus("registered");
     const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger: this.logger });
     const plan = new PrefixWatcher(client, keys.plan, { logger: this.logger });
     // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
@@ -135,7 +135,7 @@ export class WorkerSession {
         lease: this.lease,
         logger: this.logger,
         signal,
-        setStatus: (status) => this.options.host.setStatus(status),
+        setStatus: (status) => this.suspension.setStatus(status),
         carriesShare: () => this.carriesShare(),
         nextChange: () => this.options.host.nextChange(),
       });

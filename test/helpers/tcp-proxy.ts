@@ -10,6 +10,10 @@ export class TcpProxy {
   private partitioned = false;
   /** While set, data is queued (not dropped) and delivered in order by `release()`. */
   private held?: Array<() => void>;
+  /** Which connections (by accept order) `hold()` delays. */
+  private holding: (connection: number) => boolean = () => true;
+  /** Connections accepted so far: the next one gets this index. */
+  connections = 0;
   /** One-way delay added to everything forwarded, in either direction (order kept). */
   private latencyMs = 0;
   /** etcd peers (member ids in hex) whose connections through this proxy are black-holed. */
@@ -43,9 +47,13 @@ export class TcpProxy {
     this.cutOff.add(memberIdHex.toLowerCase());
   }
 
-  /** Delay everything: data in either direction waits, in order, until `release()`; connections stay up. */
-  hold(): void {
+  /**
+   * Delay everything (or only the connections `which` picks, by accept order): data in either
+   * direction waits, in order, until `release()`; connections stay up.
+   */
+  hold(which: (connection: number) => boolean = () => true): void {
     this.held ??= [];
+    this.holding = which;
   }
 
   /** Delivers what `hold()` delayed and forwards at once again. */
@@ -75,6 +83,7 @@ export class TcpProxy {
   }
 
   private pipe(client: Socket): void {
+    const connection = this.connections++;
     const upstream = createConnection(this.target);
     this.sockets.add(client);
     this.sockets.add(upstream);
@@ -90,7 +99,7 @@ export class TcpProxy {
       const delayed = new DelayLine((chunk) => to.write(chunk));
       from.on("data", (chunk: Buffer) => {
         if (blackHoled()) return;
-        if (this.held) this.held.push(() => to.write(chunk));
+        if (this.held && this.holding(connection)) this.held.push(() => to.write(chunk));
         else if (this.latencyMs > 0 || delayed.busy) delayed.push(chunk, this.latencyMs);
         else to.write(chunk);
       });

@@ -11,7 +11,8 @@ import { MemoryStatus } from "./memory-status.js";
 const keys = keyLayout("unit");
 
 /** A lease the test loses or closes by hand (no etcd). */
-function fakeLease() {
+function fakeLease(startSuspended = false) {
+  let suspended = startSuspended;
   const controller = new AbortController();
   let resolveLost!: (reason: Error) => void;
   const revoked: string[] = [];
@@ -22,6 +23,9 @@ function fakeLease() {
     signal: controller.signal,
     get active() {
       return !controller.signal.aborted;
+    },
+    get suspended() {
+      return suspended && !controller.signal.aborted;
     },
     lost: new Promise<Error>((resolve) => (resolveLost = resolve)),
     close: async () => {
@@ -35,8 +39,14 @@ function fakeLease() {
     controller.abort(reason);
     resolveLost(reason);
   };
-  const suspend = (reason: Error) => events.emit("suspended", reason);
-  const resume = () => events.emit("resumed");
+  const suspend = (reason: Error) => {
+    suspended = true;
+    events.emit("suspended", reason);
+  };
+  const resume = () => {
+    suspended = false;
+    events.emit("resumed");
+  };
   return { lease: lease as unknown as LeaseSession, lose, suspend, resume, revoked };
 }
 
@@ -79,9 +89,9 @@ function handler() {
   };
 }
 
-function session(options: { handler?: unknown; stopTimeoutMs?: number } = {}) {
+function session(options: { handler?: unknown; stopTimeoutMs?: number; suspended?: boolean } = {}) {
   const status = new MemoryStatus();
-  const lease = fakeLease();
+  const lease = fakeLease(options.suspended);
   const recorder = recordingHost();
   const workerSession = new WorkerSession({
     client: {} as Etcd3,
@@ -191,6 +201,21 @@ describe("WorkerSession (one registration's assignment table and fencing, with a
     ]);
     expect(events.filter((event) => !event.startsWith("removed"))).toEqual(["suspended", "resumed"]);
     expect(statuses.slice(-2)).toEqual(["lost", "left_barrier"]);
+  });
+
+  it("on a lease suspended before the session was made: says lost and starts nothing until the lease resumes", async () => {
+    const h = handler();
+    const { session: s, status, resume, events, statuses } = session({ handler: h.handler, suspended: true });
+    expect(statuses).toEqual(["lost"]);
+    s.applySnapshot(snapshot("a"), () => 5);
+    await s.idle();
+    expect(h.running.size).toBe(0);
+    expect(status.claims).toEqual([]);
+
+    resume();
+    await waitFor("a running", () => running(status, ["a"]));
+    expect(status.claims.map((claim) => `${claim.taskId}@${claim.revision}`)).toEqual(["a@5"]);
+    expect(events).toEqual(["suspended", "resumed"]);
   });
 
   it("close() keeps the lease while a stop overruns the stop timeout, reports the overrun, then revokes", async () => {
