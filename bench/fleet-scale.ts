@@ -131,7 +131,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
         BINARY,
         "master",
         ...["--generator", GENERATOR, "--interval", "1h"],
-        ...["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`, "--max-workers", String(workerCount)],
+        ...["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`],
         ...["--etcd", etcd.hostPort, "--root", root, "--ttl", `${TTL_MS}ms`, "--log-level", "warn"],
       ],
       {

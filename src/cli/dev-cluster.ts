@@ -175,8 +175,7 @@ export class DevCluster {
       // The first workers gather in the barrier; later ones (added with "+") join without a cap.
       "--workers",
       String(this.options.workers),
-      "--max-workers",
-      "0",
+      ...(role === "worker" ? ["--max-workers", "0"] : []),
       ...DEV_TIMINGS,
     ];
     const env = { ...process.env, ESCHEDULER_EXAMPLE_TASKS: String(this.options.tasks), ...extraEnv };

@@ -66,8 +66,10 @@ function buildProgram(run: Runner, actions: Actions): Command {
     .addHelpText(
       "after",
       `
-Every flag of a command can also come from an environment variable (--etcd: ESCHEDULER_ETCD,
---stop-timeout: ESCHEDULER_STOP_TIMEOUT, ...) or a --config JSON file; flags win, then variables.
+The flags of master and worker and the connection flags of every command (--etcd, --root, TLS,
+user, password, --dial-timeout, --log-level) can also come from an environment variable
+(--etcd: ESCHEDULER_ETCD, --stop-timeout: ESCHEDULER_STOP_TIMEOUT; "<command> --help" shows each)
+or from a --config JSON file; flags win, then variables. Boolean variables: true, false, 1 or 0.
 Exit codes: 0 done (probe: ready), 1 failed (probe: not ready), 2 bad usage, bad module,
 etcd unreachable or credentials refused (probe: cannot tell).
 Run "escheduler <command> --help" for a command's flags.
@@ -126,6 +128,11 @@ Run "escheduler <command> --help" for a command's flags.
     .description("run the tasks the leader assigns to this node through a handler module");
   addSetting(worker, "--handler <module>", "module whose default export starts and stops tasks (required)");
   addNodeOptions(worker);
+  addSetting(
+    worker,
+    "--max-workers <count>",
+    "most workers registered at once; extra ones wait for a slot (default --workers; 0 for no cap)",
+  );
   addSetting(worker, "--capacity <n>", "most load units this worker takes (default unlimited)");
   addSetting(
     worker,

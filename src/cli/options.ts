@@ -72,7 +72,6 @@ export function addNodeOptions(command: Command): Command {
       `lease time-to-live: how fast a crashed node disappears (default ${ms(DEFAULTS.ttlMs)})`,
     ],
     ["--workers <count>", "workers the first start gathers in the barrier (default 0: no gathering)"],
-    ["--max-workers <count>", "most workers registered at once (default --workers; 0 for no cap)"],
     ["--http <host:port>", "serve /healthz, /readyz, /metrics and /status here (e.g. :8080)"],
   ];
   addConnectionOptions(command);

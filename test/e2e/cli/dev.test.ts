@@ -34,7 +34,7 @@ describe("escheduler dev", () => {
     const pause = (authorization?: string) =>
       fetch(`${consoleUrl}console/actions/pause`, {
         method: "POST",
-        headers: authorization ? { authorization } : {},
+        headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
       });
     expect((await pause()).status).toBe(401);
     expect((await pause(`Bearer ${token}`)).status).toBe(200);
