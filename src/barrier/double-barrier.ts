@@ -48,6 +48,7 @@ export class DoubleBarrier {
   private readonly count: number;
   private readonly session: LeaseSession;
   private readonly logger: Logger;
+  private readonly reported = new Set<string>();
 
   constructor(options: DoubleBarrierOptions) {
     if (!Number.isInteger(options.count) || options.count < 1) {
@@ -138,16 +139,27 @@ export class DoubleBarrier {
       .sort("Create", "Ascend")
       .options(requestDeadline())
       .exec();
-    return response.kvs.flatMap((kv) => this.keys.parseWaiter(kv.key.toString()) ?? []);
+    return response.kvs.flatMap((kv) =>
+      kv.lease === "0" ? [] : (this.keys.parseWaiter(kv.key.toString()) ?? []),
+    );
   }
 
+  /** Participants are keys under a lease: one written by hand without a lease would never leave. */
   private waiters(watcher: PrefixWatcher): string[] {
     const names: string[] = [];
     for (const key of watcher.entries.keys()) {
       const name = this.keys.parseWaiter(key);
-      if (name !== undefined) names.push(name);
+      if (name === undefined) continue;
+      if (watcher.hasLease(key)) names.push(name);
+      else this.reportLeaseless(key);
     }
     return names.sort();
+  }
+
+  private reportLeaseless(key: string): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.logger.warn({ key, action: "ignored" }, "barrier waiter without a lease");
   }
 
   private async markReady(waiters: string[]): Promise<void> {

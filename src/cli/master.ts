@@ -66,12 +66,12 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
         ? {
             address: config.http,
             handlers: {
-              readiness: () => masterReadiness(started, client, config.root),
+              readiness: () => masterReadiness(started, client, config.root, logger),
               status: async () => ({
                 name,
                 role: "master",
                 leader: master.isLeader,
-                cluster: await readStatusReport(client, config.root),
+                cluster: await readStatusReport(client, config.root, logger),
               }),
               metrics: registry,
               schedule: (reason) => scheduleNow(master, client, config.root, reason, logger),
@@ -91,9 +91,17 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
  * Ready once campaigning and some master (this one or another) leads: a standby is ready too, so
  * rollouts proceed. A pause does not make a master unready; it is listed as a note.
  */
-async function masterReadiness(started: boolean, client: Etcd3, root: string): Promise<Readiness> {
+async function masterReadiness(
+  started: boolean,
+  client: Etcd3,
+  root: string,
+  logger: Logger,
+): Promise<Readiness> {
   if (!started) return { ready: false, reasons: ["master is not campaigning yet"] };
-  const [leader, paused] = await Promise.all([readLeader(client, keyLayout(root)), readPaused(client, root)]);
+  const [leader, paused] = await Promise.all([
+    readLeader(client, keyLayout(root), logger),
+    readPaused(client, root, logger),
+  ]);
   const notes = paused ? [pausedError(paused).message] : [];
   return leader === undefined
     ? { ready: false, reasons: ["no master is leading", ...notes] }

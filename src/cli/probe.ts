@@ -3,6 +3,7 @@ import { clusterReadiness, readClusterView, workerReadiness } from "../readiness
 import { assertValidName, createEtcdClient, keyLayout } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { withinDialTimeout } from "./connect.js";
+import { commandLogger } from "./status.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
 
 /** The probe's own default: fast enough for a Kubernetes probe with `timeoutSeconds: 2`. */
@@ -20,7 +21,11 @@ export async function runProbe(options: Record<string, unknown>): Promise<number
     const client = createEtcdClient(config);
     try {
       const scope = worker === undefined ? undefined : { worker };
-      const view = await withinDialTimeout(readClusterView(client, keyLayout(config.root), scope), config);
+      const logger = commandLogger(config.logLevel);
+      const view = await withinDialTimeout(
+        readClusterView(client, keyLayout(config.root), scope, logger),
+        config,
+      );
       const verdict = worker === undefined ? clusterReadiness(view) : workerReadiness(worker, view);
       if (verdict.ready) return EXIT_OK;
       process.stdout.write(`${verdict.reasons.join("\n")}\n`);

@@ -1,25 +1,34 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
+import { pino } from "pino";
 import { type ClusterView, clusterReadiness, readClusterView } from "../readiness/index.js";
 import { readControls } from "../master/controls.js";
+import { readNewestHistory } from "../operator/history.js";
 import {
-  type HistoryRecord,
   type KeyLayout,
   keyLayout,
+  keyText,
+  type Logger,
   parseRecord,
   readPrefixPaged,
-  type Task,
+  silentLogger,
+  taskGroupSchema,
 } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
 import { renderStatus, type StatusReport, statusReport } from "./status-view.js";
 
+/** Where a one-shot command reports bad records it read: stderr, so stdout stays the answer. */
+export function commandLogger(level = "warn"): Logger {
+  return pino({ level, base: undefined }, pino.destination(2));
+}
+
 export async function runStatus(options: Record<string, unknown>): Promise<number> {
   const config = parseConfig(sharedConfigSchema, options);
   const client = await connectEtcd(config);
   try {
-    const report = await readStatusReport(client, config.root);
+    const report = await readStatusReport(client, config.root, commandLogger(config.logLevel));
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
     return EXIT_OK;
   } finally {
@@ -28,21 +37,26 @@ export async function runStatus(options: Record<string, unknown>): Promise<numbe
 }
 
 /** Reads the cluster at one revision (plus the task groups at that revision) and builds the report. */
-export async function readStatusReport(client: Etcd3, root: string): Promise<StatusReport> {
-  return (await readStatus(client, root)).report;
+export async function readStatusReport(
+  client: Etcd3,
+  root: string,
+  logger: Logger = silentLogger,
+): Promise<StatusReport> {
+  return (await readStatus(client, root, logger)).report;
 }
 
 /** The report together with the view it was built from (the console searches the view's task ids). */
 export async function readStatus(
   client: Etcd3,
   root: string,
+  logger: Logger = silentLogger,
 ): Promise<{ view: ClusterView; report: StatusReport }> {
   const keys = keyLayout(root);
-  const view = await readClusterView(client, keys);
+  const view = await readClusterView(client, keys, undefined, logger);
   const [groups, controls, lastSchedule] = await Promise.all([
-    readTaskGroups(client, keys, view.revision),
-    readControls(client, keys, view.revision),
-    readLastSchedule(client, keys, view.revision),
+    readTaskGroups(client, keys, view.revision, logger),
+    readControls(client, keys, view.revision, logger),
+    readNewestHistory(client, keys, { revision: view.revision, logger }),
   ]);
   const report = statusReport(
     root,
@@ -54,33 +68,21 @@ export async function readStatus(
   return { view, report };
 }
 
-/** The newest history record at `revision` (how the last schedule ended, a refusal included). */
-async function readLastSchedule(
-  client: Etcd3,
-  keys: KeyLayout,
-  revision: number,
-): Promise<HistoryRecord | undefined> {
-  const newest = await client
-    .getAll()
-    .prefix(keys.historyPrefix)
-    .sort("Key", "Descend")
-    .limit(1)
-    .revision(String(revision))
-    .strings();
-  return parseRecord<HistoryRecord>(Object.values(newest)[0]);
-}
-
 /** Task key → group, read at the view's revision so counts and groups agree. */
 async function readTaskGroups(
   client: Etcd3,
   keys: KeyLayout,
   revision: number,
+  logger: Logger,
 ): Promise<Map<string, string>> {
   const response = await readPrefixPaged(client, keys.tasksPrefix, { revision });
   const groups = new Map<string, string>();
   for (const kv of response.kvs) {
-    const group = parseRecord<Task>(kv.value)?.group;
-    if (group) groups.set(kv.key.toString(), group);
+    const key = keyText(kv.key, logger);
+    if (key === undefined) continue;
+    // A value that is not a task is the worker's to report (as failed); here it is in the default group.
+    const parsed = taskGroupSchema.safeParse(parseRecord(kv.value));
+    if (parsed.success && parsed.data.group) groups.set(key, parsed.data.group);
   }
   return groups;
 }

@@ -71,7 +71,7 @@ export class ConsoleFeed {
 
   constructor(private readonly options: ConsoleFeedOptions) {
     this.keys = keyLayout(options.root);
-    this.history = new HistoryTail(options.root, this.keys);
+    this.history = new HistoryTail(options.root, this.keys, options.logger);
     this.refreshMs = options.refreshMs ?? REFRESH_MS;
   }
 
@@ -146,7 +146,10 @@ export class ConsoleFeed {
     if (this.latest && Number(head.header.revision) === this.latest.view.revision) return this.latest;
     const started = Date.now();
     const { client, root } = this.options;
-    const [{ view, report }] = await Promise.all([readStatus(client, root), this.history.update(client)]);
+    const [{ view, report }] = await Promise.all([
+      readStatus(client, root, this.options.logger),
+      this.history.update(client),
+    ]);
     this.builds++;
     const snapshot = consoleSnapshot(report, this.history.entries, this.options.admin);
     this.lastBuildMs = Date.now() - started;

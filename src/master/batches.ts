@@ -5,8 +5,13 @@ export const MAX_TXN_OPS = 128;
 /** Stays clear of etcd's default 1.5 MiB request limit. */
 export const MAX_TXN_BYTES = 1024 * 1024;
 
-/** One key write of a schedule; ops with a `priority` are committed after every op of a strictly higher one. */
-export type WriteOp = ({ type: "put"; key: string; value: string } | { type: "delete"; key: string }) & {
+/**
+ * One key write of a schedule; ops with a `priority` are committed after every op of a strictly higher
+ * one. A delete's `rawKey` names a key whose bytes are not UTF-8 (`key` is then only its text form).
+ */
+export type WriteOp = (
+  { type: "put"; key: string; value: string } | { type: "delete"; key: string; rawKey?: Buffer }
+) & {
   priority?: number;
 };
 
@@ -36,7 +41,7 @@ export function intoBatches(
 export function toRequestOp(op: WriteOp): IRequestOp {
   return op.type === "put"
     ? { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value) } }
-    : { request_delete_range: { key: Buffer.from(op.key) } };
+    : { request_delete_range: { key: op.rawKey ?? Buffer.from(op.key) } };
 }
 
 function opBytes(op: WriteOp): number {

@@ -1,6 +1,13 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { type KeyLayout, LeaseSession, type Logger, prefixRangeEnd, requestDeadline } from "../node/index.js";
+import {
+  hasLease,
+  type KeyLayout,
+  LeaseSession,
+  type Logger,
+  prefixRangeEnd,
+  requestDeadline,
+} from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import { leaderFence } from "./fencing.js";
 
@@ -57,7 +64,7 @@ export async function campaign(options: CampaignOptions): Promise<Leadership> {
   try {
     const createRevision = await createCandidateKey(client, key, name, session.id);
     await watcher.start(signal);
-    const ahead = await keysCreatedBefore(client, keys.electionCandidatesPrefix, createRevision);
+    const ahead = await keysCreatedBefore(client, keys.electionCandidatesPrefix, createRevision, logger);
     options.onCandidate?.(key);
     if (ahead.size > 0) {
       logger.info(
@@ -124,8 +131,16 @@ async function createCandidateKey(
   return Number(response.header.revision);
 }
 
-/** Election keys created before `revision`: the masters ahead of us. Keys are never re-created, so the set only shrinks. */
-async function keysCreatedBefore(client: Etcd3, prefix: string, revision: number): Promise<Set<string>> {
+/**
+ * Election keys created before `revision` under a lease: the masters ahead of us. Keys are never
+ * re-created, so the set only shrinks. A key without a lease was written by hand and never goes away.
+ */
+async function keysCreatedBefore(
+  client: Etcd3,
+  prefix: string,
+  revision: number,
+  logger: Logger,
+): Promise<Set<string>> {
   const response = await client.kv.range(
     {
       key: Buffer.from(prefix),
@@ -135,7 +150,7 @@ async function keysCreatedBefore(client: Etcd3, prefix: string, revision: number
     },
     requestDeadline(),
   );
-  return new Set(response.kvs.map((kv) => kv.key.toString()));
+  return new Set(response.kvs.filter((kv) => hasLease(kv, logger)).map((kv) => kv.key.toString()));
 }
 
 function leaderOf(watcher: PrefixWatcher, ahead: Set<string>): string[] {

@@ -3,11 +3,19 @@ import type { WorkerSpec } from "../balancer/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   type CordonRecord,
+  cordonRecordSchema,
+  hasLease,
   type KeyLayout,
+  keyText,
+  type Logger,
   type PausedRecord,
-  parseRecord,
+  pausedRecordSchema,
   prefixRange,
   readRangesPaged,
+  readRecord,
+  repairCordonRecord,
+  repairPausedRecord,
+  silentLogger,
 } from "../node/index.js";
 
 /** The operator's cordon/drain records and the workers' own draining marks, by worker name. */
@@ -23,23 +31,25 @@ export interface Controls {
   paused?: PausedRecord;
 }
 
-/** Cordons from raw key-values. */
+/** Cordons from raw key-values; draining marks without a lease (written by hand) are ignored. */
 export function parseCordons(
   keys: KeyLayout,
   records: Iterable<{ key: Buffer; value: Buffer }>,
-  marks: Iterable<{ key: Buffer }>,
+  marks: Iterable<{ key: Buffer; lease: string }>,
+  logger: Logger = silentLogger,
 ): Cordons {
   const cordons: Cordons = { records: new Map(), draining: new Set() };
   for (const kv of records) {
-    const worker = keys.parseCordon(kv.key.toString());
-    const record = parseRecord<CordonRecord>(kv.value);
-    if (!worker || !record) continue;
-    // An unreadable mode is the safer reading: take nothing new, move nothing.
-    cordons.records.set(worker, record.mode === "drain" ? record : { ...record, mode: "cordon" });
+    const key = keyText(kv.key, logger);
+    const worker = key === undefined ? undefined : keys.parseCordon(key);
+    if (!worker || key === undefined) continue;
+    const record = readRecord(cordonRecordSchema, key, kv.value, logger, { repair: repairCordonRecord });
+    if (record) cordons.records.set(worker, record);
   }
   for (const kv of marks) {
-    const worker = keys.parseDraining(kv.key.toString());
-    if (worker) cordons.draining.add(worker);
+    const key = keyText(kv.key, logger);
+    const worker = key === undefined ? undefined : keys.parseDraining(key);
+    if (worker && hasLease(kv, logger)) cordons.draining.add(worker);
   }
   return cordons;
 }
@@ -78,18 +88,26 @@ export function controlRanges(keys: KeyLayout): IRangeRequest[] {
 export function parseControls(
   keys: KeyLayout,
   [records = [], marks = [], paused = []]: IKeyValue[][],
+  logger: Logger = silentLogger,
 ): Controls {
-  const pausedValue = paused[0]?.value;
+  const pausedRecord = readRecord(pausedRecordSchema, keys.paused, paused[0]?.value, logger, {
+    repair: repairPausedRecord,
+  });
   return {
-    cordons: parseCordons(keys, records, marks),
-    ...(pausedValue ? { paused: parseRecord<PausedRecord>(pausedValue) ?? { at: "" } } : {}),
+    cordons: parseCordons(keys, records, marks, logger),
+    ...(pausedRecord ? { paused: pausedRecord } : {}),
   };
 }
 
 /** Cordons, draining marks and the pause record, read at one revision (`revision` when given). */
-export async function readControls(client: Etcd3, keys: KeyLayout, revision?: number): Promise<Controls> {
+export async function readControls(
+  client: Etcd3,
+  keys: KeyLayout,
+  revision?: number,
+  logger: Logger = silentLogger,
+): Promise<Controls> {
   const read = await readRangesPaged(client, controlRanges(keys), revision === undefined ? {} : { revision });
-  return parseControls(keys, read.ranges);
+  return parseControls(keys, read.ranges, logger);
 }
 
 /** Why a schedule cannot run now: ERR_PAUSED with the operator's reason. */

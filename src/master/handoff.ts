@@ -1,6 +1,6 @@
 import type { Etcd3 } from "etcd3";
 import type { KeyLayout, Logger } from "../node/index.js";
-import { readPrefixPaged } from "../node/index.js";
+import { hasLease, readPrefixPaged } from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { FencedWriter } from "./fencing.js";
 
@@ -103,6 +103,8 @@ export class HandoffGate {
       const status = this.keys.parseStatus(kv.key.toString());
       if (!status || targets.get(status.taskId) === undefined || targets.get(status.taskId) === status.worker)
         continue;
+      // A status without a lease was written by hand: no worker runs the task behind it, and it never expires.
+      if (!hasLease(kv, this.options.logger)) continue;
       const workers = reportedBy.get(status.taskId) ?? [];
       workers.push(status.worker);
       reportedBy.set(status.taskId, workers);

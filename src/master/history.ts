@@ -85,7 +85,8 @@ export async function historyWrites(
     .sort("Key", "Ascend")
     .options(requestDeadline())
     .keys();
-  const older = existing.filter((stored) => stored !== key);
+  // Only 16-digit leaves are history: a key written by hand under the prefix is neither counted nor trimmed.
+  const older = existing.filter((stored) => stored !== key && keys.parseHistory(stored) !== undefined);
   // Bounded so the plan's transaction stays within etcd's operation limit even after a lowered limit.
   const excess = Math.min(MAX_TRIM_PER_WRITE, Math.max(0, older.length + 1 - limit));
   return [

@@ -3,10 +3,13 @@ import {
   type KeyLayout,
   type Logger,
   type PausedRecord,
-  parseRecord,
+  pausedRecordSchema,
+  readRecord,
+  repairPausedRecord,
   type ScheduleRequestRecord,
+  scheduleRequestRecordSchema,
 } from "../node/index.js";
-import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
+import { PrefixWatcher } from "../watcher/index.js";
 
 export interface OperatorWatchHandlers {
   /** The pause record appeared, changed (a record) or went away (undefined). */
@@ -28,7 +31,7 @@ export class OperatorWatch {
     client: Etcd3,
     private readonly keys: KeyLayout,
     private readonly handlers: OperatorWatchHandlers,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
     this.paused = new PrefixWatcher(client, keys.paused, { logger });
     this.cordons = new PrefixWatcher(client, keys.cordonsPrefix, { logger });
@@ -43,9 +46,10 @@ export class OperatorWatch {
   async start(signal: AbortSignal): Promise<void> {
     const pausedView = await this.paused.start(signal);
     const value = pausedView.get(this.keys.paused);
-    this.handlers.onPause(value === undefined ? undefined : (parseRecord<PausedRecord>(value) ?? { at: "" }));
+    this.handlers.onPause(this.pausedRecord(value));
     this.paused.on("change", (change) => {
-      if (change.key === this.keys.paused) this.handlers.onPause(pausedRecord(change));
+      if (change.key === this.keys.paused)
+        this.handlers.onPause(change.type === "delete" ? undefined : this.pausedRecord(change.value));
     });
     await this.cordons.start(signal);
     this.cordons.on("change", () => this.handlers.onCordonsChanged("cordon"));
@@ -66,14 +70,16 @@ export class OperatorWatch {
     await Promise.all([this.paused, this.cordons, this.draining, this.requests].map((w) => w.close()));
   }
 
+  /** The pause record; present but unreadable still pauses. */
+  private pausedRecord(value: string | undefined): PausedRecord | undefined {
+    return readRecord(pausedRecordSchema, this.keys.paused, value, this.logger, {
+      repair: repairPausedRecord,
+    });
+  }
+
   private offerRequest(key: string, value: string): void {
     if (this.keys.parseRequest(key) === undefined) return;
-    const request = parseRecord<ScheduleRequestRecord>(value);
+    const request = readRecord(scheduleRequestRecordSchema, key, value, this.logger);
     if (request && !request.outcome) this.handlers.onRequest(key, request);
   }
-}
-
-function pausedRecord(change: WatchChange): PausedRecord | undefined {
-  if (change.type === "delete") return undefined;
-  return parseRecord<PausedRecord>(change.value) ?? { at: "" };
 }

@@ -4,12 +4,15 @@ import {
   type KeyLayout,
   type Logger,
   type HistoryRecord,
+  hasLease,
+  keyText,
   type PlanRecord,
-  parseRecord,
   prefixRange,
   readRangesPaged,
-  type WorkerInfo,
+  readRecord,
+  workerInfoSchema,
 } from "../node/index.js";
+import type { WriteOp } from "./batches.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
 import {
@@ -101,6 +104,8 @@ export interface SchedulePreview {
   /** Undefined when no worker may take tasks. */
   target?: Plan;
   changes: ScheduleChanges;
+  /** Deletes of task keys that are not valid UTF-8 (written by hand; no task id names them). */
+  junk: WriteOp[];
   /** The revision the workers, assignment and controls were read at. */
   revision: number;
   generateMs: number;
@@ -128,7 +133,11 @@ export async function previewSchedule(
   const generatedAt = performance.now();
   signal.throwIfAborted();
   await beforeRead?.();
-  const { workers, current, controls, revision } = await readAssignment(context.client, keys);
+  const { workers, current, controls, junk, revision } = await readAssignment(
+    context.client,
+    keys,
+    context.logger,
+  );
   const readAt = performance.now();
   signal.throwIfAborted();
 
@@ -150,6 +159,7 @@ export async function previewSchedule(
     current,
     target,
     changes,
+    junk,
     revision,
     generateMs: Math.round(generatedAt - startedAt),
     readMs: Math.round(readAt - generatedAt),
@@ -203,7 +213,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   const { moves, removals, puts } = context.pacer
     ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
     : { moves: [], removals: changes.removals, puts: changes.puts };
-  await writer.apply(removals, signal);
+  await writer.apply([...preview.junk, ...removals], signal);
   let immediate = puts;
   if (context.handoffs) {
     const split = await context.handoffs.partition(puts);
@@ -254,14 +264,19 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   };
 }
 
-/** Live workers (with capacity), every task key and the operator's controls, all at one revision. */
+/**
+ * Live workers (with capacity), every task key and the operator's controls, all at one revision.
+ * Registrations without a lease are ignored; task keys that are not UTF-8 come back as deletes.
+ */
 async function readAssignment(
   client: Etcd3,
   keys: KeyLayout,
+  logger: Logger,
 ): Promise<{
   workers: Array<{ name: string; capacity?: number }>;
   current: CurrentAssignment;
   controls: Controls;
+  junk: WriteOp[];
   revision: number;
 }> {
   // Paged, at one revision: a 100,000-task assignment is not one range response.
@@ -273,20 +288,33 @@ async function readAssignment(
   const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
   const workers: Array<{ name: string; capacity?: number }> = [];
   for (const kv of workerKvs) {
-    const name = keys.parseWorker(kv.key.toString());
-    if (!name) continue;
-    const capacity = parseRecord<WorkerInfo>(kv.value)?.capacity;
-    workers.push(typeof capacity === "number" && capacity > 0 ? { name, capacity } : { name });
+    const key = keyText(kv.key, logger);
+    const name = key === undefined ? undefined : keys.parseWorker(key);
+    if (!name || key === undefined || !hasLease(kv, logger)) continue;
+    const capacity = readRecord(workerInfoSchema, key, kv.value, logger)?.capacity;
+    workers.push(capacity === undefined ? { name } : { name, capacity });
   }
   const current: CurrentAssignment = new Map();
+  const junk: WriteOp[] = [];
   for (const kv of taskKvs) {
-    const parts = keys.parseTask(kv.key.toString());
+    const key = keyText(kv.key, logger);
+    if (key === undefined) {
+      junk.push({ type: "delete", key: kv.key.toString(), rawKey: kv.key });
+      continue;
+    }
+    const parts = keys.parseTask(key);
     if (!parts) continue;
     const ids = current.get(parts.worker) ?? new Map<string, string>();
     ids.set(parts.taskId, kv.value.toString());
     current.set(parts.worker, ids);
   }
-  return { workers, current, controls: parseControls(keys, controlKvs), revision: read.revision };
+  return {
+    workers,
+    current,
+    controls: parseControls(keys, controlKvs, logger),
+    junk,
+    revision: read.revision,
+  };
 }
 
 function cordonCounts(

@@ -187,8 +187,11 @@ export class LeaderTerm {
     return joined;
   }
 
+  /** Registered workers (a registration without a lease was written by hand and is not one). */
   private liveWorkers(): string[] {
-    return [...this.workers.entries.keys()].flatMap((key) => this.context.keys.parseWorker(key) ?? []);
+    return [...this.workers.entries.keys()].flatMap((key) =>
+      this.workers.hasLease(key) ? (this.context.keys.parseWorker(key) ?? []) : [],
+    );
   }
 
   private async schedule(reasons: string[]): Promise<ScheduleResult | undefined> {

@@ -189,6 +189,13 @@ export class KeyLayout {
     }
     return this.historyPrefix + String(revision).padStart(HISTORY_DIGITS, "0");
   }
+  /** The smallest key range holding every 16-digit history key; other keys in it fail `parseHistory`. */
+  get historyRange(): { key: Buffer; range_end: Buffer } {
+    return {
+      key: Buffer.from(this.historyPrefix + "0".repeat(HISTORY_DIGITS)),
+      range_end: Buffer.from(`${this.historyPrefix}${"9".repeat(HISTORY_DIGITS)}\u0000`),
+    };
+  }
   /** The revision of a history key, or undefined when the key is not one. */
   parseHistory(key: string): number | undefined {
     const leaf = this.leaf(key, this.historyPrefix);

@@ -4,16 +4,9 @@ import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Logger, silentLogger } from "./logger.js";
+import type { WorkerInfo } from "./records.js";
 
-/** The value of `/R/worker/<name>`. */
-export interface WorkerInfo {
-  name: string;
-  host: string;
-  pid: number;
-  version: string;
-  startedAt: string;
-  capacity?: number;
-}
+export type { WorkerInfo };
 
 export interface RegistrationOptions {
   client: Etcd3;
@@ -47,7 +40,8 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
     seen = rangesOf(read.responses);
   }
   for (;;) {
-    if (seen.own) {
+    // A key without a lease was written by hand: it would never expire, so it does not hold the name.
+    if (seen.own && leased(seen.own)) {
       if (seen.own.lease === session.id) return;
       throw new EschedulerError(
         "ERR_NAME_TAKEN",
@@ -56,15 +50,14 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
     }
     const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers) : undefined;
     if (maxWorkers > 0 && slot === undefined) throw capReached(keys, seen.slots, maxWorkers);
-    const compare = [
-      { key: ownKey, target: "Create" as const, result: "Equal" as const, create_revision: 0 },
-    ];
+    // Lease 0: the key is absent, or written by hand without a lease (then taken over).
+    const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
     const success: IRequestOp[] = [
       { request_put: { key: ownKey, value: Buffer.from(JSON.stringify(info)), lease: session.id } },
     ];
     if (slot !== undefined) {
       const slotKey = Buffer.from(keys.workerSlot(slot));
-      compare.push({ key: slotKey, target: "Create", result: "Equal", create_revision: 0 });
+      compare.push({ key: slotKey, target: "Lease", result: "Equal", lease: 0 });
       success.push({ request_put: { key: slotKey, value: Buffer.from(info.name), lease: session.id } });
     }
     // Refused: the name's holder and the slots as they are now come back with the refusal, saving a read.
@@ -85,9 +78,14 @@ function rangesOf(responses: IResponseOp[]): { own?: IKeyValue; slots: IKeyValue
   };
 }
 
+/** Slots and registrations live under a worker's lease; one without a lease was written by hand and holds nothing. */
+function leased(kv: IKeyValue): boolean {
+  return kv.lease !== "0";
+}
+
 /** A random free slot below the cap (random, so racers rarely pick the same one), or undefined when all are taken. */
 function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number): number | undefined {
-  const taken = new Set(slots.map((kv) => keys.parseWorkerSlot(kv.key.toString())));
+  const taken = new Set(slots.filter(leased).map((kv) => keys.parseWorkerSlot(kv.key.toString())));
   const free: number[] = [];
   for (let i = 0; i < cap; i++) if (!taken.has(i)) free.push(i);
   return free.length === 0 ? undefined : free[Math.floor(Math.random() * free.length)];
@@ -95,7 +93,7 @@ function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number): number 
 
 function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number): EschedulerError {
   const holders = slots
-    .filter((kv) => (keys.parseWorkerSlot(kv.key.toString()) ?? cap) < cap)
+    .filter((kv) => leased(kv) && (keys.parseWorkerSlot(kv.key.toString()) ?? cap) < cap)
     .map((kv) => kv.value.toString());
   return new EschedulerError(
     "ERR_WORKER_CAP",

@@ -1,7 +1,15 @@
 import { CompareResult, CompareTarget, type Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { type Controls, type Cordons, readControls as readMasterControls } from "../master/controls.js";
-import { assertValidName, type CordonRecord, keyLayout, parseRecord } from "../node/index.js";
+import {
+  assertValidName,
+  type CordonRecord,
+  cordonRecordSchema,
+  keyLayout,
+  readRecord,
+  repairCordonRecord,
+  silentLogger,
+} from "../node/index.js";
 
 /** Marks `worker` as taking nothing new while keeping its tasks; refuses an unregistered worker (ERR_UNKNOWN_WORKER). */
 export function cordon(
@@ -49,7 +57,11 @@ export async function uncordon(
   });
   const previous = response.responses[0]?.response_delete_range?.prev_kvs[0];
   if (!response.succeeded && !previous) throw unknownWorker(worker, root);
-  return previous ? parseRecord<CordonRecord>(previous.value) : undefined;
+  return previous
+    ? readRecord(cordonRecordSchema, keys.cordon(worker), previous.value, silentLogger, {
+        repair: repairCordonRecord,
+      })
+    : undefined;
 }
 
 /** Every cordon/drain record and draining mark under the root. */

@@ -2,6 +2,12 @@
 export { type Controls, type Cordons, cordonMode } from "../master/controls.js";
 export { cordon, drain, readControls, readCordons, uncordon } from "./cordon.js";
 export { HISTORY_LIMIT } from "../master/history.js";
-export { type HistoryEntry, type ReadHistoryOptions, readHistory } from "./history.js";
+export {
+  type HistoryEntry,
+  newestHistoryRevision,
+  type ReadHistoryOptions,
+  readHistory,
+  readNewestHistory,
+} from "./history.js";
 export { pause, readPaused, resume } from "./pause.js";
 export { requestSchedule, type ScheduleRequestOptions } from "./request.js";

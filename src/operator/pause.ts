@@ -1,5 +1,13 @@
 import type { Etcd3 } from "etcd3";
-import { keyLayout, type PausedRecord, parseRecord } from "../node/index.js";
+import {
+  keyLayout,
+  type Logger,
+  type PausedRecord,
+  pausedRecordSchema,
+  readRecord,
+  repairPausedRecord,
+  silentLogger,
+} from "../node/index.js";
 
 /** Pauses every leader's schedules (the key has no lease: it survives failovers until `resume`). Resolves with the stored record. */
 export async function pause(
@@ -21,9 +29,13 @@ export async function resume(client: Etcd3, root: string): Promise<boolean> {
   return Number(response.deleted) > 0;
 }
 
-/** The pause record, or undefined when schedules may run. */
-export async function readPaused(client: Etcd3, root: string): Promise<PausedRecord | undefined> {
-  const value = await client.get(keyLayout(root).paused).string();
-  if (value === null) return undefined;
-  return parseRecord<PausedRecord>(value) ?? { at: "" };
+/** The pause record, or undefined when schedules may run (an unreadable record still pauses). */
+export async function readPaused(
+  client: Etcd3,
+  root: string,
+  logger: Logger = silentLogger,
+): Promise<PausedRecord | undefined> {
+  const key = keyLayout(root).paused;
+  const value = await client.get(key).string();
+  return readRecord(pausedRecordSchema, key, value, logger, { repair: repairPausedRecord });
 }

@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { keyLayout, parseRecord, type ScheduleOutcome, type ScheduleRequestRecord } from "../node/index.js";
+import {
+  keyLayout,
+  readRecord,
+  type ScheduleOutcome,
+  type ScheduleRequestRecord,
+  scheduleRequestRecordSchema,
+  silentLogger,
+} from "../node/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 
 export interface ScheduleRequestOptions {
@@ -54,7 +61,7 @@ export async function requestSchedule(
     });
     for await (const change of answers) {
       if (change.type !== "put" || change.key !== key) continue;
-      const outcome = parseRecord<ScheduleRequestRecord>(change.value)?.outcome;
+      const outcome = readRecord(scheduleRequestRecordSchema, key, change.value, silentLogger)?.outcome;
       if (outcome) return outcome;
     }
     throw new EschedulerError(

@@ -1,12 +1,20 @@
-import { type Etcd3, type IKeyValue, type IRangeRequest, SortOrder, SortTarget } from "etcd3";
+import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import {
+  barrierLeftSchema,
+  hasLease,
   type KeyLayout,
+  keyText,
+  type Logger,
   type PlanRecord,
-  parseRecord,
+  planRecordSchema,
   prefixRange,
   readRangesPaged,
+  readRecord,
+  silentLogger,
   type TaskStatus,
+  taskStatusSchema,
   type WorkerInfo,
+  workerInfoSchema,
 } from "../node/index.js";
 
 /** Everything readiness is decided on, read at one revision. */
@@ -26,22 +34,18 @@ export interface ClusterView {
   statuses: Map<string, Map<string, TaskStatus>>;
 }
 
-/** The oldest campaign key wins, as in etcd's election recipe. */
-const OLDEST_ONLY: Partial<IRangeRequest> = {
-  sort_target: SortTarget.Create,
-  sort_order: SortOrder.Ascend,
-  limit: 1,
-};
-
 /**
  * Reads workers, assignments, statuses, plan, marker and leader in one transaction, so all at ONE
  * revision. With `worker`, only that worker's registration, tasks and statuses are read (what
  * `workerReadiness` needs), so a readiness probe costs the same however large the cluster is.
+ * Bad records are skipped or repaired, and registrations and statuses without a lease ignored, each
+ * with one warning on `logger`.
  */
 export async function readClusterView(
   client: Etcd3,
   keys: KeyLayout,
   scope?: { worker: string },
+  logger: Logger = silentLogger,
 ): Promise<ClusterView> {
   const read = await readRangesPaged(client, [
     scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
@@ -56,16 +60,17 @@ export async function readClusterView(
 
   const workers = new Map<string, WorkerInfo>();
   for (const kv of workerKvs) {
-    const name = keys.parseWorker(kv.key.toString());
-    if (name === undefined) continue;
-    workers.set(
-      name,
-      parseRecord<WorkerInfo>(kv.value) ?? { name, host: "", pid: 0, version: "", startedAt: "" },
-    );
+    const key = keyText(kv.key, logger);
+    const name = key === undefined ? undefined : keys.parseWorker(key);
+    if (name === undefined || key === undefined || !hasLease(kv, logger)) continue;
+    const unknown = { name, host: "", pid: 0, version: "", startedAt: "" };
+    const info = readRecord(workerInfoSchema, key, kv.value, logger, { repair: () => unknown }) ?? unknown;
+    workers.set(name, { ...info, name });
   }
   const assignments = new Map<string, string[]>();
   for (const kv of taskKvs) {
-    const parts = keys.parseTask(kv.key.toString());
+    const key = keyText(kv.key, logger);
+    const parts = key === undefined ? undefined : keys.parseTask(key);
     if (!parts) continue;
     const ids = assignments.get(parts.worker) ?? [];
     ids.push(parts.taskId);
@@ -73,18 +78,25 @@ export async function readClusterView(
   }
   const statuses = new Map<string, Map<string, TaskStatus>>();
   for (const kv of statusKvs) {
-    const parts = keys.parseStatus(kv.key.toString());
-    const status = parseRecord<TaskStatus>(kv.value);
-    if (!parts || !status) continue;
+    const key = keyText(kv.key, logger);
+    const parts = key === undefined ? undefined : keys.parseStatus(key);
+    if (!parts || key === undefined || !hasLease(kv, logger)) continue;
+    const status = readRecord(taskStatusSchema, key, kv.value, logger);
+    if (!status) continue;
     const byTask = statuses.get(parts.worker) ?? new Map<string, TaskStatus>();
     byTask.set(parts.taskId, status);
     statuses.set(parts.worker, byTask);
   }
+  // The marker's presence is what counts; an unreadable time is shown as such.
+  const barrierLeft = readRecord(barrierLeftSchema, keys.barrierLeft, markerKvs[0]?.value, logger, {
+    text: true,
+    repair: () => "(unreadable time)",
+  });
   return {
     revision: read.revision,
-    leader: oldest(candidates.flat())?.value.toString(),
-    barrierLeft: markerKvs[0]?.value.toString(),
-    plan: parseRecord<PlanRecord>(planKvs[0]?.value),
+    leader: oldestLeased(candidates.flat(), logger)?.value.toString(),
+    barrierLeft,
+    plan: readRecord(planRecordSchema, keys.plan, planKvs[0]?.value, logger),
     workers,
     assignments,
     statuses,
@@ -92,19 +104,28 @@ export async function readClusterView(
 }
 
 /** The current leader's name (the oldest campaign key's value), or undefined when no master campaigns. */
-export async function readLeader(client: Etcd3, keys: KeyLayout): Promise<string | undefined> {
+export async function readLeader(
+  client: Etcd3,
+  keys: KeyLayout,
+  logger: Logger = silentLogger,
+): Promise<string | undefined> {
   const result = await readRangesPaged(client, leaderRanges(keys));
-  return oldest(result.ranges.flat())?.value.toString();
+  return oldestLeased(result.ranges.flat(), logger)?.value.toString();
 }
 
-/** Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is read. */
+/**
+ * Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is
+ * read. Every key is read (one per master): one written by hand without a lease must be skipped.
+ */
 function leaderRanges(keys: KeyLayout): IRangeRequest[] {
-  return [prefixRange(keys.electionCandidatesPrefix, OLDEST_ONLY)];
+  return [prefixRange(keys.electionCandidatesPrefix)];
 }
 
-function oldest(candidates: IKeyValue[]): IKeyValue | undefined {
+/** The oldest campaign key under a lease wins, as in etcd's election recipe. */
+function oldestLeased(candidates: IKeyValue[], logger: Logger): IKeyValue | undefined {
   let best: IKeyValue | undefined;
   for (const kv of candidates) {
+    if (!hasLease(kv, logger)) continue;
     if (!best || BigInt(kv.create_revision) < BigInt(best.create_revision)) best = kv;
   }
   return best;

@@ -39,6 +39,8 @@ type StreamEnd = { resync: string } | { error: Error };
 export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly values = new Map<string, string>();
   private readonly modRevisions = new Map<string, number>();
+  /** Keys written without a lease (a hand-written key where a lease is expected is not trusted). */
+  private readonly leaseless = new Set<string>();
   private readonly iterators = new Set<ChangeQueue<WatchChange>>();
   private readonly logger: Logger;
   private readonly closing = new AbortController();
@@ -96,6 +98,11 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   /** The revision that last wrote `key` in the view, or undefined when the key is absent. */
   modRevision(key: string): number | undefined {
     return this.modRevisions.get(key);
+  }
+
+  /** True when `key` is in the view and was written under a lease. */
+  hasLease(key: string): boolean {
+    return this.values.has(key) && !this.leaseless.has(key);
   }
 
   /** Every change after this call, in order (buffered per iterator); ends on close. */
@@ -235,11 +242,13 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
           const value = event.kv.value.toString();
           this.values.set(key, value);
           this.modRevisions.set(key, revision);
+          this.noteLease(key, event.kv);
           changes.push({ type: "put", key, value, revision, synthetic: false });
         } else {
           const previous = this.values.get(key);
           this.values.delete(key);
           this.modRevisions.delete(key);
+          this.leaseless.delete(key);
           changes.push({ type: "delete", key, previous, revision, synthetic: false });
         }
       }
@@ -283,12 +292,19 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private replaceView(response: PrefixSnapshot): void {
     this.values.clear();
     this.modRevisions.clear();
+    this.leaseless.clear();
     for (const kv of response.kvs) {
       const key = kv.key.toString();
       this.values.set(key, kv.value.toString());
       this.modRevisions.set(key, Number(kv.mod_revision));
+      this.noteLease(key, kv);
     }
     this.currentRevision = response.revision;
+  }
+
+  private noteLease(key: string, kv: IKeyValue): void {
+    if (kv.lease === "0") this.leaseless.add(key);
+    else this.leaseless.delete(key);
   }
 
   private publish(changes: WatchChange[]): void {

@@ -20,18 +20,21 @@ async function seed(
   workers: number,
   tasks: number,
 ) {
+  // Registrations and statuses live under a worker's lease (one without is not trusted).
+  const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 60 });
+  const put = (key: string, value: string) =>
+    client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease });
   for (let w = 1; w <= workers; w++) {
     const name = `w${w}`;
-    await client
-      .put(keys.worker(name))
-      .value(JSON.stringify({ name, host: "h", pid: w, version: "0", startedAt: since }));
+    await put(keys.worker(name), JSON.stringify({ name, host: "h", pid: w, version: "0", startedAt: since }));
   }
   for (let t = 0; t < tasks; t++) {
     const worker = `w${(t % workers) + 1}`;
     await client
       .put(keys.task(worker, `task-${t}`))
       .value(JSON.stringify({ id: `task-${t}`, group: `g${t % 2}` }));
-    await client.put(keys.status(worker, `task-${t}`)).value(
+    await put(
+      keys.status(worker, `task-${t}`),
       JSON.stringify({
         state: t === 0 ? "failed" : "running",
         attempt: 1,

@@ -38,7 +38,9 @@ describe("operator actions", () => {
 
     await cordon(client, root, "w1", { reason: "disk" });
     await drain(client, root, "w2");
-    await client.put(keys.draining("w3")).value("{}");
+    // A worker's own draining mark lives under its lease (one without is not trusted).
+    const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 60 });
+    await client.kv.put({ key: Buffer.from(keys.draining("w3")), value: Buffer.from("{}"), lease });
     const { cordons } = await readControls(client, root);
     expect(cordons.records.get("w1")).toMatchObject({ mode: "cordon", reason: "disk" });
     expect(cordons.records.get("w2")).toMatchObject({ mode: "drain" });

@@ -17,6 +17,8 @@ describe("readClusterView", () => {
     const { client, keys } = testSpace("view");
     const campaign = await LeaseSession.grant(client, { ttlMs: 2_000 });
     const later = await LeaseSession.grant(client, { ttlMs: 2_000 });
+    // Registrations and statuses live under their worker's lease (one without is not trusted).
+    const workers = await LeaseSession.grant(client, { ttlMs: 5_000 });
     try {
       await campaign.lease.put(keys.electionCandidate(campaign.id)).value("m1");
       await later.lease.put(keys.electionCandidate(later.id)).value("m2");
@@ -25,16 +27,16 @@ describe("readClusterView", () => {
         .put(keys.plan)
         .value(JSON.stringify({ epoch: 1, leader: "m1", at: since, workers: ["w1"], tasks: 2, moved: 0 }));
       for (const name of ["w1", "w2"]) {
-        await client
+        await workers.lease
           .put(keys.worker(name))
           .value(JSON.stringify({ name, host: "h", pid: 1, version: "0", startedAt: since }));
       }
       await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1", payload: "x".repeat(1_000) }));
       await client.put(keys.task("w1", "t2")).value(JSON.stringify({ id: "t2" }));
-      await client
+      await workers.lease
         .put(keys.status("w1", "t1"))
         .value(JSON.stringify({ state: "running", attempt: 1, since }));
-      const lastWrite = await client
+      const lastWrite = await workers.lease
         .put(keys.status("w1", "t2"))
         .value(JSON.stringify({ state: "failed", attempt: 3, since, error: "boom" }));
 
@@ -59,17 +61,19 @@ describe("readClusterView", () => {
     } finally {
       await campaign.close();
       await later.close();
+      await workers.close();
     }
   });
 
   it("scoped to one worker, reads only that worker's registration, tasks and statuses", async () => {
     const { client, keys } = testSpace("view-scoped");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
     for (const name of ["w1", "w2"]) {
-      await client
+      await session.lease
         .put(keys.worker(name))
         .value(JSON.stringify({ name, host: "h", pid: 1, version: "0", startedAt: since }));
       await client.put(keys.task(name, `${name}-t`)).value("{}");
-      await client
+      await session.lease
         .put(keys.status(name, `${name}-t`))
         .value(JSON.stringify({ state: "running", attempt: 1, since }));
     }
@@ -80,6 +84,7 @@ describe("readClusterView", () => {
     expect(Object.fromEntries(view.assignments)).toEqual({ w2: ["w2-t"] });
     expect([...view.statuses.keys()]).toEqual(["w2"]);
     expect(workerReadiness("w2", view).reasons).not.toContainEqual(expect.stringContaining("w2-t"));
+    await session.close();
   });
 
   it("reads thousands of keys quickly", async () => {
