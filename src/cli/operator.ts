@@ -2,7 +2,7 @@
 import type { Etcd3 } from "etcd3";
 import { z } from "zod";
 import type { HistoryRecord } from "../node/index.js";
-import { assertValidName } from "../node/index.js";
+import { assertValidName, stderrLogger } from "../node/index.js";
 import {
   cordon,
   drain,
@@ -126,7 +126,11 @@ export function runHistory(options: Options): Promise<number> {
   );
   if (config.task !== undefined) assertValidName("task id", config.task);
   return withEtcd(config, async (client) => {
-    const entries = await readHistory(client, config.root, { limit: config.limit, task: config.task });
+    const entries = await readHistory(client, config.root, {
+      limit: config.limit,
+      task: config.task,
+      logger: stderrLogger(config.logLevel),
+    });
     if (config.json) say(JSON.stringify(entries, null, 2));
     else for (const entry of entries) say(historyLine(entry, config.task));
     return EXIT_OK;

@@ -1,9 +1,8 @@
 /** `escheduler probe [--worker NAME]`: a readiness check for scripts and Kubernetes exec probes. */
 import { clusterReadiness, readClusterView, workerReadiness } from "../readiness/index.js";
-import { assertValidName, createEtcdClient, keyLayout } from "../node/index.js";
+import { assertValidName, createEtcdClient, keyLayout, stderrLogger } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { withinDialTimeout } from "./connect.js";
-import { commandLogger } from "./status.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
 
 /** The probe's own default: fast enough for a Kubernetes probe with `timeoutSeconds: 2`. */
@@ -21,7 +20,7 @@ export async function runProbe(options: Record<string, unknown>): Promise<number
     const client = createEtcdClient(config);
     try {
       const scope = worker === undefined ? undefined : { worker };
-      const logger = commandLogger(config.logLevel);
+      const logger = stderrLogger(config.logLevel);
       const view = await withinDialTimeout(
         readClusterView(client, keyLayout(config.root), scope, logger),
         config,

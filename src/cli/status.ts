@@ -1,6 +1,5 @@
 /** `escheduler status [--json]`: leader, barrier, last plan, workers with loads per group, tasks not running. */
 import type { Etcd3 } from "etcd3";
-import { pino } from "pino";
 import { type ClusterView, clusterReadiness, readClusterView } from "../readiness/index.js";
 import { readControls } from "../master/controls.js";
 import { readNewestHistory } from "../operator/history.js";
@@ -12,6 +11,7 @@ import {
   parseRecord,
   readPrefixPaged,
   silentLogger,
+  stderrLogger,
   taskGroupSchema,
 } from "../node/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
@@ -19,16 +19,11 @@ import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
 import { renderStatus, type StatusReport, statusReport } from "./status-view.js";
 
-/** Where a one-shot command reports bad records it read: stderr, so stdout stays the answer. */
-export function commandLogger(level = "warn"): Logger {
-  return pino({ level, base: undefined }, pino.destination(2));
-}
-
 export async function runStatus(options: Record<string, unknown>): Promise<number> {
   const config = parseConfig(sharedConfigSchema, options);
   const client = await connectEtcd(config);
   try {
-    const report = await readStatusReport(client, config.root, commandLogger(config.logLevel));
+    const report = await readStatusReport(client, config.root, stderrLogger(config.logLevel));
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
     return EXIT_OK;
   } finally {

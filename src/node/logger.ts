@@ -24,3 +24,8 @@ export function createLogger(options: {
 
 /** A logger that writes nothing (library default). */
 export const silentLogger: Logger = pino({ level: "silent" });
+
+/** Plain JSON lines on stderr, for one-shot commands whose stdout is their answer (`status`, `probe`, `history`). */
+export function stderrLogger(level = "warn"): Logger {
+  return pino({ level, base: undefined }, pino.destination(2));
+}
