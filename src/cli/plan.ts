@@ -6,7 +6,7 @@ import { checkRemoval } from "../master/guard.js";
 import { taskChanges } from "../master/history.js";
 import { loadGenerator } from "../master/index.js";
 import { previewSchedule, type SchedulePreview } from "../master/schedule.js";
-import { DEFAULTS, type HistoryMove, keyLayout } from "../node/index.js";
+import { DEFAULTS, hasLease, type HistoryMove, keyLayout, readPrefixPaged } from "../node/index.js";
 import { duration, parseConfig, percent, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK, usageError } from "./errors.js";
@@ -55,8 +55,11 @@ export async function runPlan(options: Record<string, unknown>): Promise<number>
   const client = await connectEtcd(config);
   try {
     const keys = keyLayout(config.root);
-    const workers = (await client.getAll().prefix(keys.workersPrefix).keys()).flatMap(
-      (key) => keys.parseWorker(key) ?? [],
+    // The generator's logs (and bad records) go to stderr, so --json output stays clean.
+    const logger = pino({ level: config.logLevel, base: { role: "plan" } }, pino.destination(2));
+    const registrations = await readPrefixPaged(client, keys.workersPrefix, { keysOnly: true });
+    const workers = registrations.kvs.flatMap((kv) =>
+      hasLease(kv, logger) ? (keys.parseWorker(kv.key.toString()) ?? []) : [],
     );
     const preview = await previewSchedule({
       client,
@@ -64,8 +67,7 @@ export async function runPlan(options: Record<string, unknown>): Promise<number>
       generator,
       timeoutMs: config.timeout,
       liveWorkers: () => workers,
-      // The generator's logs go to stderr, so --json output stays clean.
-      logger: pino({ level: config.logLevel, base: { role: "plan" } }, pino.destination(2)),
+      logger,
       signal: new AbortController().signal,
     });
     const report = planReport(preview, config.maxRemoval);

@@ -73,8 +73,12 @@ describe("operator commands against real processes", () => {
     const root = uniqueRoot("operator-plan");
     const keys = keyLayout(root);
     const client = testClient();
-    for (const worker of ["w1", "w2"])
-      await client.put(keys.worker(worker)).value(JSON.stringify({ name: worker }));
+    // Registrations live under a worker's lease (one without is not trusted).
+    const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 60 });
+    for (const worker of ["w1", "w2"]) {
+      const value = JSON.stringify({ name: worker, host: "h", pid: 1, version: "v", startedAt: "" });
+      await client.kv.put({ key: Buffer.from(keys.worker(worker)), value: Buffer.from(value), lease });
+    }
     for (const id of ["t0", "t1", "t2", "t3"])
       await client.put(keys.task("w1", id)).value(JSON.stringify({ id }));
     await cordon(client, root, "w2");
