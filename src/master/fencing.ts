@@ -1,7 +1,16 @@
-import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
+import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { isEtcdBusy, type Logger, requestDeadline, silentLogger } from "../node/index.js";
+import {
+  isEtcdBusy,
+  type Logger,
+  pausedRecordSchema,
+  readRecord,
+  repairPausedRecord,
+  requestDeadline,
+  silentLogger,
+} from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
+import { pausedError } from "./controls.js";
 import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
 
 /** The compare every leader write carries: this master's election key still exists with its creation revision. */
@@ -16,6 +25,36 @@ export function leaderFence(electionKey: string, createRevision: number | string
   ];
 }
 
+/** The compare a schedule's writes add: `/R/paused` does not exist. */
+export function unpausedCompare(pausedKey: string): ICompare {
+  return {
+    key: Buffer.from(pausedKey),
+    target: CompareTarget.Version,
+    result: CompareResult.Equal,
+    version: "0",
+  };
+}
+
+/** How one write is sent. */
+export interface WriteOptions {
+  /** Stops sending (and waiting) once aborted. */
+  signal?: AbortSignal;
+  /**
+   * Refused by etcd (ERR_PAUSED, nothing written) while `/R/paused` exists: every write that adds,
+   * removes or moves a task carries it, except the completion of a move already begun.
+   */
+  unlessPaused?: boolean;
+  /** Called after each transaction commits (`apply`), so a caller knows exactly which ops landed. */
+  onCommitted?: (ops: readonly WriteOp[], revision: number) => void;
+}
+
+/** What gate, pacer and schedule need of a writer (a seam for tests without etcd). */
+export interface LeaderWriter {
+  readonly deposed: boolean;
+  commit(ops: readonly WriteOp[], options?: WriteOptions): Promise<number>;
+  apply(ops: readonly WriteOp[], options?: WriteOptions): Promise<number>;
+}
+
 export interface FencedWriterOptions {
   /** Deadline of each transaction; default 15 s (REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
@@ -24,13 +63,16 @@ export interface FencedWriterOptions {
   logger?: Logger;
   /** Called once, when a transaction's fence fails. */
   onDeposed?: (error: EschedulerError) => void;
+  /** `/R/paused`: the key `unlessPaused` writes compare. */
+  pausedKey?: string;
 }
 
 /**
  * Writes on behalf of one leadership: every transaction carries the fence. After the first failed
- * fence it sends nothing more (every later call throws ERR_DEPOSED at once).
+ * fence it sends nothing more (every later call throws ERR_DEPOSED at once). A write sent `unlessPaused`
+ * also compares that schedules are not paused, so a pause stops a schedule where it writes.
  */
-export class FencedWriter {
+export class FencedWriter implements LeaderWriter {
   private deposedError?: EschedulerError;
   private readonly concurrency: number;
   /** Transactions allowed in flight now: `concurrency`, halved each time etcd pushes back, regained one per success. */
@@ -58,7 +100,9 @@ export class FencedWriter {
    * requests" it waits (backing off) and sends it again, with fewer transactions in flight meanwhile:
    * a busy etcd slows a schedule down, never abandons it.
    */
-  async commit(ops: readonly WriteOp[], signal?: AbortSignal): Promise<number> {
+  async commit(ops: readonly WriteOp[], options: WriteOptions = {}): Promise<number> {
+    const { signal } = options;
+    const paused = options.unlessPaused ? this.pausedKey() : undefined;
     const backoff = exponentialBackoff({ initialMs: 100, maxMs: 2_000 });
     for (;;) {
       this.throwIfDeposed();
@@ -66,10 +110,19 @@ export class FencedWriter {
       this.inFlight++;
       try {
         const response = await this.client.kv.txn(
-          { compare: this.fence, success: ops.map(toRequestOp), failure: [] },
+          {
+            compare: paused ? [...this.fence, unpausedCompare(paused)] : this.fence,
+            success: ops.map(toRequestOp),
+            // Tells a pause from a lost leadership: the fence's key and the pause key as they are now.
+            failure: paused ? [rangeOf(this.fence[0]?.key), rangeOf(paused)] : [],
+          },
           requestDeadline(this.options.requestTimeoutMs),
         );
-        if (!response.succeeded) throw this.markDeposed(ops.length);
+        if (!response.succeeded) {
+          const pause = paused ? this.pausedRefusal(response.responses) : undefined;
+          if (pause) throw pause;
+          throw this.markDeposed(ops.length);
+        }
         this.limit = Math.min(this.concurrency, this.limit + 1);
         return Number(response.header.revision);
       } catch (error) {
@@ -97,7 +150,8 @@ export class FencedWriter {
    * (0 when there was nothing to write). On the first failure, or when `signal` aborts, it starts no
    * more transactions, waits for those in flight, then throws.
    */
-  async apply(ops: readonly WriteOp[], signal?: AbortSignal): Promise<number> {
+  async apply(ops: readonly WriteOp[], options: WriteOptions = {}): Promise<number> {
+    const { signal } = options;
     const batches = intoBatches(ops);
     const settled: Array<() => void> = [];
     const committed = batches.map(() => new Promise<void>((resolve) => settled.push(resolve)));
@@ -110,7 +164,11 @@ export class FencedWriter {
         try {
           await Promise.all(committed.slice(0, mustFollow(batches, index)));
           if (failure === undefined && signal?.aborted) failure = signal.reason;
-          if (failure === undefined) highest = Math.max(highest, await this.commit(batches[index], signal));
+          if (failure === undefined) {
+            const revision = await this.commit(batches[index], options);
+            highest = Math.max(highest, revision);
+            options.onCommitted?.(batches[index], revision);
+          }
         } catch (error) {
           failure ??= error;
         } finally {
@@ -121,6 +179,25 @@ export class FencedWriter {
     await Promise.all(Array.from({ length: Math.min(this.concurrency, batches.length) }, lane));
     if (failure !== undefined) throw failure;
     return highest;
+  }
+
+  private pausedKey(): string {
+    if (!this.options.pausedKey) throw new Error("FencedWriter: unlessPaused needs the pausedKey option");
+    return this.options.pausedKey;
+  }
+
+  /** ERR_PAUSED when the failed compare was the pause (the fence still holds), else undefined. */
+  private pausedRefusal(
+    responses: ReadonlyArray<{ response_range?: { kvs: Array<{ create_revision: string; value: Buffer }> } }>,
+  ): EschedulerError | undefined {
+    const [election, paused] = responses.map((response) => response.response_range?.kvs[0]);
+    const fenced = election?.create_revision === String(this.fence[0]?.create_revision);
+    if (!fenced || !paused) return undefined;
+    const key = this.options.pausedKey ?? "";
+    const record = readRecord(pausedRecordSchema, key, paused.value, this.logger, {
+      repair: repairPausedRecord,
+    });
+    return pausedError(record ?? { at: "" });
   }
 
   private throwIfDeposed(): void {
@@ -139,6 +216,10 @@ export class FencedWriter {
     }
     return this.deposedError;
   }
+}
+
+function rangeOf(key: Buffer | string | undefined): IRequestOp {
+  return { request_range: { key: Buffer.from(key ?? "") } };
 }
 
 /** How many leading batches must commit before batch `index`: those holding a higher priority than its lowest. */

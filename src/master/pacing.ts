@@ -1,7 +1,7 @@
-import { EschedulerError } from "../errors.js";
+import { EschedulerError, isEschedulerError } from "../errors.js";
 import type { KeyLayout, Logger } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
-import type { FencedWriter } from "./fencing.js";
+import type { LeaderWriter } from "./fencing.js";
 import type { HandoffGate, PlannedPut } from "./handoff.js";
 
 /** `--max-moving`: a whole number of tasks, or a percentage (`"10%"`) of the tasks a schedule places. */
@@ -74,7 +74,9 @@ export function splitMoves(
  * Paced moves (`--max-moving`): at most `limit` tasks are between owners at once — removed from their
  * old worker, not yet written to the new one. A move starts by removing the task from its old worker
  * and ends when the hand-off gate writes it to the new one; each finished hand-off lets the next queued
- * moves start, so a large rebalance completes without another schedule (or generator call).
+ * moves start, so a large rebalance completes without another schedule (or generator call). Starting a
+ * move is refused by etcd while schedules are paused (the queue is then dropped); a move begun is the
+ * gate's and always finishes.
  */
 export class MovePacer {
   private queue: Move[] = [];
@@ -87,7 +89,7 @@ export class MovePacer {
   constructor(
     private readonly keys: KeyLayout,
     private readonly gate: HandoffGate,
-    private readonly writer: FencedWriter,
+    private readonly writer: LeaderWriter,
     private readonly options: { logger: Logger; onFailed: (error: unknown) => void },
   ) {}
 
@@ -110,7 +112,8 @@ export class MovePacer {
   refill(signal: AbortSignal): void {
     if (this.queue.length === 0) return;
     this.fill(signal).catch((error: unknown) => {
-      if (!signal.aborted) this.options.onFailed(error);
+      if (signal.aborted || isPaused(error)) return;
+      this.options.onFailed(error);
     });
   }
 
@@ -130,9 +133,20 @@ export class MovePacer {
     this.filling = (async () => {
       const stop = AbortSignal.any([signal, this.cancelled.signal]);
       let started = true;
-      while ((started || this.refillAgain) && this.queue.length > 0 && !stop.aborted) {
-        this.refillAgain = false;
-        started = await this.startFree(stop);
+      try {
+        while ((started || this.refillAgain) && this.queue.length > 0 && !stop.aborted) {
+          this.refillAgain = false;
+          started = await this.startFree(stop);
+        }
+      } catch (error) {
+        if (isPaused(error)) {
+          this.options.logger.info(
+            { dropped: this.queue.length },
+            "paced moves stopped: schedules are paused",
+          );
+          this.queue = [];
+        }
+        throw error;
       }
     })().finally(() => {
       this.filling = undefined;
@@ -145,25 +159,40 @@ export class MovePacer {
     const free = this.limit - this.gate.unsettled - this.starting;
     if (free <= 0 || this.queue.length === 0) return false;
     const batch = this.queue.splice(0, free);
-    this.starting += batch.length;
+    const byRemoval = new Map(batch.map((move) => [move.removal.key, move]));
+    let notBegun = batch.length;
+    this.starting += notBegun;
     try {
-      const revision = await this.writer.apply(
+      await this.writer.apply(
         batch.map((move) => move.removal),
-        signal,
-      );
-      // Only the old owner can hold the task's status (a hand-off wrote it there only once every other
-      // status was gone): wait for that key in a view at or after the removal, no read of all statuses.
-      this.gate.hold(
-        batch.map(({ from, put }) => ({
-          ...put,
-          from: [from],
-          blockers: [this.keys.status(from, put.taskId)],
-        })),
-        revision,
+        {
+          signal,
+          unlessPaused: true,
+          // Each committed transaction begins its moves: the gate holds them at once, whatever follows.
+          onCommitted: (ops, revision) => {
+            const begun = ops.flatMap((op) => byRemoval.get(op.key) ?? []);
+            notBegun -= begun.length;
+            this.starting -= begun.length;
+            // Only the old owner can hold the task's status (a hand-off wrote it there only once every
+            // other status was gone): wait for that key at or after the removal, no read of all statuses.
+            this.gate.hold(
+              begun.map(({ from, put }) => ({
+                ...put,
+                from: [from],
+                blockers: [this.keys.status(from, put.taskId)],
+              })),
+              revision,
+            );
+          },
+        },
       );
     } finally {
-      this.starting -= batch.length;
+      this.starting -= notBegun;
     }
     return true;
   }
+}
+
+function isPaused(error: unknown): boolean {
+  return isEschedulerError(error) && error.code === "ERR_PAUSED";
 }

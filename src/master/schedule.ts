@@ -23,7 +23,7 @@ import {
   pausedError,
   plannerWorkers,
 } from "./controls.js";
-import type { FencedWriter } from "./fencing.js";
+import type { LeaderWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
 import type { HandoffGate } from "./handoff.js";
@@ -31,6 +31,7 @@ import type { MoveRecord } from "./move-record.js";
 import { historyRecord, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
+import { writeTaskChanges } from "./schedule-writes.js";
 
 /** Figures of one applied schedule (the `scheduled` event). */
 export interface ScheduleResult {
@@ -82,7 +83,7 @@ export interface ScheduleContext extends PreviewContext {
   /** This master's name, recorded as the plan's leader. */
   leader: string;
   epoch: number;
-  writer: FencedWriter;
+  writer: LeaderWriter;
   /** Present with `--handoff wait`. */
   handoffs?: HandoffGate;
   /** Present with `--handoff wait`: paces moves between live workers. */
@@ -170,16 +171,32 @@ export async function previewSchedule(
 /**
  * One schedule: preview it (nothing is written if the generator fails), refuse it while paused or when
  * the removal guard says so, then write removals, additions in priority order, and `/R/plan` with its
- * history record — all fenced. A refusal by the guard writes only its history record.
+ * history record — all fenced, and refused by etcd once schedules are paused. A refusal by the guard
+ * writes only its history record. Moves begun earlier (held hand-offs) always finish: an applied
+ * schedule re-targets them, any other outcome leaves them as they were.
  */
 export async function runSchedule(context: ScheduleContext, reasons: string[]): Promise<ScheduleResult> {
-  const { keys, signal, writer } = context;
   const startedAt = performance.now();
-  // Held hand-offs and queued moves of an earlier schedule are decided again below, from what etcd says now.
-  const preview = await previewSchedule(context, async () => {
-    await context.pacer?.cancelPending();
-    await context.handoffs?.cancelPending();
-  });
+  try {
+    // Queued moves not begun are decided again from what etcd says now; moves begun stay held, and the
+    // gate writes none of them until this schedule has decided (so its read and its writes agree).
+    const preview = await previewSchedule(context, async () => {
+      await context.pacer?.cancelPending();
+      await context.handoffs?.freeze();
+    });
+    return await applySchedule(context, reasons, preview, startedAt);
+  } finally {
+    context.handoffs?.thaw();
+  }
+}
+
+async function applySchedule(
+  context: ScheduleContext,
+  reasons: string[],
+  preview: SchedulePreview,
+  startedAt: number,
+): Promise<ScheduleResult> {
+  const { keys, signal, writer } = context;
   const { tasks, workers, controls, current, target, changes, revision } = preview;
   const plannedAt = performance.now();
   signal.throwIfAborted();
@@ -205,7 +222,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
     );
   const guard = checkRemoval(current, tasks, context.maxRemovalPercent, context.allowRemoval === true);
   if (guard.refusal) {
-    await writer.commit(await history("refused", guard.refusal));
+    await writer.commit(await history("refused", guard.refusal), { unlessPaused: true });
     throw new EschedulerError("ERR_REMOVAL_GUARD", guard.refusal);
   }
 
@@ -213,17 +230,7 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   const { moves, removals, puts } = context.pacer
     ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
     : { moves: [], removals: changes.removals, puts: changes.puts };
-  await writer.apply([...preview.junk, ...removals], signal);
-  let immediate = puts;
-  if (context.handoffs) {
-    const split = await context.handoffs.partition(puts);
-    context.handoffs.hold(split.held, split.revision);
-    immediate = split.ready;
-  }
-  await writer.apply(
-    immediate.map((put) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
-    signal,
-  );
+  const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   const record: PlanRecord = {
     epoch: context.epoch,
@@ -235,10 +242,11 @@ export async function runSchedule(context: ScheduleContext, reasons: string[]): 
   };
   const historyOps = await history("applied");
   signal.throwIfAborted();
-  const planRevision = await writer.commit([
-    { type: "put", key: keys.plan, value: JSON.stringify(record) },
-    ...historyOps,
-  ]);
+  const planRevision = await writer.commit(
+    [{ type: "put", key: keys.plan, value: JSON.stringify(record) }, ...historyOps],
+    { unlessPaused: true },
+  );
+  context.handoffs?.replan(replanned);
   const appliedAt = performance.now();
 
   return {

@@ -10,6 +10,7 @@ import { FencedWriter } from "./fencing.js";
 import type { Generator } from "./generator.js";
 import { pausedError } from "./controls.js";
 import { HandoffGate } from "./handoff.js";
+import { etcdStatusSource } from "./status-source.js";
 import { MoveRecord } from "./move-record.js";
 import { type MaxMoving, MovePacer } from "./pacing.js";
 import { OperatorWatch } from "./operator-watch.js";
@@ -73,10 +74,11 @@ export class LeaderTerm {
     this.writer = new FencedWriter(client, leadership.fence, {
       logger: this.logger,
       onDeposed: (error) => leadership.depose(error),
+      pausedKey: keys.paused,
     });
     this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
     if (settings.handoff === "wait") {
-      this.handoffs = new HandoffGate(client, keys, this.writer, {
+      this.handoffs = new HandoffGate(etcdStatusSource(client, keys, this.logger), keys, this.writer, {
         logger: this.logger,
         onReleased: (event) => {
           this.logger.debug(event, "hand-off: task written to its new worker");
@@ -84,8 +86,7 @@ export class LeaderTerm {
           this.pacer?.refill(this.signal);
         },
         onWriteFailed: (error) => {
-          this.logger.warn({ err: error }, "hand-off write failed; scheduling again");
-          this.runner.trigger("handoff-retry");
+          this.logger.warn({ err: error }, "hand-off write failed; writing it again");
         },
       });
     }

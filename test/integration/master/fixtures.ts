@@ -1,5 +1,5 @@
 /** Helpers of the master's integration tests: masters on a test root, hand-written workers, whole-root snapshots. */
-import { type Etcd3, SortOrder, SortTarget } from "etcd3";
+import { type Etcd3, type ITxnRequest, SortOrder, SortTarget } from "etcd3";
 import { afterEach } from "vitest";
 import { type Generator, Master, type MasterOptions } from "../../../src/master/index.js";
 import { type KeyLayout, LeaseSession, prefixRangeEnd, type Task } from "../../../src/node/index.js";
@@ -71,7 +71,7 @@ export class FakeWorker {
     readonly session: LeaseSession,
     private readonly client: Etcd3,
     private readonly keys: KeyLayout,
-    private readonly options: { stopDelayMs: number; manualStop: boolean },
+    private readonly options: { stopDelayMs: number; manualStop: boolean; reports: boolean },
   ) {
     this.watcher = new PrefixWatcher(client, keys.workerTasksPrefix(name));
     this.watcher.on("change", (change) => {
@@ -86,12 +86,20 @@ export class FakeWorker {
     client: Etcd3,
     keys: KeyLayout,
     name: string,
-    options: { ttlMs?: number; stopDelayMs?: number; manualStop?: boolean; capacity?: number } = {},
+    options: {
+      ttlMs?: number;
+      stopDelayMs?: number;
+      manualStop?: boolean;
+      capacity?: number;
+      /** false: never writes a status key (a worker without a handler, or one that never reported yet). */
+      reports?: boolean;
+    } = {},
   ): Promise<FakeWorker> {
     const session = await LeaseSession.grant(client, { ttlMs: options.ttlMs ?? 2_000 });
     const worker = new FakeWorker(name, session, client, keys, {
       stopDelayMs: options.stopDelayMs ?? 0,
       manualStop: options.manualStop ?? false,
+      reports: options.reports ?? true,
     });
     cleanups.push(() => worker.stop());
     for (const id of (await worker.watcher.start()).keys()) {
@@ -122,6 +130,7 @@ export class FakeWorker {
   }
 
   private async report(taskId: string): Promise<void> {
+    if (!this.options.reports) return;
     const status = { state: "running", attempt: 1, since: new Date().toISOString() };
     await this.session.lease.put(this.keys.status(this.name, taskId)).value(JSON.stringify(status));
   }
@@ -207,4 +216,31 @@ export async function leaderLease(
   });
   const kv = response.kvs[0];
   return kv ? { key: kv.key.toString(), lease: kv.lease } : undefined;
+}
+
+/**
+ * Runs `before` ahead of every transaction `client` sends that `matches` (the transaction then goes to
+ * etcd unchanged): lets a test place an operator's action at an exact point of a leader's writes.
+ */
+export function beforeTxn(
+  client: Etcd3,
+  matches: (request: ITxnRequest) => boolean,
+  before: (request: ITxnRequest) => Promise<void>,
+): void {
+  const txn = client.kv.txn.bind(client.kv);
+  client.kv.txn = async (request, options) => {
+    if (matches(request)) await before(request);
+    return txn(request, options);
+  };
+}
+
+/** Keys a transaction writes on success (puts and deletes). */
+export function txnWrites(request: ITxnRequest): { puts: string[]; deletes: string[] } {
+  const puts: string[] = [];
+  const deletes: string[] = [];
+  for (const op of request.success ?? []) {
+    if (op.request_put) puts.push(String(op.request_put.key));
+    if (op.request_delete_range) deletes.push(String(op.request_delete_range.key));
+  }
+  return { puts, deletes };
 }

@@ -1,0 +1,60 @@
+import type { Etcd3 } from "etcd3";
+import { hasLease, type KeyLayout, type Logger, readPrefixPaged, requestDeadline } from "../node/index.js";
+import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
+
+/** The gate's live view of the status keys (a PrefixWatcher over `/R/status/`). */
+export interface StatusView {
+  readonly entries: ReadonlyMap<string, string>;
+  /** The revision the view reflects. */
+  readonly revision: number;
+  on(event: "change", listener: (change: WatchChange) => void): unknown;
+  on(event: "resync", listener: (event: ResyncEvent) => void): unknown;
+  start(signal?: AbortSignal): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * A linearizable read (so at or after every write this leader made) of the status keys: which of
+ * `keys` exist, or every status key when `keys` is absent. A status without a lease was written by
+ * hand: no worker runs the task behind it and it never expires, so it counts as absent.
+ */
+export type StatusRead = (keys?: readonly string[]) => Promise<{ revision: number; keys: string[] }>;
+
+/** What the gate reads from etcd: the view it waits on, and reads that end a wait the view cannot. */
+export interface StatusSource {
+  view: StatusView;
+  read: StatusRead;
+}
+
+/** The gate's status source on a real etcd. */
+export function etcdStatusSource(client: Etcd3, keys: KeyLayout, logger: Logger): StatusSource {
+  return {
+    view: new PrefixWatcher(client, keys.statusPrefix, { logger }),
+    read: async (wanted) => {
+      if (!wanted) {
+        const all = await readPrefixPaged(client, keys.statusPrefix, { keysOnly: true });
+        const live = all.kvs.filter((kv) => hasLease(kv, logger));
+        return { revision: all.revision, keys: live.map((kv) => kv.key.toString()) };
+      }
+      let revision = Number.MAX_SAFE_INTEGER;
+      const present: string[] = [];
+      // etcd's default --max-txn-ops per read.
+      for (let start = 0; start < wanted.length; start += 128) {
+        const chunk = wanted.slice(start, start + 128);
+        const response = await client.kv.txn(
+          {
+            compare: [],
+            success: chunk.map((key) => ({ request_range: { key: Buffer.from(key), keys_only: true } })),
+            failure: [],
+          },
+          requestDeadline(),
+        );
+        revision = Math.min(revision, Number(response.header.revision));
+        for (const item of response.responses)
+          for (const kv of item.response_range?.kvs ?? [])
+            if (hasLease(kv, logger)) present.push(kv.key.toString());
+      }
+      return { revision, keys: present };
+    },
+  };
+}
