@@ -26,8 +26,9 @@ async function tasksOn(space: ReturnType<typeof testSpace>, worker: string): Pro
  */
 async function movesBegun(label: string, generate: () => Promise<Task[]> | Task[]) {
   const space = testSpace(label);
-  const w1 = await FakeWorker.start(space.client, space.keys, "w1", { manualStop: true });
-  const master = testMaster(space, generate, { handoff: "wait", maxMoving: 4 });
+  // Long leases: a loaded machine must not end the leadership (and the holds with it) mid-test.
+  const w1 = await FakeWorker.start(space.client, space.keys, "w1", { manualStop: true, ttlMs: 10_000 });
+  const master = testMaster(space, generate, { handoff: "wait", maxMoving: 4, ttlMs: 10_000 });
   const applied: ScheduleResult[] = [];
   const failed: ScheduleFailedEvent[] = [];
   const handoffs: HandoffWaitEvent[] = [];
@@ -38,7 +39,7 @@ async function movesBegun(label: string, generate: () => Promise<Task[]> | Task[
   await waitFor("four tasks on w1", async () => (await tasksOn(space, "w1")).length === 4);
   const recorder = new StatusRecorder(space.client, space.keys);
   await recorder.start();
-  await FakeWorker.start(space.client, space.keys, "w2");
+  await FakeWorker.start(space.client, space.keys, "w2", { ttlMs: 10_000 });
   await waitFor("the rebalance", () => applied.length === 2);
   await waitFor("w1 asked to stop two tasks", () => w1.stopping.length === 2);
   const moving = w1.stopping;
