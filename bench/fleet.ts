@@ -15,7 +15,7 @@ import {
   readTaskEvents,
   runIntervals,
   type TaskEvent,
-} from "../test/helpers/invariants.js";
+} from "../test/invariants/index.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BINARY = join(REPO, "bin", "escheduler.js");

@@ -9,7 +9,7 @@
  */
 import { pathToFileURL } from "node:url";
 import { DEFAULTS, type Task } from "../src/node/index.js";
-import { doubleRuns, longestGaps, type RunInterval, runIntervals } from "../test/helpers/invariants.js";
+import { doubleRuns, longestGaps, type RunInterval, runIntervals } from "../test/invariants/index.js";
 import { build, Fleet, until } from "./fleet.js";
 import { type BenchRow, printReport } from "./report.js";
 

@@ -25,8 +25,6 @@ import {
   balanceProblems,
   convergenceProblems,
   currentRevision,
-  deposedWriteProblems,
-  doubleRuns,
   EtcdHistory,
   type Pause,
   type ProcessFate,
@@ -34,9 +32,9 @@ import {
   readState,
   readTaskEvents,
   runIntervals,
-  silentMasters,
+  safetyProblems,
   type TaskEvent,
-} from "./invariants.js";
+} from "../invariants/index.js";
 
 export const RECORDING_HANDLER = join(REPO, "test", "fixtures", "recording-handler.mjs");
 export const CONTROLLABLE_GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
@@ -395,20 +393,24 @@ export class Cluster {
   }
 
   /**
-   * Every invariant at the end of a scenario: no double run, converged, no write by a deposed master,
-   * balanced. Resolves with the violations (empty when every promise held).
+   * Every invariant at the end of a scenario: the safety promises (no double run, no write by a deposed
+   * or paused leader), converged, balanced — `drained` workers (cordoned or drained) left out of the
+   * balance check. Resolves with the violations (empty when every promise held).
    */
-  /** Every invariant violated; `drained` workers (cordoned or drained) are left out of the balance check. */
   async invariantProblems(options: { drained?: readonly string[] } = {}): Promise<string[]> {
     await this.history.caughtUp(this.client);
-    const { intervals, problems } = this.intervals();
     const { assignment } = await this.state();
     for (const worker of options.drained ?? []) assignment.delete(worker);
     return [
-      ...problems,
-      ...doubleRuns(intervals, this.started),
+      ...safetyProblems({
+        events: this.events(),
+        fates: this.fates(),
+        history: this.history,
+        keys: this.keys,
+        wakeGraceMs: this.options.wakeGraceMs,
+        base: this.started,
+      }),
       ...(await this.convergenceProblems()),
-      ...deposedWriteProblems(this.history.events, this.keys, silentMasters(this.fates()), this.history.gaps),
       ...balanceProblems(assignment, this.tasks),
     ];
   }

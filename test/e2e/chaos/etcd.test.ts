@@ -6,7 +6,7 @@ import { Worker } from "../../../src/worker/index.js";
 import { Cluster, unitTasks } from "../../helpers/cluster.js";
 import { uniqueRoot, waitFor } from "../../helpers/context.js";
 import { type EtcdMember, startEtcd, startEtcdCluster } from "../../helpers/etcd.js";
-import { currentRevision } from "../../helpers/invariants.js";
+import { currentRevision } from "../../invariants/index.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
 
 const timings = { ttl: "2s", rebalanceWait: "200ms" };

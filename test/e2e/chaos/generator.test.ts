@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Cluster, unitTasks } from "../../helpers/cluster.js";
-import type { HistoryEvent } from "../../helpers/invariants.js";
+import type { HistoryEvent } from "../../invariants/index.js";
 
 const failures = [
   ["throw", /controllable generator told to throw/],

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "../../helpers/cli.js";
 import { Cluster, now } from "../../helpers/cluster.js";
 import { waitFor } from "../../helpers/context.js";
-import { longestGaps } from "../../helpers/invariants.js";
+import { longestGaps } from "../../invariants/index.js";
 
 const REBALANCE_WAIT_MS = 200;
 /** Longest a task may run nowhere while it changes hands: the old owner stops it, the master notices and writes it anew. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Cluster, now, unitTasks } from "../../helpers/cluster.js";
-import { stickinessProblems, type TaskEvent } from "../../helpers/invariants.js";
+import { stickinessProblems, type TaskEvent } from "../../invariants/index.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
 
 const TTL_MS = 2_000;

@@ -1,0 +1,366 @@
+/**
+ * One soak: a fleet of real processes, rounds of seeded faults, and after each round the fleet healed
+ * and given TTL + rebalance-wait + 5 s to run every generated task exactly once; at the end the
+ * safety promises over the whole run (no double run, no write by a deposed or paused leader).
+ */
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Task } from "../src/node/index.js";
+import {
+  convergenceProblems,
+  readState,
+  runIntervals,
+  safetyProblems,
+  type TaskEvent,
+} from "../test/invariants/index.js";
+import { delay, now, retried, SoakFleet } from "./fleet.js";
+import { type Action, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
+import { SeededRandom } from "./random.js";
+
+export interface SoakOptions {
+  seed: number;
+  minutes: number;
+  /** Progress lines (one per round); default: none. */
+  log?: (line: string) => void;
+  /** Keep the processes' logs, task events and etcd history even when every promise held. */
+  keep?: boolean;
+}
+
+export interface SoakResult {
+  seed: number;
+  minutes: number;
+  rounds: number;
+  faults: Map<string, number>;
+  /** Schedules applied (`/R/plan` writes) and `escheduler schedule` requests by exit code. */
+  schedules: number;
+  requests: { applied: number; refused: number; failed: number };
+  starts: number;
+  stops: number;
+  /** Per round, how long the healed fleet took to run every task exactly once (ms). */
+  convergeMs: number[];
+  violations: string[];
+  /** Processes that crashed (exited unasked, or not 0 on SIGTERM): not one of the promises, but worth a look. */
+  crashes: string[];
+  /** Where the logs are (removed when every promise held, unless `keep`). */
+  dir: string;
+}
+
+/** Short leases, a quick rebalance-wait, and slow enough starts and stops that hand-offs overlap faults. */
+export const SOAK_TIMINGS = {
+  ttlMs: 2_000,
+  rebalanceWaitMs: 200,
+  intervalMs: 4_000,
+  startDelayMs: 300,
+  stopDelayMs: 300,
+};
+/** A healed fleet runs every generated task exactly once within this long. */
+export const QUIET_MS = SOAK_TIMINGS.ttlMs + SOAK_TIMINGS.rebalanceWaitMs + 5_000;
+/** How soon a resumed (SIGCONT) worker must have stopped the tasks it lost while stopped. */
+const WAKE_GRACE_MS = 1_000;
+const MASTERS = ["m1", "m2"];
+const WORKERS = ["w1", "w2", "w3", "w4", "w5"];
+const TASK_POOL = Array.from({ length: 40 }, (_, i) => `t${String(i).padStart(2, "0")}`);
+
+const toTasks = (ids: readonly string[]): Task[] =>
+  ids.map((id) => ({ id, group: `g${Number(id.slice(1)) % 2}` }));
+
+export async function runSoak(options: SoakOptions): Promise<SoakResult> {
+  const log = options.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), "escheduler-soak-"));
+  const planner = new FaultPlanner(new SeededRandom(options.seed), {
+    masters: MASTERS,
+    workers: WORKERS,
+    isolatable: [1, 2],
+    taskPool: TASK_POOL,
+    initialTasks: 24,
+    roundMs: [6_000, 12_000],
+  });
+  const fleet = await SoakFleet.create({
+    ...SOAK_TIMINGS,
+    dir,
+    root: `soak-${options.seed}`,
+    masters: MASTERS,
+    workers: WORKERS,
+    maxMoving: 3,
+    tasks: toTasks(planner.tasks),
+  });
+  const result: SoakResult = {
+    seed: options.seed,
+    minutes: options.minutes,
+    rounds: 0,
+    faults: new Map(),
+    schedules: 0,
+    requests: { applied: 0, refused: 0, failed: 0 },
+    starts: 0,
+    stops: 0,
+    convergeMs: [],
+    violations: [],
+    crashes: [],
+    dir,
+  };
+  const events = new TaskEventLog(fleet.recordFile);
+  let expected = planner.tasks;
+  const started = now();
+
+  const convergence = async (): Promise<string[]> => {
+    try {
+      const { view } = await readState(fleet.client, fleet.keys);
+      const { intervals } = runIntervals(events.read(), fleet.fates(), { wakeGraceMs: WAKE_GRACE_MS });
+      return convergenceProblems(view, toTasks(expected), WORKERS, intervals);
+    } catch (error) {
+      return [`cannot read the cluster: ${String(error)}`];
+    }
+  };
+  /** Polls until converged; a violation once `budgetMs` has passed. Resolves with the time taken. */
+  const quiet = async (label: string, budgetMs: number): Promise<number | undefined> => {
+    const from = Date.now();
+    for (;;) {
+      const problems = await convergence();
+      if (problems.length === 0) {
+        result.convergeMs.push(Date.now() - from);
+        return Date.now() - from;
+      }
+      if (Date.now() - from > budgetMs) {
+        result.violations.push(
+          `${label}: not every generated task ran exactly once ${budgetMs} ms after the fleet was healed (${problems.length} problems): ${problems.slice(0, 6).join("; ")}`,
+        );
+        return undefined;
+      }
+      await delay(250);
+    }
+  };
+
+  const terminating = new Map<string, Promise<void>>();
+  const inFlight: Array<Promise<void>> = [];
+  const operator = async (args: string[]) => {
+    const { code, output } = await fleet.operator(args);
+    if (code !== 0) log(`  escheduler ${args.join(" ")}: exit ${code}: ${output.split("\n").at(-1)}`);
+    return code;
+  };
+  const schedule = async (allowRemoval: boolean) => {
+    const code = await operator([
+      "schedule",
+      "--reason",
+      "soak",
+      ...(allowRemoval ? ["--allow-removal"] : []),
+    ]);
+    if (code === 0) result.requests.applied++;
+    else if (code === 1) result.requests.refused++;
+    else result.requests.failed++;
+    return code;
+  };
+  const perform = async (action: Action): Promise<void> => {
+    switch (action.kind) {
+      case "kill":
+        return fleet.kill(action.node);
+      case "term":
+        terminating.set(action.node, fleet.terminate(action.node));
+        return;
+      case "restart":
+        await terminating.get(action.node);
+        terminating.delete(action.node);
+        fleet.start(action.node);
+        return;
+      case "stop":
+        return fleet.stop(action.node);
+      case "cont":
+        return fleet.cont(action.node);
+      case "latency":
+        return fleet.setLatency(action.node, action.ms);
+      case "unlatency":
+        return fleet.setLatency(action.node, 0);
+      case "isolate":
+        return fleet.isolate(action.member);
+      case "heal":
+        return fleet.healMembers();
+      case "pause":
+        await operator(["pause", "--reason", "soak"]);
+        return;
+      case "resume":
+        await operator(["resume"]);
+        return;
+      case "cordon":
+      case "drain":
+      case "uncordon":
+        await operator([action.kind, action.worker]);
+        return;
+      case "generator":
+        expected = action.tasks;
+        fleet.setTasks(toTasks(action.tasks));
+        return;
+      case "schedule":
+        inFlight.push(schedule(action.allowRemoval).then(() => undefined));
+        return;
+    }
+  };
+  const play = async (timeline: readonly TimedAction[]) => {
+    const from = Date.now();
+    for (const { at, action } of timeline) {
+      const wait = from + at - Date.now();
+      if (wait > 0) await delay(wait);
+      await perform(action);
+    }
+    await Promise.all(inFlight.splice(0));
+  };
+  /** Undoes whatever the timeline left (a process that exited by itself, a pause, a cordon) and schedules. */
+  const heal = async (label: string) => {
+    for (const name of [...MASTERS, ...WORKERS]) {
+      await fleet.cont(name);
+      fleet.setLatency(name, 0);
+      fleet.start(name);
+    }
+    fleet.healMembers();
+    // A restarted worker may wait up to a TTL for its old registration to go before it registers.
+    const registeredBy = Date.now() + 30_000;
+    for (;;) {
+      const keys = await retried(() => fleet.client.getAll().prefix(fleet.keys.workersPrefix).keys());
+      const missing = WORKERS.filter((worker) => !keys.includes(fleet.keys.worker(worker)));
+      if (missing.length === 0) break;
+      if (Date.now() > registeredBy) {
+        result.violations.push(
+          `${label}: workers [${missing}] not registered 30 s after they were restarted`,
+        );
+        break;
+      }
+      await delay(250);
+    }
+    if ((await retried(() => fleet.client.get(fleet.keys.paused).string())) !== null)
+      await operator(["resume"]);
+    for (const key of await retried(() => fleet.client.getAll().prefix(fleet.keys.cordonsPrefix).keys())) {
+      await operator(["uncordon", key.slice(fleet.keys.cordonsPrefix.length)]);
+    }
+    // The generator may have changed without any worker change: ask for the schedule an operator would.
+    const deadline = Date.now() + 30_000;
+    while ((await schedule(true)) !== 0) {
+      if (Date.now() > deadline) {
+        result.violations.push("no schedule could be applied within 30 s of healing the fleet");
+        return;
+      }
+      await delay(500);
+    }
+  };
+
+  try {
+    for (const name of [...MASTERS, ...WORKERS]) fleet.start(name);
+    await quiet("start", 60_000);
+    const endAt = Date.now() + options.minutes * 60_000;
+    while (Date.now() < endAt) {
+      result.rounds++;
+      const timeline = planner.round();
+      for (const [kind, count] of faultCounts(timeline))
+        result.faults.set(kind, (result.faults.get(kind) ?? 0) + count);
+      const playing = Date.now();
+      await play(timeline);
+      const healing = Date.now();
+      await heal(`round ${result.rounds}`);
+      const healed = Date.now();
+      const convergedMs = await quiet(`round ${result.rounds}`, QUIET_MS);
+      log(
+        `round ${result.rounds}: ${timeline
+          .filter((e) => e.fault)
+          .map((e) => describe(e.action))
+          .join(
+            ", ",
+          )}; played ${healing - playing} ms, healed ${healed - healing} ms, converged in ${convergedMs ?? "—"} ms; ${result.violations.length} violations so far`,
+      );
+    }
+    await retried(() => fleet.history.caughtUp(fleet.client));
+    const all = events.read();
+    result.starts = all.filter((event) => event.event === "start").length;
+    result.stops = all.length - result.starts;
+    result.schedules = fleet.history.events.filter(
+      (e) => e.key === fleet.keys.plan && e.type === "put",
+    ).length;
+    result.crashes.push(...unexpectedExits(fleet));
+    result.violations.push(
+      ...safetyProblems({
+        events: all,
+        fates: fleet.fates(),
+        history: fleet.history,
+        keys: fleet.keys,
+        wakeGraceMs: WAKE_GRACE_MS,
+        base: started,
+      }),
+    );
+  } finally {
+    await fleet.close();
+    if (result.violations.length === 0 && !options.keep) rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** The one summary line. */
+export function summary(result: SoakResult): string {
+  const faults = [...result.faults].map(([kind, count]) => `${kind} ${count}`).join(", ");
+  const total = [...result.faults.values()].reduce((sum, count) => sum + count, 0);
+  const sorted = [...result.convergeMs].sort((a, b) => a - b);
+  const converge = sorted.length > 0 ? `${sorted[Math.floor(sorted.length / 2)]}/${sorted.at(-1)} ms` : "—";
+  const { applied, refused, failed } = result.requests;
+  return (
+    `soak seed=${result.seed} minutes=${result.minutes} rounds=${result.rounds} faults=${total} (${faults}) ` +
+    `schedules=${result.schedules} requests=${applied + refused + failed} (applied ${applied}, refused ${refused}, failed ${failed}) ` +
+    `starts=${result.starts} stops=${result.stops} converged p50/max=${converge} crashes=${result.crashes.length} violations=${result.violations.length}`
+  );
+}
+
+/** Processes that ended without the soak asking, or did not exit 0 on SIGTERM. */
+function unexpectedExits(fleet: SoakFleet): string[] {
+  return fleet.runs.flatMap((run) => {
+    if (!run.exit) return [];
+    const how = run.exit.code ?? run.exit.signal;
+    if (!run.signalled) return [`${run.name} (pid ${run.pid}) exited by itself (${how})`];
+    // Killed by the signal itself: it came before the process had set up its handler (still starting).
+    if (run.signalled === "SIGTERM" && run.exit.code !== 0 && run.exit.signal !== "SIGTERM")
+      return [`${run.name} (pid ${run.pid}) exited ${how} on SIGTERM`];
+    return [];
+  });
+}
+
+function describe(action: Action): string {
+  switch (action.kind) {
+    case "generator":
+      return `generator ${action.tasks.length}`;
+    case "latency":
+      return `latency ${action.node} ${action.ms}ms`;
+    case "isolate":
+      return `isolate etcd${action.member}`;
+    case "schedule":
+      return action.allowRemoval ? "schedule --allow-removal" : "schedule";
+    default:
+      return "node" in action
+        ? `${action.kind} ${action.node}`
+        : "worker" in action
+          ? `${action.kind} ${action.worker}`
+          : action.kind;
+  }
+}
+
+/** The recording handlers' file, read incrementally (a long soak writes many lines). */
+class TaskEventLog {
+  private readonly events: TaskEvent[] = [];
+  private offset = 0;
+
+  constructor(private readonly file: string) {}
+
+  read(): TaskEvent[] {
+    let fd: number;
+    try {
+      fd = openSync(this.file, "r");
+    } catch {
+      return this.events;
+    }
+    try {
+      const fresh = Buffer.alloc(Math.max(0, fstatSync(fd).size - this.offset));
+      readSync(fd, fresh, 0, fresh.length, this.offset);
+      const end = fresh.lastIndexOf(0x0a) + 1;
+      for (const line of fresh.subarray(0, end).toString("utf8").split("\n")) {
+        if (line.trim() !== "") this.events.push(JSON.parse(line) as TaskEvent);
+      }
+      this.offset += end;
+    } finally {
+      closeSync(fd);
+    }
+    return this.events;
+  }
+}
