@@ -21,7 +21,7 @@ export async function benchConsole(endpoints: string[]): Promise<BenchRow[]> {
   const client = createEtcdClient({ etcd: endpoints });
   const keys = keyLayout(`bench-console-${process.pid}-${Date.now()}`);
   try {
-    await seed(client, keys);
+    const lease = await seed(client, keys);
     const statusStarted = performance.now();
     await readStatusReport(client, keys.root);
     const statusMs = performance.now() - statusStarted;
@@ -34,15 +34,18 @@ export async function benchConsole(endpoints: string[]): Promise<BenchRow[]> {
 
     // Fresh revision, then VIEWERS at once: they share one read.
     const first = "worker-0000";
-    await client.put(keys.worker(first)).value(
-      JSON.stringify({
-        name: first,
-        host: "bench",
-        pid: 0,
-        version: "1",
-        startedAt: new Date().toISOString(),
-      }),
-    );
+    await client
+      .put(keys.worker(first))
+      .lease(lease)
+      .value(
+        JSON.stringify({
+          name: first,
+          host: "bench",
+          pid: 0,
+          version: "1",
+          startedAt: new Date().toISOString(),
+        }),
+      );
     const before = feed.builds;
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const viewersStarted = performance.now();
@@ -86,15 +89,20 @@ export async function benchConsole(endpoints: string[]): Promise<BenchRow[]> {
   }
 }
 
-/** Workers, tasks in two groups and their statuses (one in a hundred failed), written 128 per transaction. */
-export async function seed(client: Etcd3, keys: KeyLayout): Promise<void> {
+/**
+ * Workers, tasks in two groups and their statuses (one in a hundred failed), written 128 per
+ * transaction; registrations and statuses under one lease, as workers write them. Resolves with it.
+ */
+export async function seed(client: Etcd3, keys: KeyLayout): Promise<string> {
   const since = new Date().toISOString();
-  const puts: [string, string][] = [];
+  const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 600 });
+  const puts: [string, string, string?][] = [];
   for (let w = 0; w < WORKERS; w++) {
     const name = `worker-${String(w).padStart(4, "0")}`;
     puts.push([
       keys.worker(name),
       JSON.stringify({ name, host: "bench", pid: w, version: "0", startedAt: since }),
+      lease,
     ]);
   }
   for (let t = 0; t < TASKS; t++) {
@@ -110,22 +118,24 @@ export async function seed(client: Etcd3, keys: KeyLayout): Promise<void> {
         since,
         ...(failed ? { error: "boom" } : {}),
       }),
+      lease,
     ]);
   }
-  const batches: [string, string][][] = [];
+  const batches: (typeof puts)[] = [];
   for (let i = 0; i < puts.length; i += BATCH) batches.push(puts.slice(i, i + BATCH));
   const writeNext = async (): Promise<void> => {
     for (let batch = batches.pop(); batch; batch = batches.pop()) {
       await client.kv.txn({
         compare: [],
-        success: batch.map(([key, value]) => ({
-          request_put: { key: Buffer.from(key), value: Buffer.from(value) },
+        success: batch.map(([key, value, lease]) => ({
+          request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(lease ? { lease } : {}) },
         })),
         failure: [],
       });
     }
   };
   await Promise.all(Array.from({ length: 8 }, writeNext));
+  return lease;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
