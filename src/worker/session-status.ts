@@ -10,7 +10,7 @@ import {
 import { MAX_TXN_OPS } from "./status-writer.js";
 import { type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";
-import { RunLocks } from "./run-lock.js";
+import { NESTED_OPS, RunLocks } from "./run-lock.js";
 
 /**
  * A session's status keys, through a `StatusWriter` under its lease, that a suspended lease can cut
@@ -71,13 +71,14 @@ export class SessionStatus implements StatusSink {
     try {
       const stored = await readPrefixPaged(this.client, prefix, { keysOnly: true });
       const stale = stored.kvs.filter((kv) => !busy(kv.key.toString().slice(prefix.length)));
-      // Two operations each: the status, and the run lock if this lease holds it.
-      const perTxn = Math.floor(MAX_TXN_OPS / 2) - 1;
+      // Each a nested transaction (the status, and the run lock if this lease holds it).
+      const perTxn = MAX_TXN_OPS - NESTED_OPS;
       for (let i = 0; i < stale.length; i += perTxn) {
-        const success = stale.slice(i, i + perTxn).flatMap((kv): IRequestOp[] => {
+        const success = stale.slice(i, i + perTxn).map((kv): IRequestOp => {
           const taskId = this.keys.parseStatus(kv.key.toString())?.taskId;
-          const status = { request_delete_range: { key: kv.key } };
-          return taskId === undefined ? [status] : [status, locks.release(taskId)];
+          return taskId === undefined
+            ? { request_delete_range: { key: kv.key } }
+            : locks.remove(taskId, kv.key);
         });
         await this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
       }

@@ -8,7 +8,7 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
-import { RunLocks } from "./run-lock.js";
+import { AGAIN, NESTED_OPS, RunLocks } from "./run-lock.js";
 import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
@@ -35,8 +35,8 @@ interface PendingWrite {
   done: (result: ClaimResult) => void;
   /** Key, value and guard bytes, plus the framing of its operations. */
   bytes: number;
-  /** Operations in the transaction: a claim and a deletion carry the run lock's too. */
-  ops: number;
+  /** A claim or a deletion: a nested transaction that carries the task's run lock too. */
+  nested: boolean;
 }
 
 /**
@@ -50,7 +50,6 @@ export class StatusWriter implements StatusSink {
   /** Aborted when the lease ends or `close()` is called: nothing more is written, nothing waits. */
   private readonly closed = new AbortController();
   private queuedBytes = 0;
-  private queuedOps = 0;
   private readonly locks: RunLocks;
   private linger?: NodeJS.Timeout;
   private flushScheduled = false;
@@ -89,16 +88,12 @@ export class StatusWriter implements StatusSink {
   ): Promise<ClaimResult> {
     if (this.closed.signal.aborted) return Promise.resolve(NOT_CLAIMED);
     const key = this.keys.status(this.worker, taskId);
-    const withLock = guard !== undefined || value === undefined;
-    const lockBytes = withLock
-      ? this.keys.runLocksPrefix.length + taskId.length + this.worker.length + 32
-      : 0;
-    const bytes = key.length + (value?.length ?? 0) + (guard ? guard.key.length + 16 : 0) + lockBytes + 32;
-    const ops = withLock ? 2 : 1;
+    const nested = guard !== undefined || value === undefined;
+    const lockBytes = nested ? 2 * (this.keys.runLocksPrefix.length + taskId.length) + this.worker.length : 0;
+    const bytes = key.length + (value?.length ?? 0) + (guard ? 2 * guard.key.length : 0) + lockBytes + 96;
     return new Promise((done) => {
-      this.queue.push({ taskId, key, value, guard, done, bytes, ops });
+      this.queue.push({ taskId, key, value, guard, done, bytes, nested });
       this.queuedBytes += bytes;
-      this.queuedOps += ops;
       this.schedule();
     });
   }
@@ -116,7 +111,6 @@ export class StatusWriter implements StatusSink {
     const dropped = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    this.queuedOps = 0;
     clearTimeout(this.linger);
     for (const write of dropped) write.done(NOT_CLAIMED);
   }
@@ -137,7 +131,7 @@ export class StatusWriter implements StatusSink {
   }
 
   private batchFull(): boolean {
-    return this.queuedOps >= MAX_TXN_OPS || this.queuedBytes >= MAX_BYTES;
+    return this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES;
   }
 
   /** Sends full batches; once the linger is over, the rest too. */
@@ -153,9 +147,9 @@ export class StatusWriter implements StatusSink {
   }
 
   /**
-   * Up to MAX_TXN_OPS operations and MAX_BYTES with distinct keys (etcd rejects a transaction
-   * naming a key twice); scans only as far as it takes. A run lock's release is a nested transaction,
-   * which etcd counts on top of the outer ones: a batch with one keeps one operation spare.
+   * Up to MAX_TXN_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
+   * twice); scans only as far as it takes. etcd counts a nested transaction's operations on top of
+   * the outer ones, so a batch with claims or deletions holds NESTED_OPS fewer writes.
    */
   private takeBatch(): PendingWrite[] {
     const batch: PendingWrite[] = [];
@@ -163,49 +157,49 @@ export class StatusWriter implements StatusSink {
     const later: PendingWrite[] = [];
     let scanned = 0;
     let bytes = 0;
-    let ops = 0;
-    let spare = 0;
+    let nested = false;
     while (scanned < this.queue.length) {
       const write = this.queue[scanned] as PendingWrite;
-      const needs = write.value === undefined ? 1 : spare;
-      if (batch.length > 0 && (bytes + write.bytes > MAX_BYTES || ops + write.ops + needs > MAX_TXN_OPS))
-        break;
+      const limit = nested || write.nested ? MAX_TXN_OPS - NESTED_OPS : MAX_TXN_OPS;
+      if (batch.length > 0 && (bytes + write.bytes > MAX_BYTES || batch.length >= limit)) break;
       scanned++;
       if (keys.has(write.key)) later.push(write);
       else {
         keys.add(write.key);
         batch.push(write);
         bytes += write.bytes;
-        ops += write.ops;
-        spare = needs;
+        nested ||= write.nested;
       }
     }
     this.queue.splice(0, scanned, ...later);
     this.queuedBytes -= bytes;
-    this.queuedOps -= ops;
     return batch;
   }
 
   private async send(batch: PendingWrite[]): Promise<void> {
     this.inFlight++;
+    let pending = batch;
     let retry = false;
-    let applied = false;
     try {
       if (this.closed.signal.aborted) return;
-      // A refused claim drops out and the rest is sent again: another round trip only when a task
-      // key changed or a run lock was not as believed.
-      for (let refused = await this.commit(batch); refused; refused = await this.commit(batch)) {
-        for (const [write, result] of refused) write.done(result);
-        batch = batch.filter((write) => !refused.has(write));
+      // Each write lands or is refused on its own; only a claim whose run lock was not as believed goes again.
+      while (pending.length > 0) {
+        const outcomes = await this.commit(pending);
+        const again: PendingWrite[] = [];
+        pending.forEach((write, i) => {
+          const outcome = outcomes[i] ?? NOT_CLAIMED;
+          if (outcome === AGAIN) again.push(write);
+          else write.done(outcome);
+        });
+        pending = again;
       }
-      applied = true;
       this.retry.reset();
     } catch (error) {
       if (this.closed.signal.aborted) return;
       // A status must not stay stale while the lease lives: try again, later each time etcd refuses.
       const wait = this.retry.next();
       this.logger[isEtcdBusy(error) ? "debug" : "warn"](
-        { err: error, writes: batch.length, retryInMs: wait },
+        { err: error, writes: pending.length, retryInMs: wait },
         "status write failed; retrying",
       );
       retry = await delay(wait, this.closed.signal).then(
@@ -215,81 +209,32 @@ export class StatusWriter implements StatusSink {
     } finally {
       this.inFlight--;
       if (retry) {
-        this.queue.unshift(...batch);
-        for (const write of batch) {
-          this.queuedBytes += write.bytes;
-          this.queuedOps += write.ops;
-        }
-      } else for (const write of batch) write.done(applied ? CLAIMED : NOT_CLAIMED);
+        this.queue.unshift(...pending);
+        for (const write of pending) this.queuedBytes += write.bytes;
+      } else for (const write of pending) write.done(NOT_CLAIMED);
       this.schedule();
     }
   }
 
-  /**
-   * One transaction: every write of the batch, if every claimed task key is still as seen and every
-   * claimed run lock free or already this lease's. Undefined when applied; otherwise the claims
-   * refused, read in the same round trip (empty when only a belief about a lock was corrected).
-   */
-  private async commit(batch: PendingWrite[]): Promise<Map<PendingWrite, ClaimResult> | undefined> {
-    if (batch.length === 0) return undefined;
+  /** One transaction with every write of the batch (claims and deletions nested); the outcome of each. */
+  private async commit(batch: PendingWrite[]): Promise<Array<ClaimResult | typeof AGAIN>> {
     const lease = this.session.id;
     const { locks } = this;
-    const claims = batch.filter((write) => write.guard !== undefined);
-    const guardOf = (write: PendingWrite) => write.guard as { key: string; modRevision: number };
-    const operations: IRequestOp[] = batch.flatMap(({ taskId, key, value, guard }): IRequestOp[] => {
-      if (value === undefined)
-        return [{ request_delete_range: { key: Buffer.from(key) } }, locks.release(taskId)];
-      const put: IRequestOp = { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } };
-      return guard ? [put, locks.take(taskId)] : [put];
+    const success = batch.map(({ taskId, key, value, guard }): IRequestOp => {
+      if (value === undefined) return locks.remove(taskId, key);
+      if (guard) return locks.claim(taskId, key, value, guard.key, guard.modRevision);
+      return { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } };
     });
     const response = await unlessAborted(
-      this.client.kv.txn(
-        {
-          compare: claims.flatMap((write) => [
-            {
-              key: Buffer.from(guardOf(write).key),
-              target: "Mod" as const,
-              result: "Equal" as const,
-              mod_revision: guardOf(write).modRevision,
-            },
-            locks.compare(write.taskId),
-          ]),
-          success: operations,
-          failure: claims.flatMap((write) => [
-            { request_range: { key: Buffer.from(guardOf(write).key), keys_only: true } },
-            locks.read(write.taskId),
-          ]),
-        },
-        requestDeadline(),
-      ),
+      this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline()),
       this.closed.signal,
     );
-    if (response.succeeded) {
-      for (const write of batch) {
-        if (write.guard) locks.taken(write.taskId);
-        else if (write.value === undefined) locks.released(write.taskId);
-      }
-      return undefined;
-    }
     const revision = Number(response.header.revision);
-    const refused = new Map<PendingWrite, ClaimResult>();
-    let corrected = false;
-    claims.forEach((write, i) => {
-      const taskKey = response.responses[2 * i]?.response_range?.kvs[0];
-      if (Number(taskKey?.mod_revision ?? 0) !== guardOf(write).modRevision) {
-        refused.set(write, NOT_CLAIMED);
-        return;
-      }
-      const judged = locks.judge(
-        write.taskId,
-        response.responses[2 * i + 1]?.response_range?.kvs[0],
-        revision,
-      );
-      if (judged) refused.set(write, judged);
-      else corrected = true;
+    return batch.map((write, i) => {
+      if (write.value === undefined) locks.removed(write.taskId);
+      if (!write.guard) return CLAIMED;
+      const nested = response.responses[i]?.response_txn;
+      return locks.outcome(write.taskId, write.guard.modRevision, nested, revision);
     });
-    if (refused.size === 0 && !corrected)
-      throw new Error("status transaction refused, yet every claim holds");
-    return refused;
   }
 }
