@@ -1,0 +1,276 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { FencedWriter, leaderFence } from "../../../src/master/fencing.js";
+import { HandoffGate } from "../../../src/master/handoff.js";
+import { type MaxMoving, MovePacer } from "../../../src/master/pacing.js";
+import { runSchedule, type ScheduleContext } from "../../../src/master/schedule.js";
+import { KeyLayout, silentLogger, type Task } from "../../../src/node/index.js";
+import { type Commit, ModelEtcd } from "./model-etcd.js";
+
+/**
+ * The leader's schedules, hand-offs, paced moves and the operator's controls, in any interleaving: the
+ * real runSchedule, HandoffGate, MovePacer and FencedWriter over a model etcd whose every request, watch
+ * delivery and worker reaction is released in an order fast-check picks (fc.scheduler), while
+ * fc.commands drives workers joining and leaving, schedules (some refused by the removal guard),
+ * pause and resume. Workers claim a task put under them and delete its status once it is removed.
+ *
+ * Invariants, each checked on every commit or once everything has settled:
+ * - no task ever has a status on two workers at once (hand-off);
+ * - while `/R/paused` exists, no commit deletes a task key, adds a task never placed before, or writes
+ *   `/R/plan` or history; the only task writes are completions: a put of a task assigned nowhere
+ *   (defect 2 on the old code: a schedule that read before the pause kept writing);
+ * - once settled, every task of the base set is assigned to exactly one worker — a move already begun
+ *   always finishes, whatever a later schedule decides (defect 1 on the old code: a refused or paused
+ *   schedule dropped held hand-offs), and no hold waits for a status event that cannot come (defect 3
+ *   on the old code: an old owner that never reported, or whose lease went before the removal).
+ */
+
+const keys = new KeyLayout("r");
+const BASE = ["t0", "t1", "t2", "t3", "t4", "t5"];
+const EXTRA = ["x0", "x1"];
+type Generated = "base" | "more" | "empty";
+const generated: Record<Generated, string[]> = { base: BASE, more: [...BASE, ...EXTRA], empty: [] };
+
+interface Model {
+  paused: boolean;
+  workers: Set<string>;
+}
+
+interface Real {
+  etcd: ModelEtcd;
+  /** Runs one schedule after the ones before it, as the term's runner does. */
+  schedule(kind: Generated): void;
+  gate: HandoffGate;
+  pacer: MovePacer;
+  violations: string[];
+  silent: Set<string>;
+}
+
+function taskOf(key: string): { worker: string; taskId: string } | undefined {
+  return keys.parseTask(key);
+}
+
+/** Checks every commit: no two statuses of one task; nothing but completions while paused. */
+function watchInvariants(etcd: ModelEtcd, violations: string[]): void {
+  let paused = false;
+  const placedBefore = new Set<string>();
+  const keysOf = (taskId: string) =>
+    etcd.keysUnder(keys.tasksPrefix).filter((key) => taskOf(key)?.taskId === taskId);
+  etcd.onCommit((commit: Commit) => {
+    for (const event of commit.events) {
+      const status = keys.parseStatus(event.key);
+      if (status && event.type === "put") {
+        const owners = etcd
+          .keysUnder(keys.statusPrefix)
+          .filter((key) => keys.parseStatus(key)?.taskId === status.taskId);
+        if (owners.length > 1)
+          violations.push(`@${commit.revision} ${status.taskId} has statuses ${owners.join(" ")}`);
+      }
+      if (paused) {
+        const task = taskOf(event.key);
+        if (event.key === keys.plan || event.key.startsWith(keys.historyPrefix))
+          violations.push(`@${commit.revision} ${event.type} ${event.key} while paused`);
+        if (task && event.type === "delete")
+          violations.push(`@${commit.revision} removed ${event.key} while paused`);
+        if (
+          task &&
+          event.type === "put" &&
+          (!placedBefore.has(task.taskId) || keysOf(task.taskId).length > 1)
+        )
+          violations.push(`@${commit.revision} put ${event.key} while paused (not a completion)`);
+      }
+      const task = taskOf(event.key);
+      if (task && event.type === "put") placedBefore.add(task.taskId);
+      if (event.key === keys.paused) paused = event.type === "put";
+    }
+  });
+}
+
+/** Workers: a put under a registered, reporting worker is claimed; a removal stops the task. */
+function reactingWorkers(s: fc.Scheduler, etcd: ModelEtcd, silent: Set<string>): void {
+  etcd.onCommit((commit) => {
+    for (const event of commit.events) {
+      const task = taskOf(event.key);
+      if (!task || silent.has(task.worker)) continue;
+      const status = keys.status(task.worker, task.taskId);
+      if (event.type === "put") {
+        void s.schedule(Promise.resolve(), `${task.worker} claims ${task.taskId}`).then(() => {
+          // The claim compares the task key; the worker's registration stands for its lease.
+          if (etcd.kvs.has(event.key) && etcd.kvs.has(keys.worker(task.worker)) && !etcd.kvs.has(status))
+            etcd.write([{ type: "put", key: status, value: "running", lease: leaseOf(task.worker) }]);
+        });
+      } else {
+        void s.schedule(Promise.resolve(), `${task.worker} stops ${task.taskId}`).then(() => {
+          if (etcd.kvs.has(status)) etcd.write([{ type: "delete", key: status }]);
+        });
+      }
+    }
+  });
+}
+
+const leaseOf = (worker: string) => String(100 + Number(worker.slice(1)));
+
+async function settle(s: fc.Scheduler): Promise<void> {
+  for (let quiet = 0; quiet < 3;) {
+    await s.waitIdle();
+    await new Promise((resolve) => setImmediate(resolve));
+    quiet = s.count() === 0 ? quiet + 1 : 0;
+  }
+}
+
+async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: MaxMoving }) {
+  const etcd = new ModelEtcd(s);
+  const violations: string[] = [];
+  const silent = new Set(options.silentW1 ? ["w1"] : []);
+  const signal = new AbortController().signal;
+  const election = `${keys.electionCandidatesPrefix}m`;
+  const created = etcd.write([{ type: "put", key: election, value: "m", lease: "1" }]);
+  const client = etcd.client();
+  const writer = new FencedWriter(client, leaderFence(election, created), { pausedKey: keys.paused });
+  let pacer: MovePacer | undefined;
+  const gate = new HandoffGate(etcd.statusSource(keys.statusPrefix), keys, writer, {
+    logger: silentLogger,
+    onReleased: () => pacer?.refill(signal),
+    onWriteFailed: (error) => violations.push(`hand-off write failed: ${String(error)}`),
+  });
+  pacer = new MovePacer(keys, gate, writer, {
+    logger: silentLogger,
+    onFailed: (error) => violations.push(`paced move failed: ${String(error)}`),
+  });
+  await gate.start(signal);
+  reactingWorkers(s, etcd, silent);
+  watchInvariants(etcd, violations);
+  const context = (kind: Generated): ScheduleContext => ({
+    client,
+    keys,
+    leader: "m",
+    epoch: 1,
+    writer,
+    generator: (): Task[] => generated[kind].map((id) => ({ id })),
+    timeoutMs: 60_000,
+    handoffs: gate,
+    pacer,
+    maxMoving: options.maxMoving,
+    maxRemovalPercent: 50,
+    liveWorkers: () => [],
+    logger: silentLogger,
+    signal,
+  });
+  let chain = Promise.resolve();
+  const schedule = (kind: Generated) => {
+    chain = chain.then(() =>
+      runSchedule(context(kind), [kind]).then(
+        () => undefined,
+        (error: { code?: string }) => {
+          if (error.code !== "ERR_PAUSED" && error.code !== "ERR_REMOVAL_GUARD")
+            violations.push(`schedule failed: ${String(error)}`);
+        },
+      ),
+    );
+  };
+  // The base tasks run on w1 before the commands start.
+  etcd.write([{ type: "put", key: keys.worker("w1"), value: "{}", lease: leaseOf("w1") }]);
+  schedule("base");
+  await settle(s);
+  const real: Real = { etcd, schedule, gate, pacer, violations, silent };
+  return real;
+}
+
+class Join implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly worker: string) {}
+  check = (model: Readonly<Model>) => !model.workers.has(this.worker);
+  async run(model: Model, real: Real): Promise<void> {
+    model.workers.add(this.worker);
+    real.etcd.write([
+      { type: "put", key: keys.worker(this.worker), value: "{}", lease: leaseOf(this.worker) },
+    ]);
+    if (!model.paused) real.schedule("base");
+  }
+  toString = () => `join(${this.worker})`;
+}
+
+/**
+ * The worker's lease goes: its registration and every status of it at once (no schedule follows at
+ * once); one worker always stays, so a schedule always has somewhere to put the tasks.
+ */
+class LeaseGone implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly worker: string) {}
+  check = (model: Readonly<Model>) => model.workers.has(this.worker) && model.workers.size > 1;
+  async run(model: Model, real: Real): Promise<void> {
+    model.workers.delete(this.worker);
+    const statuses = real.etcd.keysUnder(keys.workerStatusPrefix(this.worker));
+    real.etcd.write([keys.worker(this.worker), ...statuses].map((key) => ({ type: "delete" as const, key })));
+  }
+  toString = () => `leaseGone(${this.worker})`;
+}
+
+class Schedule implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly kind: Generated) {}
+  check = (model: Readonly<Model>) => !model.paused;
+  async run(_model: Model, real: Real): Promise<void> {
+    real.schedule(this.kind);
+  }
+  toString = () => `schedule(${this.kind})`;
+}
+
+/** `escheduler pause` returns once its put is written; the leader then drops the queued moves. */
+class Pause implements fc.AsyncCommand<Model, Real> {
+  check = (model: Readonly<Model>) => !model.paused;
+  async run(model: Model, real: Real): Promise<void> {
+    model.paused = true;
+    real.etcd.write([{ type: "put", key: keys.paused, value: JSON.stringify({ at: "now" }) }]);
+    void real.pacer.cancelPending();
+  }
+  toString = () => "pause";
+}
+
+class Resume implements fc.AsyncCommand<Model, Real> {
+  check = (model: Readonly<Model>) => model.paused;
+  async run(model: Model, real: Real): Promise<void> {
+    model.paused = false;
+    real.etcd.write([{ type: "delete", key: keys.paused }]);
+    real.schedule("base");
+  }
+  toString = () => "resume";
+}
+
+const commands = fc.commands(
+  [
+    fc.constantFrom("w2", "w3").map((worker) => new Join(worker)),
+    fc.constantFrom("w1", "w2", "w3").map((worker) => new LeaseGone(worker)),
+    fc.constantFrom<Generated>("base", "more", "empty").map((kind) => new Schedule(kind)),
+    fc.constant(new Pause()),
+    fc.constant(new Resume()),
+  ],
+  { maxCommands: 7 },
+);
+
+describe("schedules, hand-offs and the operator's controls, any interleaving (property)", () => {
+  it("no task on two workers; nothing but completions while paused; every begun move finishes", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        commands,
+        fc.boolean(),
+        fc.constantFrom<MaxMoving>(1, 2, "100%"),
+        async (s, cmds, silentW1, maxMoving) => {
+          const real = await setup(s, { silentW1, maxMoving });
+          await fc.scheduledModelRun(
+            s,
+            () => ({ model: { paused: false, workers: new Set(["w1"]) }, real }),
+            cmds,
+          );
+          await settle(s);
+          const placed = real.etcd.keysUnder(keys.tasksPrefix).map((key) => taskOf(key)?.taskId);
+          expect(real.violations).toEqual([]);
+          expect(BASE.map((id) => [id, placed.filter((taskId) => taskId === id).length])).toEqual(
+            BASE.map((id) => [id, 1]),
+          );
+          expect(EXTRA.filter((id) => placed.filter((taskId) => taskId === id).length > 1)).toEqual([]);
+          expect(real.gate.unsettled).toBe(0);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
