@@ -1,0 +1,119 @@
+import type { Etcd3, ICompare, IRequestOp, IResponseOp } from "etcd3";
+
+interface Stored {
+  value: string;
+  mod_revision: number;
+  lease: string;
+}
+
+/**
+ * The part of etcd's KV a `StatusWriter` uses, in memory: transactions with compares on a key's
+ * mod revision or lease, puts under a lease, deletions, ranges and nested transactions, applied
+ * atomically when `commitWhen` lets them (a test's scheduler decides the order of concurrent ones).
+ * A put under a lease that has ended fails the whole transaction, as etcd's "lease not found" does.
+ */
+export class MemoryEtcd {
+  readonly kv = new Map<string, Stored>();
+  revision = 1;
+  readonly endedLeases = new Set<string>();
+  /** `key@revision` of every mod-revision compare that held in a transaction that succeeded. */
+  readonly heldCompares = new Set<string>();
+
+  constructor(private readonly commitWhen: (label: string) => Promise<void>) {}
+
+  get client(): Etcd3 {
+    return { kv: { txn: (request: TxnRequest) => this.txn(request) } } as unknown as Etcd3;
+  }
+
+  /** The master writes (or with `undefined` deletes) a key. */
+  write(key: string, value: string | undefined): void {
+    this.revision++;
+    if (value === undefined) this.kv.delete(key);
+    else this.kv.set(key, { value, mod_revision: this.revision, lease: "0" });
+  }
+
+  /** A lease ends: every key under it goes. */
+  endLease(lease: string): void {
+    this.endedLeases.add(lease);
+    for (const [key, stored] of this.kv) if (stored.lease === lease) this.kv.delete(key);
+  }
+
+  private async txn(request: TxnRequest) {
+    await this.commitWhen(`txn of ${request.success.length} ops`);
+    const puts = collectPuts(request.success);
+    if (puts.some((lease) => this.endedLeases.has(lease)))
+      throw new Error("etcdserver: requested lease not found");
+    const result = this.apply(request);
+    if (result.succeeded)
+      for (const compare of request.compare)
+        if (compare.target === "Mod")
+          this.heldCompares.add(`${String(compare.key)}@${Number(compare.mod_revision)}`);
+    return { ...result, header: { revision: String(this.revision) } };
+  }
+
+  private apply(request: TxnRequest): { succeeded: boolean; responses: IResponseOp[] } {
+    const succeeded = request.compare.every((compare) => this.holds(compare));
+    const ops = succeeded ? request.success : request.failure;
+    let changed = false;
+    const responses = ops.map((op): IResponseOp => {
+      if (op.request_put) {
+        changed = true;
+        const { key, value, lease } = op.request_put;
+        this.kv.set(String(key), {
+          value: String(value),
+          mod_revision: this.revision + 1,
+          lease: String(lease ?? "0"),
+        });
+        return { response_put: {} } as IResponseOp;
+      }
+      if (op.request_delete_range) {
+        changed = this.kv.delete(String(op.request_delete_range.key)) || changed;
+        return { response_delete_range: {} } as IResponseOp;
+      }
+      if (op.request_txn) {
+        const nested = this.apply(op.request_txn as TxnRequest);
+        changed = true;
+        return { response_txn: nested } as unknown as IResponseOp;
+      }
+      const key = (op.request_range as { key: Buffer }).key.toString();
+      const stored = this.kv.get(key);
+      const kvs = stored
+        ? [
+            {
+              key: Buffer.from(key),
+              value: Buffer.from(stored.value),
+              mod_revision: String(stored.mod_revision),
+              lease: stored.lease,
+            },
+          ]
+        : [];
+      return { response_range: { kvs } } as unknown as IResponseOp;
+    });
+    if (changed) this.revision++;
+    return { succeeded, responses };
+  }
+
+  private holds(compare: ICompare): boolean {
+    const stored = this.kv.get(String(compare.key));
+    if (compare.target === "Mod") return (stored?.mod_revision ?? 0) === Number(compare.mod_revision);
+    if (compare.target === "Lease") return (stored?.lease ?? "0") === String(compare.lease);
+    if (compare.target === "Create") return stored === undefined && Number(compare.create_revision) === 0;
+    throw new Error(`compare target ${String(compare.target)} not modelled`);
+  }
+}
+
+interface TxnRequest {
+  compare: ICompare[];
+  success: IRequestOp[];
+  failure: IRequestOp[];
+}
+
+/** The leases of every put a transaction's success branch could make (nested ones included). */
+function collectPuts(ops: IRequestOp[]): string[] {
+  return ops.flatMap((op) => {
+    if (op.request_put) return [String(op.request_put.lease ?? "0")].filter((lease) => lease !== "0");
+    if (op.request_txn)
+      return collectPuts([...(op.request_txn.success ?? []), ...(op.request_txn.failure ?? [])]);
+    return [];
+  });
+}

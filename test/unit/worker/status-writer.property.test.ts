@@ -1,0 +1,144 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { keyLayout, type LeaseSession, silentLogger, type TaskStatus } from "../../../src/node/index.js";
+import { type ClaimResult, StatusPublisher } from "../../../src/worker/status-publisher.js";
+import { StatusWriter } from "../../../src/worker/status-writer.js";
+import { MemoryEtcd } from "./memory-etcd.js";
+
+/**
+ * One worker's status keys written through a `StatusWriter` (batched transactions, several in flight)
+ * by one `StatusPublisher` per task, as the task runners do; the order in which etcd commits the
+ * concurrent transactions is the scheduler's, and the master moves task keys and the lease ends at
+ * any moment (fc.commands). Invariants, once everything has settled:
+ * - every write and claim has resolved (nothing waits forever, even after the lease ended);
+ * - while the lease lives, each task's status key in etcd is what its publisher believes is stored
+ *   (readiness is judged on that belief), and a run lock of ours exists only with its status key;
+ * - a claim reported as stored was made on the task key's revision at the time it committed, so a
+ *   task the master moved before the claim landed is never reported claimed;
+ * - once the lease has ended, nothing is left under it.
+ * On the old code (before issue 19's fixes) this property holds: none of defects 4–6 is here.
+ */
+
+const keys = keyLayout("prop");
+const TASKS = ["a", "b", "c"] as const;
+const LEASE = "7";
+
+interface Model {
+  ended: boolean;
+}
+
+interface Real {
+  scheduler: fc.Scheduler;
+  etcd: MemoryEtcd;
+  lease: AbortController;
+  publishers: Map<string, StatusPublisher>;
+  /** Every claim's outcome, with the task key's mod revision when the claim was made. */
+  claims: Array<{ id: string; revision: number; outcome?: ClaimResult; settled: Promise<unknown> }>;
+}
+
+const status = (state: TaskStatus["state"]): TaskStatus => ({ state, attempt: 1, since: "t" });
+const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+const taskRevision = (real: Real, id: string) => real.etcd.kv.get(keys.task("w1", id))?.mod_revision ?? 0;
+
+function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
+  return () => {
+    const etcd = new MemoryEtcd((label) => s.schedule(Promise.resolve(), label));
+    for (const id of TASKS) etcd.write(keys.task("w1", id), JSON.stringify({ id }));
+    const lease = new AbortController();
+    const session = { id: LEASE, signal: lease.signal } as unknown as LeaseSession;
+    const writer = new StatusWriter(etcd.client, keys, "w1", session, silentLogger, 0);
+    const publishers = new Map(TASKS.map((id) => [id as string, new StatusPublisher(id, writer)]));
+    return { model: { ended: false }, real: { scheduler: s, etcd, lease, publishers, claims: [] } };
+  };
+}
+
+type Command = fc.AsyncCommand<Model, Real>;
+const command = (name: string, run: (model: Model, real: Real) => unknown | Promise<unknown>): Command => ({
+  check: () => true,
+  run: async (model, real) => {
+    await run(model, real);
+    await tick();
+  },
+  toString: () => name,
+});
+
+const claim = (id: string) =>
+  command(`claim(${id})`, (_model, real) => {
+    const revision = taskRevision(real, id);
+    const entry: Real["claims"][number] = { id, revision, settled: Promise.resolve() };
+    entry.settled = (real.publishers.get(id) as StatusPublisher)
+      .claim(status("starting"), revision)
+      .then((outcome) => (entry.outcome = outcome));
+    real.claims.push(entry);
+  });
+const put = (id: string) =>
+  command(`put(${id})`, (_m, real) => real.publishers.get(id)?.publish(status("running")));
+const remove = (id: string) =>
+  command(`remove(${id})`, (_m, real) => real.publishers.get(id)?.publish(undefined));
+/** The master rewrites a task key (a move, a change): claims on the old revision must fail. */
+const move = (id: string) =>
+  command(`move(${id})`, (_m, real) =>
+    real.etcd.write(keys.task("w1", id), JSON.stringify({ id, at: Math.random() })),
+  );
+/** etcd commits one of the transactions in flight (which one: the scheduler's choice). */
+const commit = command("commit", async (_m, real) => {
+  if (real.scheduler.count() > 0) await real.scheduler.waitOne();
+});
+const endLease = command("lease ends", (model, real) => {
+  model.ended = true;
+  real.lease.abort();
+  real.etcd.endLease(LEASE);
+});
+
+const commands = fc.commands(
+  [
+    fc.constantFrom(...TASKS).chain((id) => fc.constantFrom(claim(id), put(id), remove(id), move(id))),
+    fc.constant(commit),
+    fc.constant(endLease),
+  ],
+  { maxCommands: 25 },
+);
+
+async function settle(s: fc.Scheduler, real: Real): Promise<boolean> {
+  let settled = false;
+  const pending = [
+    ...real.claims.map((entry) => entry.settled),
+    ...[...real.publishers.values()].map((p) => p.flushed()),
+  ];
+  void Promise.all(pending).then(() => (settled = true));
+  for (let round = 0; round < 500 && !settled; round++) {
+    await tick();
+    while (s.count() > 0) await s.waitOne();
+  }
+  return settled;
+}
+
+describe("StatusWriter under StatusPublishers, any commit order (property)", () => {
+  it("settles every write, keeps etcd equal to what each task believes is stored, and never reports a stale claim", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
+        const init = setup(s);
+        let state: { model: Model; real: Real } | undefined;
+        await fc.asyncModelRun(() => (state = init()), cmds);
+        const { model, real } = state as { model: Model; real: Real };
+        expect(await settle(s, real)).toBe(true);
+        // A claim reported stored committed in a transaction whose compare on its task key held.
+        for (const entry of real.claims)
+          if (entry.outcome?.claimed)
+            expect(real.etcd.heldCompares.has(`${keys.task("w1", entry.id)}@${entry.revision}`)).toBe(true);
+        const underLease = [...real.etcd.kv].filter(([, stored]) => stored.lease === LEASE);
+        if (model.ended) {
+          expect(underLease).toEqual([]);
+          return;
+        }
+        for (const id of TASKS) {
+          const stored = real.etcd.kv.get(keys.status("w1", id))?.value;
+          const believed = real.publishers.get(id)?.storedStatus;
+          expect(stored === undefined ? undefined : JSON.parse(stored)).toEqual(believed);
+          if (real.etcd.kv.get(keys.runLock(id))?.lease === LEASE) expect(stored).toBeDefined();
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
