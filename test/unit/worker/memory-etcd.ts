@@ -16,7 +16,7 @@ export class MemoryEtcd {
   readonly kv = new Map<string, Stored>();
   revision = 1;
   readonly endedLeases = new Set<string>();
-  /** `key@revision` of every mod-revision compare that held in a transaction that succeeded. */
+  /** `key@revision` of every mod-revision compare that held in a (nested or outer) transaction that succeeded. */
   readonly heldCompares = new Set<string>();
 
   constructor(private readonly commitWhen: (label: string) => Promise<void>) {}
@@ -44,15 +44,15 @@ export class MemoryEtcd {
     if (puts.some((lease) => this.endedLeases.has(lease)))
       throw new Error("etcdserver: requested lease not found");
     const result = this.apply(request);
-    if (result.succeeded)
-      for (const compare of request.compare)
-        if (compare.target === "Mod")
-          this.heldCompares.add(`${String(compare.key)}@${Number(compare.mod_revision)}`);
     return { ...result, header: { revision: String(this.revision) } };
   }
 
   private apply(request: TxnRequest): { succeeded: boolean; responses: IResponseOp[] } {
     const succeeded = request.compare.every((compare) => this.holds(compare));
+    if (succeeded)
+      for (const compare of request.compare)
+        if (compare.target === "Mod")
+          this.heldCompares.add(`${String(compare.key)}@${Number(compare.mod_revision)}`);
     const ops = succeeded ? request.success : request.failure;
     let changed = false;
     const responses = ops.map((op): IResponseOp => {
