@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { type KeyLayout, keyLayout } from "../../../src/node/index.js";
 import { ensureBuilt, runCli } from "../../helpers/cli.js";
+import { Cluster, unitTasks } from "../../helpers/cluster.js";
 import { etcdEndpoints, testClient, uniqueRoot } from "../../helpers/context.js";
 
 const since = "2026-01-01T00:00:00.000Z";
@@ -92,4 +93,33 @@ describe("status, probe and history over hostile records", () => {
       for (const run of named) expect(run.stderr.split(JSON.stringify(key)).length - 1).toBe(1);
     },
   );
+
+  it("a master's /status, /readyz and console answer over hostile records, naming each bad key once in its log", async () => {
+    const cluster = await Cluster.start({ masters: 1, workers: 1, tasks: unitTasks(2) });
+    const { keys, client } = cluster;
+    const hostile: Array<[string, string]> = [
+      [keys.paused, `{"reason":${nested(100_000)},"at":"${since}"}`],
+      [keys.cordon("w1"), `{"mode":"cordon","reason":${nested(100_000)},"at":"${since}"}`],
+      [keys.history(1), '{"moves":"x"}'],
+      [keys.worker("fake-1"), '{"name":"fake-1"}'],
+    ];
+    for (const [key, value] of hostile) await client.put(key).value(value);
+    const http = (path: string) => fetch(`http://${cluster.node("m1").http}${path}`);
+    for (let round = 0; round < 2; round++) {
+      const answers = await Promise.all(
+        ["/status", "/readyz", "/console/snapshot", "/console/search?q=task"].map(async (path) => {
+          const response = await http(path);
+          return { path, status: response.status, body: await response.text() };
+        }),
+      );
+      for (const answer of answers) expect(answer.status, `${answer.path}: ${answer.body}`).toBe(200);
+      const status = JSON.parse(answers[0].body) as {
+        cluster: { paused: unknown; workers: { name: string }[] };
+      };
+      expect(status.cluster.paused).toEqual({ at: since });
+      expect(status.cluster.workers.map((worker) => worker.name)).toEqual(["w1"]);
+    }
+    const log = cluster.node("m1").process.stdout;
+    for (const [key] of hostile) expect(log.split(JSON.stringify(key)).length - 1, key).toBe(1);
+  });
 });
