@@ -1,5 +1,7 @@
 import type { Problem } from "./model.js";
-import type { Plan, PlanInput, WorkerSpec } from "./types.js";
+import { indexConstraints } from "./constraints.js";
+import { matches } from "./labels.js";
+import type { Labels, Plan, PlanInput, Task, WorkerSpec } from "./types.js";
 import { indexInput } from "./validate.js";
 
 /**
@@ -11,10 +13,16 @@ import { indexInput } from "./validate.js";
  */
 export function planAroundCordons(input: PlanInput, planFree: (input: PlanInput) => Plan): Plan {
   const problem = indexInput(input);
+  indexConstraints(problem, input.tasks);
   const cordoned = new Set(
     input.workers.flatMap((worker) => (typeof worker !== "string" && worker.cordoned ? [worker.name] : [])),
   );
-  const keeper = keepers(problem, cordoned);
+  const labelsOf = new Map(
+    input.workers.flatMap((worker) =>
+      typeof worker === "string" ? [] : [[worker.name, worker.labels] as const],
+    ),
+  );
+  const keeper = keepers(problem, cordoned, (t, worker) => eligibleOn(input.tasks[t], labelsOf.get(worker)));
   const free = input.workers.filter(
     (worker) => !cordoned.has(typeof worker === "string" ? worker : worker.name),
   );
@@ -37,20 +45,33 @@ export function planAroundCordons(input: PlanInput, planFree: (input: PlanInput)
           add: {},
           remove: removeAll(freeCurrent),
           unassigned: freeTasks.map((t) => t.id),
+          reasons: Object.fromEntries(
+            freeTasks.map((t) => [t.id, { kind: "capacity", text: "capacity: every worker is cordoned" }]),
+          ),
           moved: 0,
         };
   return merge(problem, cordoned, keeper, inner);
 }
 
 /** For each task a cordoned worker keeps, that worker's name (by task index). */
-function keepers(problem: Problem, cordoned: ReadonlySet<string>): Array<string | undefined> {
+/** Whether a cordoned worker with `labels` may keep `task` (its selector and spread label still hold). */
+function eligibleOn(task: Task, labels: Labels | undefined): boolean {
+  if (task.selector !== undefined && !matches(task.selector, labels)) return false;
+  return task.spread === undefined || (labels !== undefined && Object.hasOwn(labels, task.spread.label));
+}
+
+function keepers(
+  problem: Problem,
+  cordoned: ReadonlySet<string>,
+  eligible: (t: number, worker: string) => boolean,
+): Array<string | undefined> {
   const keeper: Array<string | undefined> = new Array(problem.ids.length);
   // A key goes to the cordoned worker holding most of its tasks (ties: the smaller name).
   const keyHeld = new Map<number, Map<string, number>>();
   for (const listing of problem.current) {
     if (!cordoned.has(listing.worker)) continue;
     for (const t of listing.tasks) {
-      if (t < 0) continue;
+      if (t < 0 || !eligible(t, listing.worker)) continue;
       const k = problem.key[t];
       if (k < 0) {
         keeper[t] ??= listing.worker;
@@ -84,6 +105,7 @@ function merge(
     add: Object.assign(Object.create(null), inner.add),
     remove: Object.assign(Object.create(null), inner.remove),
     unassigned: inner.unassigned,
+    reasons: Object.assign(Object.create(null), inner.reasons),
     moved: inner.moved,
   };
   const holds = new Map<string, Set<string>>();

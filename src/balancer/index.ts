@@ -8,4 +8,28 @@
 export { PlanInputError } from "./errors.js";
 export { plan } from "./plan.js";
 export { type MoveHistory, settleMoves } from "./settle.js";
-export type { AssignmentInput, Plan, PlanInput, Task, WorkerSpec } from "./types.js";
+export {
+  labelKeyProblem,
+  labelsProblem,
+  labelValueProblem,
+  matches,
+  formatSelector,
+  parseLabel,
+  selectorProblem,
+  spreadProblem,
+  antiKeyProblem,
+} from "./labels.js";
+export {
+  type AssignmentInput,
+  type Labels,
+  type Plan,
+  type PlanInput,
+  REASON_KINDS,
+  type ReasonKind,
+  type Selector,
+  type SelectorTerm,
+  type Spread,
+  type Task,
+  type UnassignedReason,
+  type WorkerSpec,
+} from "./types.js";

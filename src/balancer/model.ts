@@ -13,6 +13,8 @@ export interface Problem {
   /** Most total weight per worker; Infinity when unlimited. */
   capacity: Float64Array;
   hasCapacity: boolean;
+  /** Labels per worker (undefined: none). */
+  labels: Array<Readonly<Record<string, string>> | undefined>;
   ids: string[];
   taskIndex: Map<string, number>;
   group: Int32Array;

@@ -28,7 +28,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   input.tasks.forEach((task, index) => tasks.set(task.id, { task, index }));
   const classOf = (id: string): string | undefined => {
     const entry = tasks.get(id);
-    if (!entry || entry.task.key !== undefined) return undefined;
+    if (!entry || entry.task.key !== undefined || isConstrained(entry.task)) return undefined;
     return `${entry.task.group ?? ""}\u0000${entry.task.weight ?? 1}`;
   };
   const current = currentLists(input);
@@ -104,6 +104,7 @@ function rebuild(
     add: Object.create(null),
     remove: Object.create(null),
     unassigned: plan.unassigned,
+    reasons: plan.reasons,
     moved: plan.moved,
   };
   const target = new Map<string, string>();
@@ -121,6 +122,11 @@ function rebuild(
     if (stale.length > 0) result.remove[worker] = [...new Set(stale)];
   }
   return result;
+}
+
+/** A task with a constraint is not interchangeable with its group's others. */
+function isConstrained(task: Task): boolean {
+  return task.selector !== undefined || task.spread !== undefined || task.antiKey !== undefined;
 }
 
 function currentLists(input: PlanInput): Map<string, string[]> {

@@ -1,4 +1,27 @@
-/** A task as the generator returns it; the planner reads id, key, group, priority and weight. */
+/** Worker labels: key → value, Kubernetes label syntax (see labels.ts). */
+export type Labels = Readonly<Record<string, string>>;
+
+/**
+ * One label requirement of a selector: a value (equals), a list (one of), `{ notIn: [...] }` (the
+ * label is absent or has none of these values) or `{ exists: true | false }`.
+ */
+export type SelectorTerm = string | readonly string[] | { notIn: readonly string[] } | { exists: boolean };
+
+/** A hard placement constraint: every term must hold on the worker's labels. */
+export type Selector = Readonly<Record<string, SelectorTerm>>;
+
+/**
+ * Spread of a group's tasks over the values of a worker label: per value the counts differ by at most
+ * `maxSkew` (default 1). Soft by default (when that is impossible, as even as possible); `hard` leaves
+ * the excess unassigned instead.
+ */
+export interface Spread {
+  label: string;
+  maxSkew?: number;
+  hard?: boolean;
+}
+
+/** A task as the generator returns it; the planner reads everything but the payload. */
 export interface Task {
   /** Unique among the generated tasks; 1–200 characters, no "/" and no control characters. */
   id: string;
@@ -10,6 +33,12 @@ export interface Task {
   priority?: number;
   /** Load units, finite and > 0, default 1. */
   weight?: number;
+  /** Hard: only a worker whose labels match every term may run it. */
+  selector?: Selector;
+  /** Spread of this group's tasks over a label's values (the group's tasks that carry it must agree). */
+  spread?: Spread;
+  /** Tasks sharing an antiKey run on distinct workers (with `spread`: on distinct values of its label). */
+  antiKey?: string;
   /** JSON data for the handler; the planner never reads it. */
   payload?: unknown;
 }
@@ -22,6 +51,8 @@ export interface WorkerSpec {
   name: string;
   capacity?: number;
   cordoned?: boolean;
+  /** What task selectors and spreads match against. */
+  labels?: Labels;
 }
 
 /** worker name → ids of the tasks assigned to it, as a plain record or a Map. */
@@ -49,8 +80,20 @@ export interface Plan {
   add: Record<string, string[]>;
   /** Worker → ids to stop there, gone workers and ids no longer generated included; only non-empty. */
   remove: Record<string, string[]>;
-  /** Ids that no worker has the capacity for. */
+  /** Ids placed nowhere (capacity, constraints); each has its reason in `reasons`. */
   unassigned: string[];
+  /** Unassigned id → why (null prototype). */
+  reasons: Record<string, UnassignedReason>;
   /** Tasks that ran on some worker and now go to another one. */
   moved: number;
+}
+
+/** The fixed kinds of reasons a task stays unassigned (the metric's label values). */
+export const REASON_KINDS = ["capacity", "selector", "spread", "antiKey", "key"] as const;
+export type ReasonKind = (typeof REASON_KINDS)[number];
+
+/** Why a task is unassigned: a fixed `kind` and a sentence a person can act on. */
+export interface UnassignedReason {
+  kind: ReasonKind;
+  text: string;
 }

@@ -1,4 +1,5 @@
 import { PlanInputError } from "./errors.js";
+import { labelsProblem } from "./labels.js";
 import type { Problem } from "./model.js";
 import type { AssignmentInput, PlanInput, Task } from "./types.js";
 
@@ -42,7 +43,9 @@ function indexWorkers(input: PlanInput) {
     if (typeof capacity !== "number" || Number.isNaN(capacity) || capacity < 0) {
       throw new PlanInputError(`worker ${JSON.stringify(spec.name)}`, "capacity must be a number ≥ 0");
     }
-    return { name: spec.name, capacity };
+    const problem = labelsProblem(spec.labels);
+    if (problem) throw new PlanInputError(`worker ${JSON.stringify(spec.name)}`, problem);
+    return { name: spec.name, capacity, labels: spec.labels };
   });
   specs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const workerIndex = new Map<string, number>();
@@ -55,7 +58,8 @@ function indexWorkers(input: PlanInput) {
     capacity[index] = spec.capacity;
   });
   const hasCapacity = capacity.some((value) => value !== Number.POSITIVE_INFINITY);
-  return { workers: specs.map((spec) => spec.name), workerIndex, capacity, hasCapacity };
+  const labels = specs.map((spec) => spec.labels);
+  return { workers: specs.map((spec) => spec.name), workerIndex, capacity, hasCapacity, labels };
 }
 
 /** The number of `name` in `index`, the next free one if it is new. */

@@ -118,6 +118,7 @@ describe("plan: diff and order", () => {
       add: {},
       remove: { gone: ["x"] },
       unassigned: [],
+      reasons: {},
       moved: 0,
     });
   });

@@ -14,6 +14,7 @@ const target = (assignment: Record<string, string[]>): Plan => ({
   add: {},
   remove: {},
   unassigned: [],
+  reasons: {},
   moved: 0,
 });
 
