@@ -14,25 +14,36 @@ export function addOperatorCommands(program: Command, run: Runner): void {
     program
       .command("pause")
       .description("stop every leader from writing schedules (survives failovers) until resume")
-      .option("--reason <text>", "why, shown in status and to schedule requests"),
+      .option("--reason <text>", "why, shown in status and to schedule requests")
+      .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runPause));
   addConnectionOptions(
-    program.command("resume").description("let schedules run again; the leader schedules once at once"),
+    program
+      .command("resume")
+      .description("let schedules run again; the leader schedules once at once")
+      .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runResume));
   addConnectionOptions(
     program
       .command("cordon <worker>")
       .description("the worker keeps its tasks and takes nothing new")
-      .option("--reason <text>", "why, shown in status"),
+      .option("--reason <text>", "why, shown in status")
+      .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runCordon));
   addConnectionOptions(
     program
       .command("drain <worker>")
       .description("hand the worker's tasks off; it stays registered and takes nothing new")
-      .option("--reason <text>", "why, shown in status"),
+      .option("--reason <text>", "why, shown in status")
+      .option("--wait", "return once the worker holds no task (exit 1 if it still does after --timeout)")
+      .option("--timeout <duration>", "with --wait: give up after this long (default 2m)")
+      .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runDrain));
   addConnectionOptions(
-    program.command("uncordon <worker>").description("undo cordon or drain: the worker takes tasks again"),
+    program
+      .command("uncordon <worker>")
+      .description("undo cordon or drain: the worker takes tasks again")
+      .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runUncordon));
   addConnectionOptions(
     program
@@ -45,7 +56,8 @@ export function addOperatorCommands(program: Command, run: Runner): void {
       .option(
         "--timeout <duration>",
         `wait this long for the leader's answer (default ${ms(DEFAULTS.timeoutMs)})`,
-      ),
+      )
+      .option("--json", "print the outcome as JSON"),
   ).action(run(async () => (await operator()).runSchedule));
   addConnectionOptions(
     program

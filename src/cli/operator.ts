@@ -1,5 +1,6 @@
 /** The operator's commands: pause, resume, cordon, drain, uncordon, schedule and history (etcd-level actions in src/operator). */
 import type { Etcd3 } from "etcd3";
+import ms from "ms";
 import { z } from "zod";
 import type { HistoryRecord } from "../node/index.js";
 import { assertValidName, stderrLogger } from "../node/index.js";
@@ -12,6 +13,7 @@ import {
   requestSchedule,
   resume,
   uncordon,
+  waitUntilDrained,
 } from "../operator/index.js";
 import { duration, parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
@@ -33,58 +35,82 @@ async function withEtcd<C extends { root: string }>(
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+/** With --json, the answer as one JSON document (the web console's admin actions answer the same); else a line. */
+const answer = (json: boolean, value: unknown, line: string) =>
+  say(json ? JSON.stringify(value, null, 2) : line);
+
+const json = z.boolean().default(false);
+const withReason = sharedConfigSchema.extend({ reason: z.string().optional(), json });
+const plain = sharedConfigSchema.extend({ json });
 
 export function runPause(options: Options): Promise<number> {
-  const config = parseConfig(sharedConfigSchema.extend({ reason: z.string().optional() }), options);
+  const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    await pause(client, config.root, { reason: config.reason });
-    say(
-      `schedules paused${config.reason ? ` (${config.reason})` : ""}: the leader writes nothing until "escheduler resume"`,
+    const paused = await pause(client, config.root, { reason: config.reason });
+    const why = config.reason ? ` (${config.reason})` : "";
+    answer(
+      config.json,
+      { paused },
+      `schedules paused${why}: the leader writes nothing until "escheduler resume"`,
     );
     return EXIT_OK;
   });
 }
 
 export function runResume(options: Options): Promise<number> {
-  const config = parseConfig(sharedConfigSchema, options);
+  const config = parseConfig(plain, options);
   return withEtcd(config, async (client) => {
-    say(
-      (await resume(client, config.root))
-        ? "schedules resumed: the leader schedules once now"
-        : "schedules were not paused",
-    );
+    const resumed = await resume(client, config.root);
+    const line = resumed ? "schedules resumed: the leader schedules once now" : "schedules were not paused";
+    answer(config.json, { resumed }, line);
     return EXIT_OK;
   });
 }
-
-const cordonSchema = sharedConfigSchema.extend({ reason: z.string().optional() });
 
 export function runCordon(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
-  const config = parseConfig(cordonSchema, options);
+  const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    await cordon(client, config.root, worker, { reason: config.reason });
-    say(`worker ${worker} cordoned: it keeps its tasks and takes nothing new`);
+    const cordoned = await cordon(client, config.root, worker, { reason: config.reason });
+    answer(config.json, { cordoned }, `worker ${worker} cordoned: it keeps its tasks and takes nothing new`);
     return EXIT_OK;
   });
 }
 
+const drainSchema = withReason.extend({
+  wait: z.boolean().default(false),
+  timeout: duration.default(120_000),
+});
+
+/** With --wait: exit 0 once the worker holds nothing, 1 when it still holds tasks after --timeout. */
 export function runDrain(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
-  const config = parseConfig(cordonSchema, options);
+  const config = parseConfig(drainSchema, options);
   return withEtcd(config, async (client) => {
-    await drain(client, config.root, worker, { reason: config.reason });
-    say(`worker ${worker} draining: its tasks are handed off; it stays registered and takes nothing new`);
-    return EXIT_OK;
+    const draining = await drain(client, config.root, worker, { reason: config.reason });
+    if (!config.wait) {
+      const line = `worker ${worker} draining: its tasks are handed off; it stays registered and takes nothing new`;
+      answer(config.json, { draining }, line);
+      return EXIT_OK;
+    }
+    const waited = await waitUntilDrained(client, config.root, worker, { timeoutMs: config.timeout });
+    const line = waited.drained
+      ? `worker ${worker} drained: it holds no task`
+      : `worker ${worker} still holds ${waited.holding} tasks after ${ms(config.timeout)}`;
+    answer(config.json, { draining, ...waited }, line);
+    return waited.drained ? EXIT_OK : EXIT_FAILURE;
   });
 }
 
 export function runUncordon(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
-  const config = parseConfig(sharedConfigSchema, options);
+  const config = parseConfig(plain, options);
   return withEtcd(config, async (client) => {
     const removed = await uncordon(client, config.root, worker);
-    say(removed ? `worker ${worker} uncordoned (was ${removed.mode})` : `worker ${worker} was not cordoned`);
+    const line = removed
+      ? `worker ${worker} uncordoned (was ${removed.mode})`
+      : `worker ${worker} was not cordoned`;
+    answer(config.json, { removed: removed ?? null }, line);
     return EXIT_OK;
   });
 }
@@ -96,6 +122,7 @@ export function runSchedule(options: Options): Promise<number> {
       reason: z.string().optional(),
       allowRemoval: z.boolean().default(false),
       timeout: duration.default(30_000),
+      json,
     }),
     options,
   );
@@ -106,7 +133,9 @@ export function runSchedule(options: Options): Promise<number> {
       timeoutMs: config.timeout,
     });
     const by = outcome.leader ? ` by ${outcome.leader} (epoch ${outcome.epoch})` : "";
-    say(
+    answer(
+      config.json,
+      outcome,
       outcome.state === "applied"
         ? `schedule applied${by}`
         : `schedule ${outcome.state}${by}: ${outcome.reason ?? "no reason given"}`,

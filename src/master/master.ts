@@ -8,7 +8,7 @@ import {
   type KeyLayout,
   keyLayout,
   type Logger,
-  silentLogger,
+  nodeLogger,
 } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter } from "../runtime/index.js";
 import { campaign, type Leadership } from "./campaign.js";
@@ -96,7 +96,7 @@ export class Master extends SafeEmitter<MasterEvents> {
     this.name = options.name ?? defaultNodeName();
     this.settings = { ...DEFAULTS, ...definedOnly(options) };
     validateSettings(this.settings);
-    this.logger = (options.logger ?? silentLogger).child({ master: this.name });
+    this.logger = nodeLogger(options.logger, "master", this.name);
     this.listenerErrorLog = this.logger;
     ({ client: this.client, owned: this.ownsClient } = nodeClient("master", options));
   }

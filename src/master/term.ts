@@ -226,7 +226,9 @@ export class LeaderTerm {
       this.retryBackoff.reset();
       // Worker changes this schedule read already need no debounced schedule of their own.
       if (this.workersChangedAt <= result.readRevision) this.debouncer.cancel();
-      logger.info(result, "schedule applied");
+      // The logger already carries the epoch.
+      const { epoch: _, ...figures } = result;
+      logger.info(figures, "schedule applied");
       context.emit("scheduled", result);
       return result;
     } catch (error) {

@@ -14,7 +14,7 @@ import {
   leaseMarginMs,
   type Logger,
   registerWhenAdmitted,
-  silentLogger,
+  nodeLogger,
   type WorkerInfo,
 } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, SerialJob, unlessAborted } from "../runtime/index.js";
@@ -79,7 +79,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     assertValidName("worker name", this.name);
     this.keys = keyLayout(this.options.root);
     this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs;
-    this.logger = (options.logger ?? silentLogger).child({ worker: this.name });
+    this.logger = nodeLogger(options.logger, "worker", this.name);
     this.listenerErrorLog = this.logger;
     ({ client: this.client, owned: this.ownsClient } = nodeClient("worker", options));
   }

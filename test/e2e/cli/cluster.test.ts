@@ -132,6 +132,12 @@ describe("a master and three workers as real processes", () => {
     // Every log line is JSON (stdout is not a terminal) and names the node and its role.
     const line = JSON.parse(w1.process.stdout.split("\n")[0]);
     expect(line).toMatchObject({ name: "w1", role: "worker" });
+    // One field per meaning: the node's name once (no "worker"/"master" copy), the epoch once.
+    const lines = [...w1.process.stdout.split("\n"), ...master.process.stdout.split("\n")].filter(Boolean);
+    expect(lines.filter((text) => /"(worker|master)":"(w1|m1)"/.test(text))).toEqual([]);
+    const applied = lines.find((text) => text.includes('"msg":"schedule applied"'))!;
+    expect(applied.match(/"epoch":/g)).toHaveLength(1);
+    expect(applied.match(/"name":/g)).toHaveLength(1);
   });
 
   it("SIGTERM on a worker hands its tasks to the others at once, and the worker exits 0", async () => {

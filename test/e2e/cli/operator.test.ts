@@ -69,6 +69,38 @@ describe("operator commands against real processes", () => {
     expect(lonely.stderr).toMatch(/no leader answered the schedule request within 300ms/);
   });
 
+  it("drain --wait returns once the worker holds nothing, or exits 1 after --timeout; state-changing commands answer --json", async () => {
+    await startCluster(1);
+    await cluster.waitConverged();
+    const paused = await json<{ paused: { reason?: string } }>("pause", "--reason", "hold");
+    expect(paused.paused.reason).toBe("hold");
+    const held = counts(await assignment()).w2;
+    const stuck = await cli("drain", "w2", "--wait", "--timeout", "1s", "--json");
+    expect(stuck.code, stuck.stderr).toBe(1);
+    expect(JSON.parse(stuck.stdout)).toMatchObject({
+      draining: { mode: "drain" },
+      drained: false,
+      holding: held,
+    });
+    expect(await json("uncordon", "w2")).toMatchObject({ removed: { mode: "drain" } });
+    expect(await json("resume")).toEqual({ resumed: true });
+
+    const drained = await json<{ drained: boolean; holding: number }>(
+      "drain",
+      "w1",
+      "--wait",
+      "--timeout",
+      "20s",
+    );
+    expect(drained).toMatchObject({ draining: { mode: "drain" }, drained: true, holding: 0 });
+    // Nothing assigned and nothing stopping: the status keys went with the stops.
+    expect((await assignment()).get("w1") ?? []).toEqual([]);
+    const statuses = await testClient().getAll().prefix(cluster.keys.workerStatusPrefix("w1")).keys();
+    expect(statuses).toEqual([]);
+    expect(await json("cordon", "w1", "--reason", "still")).toMatchObject({ cordoned: { mode: "cordon" } });
+    expect(await json("schedule")).toMatchObject({ state: "applied" });
+  });
+
   it("plan writes nothing and plans around a cordon (a root with workers and an assignment but no master)", async () => {
     const root = uniqueRoot("operator-plan");
     const keys = keyLayout(root);
