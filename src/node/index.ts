@@ -18,14 +18,7 @@ export {
 } from "./keys.js";
 export { REQUEST_TIMEOUT_MS, requestDeadline, requireLeader } from "./requests.js";
 export { LeaseSession, type LeaseSessionOptions, leaseMarginMs, revokeQuietly } from "./lease-session.js";
-export {
-  colorWanted,
-  createLogger,
-  type Logger,
-  nodeLogger,
-  silentLogger,
-  stderrLogger,
-} from "./logger.js";
+export { colorWanted, createLogger, type Logger, nodeLogger, silentLogger, stderrLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";
 export { prefixRange, readPrefixPaged, readRangesPaged } from "./paged-read.js";

@@ -19,6 +19,9 @@ const OTHER_TOOLS = new Set([
   "--check", // prettier
   "--write", // prettier
   "--noEmit", // tsc
+  "--minutes", // npm run soak
+  "--seed", // npm run soak
+  "--keep", // npm run soak
 ]);
 
 /** What `escheduler <args> --help` prints (commander writes help to stdout). */
