@@ -4,7 +4,7 @@ import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { type KeyLayout, prefixRangeEnd } from "./keys.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Logger, silentLogger } from "./logger.js";
-import type { WorkerInfo } from "./records.js";
+import { hasLease, type WorkerInfo } from "./records.js";
 
 export type { WorkerInfo };
 
@@ -15,6 +15,8 @@ export interface RegistrationOptions {
   info: WorkerInfo;
   /** Most workers registered at once; 0 for no cap. */
   maxWorkers: number;
+  /** Where a registration or slot written by hand without a lease is reported (once) and taken over. */
+  logger?: Logger;
 }
 
 /**
@@ -26,6 +28,7 @@ export interface RegistrationOptions {
  */
 export async function registerWorker(options: RegistrationOptions): Promise<void> {
   const { client, keys, session, info, maxWorkers } = options;
+  const logger = options.logger ?? silentLogger;
   const ownKey = Buffer.from(keys.worker(info.name));
   const slotsRange = {
     key: Buffer.from(keys.workerSlotsPrefix),
@@ -41,15 +44,15 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
   }
   for (;;) {
     // A key without a lease was written by hand: it would never expire, so it does not hold the name.
-    if (seen.own && leased(seen.own)) {
+    if (seen.own && hasLease(seen.own, logger)) {
       if (seen.own.lease === session.id) return;
       throw new EschedulerError(
         "ERR_NAME_TAKEN",
         `worker name ${JSON.stringify(info.name)} is already registered by a live process (${seen.own.value.toString()})`,
       );
     }
-    const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers) : undefined;
-    if (maxWorkers > 0 && slot === undefined) throw capReached(keys, seen.slots, maxWorkers);
+    const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers, logger) : undefined;
+    if (maxWorkers > 0 && slot === undefined) throw capReached(keys, seen.slots, maxWorkers, logger);
     // Lease 0: the key is absent, or written by hand without a lease (then taken over).
     const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
     const success: IRequestOp[] = [
@@ -78,22 +81,20 @@ function rangesOf(responses: IResponseOp[]): { own?: IKeyValue; slots: IKeyValue
   };
 }
 
-/** Slots and registrations live under a worker's lease; one without a lease was written by hand and holds nothing. */
-function leased(kv: IKeyValue): boolean {
-  return kv.lease !== "0";
-}
-
 /** A random free slot below the cap (random, so racers rarely pick the same one), or undefined when all are taken. */
-function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number): number | undefined {
-  const taken = new Set(slots.filter(leased).map((kv) => keys.parseWorkerSlot(kv.key.toString())));
+function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number, logger: Logger): number | undefined {
+  // A slot without a lease was written by hand: it holds nothing (and would never expire).
+  const taken = new Set(
+    slots.filter((kv) => hasLease(kv, logger)).map((kv) => keys.parseWorkerSlot(kv.key.toString())),
+  );
   const free: number[] = [];
   for (let i = 0; i < cap; i++) if (!taken.has(i)) free.push(i);
   return free.length === 0 ? undefined : free[Math.floor(Math.random() * free.length)];
 }
 
-function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number): EschedulerError {
+function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number, logger: Logger): EschedulerError {
   const holders = slots
-    .filter((kv) => leased(kv) && (keys.parseWorkerSlot(kv.key.toString()) ?? cap) < cap)
+    .filter((kv) => hasLease(kv, logger) && (keys.parseWorkerSlot(kv.key.toString()) ?? cap) < cap)
     .map((kv) => kv.value.toString());
   return new EschedulerError(
     "ERR_WORKER_CAP",

@@ -246,7 +246,9 @@ describe("hostile data: keys that must carry a lease and do not", () => {
     await client.put(keys.workerSlot(0)).value("junk");
     await first.close();
     const second = await LeaseSession.grant(client, { ttlMs: 5_000 });
-    await registerWorker({ client, keys, session: second, info, maxWorkers: 1 });
+    const { logger, warnings } = recordingLogger();
+    await registerWorker({ client, keys, session: second, info, maxWorkers: 1, logger });
+    expect(warnings.map((warning) => warning.key)).toEqual([keys.workerSlot(0)]);
     const slot = (await client.get(keys.workerSlot(0)).exec()).kvs[0];
     expect({ value: slot.value.toString(), lease: slot.lease }).toEqual({ value: "w1", lease: second.id });
     await second.close();
