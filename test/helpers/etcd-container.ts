@@ -2,7 +2,21 @@ import { GenericContainer, Wait } from "testcontainers";
 
 /** etcd in a container (optional path: needs a reachable Docker engine, which CI here does not have). */
 export async function startEtcdContainer(): Promise<{ endpoint: string; stop(): Promise<void> }> {
-  const container = await new GenericContainer("quay.io/coreos/etcd:v3.5.17")
+  const container = await etcdContainer().catch((error: unknown) => {
+    throw new Error(
+      `ESCHEDULER_TEST_ETCD=container needs a reachable Docker engine (DOCKER_HOST, or /var/run/docker.sock): ${(error as Error).message}`,
+    );
+  });
+  return {
+    endpoint: `${container.getHost()}:${container.getMappedPort(2379)}`,
+    stop: async () => {
+      await container.stop();
+    },
+  };
+}
+
+function etcdContainer() {
+  return new GenericContainer("quay.io/coreos/etcd:v3.5.17")
     .withCommand([
       "etcd",
       "--listen-client-urls",
@@ -17,10 +31,4 @@ export async function startEtcdContainer(): Promise<{ endpoint: string; stop(): 
     .withExposedPorts(2379)
     .withWaitStrategy(Wait.forHttp("/health", 2379))
     .start();
-  return {
-    endpoint: `${container.getHost()}:${container.getMappedPort(2379)}`,
-    stop: async () => {
-      await container.stop();
-    },
-  };
 }

@@ -119,6 +119,12 @@ describe("the Kubernetes example keeps the README's rules", () => {
     expect(grace).toBeGreaterThan(2 * stopTimeout);
   });
 
+  it("builds its image on a supported Node.js LTS (an even major, 22 or later)", () => {
+    const major = Number(/^FROM node:(\d+)/m.exec(manifest("Dockerfile"))?.[1]);
+    expect(major % 2).toBe(0);
+    expect(major).toBeGreaterThanOrEqual(22);
+  });
+
   it("gives a master at least the measured peak (543 MB at 1,000 × 100,000)", () => {
     const limit = /limits: \{ memory: (\d+)(Mi|Gi) \}/.exec(manifest("masters.yaml"))!;
     const mebibytes = Number(limit[1]) * (limit[2] === "Gi" ? 1024 : 1);
