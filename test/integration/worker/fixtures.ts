@@ -17,11 +17,11 @@ export class RecordingHandler implements StartStopHandler {
   readonly held = new Map<string, () => void>();
   private readonly gates = new Map<string, Promise<void>>();
   onStop?: (task: Task) => void;
-  onStart?: (task: Task) => void;
+  onStart?: (task: Task, ctx: TaskContext) => void;
 
-  start = async (task: Task, _ctx: TaskContext): Promise<void> => {
+  start = async (task: Task, ctx: TaskContext): Promise<void> => {
     this.calls.push(`start ${task.id} ${JSON.stringify(task.payload ?? null)}`);
-    this.onStart?.(task);
+    this.onStart?.(task, ctx);
     await this.gates.get(task.id);
     const failStarts = (task.payload as { failStarts?: number } | undefined)?.failStarts ?? 0;
     const failed = this.failures.get(task.id) ?? 0;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TaskChange } from "../../../src/worker/index.js";
+import type { TaskContext } from "../../../src/worker/handler.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 import { putTask, RecordingHandler, recordStatuses, storedStatuses, testWorker } from "./fixtures.js";
 
@@ -234,5 +235,35 @@ describe("worker tasks", () => {
     expect(handler.running.size).toBe(300);
     await worker.stop();
     expect((await storedStatuses(client, keys, "w1")).size).toBe(0);
+  });
+
+  it("a task deleted and put back during its slow start is stopped and started again, and only then reported running", async () => {
+    const { client, keys, root } = testSpace("wreput");
+    const handler = new RecordingHandler();
+    const contexts: TaskContext[] = [];
+    handler.onStart = (_task, ctx) => contexts.push(ctx);
+    const worker = testWorker({ root, handler });
+    await worker.start();
+    handler.hold("t");
+    await putTask(client, keys, "w1", { id: "t" });
+    await waitFor("the start to be called", () => contexts.length === 1);
+    // A drain then an uncordon, as the worker sees them: the key goes, then comes back the same.
+    await client.delete().key(keys.task("w1", "t"));
+    await waitFor("the start to be aborted", () => contexts[0]?.signal.aborted === true);
+    await putTask(client, keys, "w1", { id: "t" });
+    await waitFor("the put to reach the worker", () =>
+      worker.tasks().some((task) => task.id === "t" && task.task),
+    );
+    handler.release("t");
+
+    await waitFor("t running, by a start whose signal is live", () =>
+      worker.tasks().some((task) => task.id === "t" && task.state === "running"),
+    );
+    expect(handler.callsFor("t")).toEqual(["start t null", "stop t null", "start t null"]);
+    expect(contexts.map((ctx) => ctx.signal.aborted)).toEqual([true, false]);
+    await waitFor(
+      "the stored status running",
+      async () => (await storedStatuses(client, keys, "w1")).get("t")?.state === "running",
+    );
   });
 });
