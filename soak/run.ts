@@ -50,12 +50,15 @@ export interface SoakResult {
 export const SOAK_TIMINGS = {
   ttlMs: 2_000,
   rebalanceWaitMs: 200,
-  intervalMs: 4_000,
+  // Longer than a quiet period: a task lost by a schedule must not be rescued by the next interval.
+  intervalMs: 30_000,
   startDelayMs: 300,
   stopDelayMs: 300,
 };
 /** A healed fleet runs every generated task exactly once within this long. */
 export const QUIET_MS = SOAK_TIMINGS.ttlMs + SOAK_TIMINGS.rebalanceWaitMs + 5_000;
+/** A move begun finishes within this long (a SIGSTOPped owner's lease expiring, its stop, a failover). */
+const MOVE_BOUND_MS = 15_000;
 /** How soon a resumed (SIGCONT) worker must have stopped the tasks it lost while stopped. */
 const WAKE_GRACE_MS = 1_000;
 const MASTERS = ["m1", "m2"];
@@ -101,6 +104,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   };
   const events = new TaskEventLog(fleet.recordFile);
   let expected = planner.tasks;
+  const generator = [{ at: Date.now(), tasks: expected }];
+  let generatorChanged = false;
   const started = now();
 
   const convergence = async (): Promise<string[]> => {
@@ -187,6 +192,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         return;
       case "generator":
         expected = action.tasks;
+        generator.push({ at: Date.now(), tasks: expected });
+        generatorChanged = true;
         fleet.setTasks(toTasks(action.tasks));
         return;
       case "schedule":
@@ -230,7 +237,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     for (const key of await retried(() => fleet.client.getAll().prefix(fleet.keys.cordonsPrefix).keys())) {
       await operator(["uncordon", key.slice(fleet.keys.cordonsPrefix.length)]);
     }
-    // The generator may have changed without any worker change: ask for the schedule an operator would.
+    // After a generator change, the schedule an operator would ask for (nothing else may trigger one);
+    // otherwise the fleet must converge by itself.
+    if (!generatorChanged) return;
+    generatorChanged = false;
     const deadline = Date.now() + 30_000;
     while ((await schedule(true)) !== 0) {
       if (Date.now() > deadline) {
@@ -281,6 +291,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         keys: fleet.keys,
         wakeGraceMs: WAKE_GRACE_MS,
         base: started,
+        moves: { generator, boundMs: MOVE_BOUND_MS, observedUntil: Date.now() },
       }),
     );
   } finally {

@@ -6,11 +6,13 @@
  */
 import type { KeyLayout } from "../../src/node/index.js";
 import type { HistoryEvent } from "./history.js";
+import { type GeneratorChange, stalledMoveProblems } from "./moves.js";
 import { doubleRuns, type ProcessFate, runIntervals, type TaskEvent } from "./runs.js";
 import { deposedWriteProblems, type HistoryGaps, pausedWriteProblems, silentMasters } from "./writes.js";
 
 export * from "./convergence.js";
 export * from "./history.js";
+export * from "./moves.js";
 export * from "./runs.js";
 export * from "./writes.js";
 
@@ -27,12 +29,15 @@ export interface RunFacts {
   wakeGraceMs?: number;
   /** Time origin for the messages' intervals. */
   base?: number;
+  /** With what the generator returned when: every move begun finishes within `boundMs` (see `stalledMoveProblems`). */
+  moves?: { generator: readonly GeneratorChange[]; boundMs: number; observedUntil: number };
 }
 
 /**
  * The promises that hold at every moment, whatever failed: no task on two workers at once (from the
  * handlers' own records), no write by a deposed leader and no schedule write while paused (from etcd's
- * history). Convergence, which holds only once the cluster is quiet, is `convergenceProblems`.
+ * history), and, given the generator's answers, every move begun finishes. Convergence, which holds
+ * only once the cluster is quiet, is `convergenceProblems`.
  */
 export function safetyProblems(facts: RunFacts): string[] {
   const { intervals, problems } = runIntervals(facts.events, facts.fates, { wakeGraceMs: facts.wakeGraceMs });
@@ -42,5 +47,15 @@ export function safetyProblems(facts: RunFacts): string[] {
     ...doubleRuns(intervals, facts.base),
     ...deposedWriteProblems(events, facts.keys, silentMasters(facts.fates), gaps),
     ...pausedWriteProblems(events, facts.keys, gaps),
+    ...(facts.moves
+      ? stalledMoveProblems(
+          events,
+          facts.keys,
+          facts.moves.generator,
+          facts.moves.boundMs,
+          facts.moves.observedUntil,
+          facts.base,
+        )
+      : []),
   ];
 }

@@ -5,6 +5,7 @@ import {
   type HistoryEvent,
   pausedWriteProblems,
   pauseWindows,
+  stalledMoveProblems,
 } from "../../invariants/index.js";
 
 const keys = keyLayout("inv");
@@ -106,5 +107,33 @@ describe("no write by a deposed leader (deposedWriteProblems)", () => {
     expect(deposedWriteProblems(history([2, "put", keys.barrierLeft, "now"]), keys, [])).toEqual([
       "put of /inv/worker_barrier_left at revision 2, when no master led",
     ]);
+  });
+});
+
+describe("a move begun always finishes (stalledMoveProblems)", () => {
+  const seen = (events: HistoryEvent[], at: number[]) =>
+    events.map((event, i) => ({ ...event, seenAt: at[i] }));
+  const generator = [{ at: 0, tasks: ["t1", "t2"] }];
+
+  it("a generated task removed and written nowhere within the bound is a violation", () => {
+    const events = seen(
+      history([2, "put", keys.task("w1", "t1"), "{}"], [3, "delete", keys.task("w1", "t1")]),
+      [1_000, 20_000],
+    );
+    const problems = stalledMoveProblems(events, keys, generator, 5_000, 60_000);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/task t1 removed from w1 at revision 3 .* never written again/);
+  });
+
+  it("a move finished within the bound, a task no longer generated, or a removal too recent to judge is not", () => {
+    const moved = seen(
+      history([3, "delete", keys.task("w1", "t1")], [4, "put", keys.task("w2", "t1"), "{}"]),
+      [20_000, 24_000],
+    );
+    expect(stalledMoveProblems(moved, keys, generator, 5_000, 60_000)).toEqual([]);
+    const dropped = [...generator, { at: 19_000, tasks: ["t2"] }];
+    const removed = seen(history([3, "delete", keys.task("w1", "t1")]), [20_000]);
+    expect(stalledMoveProblems(removed, keys, dropped, 5_000, 60_000)).toEqual([]);
+    expect(stalledMoveProblems(removed, keys, generator, 5_000, 22_000)).toEqual([]);
   });
 });
