@@ -221,15 +221,15 @@ export function keyText(key: Buffer, logger: Logger): string | undefined {
 
 /** Distinct bad records remembered, so a record read on every refresh warns once (bounded memory). */
 const MAX_REMEMBERED = 10_000;
-const warned = new Map<string, string>();
+const warned = new Set<string>();
 
 function warnOnce(logger: Logger, key: string, value: string, fields: Record<string, unknown>): void {
   // A silent reader (a library default) must not use up the one warning a logging reader would give.
   if (!logger.isLevelEnabled("warn")) return;
-  const fingerprint = `${value.length}:${value.slice(0, 200)}`;
-  if (warned.get(key) === fingerprint) return;
+  const fingerprint = `${key}\u0000${value.length}:${value.slice(0, 200)}`;
+  if (warned.has(fingerprint)) return;
   if (warned.size >= MAX_REMEMBERED) warned.clear();
-  warned.set(key, fingerprint);
+  warned.add(fingerprint);
   logger.warn({ key, ...fields }, "bad record in etcd");
 }
 
