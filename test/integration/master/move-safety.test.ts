@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { HandoffWaitEvent, ScheduleFailedEvent, ScheduleResult } from "../../../src/master/index.js";
+import { FencedWriter, leaderFence } from "../../../src/master/fencing.js";
 import { pause, readHistory, resume } from "../../../src/operator/index.js";
 import type { Task } from "../../../src/node/index.js";
 import { testClient, testSpace, waitFor } from "../../helpers/context.js";
@@ -182,5 +183,34 @@ describe("a paced move never waits for a status event that cannot come (issue 19
     expect(await master.scheduleNow("rebalance")).toMatchObject({ moved: 2 });
     expect(revoked).toBe(true);
     await waitFor("two tasks on w2", async () => (await tasksOn(space, "w2")).length === 2, 5_000);
+  });
+});
+
+describe("FencedWriter: a write sent unlessPaused (issue 19, defect 2)", () => {
+  it("is refused by etcd once /R/paused exists (ERR_PAUSED, still leading), while a completion still lands; a lost leadership stays ERR_DEPOSED", async () => {
+    const space = testSpace("fence-paused");
+    const client = testClient(space.endpoints);
+    const electionKey = space.keys.electionCandidate("1234");
+    const created = await client.put(electionKey).value("m").exec();
+    const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision), {
+      pausedKey: space.keys.paused,
+    });
+    const put = (id: string) => ({ type: "put" as const, key: space.keys.task("w", id), value: "{}" });
+    await writer.commit([put("before")], { unlessPaused: true });
+
+    await pause(space.client, space.root, { reason: "maintenance" });
+    await expect(writer.apply([put("guarded")], { unlessPaused: true })).rejects.toMatchObject({
+      code: "ERR_PAUSED",
+      message: "schedules are paused (maintenance)",
+    });
+    await writer.commit([put("completion")]);
+    expect(writer.deposed).toBe(false);
+
+    await client.delete().key(electionKey).exec();
+    await expect(writer.commit([put("deposed")], { unlessPaused: true })).rejects.toMatchObject({
+      code: "ERR_DEPOSED",
+    });
+    expect((await assignment(space.client, space.keys)).size).toBe(2);
+    expect([...(await assignment(space.client, space.keys)).keys()].sort()).toEqual(["before", "completion"]);
   });
 });
