@@ -97,7 +97,8 @@ export const masterConfigSchema = sharedConfigSchema.extend({
 
 export const workerConfigSchema = sharedConfigSchema.extend({
   capacity: z.coerce.number().positive().optional(),
-  stopTimeout: duration.default(DEFAULTS.stopTimeoutMs),
+  /** Undefined: the default, which bounds a drain and raises no lease-margin warning. */
+  stopTimeout: duration.optional(),
 });
 
 export type SharedConfig = z.output<typeof sharedConfigSchema>;

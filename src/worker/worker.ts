@@ -176,9 +176,13 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     await unlessAborted(registered, this.stopController.signal);
   }
 
-  /** After a lease loss, stops have only the lease margin before the task may start elsewhere. */
+  /**
+   * After a lease loss, stops have only the lease margin before the task may start elsewhere: a stop
+   * timeout set above it says the stops may take longer. The default only bounds a drain: no warning.
+   */
   private warnIfStopsOutlastMargin(): void {
     const { ttlMs } = this.options;
+    if (this.options.stopTimeoutMs === undefined) return;
     const marginMs = leaseMarginMs(ttlMs, this.options.leaseMarginMs);
     if (this.stopTimeoutMs <= marginMs) return;
     this.logger.warn(

@@ -135,6 +135,8 @@ describe("a master and three workers as real processes", () => {
     // One field per meaning: the node's name once (no "worker"/"master" copy), the epoch once.
     const lines = [...w1.process.stdout.split("\n"), ...master.process.stdout.split("\n")].filter(Boolean);
     expect(lines.filter((text) => /"(worker|master)":"(w1|m1)"/.test(text))).toEqual([]);
+    // The default settings raise no warning (the default --stop-timeout only bounds a drain).
+    expect(w1.process.stdout).not.toContain("stop timeout exceeds the lease margin");
     const applied = lines.find((text) => text.includes('"msg":"schedule applied"'))!;
     expect(applied.match(/"epoch":/g)).toHaveLength(1);
     expect(applied.match(/"name":/g)).toHaveLength(1);
