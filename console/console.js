@@ -5,7 +5,13 @@ import { $, ago, clock, el, setList, setText } from "./dom.js";
 import { act, search } from "./tools.js";
 
 const PAGE_SIZE = 50;
-const view = { snapshot: undefined, page: 0, filter: "", sort: "name" };
+const view = { snapshot: undefined, page: 0, filter: "", sort: "name", group: "" };
+
+/** `zone=eu-1a,gpu=true` for a worker's labels ("" when it has none). */
+const labelText = (w) =>
+  Object.entries(w.labels ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(",");
 
 const groupName = (group) => (group === "" ? "(no group)" : group);
 const colorOf = (snapshot, group) => PALETTE[snapshot.totals.groups.indexOf(group) % PALETTE.length];
@@ -42,7 +48,7 @@ function renderSummary(s) {
   setText(
     "last-schedule",
     plan
-      ? `${ago(plan.at)} by ${plan.leader} (term ${plan.epoch}): ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}`
+      ? `${ago(plan.at)} by ${plan.leader} (term ${plan.epoch}): ${plan.tasks} tasks on ${plan.workers.length} workers, moved ${plan.moved}${unassignedText(plan)}`
       : "none yet",
   );
   const last = s.schedules.at(-1);
@@ -88,18 +94,40 @@ function renderCharts(s) {
   );
 }
 
+/** "; unassigned: selector 2 (no worker matches zone=eu-1c), capacity 1", or "". */
+function unassignedText(plan) {
+  const kinds = Object.entries(plan.unassignedReasons ?? {});
+  if (kinds.length === 0) return "";
+  const example = (kind) => plan.unassignedTasks?.find((t) => t.kind === kind)?.text;
+  return `; unassigned: ${kinds.map(([kind, n]) => `${kind} ${n}${example(kind) && example(kind) !== kind ? ` (${example(kind)})` : ""}`).join(", ")}`;
+}
+
 function sortedWorkers(s) {
   const needle = view.filter.toLowerCase();
-  const rows = s.workers.filter((w) => w.name.toLowerCase().includes(needle));
+  const rows = s.workers.filter(
+    (w) => w.name.toLowerCase().includes(needle) || labelText(w).toLowerCase().includes(needle),
+  );
   const by = {
     name: (a, b) => a.name.localeCompare(b.name),
     tasks: (a, b) => b.tasks - a.tasks || a.name.localeCompare(b.name),
     notRunning: (a, b) => b.notRunning - a.notRunning || a.name.localeCompare(b.name),
   }[view.sort];
-  return rows.sort(by);
+  // Grouped by a label: its values in order (workers without it last), the chosen sort within each.
+  const value = (w) => w.labels?.[view.group] ?? "\uffff";
+  return rows.sort((a, b) => (view.group ? value(a).localeCompare(value(b)) : 0) || by(a, b));
+}
+
+/** The label keys the fleet uses, as grouping choices (the current choice kept). */
+function renderGroupChoices(s) {
+  const keys = [...new Set(s.workers.flatMap((w) => Object.keys(w.labels ?? {})))].sort();
+  const options = [el("option", { value: "" }, "no grouping")];
+  for (const key of keys) options.push(el("option", { value: key }, `by label ${key}`));
+  $("worker-group").replaceChildren(...options);
+  $("worker-group").value = keys.includes(view.group) ? view.group : "";
 }
 
 function renderWorkers(s) {
+  renderGroupChoices(s);
   const groups = s.totals.groups;
   const admin = s.admin;
   $("workers").tHead.replaceChildren(
@@ -113,6 +141,7 @@ function renderWorkers(s) {
       el("th", { class: "num" }, "capacity"),
       el("th", { class: "num" }, "not running"),
       el("th", {}, "in plan"),
+      el("th", {}, "labels"),
       el("th", {}, "host"),
       el("th", {}, "up"),
       admin ? el("th", {}, "actions") : undefined,
@@ -135,6 +164,7 @@ function renderWorkers(s) {
         el("td", { class: "num" }, w.capacity ?? "∞"),
         el("td", { class: w.notRunning ? "num bad" : "num" }, w.notRunning),
         el("td", {}, w.inPlan ? "yes" : "no"),
+        el("td", {}, labelText(w) || "–"),
         el("td", {}, w.host ? `${w.host}:${w.pid}` : "–"),
         el("td", {}, w.startedAt ? ago(w.startedAt).replace(" ago", "") : "–"),
         admin && w.registered
@@ -229,6 +259,10 @@ $("search").addEventListener("input", () => {
 $("worker-filter").addEventListener("input", (event) => {
   view.filter = event.target.value;
   view.page = 0;
+  if (view.snapshot) renderWorkers(view.snapshot);
+});
+$("worker-group").addEventListener("change", (event) => {
+  view.group = event.target.value;
   if (view.snapshot) renderWorkers(view.snapshot);
 });
 $("worker-sort").addEventListener("change", (event) => {

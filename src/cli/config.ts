@@ -1,3 +1,4 @@
+import { labelsSetting } from "./labels.js";
 import ms from "ms";
 import { z } from "zod";
 import { readFileSync } from "node:fs";
@@ -97,6 +98,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
 
 export const workerConfigSchema = sharedConfigSchema.extend({
   capacity: z.coerce.number().positive().optional(),
+  labels: labelsSetting.optional(),
   /** Undefined: the default, which bounds a drain and raises no lease-margin warning. */
   stopTimeout: duration.optional(),
 });

@@ -1,4 +1,5 @@
 /** The `escheduler` command line: parses flags, runs one command, and turns every failure into an exit code. */
+import { labelOption } from "./labels.js";
 import { basename } from "node:path";
 import { Command, CommanderError } from "commander";
 import ms from "ms";
@@ -134,6 +135,7 @@ Run "escheduler <command> --help" for a command's flags.
     "most workers registered at once; extra ones wait for a slot (default --workers; 0 for no cap)",
   );
   addSetting(worker, "--capacity <n>", "most load units this worker takes (default unlimited)");
+  worker.addOption(labelOption());
   addSetting(
     worker,
     "--stop-timeout <duration>",

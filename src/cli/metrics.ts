@@ -1,4 +1,5 @@
 /** Prometheus metrics of one node, fed by the typed events of its Master or Worker (core code never imports prom-client). */
+import { REASON_KINDS } from "../balancer/index.js";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Master } from "../master/index.js";
 import type { Worker } from "../worker/index.js";
@@ -83,14 +84,14 @@ export function observeMaster(master: Master, registry: Registry): void {
   });
   const unassigned = new Gauge({
     name: "escheduler_tasks_unassigned",
-    help: "Generated tasks the last applied schedule could place on no worker, by reason (capacity: no worker has room)",
+    help: "Generated tasks the last applied schedule could place on no worker, by reason kind (capacity, selector, spread, antiKey, key)",
     labelNames: ["reason"] as const,
     registers,
   });
   leader.set(0);
   paused.set(0);
   registered.set(0);
-  unassigned.set({ reason: "capacity" }, 0);
+  for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
   for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
   schedules.inc({ outcome: "applied" }, 0);
   schedules.inc({ outcome: "failed" }, 0);
@@ -116,7 +117,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     cordoned.set({ mode: "cordon" }, figures.cordoned);
     cordoned.set({ mode: "drain" }, figures.draining);
     registered.set(figures.workers);
-    unassigned.set({ reason: "capacity" }, figures.unassigned);
+    for (const reason of REASON_KINDS) unassigned.set({ reason }, figures.unassignedReasons[reason] ?? 0);
   });
   master.on("scheduleFailed", ({ reason }) => {
     schedules.inc({ outcome: reason === "removal_guard" ? "refused" : "failed" });

@@ -176,6 +176,8 @@ export function historyLine(entry: HistoryEntry, task?: string): string {
     `[${entry.reasons.join(",")}]`,
     counts,
   ];
+  const kinds = Object.entries(entry.unassignedReasons ?? {});
+  if (kinds.length > 0) parts.push(`unassigned ${kinds.map(([kind, n]) => `${kind} ${n}`).join(", ")}`);
   if (entry.refusal) parts.push(`refused: ${entry.refusal}`);
   if (task !== undefined) parts.push(moveOf(entry, task));
   return parts.join("  ");
@@ -183,6 +185,7 @@ export function historyLine(entry: HistoryEntry, task?: string): string {
 
 function moveOf(entry: HistoryRecord, task: string): string {
   const move = entry.moves.find((m) => m.id === task);
-  if (!move) return "";
+  const waiting = entry.unassignedTasks?.find((t) => t.id === task);
+  if (!move) return waiting ? `${task}: unassigned (${waiting.text})` : "";
   return `${task}: ${move.from ?? "(new)"} → ${move.to ?? "(stopped)"}`;
 }

@@ -1,4 +1,7 @@
 /** `escheduler plan --generator <module> [--json]`: what a schedule would do now, computed as the leader would, writing nothing. */
+import type { Plan, ReasonKind, UnassignedReason } from "../balancer/index.js";
+import { unassignedSummary } from "../master/unassigned.js";
+import { labelText } from "./status-view.js";
 import { pino } from "pino";
 import { z } from "zod";
 import { cordonMode } from "../master/controls.js";
@@ -22,6 +25,7 @@ export interface WorkerPlan {
   movedOut: number;
   /** Resulting tasks per group ("" is the default group). */
   groups: Record<string, number>;
+  labels?: Record<string, string>;
 }
 
 export interface PlanReport {
@@ -33,6 +37,9 @@ export interface PlanReport {
   removed: number;
   moved: number;
   unassigned: string[];
+  /** Unassigned tasks per reason kind, and each with its reason. */
+  unassignedReasons: Record<string, number>;
+  reasons: Record<string, UnassignedReason>;
   /** Largest difference in load between two workers that take new tasks, per group and in total ("*"). */
   balance: Record<string, number>;
   removalGuard: { assigned: number; removing: number; maxRemovalPercent: number; refusal?: string };
@@ -85,6 +92,7 @@ export function planReport(preview: SchedulePreview, maxRemovalPercent: number):
   const groupOf = new Map(preview.tasks.map((valid) => [valid.task.id, valid.task.group ?? ""]));
   const weightOf = new Map(preview.tasks.map((valid) => [valid.task.id, valid.task.weight ?? 1]));
   const registered = new Set(preview.workers.map((worker) => worker.name));
+  const labelsOf = new Map(preview.workers.map((worker) => [worker.name, worker.labels]));
   const names = [...new Set([...registered, ...current.keys()])].sort();
   const count = (moves: HistoryMove[], side: "from" | "to", name: string) =>
     moves.filter((move) => move[side] === name).length;
@@ -99,6 +107,7 @@ export function planReport(preview: SchedulePreview, maxRemovalPercent: number):
       for (const key of [group, "*"]) load.set(key, (load.get(key) ?? 0) + (weightOf.get(id) ?? 1));
     }
     const mode = registered.has(name) ? cordonMode(controls.cordons, name) : "gone";
+    const labels = labelsOf.get(name);
     if (mode === undefined) loads.set(name, load);
     return {
       name,
@@ -109,6 +118,7 @@ export function planReport(preview: SchedulePreview, maxRemovalPercent: number):
       movedIn: count(changes.moved, "to", name),
       movedOut: count(changes.moved, "from", name),
       groups,
+      ...(labels ? { labels } : {}),
     };
   });
   const balance: Record<string, number> = {};
@@ -126,6 +136,7 @@ export function planReport(preview: SchedulePreview, maxRemovalPercent: number):
     removed: changes.removed.length,
     moved: changes.moved.length,
     unassigned: target ? target.unassigned : preview.tasks.map((valid) => valid.task.id),
+    ...reasonsOf(target, preview),
     balance,
     removalGuard: { ...guard, maxRemovalPercent },
     moves: [...changes.moved, ...changes.removed, ...changes.added],
@@ -142,7 +153,18 @@ export function renderPlan(report: PlanReport): string {
       `schedules are paused${report.paused ? ` (${report.paused})` : ""}: the leader would write nothing now`,
     );
   if (report.removalGuard.refusal) lines.push(`the leader would refuse this: ${report.removalGuard.refusal}`);
-  const header = ["worker", "mode", "tasks", "added", "removed", "in", "out", "groups"];
+  const labelled = report.workers.some((worker) => worker.labels !== undefined);
+  const header = [
+    "worker",
+    "mode",
+    "tasks",
+    "added",
+    "removed",
+    "in",
+    "out",
+    ...(labelled ? ["labels"] : []),
+    "groups",
+  ];
   const rows = report.workers.map((worker) => [
     worker.name,
     worker.mode ?? "-",
@@ -151,6 +173,7 @@ export function renderPlan(report: PlanReport): string {
     `-${worker.removed}`,
     String(worker.movedIn),
     String(worker.movedOut),
+    ...(labelled ? [labelText(worker.labels)] : []),
     Object.entries(worker.groups)
       .map(([group, n]) => `${group || "(default)"}=${n}`)
       .join(" "),
@@ -168,9 +191,24 @@ export function renderPlan(report: PlanReport): string {
       .map(([group, spread]) => `${group === "*" ? "total" : group || "(default)"}=${spread}`)
       .join(" ")}`,
   );
-  if (report.unassigned.length > 0)
-    lines.push(
-      `unassigned: ${report.unassigned.slice(0, 20).join(" ")}${report.unassigned.length > 20 ? " …" : ""}`,
-    );
+  if (report.unassigned.length > 0) {
+    const kinds = Object.entries(report.unassignedReasons).map(([kind, n]) => `${kind} ${n}`);
+    lines.push(`unassigned ${report.unassigned.length} (${kinds.join(", ")}):`);
+    for (const id of report.unassigned.slice(0, 20))
+      lines.push(`  ${id}: ${report.reasons[id]?.text ?? "capacity"}`);
+    if (report.unassigned.length > 20) lines.push(`  … and ${report.unassigned.length - 20} more`);
+  }
   return `${lines.join("\n")}\n`;
+}
+
+function reasonsOf(
+  target: Plan | undefined,
+  preview: SchedulePreview,
+): Pick<PlanReport, "unassignedReasons" | "reasons"> {
+  const ids = target ? target.unassigned : preview.tasks.map((valid) => valid.task.id);
+  const summary = unassignedSummary(target, ids, ids.length);
+  const reasons: Record<string, UnassignedReason> = {};
+  for (const task of summary.unassignedTasks ?? [])
+    reasons[task.id] = { kind: task.kind as ReasonKind, text: task.text };
+  return { unassignedReasons: summary.unassignedReasons ?? {}, reasons };
 }

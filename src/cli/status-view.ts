@@ -23,6 +23,8 @@ export interface WorkerReport {
   version?: string;
   startedAt?: string;
   capacity?: number;
+  /** Labels task selectors and spreads match. */
+  labels?: Record<string, string>;
   /** False for a worker that holds assignments but is not registered (gone; the leader will move them). */
   registered: boolean;
   /** Included in the last applied plan. */
@@ -93,6 +95,7 @@ export function statusReport(
       version: info?.version,
       startedAt: info?.startedAt,
       capacity: info?.capacity,
+      ...(info?.labels ? { labels: info.labels } : {}),
       registered: info !== undefined,
       inPlan: view.plan?.workers.includes(name) ?? false,
       ...cordonOf(operator, name),
@@ -153,12 +156,14 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   lines.push("");
 
   const groups = [...new Set(report.workers.flatMap((w) => Object.keys(w.groups)))].sort();
+  const labelled = report.workers.some((w) => w.labels && Object.keys(w.labels).length > 0);
   const header = [
     "WORKER",
     "TASKS",
     ...groups.map((g) => (g === "" ? "(NO GROUP)" : g.toUpperCase())),
     "NOT RUNNING",
     "IN PLAN",
+    ...(labelled ? ["LABELS"] : []),
     "HOST",
     "PID",
     "UP",
@@ -171,12 +176,14 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     ...groups.map((g) => String(w.groups[g] ?? 0)),
     String(w.notRunning.length),
     w.inPlan ? "yes" : "no",
+    ...(labelled ? [labelText(w.labels)] : []),
     w.host ?? "-",
     w.pid === undefined ? "-" : String(w.pid),
     w.startedAt ? ms(Math.max(0, now - Date.parse(w.startedAt))) : "-",
   ]);
   lines.push(...(rows.length > 0 ? table([header, ...rows]) : ["no workers registered"]));
 
+  lines.push(...renderUnassigned(plan));
   const notRunning = report.workers.flatMap((w) => w.notRunning.map((task) => ({ worker: w.name, ...task })));
   if (notRunning.length > 0) {
     lines.push("", "NOT RUNNING");
@@ -195,6 +202,27 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** `zone=eu-1a,gpu=true`, or "-". */
+export function labelText(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length === 0 ? "-" : entries.map(([key, value]) => `${key}=${value}`).join(",");
+}
+
+/** The last plan's unassigned tasks: counts per reason kind, then each listed task and why. */
+export function renderUnassigned(plan: PlanRecord | null): string[] {
+  const counts = Object.entries(plan?.unassignedReasons ?? {});
+  if (!plan || counts.length === 0) return [];
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const listed = plan.unassignedTasks ?? [];
+  const more = total > listed.length ? [`… and ${total - listed.length} more`] : [];
+  return [
+    "",
+    `UNASSIGNED ${total} (${counts.map(([kind, n]) => `${kind} ${n}`).join(", ")})`,
+    ...table([["TASK", "REASON", "WHY"], ...listed.map((t) => [t.id, t.kind, t.text])]),
+    ...more,
+  ];
 }
 
 /** Left-aligned columns separated by two spaces. */

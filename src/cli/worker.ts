@@ -24,6 +24,7 @@ export async function runWorker(options: Record<string, unknown>): Promise<numbe
       expectedWorkers: config.workers,
       maxWorkers: workerCap(config),
       capacity: config.capacity,
+      labels: config.labels,
       stopTimeoutMs: config.stopTimeout,
       handler: modulePath,
       logger,

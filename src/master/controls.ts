@@ -65,7 +65,7 @@ export function cordonMode(cordons: Cordons, worker: string): CordonRecord["mode
  * tasks are handed off as if it were gone; a cordoned one keeps what it has and takes nothing new.
  */
 export function plannerWorkers(
-  workers: ReadonlyArray<{ name: string; capacity?: number }>,
+  workers: ReadonlyArray<{ name: string; capacity?: number; labels?: Record<string, string> }>,
   cordons: Cordons,
 ): WorkerSpec[] {
   return workers.flatMap((worker) => {

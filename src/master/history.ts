@@ -1,3 +1,4 @@
+import { unassignedSummary } from "./unassigned.js";
 import type { Etcd3 } from "etcd3";
 import type { Plan } from "../balancer/index.js";
 import { type HistoryMove, type HistoryRecord, type KeyLayout, requestDeadline } from "../node/index.js";
@@ -18,9 +19,14 @@ export interface HistoryFacts {
   refusal?: string;
   workers: string[];
   tasks: number;
+  /** The generated ids (for the reasons when no worker could take any). */
+  taskIds?: readonly string[];
   current: CurrentAssignment;
   target?: Plan;
 }
+
+/** Unassigned tasks a history record lists with their reason. */
+export const HISTORY_UNASSIGNED_LIMIT = 20;
 
 /** Every task that changes owner between `current` and `target`: moved (from → to), removed (from) and added (to). */
 export function taskChanges(
@@ -62,6 +68,7 @@ export function historyRecord(facts: HistoryFacts): HistoryRecord {
     removed: removed.length,
     moved: moved.length,
     unassigned: facts.target ? facts.target.unassigned.length : facts.tasks,
+    ...unassignedSummary(facts.target, facts.taskIds ?? [], HISTORY_UNASSIGNED_LIMIT),
     moves: changes.slice(0, HISTORY_MOVES_LIMIT),
     ...(changes.length > HISTORY_MOVES_LIMIT ? { movesTruncated: true } : {}),
   };

@@ -1,5 +1,5 @@
 import type { Etcd3 } from "etcd3";
-import { type Plan, plan } from "../balancer/index.js";
+import { type Plan, plan, type ReasonKind } from "../balancer/index.js";
 import {
   type KeyLayout,
   type Logger,
@@ -13,6 +13,7 @@ import {
   workerInfoSchema,
 } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
+import { type RegisteredWorker, registeredWorker } from "./registered.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
 import {
@@ -32,6 +33,7 @@ import { historyRecord, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
+import { PLAN_UNASSIGNED_LIMIT, unassignedSummary } from "./unassigned.js";
 
 /** Figures of one applied schedule (the `scheduled` event). */
 export interface ScheduleResult {
@@ -45,6 +47,8 @@ export interface ScheduleResult {
   removed: number;
   moved: number;
   unassigned: number;
+  /** Unassigned tasks per reason kind (only kinds with some). */
+  unassignedReasons: Partial<Record<ReasonKind, number>>;
   /** Registered workers planned as cordoned (keep, take nothing new) and as draining (handed off). */
   cordoned: number;
   draining: number;
@@ -99,7 +103,7 @@ export interface ScheduleContext extends PreviewContext {
 export interface SchedulePreview {
   tasks: ValidTask[];
   /** Every registered worker, cordoned and draining ones included. */
-  workers: Array<{ name: string; capacity?: number }>;
+  workers: RegisteredWorker[];
   controls: Controls;
   current: CurrentAssignment;
   /** Undefined when no worker may take tasks. */
@@ -216,6 +220,7 @@ async function applySchedule(
         refusal,
         workers: workers.map((worker) => worker.name),
         tasks: tasks.length,
+        taskIds: tasks.map((valid) => valid.task.id),
         current,
         target,
       }),
@@ -239,6 +244,11 @@ async function applySchedule(
     workers: workers.map((worker) => worker.name),
     tasks: tasks.length,
     moved: changes.moved,
+    ...unassignedSummary(
+      target,
+      tasks.map((valid) => valid.task.id),
+      PLAN_UNASSIGNED_LIMIT,
+    ),
   };
   const historyOps = await history("applied");
   signal.throwIfAborted();
@@ -259,6 +269,7 @@ async function applySchedule(
     removed: changes.removed,
     moved: changes.moved,
     unassigned: target ? target.unassigned.length : tasks.length,
+    unassignedReasons: record.unassignedReasons ?? {},
     ...cordonCounts(workers, controls),
     handoffs: context.handoffs?.pending ?? 0,
     queuedMoves: context.pacer?.queued ?? 0,
@@ -273,7 +284,7 @@ async function applySchedule(
 }
 
 /**
- * Live workers (with capacity), every task key and the operator's controls, all at one revision.
+ * Live workers (with capacity and labels), every task key and the operator's controls, all at one revision.
  * Registrations without a lease are ignored; task keys that are not UTF-8 come back as deletes.
  */
 async function readAssignment(
@@ -281,7 +292,7 @@ async function readAssignment(
   keys: KeyLayout,
   logger: Logger,
 ): Promise<{
-  workers: Array<{ name: string; capacity?: number }>;
+  workers: RegisteredWorker[];
   current: CurrentAssignment;
   controls: Controls;
   junk: WriteOp[];
@@ -294,13 +305,13 @@ async function readAssignment(
     ...controlRanges(keys),
   ]);
   const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
-  const workers: Array<{ name: string; capacity?: number }> = [];
+  const workers: RegisteredWorker[] = [];
   for (const kv of workerKvs) {
     const key = keyText(kv.key, logger);
     const name = key === undefined ? undefined : keys.parseWorker(key);
     if (!name || key === undefined || !hasLease(kv, logger)) continue;
-    const capacity = readRecord(workerInfoSchema, key, kv.value, logger)?.capacity;
-    workers.push(capacity === undefined ? { name } : { name, capacity });
+    const info = readRecord(workerInfoSchema, key, kv.value, logger);
+    workers.push(registeredWorker(name, info, logger));
   }
   const current: CurrentAssignment = new Map();
   const junk: WriteOp[] = [];

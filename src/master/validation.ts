@@ -1,3 +1,4 @@
+import { antiKeyProblem, selectorProblem, spreadProblem } from "../balancer/index.js";
 import { z } from "zod";
 import { EschedulerError } from "../errors.js";
 import { nameProblem, type Task } from "../node/index.js";
@@ -19,6 +20,17 @@ const layoutName = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+/** A field the planner's own check validates (one rule for the master, `plan` and the CLI). */
+function checked(problemOf: (value: unknown) => string | undefined) {
+  return z
+    .unknown()
+    .superRefine((value, ctx) => {
+      const problem = problemOf(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .optional();
+}
+
 const taskSchema = z.strictObject({
   id: layoutName,
   key: layoutName.optional(),
@@ -26,6 +38,9 @@ const taskSchema = z.strictObject({
   group: z.union([z.literal(""), layoutName]).optional(),
   priority: z.number().optional(),
   weight: z.number().positive().optional(),
+  selector: checked(selectorProblem),
+  spread: checked(spreadProblem),
+  antiKey: checked(antiKeyProblem),
   payload: z
     .unknown()
     .superRefine((value, ctx) => {

@@ -36,6 +36,7 @@ export {
   type PausedRecord,
   pausedRecordSchema,
   type PlanRecord,
+  type UnassignedTask,
   planRecordSchema,
   parseRecord,
   readRecord,

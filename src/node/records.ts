@@ -38,6 +38,11 @@ export const workerInfoSchema = z.object({
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
 
+/** Why tasks stayed unassigned: a count per reason kind, and some of the tasks with their reason. */
+const unassignedReasonsSchema = z.record(z.string(), count);
+const unassignedTaskSchema = z.object({ id: z.string(), kind: z.string(), text: z.string() });
+export type UnassignedTask = z.infer<typeof unassignedTaskSchema>;
+
 /** The value of `/R/plan`: the last plan the leader applied. */
 export const planRecordSchema = z.object({
   epoch: count,
@@ -47,6 +52,10 @@ export const planRecordSchema = z.object({
   workers: z.array(z.string()),
   tasks: count,
   moved: count,
+  /** Unassigned tasks per reason kind (capacity, selector, spread, antiKey, key); absent: none. */
+  unassignedReasons: unassignedReasonsSchema.optional(),
+  /** Up to 100 unassigned tasks with their reason. */
+  unassignedTasks: z.array(unassignedTaskSchema).optional(),
 });
 export type PlanRecord = z.infer<typeof planRecordSchema>;
 
@@ -132,6 +141,9 @@ export const historyRecordSchema = z.object({
   removed: count,
   moved: count,
   unassigned: count,
+  /** Unassigned tasks per reason kind, and up to 20 of them with their reason. */
+  unassignedReasons: unassignedReasonsSchema.optional(),
+  unassignedTasks: z.array(unassignedTaskSchema).optional(),
   /** Up to 100 tasks that moved, were added or removed, with their from/to worker. */
   moves: z.array(historyMoveSchema),
   /** True when more tasks changed than `moves` lists. */

@@ -23,6 +23,8 @@ export interface WorkerOptions extends Partial<EtcdConnectionConfig> {
   /** Most workers registered at once; 0 for no cap. */
   maxWorkers?: number;
   capacity?: number;
+  /** Labels that task selectors and spreads match (Kubernetes label syntax), stored in the registration. */
+  labels?: Readonly<Record<string, string>>;
   /**
    * How long one task's stop may take before it is reported as overrunning (logged, `stopOverrun`);
    * default 30 s. The task's status, and so the lease, stays until its stop returns.

@@ -1,3 +1,5 @@
+// The label syntax is the planner's (a pure leaf module), so worker and planner agree on it.
+import { labelsProblem } from "../balancer/labels.js";
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
@@ -77,6 +79,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     };
     this.name = options.name ?? defaultNodeName();
     assertValidName("worker name", this.name);
+    const labelProblem = labelsProblem(options.labels);
+    if (labelProblem) throw new EschedulerError("ERR_CONFIG", `worker ${this.name}: ${labelProblem}`);
     this.keys = keyLayout(this.options.root);
     this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs;
     this.logger = nodeLogger(options.logger, "worker", this.name);
@@ -332,6 +336,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       version: this.options.version ?? "unknown",
       startedAt: new Date().toISOString(),
       ...(this.options.capacity === undefined ? {} : { capacity: this.options.capacity }),
+      ...(this.options.labels === undefined ? {} : { labels: { ...this.options.labels } }),
     };
   }
 

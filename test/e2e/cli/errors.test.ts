@@ -75,6 +75,19 @@ describe("every error a user can cause is one line on stderr and exit 2", () => 
     );
   });
 
+  it("rejects a bad worker label, from the flag and from ESCHEDULER_LABELS", async () => {
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--label", "Zone!=a", ...node()]),
+      /label key "Zone!"/,
+    );
+    expectOneLineUsageError(
+      await runCli(["worker", "--handler", EXAMPLE_HANDLER, ...node()], {
+        env: { ESCHEDULER_LABELS: "zone=eu-1a,gpu" },
+      }),
+      /label "gpu": expected key=value/,
+    );
+  });
+
   it("rejects a bad node name", async () => {
     expectOneLineUsageError(
       await runCli(["worker", "--handler", EXAMPLE_HANDLER, "--name", "a/b", ...node()]),

@@ -51,7 +51,8 @@ describe("metrics", () => {
     master.emit("scheduled", {
       workers: 4,
       tasks: 10,
-      unassigned: 3,
+      unassigned: 5,
+      unassignedReasons: { capacity: 3, selector: 2 },
       moved: 0,
       cordoned: 1,
       draining: 0,
@@ -60,6 +61,8 @@ describe("metrics", () => {
     const text = await registry.metrics();
     expect(text).toMatch(/^escheduler_workers_registered 4$/m);
     expect(text).toContain('escheduler_tasks_unassigned{reason="capacity"} 3');
+    expect(text).toContain('escheduler_tasks_unassigned{reason="selector"} 2');
+    expect(text).toContain('escheduler_tasks_unassigned{reason="antiKey"} 0');
     expect(text).toContain('escheduler_workers_cordoned{mode="cordon"} 1');
   });
 });

@@ -97,3 +97,30 @@ describe("validateTasks", () => {
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
+
+describe("validateTasks: placement constraints", () => {
+  it("stores selectors, spreads and antiKeys as given", () => {
+    const task = {
+      id: "t",
+      group: "g",
+      selector: { zone: ["eu-1a", "eu-1b"], gpu: { exists: true }, tier: { notIn: ["spot"] } },
+      spread: { label: "zone", maxSkew: 2, hard: true },
+      antiKey: "replicas",
+    };
+    expect(JSON.parse(validateTasks([task])[0].value)).toEqual(task);
+  });
+
+  it.each([
+    [{ selector: { zone: 1 } }, "selector zone: expected a value, a list of values"],
+    [{ selector: { zone: [] } }, "selector zone: a one-of list must be a non-empty list"],
+    [{ selector: { "-bad": "a" } }, 'selector label key "-bad"'],
+    [{ spread: { label: "zone", maxSkew: 0.5 } }, "spread maxSkew must be an integer ≥ 1"],
+    [{ spread: "zone" }, "spread must be an object"],
+    [{ antiKey: 7 }, "antiKey must be a non-empty string"],
+  ])("rejects %j, aborting the schedule with the culprit named", (fields, message) => {
+    expect(rejection([{ id: "ok" }, { id: "t", ...fields }])).toMatchObject({
+      code: "ERR_BAD_TASK",
+      message: expect.stringContaining(`generator task #1 (id "t"): ${message}`),
+    });
+  });
+});
