@@ -69,7 +69,8 @@ describe("status, probe and history over hostile records", () => {
       const key = hostile.key(keys);
       await put(key, hostile.value, hostile.leased ?? false);
 
-      const connection = ["--etcd", etcdEndpoints().join(","), "--root", root];
+      // A loaded machine must not turn the probe's short default dial timeout into "cannot tell".
+      const connection = ["--etcd", etcdEndpoints().join(","), "--root", root, "--dial-timeout", "10s"];
       const [status, json, probe, history] = await Promise.all([
         runCli(["status", ...connection]),
         runCli(["status", "--json", ...connection]),
