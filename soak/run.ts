@@ -4,7 +4,7 @@
  * safety promises over the whole run (no double run, no write by a deposed or paused leader).
  */
 import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/node/index.js";
 import {
@@ -39,6 +39,8 @@ export interface SoakResult {
   stops: number;
   /** Per round, how long the healed fleet took to run every task exactly once (ms). */
   convergeMs: number[];
+  /** The machine's 1-minute load average after each round (the timing bounds assume a machine not overloaded). */
+  load: number[];
   violations: string[];
   /** Processes that crashed (exited unasked, or not 0 on SIGTERM): not one of the promises, but worth a look. */
   crashes: string[];
@@ -98,6 +100,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     starts: 0,
     stops: 0,
     convergeMs: [],
+    load: [],
     violations: [],
     crashes: [],
     dir,
@@ -261,19 +264,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       for (const [kind, count] of faultCounts(timeline))
         result.faults.set(kind, (result.faults.get(kind) ?? 0) + count);
       const playing = Date.now();
+      const known = result.violations.length;
       await play(timeline);
       const healing = Date.now();
       await heal(`round ${result.rounds}`);
       const healed = Date.now();
       const convergedMs = await quiet(`round ${result.rounds}`, QUIET_MS);
+      result.load.push(loadavg()[0]);
       log(
         `round ${result.rounds}: ${timeline
           .filter((e) => e.fault)
           .map((e) => describe(e.action))
           .join(
             ", ",
-          )}; played ${healing - playing} ms, healed ${healed - healing} ms, converged in ${convergedMs ?? "—"} ms; ${result.violations.length} violations so far`,
+          )}; played ${healing - playing} ms, healed ${healed - healing} ms, converged in ${convergedMs ?? "—"} ms; load ${loadavg()[0].toFixed(1)}; ${result.violations.length} violations so far`,
       );
+      for (const violation of result.violations.slice(known)) log(`  violation: ${violation}`);
     }
     await retried(() => fleet.history.caughtUp(fleet.client));
     const all = events.read();
@@ -311,7 +317,7 @@ export function summary(result: SoakResult): string {
   return (
     `soak seed=${result.seed} minutes=${result.minutes} rounds=${result.rounds} faults=${total} (${faults}) ` +
     `schedules=${result.schedules} requests=${applied + refused + failed} (applied ${applied}, refused ${refused}, failed ${failed}) ` +
-    `starts=${result.starts} stops=${result.stops} converged p50/max=${converge} crashes=${result.crashes.length} violations=${result.violations.length}`
+    `starts=${result.starts} stops=${result.stops} converged p50/max=${converge} load max=${Math.max(0, ...result.load).toFixed(1)} crashes=${result.crashes.length} violations=${result.violations.length}`
   );
 }
 
