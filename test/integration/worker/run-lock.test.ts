@@ -9,7 +9,7 @@ const starting: TaskStatus = { state: "starting", attempt: 1, since: new Date(0)
 
 /** A worker's status writer under a lease of its own, and the task key revisions it has seen. */
 async function writerOf(client: Etcd3, keys: KeyLayout, worker: string) {
-  const lease = await LeaseSession.grant(client, { ttlMs: 5_000 });
+  const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
   const writer = new StatusWriter(client, keys, worker, lease, silentLogger);
   const assign = async (taskId: string) =>
     Number((await client.put(keys.task(worker, taskId)).value("{}").exec()).header.revision);
@@ -134,7 +134,7 @@ describe("the run lock a start claim takes", () => {
 
   it("of a task that stopped while the lease was suspended goes when the session resumes", async () => {
     const { client, keys } = testSpace("rlock-resume");
-    const lease = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
     const status = new SessionStatus({ client, keys, name: "w1", lease, logger: silentLogger });
     const revision = Number((await client.put(keys.task("w1", "t")).value("{}").exec()).header.revision);
     await status.claim("t", starting, revision);
