@@ -1,4 +1,5 @@
 /** Small waits that clean up after themselves (no timer or abort listener outlives them). */
+import { once } from "node:events";
 
 /** Resolves true when `promise` settles within `ms`, false otherwise. */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -33,10 +34,7 @@ export function unlessAborted<T>(
   });
 }
 
-/** Resolves once the signal aborts. */
-export function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
+/** Resolves once the signal aborts (at once when it already has). */
+export async function untilAborted(signal: AbortSignal): Promise<void> {
+  if (!signal.aborted) await once(signal, "abort");
 }

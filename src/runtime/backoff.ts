@@ -1,37 +1,43 @@
-/** Exponential backoff with full jitter on the upper half: base, 2×base, … capped at `max`. */
+import { setTimeout as sleep } from "node:timers/promises";
+import { ExponentialBackoff, halfJitterGenerator, type IBackoff } from "cockatiel";
+
+/** A retry delay that grows with each `next()` until `reset()`. */
 export interface Backoff {
   /** Delay before the next attempt; grows on each call. */
   next(): number;
   reset(): void;
 }
 
-export function exponentialBackoff(options: { initialMs: number; maxMs: number; jitter?: number }): Backoff {
-  const jitter = options.jitter ?? 0.5;
-  let attempt = 0;
+/**
+ * cockatiel's exponential backoff (base, 2×base, … capped at `maxMs`, each drawn from the upper half
+ * of its step) as one resettable sequence, the shape every retry loop here wants.
+ */
+export function exponentialBackoff(options: { initialMs: number; maxMs: number }): Backoff {
+  const factory = new ExponentialBackoff({
+    initialDelay: options.initialMs,
+    maxDelay: options.maxMs,
+    generator: halfJitterGenerator,
+  });
+  let current: IBackoff<unknown> | undefined;
   return {
     next() {
-      const ceiling = Math.min(options.maxMs, options.initialMs * 2 ** attempt);
-      attempt++;
-      return Math.round(ceiling * (1 - jitter * Math.random()));
+      current = current ? current.next(undefined) : factory.next();
+      return current.duration;
     },
     reset() {
-      attempt = 0;
+      current = undefined;
     },
   };
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason when aborted first; leaves no timer behind. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/**
+ * Resolves after `ms` (node:timers/promises), or rejects when `signal` aborts first — with the
+ * signal's own reason, as every caller here expects, rather than Node's AbortError around it.
+ */
+export async function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (error) {
+    throw signal?.aborted ? signal.reason : error;
+  }
 }
