@@ -6,7 +6,6 @@
 import { type Etcd3 } from "etcd3";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { DoubleBarrier } from "../../../src/barrier/index.js";
 import { historyLine } from "../../../src/cli/operator.js";
 import { readStatus } from "../../../src/cli/status.js";
 import { renderStatus } from "../../../src/cli/status-view.js";
@@ -23,6 +22,9 @@ import {
 } from "../../../src/readiness/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 import { assignment, FakeWorker, tasks, testMaster } from "../master/fixtures.js";
+
+/** Long enough that a loaded machine does not end a lease (and a leadership) mid-test. */
+const LEASE_MS = 10_000;
 
 /** A logger that keeps every warning it is given. */
 function recordingLogger(): { logger: Logger; warnings: Array<Record<string, unknown>> } {
@@ -206,8 +208,8 @@ describe("hostile data: keys that must carry a lease and do not", () => {
   it("a registration without a lease (/R/worker/fake-1) gets no tasks and is not reported as registered", async () => {
     const space = testSpace("hostile-fake-worker");
     await space.client.put(space.keys.worker("fake-1")).value(JSON.stringify({ name: "fake-1" }));
-    await FakeWorker.start(space.client, space.keys, "w1");
-    const master = testMaster(space, () => tasks(4));
+    await FakeWorker.start(space.client, space.keys, "w1", { ttlMs: LEASE_MS });
+    const master = testMaster(space, () => tasks(4), { ttlMs: LEASE_MS });
     const schedules: ScheduleResult[] = [];
     master.on("scheduled", (result) => schedules.push(result));
     await master.start();
@@ -229,8 +231,8 @@ describe("hostile data: keys that must carry a lease and do not", () => {
     await space.client
       .put(space.keys.status("gone", "t0"))
       .value(JSON.stringify({ state: "running", attempt: 1, since: new Date().toISOString() }));
-    await FakeWorker.start(space.client, space.keys, "w1");
-    const master = testMaster(space, () => tasks(1));
+    await FakeWorker.start(space.client, space.keys, "w1", { ttlMs: LEASE_MS });
+    const master = testMaster(space, () => tasks(1), { ttlMs: LEASE_MS });
     await master.start();
     await waitFor(
       "t0 written to w1",
@@ -268,8 +270,8 @@ describe("hostile data: keys that must carry a lease and do not", () => {
     const space = testSpace("hostile-election");
     await space.client.put(space.keys.electionCandidate("1")).value("evil");
     expect(await readLeader(space.client, space.keys)).toBeUndefined();
-    await FakeWorker.start(space.client, space.keys, "w1");
-    const master = testMaster(space, () => tasks(2), { name: "m1" });
+    await FakeWorker.start(space.client, space.keys, "w1", { ttlMs: LEASE_MS });
+    const master = testMaster(space, () => tasks(2), { name: "m1", ttlMs: LEASE_MS });
     const schedules: ScheduleResult[] = [];
     master.on("scheduled", (result) => schedules.push(result));
     await master.start();
@@ -286,16 +288,6 @@ describe("hostile data: keys that must carry a lease and do not", () => {
     await readControls(client, keys, undefined, logger);
     expect(warnings.filter((warning) => warning.key === keys.draining("w1"))).toHaveLength(1);
   });
-
-  it("a barrier waiter without a lease is not counted and does not hold the others in the barrier", async () => {
-    const { client, keys } = testSpace("hostile-barrier");
-    await client.put(`${keys.barrierPrefix}waiters/ghost`).value("");
-    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
-    const barrier = new DoubleBarrier({ client, prefix: keys.barrierPrefix, name: "w1", count: 1, session });
-    await barrier.enter({ timeoutMs: 5_000 });
-    await barrier.leave({ timeoutMs: 5_000 });
-    await session.close();
-  });
 });
 
 describe("hostile data: keys as bytes", () => {
@@ -306,8 +298,8 @@ describe("hostile data: keys as bytes", () => {
       Buffer.from([0xff, 0xfe]),
     ]);
     await space.client.kv.put({ key: badKey, value: Buffer.from("{}") });
-    await FakeWorker.start(space.client, space.keys, "w1");
-    const master = testMaster(space, () => tasks(1));
+    await FakeWorker.start(space.client, space.keys, "w1", { ttlMs: LEASE_MS });
+    const master = testMaster(space, () => tasks(1), { ttlMs: LEASE_MS });
     const schedules: ScheduleResult[] = [];
     master.on("scheduled", (result) => schedules.push(result));
     await master.start();
