@@ -89,6 +89,8 @@ describe("readClusterView", () => {
 
   it("reads thousands of keys quickly", async () => {
     const { client, keys } = testSpace("view-big");
+    // Statuses under a lease, as workers write them (so each is read and validated).
+    const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 60 });
     const writes: Promise<unknown>[] = [];
     for (let i = 0; i < 3_000; i++) {
       const worker = `w${i % 30}`;
@@ -99,10 +101,11 @@ describe("readClusterView", () => {
           .exec(),
       );
       writes.push(
-        client
-          .put(keys.status(worker, `t${i}`))
-          .value(JSON.stringify({ state: "running", attempt: 1, since }))
-          .exec(),
+        client.kv.put({
+          key: Buffer.from(keys.status(worker, `t${i}`)),
+          value: Buffer.from(JSON.stringify({ state: "running", attempt: 1, since })),
+          lease,
+        }),
       );
       if (writes.length >= 400) await Promise.all(writes.splice(0));
     }
@@ -116,6 +119,7 @@ describe("readClusterView", () => {
       elapsedMs = Math.min(elapsedMs, performance.now() - startedAt);
     }
     expect([...view.assignments.values()].reduce((sum, ids) => sum + ids.length, 0)).toBe(3_000);
+    expect([...view.statuses.values()].reduce((sum, byTask) => sum + byTask.size, 0)).toBe(3_000);
     // ~30 ms on an idle machine; the bound leaves room for a busy shared CI box yet fails any per-key round trip.
     expect(elapsedMs).toBeLessThan(250);
   });
