@@ -102,9 +102,16 @@ export function observeMaster(master: Master, registry: Registry): void {
     leader.set(1);
     elections.inc();
   });
+  // What the last schedule saw is the leader's to report: a deposed master's old figures would add up
+  // with the new leader's (and keep an unassigned-tasks alert firing).
   master.on("deposed", () => {
     leader.set(0);
     paused.set(0);
+    registered.set(0);
+    unassigned.reset();
+    unassigned.set({ reason: "capacity" }, 0);
+    for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
+    lastTasks.reset();
   });
   master.on("paused", () => paused.set(1));
   master.on("resumed", () => paused.set(0));

@@ -43,7 +43,7 @@ describe("metrics", () => {
     expect(text).toContain('escheduler_task_start_seconds_count{worker="w1"} 1');
   });
 
-  it("shows registered workers and unassigned tasks of the last applied schedule on the master", async () => {
+  it("shows registered workers and unassigned tasks of the last applied schedule while leading", async () => {
     const master = new EventEmitter();
     const registry = createRegistry();
     observeMaster(master as unknown as Master, registry);
@@ -64,5 +64,13 @@ describe("metrics", () => {
     expect(text).toContain('escheduler_tasks_unassigned{reason="selector"} 2');
     expect(text).toContain('escheduler_tasks_unassigned{reason="antiKey"} 0');
     expect(text).toContain('escheduler_workers_cordoned{mode="cordon"} 1');
+
+    // Deposed, it reports nothing of the last schedule: only the new leader's figures count.
+    master.emit("deposed", { epoch: 1, reason: "lease lost" });
+    const after = await registry.metrics();
+    expect(after).toMatch(/^escheduler_workers_registered 0$/m);
+    expect(after).toContain('escheduler_tasks_unassigned{reason="capacity"} 0');
+    expect(after).toContain('escheduler_workers_cordoned{mode="cordon"} 0');
+    expect(after).not.toMatch(/^escheduler_schedule_tasks\{/m);
   });
 });
