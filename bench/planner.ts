@@ -1,11 +1,13 @@
 /**
  * Planner benchmark: plan time and heap for a first plan and a one-worker join, at 10k tasks × 100
- * workers and 100k tasks × 1,000 workers, 50 groups, 10% of the tasks keyed (5 tasks per key).
+ * workers and 100k tasks × 1,000 workers, 50 groups, 10% of the tasks keyed (5 tasks per key); then
+ * the placement-constraint cases of planner-constraints.ts.
  * Run alone with `npx tsx bench/planner.ts` (add `node --expose-gc --import tsx` for steadier heap figures).
  */
 import { pathToFileURL } from "node:url";
 import { plan } from "../src/balancer/index.js";
 import type { Task } from "../src/balancer/types.js";
+import { benchConstrainedPlanner } from "./planner-constraints.js";
 import type { BenchRow } from "./report.js";
 
 export interface PlannerBenchRow extends BenchRow {
@@ -32,7 +34,7 @@ function generate(taskCount: number): Task[] {
   });
 }
 
-function measure(run: () => unknown): { ms: number; cpuMs: number; heapMB: number } {
+export function measure(run: () => unknown): { ms: number; cpuMs: number; heapMB: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   const samples: Array<{ ms: number; cpuMs: number }> = [];
   let heapMB = 0;
@@ -82,7 +84,7 @@ export async function benchPlanner(): Promise<PlannerBenchRow[]> {
       });
     }
   }
-  return rows;
+  return [...rows, ...benchConstrainedPlanner()];
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -142,39 +142,50 @@ export function placeConstrained(
     }
     return heap;
   };
-  /** The worker for `u` (-1: none), and whether only antiKeys (not room) stood in the way. */
-  const choose = (u: Unit, allowValue?: (v: number) => boolean): { worker: number; onlyAnti: boolean } => {
-    let blockedByAnti = false;
-    let blockedByRoom = false;
-    const accepts = (x: number) => {
-      if (!antiFree(u, x)) blockedByAnti = true;
-      else if (!fits(u, x)) blockedByRoom = true;
-      else return true;
-      return false;
+  // choose() state, kept outside it so that placing a unit allocates nothing.
+  let chosenFor = units[0];
+  let blockedByAnti = false;
+  let blockedByRoom = false;
+  let cellSet = -1;
+  const accepts = (x: number) => {
+    if (!antiFree(chosenFor, x)) blockedByAnti = true;
+    else if (!fits(chosenFor, x)) blockedByRoom = true;
+    else return true;
+    return false;
+  };
+  const keyInCell = (x: number) => cellKey(cellSet, x);
+  const valueOrder = new Int32Array(cons.sets.reduce((most, set) => Math.max(most, set.values.length), 1));
+  /** The worker for `u`, or -1 (then `blockedByAnti && !blockedByRoom`: only antiKeys stood in the way). */
+  const choose = (u: Unit, allowValue?: (v: number) => boolean): number => {
+    chosenFor = u;
+    blockedByAnti = false;
+    blockedByRoom = false;
+    if (u.set < 0) return pickForKey(u, problem.keyNames, workerHash, keyLoad, accepts);
+    cellSet = u.set;
+    const count = setValueCount[u.set];
+    const target = targets[u.set];
+    const n = cons.sets[u.set].values.length;
+    // Values furthest below their target first, then the emptiest (an insertion sort: a few values).
+    const before = (a: number, b: number) => {
+      const da = target[a] - count[a];
+      const db = target[b] - count[b];
+      return ((db > 0 ? 1 : 0) - (da > 0 ? 1 : 0) || db - da || count[a] - count[b] || a - b) < 0;
     };
-    let w = -1;
-    if (u.set >= 0) {
-      const set = cons.sets[u.set];
-      const count = setValueCount[u.set];
-      const target = targets[u.set];
-      const values = set.values.map((_, v) => v);
-      values.sort((a, b) => {
-        const da = target[a] - count[a];
-        const db = target[b] - count[b];
-        return (db > 0 ? 1 : 0) - (da > 0 ? 1 : 0) || db - da || count[a] - count[b] || a - b;
-      });
-      for (const v of values) {
-        if (allowValue && !allowValue(v)) continue;
-        const found = pickInCell(cellHeap(u.set, v), (x) => cellKey(u.set, x), accepts);
-        if (found >= 0) {
-          w = found;
-          break;
-        }
+    for (let i = 0; i < n; i++) {
+      let j = i;
+      while (j > 0 && before(i, valueOrder[j - 1])) {
+        valueOrder[j] = valueOrder[j - 1];
+        j--;
       }
-    } else {
-      w = pickForKey(u, problem.keyNames, workerHash, keyLoad, accepts);
+      valueOrder[j] = i;
     }
-    return { worker: w, onlyAnti: blockedByAnti && !blockedByRoom };
+    for (let i = 0; i < n; i++) {
+      const v = valueOrder[i];
+      if (allowValue && !allowValue(v)) continue;
+      const found = pickInCell(cellHeap(u.set, v), keyInCell, accepts);
+      if (found >= 0) return found;
+    }
+    return -1;
   };
 
   const order = (a: number, b: number) => units[a].rank - units[b].rank;
@@ -183,8 +194,8 @@ export function placeConstrained(
   for (let q = 0; q < queue.length; q++) {
     const ui = queue[q];
     const u = units[ui];
-    const chosen = choose(u);
-    let w = chosen.worker;
+    let w = choose(u);
+    const onlyAnti = blockedByAnti && !blockedByRoom;
     if (w < 0 && u.set >= 0) {
       const evicted = evictFor(u, units, onWorker, load, capacity, antiFree);
       if (evicted) {
@@ -203,7 +214,7 @@ export function placeConstrained(
       if (u.set >= 0) cellHeap(u.set, cons.sets[u.set].valueOfWorker[w]).push(cellKey(u.set, w), w);
       continue;
     }
-    const reason = chosen.onlyAnti ? antiReason(u, cons, units) : capacityReason(u, cons);
+    const reason = onlyAnti ? antiReason(u, cons, units) : capacityReason(u, cons);
     for (const t of u.tasks) reasons[t] = reason;
   }
 
@@ -241,7 +252,7 @@ export function placeConstrained(
       set?.hard && count
         ? (v: number) => count[v] + 1 - Math.min(...count.map((c, i) => (i === v ? c + 1 : c))) <= set.maxSkew
         : undefined;
-    const { worker } = choose(u, allow);
+    const worker = choose(u, allow);
     if (worker < 0) continue;
     for (const t of u.tasks) reasons[t] = undefined;
     place(ui, worker);
@@ -252,7 +263,7 @@ export function placeConstrained(
 
 /** The least-keyed cell worker that `ok` accepts; those refused go back after (lazy keys re-pushed). */
 function pickInCell(heap: KeyedHeap, keyOf: (w: number) => number, ok: (w: number) => boolean): number {
-  const refused: number[] = [];
+  let refused: number[] | undefined;
   let found = -1;
   while (heap.size > 0) {
     const key = heap.topKey();
@@ -266,9 +277,9 @@ function pickInCell(heap: KeyedHeap, keyOf: (w: number) => number, ok: (w: numbe
       found = w;
       break;
     }
-    refused.push(w);
+    (refused ??= []).push(w);
   }
-  for (const w of refused) heap.push(keyOf(w), w);
+  if (refused) for (const w of refused) heap.push(keyOf(w), w);
   return found;
 }
 

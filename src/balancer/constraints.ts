@@ -55,9 +55,16 @@ export interface Constraints {
 
 const culprit = (task: Task) => `task ${JSON.stringify(task.id)}`;
 
+/** A selector's identity: its terms in key order (JSON only for the rarer list and object terms). */
 function canonical(selector: Selector): string {
-  const keys = Object.keys(selector).sort();
-  return JSON.stringify(keys.map((key) => [key, selector[key]]));
+  const keys = Object.keys(selector);
+  if (keys.length > 1) keys.sort();
+  let text = "";
+  for (const key of keys) {
+    const term = selector[key];
+    text += `${key}\u0001${typeof term === "string" ? term : JSON.stringify(term)}\u0002`;
+  }
+  return text;
 }
 
 /**

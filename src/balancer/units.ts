@@ -2,6 +2,8 @@ import type { Constraints } from "./constraints.js";
 import type { Problem } from "./model.js";
 import type { UnassignedReason } from "./types.js";
 
+const NO_ANTI: number[] = [];
+
 /** What the constrained pass places as one: a task without a key, or all the tasks of a key. */
 export interface Unit {
   tasks: number[];
@@ -76,7 +78,7 @@ export function unitsOf(
       rank,
       eligible: cls.eligible,
       workers: cls.workers,
-      anti: cons.anti[t] >= 0 ? [cons.anti[t]] : [],
+      anti: cons.anti[t] >= 0 ? [cons.anti[t]] : NO_ANTI,
       set: cons.set[t],
       key: -1,
       home: problem.holder[t],

@@ -359,26 +359,31 @@ export class Cluster {
   }
 
   /** Why the cluster has not converged on `workers` (default: the live ones); empty once it has. */
-  async convergenceProblems(workers = this.liveWorkers()): Promise<string[]> {
+  async convergenceProblems(
+    workers = this.liveWorkers(),
+    tasks: readonly Task[] = this.tasks,
+  ): Promise<string[]> {
     const { view } = await this.state();
     const { intervals } = this.intervals();
     const unexpected = [...this.nodes.values()]
       .filter((node) => node.exit && node.endedRevision === undefined && node.exit.code !== 0)
       .map((node) => `${node.name} exited with ${node.exit?.code ?? node.exit?.signal}`);
-    return [...unexpected, ...convergenceProblems(view, this.tasks, workers, intervals)];
+    return [...unexpected, ...convergenceProblems(view, tasks, workers, intervals)];
   }
 
   /**
-   * Waits until every task runs on exactly one of `workers` (default: the live ones), as planned;
-   * resolves with the assignment.
+   * Waits until every task (of `tasks`, default: all generated) runs on exactly one of `workers`
+   * (default: the live ones), as planned; resolves with the assignment.
    */
-  async waitConverged(options: { timeoutMs?: number; workers?: string[] } = {}): Promise<Assignment> {
+  async waitConverged(
+    options: { timeoutMs?: number; workers?: string[]; tasks?: readonly Task[] } = {},
+  ): Promise<Assignment> {
     const timeoutMs = options.timeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
     let problems: string[] = [];
     for (;;) {
       try {
-        problems = await this.convergenceProblems(options.workers);
+        problems = await this.convergenceProblems(options.workers, options.tasks);
         if (problems.length === 0) return (await this.state()).assignment;
       } catch (error) {
         problems = [`cannot read the cluster: ${String(error)}`];

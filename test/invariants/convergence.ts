@@ -87,7 +87,13 @@ export async function readState(
   return { view, assignment };
 }
 
-const balanced = (task: Task) => task.key === undefined && (task.weight ?? 1) === 1;
+/** Tasks the balance rule covers: no key, unit weight, no placement constraint. */
+const balanced = (task: Task) =>
+  task.key === undefined &&
+  (task.weight ?? 1) === 1 &&
+  task.selector === undefined &&
+  task.spread === undefined &&
+  task.antiKey === undefined;
 
 /**
  * The planner's balance rule on an assignment: among unkeyed unit-weight tasks, each group's counts
