@@ -109,7 +109,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     paused.set(0);
     registered.set(0);
     unassigned.reset();
-    unassigned.set({ reason: "capacity" }, 0);
+    for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
     for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
     lastTasks.reset();
   });

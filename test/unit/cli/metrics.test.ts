@@ -70,6 +70,7 @@ describe("metrics", () => {
     const after = await registry.metrics();
     expect(after).toMatch(/^escheduler_workers_registered 0$/m);
     expect(after).toContain('escheduler_tasks_unassigned{reason="capacity"} 0');
+    expect(after).toContain('escheduler_tasks_unassigned{reason="selector"} 0');
     expect(after).toContain('escheduler_workers_cordoned{mode="cordon"} 0');
     expect(after).not.toMatch(/^escheduler_schedule_tasks\{/m);
   });
