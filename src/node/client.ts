@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, noop, retry } from "cockatiel";
 import {
   Etcd3,
+  GRPCDeadlineExceededError,
   GRPCResourceExhastedError,
   GRPCUnavailableError,
   type IOptions,
@@ -134,7 +135,10 @@ function clientOptions(config: Partial<EtcdConnectionConfig> & { etcd: string[] 
 }
 
 /**
- * Resolves once etcd answers a read of `key`; throws ERR_ETCD_UNREACHABLE (with the reason) after `timeoutMs`.
+ * Resolves once etcd answers a read of `key`; throws ERR_ETCD_UNREACHABLE (with the last reason) after
+ * `timeoutMs`. Transient errors (a leader election, a member unavailable or too slow) are retried with a
+ * short backoff within `timeoutMs`; anything else (credentials, permissions, TLS) fails at once.
+ * With several endpoints an attempt gets half the time left, so one slow member leaves time for another.
  * Pass a key under the root: a user allowed only that prefix is denied anything else.
  */
 export async function ensureReachable(
@@ -142,20 +146,42 @@ export async function ensureReachable(
   endpoints: string[],
   timeoutMs: number,
   key = "/escheduler-ping",
+  attempt: (deadline: number) => Promise<unknown> = (deadline) =>
+    client.get(key).options({ deadline }).exists(),
 ): Promise<void> {
-  try {
-    await client
-      .get(key)
-      .options({ deadline: Date.now() + timeoutMs })
-      .exists();
-  } catch (error) {
-    const reason = firstLine(error);
-    throw new EschedulerError(
-      "ERR_ETCD_UNREACHABLE",
-      `cannot use etcd at ${endpoints.join(",")} (within ${timeoutMs}ms): ${reason}`,
-      { cause: error },
-    );
+  const deadline = Date.now() + timeoutMs;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+    const left = deadline - Date.now();
+    try {
+      await attempt(
+        endpoints.length > 1 ? Date.now() + Math.max(Math.ceil(left / 2), Math.min(left, 1_000)) : deadline,
+      );
+      return;
+    } catch (error) {
+      // A transient error is tried again after a pause, if time is left after it; the last reason is reported.
+      const transient = isTransientEtcdError(error);
+      const wait = Math.min(pause, deadline - Date.now());
+      if (transient && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!transient || deadline - Date.now() <= 0) {
+        throw new EschedulerError(
+          "ERR_ETCD_UNREACHABLE",
+          `cannot use etcd at ${endpoints.join(",")} (within ${timeoutMs}ms): ${firstLine(error)}`,
+          { cause: error },
+        );
+      }
+    }
   }
+}
+
+/** An error a retry can cure: etcd (or one member) unavailable, busy or slow, but not TLS refused. */
+function isTransientEtcdError(error: unknown): boolean {
+  if (!(
+    error instanceof GRPCUnavailableError ||
+    error instanceof GRPCDeadlineExceededError ||
+    isEtcdBusy(error)
+  ))
+    return false;
+  return !/TLS|SSL|certificate|handshake/i.test(error instanceof Error ? error.message : String(error));
 }
 
 function readTlsFile(flag: string, path: string): Buffer {
