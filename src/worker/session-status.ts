@@ -19,6 +19,8 @@ import { NESTED_OPS, RunLocks } from "./run-lock.js";
  */
 export class SessionStatus implements StatusSink {
   private writer?: StatusWriter;
+  /** Until the writes a suspension stopped waiting for have been answered by etcd. */
+  private closedWrites: Promise<void> = Promise.resolve();
 
   private readonly client: Etcd3;
   private readonly keys: KeyLayout;
@@ -58,14 +60,17 @@ export class SessionStatus implements StatusSink {
   /** Stops writing and waiting until `resume()`: queued and in-flight writes resolve at once. */
   suspend(): void {
     this.writer?.close();
+    if (this.writer) this.closedWrites = this.writer.settled();
     this.writer = undefined;
   }
 
   /**
    * Writes again, after deleting the status keys (and run locks) of tasks that are no longer busy
-   * here (`busy` says which still run or stop): their last writes were skipped while suspended.
+   * here (`busy` says which still run or stop): their last writes were skipped while suspended. Waits
+   * first for the writes in flight at the suspension: one landing after the cleanup would stay.
    */
   async resume(busy: (taskId: string) => boolean): Promise<void> {
+    await this.closedWrites;
     const prefix = this.keys.workerStatusPrefix(this.worker);
     const locks = new RunLocks(this.client, this.keys, this.worker, this.lease.id);
     try {

@@ -55,6 +55,8 @@ export class StatusWriter implements StatusSink {
   private flushScheduled = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
   private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
+  /** Transactions sent and not yet answered, even those `close()` stopped waiting for. */
+  private readonly sent = new Set<Promise<unknown>>();
 
   constructor(
     private readonly client: Etcd3,
@@ -105,6 +107,14 @@ export class StatusWriter implements StatusSink {
   close(): void {
     this.closed.abort();
     this.dropPending();
+  }
+
+  /**
+   * Resolves once every transaction sent so far has been answered (applied or refused): after
+   * `close()`, a write still on its way to etcd can land later than anything sent after this.
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.sent]);
   }
 
   private dropPending(): void {
@@ -225,10 +235,11 @@ export class StatusWriter implements StatusSink {
       if (guard) return locks.claim(taskId, key, value, guard.key, guard.modRevision);
       return { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } };
     });
-    const response = await unlessAborted(
-      this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline()),
-      this.closed.signal,
-    );
+    const txn = this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+    this.sent.add(txn);
+    const answered = () => void this.sent.delete(txn);
+    txn.then(answered, answered);
+    const response = await unlessAborted(txn, this.closed.signal);
     const revision = Number(response.header.revision);
     return batch.map((write, i) => {
       if (write.value === undefined) locks.removed(write.taskId);
