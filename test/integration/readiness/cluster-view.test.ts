@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { isBarrierLeft, markBarrierLeft } from "../../../src/barrier/index.js";
 import {
   clusterReadiness,
@@ -87,7 +87,7 @@ describe("readClusterView", () => {
     await session.close();
   });
 
-  it("reads thousands of keys quickly", async () => {
+  it("reads thousands of keys in one round trip", async () => {
     const { client, keys } = testSpace("view-big");
     // Statuses under a lease, as workers write them (so each is read and validated).
     const { ID: lease } = await client.leaseClient.leaseGrant({ TTL: 60 });
@@ -110,18 +110,17 @@ describe("readClusterView", () => {
       if (writes.length >= 400) await Promise.all(writes.splice(0));
     }
     await Promise.all(writes);
-    // Best of five, so a busy shared machine does not decide the figure.
-    let elapsedMs = Number.POSITIVE_INFINITY;
-    let view = await readClusterView(client, keys);
-    for (let run = 0; run < 5; run++) {
-      const startedAt = performance.now();
-      view = await readClusterView(client, keys);
-      elapsedMs = Math.min(elapsedMs, performance.now() - startedAt);
-    }
+    // Count round trips, not milliseconds: a whole-cluster read is one transaction however many keys
+    // (pages of 5,000), so a slow machine cannot fail this and a per-key read cannot pass it.
+    const txn = vi.spyOn(client.kv, "txn");
+    const range = vi.spyOn(client.kv, "range");
+    const view = await readClusterView(client, keys);
+    expect(txn).toHaveBeenCalledTimes(1);
+    expect(range).not.toHaveBeenCalled();
+    txn.mockRestore();
+    range.mockRestore();
     expect([...view.assignments.values()].reduce((sum, ids) => sum + ids.length, 0)).toBe(3_000);
     expect([...view.statuses.values()].reduce((sum, byTask) => sum + byTask.size, 0)).toBe(3_000);
-    // ~30 ms on an idle machine; the bound leaves room for a busy shared CI box yet fails any per-key round trip.
-    expect(elapsedMs).toBeLessThan(250);
   });
 });
 
