@@ -4,7 +4,8 @@
  * seed and exits 1. `--keep` keeps the logs (processes, task events, etcd history) even on success.
  */
 import { parseArgs } from "node:util";
-import { runSoak, summary } from "./run.js";
+import { summary } from "./report.js";
+import { runSoak } from "./run.js";
 
 function usage(message: string): never {
   console.error(`soak: ${message} (usage: npm run soak -- [--minutes N] [--seed S] [--keep] [--quiet])`);

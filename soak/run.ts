@@ -3,20 +3,15 @@
  * and given TTL + rebalance-wait + 5 s to run every generated task exactly once; at the end the
  * safety promises over the whole run (no double run, no write by a deposed or paused leader).
  */
-import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/node/index.js";
-import {
-  convergenceProblems,
-  readState,
-  runIntervals,
-  safetyProblems,
-  type TaskEvent,
-} from "../test/invariants/index.js";
+import { convergenceProblems, readState, runIntervals, safetyProblems } from "../test/invariants/index.js";
 import { delay, now, retried, SoakFleet } from "./fleet.js";
 import { type Action, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
 import { SeededRandom } from "./random.js";
+import { TaskEventLog } from "./event-log.js";
 
 export interface SoakOptions {
   seed: number;
@@ -307,20 +302,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   return result;
 }
 
-/** The one summary line. */
-export function summary(result: SoakResult): string {
-  const faults = [...result.faults].map(([kind, count]) => `${kind} ${count}`).join(", ");
-  const total = [...result.faults.values()].reduce((sum, count) => sum + count, 0);
-  const sorted = [...result.convergeMs].sort((a, b) => a - b);
-  const converge = sorted.length > 0 ? `${sorted[Math.floor(sorted.length / 2)]}/${sorted.at(-1)} ms` : "—";
-  const { applied, refused, failed } = result.requests;
-  return (
-    `soak seed=${result.seed} minutes=${result.minutes} rounds=${result.rounds} faults=${total} (${faults}) ` +
-    `schedules=${result.schedules} requests=${applied + refused + failed} (applied ${applied}, refused ${refused}, failed ${failed}) ` +
-    `starts=${result.starts} stops=${result.stops} converged p50/max=${converge} load max=${Math.max(0, ...result.load).toFixed(1)} crashes=${result.crashes.length} violations=${result.violations.length}`
-  );
-}
-
 /** Processes that ended without the soak asking, or did not exit 0 on SIGTERM. */
 function unexpectedExits(fleet: SoakFleet): string[] {
   return fleet.runs.flatMap((run) => {
@@ -350,34 +331,5 @@ function describe(action: Action): string {
         : "worker" in action
           ? `${action.kind} ${action.worker}`
           : action.kind;
-  }
-}
-
-/** The recording handlers' file, read incrementally (a long soak writes many lines). */
-class TaskEventLog {
-  private readonly events: TaskEvent[] = [];
-  private offset = 0;
-
-  constructor(private readonly file: string) {}
-
-  read(): TaskEvent[] {
-    let fd: number;
-    try {
-      fd = openSync(this.file, "r");
-    } catch {
-      return this.events;
-    }
-    try {
-      const fresh = Buffer.alloc(Math.max(0, fstatSync(fd).size - this.offset));
-      readSync(fd, fresh, 0, fresh.length, this.offset);
-      const end = fresh.lastIndexOf(0x0a) + 1;
-      for (const line of fresh.subarray(0, end).toString("utf8").split("\n")) {
-        if (line.trim() !== "") this.events.push(JSON.parse(line) as TaskEvent);
-      }
-      this.offset += end;
-    } finally {
-      closeSync(fd);
-    }
-    return this.events;
   }
 }

@@ -1,5 +1,4 @@
-// The label syntax is the planner's (a pure leaf module), so worker and planner agree on it.
-import { labelsProblem } from "../balancer/labels.js";
+import { labelsProblem } from "../balancer/labels.js"; // the planner's label syntax (a pure leaf module), so both agree
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runSoak, summary } from "../../../soak/run.js";
+import { summary } from "../../../soak/report.js";
+import { runSoak } from "../../../soak/run.js";
 import { ensureBuilt } from "../../helpers/cli.js";
 
 // `npm run soak -- --seed 7 --minutes 2` replays this run as closely as the processes allow.
