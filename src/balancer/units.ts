@@ -41,7 +41,7 @@ export function unitsOf(
   const units: Unit[] = [];
   const keyUnit = new Map<number, Unit>();
   const antiCount = new Map<string, number>();
-  const over: Array<{ t: number; id: string; room: number; label?: string }> = [];
+  const antiTasks = new Map<string, { tasks: number[]; room: number; label?: string }>();
   problem.order.forEach((t, rank) => {
     if (!cons.constrained[t] || !admitted[t]) return;
     const k = problem.key[t];
@@ -94,13 +94,24 @@ export function unitsOf(
       const count = (antiCount.get(id) ?? 0) + 1;
       antiCount.set(id, count);
       const room = set.label === undefined ? cls.workers.length : set.values.length;
-      if (count > room) over.push({ t, id, room, label: set.label });
+      const group = antiTasks.get(id) ?? { tasks: [], room, label: set.label };
+      group.tasks.push(t);
+      antiTasks.set(id, group);
     }
   });
-  for (const { t, id, room, label } of over) {
+  for (const [id, { tasks, room, label }] of antiTasks) {
+    if (tasks.length <= room) continue;
+    // The excess is the lowest priority; among equals, tasks already running stay (sticky).
+    const kept = [...tasks].sort(
+      (a, b) =>
+        problem.priority[b] - problem.priority[a] ||
+        Number(problem.holder[b] >= 0) - Number(problem.holder[a] >= 0),
+    );
     const where = label === undefined ? `${room} eligible workers` : `${room} values of ${label}`;
-    const text = `antiKey ${cons.antiNames[cons.anti[t]]}: ${antiCount.get(id)} tasks, ${where}`;
-    reasons[t] = { kind: "antiKey", text };
+    for (const t of kept.slice(room)) {
+      const text = `antiKey ${cons.antiNames[cons.anti[t]]}: ${antiCount.get(id)} tasks, ${where}`;
+      reasons[t] = { kind: "antiKey", text };
+    }
   }
   for (const unit of keyUnit.values()) describeKey(problem, cons, unit, W, reasons);
   return { units, keyLoad: new Float64Array(W) };

@@ -72,7 +72,11 @@ describe("master: operator controls", () => {
     await resume(space.client, space.root);
     await waitFor("one schedule after resume", () => secondSchedules.applied.length === 1);
     expect(secondSchedules.applied[0].reasons).toEqual(expect.arrayContaining(["elected", "resumed"]));
-    expect(perWorker(await assignment(space.client, space.keys))).toEqual({ w1: 3, w2: 3 });
+    // The moved task reaches w2 through the hand-off, after the schedule that began it was applied.
+    await waitFor("w1 and w2 holding 3 tasks each", async () => {
+      const counts = perWorker(await assignment(space.client, space.keys));
+      return counts.w1 === 3 && counts.w2 === 3;
+    });
   });
 
   it("the removal guard refuses an empty generator (etcd unchanged, a refused history record) until one schedule is allowed", async () => {

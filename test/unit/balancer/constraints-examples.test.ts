@@ -51,6 +51,20 @@ describe("plan with placement constraints: a three-zone fleet", () => {
     expect(back.unassigned).toEqual([]);
   });
 
+  it("whichever zone is lost, the replicas still running stay and the lost zone's replica is the one that waits", () => {
+    for (const lost of ZONES) {
+      const left = fleet.filter((w) => w.labels?.zone !== lost);
+      const after = plan({ workers: left, tasks, current: first.assignment });
+      const lostReplica = Object.entries(first.assignment)
+        .filter(([worker]) => zoneOf(worker) === lost)
+        .flatMap(([, ids]) => ids.filter((id) => id.startsWith("db-")));
+      expect(after.unassigned.filter((id) => id.startsWith("db-"))).toEqual(lostReplica);
+      for (const [worker, ids] of Object.entries(first.assignment))
+        for (const id of ids.filter((i) => i.startsWith("db-") && zoneOf(worker) !== lost))
+          expect(after.assignment[worker]).toContain(id);
+    }
+  });
+
   it("names what no worker matches, and a hard spread leaves its excess out", () => {
     const result = plan({
       workers: fleet.slice(0, 4).map((w, i) => ({ ...w, capacity: i === 2 ? 1 : undefined })),
