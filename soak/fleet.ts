@@ -10,10 +10,10 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Etcd3 } from "etcd3";
-import { type EtcdCluster, startEtcdCluster } from "../src/cli/etcd-process.js";
+import type { EtcdCluster } from "../src/cli/etcd-process.js";
 import { createEtcdClient, type KeyLayout, keyLayout, type Task } from "../src/node/index.js";
 import { currentRevision, EtcdHistory, type Pause, type ProcessFate } from "../test/invariants/index.js";
-import { TcpProxy } from "../test/helpers/tcp-proxy.js";
+import { startPeerProxiedEtcdCluster, TcpProxy } from "../test/helpers/tcp-proxy.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BINARY = join(REPO, "bin", "escheduler.js");
@@ -106,15 +106,7 @@ export class SoakFleet {
 
   /** etcd, proxies and the history recorder; no escheduler process yet. */
   static async create(settings: FleetSettings): Promise<SoakFleet> {
-    const peerProxies: TcpProxy[] = [];
-    const etcd = await startEtcdCluster(3, {
-      routePeer: async ({ peerPort }) => {
-        const proxy = new TcpProxy({ host: "127.0.0.1", port: peerPort });
-        await proxy.start();
-        peerProxies.push(proxy);
-        return proxy.port;
-      },
-    });
+    const { etcd, peerProxies } = await startPeerProxiedEtcdCluster(3);
     const links = new Map<string, TcpProxy[]>();
     for (const name of [...settings.masters, ...settings.workers]) {
       const proxies = etcd.members.map(

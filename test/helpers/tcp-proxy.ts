@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { type EtcdCluster, startEtcdCluster } from "../../src/cli/etcd-process.js";
 
 /**
  * A loopback TCP proxy in front of etcd that can black-hole traffic: while partitioned, connections
@@ -138,4 +139,20 @@ class DelayLine {
     const next = this.queue[0];
     if (next) this.timer = setTimeout(() => this.pump(), Math.max(0, next.at - Date.now()));
   }
+}
+
+/** A `size`-member etcd cluster whose members reach each other only through one TcpProxy each (index = member). */
+export async function startPeerProxiedEtcdCluster(
+  size: number,
+): Promise<{ etcd: EtcdCluster; peerProxies: TcpProxy[] }> {
+  const peerProxies: TcpProxy[] = [];
+  const etcd = await startEtcdCluster(size, {
+    routePeer: async ({ peerPort }) => {
+      const proxy = new TcpProxy({ host: "127.0.0.1", port: peerPort });
+      await proxy.start();
+      peerProxies.push(proxy);
+      return proxy.port;
+    },
+  });
+  return { etcd, peerProxies };
 }

@@ -7,7 +7,7 @@ import { Cluster, unitTasks } from "../../helpers/cluster.js";
 import { uniqueRoot, waitFor } from "../../helpers/context.js";
 import { type EtcdMember, startEtcd, startEtcdCluster } from "../../helpers/etcd.js";
 import { currentRevision } from "../../invariants/index.js";
-import { TcpProxy } from "../../helpers/tcp-proxy.js";
+import { startPeerProxiedEtcdCluster, TcpProxy } from "../../helpers/tcp-proxy.js";
 
 const timings = { ttl: "2s", rebalanceWait: "200ms" };
 
@@ -139,15 +139,7 @@ describe("etcd failing under a running cluster (2 masters, 3–4 workers, real p
 
 describe("an etcd member cut off from its quorum (its peer traffic black-holed, the process running)", () => {
   it("a worker whose task watch runs through that member still follows its assignment: watches require a leader", async () => {
-    const peerProxies: TcpProxy[] = [];
-    const etcd = await startEtcdCluster(3, {
-      routePeer: async ({ peerPort }) => {
-        const proxy = new TcpProxy({ host: "127.0.0.1", port: peerPort });
-        await proxy.start();
-        peerProxies.push(proxy);
-        return proxy.port;
-      },
-    });
+    const { etcd, peerProxies } = await startPeerProxiedEtcdCluster(3);
     const clients: Etcd3[] = [];
     let worker: Worker | undefined;
     try {
