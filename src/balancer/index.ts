@@ -8,6 +8,7 @@
 export { PlanInputError } from "./errors.js";
 export { plan } from "./plan.js";
 export { type MoveHistory, settleMoves } from "./settle.js";
+export { generationProblem } from "./rollout.js";
 export {
   labelKeyProblem,
   labelsProblem,

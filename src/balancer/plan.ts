@@ -2,6 +2,7 @@ import { planAroundCordons } from "./cordon.js";
 import { placeKeyed } from "./keyed.js";
 import { placeUnkeyed } from "./least-load.js";
 import { placeConstrained } from "./constrained.js";
+import { inRollout, planRollout } from "./rollout.js";
 import { type Constraints, indexConstraints } from "./constraints.js";
 import type { Plan, PlanInput, UnassignedReason } from "./types.js";
 import type { Placement, Problem } from "./model.js";
@@ -15,6 +16,8 @@ import { indexInput } from "./validate.js";
  * @throws PlanInputError naming the culprit; never returns a partial plan.
  */
 export function plan(input: PlanInput): Plan {
+  // Two or more rollout generations online: moves go to the newest first (rollout.ts).
+  if (inRollout(input)) return planRollout(input);
   if (input?.workers?.some?.((worker) => typeof worker === "object" && worker?.cordoned)) {
     return planAroundCordons(input, plan);
   }

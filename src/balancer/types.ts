@@ -53,6 +53,8 @@ export interface WorkerSpec {
   cordoned?: boolean;
   /** What task selectors and spreads match against. */
   labels?: Labels;
+  /** Rollout generation (absent: ""); with two or more online, see rollout.ts. */
+  generation?: string;
 }
 
 /** worker name → ids of the tasks assigned to it, as a plain record or a Map. */
@@ -66,6 +68,8 @@ export interface PlanInput {
   tasks: readonly Task[];
   /** What runs now; may name workers that are gone and ids no longer generated. */
   current?: AssignmentInput;
+  /** Rollout generations, newest first: during a rollout tasks move to the newest first (rollout.ts). */
+  generations?: readonly string[];
 }
 
 /**
