@@ -1,4 +1,4 @@
-import { StatusPublisher, type StatusSink } from "./status-publisher.js";
+import { type LockHeld, StatusPublisher, type StatusSink } from "./status-publisher.js";
 import type { TaskRunState, TaskSpec, TaskStateChange } from "./task-runner.js";
 
 /**
@@ -20,6 +20,8 @@ export interface AssignedTask {
   set(spec: TaskSpec | undefined): void;
   /** Resolves once every pending operation (a stop, a status write) is done. */
   idle(): Promise<void>;
+  /** Another worker took the run lock this one held (its lock went by hand): the task must not run here. */
+  lockLost(holder: LockHeld): void;
 }
 
 /** What every kind of assigned task is given. */

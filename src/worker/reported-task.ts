@@ -1,6 +1,7 @@
 import { EschedulerError } from "../errors.js";
 import type { TaskStatus } from "../node/index.js";
 import { type AssignedTask, TaskStateKeeper } from "./assigned-task.js";
+import type { LockHeld } from "./status-publisher.js";
 import type { TaskRunState, TaskSpec } from "./task-runner.js";
 
 /**
@@ -27,6 +28,15 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
   set(spec: TaskSpec | undefined): void {
     this.desired = spec;
     if (this.settled) this.options.onSettled?.();
+  }
+
+  /** Another worker took the run lock: shown `failed` naming it; the next report claims again. */
+  lockLost(holder: LockHeld): void {
+    if (!this.claimed) return;
+    this.claimed = undefined;
+    const error = `run lock held by worker ${JSON.stringify(holder.heldBy)}: the task runs there`;
+    this.status.publish({ state: "failed", attempt: this.attempts, since: new Date().toISOString(), error });
+    this.changed("failed", error);
   }
 
   async idle(): Promise<void> {

@@ -1,12 +1,25 @@
-import type { Etcd3, IRequestOp, ITxnResponse } from "etcd3";
-import type { KeyLayout } from "../node/index.js";
-import type { ClaimResult } from "./status-publisher.js";
+import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
+import { type KeyLayout, type Logger, nameProblem, requestDeadline } from "../node/index.js";
+import type { ClaimResult, LockHeld } from "./status-publisher.js";
 
 /** A claim to send again: the run lock was not as this writer believed (now corrected). */
 export const AGAIN = Symbol("again");
 
 /** Operations of the nested transactions below (etcd counts them on top of the outer transaction's). */
-export const NESTED_OPS = 2;
+export const NESTED_OPS = 3;
+
+/** The warning (one per key) when a run lock no live worker stands behind is deleted. */
+export const FORGED_LOCK = "forged run lock removed";
+
+/** A run lock found under another lease: honoured only once `verify` finds a worker behind it. */
+export interface SeenLock {
+  taskId: string;
+  lock: IKeyValue;
+  /** The revision it was read at: a wait for its change starts after it. */
+  revision: number;
+}
+
+const READS_PER_TXN = 60;
 
 /**
  * The run locks of one worker's lease (`/R/run/<taskId>` = worker, under the lease), and the
@@ -14,39 +27,57 @@ export const NESTED_OPS = 2;
  * together, only while the task key is as seen and no other lease holds the lock; a status deletion
  * releases the lock if this lease holds it. Each is a transaction nested in the status writer's
  * batch, so one task's refusal fails nothing else and costs no transaction of its own.
+ *
+ * A lock is honoured only when a worker stands behind it: its value names a worker registered under
+ * the lock's lease, whose status for the task lives under that lease too (a claim writes both in one
+ * transaction). Any other lock was written by hand and is deleted, comparing its mod revision, so a
+ * genuine lock taken meanwhile stays. A holder so found is remembered: while its status of that run
+ * lasts, a claim is refused even when the lock itself is deleted by hand (the second witness).
  */
 export class RunLocks {
-  /** Tasks whose lock this lease is believed to hold: their claims compare the lock's lease with ours, not with none. */
-  private readonly held = new Set<string>();
+  /** Task id → the revision at which this lease was known to hold its lock. */
+  private readonly held = new Map<string, number>();
+  /** Task id → the worker last found holding its lock, and that lock's create revision. */
+  private readonly holders = new Map<string, { worker: string; lockCreated: number }>();
 
   constructor(
     private readonly client: Etcd3,
     private readonly keys: KeyLayout,
     private readonly worker: string,
-    private readonly lease: string,
+    readonly lease: string,
+    private readonly logger: Logger,
   ) {}
 
   /**
-   * Writes `status` at `statusKey` and takes the lock, if the task key still has `modRevision` and
-   * the lock is held by this lease (a restart, a retry) or by no lease: absent (etcd compares a
-   * missing key's lease as 0), or written without one by hand, which no live worker stands behind.
-   * Otherwise reads both back, for `outcome`.
+   * Writes `status` at `statusKey` and takes the lock, if the task key still has `modRevision`, the
+   * lock is held by this lease (a restart, a retry) or by no lease (absent, or written without one by
+   * hand, which no live worker stands behind), and the last holder found has no status left.
+   * Otherwise reads them back, for `outcome`.
    */
   claim(taskId: string, statusKey: string, status: string, taskKey: string, modRevision: number): IRequestOp {
     const lock = Buffer.from(this.keys.runLock(taskId));
     const task = Buffer.from(taskKey);
-    const lockLease = this.held.has(taskId) ? this.lease : 0;
+    const mine = this.held.has(taskId);
+    const holder = mine ? undefined : this.holders.get(taskId);
+    const witness = holder && Buffer.from(this.keys.status(holder.worker, taskId));
     return {
       request_txn: {
         compare: [
           { key: task, target: "Mod", result: "Equal", mod_revision: modRevision },
-          { key: lock, target: "Lease", result: "Equal", lease: lockLease },
+          { key: lock, target: "Lease", result: "Equal", lease: mine ? this.lease : 0 },
+          ...(witness
+            ? [{ key: witness, target: "Version" as const, result: "Equal" as const, version: 0 }]
+            : []),
         ],
         success: [
           { request_put: { key: Buffer.from(statusKey), value: Buffer.from(status), lease: this.lease } },
           { request_put: { key: lock, value: Buffer.from(this.worker), lease: this.lease } },
         ],
-        failure: [{ request_range: { key: task, keys_only: true } }, { request_range: { key: lock } }],
+        failure: [
+          { request_range: { key: task, keys_only: true } },
+          { request_range: { key: lock } },
+          ...(witness ? [{ request_range: { key: witness, keys_only: true } }] : []),
+        ],
       },
     };
   }
@@ -71,41 +102,185 @@ export class RunLocks {
 
   /**
    * What a claim's nested transaction says, read at `revision`: claimed; refused because the task key
-   * changed or went, or because another lease holds the lock; or AGAIN when the belief about the
-   * lock was wrong (now corrected).
+   * changed or went, or because the last holder still reports the task; a lock of another lease to
+   * `verify`; or AGAIN when the belief about the lock was wrong (now corrected).
    */
   outcome(
     taskId: string,
     modRevision: number,
     response: ITxnResponse | undefined,
     revision: number,
-  ): ClaimResult | typeof AGAIN {
+  ): ClaimResult | SeenLock | typeof AGAIN {
     if (response?.succeeded) {
-      this.held.add(taskId);
+      this.held.set(taskId, revision);
+      this.holders.delete(taskId);
       return { claimed: true };
     }
-    const [task, lock] = (response?.responses ?? []).map((read) => read.response_range?.kvs[0]);
+    const [task, lock, witness] = (response?.responses ?? []).map((read) => read.response_range?.kvs[0]);
     if (Number(task?.mod_revision ?? 0) !== modRevision) return { claimed: false };
-    if (!lock || lock.lease === "0") this.held.delete(taskId);
-    else if (lock.lease === this.lease) this.held.add(taskId);
-    else {
-      const holder = lock.value.toString().slice(0, 200);
-      return { claimed: false, heldBy: holder, released: (signal) => this.changed(taskId, revision, signal) };
+    if (lock && lock.lease !== "0") {
+      if (lock.lease !== this.lease) return { taskId, lock, revision };
+      this.held.set(taskId, Number(lock.mod_revision));
+      return AGAIN;
     }
+    this.held.delete(taskId);
+    const holder = this.holders.get(taskId);
+    // The lock went by hand while its holder still reports that run: the task runs there.
+    if (holder && witness && Number(witness.create_revision) <= holder.lockCreated)
+      return this.blocked(holder.worker, revision, [
+        this.keys.runLock(taskId),
+        this.keys.status(holder.worker, taskId),
+      ]);
+    this.holders.delete(taskId);
     return AGAIN;
   }
 
   /**
-   * Resolves at the lock's first change after `revision` (deleted, expired with its lease, or taken
-   * by another) or when the watch fails (a claim then reads it again); rejects when `signal` aborts.
+   * Whether a worker stands behind each lock (one read for them all): a refusal naming it when one
+   * does; otherwise the lock is deleted (while unchanged), reported, and AGAIN.
    */
-  async changed(taskId: string, revision: number, signal: AbortSignal): Promise<void> {
+  async verify(seen: SeenLock[]): Promise<Array<LockHeld | typeof AGAIN>> {
+    const results: Array<LockHeld | typeof AGAIN> = [];
+    for (let i = 0; i < seen.length; i += READS_PER_TXN) {
+      const part = seen.slice(i, i + READS_PER_TXN);
+      const named = part.map(({ lock }) => lock.value.toString());
+      const reads = part.flatMap(({ taskId }, j): IRequestOp[] => {
+        const name = named[j] as string;
+        if (nameProblem(name)) return [];
+        const keys = [this.keys.worker(name), this.keys.status(name, taskId)];
+        return keys.map((key) => ({ request_range: { key: Buffer.from(key), keys_only: true } }));
+      });
+      const answer = reads.length
+        ? await this.client.kv.txn({ compare: [], success: reads, failure: [] }, requestDeadline())
+        : { responses: [] };
+      const found = answer.responses.map((read) => read.response_range?.kvs[0]);
+      const forged: Array<{ seen: SeenLock; reason: string }> = [];
+      for (const [j, entry] of part.entries()) {
+        const name = named[j] as string;
+        const reason = this.untrusted(entry.lock, name, () => found.splice(0, 2));
+        if (reason) {
+          forged.push({ seen: entry, reason });
+          results.push(AGAIN);
+          continue;
+        }
+        this.holders.set(entry.taskId, { worker: name, lockCreated: Number(entry.lock.create_revision) });
+        results.push(this.blocked(name, entry.revision, [this.keys.runLock(entry.taskId)]));
+      }
+      await this.deleteForged(forged);
+    }
+    return results;
+  }
+
+  /** Task ids whose locks this lease held as of `revision`. */
+  heldAt(revision: number): string[] {
+    return [...this.held].filter(([, since]) => since <= revision).map(([taskId]) => taskId);
+  }
+
+  holds(taskId: string): boolean {
+    return this.held.has(taskId);
+  }
+
+  /**
+   * Takes the lock again after it went by hand, only while this lease still has the task's status
+   * (so a release that landed meanwhile stays released) and no other lease holds it; otherwise reads it.
+   */
+  retake(taskId: string): IRequestOp {
+    const lock = Buffer.from(this.keys.runLock(taskId));
+    const status = Buffer.from(this.keys.status(this.worker, taskId));
+    return {
+      request_txn: {
+        compare: [
+          { key: lock, target: "Lease", result: "Equal", lease: 0 },
+          { key: status, target: "Lease", result: "Equal", lease: this.lease },
+        ],
+        success: [{ request_put: { key: lock, value: Buffer.from(this.worker), lease: this.lease } }],
+        failure: [{ request_range: { key: lock } }],
+      },
+    };
+  }
+
+  /** What `retake` found: taken again (true), another lease's lock to `verify`, or nothing to do (false). */
+  retaken(taskId: string, response: ITxnResponse | undefined, revision: number): boolean | SeenLock {
+    if (response?.succeeded) {
+      this.held.set(taskId, revision);
+      return true;
+    }
+    const lock = response?.responses[0]?.response_range?.kvs[0];
+    if (!lock || lock.lease === "0" || lock.lease === this.lease) return false;
+    this.held.delete(taskId);
+    return { taskId, lock, revision };
+  }
+
+  /** Deletes a lock under this lease that it did not take: only while this lease has no status for the task. */
+  dropForeign(taskId: string): IRequestOp {
+    const lock = Buffer.from(this.keys.runLock(taskId));
+    const status = Buffer.from(this.keys.status(this.worker, taskId));
+    return {
+      request_txn: {
+        compare: [
+          { key: lock, target: "Lease", result: "Equal", lease: this.lease },
+          { key: status, target: "Version", result: "Equal", version: 0 },
+        ],
+        success: [{ request_delete_range: { key: lock } }],
+        failure: [],
+      },
+    };
+  }
+
+  /** Why no worker stands behind `lock` (`take` yields its named worker's registration and status), or undefined. */
+  private untrusted(
+    lock: IKeyValue,
+    name: string,
+    take: () => Array<IKeyValue | undefined>,
+  ): string | undefined {
+    if (nameProblem(name)) return "its value is not a worker name";
+    const [registration, status] = take();
+    if (registration?.lease !== lock.lease) return "its lease is not the registration of the worker it names";
+    if (status?.lease !== lock.lease) return "the worker it names does not report the task";
+    return undefined;
+  }
+
+  private async deleteForged(forged: Array<{ seen: SeenLock; reason: string }>): Promise<void> {
+    if (forged.length === 0) return;
+    const success = forged.map(({ seen }): IRequestOp => {
+      const key = seen.lock.key;
+      return {
+        request_txn: {
+          compare: [{ key, target: "Mod", result: "Equal", mod_revision: seen.lock.mod_revision }],
+          success: [{ request_delete_range: { key } }],
+          failure: [],
+        },
+      };
+    });
+    const answer = await this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+    forged.forEach(({ seen, reason }, i) => {
+      if (!answer.responses[i]?.response_txn?.succeeded) return;
+      const { lock } = seen;
+      this.logger.warn(
+        { key: lock.key.toString(), value: lock.value.toString().slice(0, 200), lease: lock.lease, reason },
+        FORGED_LOCK,
+      );
+    });
+  }
+
+  private blocked(worker: string, revision: number, keys: string[]): LockHeld {
+    return { claimed: false, heldBy: worker, released: (signal) => this.changed(keys, revision, signal) };
+  }
+
+  /**
+   * Resolves at the first change of any of `keys` after `revision` (the lock deleted, expired with
+   * its lease or taken by another; the holder's status gone) or when a watch fails (a claim then
+   * reads them again); rejects when `signal` aborts.
+   */
+  private async changed(keys: string[], revision: number, signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();
-    const watcher = this.client
-      .watch()
-      .key(this.keys.runLock(taskId))
-      .startRevision(String(revision + 1))
-      .watcher();
+    const watchers = keys.map((key) =>
+      this.client
+        .watch()
+        .key(key)
+        .startRevision(String(revision + 1))
+        .watcher(),
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         const aborted = () => reject(signal.reason);
@@ -114,11 +289,11 @@ export class RunLocks {
           signal.removeEventListener("abort", aborted);
           resolve();
         };
-        // The error listener stays: an unheard error event would throw.
-        watcher.on("put", done).on("delete", done).on("error", done);
+        // The error listeners stay: an unheard error event would throw.
+        for (const watcher of watchers) watcher.on("put", done).on("delete", done).on("error", done);
       });
     } finally {
-      await watcher.cancel().catch(() => {});
+      await Promise.all(watchers.map((watcher) => watcher.cancel().catch(() => {})));
     }
   }
 }

@@ -8,6 +8,7 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import { MAX_TXN_OPS } from "./status-writer.js";
+import { LockAudit, type LockAuditOptions } from "./lock-audit.js";
 import { type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";
 import { NESTED_OPS, RunLocks } from "./run-lock.js";
@@ -72,7 +73,7 @@ export class SessionStatus implements StatusSink {
   async resume(busy: (taskId: string) => boolean): Promise<void> {
     await this.closedWrites;
     const prefix = this.keys.workerStatusPrefix(this.worker);
-    const locks = new RunLocks(this.client, this.keys, this.worker, this.lease.id);
+    const locks = new RunLocks(this.client, this.keys, this.worker, this.lease.id, this.logger);
     try {
       const stored = await readPrefixPaged(this.client, prefix, { keysOnly: true });
       const stale = stored.kvs.filter((kv) => !busy(kv.key.toString().slice(prefix.length)));
@@ -92,6 +93,24 @@ export class SessionStatus implements StatusSink {
       this.logger.warn({ err: error }, "could not clear the statuses left from before the suspension");
     }
     if (this.lease.active) this.writer = this.newWriter();
+  }
+
+  /**
+   * Audits the run locks under the lease every half TTL until `signal` aborts (see `LockAudit`):
+   * a lock deleted or forged by hand misleads no worker for longer than that and a round trip.
+   */
+  auditLocks(signal: AbortSignal, lost: LockAuditOptions["lost"]): Promise<void> {
+    const { client, keys, lease, logger } = this;
+    const intervalMs = Math.max(100, Math.floor(lease.ttlMs / 2));
+    return new LockAudit({
+      client,
+      keys,
+      lease,
+      logger,
+      intervalMs,
+      locks: () => this.writer?.runLocks,
+      lost,
+    }).run(signal);
   }
 
   private newWriter(): StatusWriter {

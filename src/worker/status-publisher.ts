@@ -11,6 +11,9 @@ export type ClaimResult =
   | { claimed: false; heldBy?: undefined }
   | { claimed: false; heldBy: string; released: (signal: AbortSignal) => Promise<void> };
 
+/** A claim refused because another worker holds the task's run lock (or, its lock deleted by hand, still reports it). */
+export type LockHeld = Extract<ClaimResult, { heldBy: string }>;
+
 export const CLAIMED: ClaimResult = { claimed: true };
 export const NOT_CLAIMED: ClaimResult = { claimed: false };
 

@@ -8,7 +8,7 @@ import {
   type TaskStatus,
 } from "../node/index.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
-import { AGAIN, NESTED_OPS, RunLocks } from "./run-lock.js";
+import { AGAIN, NESTED_OPS, RunLocks, type SeenLock } from "./run-lock.js";
 import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 
 /** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
@@ -66,8 +66,13 @@ export class StatusWriter implements StatusSink {
     private readonly logger: Logger,
     private readonly lingerMs = STATUS_LINGER_MS,
   ) {
-    this.locks = new RunLocks(client, keys, worker, session.id);
+    this.locks = new RunLocks(client, keys, worker, session.id, logger);
     session.signal.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** The run locks this writer's claims take (what the lock audit checks against the lease). */
+  get runLocks(): RunLocks {
+    return this.locks;
   }
 
   put(taskId: string, status: TaskStatus): Promise<void> {
@@ -195,9 +200,13 @@ export class StatusWriter implements StatusSink {
       // Each write lands or is refused on its own; only a claim whose run lock was not as believed goes again.
       while (pending.length > 0) {
         const outcomes = await this.commit(pending);
+        // A lock of another lease is honoured only once a worker is found behind it.
+        const seen = outcomes.flatMap((outcome) => (isSeen(outcome) ? [outcome] : []));
+        const verified = seen.length > 0 ? await this.locks.verify(seen) : [];
         const again: PendingWrite[] = [];
         pending.forEach((write, i) => {
-          const outcome = outcomes[i] ?? NOT_CLAIMED;
+          let outcome = outcomes[i] ?? NOT_CLAIMED;
+          if (isSeen(outcome)) outcome = verified[seen.indexOf(outcome)] ?? AGAIN;
           if (outcome === AGAIN) again.push(write);
           else write.done(outcome);
         });
@@ -227,7 +236,7 @@ export class StatusWriter implements StatusSink {
   }
 
   /** One transaction with every write of the batch (claims and deletions nested); the outcome of each. */
-  private async commit(batch: PendingWrite[]): Promise<Array<ClaimResult | typeof AGAIN>> {
+  private async commit(batch: PendingWrite[]): Promise<Array<ClaimResult | SeenLock | typeof AGAIN>> {
     const lease = this.session.id;
     const { locks } = this;
     const success = batch.map(({ taskId, key, value, guard }): IRequestOp => {
@@ -248,4 +257,8 @@ export class StatusWriter implements StatusSink {
       return locks.outcome(write.taskId, write.guard.modRevision, nested, revision);
     });
   }
+}
+
+function isSeen(outcome: ClaimResult | SeenLock | typeof AGAIN): outcome is SeenLock {
+  return typeof outcome === "object" && "lock" in outcome;
 }

@@ -3,7 +3,7 @@ import { type Logger, type Task, type TaskState, type TaskStatus } from "../node
 import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
 import { type AssignedTask, type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
-import { CLAIMED, type ClaimResult } from "./status-publisher.js";
+import { CLAIMED, type ClaimResult, type LockHeld } from "./status-publisher.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";
@@ -67,6 +67,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
   private refused?: TaskSpec;
   /** While another worker holds the task's run lock: ends the wait for that lock to change. */
   private lockWait?: AbortController;
+  /** Set when another worker took the run lock while the task ran here: it stops, then waits as if refused. */
+  private lost?: LockHeld;
   private readonly backoff;
   private readonly logger: Logger;
 
@@ -106,6 +108,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       this.retryAfterMs = undefined;
       this.sleeper?.abort();
       this.lockWait?.abort();
+      this.lost = undefined;
       for (const incarnation of [this.launching, this.active]) {
         if (incarnation && incarnation.fingerprint !== spec?.fingerprint) {
           incarnation.controller.abort(
@@ -114,6 +117,20 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
         }
       }
     }
+    this.kick();
+  }
+
+  /** Another worker took the run lock while the task ran here (see `AssignedTask.lockLost`). */
+  lockLost(holder: LockHeld): void {
+    const incarnation = this.active ?? this.launching;
+    if (!incarnation) return;
+    this.lost = holder;
+    incarnation.controller.abort(
+      new EschedulerError(
+        "ERR_RUN_LOCKED",
+        `task ${JSON.stringify(this.taskId)}: run lock taken by worker ${JSON.stringify(holder.heldBy)}`,
+      ),
+    );
     this.kick();
   }
 
@@ -153,6 +170,11 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
         return;
       }
       if (want === this.refused) return;
+      if (this.lost) {
+        this.blocked(this.attempts, this.lost);
+        this.lost = undefined;
+        continue;
+      }
       if (this.retryAfterMs !== undefined) {
         const wait = this.retryAfterMs;
         this.retryAfterMs = undefined;
@@ -233,7 +255,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
    * Another worker holds the task's run lock (a second assignment of one task): shown as `failed`
    * with who holds it, and claimed again once the lock changes (or after the retry backoff).
    */
-  private blocked(attempt: number, claim: Extract<ClaimResult, { heldBy: string }>): void {
+  private blocked(attempt: number, claim: LockHeld): void {
     const error = new EschedulerError(
       "ERR_RUN_LOCKED",
       `run lock held by worker ${JSON.stringify(claim.heldBy)}: the task runs there`,

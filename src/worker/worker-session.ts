@@ -121,6 +121,7 @@ export class WorkerSession {
     );
     tasks.on("resync", (event) => this.options.host.emit("resync", event));
     plan.on("change", () => this.options.host.changed());
+    void this.sessionStatus?.auditLocks(signal, (id, holder) => this.runners.get(id)?.lockLost(holder));
     try {
       await plan.start(signal);
       const snapshot = await tasks.start(signal);

@@ -1,41 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Task } from "../../../src/node/index.js";
-import type { StartStopHandler } from "../../../src/worker/handler.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
-import { storedStatuses, testWorker } from "./fixtures.js";
-
-/** Every start and stop of every worker's handler, in the order they happened. */
-class SharedRecord {
-  readonly events: Array<{ worker: string; task: string; event: "start" | "stop" }> = [];
-  private readonly running = new Map<string, Set<string>>();
-  /** The most workers one task ever ran on at once. */
-  mostAtOnce = 0;
-
-  handler(worker: string): StartStopHandler {
-    return {
-      start: (task: Task) => {
-        this.events.push({ worker, task: task.id, event: "start" });
-        const on = this.running.get(task.id) ?? new Set();
-        on.add(worker);
-        this.running.set(task.id, on);
-        this.mostAtOnce = Math.max(this.mostAtOnce, on.size);
-      },
-      stop: (task: Task) => {
-        this.events.push({ worker, task: task.id, event: "stop" });
-        this.running.get(task.id)?.delete(worker);
-      },
-    };
-  }
-
-  runsOn(task: string): string[] {
-    return [...(this.running.get(task) ?? [])];
-  }
-  startedOn(task: string): string[] {
-    return [
-      ...new Set(this.events.filter((e) => e.task === task && e.event === "start").map((e) => e.worker)),
-    ];
-  }
-}
+import { SharedRecord, storedStatuses, testWorker } from "./fixtures.js";
 
 describe("a task assigned to two workers at once (a script writing straight into etcd)", () => {
   it("runs on exactly one of them; the other shows who holds the run lock, and starts it once that copy is removed", async () => {
@@ -78,7 +43,7 @@ describe("a task assigned to two workers at once (a script writing straight into
     await waitFor("t to run on the other worker", () => record.runsOn("t")[0] === other);
 
     expect(record.mostAtOnce).toBe(1);
-    expect(record.events).toEqual([
+    expect(record.events.map(({ worker, task, event }) => ({ worker, task, event }))).toEqual([
       { worker: holder, task: "t", event: "start" },
       { worker: holder, task: "t", event: "stop" },
       { worker: other, task: "t", event: "start" },

@@ -1,5 +1,7 @@
 /** Shared set-up for the worker's integration tests: a recording handler, started workers, a status recorder. */
+import { Writable } from "node:stream";
 import type { Etcd3 } from "etcd3";
+import { pino } from "pino";
 import { afterEach } from "vitest";
 import type { KeyLayout, PlanRecord, Task, TaskStatus } from "../../../src/node/index.js";
 import { PrefixWatcher } from "../../../src/watcher/index.js";
@@ -114,4 +116,51 @@ export async function recordStatuses(client: Etcd3, keys: KeyLayout, worker: str
   await watcher.start();
   afterEach(() => watcher.close());
   return { history, of: (id: string) => history.get(id) ?? [], close: () => watcher.close() };
+}
+
+/** Every start and stop of every worker's handler, in the order they happened, with their times. */
+export class SharedRecord {
+  readonly events: Array<{ worker: string; task: string; event: "start" | "stop"; at: number }> = [];
+  private readonly running = new Map<string, Set<string>>();
+  /** The most workers one task ever ran on at once. */
+  mostAtOnce = 0;
+
+  handler(worker: string): StartStopHandler {
+    return {
+      start: (task: Task) => {
+        this.events.push({ worker, task: task.id, event: "start", at: Date.now() });
+        const on = this.running.get(task.id) ?? new Set();
+        on.add(worker);
+        this.running.set(task.id, on);
+        this.mostAtOnce = Math.max(this.mostAtOnce, on.size);
+      },
+      stop: (task: Task) => {
+        this.events.push({ worker, task: task.id, event: "stop", at: Date.now() });
+        this.running.get(task.id)?.delete(worker);
+      },
+    };
+  }
+
+  runsOn(task: string): string[] {
+    return [...(this.running.get(task) ?? [])];
+  }
+  startedOn(task: string): string[] {
+    return [
+      ...new Set(this.events.filter((e) => e.task === task && e.event === "start").map((e) => e.worker)),
+    ];
+  }
+}
+
+/** A pino logger at `level` whose lines are kept (`lines`: raw JSON, `matching(msg)`: parsed lines with that message). */
+export function capturingLogger(level = "warn") {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      done();
+    },
+  });
+  const matching = (msg: string) =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === msg);
+  return { logger: pino({ level }, sink), lines, matching };
 }

@@ -7,9 +7,14 @@ import { testSpace } from "../../helpers/context.js";
 
 const starting: TaskStatus = { state: "starting", attempt: 1, since: new Date(0).toISOString() };
 
-/** A worker's status writer under a lease of its own, and the task key revisions it has seen. */
+/** A registered worker's status writer under a lease of its own, and the task key revisions it has seen. */
 async function writerOf(client: Etcd3, keys: KeyLayout, worker: string) {
   const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+  // A lock is honoured only when its worker is registered under the lock's lease.
+  await client
+    .put(keys.worker(worker))
+    .value(JSON.stringify({ name: worker }))
+    .lease(lease.id);
   const writer = new StatusWriter(client, keys, worker, lease, silentLogger);
   const assign = async (taskId: string) =>
     Number((await client.put(keys.task(worker, taskId)).value("{}").exec()).header.revision);

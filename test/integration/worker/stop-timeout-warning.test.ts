@@ -1,20 +1,6 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { testSpace } from "../../helpers/context.js";
-import { RecordingHandler, testWorker } from "./fixtures.js";
-
-/** A JSON logger whose lines land in `lines`. */
-function capturingLogger() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...String(chunk).split("\n").filter(Boolean));
-      done();
-    },
-  });
-  return { logger: pino({ level: "warn" }, sink), lines };
-}
+import { capturingLogger, RecordingHandler, testWorker } from "./fixtures.js";
 
 const WARNING = "stop timeout exceeds the lease margin";
 

@@ -1,0 +1,100 @@
+import type { Etcd3, IRequestOp } from "etcd3";
+import { type KeyLayout, type LeaseSession, type Logger, requestDeadline } from "../node/index.js";
+import { delay } from "../runtime/index.js";
+import { AGAIN, FORGED_LOCK, NESTED_OPS, type RunLocks, type SeenLock } from "./run-lock.js";
+import type { LockHeld } from "./status-publisher.js";
+import { MAX_TXN_OPS } from "./status-writer.js";
+
+export interface LockAuditOptions {
+  client: Etcd3;
+  keys: KeyLayout;
+  lease: LeaseSession;
+  logger: Logger;
+  /** Time between two audits. */
+  intervalMs: number;
+  /** The run locks of the lease's current status writer (undefined while writes are suspended). */
+  locks(): RunLocks | undefined;
+  /** Another worker now holds the lock of a task this lease held: the task must stop here. */
+  lost(taskId: string, holder: LockHeld): void;
+}
+
+/** The warning when a task's run lock went by hand while it ran here, and the lease took it again. */
+export const LOCK_RETAKEN = "run lock deleted while the task ran here; taken again";
+/** The warning when another worker took the lock of a task running here: the task stops here. */
+export const LOCK_LOST = "run lock taken by another worker while the task ran here; stopping it here";
+
+/**
+ * Checks, once per interval, the run locks attached to the lease against those its claims took,
+ * with one call (etcd's LeaseTimeToLive with its keys), whatever the number of tasks: a lock that
+ * went by hand is taken again, or, when another worker took it meanwhile, the task stops here; a lock
+ * under the lease that no claim of it took (written by hand) is deleted and reported. So a lock
+ * deleted or forged by hand misleads no worker for longer than an interval and a round trip.
+ */
+export class LockAudit {
+  constructor(private readonly options: LockAuditOptions) {}
+
+  /** Audits every interval until `signal` aborts; a failed audit is logged and the next one goes ahead. */
+  async run(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      try {
+        await delay(this.options.intervalMs, signal);
+      } catch {
+        return;
+      }
+      await this.once().catch((error: unknown) => {
+        if (!signal.aborted)
+          this.options.logger.warn({ err: error }, "run lock audit failed; trying again later");
+      });
+    }
+  }
+
+  /** One audit: the lease's keys read once, then at most one transaction per MAX_TXN_OPS locks to set straight. */
+  async once(): Promise<void> {
+    const { client, keys, lease } = this.options;
+    const locks = this.options.locks();
+    if (!locks || !lease.active) return;
+    const answer = await client.leaseClient.leaseTimeToLive({ ID: lease.id, keys: true }, requestDeadline());
+    const attached = new Set(
+      (answer.keys ?? []).flatMap((key) => keys.parseRunLock(Buffer.from(key).toString()) ?? []),
+    );
+    // Claims answered after this read may have taken locks the answer does not list yet.
+    const missing = locks.heldAt(Number(answer.header.revision)).filter((id) => !attached.has(id));
+    const foreign = [...attached].filter((id) => !locks.holds(id));
+    if (missing.length + foreign.length === 0) return;
+    const ops = [
+      ...missing.map((id) => ({ id, op: locks.retake(id), missing: true })),
+      ...foreign.map((id) => ({ id, op: locks.dropForeign(id), missing: false })),
+    ];
+    const seen: SeenLock[] = [];
+    for (let i = 0; i < ops.length; i += MAX_TXN_OPS - NESTED_OPS) {
+      const part = ops.slice(i, i + MAX_TXN_OPS - NESTED_OPS);
+      const success = part.map(({ op }): IRequestOp => op);
+      const done = await client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+      const revision = Number(done.header.revision);
+      part.forEach(({ id, missing: wasMissing }, j) => {
+        const nested = done.responses[j]?.response_txn;
+        const key = keys.runLock(id);
+        if (!wasMissing) {
+          if (nested?.succeeded)
+            this.options.logger.warn(
+              { key, lease: lease.id, reason: "under this lease, whose claims did not take it" },
+              FORGED_LOCK,
+            );
+          return;
+        }
+        const found = locks.retaken(id, nested, revision);
+        if (found === true) this.options.logger.warn({ key, task: id }, LOCK_RETAKEN);
+        else if (found) seen.push(found);
+      });
+    }
+    if (seen.length === 0) return;
+    // Stop only for a lock a worker stands behind; a forged one is deleted, and taken again next time.
+    const verified = await locks.verify(seen);
+    seen.forEach(({ taskId }, i) => {
+      const holder = verified[i];
+      if (holder === undefined || holder === AGAIN) return;
+      this.options.logger.warn({ key: keys.runLock(taskId), task: taskId, heldBy: holder.heldBy }, LOCK_LOST);
+      this.options.lost(taskId, holder);
+    });
+  }
+}
