@@ -16,7 +16,8 @@ export interface Problem {
   /** Labels per worker (undefined: none). */
   labels: Array<Readonly<Record<string, string>> | undefined>;
   ids: string[];
-  taskIndex: Map<string, number>;
+  /** Task id → task number. */
+  taskIndex: { get(id: string): number | undefined };
   group: Int32Array;
   groupCount: number;
   /** Key number, or -1 for a task without a key. */

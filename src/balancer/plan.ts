@@ -157,44 +157,57 @@ function admit(problem: Problem, skip?: Uint8Array, placed?: Int32Array): Uint8A
 const CAPACITY: UnassignedReason = { kind: "capacity", text: "capacity" };
 
 function describe(problem: Problem, target: Int32Array, why: Array<UnassignedReason | undefined>): Plan {
-  const { ids, workers } = problem;
-  const assignment: Record<string, string[]> = Object.create(null);
-  for (const worker of workers) assignment[worker] = [];
+  const { ids, workers, order } = problem;
+  const lists: string[][] = workers.map(() => []);
   const unassigned: string[] = [];
   const reasons: Record<string, UnassignedReason> = Object.create(null);
-  for (const t of problem.order) {
-    if (target[t] >= 0) assignment[workers[target[t]]].push(ids[t]);
+  for (let i = 0; i < order.length; i++) {
+    const t = order[i];
+    if (target[t] >= 0) lists[target[t]].push(ids[t]);
     else {
       unassigned.push(ids[t]);
       reasons[ids[t]] = why[t] ?? CAPACITY;
     }
   }
+  const assignment: Record<string, string[]> = Object.create(null);
+  for (let w = 0; w < workers.length; w++) assignment[workers[w]] = lists[w];
   const settled = new Uint8Array(ids.length);
   const listed = new Uint8Array(ids.length);
   const remove: Record<string, string[]> = Object.create(null);
   for (const listing of problem.current) {
     let stale: Set<string> | undefined;
-    listing.tasks.forEach((t, i) => {
+    const { tasks } = listing;
+    for (let i = 0; i < tasks.length; i++) {
+      const t = tasks[i];
       if (t >= 0) {
         listed[t] = 1;
         if (listing.index >= 0 && target[t] === listing.index) {
           settled[t] = 1;
-          return;
+          continue;
         }
       }
       stale ??= new Set();
       stale.add(listing.ids[i]);
-    });
+    }
     if (stale) remove[listing.worker] = [...stale];
   }
-  const add: Record<string, string[]> = Object.create(null);
+  // Per worker its tasks to add; the record lists workers in the order their first task comes.
+  const adds: Array<string[] | undefined> = new Array(workers.length);
+  const addOrder: number[] = [];
   let moved = 0;
-  for (const t of problem.order) {
-    if (target[t] < 0 || settled[t]) continue;
-    const worker = workers[target[t]];
-    if (add[worker] === undefined) add[worker] = [];
-    add[worker].push(ids[t]);
+  for (let i = 0; i < order.length; i++) {
+    const t = order[i];
+    const w = target[t];
+    if (w < 0 || settled[t]) continue;
+    let list = adds[w];
+    if (list === undefined) {
+      list = adds[w] = [];
+      addOrder.push(w);
+    }
+    list.push(ids[t]);
     if (listed[t]) moved++;
   }
+  const add: Record<string, string[]> = Object.create(null);
+  for (const w of addOrder) add[workers[w]] = adds[w] as string[];
   return { assignment, add, remove, unassigned, reasons, moved };
 }

@@ -1,4 +1,5 @@
 import { PlanInputError } from "./errors.js";
+import { IdTable } from "./id-table.js";
 import { labelsProblem } from "./labels.js";
 import type { Problem } from "./model.js";
 import type { AssignmentInput, PlanInput, Task } from "./types.js";
@@ -73,10 +74,10 @@ function numberFor(index: Map<string, number>, name: string): number {
 function indexTasks(tasks: readonly Task[]) {
   if (!Array.isArray(tasks)) throw new PlanInputError("tasks", "must be an array");
   const n = tasks.length;
-  const taskIndex = new Map<string, number>();
+  const ids: string[] = new Array(n);
+  const taskIndex = new IdTable(ids, n);
   const groupIndex = new Map<string, number>();
   const keyIndex = new Map<string, number>();
-  const ids: string[] = new Array(n);
   const group = new Int32Array(n);
   const key = new Int32Array(n);
   const priority = new Float64Array(n);
@@ -87,10 +88,9 @@ function indexTasks(tasks: readonly Task[]) {
     if (task === null || typeof task !== "object")
       throw new PlanInputError(`tasks[${i}]`, "must be an object");
     assertName("task id", task.id);
-    if (taskIndex.has(task.id))
-      throw new PlanInputError(`task id ${JSON.stringify(task.id)}`, "generated twice");
-    taskIndex.set(task.id, i);
     ids[i] = task.id;
+    if (taskIndex.add(i) >= 0)
+      throw new PlanInputError(`task id ${JSON.stringify(task.id)}`, "generated twice");
     const groupName = task.group ?? "";
     if (typeof groupName !== "string") {
       throw new PlanInputError(`task ${JSON.stringify(task.id)}`, "group must be a string");
@@ -147,11 +147,11 @@ export function indexInput(input: PlanInput): Problem {
     }
     const index = fleet.workerIndex.get(worker) ?? -1;
     const listed = new Int32Array(ids.length);
-    ids.forEach((id, i) => {
-      const t = tasks.taskIndex.get(id) ?? -1;
+    for (let i = 0; i < ids.length; i++) {
+      const t = tasks.taskIndex.get(ids[i]) ?? -1;
       listed[i] = t;
       if (t >= 0 && index >= 0 && (holder[t] < 0 || index < holder[t])) holder[t] = index;
-    });
+    }
     return { worker, index, ids, tasks: listed };
   });
   return { ...fleet, ...tasks, holder, current };

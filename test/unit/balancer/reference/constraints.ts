@@ -1,0 +1,233 @@
+import { PlanInputError } from "../../../../src/balancer/errors.js";
+import {
+  antiKeyProblem,
+  formatSelector,
+  matches,
+  selectorProblem,
+  spreadProblem,
+  spreadSignature,
+} from "../../../../src/balancer/labels.js";
+import type { Problem } from "../../../../src/balancer/model.js";
+import type { Selector, Spread, Task } from "../../../../src/balancer/types.js";
+
+/** The workers a class of tasks may run on: those matching a selector (and holding a spread's label). */
+export interface EligibilityClass {
+  /** What the class asks for, as the reason "no worker matches …" names it. */
+  text: string;
+  eligible: Uint8Array;
+  /** The eligible worker numbers, ascending. */
+  workers: number[];
+}
+
+/**
+ * A cell the constrained tasks are balanced in: the tasks of one group and one eligibility class that
+ * carry one spread (or none). With a spread, its domain is the label's values on the eligible workers.
+ */
+export interface TaskSet {
+  cls: number;
+  label?: string;
+  maxSkew: number;
+  hard: boolean;
+  /** The label's values (one "" value without a spread), ascending. */
+  values: string[];
+  /** Per value, its eligible workers. */
+  valueWorkers: number[][];
+  /** Per worker, its value number, or -1 (not eligible). */
+  valueOfWorker: Int32Array;
+}
+
+/** The constraints of a plan, indexed: which tasks are constrained and the classes, sets and antiKeys. */
+export interface Constraints {
+  /** Per task: 1 when it has a selector, a spread or an antiKey, or shares a key with such a task. */
+  constrained: Uint8Array;
+  /** Per task: its eligibility class, or -1 for any worker. */
+  cls: Int32Array;
+  classes: EligibilityClass[];
+  /** Per task without a key: its set, or -1 when unconstrained. */
+  set: Int32Array;
+  sets: TaskSet[];
+  /** Per task: its antiKey number, or -1. */
+  anti: Int32Array;
+  antiNames: string[];
+  /** Per constrained key: the classes of its tasks (their intersection is where it may go). */
+  keyClasses: Map<number, number[]>;
+}
+
+const culprit = (task: Task) => `task ${JSON.stringify(task.id)}`;
+
+/** A selector's identity: its terms in key order (JSON only for the rarer list and object terms). */
+function canonical(selector: Selector): string {
+  const keys = Object.keys(selector);
+  if (keys.length > 1) keys.sort();
+  let text = "";
+  for (const key of keys) {
+    const term = selector[key];
+    text += `${key}\u0001${typeof term === "string" ? term : JSON.stringify(term)}\u0002`;
+  }
+  return text;
+}
+
+/**
+ * Checks the constraint fields of every task and indexes them; undefined when no task has any (the
+ * planner then takes its unconstrained path). Throws PlanInputError naming the first culprit.
+ */
+export function indexConstraints(problem: Problem, tasks: readonly Task[]): Constraints | undefined {
+  const n = problem.ids.length;
+  let any = false;
+  for (let t = 0; t < n; t++) {
+    const task = tasks[t];
+    if (task.selector === undefined && task.spread === undefined && task.antiKey === undefined) continue;
+    any = true;
+    const problemText =
+      selectorProblem(task.selector) ?? spreadProblem(task.spread) ?? antiKeyProblem(task.antiKey);
+    if (problemText) throw new PlanInputError(culprit(task), problemText);
+    if (task.spread !== undefined && task.key !== undefined) {
+      throw new PlanInputError(
+        culprit(task),
+        "spread does not apply to a task with a key (its key decides its worker)",
+      );
+    }
+  }
+  if (!any) return undefined;
+  const classIndex = new Map<string, number>();
+  const classes: EligibilityClass[] = [];
+  const classFor = (selector: Selector | undefined, spreadLabel: string | undefined): number => {
+    const signature = `${selector ? canonical(selector) : ""}\u0000${spreadLabel ?? ""}`;
+    const known = classIndex.get(signature);
+    if (known !== undefined) return known;
+    const eligible = new Uint8Array(problem.workers.length);
+    const workers: number[] = [];
+    problem.labels.forEach((labels, w) => {
+      if (selector && !matches(selector, labels)) return;
+      if (spreadLabel !== undefined && (labels === undefined || !Object.hasOwn(labels, spreadLabel))) return;
+      eligible[w] = 1;
+      workers.push(w);
+    });
+    const asked = selector && Object.keys(selector).length > 0 ? formatSelector(selector) : undefined;
+    const text =
+      asked && spreadLabel !== undefined
+        ? `${asked} with label ${spreadLabel}`
+        : (asked ?? (spreadLabel !== undefined ? `label ${spreadLabel}` : "any"));
+    classes.push({ text, eligible, workers });
+    classIndex.set(signature, classes.length - 1);
+    return classes.length - 1;
+  };
+  const cls = new Int32Array(n).fill(-1);
+  const anti = new Int32Array(n).fill(-1);
+  const antiIndex = new Map<string, number>();
+  const constrained = new Uint8Array(n);
+  const groupSpread = new Map<number, Spread>();
+  const labelOnly = new Map<string, number>();
+  const selectorCache = new WeakMap<object, number>();
+  for (let t = 0; t < n; t++) {
+    const task = tasks[t];
+    if (task.selector === undefined && task.spread === undefined && task.antiKey === undefined) continue;
+    constrained[t] = 1;
+    if (task.antiKey !== undefined) {
+      const known = antiIndex.get(task.antiKey);
+      anti[t] = known ?? antiIndex.size;
+      if (known === undefined) antiIndex.set(task.antiKey, antiIndex.size);
+    }
+    if (task.spread !== undefined) {
+      const agreed = groupSpread.get(problem.group[t]);
+      if (agreed === undefined) groupSpread.set(problem.group[t], task.spread);
+      else if (agreed !== task.spread && spreadSignature(agreed) !== spreadSignature(task.spread)) {
+        throw new PlanInputError(
+          culprit(task),
+          "the tasks of one group that carry a spread must carry the same spread",
+        );
+      }
+      if (task.selector === undefined) {
+        const cached = labelOnly.get(task.spread.label);
+        cls[t] = cached ?? classFor(undefined, task.spread.label);
+        if (cached === undefined) labelOnly.set(task.spread.label, cls[t]);
+      } else cls[t] = classFor(task.selector, task.spread.label);
+    } else if (task.selector !== undefined) {
+      const cached = selectorCache.get(task.selector);
+      cls[t] = cached ?? classFor(task.selector, undefined);
+      if (cached === undefined) selectorCache.set(task.selector, cls[t]);
+    }
+  }
+  const keyClasses = constrainKeys(problem, constrained, cls);
+  const { set, sets } = indexSets(problem, tasks, constrained, cls, classes, classFor);
+  return { constrained, cls, classes, set, sets, anti, antiNames: [...antiIndex.keys()], keyClasses };
+}
+
+/** Marks every task of a key that has a constrained task as constrained; returns each such key's classes. */
+function constrainKeys(problem: Problem, constrained: Uint8Array, cls: Int32Array): Map<number, number[]> {
+  const keyClasses = new Map<number, number[]>();
+  for (let t = 0; t < problem.ids.length; t++) {
+    const k = problem.key[t];
+    if (k >= 0 && constrained[t]) keyClasses.set(k, []);
+  }
+  for (let t = 0; t < problem.ids.length; t++) {
+    const k = problem.key[t];
+    const list = k >= 0 ? keyClasses.get(k) : undefined;
+    if (!list) continue;
+    constrained[t] = 1;
+    if (cls[t] >= 0 && !list.includes(cls[t])) list.push(cls[t]);
+  }
+  return keyClasses;
+}
+
+function indexSets(
+  problem: Problem,
+  tasks: readonly Task[],
+  constrained: Uint8Array,
+  cls: Int32Array,
+  classes: EligibilityClass[],
+  classFor: (selector: Selector | undefined, spreadLabel: string | undefined) => number,
+): { set: Int32Array; sets: TaskSet[] } {
+  const set = new Int32Array(problem.ids.length).fill(-1);
+  const sets: TaskSet[] = [];
+  const setIndex = new Map<number, number>();
+  const domains = new Map<number, Pick<TaskSet, "values" | "valueWorkers" | "valueOfWorker">>();
+  for (let t = 0; t < problem.ids.length; t++) {
+    if (!constrained[t] || problem.key[t] >= 0) continue;
+    if (cls[t] < 0) cls[t] = classFor(undefined, undefined);
+    const spread = tasks[t].spread;
+    // A group carries at most one spread (checked above): group, class and whether it spreads name the set.
+    const signature = (problem.group[t] * 2 ** 21 + cls[t]) * 2 + (spread ? 1 : 0);
+    const known = setIndex.get(signature);
+    if (known !== undefined) {
+      set[t] = known;
+      continue;
+    }
+    const domain =
+      domains.get(cls[t] * 2 + (spread ? 1 : 0)) ?? domainOf(problem, classes[cls[t]], spread?.label);
+    domains.set(cls[t] * 2 + (spread ? 1 : 0), domain);
+    const { values, valueWorkers, valueOfWorker } = domain;
+    sets.push({
+      cls: cls[t],
+      label: spread?.label,
+      maxSkew: spread ? (spread.maxSkew ?? 1) : Number.POSITIVE_INFINITY,
+      hard: spread?.hard === true,
+      values,
+      valueWorkers,
+      valueOfWorker,
+    });
+    setIndex.set(signature, sets.length - 1);
+    set[t] = sets.length - 1;
+  }
+  return { set, sets };
+}
+
+/** The label's values on a class's workers (one "" value without a label), and each worker's value. */
+function domainOf(
+  problem: Problem,
+  cls: EligibilityClass,
+  label: string | undefined,
+): Pick<TaskSet, "values" | "valueWorkers" | "valueOfWorker"> {
+  const valueOf = (w: number) =>
+    label === undefined ? "" : (problem.labels[w] as Record<string, string>)[label];
+  const values = [...new Set(cls.workers.map(valueOf))].sort();
+  const position = new Map(values.map((value, i) => [value, i]));
+  const valueWorkers: number[][] = values.map(() => []);
+  const valueOfWorker = new Int32Array(problem.workers.length).fill(-1);
+  for (const w of cls.workers) {
+    const v = position.get(valueOf(w)) as number;
+    valueWorkers[v].push(w);
+    valueOfWorker[w] = v;
+  }
+  return { values, valueWorkers, valueOfWorker };
+}
