@@ -13,6 +13,7 @@ import {
   resolveOptions,
 } from "./options.js";
 import { addOperatorCommands } from "./operator-commands.js";
+import { addTaskCommands } from "./task-commands.js";
 import { packageVersion } from "./version.js";
 
 type Options = Record<string, unknown>;
@@ -174,6 +175,7 @@ Run "escheduler <command> --help" for a command's flags.
     .action(actions.dev);
 
   addOperatorCommands(program, run);
+  addTaskCommands(program, run);
 
   return program;
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import ms from "ms";
 import { DEFAULTS } from "../node/defaults.js";
 import { addConnectionOptions } from "./options.js";
+import { AS_HELP } from "./task-commands.js";
 
 type Action = (options: Record<string, unknown>, ...positional: string[]) => Promise<number>;
 /** Wraps a lazily loaded action into a commander action (main.ts's `run`). */
@@ -15,12 +16,15 @@ export function addOperatorCommands(program: Command, run: Runner): void {
       .command("pause")
       .description("stop every leader from writing schedules (survives failovers) until resume")
       .option("--reason <text>", "why, shown in status and to schedule requests")
+      .option("--as <who>", AS_HELP)
       .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runPause));
   addConnectionOptions(
     program
       .command("resume")
       .description("let schedules run again; the leader schedules once at once")
+      .option("--reason <text>", "why, recorded in the history")
+      .option("--as <who>", AS_HELP)
       .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runResume));
   addConnectionOptions(
@@ -28,6 +32,7 @@ export function addOperatorCommands(program: Command, run: Runner): void {
       .command("cordon <worker>")
       .description("the worker keeps its tasks and takes nothing new")
       .option("--reason <text>", "why, shown in status")
+      .option("--as <who>", AS_HELP)
       .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runCordon));
   addConnectionOptions(
@@ -35,6 +40,7 @@ export function addOperatorCommands(program: Command, run: Runner): void {
       .command("drain <worker>")
       .description("hand the worker's tasks off; it stays registered and takes nothing new")
       .option("--reason <text>", "why, shown in status")
+      .option("--as <who>", AS_HELP)
       .option("--wait", "return once the worker holds no task (exit 1 if it still does after --timeout)")
       .option("--timeout <duration>", "with --wait: give up after this long (default 2m)")
       .option("--json", "print the result as JSON"),
@@ -43,6 +49,8 @@ export function addOperatorCommands(program: Command, run: Runner): void {
     program
       .command("uncordon <worker>")
       .description("undo cordon or drain: the worker takes tasks again")
+      .option("--reason <text>", "why, recorded in the history")
+      .option("--as <who>", AS_HELP)
       .option("--json", "print the result as JSON"),
   ).action(run(async () => (await operator()).runUncordon));
   addConnectionOptions(
@@ -52,6 +60,7 @@ export function addOperatorCommands(program: Command, run: Runner): void {
         "ask the leader for a schedule now: exit 0 applied, 1 refused or failed, 2 no leader in time",
       )
       .option("--reason <text>", "recorded in the history")
+      .option("--as <who>", AS_HELP)
       .option("--allow-removal", "let this one schedule stop more tasks than the leader's --max-removal")
       .option(
         "--timeout <duration>",

@@ -40,13 +40,18 @@ const answer = (json: boolean, value: unknown, line: string) =>
   say(json ? JSON.stringify(value, null, 2) : line);
 
 const json = z.boolean().default(false);
-const withReason = sharedConfigSchema.extend({ reason: z.string().optional(), json });
-const plain = sharedConfigSchema.extend({ json });
+const withReason = sharedConfigSchema.extend({
+  reason: z.string().optional(),
+  as: z.string().optional(),
+  json,
+});
+/** Who and why of an action, from --as and --reason. */
+const actor = (config: { as?: string; reason?: string }) => ({ by: config.as, reason: config.reason });
 
 export function runPause(options: Options): Promise<number> {
   const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    const paused = await pause(client, config.root, { reason: config.reason });
+    const paused = await pause(client, config.root, actor(config));
     const why = config.reason ? ` (${config.reason})` : "";
     answer(
       config.json,
@@ -58,9 +63,9 @@ export function runPause(options: Options): Promise<number> {
 }
 
 export function runResume(options: Options): Promise<number> {
-  const config = parseConfig(plain, options);
+  const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    const resumed = await resume(client, config.root);
+    const resumed = await resume(client, config.root, actor(config));
     const line = resumed ? "schedules resumed: the leader schedules once now" : "schedules were not paused";
     answer(config.json, { resumed }, line);
     return EXIT_OK;
@@ -71,7 +76,7 @@ export function runCordon(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
   const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    const cordoned = await cordon(client, config.root, worker, { reason: config.reason });
+    const cordoned = await cordon(client, config.root, worker, actor(config));
     answer(config.json, { cordoned }, `worker ${worker} cordoned: it keeps its tasks and takes nothing new`);
     return EXIT_OK;
   });
@@ -87,7 +92,7 @@ export function runDrain(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
   const config = parseConfig(drainSchema, options);
   return withEtcd(config, async (client) => {
-    const draining = await drain(client, config.root, worker, { reason: config.reason });
+    const draining = await drain(client, config.root, worker, actor(config));
     if (!config.wait) {
       const line = `worker ${worker} draining: its tasks are handed off; it stays registered and takes nothing new`;
       answer(config.json, { draining }, line);
@@ -104,9 +109,9 @@ export function runDrain(options: Options, worker: string): Promise<number> {
 
 export function runUncordon(options: Options, worker: string): Promise<number> {
   assertValidName("worker name", worker);
-  const config = parseConfig(plain, options);
+  const config = parseConfig(withReason, options);
   return withEtcd(config, async (client) => {
-    const removed = await uncordon(client, config.root, worker);
+    const removed = await uncordon(client, config.root, worker, actor(config));
     const line = removed
       ? `worker ${worker} uncordoned (was ${removed.mode})`
       : `worker ${worker} was not cordoned`;
@@ -120,6 +125,7 @@ export function runSchedule(options: Options): Promise<number> {
   const config = parseConfig(
     sharedConfigSchema.extend({
       reason: z.string().optional(),
+      as: z.string().optional(),
       allowRemoval: z.boolean().default(false),
       timeout: duration.default(30_000),
       json,
@@ -128,7 +134,7 @@ export function runSchedule(options: Options): Promise<number> {
   );
   return withEtcd(config, async (client) => {
     const outcome = await requestSchedule(client, config.root, {
-      reason: config.reason,
+      ...actor(config),
       allowRemoval: config.allowRemoval,
       timeoutMs: config.timeout,
     });

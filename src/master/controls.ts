@@ -1,6 +1,7 @@
 import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import type { WorkerSpec } from "../balancer/index.js";
 import { EschedulerError } from "../errors.js";
+import { parsePins } from "./pins.js";
 import {
   type CordonRecord,
   cordonRecordSchema,
@@ -10,6 +11,7 @@ import {
   type Logger,
   type PausedRecord,
   pausedRecordSchema,
+  type PinRecord,
   prefixRange,
   readRangesPaged,
   readRecord,
@@ -29,6 +31,8 @@ export interface Cordons {
 export interface Controls {
   cordons: Cordons;
   paused?: PausedRecord;
+  /** Task id → the operator's pin (`escheduler task pin`). */
+  pins?: Map<string, PinRecord>;
 }
 
 /** Cordons from raw key-values; draining marks without a lease (written by hand) are ignored. */
@@ -75,19 +79,20 @@ export function plannerWorkers(
   });
 }
 
-/** The ranges that hold the controls: cordon records, draining marks, the pause key (read them with `parseControls`). */
+/** The ranges that hold the controls: cordon records, draining marks, the pause key, pins (read them with `parseControls`). */
 export function controlRanges(keys: KeyLayout): IRangeRequest[] {
   return [
     prefixRange(keys.cordonsPrefix),
     prefixRange(keys.drainingPrefix),
     { key: Buffer.from(keys.paused) },
+    prefixRange(keys.pinsPrefix),
   ];
 }
 
 /** The controls from the key-values of `controlRanges`, in that order. */
 export function parseControls(
   keys: KeyLayout,
-  [records = [], marks = [], paused = []]: IKeyValue[][],
+  [records = [], marks = [], paused = [], pins = []]: IKeyValue[][],
   logger: Logger = silentLogger,
 ): Controls {
   const pausedRecord = readRecord(pausedRecordSchema, keys.paused, paused[0]?.value, logger, {
@@ -96,10 +101,11 @@ export function parseControls(
   return {
     cordons: parseCordons(keys, records, marks, logger),
     ...(pausedRecord ? { paused: pausedRecord } : {}),
+    pins: parsePins(keys, pins, logger),
   };
 }
 
-/** Cordons, draining marks and the pause record, read at one revision (`revision` when given). */
+/** Cordons, draining marks, the pause record and pins, read at one revision (`revision` when given). */
 export async function readControls(
   client: Etcd3,
   keys: KeyLayout,
@@ -116,4 +122,16 @@ export function pausedError(record: PausedRecord): EschedulerError {
     "ERR_PAUSED",
     `schedules are paused${record.reason ? ` (${record.reason})` : ""}`,
   );
+}
+
+/** Registered workers planned as cordoned and as draining. */
+export function cordonCounts(
+  workers: ReadonlyArray<{ name: string }>,
+  controls: Controls,
+): { cordoned: number; draining: number } {
+  const modes = workers.map((worker) => cordonMode(controls.cordons, worker.name));
+  return {
+    cordoned: modes.filter((mode) => mode === "cordon").length,
+    draining: modes.filter((mode) => mode === "drain").length,
+  };
 }

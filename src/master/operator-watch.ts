@@ -15,17 +15,18 @@ export interface OperatorWatchHandlers {
   /** The pause record appeared, changed (a record) or went away (undefined). */
   onPause(record: PausedRecord | undefined): void;
   /** A cordon/drain record changed, or a worker marked itself draining. */
-  onCordonsChanged(reason: "cordon" | "draining"): void;
+  onCordonsChanged(reason: "cordon" | "draining" | "pin"): void;
   /** A schedule request that has no answer yet. */
   onRequest(key: string, request: ScheduleRequestRecord): void;
 }
 
-/** What the leader watches of the operator's controls: the pause, cordons, draining marks and schedule requests. */
+/** What the leader watches of the operator's controls: the pause, cordons, draining marks, pins and requests. */
 export class OperatorWatch {
   private readonly paused: PrefixWatcher;
   private readonly cordons: PrefixWatcher;
   private readonly draining: PrefixWatcher;
   private readonly requests: PrefixWatcher;
+  private readonly pins: PrefixWatcher;
 
   constructor(
     client: Etcd3,
@@ -37,6 +38,7 @@ export class OperatorWatch {
     this.cordons = new PrefixWatcher(client, keys.cordonsPrefix, { logger });
     this.draining = new PrefixWatcher(client, keys.drainingPrefix, { logger });
     this.requests = new PrefixWatcher(client, keys.requestsPrefix, { logger });
+    this.pins = new PrefixWatcher(client, keys.pinsPrefix, { logger });
   }
 
   /**
@@ -59,6 +61,8 @@ export class OperatorWatch {
     this.draining.on("change", (change) => {
       if (change.type === "put") this.handlers.onCordonsChanged("draining");
     });
+    await this.pins.start(signal);
+    this.pins.on("change", () => this.handlers.onCordonsChanged("pin"));
     const waiting = await this.requests.start(signal);
     this.requests.on("change", (change) => {
       if (change.type === "put") this.offerRequest(change.key, change.value);
@@ -67,7 +71,9 @@ export class OperatorWatch {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.paused, this.cordons, this.draining, this.requests].map((w) => w.close()));
+    await Promise.all(
+      [this.paused, this.cordons, this.draining, this.requests, this.pins].map((w) => w.close()),
+    );
   }
 
   /** The pause record; present but unreadable still pauses. */

@@ -1,6 +1,13 @@
 import type { Etcd3 } from "etcd3";
 import { firstLine, isEschedulerError } from "../errors.js";
-import type { Logger, PausedRecord, ScheduleOutcome, ScheduleRequestRecord } from "../node/index.js";
+import type {
+  Logger,
+  PausedRecord,
+  ScheduleOutcome,
+  ScheduleRequestRecord,
+  TaskAction,
+} from "../node/index.js";
+import type { ActionOutcome } from "./task-actions.js";
 import type { ScheduleResult } from "./schedule.js";
 import { pausedError } from "./controls.js";
 
@@ -36,6 +43,8 @@ export interface RequestDesk {
   allowRemovalOnce(): void;
   /** Runs a schedule after the current one; undefined when the leadership ended first. */
   schedule(reason: string): Promise<ScheduleResult | undefined>;
+  /** Queues a per-task action for the next schedule (and asks for it); resolves with its outcome. */
+  taskAction(action: TaskAction, actor: { by?: string; reason?: string }): Promise<ActionOutcome>;
 }
 
 /**
@@ -53,8 +62,14 @@ export async function answerRequest(
     answerScheduleRequest(desk.client, key, request, { ...outcome, leader, epoch });
   const paused = desk.paused();
   desk.logger.info(
-    { request: key, reason: request.reason, allowRemoval: request.allowRemoval },
-    "schedule requested",
+    {
+      request: key,
+      by: request.by,
+      reason: request.reason,
+      allowRemoval: request.allowRemoval,
+      action: request.action,
+    },
+    request.action ? "task action requested" : "schedule requested",
   );
   try {
     if (paused) {
@@ -64,10 +79,14 @@ export async function answerRequest(
       });
       return;
     }
+    if (request.action) {
+      await answer(await desk.taskAction(request.action, request));
+      return;
+    }
     if (request.allowRemoval) desk.allowRemovalOnce();
     let outcome: Omit<ScheduleOutcome, "leader" | "epoch">;
     try {
-      const result = await desk.schedule(request.reason ? `request: ${request.reason}` : "request");
+      const result = await desk.schedule(requestReason(request));
       if (!result) return;
       outcome = { state: "applied" };
     } catch (error) {
@@ -79,4 +98,10 @@ export async function answerRequest(
   } catch (error) {
     desk.logger.warn({ err: error, request: key }, "answering a schedule request failed");
   }
+}
+
+/** The history reason of a schedule request: "request by alice@ops: incident 4711". */
+function requestReason(request: ScheduleRequestRecord): string {
+  const who = request.by ? ` by ${request.by}` : "";
+  return `request${who}${request.reason ? `: ${request.reason}` : ""}`;
 }

@@ -16,14 +16,7 @@ import type { WriteOp } from "./batches.js";
 import { type RegisteredWorker, registeredWorker } from "./registered.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
-import {
-  type Controls,
-  controlRanges,
-  cordonMode,
-  parseControls,
-  pausedError,
-  plannerWorkers,
-} from "./controls.js";
+import { type Controls, controlRanges, cordonCounts, parseControls, pausedError } from "./controls.js";
 import type { LeaderWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
@@ -34,6 +27,8 @@ import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pa
 import type { ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
 import { PLAN_UNASSIGNED_LIMIT, unassignedSummary } from "./unassigned.js";
+import { type IgnoredPin, plannerInput } from "./pins.js";
+import type { TaskActionBatch } from "./task-actions.js";
 
 /** Figures of one applied schedule (the `scheduled` event). */
 export interface ScheduleResult {
@@ -79,6 +74,8 @@ export interface PreviewContext {
   joinedAt?: () => ReadonlyMap<string, number>;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
+  /** Operator's per-task actions this schedule carries out (`escheduler task restart|move`). */
+  actions?: TaskActionBatch;
   logger: Logger;
   signal: AbortSignal;
 }
@@ -109,6 +106,8 @@ export interface SchedulePreview {
   /** Undefined when no worker may take tasks. */
   target?: Plan;
   changes: ScheduleChanges;
+  /** Pins the plan does not follow, with why. */
+  ignoredPins: IgnoredPin[];
   /** Deletes of task keys that are not valid UTF-8 (written by hand; no task id names them). */
   junk: WriteOp[];
   /** The revision the workers, assignment and controls were read at. */
@@ -147,15 +146,12 @@ export async function previewSchedule(
   signal.throwIfAborted();
 
   const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
-  const input = {
-    workers: plannerWorkers(workers, controls.cordons),
-    tasks: tasks.map((valid) => valid.task),
-    current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
-  };
+  const { input, ignoredPins } = plannerInput(tasks, workers, current, controls, context.actions);
   context.moves?.observe(input.current);
   let target: Plan | undefined = input.workers.length === 0 ? undefined : plan(input);
   if (target && context.moves)
     target = context.moves.settle(target, input, context.joinedAt?.() ?? new Map());
+  target = context.actions?.adjustPlan(target, { current, byId, workers, controls }) ?? target;
   const changes = scheduleChanges(keys, target, byId, current);
   return {
     tasks,
@@ -164,6 +160,7 @@ export async function previewSchedule(
     current,
     target,
     changes,
+    ignoredPins,
     junk,
     revision,
     generateMs: Math.round(generatedAt - startedAt),
@@ -236,6 +233,7 @@ async function applySchedule(
     ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
     : { moves: [], removals: changes.removals, puts: changes.puts };
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
+  await context.actions?.restart(context, tasks);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   const record: PlanRecord = {
     epoch: context.epoch,
@@ -249,6 +247,7 @@ async function applySchedule(
       tasks.map((valid) => valid.task.id),
       PLAN_UNASSIGNED_LIMIT,
     ),
+    ...(preview.ignoredPins.length > 0 ? { ignoredPins: preview.ignoredPins } : {}),
   };
   const historyOps = await history("applied");
   signal.throwIfAborted();
@@ -333,16 +332,5 @@ async function readAssignment(
     controls: parseControls(keys, controlKvs, logger),
     junk,
     revision: read.revision,
-  };
-}
-
-function cordonCounts(
-  workers: ReadonlyArray<{ name: string }>,
-  controls: Controls,
-): { cordoned: number; draining: number } {
-  const modes = workers.map((worker) => cordonMode(controls.cordons, worker.name));
-  return {
-    cordoned: modes.filter((mode) => mode === "cordon").length,
-    draining: modes.filter((mode) => mode === "drain").length,
   };
 }

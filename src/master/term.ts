@@ -16,6 +16,7 @@ import { type MaxMoving, MovePacer } from "./pacing.js";
 import { OperatorWatch } from "./operator-watch.js";
 import { answerRequest } from "./requests.js";
 import { runSchedule, type ScheduleResult } from "./schedule.js";
+import { actionReason, TaskActionQueue } from "./task-actions.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 
 export interface TermSettings {
@@ -54,6 +55,7 @@ export class LeaderTerm {
   private readonly handoffs?: HandoffGate;
   private readonly pacer?: MovePacer;
   private readonly moves = new MoveRecord();
+  private readonly taskActions = new TaskActionQueue();
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
   /** Revision of the newest registration change seen (the debounced schedule is for changes after the last read). */
@@ -121,6 +123,13 @@ export class LeaderTerm {
                 this.allowRemoval = true;
               },
               schedule: (reason) => this.runner.request(reason),
+              taskAction: (action, actor) => {
+                const outcome = this.taskActions.add(action);
+                this.runner.request(actionReason(action, actor)).catch((error: unknown) => {
+                  this.taskActions.refuseWaiting(error);
+                });
+                return outcome;
+              },
             },
             key,
             request,
@@ -165,6 +174,7 @@ export class LeaderTerm {
     clearInterval(this.interval);
     this.debouncer.cancel();
     await this.runner.close();
+    this.taskActions.close();
     clearTimeout(this.retryTimer);
     await this.pacer?.cancelPending();
     await this.handoffs?.close();
@@ -200,6 +210,7 @@ export class LeaderTerm {
     clearTimeout(this.retryTimer);
     const allowRemoval = this.allowRemoval;
     this.allowRemoval = false;
+    const actions = this.taskActions.take(this.handoffs);
     try {
       const result = await runSchedule(
         {
@@ -218,11 +229,13 @@ export class LeaderTerm {
           maxRemovalPercent: context.settings.maxRemovalPercent,
           allowRemoval,
           liveWorkers: () => this.liveWorkers(),
+          actions,
           logger,
           signal,
         },
         reasons,
       );
+      actions?.settle();
       this.retryBackoff.reset();
       // Worker changes this schedule read already need no debounced schedule of their own.
       if (this.workersChangedAt <= result.readRevision) this.debouncer.cancel();
@@ -232,6 +245,7 @@ export class LeaderTerm {
       context.emit("scheduled", result);
       return result;
     } catch (error) {
+      actions?.settle(error);
       if (signal.aborted || this.writer.deposed) return undefined;
       if (isEschedulerError(error) && error.code === "ERR_PAUSED") {
         logger.info({ reasons }, "schedule skipped: paused (one schedule runs on resume)");

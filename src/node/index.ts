@@ -55,6 +55,16 @@ export {
   workerInfoSchema,
 } from "./records.js";
 export {
+  actorFields,
+  AUDIT_ACTIONS,
+  type AuditRecord,
+  auditRecordSchema,
+  type PinRecord,
+  pinRecordSchema,
+  type TaskAction,
+  taskActionSchema,
+} from "./operator-records.js";
+export {
   type RegistrationOptions,
   registerWhenAdmitted,
   registerWorker,

@@ -178,6 +178,36 @@ export class KeyLayout {
     return this.leaf(key, this.requestsPrefix);
   }
 
+  /** Prefix of the operator's pins: `/R/pin/<taskId>` = the worker the task is kept on while eligible (no lease). */
+  get pinsPrefix(): string {
+    return `${this.prefix}pin/`;
+  }
+  pin(taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.pinsPrefix + taskId;
+  }
+  parsePin(key: string): string | undefined {
+    return this.leaf(key, this.pinsPrefix);
+  }
+
+  /** Prefix of the audit trail: one record per operator action, keys sort in time order. */
+  get auditPrefix(): string {
+    return `${this.prefix}audit/`;
+  }
+  /** An audit record's key: the time in ms zero-padded to 16 digits, then a random suffix against collisions. */
+  audit(atMs: number, suffix: string): string {
+    if (!Number.isSafeInteger(atMs) || atMs < 0 || !/^[0-9a-f]{1,16}$/.test(suffix)) {
+      throw new EschedulerError("ERR_BAD_NAME", `invalid audit key ${JSON.stringify(`${atMs}-${suffix}`)}`);
+    }
+    return `${this.auditPrefix}${String(atMs).padStart(HISTORY_DIGITS, "0")}-${suffix}`;
+  }
+  /** The time (ms) of an audit key, or undefined when the key is not one. */
+  parseAudit(key: string): number | undefined {
+    const leaf = this.leaf(key, this.auditPrefix);
+    const match = leaf === undefined ? null : /^([0-9]{16})-[0-9a-f]{1,16}$/.exec(leaf);
+    return match ? Number(match[1]) : undefined;
+  }
+
   /** Prefix of the schedule history; keys sort by the revision they were written after. */
   get historyPrefix(): string {
     return `${this.prefix}history/`;

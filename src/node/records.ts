@@ -5,6 +5,7 @@
 import type { IKeyValue } from "etcd3";
 import { z } from "zod";
 import type { Logger } from "./logger.js";
+import { actorFields, taskActionSchema } from "./operator-records.js";
 
 // The task shape is the planner's (a pure leaf module); a type-only import keeps node free of its code.
 export type { Task } from "../balancer/types.js";
@@ -56,13 +57,16 @@ export const planRecordSchema = z.object({
   unassignedReasons: unassignedReasonsSchema.optional(),
   /** Up to 100 unassigned tasks with their reason. */
   unassignedTasks: z.array(unassignedTaskSchema).optional(),
+  /** Pins the plan did not follow (the worker is not eligible for the task), with the reason. */
+  ignoredPins: z.array(z.object({ id: z.string(), worker: z.string(), reason: z.string() })).optional(),
 });
 export type PlanRecord = z.infer<typeof planRecordSchema>;
 
 /** The value of `/R/cordon/<worker>`: `cordon` takes nothing new and keeps its tasks; `drain` hands its tasks off. */
 export const cordonRecordSchema = z.object({
   mode: z.enum(["cordon", "drain"]),
-  reason: z.string().optional(),
+  /** Who set it and why (absent in records older than the audit trail). */
+  ...actorFields,
   /** RFC 3339 time the operator set it. */
   at: time,
 });
@@ -83,7 +87,7 @@ export type DrainingMark = z.infer<typeof drainingMarkSchema>;
 
 /** The value of `/R/paused`: present while no schedule may write. */
 export const pausedRecordSchema = z.object({
-  reason: z.string().optional(),
+  ...actorFields,
   /** RFC 3339 time the operator paused. */
   at: time,
 });
@@ -108,8 +112,10 @@ export type ScheduleOutcome = z.infer<typeof scheduleOutcomeSchema>;
 
 /** The value of `/R/request/<id>`: written by `escheduler schedule`, answered by the leader in `outcome`. */
 export const scheduleRequestRecordSchema = z.object({
-  reason: z.string().optional(),
+  ...actorFields,
   allowRemoval: z.boolean(),
+  /** A per-task action carried out by the schedule the request asks for (absent: a plain schedule). */
+  action: taskActionSchema.optional(),
   /** RFC 3339 time of the request. */
   at: time,
   outcome: scheduleOutcomeSchema.optional(),

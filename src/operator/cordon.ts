@@ -10,15 +10,19 @@ import {
   repairCordonRecord,
   silentLogger,
 } from "../node/index.js";
+import { type ActorOptions, actorOf, auditOps, writeAudit } from "./audit.js";
 
-/** Marks `worker` as taking nothing new while keeping its tasks; refuses an unregistered worker (ERR_UNKNOWN_WORKER). */
+/**
+ * Marks `worker` as taking nothing new while keeping its tasks; refuses an unregistered worker
+ * (ERR_UNKNOWN_WORKER). Who and why go into the record and the audit trail.
+ */
 export function cordon(
   client: Etcd3,
   root: string,
   worker: string,
-  options: { reason?: string } = {},
+  options: ActorOptions = {},
 ): Promise<CordonRecord> {
-  return setCordon(client, root, worker, "cordon", options.reason);
+  return setCordon(client, root, worker, "cordon", options);
 }
 
 /** Marks `worker` as draining: the leader hands its tasks off and gives it nothing new; it stays registered. */
@@ -26,9 +30,9 @@ export function drain(
   client: Etcd3,
   root: string,
   worker: string,
-  options: { reason?: string } = {},
+  options: ActorOptions = {},
 ): Promise<CordonRecord> {
-  return setCordon(client, root, worker, "drain", options.reason);
+  return setCordon(client, root, worker, "drain", options);
 }
 
 /**
@@ -39,9 +43,11 @@ export async function uncordon(
   client: Etcd3,
   root: string,
   worker: string,
+  options: ActorOptions = {},
 ): Promise<CordonRecord | undefined> {
   assertValidName("worker name", worker);
   const keys = keyLayout(root);
+  const audit = { at: new Date().toISOString(), action: "uncordon", worker, ...actorOf(options) };
   const removeRecord = { request_delete_range: { key: Buffer.from(keys.cordon(worker)), prev_kv: true } };
   const response = await client.kv.txn({
     compare: [
@@ -52,11 +58,12 @@ export async function uncordon(
         version: "0",
       },
     ],
-    success: [removeRecord],
+    success: [removeRecord, ...(await auditOps(client, keys, audit))],
     failure: [removeRecord],
   });
   const previous = response.responses[0]?.response_delete_range?.prev_kvs[0];
   if (!response.succeeded && !previous) throw unknownWorker(worker, root);
+  if (!response.succeeded) await writeAudit(client, keys, audit);
   return previous
     ? readRecord(cordonRecordSchema, keys.cordon(worker), previous.value, silentLogger, {
         repair: repairCordonRecord,
@@ -79,15 +86,27 @@ async function setCordon(
   root: string,
   worker: string,
   mode: CordonRecord["mode"],
-  reason: string | undefined,
+  options: ActorOptions,
 ): Promise<CordonRecord> {
   assertValidName("worker name", worker);
   const keys = keyLayout(root);
-  const record: CordonRecord = { mode, ...(reason ? { reason } : {}), at: new Date().toISOString() };
-  const response = await client
-    .if(keys.worker(worker), "Version", ">", 0)
-    .then(client.put(keys.cordon(worker)).value(JSON.stringify(record)))
-    .commit();
+  const actor = actorOf(options);
+  const record: CordonRecord = { mode, ...actor, at: new Date().toISOString() };
+  const response = await client.kv.txn({
+    compare: [
+      {
+        key: Buffer.from(keys.worker(worker)),
+        target: CompareTarget.Version,
+        result: CompareResult.Greater,
+        version: "0",
+      },
+    ],
+    success: [
+      { request_put: { key: Buffer.from(keys.cordon(worker)), value: Buffer.from(JSON.stringify(record)) } },
+      ...(await auditOps(client, keys, { at: record.at, action: mode, worker, ...actor })),
+    ],
+    failure: [],
+  });
   if (!response.succeeded) throw unknownWorker(worker, root);
   return record;
 }

@@ -12,3 +12,13 @@ export {
 } from "./history.js";
 export { pause, readPaused, resume } from "./pause.js";
 export { requestSchedule, type ScheduleRequestOptions } from "./request.js";
+export {
+  type ActorOptions,
+  actorText,
+  AUDIT_LIMIT,
+  type AuditEntry,
+  defaultActor,
+  readAudit,
+} from "./audit.js";
+export { moveTask, pinTask, readPins, restartTask, type TaskActionOptions, unpinTask } from "./task.js";
+export { requestTaskAction } from "./request.js";
