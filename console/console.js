@@ -29,7 +29,7 @@ function renderSummary(s) {
   setText(
     "paused",
     paused
-      ? `PAUSED${paused.reason ? `: ${paused.reason}` : ""}${paused.at ? ` (${ago(paused.at)})` : ""}`
+      ? `PAUSED${paused.by ? ` by ${paused.by}` : ""}${paused.reason ? `: ${paused.reason}` : ""}${paused.at ? ` (${ago(paused.at)})` : ""}`
       : "running",
     paused ? "bad" : "good",
   );
@@ -158,7 +158,14 @@ function renderWorkers(s) {
         "tr",
         { "data-worker": w.name, class: w.registered ? "" : "gone" },
         el("td", {}, w.name),
-        el("td", { class: state === "active" ? "good" : "warn", title: w.cordonReason }, state),
+        el(
+          "td",
+          {
+            class: state === "active" ? "good" : "warn",
+            title: [w.cordonBy, w.cordonReason].filter(Boolean).join(": "),
+          },
+          w.cordonBy ? `${state} by ${w.cordonBy}` : state,
+        ),
         el("td", { class: "num" }, w.tasks),
         groups.map((g) => el("td", { class: "num" }, w.groups[g] ?? 0)),
         el("td", { class: "num" }, w.capacity ?? "∞"),

@@ -3,12 +3,14 @@ import type { Etcd3 } from "etcd3";
 import ms from "ms";
 import { z } from "zod";
 import type { HistoryRecord } from "../node/index.js";
-import { assertValidName, stderrLogger } from "../node/index.js";
+import { assertValidName, keyLayout, stderrLogger } from "../node/index.js";
+import { auditLine, mergeHistory } from "./history-merge.js";
 import {
   cordon,
   drain,
   type HistoryEntry,
   pause,
+  readAudit,
   readHistory,
   requestSchedule,
   resume,
@@ -161,13 +163,16 @@ export function runHistory(options: Options): Promise<number> {
   );
   if (config.task !== undefined) assertValidName("task id", config.task);
   return withEtcd(config, async (client) => {
-    const entries = await readHistory(client, config.root, {
-      limit: config.limit,
-      task: config.task,
-      logger: stderrLogger(config.logLevel),
-    });
+    const options = { limit: config.limit, task: config.task, logger: stderrLogger(config.logLevel) };
+    const [schedules, actions] = await Promise.all([
+      readHistory(client, config.root, options),
+      readAudit(client, keyLayout(config.root), options),
+    ]);
+    const entries = mergeHistory(schedules, actions, config.limit);
     if (config.json) say(JSON.stringify(entries, null, 2));
-    else for (const entry of entries) say(historyLine(entry, config.task));
+    else
+      for (const entry of entries)
+        say(entry.kind === "action" ? auditLine(entry) : historyLine(entry, config.task));
     return EXIT_OK;
   });
 }

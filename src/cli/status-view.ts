@@ -4,6 +4,7 @@ import type { ClusterView } from "../readiness/index.js";
 import type { Controls } from "../master/controls.js";
 import type { CordonRecord, HistoryRecord, PausedRecord, PlanRecord, TaskState } from "../node/index.js";
 import type { Readiness } from "./http.js";
+import { byText, type PinReport, pinReports, renderControls } from "./status-operator.js";
 
 /** A task that is not running: its status, or `unstarted` when the worker wrote none yet. */
 export interface NotRunningTask {
@@ -32,6 +33,9 @@ export interface WorkerReport {
   /** `cordon` (keeps its tasks, takes nothing new) or `drain` (handed off), from the operator or the worker's own draining mark. */
   cordon?: CordonRecord["mode"];
   cordonReason?: string;
+  /** Who cordoned or drained it, and when (absent in records older than the audit trail). */
+  cordonBy?: string;
+  cordonAt?: string;
   tasks: number;
   /** Assigned tasks per balance group ("" is the default group). */
   groups: Record<string, number>;
@@ -52,6 +56,8 @@ export interface StatusReport {
   /** The last schedule's refusal (e.g. the removal guard), or null when it was applied. */
   refused: { at: string; leader: string; reason: string } | null;
   workers: WorkerReport[];
+  /** The operator's pins (`escheduler task pin`). */
+  pins: PinReport[];
 }
 
 /** What the operator set and how the last schedule ended, read at the view's revision. */
@@ -122,6 +128,7 @@ export function statusReport(
           }
         : null,
     workers,
+    pins: pinReports(operator, view, view.plan),
   };
 }
 
@@ -129,7 +136,12 @@ function cordonOf(operator: OperatorState, worker: string): Pick<WorkerReport, "
   const record = operator.cordons.records.get(worker);
   if (operator.cordons.draining.has(worker)) return { cordon: "drain", cordonReason: "draining itself" };
   if (!record) return {};
-  return { cordon: record.mode, ...(record.reason ? { cordonReason: record.reason } : {}) };
+  return {
+    cordon: record.mode,
+    ...(record.reason ? { cordonReason: record.reason } : {}),
+    ...(record.by ? { cordonBy: record.by } : {}),
+    ...(record.at ? { cordonAt: record.at } : {}),
+  };
 }
 
 /** The report as text for a terminal: a summary, a table of workers, then the tasks that are not running. */
@@ -145,7 +157,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   );
   lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);
   if (report.paused) {
-    const why = report.paused.reason ? ` (${report.paused.reason})` : "";
+    const why = byText(report.paused);
     lines.push(`schedules: PAUSED ${ago(report.paused.at, now)}${why}; "escheduler resume" lets them run`);
   }
   if (report.refused) {
@@ -183,6 +195,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   ]);
   lines.push(...(rows.length > 0 ? table([header, ...rows]) : ["no workers registered"]));
 
+  lines.push(...renderControls(report, now));
   lines.push(...renderUnassigned(plan));
   const notRunning = report.workers.flatMap((w) => w.notRunning.map((task) => ({ worker: w.name, ...task })));
   if (notRunning.length > 0) {

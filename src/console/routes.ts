@@ -7,12 +7,26 @@ import type { Logger } from "../node/index.js";
 import { loadAssets } from "./assets.js";
 import type { ConsoleFeed } from "./feed.js";
 
-export const ADMIN_ACTIONS = ["drain", "cordon", "uncordon", "pause", "resume", "schedule"] as const;
+export const ADMIN_ACTIONS = [
+  "drain",
+  "cordon",
+  "uncordon",
+  "pause",
+  "resume",
+  "schedule",
+  "restart",
+  "move",
+  "pin",
+  "unpin",
+] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
 /** The JSON body of `POST /console/actions/<action>`. */
 export interface AdminRequest {
+  /** The worker (cordon, drain, uncordon) or the target (move, pin). */
   worker?: string;
+  /** The task of restart, move, pin and unpin. */
+  task?: string;
   reason?: string;
   allowRemoval?: boolean;
 }
@@ -92,7 +106,7 @@ async function runAction(
     replyJson(response, 400, { error: firstLine(error) });
     return;
   }
-  logger.info({ action, from, worker: body.worker, reason: body.reason }, "console action");
+  logger.info({ action, from, worker: body.worker, task: body.task, reason: body.reason }, "console action");
   try {
     replyJson(response, 200, (await admin.run(action as AdminAction, body)) ?? { done: true });
   } catch (error) {
@@ -112,8 +126,9 @@ async function readJsonBody(request: IncomingMessage): Promise<AdminRequest> {
   const value: unknown = JSON.parse(text);
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new Error("the request body must be a JSON object");
-  const { worker, reason, allowRemoval } = value as Record<string, unknown>;
+  const { worker, task, reason, allowRemoval } = value as Record<string, unknown>;
   if (worker !== undefined && typeof worker !== "string") throw new Error("worker must be a string");
+  if (task !== undefined && typeof task !== "string") throw new Error("task must be a string");
   if (reason !== undefined && typeof reason !== "string") throw new Error("reason must be a string");
-  return { worker, reason, allowRemoval: allowRemoval === true };
+  return { worker, task, reason, allowRemoval: allowRemoval === true };
 }

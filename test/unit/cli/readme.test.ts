@@ -63,17 +63,30 @@ describe("the README is true to the command line", () => {
     const listed = top.slice(top.indexOf("Commands:"));
     commands = [...listed.matchAll(/^ {2}([a-z]+) /gm)].map((match) => match[1]).filter((c) => c !== "help");
     for (const command of commands) helps.set(command, await help([command]));
+    // A command group (`task`): each of its commands has a help of its own.
+    for (const command of commands) {
+      const text = helps.get(command) ?? "";
+      if (!text.includes("Commands:")) continue;
+      const subcommands = [...text.slice(text.indexOf("Commands:")).matchAll(/^ {2}([a-z]+) /gm)];
+      for (const [, sub] of subcommands)
+        if (sub !== "help") helps.set(`${command} ${sub}`, await help([command, sub]));
+    }
   });
   afterEach(() => vi.restoreAllMocks());
 
   it("names only commands that exist, each with flags its --help lists", () => {
     const problems: string[] = [];
     for (const line of readmeCommandLines()) {
-      const command = /^escheduler ([a-z-]+)/.exec(line)?.[1];
-      if (command === undefined || command === "dev" || command.startsWith("-")) continue;
+      const words = /^escheduler ([a-z-]+)(?: ([a-z|]+))?/.exec(line);
+      const group = words?.[1];
+      const command =
+        words?.[2] !== undefined && helps.has(`${group} ${words[2].split("|")[0]}`) ? words[2] : group;
+      if (command === undefined || group === undefined || command === "dev" || command.startsWith("-"))
+        continue;
+      const prefix = command === group ? "" : `${group} `;
       const alternatives = command.split("|");
       for (const name of alternatives) {
-        const text = helps.get(name);
+        const text = helps.get(prefix + name);
         if (text === undefined) {
           problems.push(`${line}: no command ${name}`);
           continue;
