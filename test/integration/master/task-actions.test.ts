@@ -158,8 +158,11 @@ describe("per-task operator actions", () => {
       "t0 moved off the draining worker",
       async () => (await assignment(space.client, space.keys)).get("t0") !== target,
     );
-    const plan = parseRecord<PlanRecord>(await space.client.get(space.keys.plan).string());
-    expect(plan?.ignoredPins).toEqual([{ id: "t0", worker: target, reason: `${target} is draining` }]);
+    // The plan record is written once the schedule's task writes are done.
+    const ignoredPins = async () =>
+      parseRecord<PlanRecord>(await space.client.get(space.keys.plan).string())?.ignoredPins;
+    await waitFor("the plan names the ignored pin", async () => (await ignoredPins()) !== undefined);
+    expect(await ignoredPins()).toEqual([{ id: "t0", worker: target, reason: `${target} is draining` }]);
 
     expect(await unpinTask(space.client, space.root, "t0", { by: "dave" })).toMatchObject({
       worker: target,
