@@ -1,6 +1,6 @@
 import { ClientClosedError, type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { SafeEmitter } from "../runtime/index.js";
+import { SafeEmitter, settlesWithin } from "../runtime/index.js";
 import { leaseConnection } from "./client.js";
 import { KeepaliveStream } from "./keepalive-stream.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -19,6 +19,13 @@ export interface LeaseSessionOptions {
   resumable?: boolean;
   logger?: Logger;
 }
+
+/**
+ * Keep-alives sent per TTL. A confirmation comes at most one interval plus one round trip after the
+ * send it confirms, so round trips up to ttl − margin − ttl/6 fence nobody; the README promises
+ * ttl − margin − ttl/4 and leaves ttl/12 (250 ms at a 3 s TTL) for a busy process's late timers.
+ */
+const KEEPALIVES_PER_TTL = 6;
 
 /** Pause before retrying a keep-alive that failed (rather than waiting for the next tick). */
 const KEEPALIVE_RETRY_MS = 50;
@@ -55,9 +62,9 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private readonly logger: Logger;
   /**
    * When the last keep-alive that etcd confirmed was sent (the server's expiry is at least TTL after
-   * it), on the monotonic clock: a wall-clock step must not delay self-fencing.
+   * it), on the monotonic clock: a wall-clock step must not delay self-fencing. Unset until the first.
    */
-  private confirmedAt: number;
+  private confirmedAt = Number.NEGATIVE_INFINITY;
   private keepaliveTimer?: NodeJS.Timeout;
   private watchdogTimer?: NodeJS.Timeout;
   private readonly keepalives: KeepaliveStream;
@@ -66,22 +73,27 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
   private resolveLost!: (reason: Error) => void;
   private readonly resumable: boolean;
   private isSuspended = false;
+  /** Set once the session is handed out: before, nothing is held under the lease, so nothing fences. */
+  private watched = false;
 
-  /** Grants a lease (within `deadlineMs`) and starts keeping it alive. */
+  /**
+   * Grants a lease (within `deadlineMs`) and resolves once etcd confirmed a keep-alive within
+   * `ttl - margin` of its send (within another `deadlineMs`): the fencing clock starts at that send, so
+   * a slow grant (or connection set-up) spends none of the margin; nothing is held under the lease before.
+   */
   static async grant(
     client: Etcd3,
     options: LeaseSessionOptions & { deadlineMs?: number },
   ): Promise<LeaseSession> {
     const ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1000));
-    const requestedAt = performance.now();
+    const deadlineMs = options.deadlineMs ?? 5_000;
     // Keep-alives travel on their own connection, never queued behind the process's data writes.
     const connection = leaseConnection(client);
-    const lease = connection.lease(ttlSeconds, {
-      autoKeepAlive: false,
-      deadline: Date.now() + (options.deadlineMs ?? 5_000),
-    });
+    const lease = connection.lease(ttlSeconds, { autoKeepAlive: false, deadline: Date.now() + deadlineMs });
     const id = await lease.grant();
-    return new LeaseSession(connection, lease, id, ttlSeconds * 1000, requestedAt, options);
+    const session = new LeaseSession(connection, lease, id, ttlSeconds * 1000, options);
+    await session.firstConfirmation(deadlineMs);
+    return session;
   }
 
   private constructor(
@@ -89,7 +101,6 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     readonly lease: Lease,
     id: string,
     ttlMs: number,
-    grantRequestedAt: number,
     options: LeaseSessionOptions,
   ) {
     super();
@@ -100,12 +111,11 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     this.listenerErrorLog = this.logger;
     this.lossThresholdMs = ttlMs - leaseMarginMs(ttlMs, options.marginMs);
     this.resumable = options.resumable ?? false;
-    this.confirmedAt = grantRequestedAt;
     this.lost = new Promise((resolve) => {
       this.resolveLost = resolve;
     });
     lease.on("lost", (error) => this.reportLoss(error));
-    this.keepaliveIntervalMs = Math.max(100, Math.floor(ttlMs / 4));
+    this.keepaliveIntervalMs = Math.max(100, Math.floor(ttlMs / KEEPALIVES_PER_TTL));
     // Keep-alives go out every interval whatever is outstanding; a late answer still counts from its
     // send time, so only the rule (nothing sent within ttl − margin confirmed) fences.
     this.keepalives = new KeepaliveStream(connection, id, this.lossThresholdMs, {
@@ -113,8 +123,35 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
       failed: (error) => this.keepaliveFailed(error),
     });
     this.keepaliveTimer = setInterval(() => this.sendKeepalive(), this.keepaliveIntervalMs);
-    this.armWatchdog();
     this.sendKeepalive();
+  }
+
+  /**
+   * Resolves at the first keep-alive confirmed within `ttl - margin` of its send (the watchdog starts
+   * then); rejects when the lease is lost first or none is within `deadlineMs`, having revoked it.
+   */
+  private async firstConfirmation(deadlineMs: number): Promise<void> {
+    const fresh = new Promise<void>((resolve) => {
+      const check = (sentAt: number) => {
+        if (performance.now() - sentAt >= this.lossThresholdMs) return;
+        this.off("keepalive", check);
+        resolve();
+      };
+      this.on("keepalive", check);
+    });
+    if ((await settlesWithin(Promise.race([fresh, this.lost]), deadlineMs)) && this.active) {
+      this.watched = true;
+      return this.armWatchdog();
+    }
+    const reason = this.active
+      ? new EschedulerError(
+          "ERR_ETCD_UNREACHABLE",
+          `lease ${this.id}: no keep-alive confirmed in time within ${deadlineMs}ms`,
+        )
+      : await this.lost;
+    this.stopRefreshing("not confirmed");
+    await revokeQuietly(this);
+    throw reason;
   }
 
   get active(): boolean {
@@ -152,7 +189,7 @@ export class LeaseSession extends SafeEmitter<LeaseSessionEvents> {
     // Resumed only while the confirmed expiry leaves the full margin, as a fresh session would have.
     const resumed = this.isSuspended && performance.now() - this.confirmedAt < this.lossThresholdMs;
     if (resumed) this.isSuspended = false;
-    this.armWatchdog();
+    if (this.watched) this.armWatchdog();
     this.emit("keepalive", sentAt);
     if (resumed) {
       this.logger.info({ lease: this.id }, "keep-alive confirmed again: lease resumed");

@@ -82,6 +82,41 @@ describe("LeaseSession", () => {
     }
   }, 30_000);
 
+  it("is never suspended when every round trip, from the grant on, takes 1.2 s at TTL 3 s (the grant spends no margin)", async () => {
+    const [host, port] = etcdEndpoints()[0].split(":");
+    const proxy = new TcpProxy({ host, port: Number(port) });
+    await proxy.start();
+    // Slow before the first byte: the connection's set-up and the grant pay the round trips too.
+    proxy.setLatency(600);
+    const proxied = createEtcdClient({ etcd: [proxy.hostPort] });
+    try {
+      const session = await LeaseSession.grant(proxied, {
+        ttlMs: 3_000,
+        resumable: true,
+        deadlineMs: 15_000,
+      });
+      const events: string[] = [];
+      session.on("suspended", () => events.push("suspended"));
+      session.on("lost", () => events.push("lost"));
+      const roundTrips: number[] = [];
+      session.on("keepalive", (sentAt) => roundTrips.push(performance.now() - sentAt));
+      // suspended would come at once (the old clock started at the grant's request), else within 3 TTLs.
+      const since = Date.now();
+      await waitFor(
+        "three TTLs, or a suspension",
+        () => events.length > 0 || Date.now() - since > 9_000,
+        15_000,
+      );
+      expect(events, `round trips (ms): ${roundTrips.map(Math.round).join(" ")}`).toEqual([]);
+      expect(session.suspended).toBe(false);
+      expect(Math.min(...roundTrips)).toBeGreaterThanOrEqual(1_150);
+      await session.close();
+    } finally {
+      proxied.close();
+      await proxy.stop();
+    }
+  }, 40_000);
+
   it("still fences by the rule when round trips outlast ttl − margin, though etcd renews the lease", async () => {
     const [host, port] = etcdEndpoints()[0].split(":");
     const proxy = new TcpProxy({ host, port: Number(port) });
