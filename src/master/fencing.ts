@@ -11,7 +11,7 @@ import {
 } from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
 import { pausedError } from "./controls.js";
-import { intoBatches, toRequestOp, type WriteOp } from "./batches.js";
+import { intoBatches, toRequestOps, type WriteOp } from "./batches.js";
 
 /** The compare every leader write carries: this master's election key still exists with its creation revision. */
 export function leaderFence(electionKey: string, createRevision: number | string): ICompare[] {
@@ -112,7 +112,7 @@ export class FencedWriter implements LeaderWriter {
         const response = await this.client.kv.txn(
           {
             compare: paused ? [...this.fence, unpausedCompare(paused)] : this.fence,
-            success: ops.map(toRequestOp),
+            success: ops.flatMap(toRequestOps),
             // Tells a pause from a lost leadership: the fence's key and the pause key as they are now.
             failure: paused ? [rangeOf(this.fence[0]?.key), rangeOf(paused)] : [],
           },

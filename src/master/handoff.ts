@@ -1,32 +1,12 @@
 import type { KeyLayout, Logger } from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
+import type { WriteOp } from "./batches.js";
+import { completeMove, retargetMove } from "./begun-moves.js";
 import type { LeaderWriter } from "./fencing.js";
+import type { HandoffWaitEvent, HeldPut, PlannedPut } from "./handoff-puts.js";
 import type { StatusSource, StatusView } from "./status-source.js";
 
-/** A task put the schedule decided on. */
-export interface PlannedPut {
-  taskId: string;
-  worker: string;
-  /** `/R/task/<worker>/<id>` */
-  key: string;
-  value: string;
-  priority: number;
-}
-
-/** A put that must wait until other workers' status keys for the same task are gone. */
-export interface HeldPut extends PlannedPut {
-  /** Status keys of the task on other workers, present at the revision the statuses were read. */
-  blockers: string[];
-  /** Workers that still report the task. */
-  from: string[];
-}
-
-export interface HandoffWaitEvent {
-  task: string;
-  from: string;
-  to: string;
-  ms: number;
-}
+export type { HandoffWaitEvent, HeldPut, PlannedPut } from "./handoff-puts.js";
 
 interface Hold {
   put: HeldPut;
@@ -45,7 +25,8 @@ interface Hold {
  * already begun (its task was removed from the old owner), so it always finishes: a later applied
  * schedule may re-target it (`replan`), a refused or paused one leaves it as it is. While a schedule
  * decides, the holds it read as unassigned are frozen: they may become ready but are not written until
- * it thaws them (holds the schedule itself makes are written as soon as they are ready).
+ * it thaws them (holds the schedule itself makes are written as soon as they are ready). A hold whose
+ * target is not a live worker waits (ready) until the worker is back or a schedule re-targets it.
  */
 export class HandoffGate {
   private readonly view: StatusView;
@@ -69,6 +50,8 @@ export class HandoffGate {
       logger: Logger;
       onReleased: (event: HandoffWaitEvent) => void;
       onWriteFailed: (error: unknown) => void;
+      /** Registered workers now (absent: every target counts as live). */
+      liveWorkers?: () => Iterable<string>;
     },
   ) {
     this.view = source.view;
@@ -86,9 +69,7 @@ export class HandoffGate {
 
   /** Puts waiting for a status key to go. */
   get pending(): number {
-    let waiting = 0;
-    for (const hold of this.holds.values()) if (!hold.ready) waiting++;
-    return waiting;
+    return [...this.holds.values()].filter((hold) => !hold.ready).length;
   }
 
   /** Puts not written yet: waiting for a status key to go, or being written. */
@@ -128,6 +109,24 @@ export class HandoffGate {
       else held.push({ ...put, from, blockers: from.map((worker) => this.keys.status(worker, put.taskId)) });
     }
     return { ready, held, revision: response.revision };
+  }
+
+  /**
+   * Holds moves begun (`recorded` puts) until the old owner's status is gone at or after `revision` (the
+   * removal's, or a later read's): only the old owner can hold it, as a hand-off wrote the task there only
+   * once every other status was gone.
+   */
+  holdBegun(puts: readonly PlannedPut[], revision: number): void {
+    const begun = puts.flatMap((put) => (put.recorded ? [{ ...put, from: [put.recorded.from] }] : []));
+    this.hold(
+      begun.map((put) => ({ ...put, blockers: [this.keys.status(put.from[0], put.taskId)] })),
+      revision,
+    );
+  }
+
+  /** Writes the ready holds whose target was not a live worker, if it is now (call on registration changes). */
+  targetsChanged(): void {
+    if (this.holds.size > 0) this.scheduleFlush();
   }
 
   /** Starts waiting; each put is written (fenced) as soon as its blockers are gone in a view at or after `readRevision`. */
@@ -182,6 +181,17 @@ export class HandoffGate {
     this.scheduleFlush();
   }
 
+  /** The move records `replan(decisions)` changes: a re-targeted move's record rewritten, a dropped one's deleted. */
+  recordChanges(decisions: ReadonlyMap<string, PlannedPut | undefined>): WriteOp[] {
+    const ops: WriteOp[] = [];
+    for (const [taskId, put] of decisions) {
+      const recorded = this.holds.get(taskId)?.put;
+      if (!recorded?.recorded || (put && put.key === recorded.key && put.value === recorded.value)) continue;
+      ops.push(retargetMove(this.keys, taskId, recorded.recorded.from, put));
+    }
+    return ops;
+  }
+
   /**
    * An applied schedule's decision on moves begun before it (task id → where it now places the task, or
    * undefined: no longer placed): each such hold is written there instead (same blockers), or dropped.
@@ -233,7 +243,11 @@ export class HandoffGate {
   private gone(hold: Hold, key: string): void {
     hold.remaining.delete(key);
     this.forget(key, hold);
-    if (hold.remaining.size > 0 || hold.ready || this.holds.get(hold.put.taskId) !== hold) return;
+    if (hold.remaining.size === 0) this.release(hold);
+  }
+
+  private release(hold: Hold): void {
+    if (hold.ready || this.holds.get(hold.put.taskId) !== hold) return;
     hold.ready = true;
     this.scheduleFlush();
   }
@@ -277,7 +291,10 @@ export class HandoffGate {
 
   private flush(): void {
     if (this.closed.signal.aborted) return;
-    const batch = [...this.holds.values()].filter((hold) => hold.ready && !hold.frozen);
+    const live = this.options.liveWorkers ? new Set(this.options.liveWorkers()) : undefined;
+    const batch = [...this.holds.values()].filter(
+      (hold) => hold.ready && !hold.frozen && (!live || live.has(hold.put.worker)),
+    );
     if (batch.length === 0) return;
     for (const hold of batch) this.holds.delete(hold.put.taskId);
     const signal = this.closed.signal;
@@ -290,7 +307,7 @@ export class HandoffGate {
     // Completes moves begun: no pause compare (a task removed from its old owner must run somewhere).
     const write = this.writer
       .apply(
-        batch.map(({ put }) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
+        batch.map(({ put }) => completeMove(this.keys, put)),
         { signal },
       )
       .then(() => {

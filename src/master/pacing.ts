@@ -1,6 +1,7 @@
 import { EschedulerError, isEschedulerError } from "../errors.js";
 import type { KeyLayout, Logger } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
+import { beginMove } from "./begun-moves.js";
 import type { LeaderWriter } from "./fencing.js";
 import type { HandoffGate, PlannedPut } from "./handoff.js";
 
@@ -163,8 +164,9 @@ export class MovePacer {
     let notBegun = batch.length;
     this.starting += notBegun;
     try {
+      // Each removal carries its move record: a later leader finishes the move if this one dies.
       await this.writer.apply(
-        batch.map((move) => move.removal),
+        batch.map((move) => beginMove(this.keys, move.removal, move.from, move.put)),
         {
           signal,
           unlessPaused: true,
@@ -173,14 +175,9 @@ export class MovePacer {
             const begun = ops.flatMap((op) => byRemoval.get(op.key) ?? []);
             notBegun -= begun.length;
             this.starting -= begun.length;
-            // Only the old owner can hold the task's status (a hand-off wrote it there only once every
-            // other status was gone): wait for that key at or after the removal, no read of all statuses.
-            this.gate.hold(
-              begun.map(({ from, put }) => ({
-                ...put,
-                from: [from],
-                blockers: [this.keys.status(from, put.taskId)],
-              })),
+            // Waits for the old owner's status at or after the removal: no read of all statuses.
+            this.gate.holdBegun(
+              begun.map(({ from, put }) => ({ ...put, recorded: { from } })),
               revision,
             );
           },

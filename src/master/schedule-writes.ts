@@ -1,4 +1,5 @@
 import type { WriteOp } from "./batches.js";
+import { beginMove, completeMove } from "./begun-moves.js";
 import type { PlannedPut } from "./handoff.js";
 import type { ScheduleContext } from "./schedule.js";
 
@@ -8,7 +9,9 @@ import type { ScheduleContext } from "./schedule.js";
  * the schedule is applied. Held tasks are assigned nowhere in the schedule's read, so the plan places
  * them again: those puts are the holds' new targets, never written here. Removals and additions are
  * refused by etcd once schedules are paused; a put of a task whose removal this schedule wrote completes
- * a move begun, so it is written even then (before the pause refusal is thrown).
+ * a move begun, so it is written even then (before the pause refusal is thrown). With the hand-off gate
+ * such a removal carries the move's record, and a completion not written is left to the gate, so the move
+ * finishes whatever happens to this schedule or this leader.
  */
 export async function writeTaskChanges(
   context: ScheduleContext,
@@ -23,24 +26,49 @@ export async function writeTaskChanges(
     if (held.has(put.taskId)) replanned.set(put.taskId, put);
     else fresh.push(put);
   }
-  const removed = new Set<string>();
+  const moving = new Map(fresh.map((put) => [put.taskId, put]));
+  // Task id → the worker it was removed from, and the revision of the last removal.
+  const removed = new Map<string, string>();
+  let removedAt = 0;
   let stopped: unknown;
   await writer
-    .apply(removals, {
-      signal,
-      unlessPaused: true,
-      onCommitted: (ops) => {
-        for (const op of ops) removed.add(keys.parseTask(op.key)?.taskId ?? "");
+    .apply(
+      removals.map((removal) => {
+        const parts = context.handoffs ? keys.parseTask(removal.key) : undefined;
+        const put = parts && moving.get(parts.taskId);
+        return put ? beginMove(keys, removal, parts.worker, put) : removal;
+      }),
+      {
+        signal,
+        unlessPaused: true,
+        onCommitted: (ops, revision) => {
+          removedAt = Math.max(removedAt, revision);
+          for (const op of ops) {
+            const parts = keys.parseTask(op.key);
+            if (parts) removed.set(parts.taskId, parts.worker);
+          }
+        },
       },
-    })
+    )
     .catch((error: unknown) => {
       stopped = error;
     });
-  await writePuts(
-    context,
-    fresh.filter((put) => removed.has(put.taskId)),
-    false,
-  );
+  const begun = fresh.flatMap((put) => {
+    const from = removed.get(put.taskId);
+    if (from === undefined) return [];
+    return [context.handoffs ? { ...put, recorded: { from } } : put];
+  });
+  const written = new Set<string>();
+  await writePuts(context, begun, false, written).catch((error: unknown) => {
+    // A completion not written is the gate's (its record is in etcd): it writes it once the owner stopped it.
+    const gate = context.handoffs;
+    const held = gate?.held();
+    gate?.holdBegun(
+      begun.filter((put) => !written.has(put.key) && !held?.has(put.taskId)),
+      removedAt,
+    );
+    throw error;
+  });
   if (stopped !== undefined) throw stopped;
   await writePuts(
     context,
@@ -51,7 +79,12 @@ export async function writeTaskChanges(
 }
 
 /** Writes `puts` in priority order; with the hand-off gate, those another worker still runs wait for it. */
-async function writePuts(context: ScheduleContext, puts: PlannedPut[], unlessPaused: boolean): Promise<void> {
+async function writePuts(
+  context: ScheduleContext,
+  puts: PlannedPut[],
+  unlessPaused: boolean,
+  written?: Set<string>,
+): Promise<void> {
   if (puts.length === 0) return;
   let immediate = puts;
   if (context.handoffs) {
@@ -60,7 +93,13 @@ async function writePuts(context: ScheduleContext, puts: PlannedPut[], unlessPau
     immediate = split.ready;
   }
   await context.writer.apply(
-    immediate.map((put) => ({ type: "put", key: put.key, value: put.value, priority: put.priority })),
-    { signal: context.signal, unlessPaused },
+    immediate.map((put) => completeMove(context.keys, put)),
+    {
+      signal: context.signal,
+      unlessPaused,
+      onCommitted: (ops) => {
+        for (const op of ops) written?.add(op.key);
+      },
+    },
   );
 }

@@ -235,6 +235,7 @@ async function applySchedule(
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
   await context.actions?.restart(context, tasks);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
+  await writer.apply(context.handoffs?.recordChanges(replanned) ?? [], { signal, unlessPaused: true });
   const record: PlanRecord = {
     epoch: context.epoch,
     leader: context.leader,

@@ -2,7 +2,8 @@ import type { Etcd3 } from "etcd3";
 import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
 import { EschedulerError, isEschedulerError } from "../errors.js";
 import { type KeyLayout, type Logger, type PausedRecord } from "../node/index.js";
-import { exponentialBackoff, untilAborted } from "../runtime/index.js";
+import { delay, exponentialBackoff, untilAborted } from "../runtime/index.js";
+import { loadBegunMoves } from "./begun-moves.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
@@ -90,6 +91,7 @@ export class LeaderTerm {
         onWriteFailed: (error) => {
           this.logger.warn({ err: error }, "hand-off write failed; writing it again");
         },
+        liveWorkers: () => this.liveWorkers(),
       });
     }
     if (this.handoffs) {
@@ -148,7 +150,8 @@ export class LeaderTerm {
     const starting = (async () => {
       await this.handoffs?.start(signal);
       await this.workers.start(signal);
-      await this.gather();
+      // A first start has nothing moving: no read of the move records then.
+      if (!(await this.gather())) await this.resumeMoves();
       this.runner.trigger("elected");
       await this.operator.start(signal);
       const paused = this.pausedRecord;
@@ -186,6 +189,7 @@ export class LeaderTerm {
   private workersChanged(revision: number): void {
     this.workersChangedAt = Math.max(this.workersChangedAt, revision);
     this.debouncer.poke();
+    this.handoffs?.targetsChanged();
   }
 
   /** Worker → the revision its registration was written at. */
@@ -289,11 +293,34 @@ export class LeaderTerm {
     }
   }
 
-  /** First start of a fleet: gather the expected workers (at most `barrierTimeout`), then set the marker. */
-  private async gather(): Promise<void> {
+  /**
+   * Moves a leader began and did not finish (their records in etcd, see begun-moves.ts) are held by this
+   * term's gate before its first schedule reads, so they finish whatever its schedules decide.
+   */
+  private async resumeMoves(): Promise<void> {
+    const { client, keys } = this.context;
+    if (!this.handoffs) return;
+    const backoff = exponentialBackoff({ initialMs: 200, maxMs: 2_000 });
+    for (;;) {
+      try {
+        const { moves, revision } = await loadBegunMoves(client, keys, this.logger);
+        if (moves.length > 0)
+          this.logger.info({ tasks: moves.length }, "finishing moves begun by an earlier leader");
+        this.handoffs.holdBegun(moves, revision);
+        return;
+      } catch (error) {
+        this.signal.throwIfAborted();
+        this.logger.warn({ err: error }, "reading the moves begun failed; reading again");
+        await delay(backoff.next(), this.signal);
+      }
+    }
+  }
+
+  /** First start of a fleet (true): gather the expected workers (at most `barrierTimeout`), then set the marker. */
+  private async gather(): Promise<boolean> {
     const { client, keys, name, leadership, settings } = this.context;
     const { logger } = this;
-    if (await isBarrierLeft(client, keys)) return;
+    if (await isBarrierLeft(client, keys)) return false;
     const { expectedWorkers, barrierTimeoutMs } = settings;
     if (expectedWorkers > 0) {
       const barrier = gatheringBarrier({
@@ -326,5 +353,6 @@ export class LeaderTerm {
       }
     }
     await markBarrierLeft(client, keys, leadership.fence);
+    return true;
   }
 }

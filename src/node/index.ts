@@ -33,6 +33,8 @@ export {
   type HistoryRecord,
   historyRecordSchema,
   keyText,
+  type BegunMove,
+  moveRecordSchema,
   type PausedRecord,
   pausedRecordSchema,
   type PlanRecord,

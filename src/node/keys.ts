@@ -116,6 +116,22 @@ export class KeyLayout {
     return this.leaf(key, this.runLocksPrefix);
   }
 
+  /**
+   * Prefix of the moves begun: `/R/move/<taskId>` = `{from, to, value, priority?}`, written by the leader in
+   * the transaction that removes the task from its old owner, deleted in the one that writes it to the new.
+   */
+  get movesPrefix(): string {
+    return `${this.prefix}move/`;
+  }
+  move(taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.movesPrefix + taskId;
+  }
+  /** Task id of a move record's key, or undefined when the key is not one. */
+  parseMove(key: string): string | undefined {
+    return this.leaf(key, this.movesPrefix);
+  }
+
   get electionPrefix(): string {
     return `${this.prefix}election`;
   }

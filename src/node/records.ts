@@ -4,6 +4,7 @@
  */
 import type { IKeyValue } from "etcd3";
 import { z } from "zod";
+import { nameProblem } from "./keys.js";
 import type { Logger } from "./logger.js";
 import { actorFields, taskActionSchema } from "./operator-records.js";
 
@@ -11,6 +12,7 @@ import { actorFields, taskActionSchema } from "./operator-records.js";
 export type { Task } from "../balancer/types.js";
 
 const count = z.number().int().nonnegative();
+const workerName = z.string().refine((name) => nameProblem(name) === undefined, "not a valid worker name");
 /** RFC 3339 times are shown, never computed with, so any string passes. */
 const time = z.string();
 
@@ -156,6 +158,18 @@ export const historyRecordSchema = z.object({
   movesTruncated: z.boolean().optional(),
 });
 export type HistoryRecord = z.infer<typeof historyRecordSchema>;
+
+/**
+ * The value of `/R/move/<taskId>`: a move begun (the task removed from `from`) and not finished; the
+ * task's value `value` is written to `to` once `from` has stopped it. Written by the leader, fenced.
+ */
+export const moveRecordSchema = z.object({
+  from: workerName,
+  to: workerName,
+  value: z.string(),
+  priority: z.number().optional(),
+});
+export type BegunMove = z.infer<typeof moveRecordSchema>;
 
 /** The value of `/R/worker_barrier_left` (plain text, not JSON): the time the first gathering completed. */
 export const barrierLeftSchema = z.string().refine((text) => !Number.isNaN(Date.parse(text)), {

@@ -1,0 +1,74 @@
+import type { Etcd3 } from "etcd3";
+import {
+  type BegunMove,
+  type KeyLayout,
+  keyText,
+  type Logger,
+  moveRecordSchema,
+  readPrefixPaged,
+  readRecord,
+} from "../node/index.js";
+import type { WriteOp } from "./batches.js";
+import type { PlannedPut } from "./handoff-puts.js";
+
+/**
+ * Moves begun survive the leader that began them. The transaction that removes a task from its old
+ * owner also writes `/R/move/<taskId>` = `{from, to, value, priority?}`; the one that writes the task
+ * to its new owner deletes it. A new leader loads the records when its term starts and finishes those
+ * hand-offs through its gate, whatever its own schedules decide. Cost: no transaction of its own (one
+ * more operation in the removal's and in the completion's), and one read per term after a first start.
+ */
+
+/** The removal that begins moving `put`'s task off `from`, with its move record in the same transaction. */
+export function beginMove(keys: KeyLayout, removal: WriteOp, from: string, put: PlannedPut): WriteOp {
+  return { ...removal, with: [recordPut(keys, from, put)] };
+}
+
+/** The write of `put`; a recorded move's deletes its record in the same transaction. */
+export function completeMove(keys: KeyLayout, put: PlannedPut): WriteOp {
+  const write: WriteOp = { type: "put", key: put.key, value: put.value, priority: put.priority };
+  return put.recorded ? { ...write, with: [{ type: "delete", key: keys.move(put.taskId) }] } : write;
+}
+
+/** The record of a move whose target a schedule changed (`put`), or deleted (`put` undefined: dropped). */
+export function retargetMove(keys: KeyLayout, taskId: string, from: string, put?: PlannedPut): WriteOp {
+  return put ? recordPut(keys, from, put) : { type: "delete", key: keys.move(taskId) };
+}
+
+/**
+ * Every move record under the root, as the puts that finish them (`recorded`), and the revision read at. A record that is not one (bad key, bad JSON, wrong shape, bad worker names) is skipped with one
+ * warning naming the key.
+ */
+export async function loadBegunMoves(
+  client: Etcd3,
+  keys: KeyLayout,
+  logger: Logger,
+): Promise<{ moves: PlannedPut[]; revision: number }> {
+  const read = await readPrefixPaged(client, keys.movesPrefix);
+  const moves: PlannedPut[] = [];
+  for (const kv of read.kvs) {
+    const key = keyText(kv.key, logger);
+    const taskId = key === undefined ? undefined : keys.parseMove(key);
+    if (key === undefined || taskId === undefined) continue;
+    const record = readRecord(moveRecordSchema, key, kv.value, logger);
+    if (!record) continue;
+    moves.push(plannedPut(keys, taskId, record));
+  }
+  return { moves, revision: read.revision };
+}
+
+function plannedPut(keys: KeyLayout, taskId: string, record: BegunMove): PlannedPut {
+  return {
+    taskId,
+    worker: record.to,
+    key: keys.task(record.to, taskId),
+    value: record.value,
+    priority: record.priority ?? 0,
+    recorded: { from: record.from },
+  };
+}
+
+function recordPut(keys: KeyLayout, from: string, put: PlannedPut): WriteOp {
+  const record: BegunMove = { from, to: put.worker, value: put.value, priority: put.priority };
+  return { type: "put", key: keys.move(put.taskId), value: JSON.stringify(record) };
+}
