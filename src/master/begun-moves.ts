@@ -8,7 +8,9 @@ import {
   readPrefixPaged,
   readRecord,
 } from "../node/index.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import type { WriteOp } from "./batches.js";
+import type { HandoffGate } from "./handoff.js";
 import type { PlannedPut } from "./handoff-puts.js";
 
 /**
@@ -55,6 +57,33 @@ export async function loadBegunMoves(
     moves.push(plannedPut(keys, taskId, record));
   }
   return { moves, revision: read.revision };
+}
+
+/**
+ * Moves a leader began and did not finish are held by a new term's gate before its first schedule reads,
+ * so they finish whatever its schedules decide; the read is retried until it succeeds or the term ends.
+ */
+export async function resumeBegunMoves(
+  client: Etcd3,
+  keys: KeyLayout,
+  gate: HandoffGate,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const backoff = exponentialBackoff({ initialMs: 200, maxMs: 2_000 });
+  for (;;) {
+    try {
+      const { moves, revision } = await loadBegunMoves(client, keys, logger);
+      if (moves.length > 0)
+        logger.info({ tasks: moves.length }, "finishing moves begun by an earlier leader");
+      gate.holdBegun(moves, revision);
+      return;
+    } catch (error) {
+      signal.throwIfAborted();
+      logger.warn({ err: error }, "reading the moves begun failed; reading again");
+      await delay(backoff.next(), signal);
+    }
+  }
 }
 
 function plannedPut(keys: KeyLayout, taskId: string, record: BegunMove): PlannedPut {

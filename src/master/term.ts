@@ -2,8 +2,8 @@ import type { Etcd3 } from "etcd3";
 import { gatheringBarrier, isBarrierLeft, markBarrierLeft } from "../barrier/index.js";
 import { EschedulerError, isEschedulerError } from "../errors.js";
 import { type KeyLayout, type Logger, type PausedRecord } from "../node/index.js";
-import { delay, exponentialBackoff, untilAborted } from "../runtime/index.js";
-import { loadBegunMoves } from "./begun-moves.js";
+import { exponentialBackoff, untilAborted } from "../runtime/index.js";
+import { resumeBegunMoves } from "./begun-moves.js";
 import { PrefixWatcher } from "../watcher/index.js";
 import type { Leadership } from "./campaign.js";
 import type { MasterEvents } from "./events.js";
@@ -151,7 +151,8 @@ export class LeaderTerm {
       await this.handoffs?.start(signal);
       await this.workers.start(signal);
       // A first start has nothing moving: no read of the move records then.
-      if (!(await this.gather())) await this.resumeMoves();
+      if (!(await this.gather()) && this.handoffs)
+        await resumeBegunMoves(this.context.client, this.context.keys, this.handoffs, this.logger, signal);
       this.runner.trigger("elected");
       await this.operator.start(signal);
       const paused = this.pausedRecord;
@@ -290,29 +291,6 @@ export class LeaderTerm {
       this.context.emit("resumed", {});
       this.runner.trigger("resumed");
       this.runner.resume();
-    }
-  }
-
-  /**
-   * Moves a leader began and did not finish (their records in etcd, see begun-moves.ts) are held by this
-   * term's gate before its first schedule reads, so they finish whatever its schedules decide.
-   */
-  private async resumeMoves(): Promise<void> {
-    const { client, keys } = this.context;
-    if (!this.handoffs) return;
-    const backoff = exponentialBackoff({ initialMs: 200, maxMs: 2_000 });
-    for (;;) {
-      try {
-        const { moves, revision } = await loadBegunMoves(client, keys, this.logger);
-        if (moves.length > 0)
-          this.logger.info({ tasks: moves.length }, "finishing moves begun by an earlier leader");
-        this.handoffs.holdBegun(moves, revision);
-        return;
-      } catch (error) {
-        this.signal.throwIfAborted();
-        this.logger.warn({ err: error }, "reading the moves begun failed; reading again");
-        await delay(backoff.next(), this.signal);
-      }
     }
   }
 
