@@ -156,6 +156,12 @@ const SHAPES: ShapeCase[] = [
     check: (report) => expect(report.workers[0]).toMatchObject({ name: "w1", registered: true }),
   },
   {
+    name: 'a pin {"worker":5}',
+    key: (keys) => keys.pin("t1"),
+    value: '{"worker":5,"at":""}',
+    check: (report) => expect(report.pins).toEqual([]),
+  },
+  {
     name: 'a status {"state":5}',
     key: (keys) => keys.status("w1", "t1"),
     value: '{"state":5}',
