@@ -29,7 +29,7 @@ export function placeConstrained(
   out: Placement,
   reasons: Array<UnassignedReason | undefined>,
   pinned?: Int32Array,
-): void {
+): boolean {
   const W = problem.workers.length;
   const { units, keyLoad } = unitsOf(problem, cons, admitted, reasons);
   const { first, list, size, set: unitSet, at, home, eligs, elig } = units;
@@ -101,12 +101,14 @@ export function placeConstrained(
   };
 
   // 1. Targets.
-  const live: number[] = [];
-  for (let u = 0; u < units.count; u++) if (reasons[list[first[u]]] === undefined) live.push(u);
+  let liveCount = 0;
+  const live = new Int32Array(units.count);
+  for (let u = 0; u < units.count; u++) if (reasons[list[first[u]]] === undefined) live[liveCount++] = u;
   const setTotal = cons.sets.map(() => 0);
   const setWeight = cons.sets.map(() => 0);
   const held = cons.sets.map((set) => new Array<number>(set.values.length).fill(0));
-  for (const u of live) {
+  for (let i = 0; i < liveCount; i++) {
+    const u = live[i];
     const s = unitSet[u];
     if (s < 0) continue;
     setTotal[s]++;
@@ -122,8 +124,10 @@ export function placeConstrained(
 
   // 2. Keep.
   const pending: number[] = [];
-  if (pinned) for (const u of live) if (pinned[list[first[u]]] >= 0) place(u, home[u]);
-  for (const u of live) {
+  if (pinned)
+    for (let i = 0; i < liveCount; i++) if (pinned[list[first[live[i]]]] >= 0) place(live[i], home[live[i]]);
+  for (let i = 0; i < liveCount; i++) {
+    const u = live[i];
     if (at[u] >= 0) continue;
     const h = home[u];
     let keep = h >= 0 && eligs[elig[u]].eligible[h] === 1 && fits(u, h) && antiFree(u, h);
@@ -198,6 +202,8 @@ export function placeConstrained(
     return -1;
   };
 
+  /** Whether a unit that took part in placing was left out for a reason other than capacity. */
+  let placedOut = false;
   const rank = units.rank;
   const queue = pending.sort((a, b) => rank[a] - rank[b]);
   const setReason = (u: number, reason: UnassignedReason | undefined) => {
@@ -227,6 +233,7 @@ export function placeConstrained(
       continue;
     }
     setReason(u, onlyAnti ? antiReason(units, u, cons) : capacityReason(units, u, cons));
+    if (onlyAnti) placedOut = true;
   }
 
   // 4. Hard spreads: the excess goes, lowest priority first.
@@ -249,11 +256,12 @@ export function placeConstrained(
       unplace(victim);
       const text = `spread ${set.label} (maxSkew ${set.maxSkew}, hard): ${set.label}=${set.values[bottom]} holds only ${count[bottom]}`;
       setReason(victim, { kind: "spread", text });
+      placedOut = true;
       trimmed = true;
     }
   });
   // Room the trim freed goes to the units that found none, a hard spread's only where it stays within maxSkew.
-  if (!trimmed) return;
+  if (!trimmed) return placedOut;
   for (const u of queue) {
     if (at[u] >= 0 || reasons[list[first[u]]]?.kind !== "capacity") continue;
     const s = unitSet[u];
@@ -269,4 +277,5 @@ export function placeConstrained(
     place(u, worker);
     if (s >= 0) cellHeap(s, cons.sets[s].valueOfWorker[worker]).push(cellKey(s, worker), worker);
   }
+  return placedOut;
 }

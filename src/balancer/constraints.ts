@@ -1,12 +1,5 @@
 import { PlanInputError } from "./errors.js";
-import {
-  antiKeyProblem,
-  formatSelector,
-  matches,
-  selectorProblem,
-  spreadProblem,
-  spreadSignature,
-} from "./labels.js";
+import { antiKeyProblem, formatSelector, matches, selectorProblem, spreadProblem } from "./labels.js";
 import type { Problem } from "./model.js";
 import type { Selector, Spread, Task } from "./types.js";
 
@@ -67,6 +60,21 @@ function canonical(selector: Selector): string {
   return text;
 }
 
+/** The key of a selector whose only term is one value (`{ zone: "eu-1a" }`), else undefined. */
+function singleValueKey(selector: Selector): string | undefined {
+  let found: string | undefined;
+  for (const key in selector) {
+    if (found !== undefined || !Object.hasOwn(selector, key) || typeof selector[key] !== "string")
+      return undefined;
+    found = key;
+  }
+  return found;
+}
+
+/** Whether two valid spreads are the same (as their signatures, without building them). */
+const sameSpread = (a: Spread, b: Spread) =>
+  a.label === b.label && (a.maxSkew ?? 1) === (b.maxSkew ?? 1) && (a.hard === true) === (b.hard === true);
+
 /**
  * Checks the constraint fields of every task and indexes them; undefined when no task has any (the
  * planner then takes its unconstrained path). Throws PlanInputError naming the first culprit.
@@ -112,13 +120,27 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
     classIndex.set(signature, classes.length - 1);
     return classes.length - 1;
   };
+  // Tasks of one selector of a single value (the common case) find their class without a signature.
+  const byValue = new Map<string, Map<string, Map<string, number>>>();
+  const classOf = (selector: Selector, spreadLabel: string | undefined): number => {
+    const key = singleValueKey(selector);
+    if (key === undefined) return classFor(selector, spreadLabel);
+    const label = spreadLabel ?? "\u0000"; // never a label key
+    let byKey = byValue.get(label);
+    if (byKey === undefined) byValue.set(label, (byKey = new Map()));
+    let values = byKey.get(key);
+    if (values === undefined) byKey.set(key, (values = new Map()));
+    const value = selector[key] as string;
+    let known = values.get(value);
+    if (known === undefined) values.set(value, (known = classFor(selector, spreadLabel)));
+    return known;
+  };
   const cls = new Int32Array(n).fill(-1);
   const anti = new Int32Array(n).fill(-1);
   const antiIndex = new Map<string, number>();
   const constrained = new Uint8Array(n);
   const groupSpread = new Map<number, Spread>();
   const labelOnly = new Map<string, number>();
-  const selectorCache = new WeakMap<object, number>();
   for (let t = 0; t < n; t++) {
     const task = tasks[t];
     if (task.selector === undefined && task.spread === undefined && task.antiKey === undefined) continue;
@@ -131,7 +153,7 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
     if (task.spread !== undefined) {
       const agreed = groupSpread.get(problem.group[t]);
       if (agreed === undefined) groupSpread.set(problem.group[t], task.spread);
-      else if (agreed !== task.spread && spreadSignature(agreed) !== spreadSignature(task.spread)) {
+      else if (agreed !== task.spread && !sameSpread(agreed, task.spread)) {
         throw new PlanInputError(
           culprit(task),
           "the tasks of one group that carry a spread must carry the same spread",
@@ -141,12 +163,8 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
         const cached = labelOnly.get(task.spread.label);
         cls[t] = cached ?? classFor(undefined, task.spread.label);
         if (cached === undefined) labelOnly.set(task.spread.label, cls[t]);
-      } else cls[t] = classFor(task.selector, task.spread.label);
-    } else if (task.selector !== undefined) {
-      const cached = selectorCache.get(task.selector);
-      cls[t] = cached ?? classFor(task.selector, undefined);
-      if (cached === undefined) selectorCache.set(task.selector, cls[t]);
-    }
+      } else cls[t] = classOf(task.selector, task.spread.label);
+    } else if (task.selector !== undefined) cls[t] = classOf(task.selector, undefined);
   }
   const keyClasses = constrainKeys(problem, constrained, cls);
   const { set, sets } = indexSets(problem, tasks, constrained, cls, classes, classFor);

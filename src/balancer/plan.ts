@@ -37,7 +37,7 @@ export function plan(input: PlanInput): Plan {
       for (let t = 0; t < reasons.length; t++) if (!excluded[t]) reasons[t] = undefined;
       placement.target.fill(-1);
       placement.load.fill(0);
-      placeConstrained(problem, constraints, admit(problem, excluded), placement, reasons);
+      const placedOut = placeConstrained(problem, constraints, admit(problem, excluded), placement, reasons);
       let changed = false;
       reasons.forEach((reason, t) => {
         if (reason && reason.kind !== "capacity" && !excluded[t]) {
@@ -45,7 +45,10 @@ export function plan(input: PlanInput): Plan {
           changed = true;
         }
       });
-      if (!changed || round === 2) break;
+      // Without capacities admission takes every task, and tasks left out before placing (no eligible
+      // worker, a key's conflict, an antiKey's excess) played no part in it: another round would
+      // place the rest exactly as this one did.
+      if (!changed || round === 2 || (!problem.hasCapacity && !placedOut)) break;
     }
     const constrainedLoad = placement.load.slice();
     const free = admit(problem, constraints.constrained, placement.target);
@@ -174,8 +177,11 @@ function describe(problem: Problem, target: Int32Array, why: Array<UnassignedRea
   const settled = new Uint8Array(ids.length);
   const listed = new Uint8Array(ids.length);
   const remove: Record<string, string[]> = Object.create(null);
-  for (const listing of problem.current) {
-    let stale: Set<string> | undefined;
+  // A listing's stale ids once each, in order: generated ones marked by listing number, others in a Set.
+  const staleIn = new Int32Array(ids.length);
+  problem.current.forEach((listing, number) => {
+    let stale: string[] | undefined;
+    let unknown: Set<string> | undefined;
     const { tasks } = listing;
     for (let i = 0; i < tasks.length; i++) {
       const t = tasks[i];
@@ -185,12 +191,17 @@ function describe(problem: Problem, target: Int32Array, why: Array<UnassignedRea
           settled[t] = 1;
           continue;
         }
+        if (staleIn[t] === number + 1) continue;
+        staleIn[t] = number + 1;
+      } else {
+        if (!(i in listing.ids)) continue; // a hole in the list
+        if (unknown?.has(listing.ids[i])) continue;
+        (unknown ??= new Set()).add(listing.ids[i]);
       }
-      stale ??= new Set();
-      stale.add(listing.ids[i]);
+      (stale ??= []).push(listing.ids[i]);
     }
-    if (stale) remove[listing.worker] = [...stale];
-  }
+    if (stale) remove[listing.worker] = stale;
+  });
   // Per worker its tasks to add; the record lists workers in the order their first task comes.
   const adds: Array<string[] | undefined> = new Array(workers.length);
   const addOrder: number[] = [];

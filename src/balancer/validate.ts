@@ -142,13 +142,19 @@ export function indexInput(input: PlanInput): Problem {
   }
   const holder = new Int32Array(tasks.ids.length).fill(-1);
   const current = listings(input.current).map(([worker, ids]) => {
-    if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
-      throw new PlanInputError(`current[${JSON.stringify(worker)}]`, "must be an array of task ids");
-    }
+    const notIds = () =>
+      new PlanInputError(`current[${JSON.stringify(worker)}]`, "must be an array of task ids");
+    if (!Array.isArray(ids)) throw notIds();
     const index = fleet.workerIndex.get(worker) ?? -1;
     const listed = new Int32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
-      const t = tasks.taskIndex.get(ids[i]) ?? -1;
+      const id = ids[i];
+      if (typeof id !== "string") {
+        if (i in ids) throw notIds();
+        listed[i] = -1; // a hole: skipped, as forEach skips it
+        continue;
+      }
+      const t = tasks.taskIndex.get(id) ?? -1;
       listed[i] = t;
       if (t >= 0 && index >= 0 && (holder[t] < 0 || index < holder[t])) holder[t] = index;
     }

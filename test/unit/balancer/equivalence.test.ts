@@ -64,6 +64,15 @@ describe("the optimized planner returns the plans of the reference planner", () 
     );
   });
 
+  it("over random labelled fleets without capacities (where a second admission round is skipped)", () => {
+    fc.assert(
+      fc.property(constrainedScenarios({ maxWorkers: 7, maxTasks: 40, keys: true }), (scenario) => {
+        expectSame(scenario);
+      }),
+      runs(300),
+    );
+  });
+
   it("over random fleets without constraints (keys, weights, priorities, capacities)", () => {
     fc.assert(
       fc.property(
