@@ -10,6 +10,7 @@ import type { PinRecord, ScheduleOutcome, TaskAction } from "../node/index.js";
 import type { CurrentAssignment } from "./changes.js";
 import type { Controls } from "./controls.js";
 import type { HandoffGate } from "./handoff.js";
+import { beginMove } from "./begun-moves.js";
 import { pinProblem } from "./pins.js";
 import type { RegisteredWorker } from "./registered.js";
 import type { ScheduleContext } from "./schedule.js";
@@ -120,22 +121,25 @@ export class TaskActionBatch {
       const key = keys.task(worker, taskId);
       return [{ taskId, worker, key, value: valid.value, priority: valid.task.priority ?? 0 }];
     });
-    const revision = await writer.commit(
-      puts.map((put) => ({ type: "delete", key: put.key })),
-      { signal, unlessPaused: true },
-    );
     if (!context.handoffs) {
+      await writer.commit(
+        puts.map((put) => ({ type: "delete", key: put.key })),
+        { signal, unlessPaused: true },
+      );
       await writer.apply(
         puts.map((put) => ({ type: "put", key: put.key, value: put.value })),
         { signal },
       );
       return;
     }
-    for (const put of puts) this.restarting.set(put.taskId, put.worker);
-    context.handoffs.hold(
-      puts.map((put) => ({ ...put, from: [put.worker], blockers: [keys.status(put.worker, put.taskId)] })),
-      revision,
+    // A restart is a move onto the same worker: recorded with its removal, so a next leader finishes it.
+    const recorded = puts.map((put) => ({ ...put, recorded: { from: put.worker } }));
+    const revision = await writer.commit(
+      recorded.map((put) => beginMove(keys, { type: "delete", key: put.key }, put.worker, put)),
+      { signal, unlessPaused: true },
     );
+    for (const put of puts) this.restarting.set(put.taskId, put.worker);
+    context.handoffs.holdBegun(recorded, revision);
   }
 
   /** Answers every action: its refusal, or how the schedule ended (applied, refused while paused, failed). */
