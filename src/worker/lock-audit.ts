@@ -93,6 +93,7 @@ export class LockAudit {
     seen.forEach(({ taskId }, i) => {
       const holder = verified[i];
       if (holder === undefined || holder === AGAIN) return;
+      locks.removed(taskId);
       this.options.logger.warn({ key: keys.runLock(taskId), task: taskId, heldBy: holder.heldBy }, LOCK_LOST);
       this.options.lost(taskId, holder);
     });

@@ -207,7 +207,7 @@ export class RunLocks {
     }
     const lock = response?.responses[0]?.response_range?.kvs[0];
     if (!lock || lock.lease === "0" || lock.lease === this.lease) return false;
-    this.held.delete(taskId);
+    // Still believed held: a forged lock is deleted and taken again at the next audit.
     return { taskId, lock, revision };
   }
 

@@ -3,12 +3,15 @@ import type { Etcd3, ICompare, IRequestOp, IResponseOp } from "etcd3";
 interface Stored {
   value: string;
   mod_revision: number;
+  create_revision: number;
+  version: number;
   lease: string;
 }
 
 /**
  * The part of etcd's KV a `StatusWriter` uses, in memory: transactions with compares on a key's
- * mod revision or lease, puts under a lease, deletions, ranges and nested transactions, applied
+ * mod revision, version or lease, puts under a lease, deletions, ranges and nested transactions, and
+ * LeaseTimeToLive with the keys attached to a lease (as the run lock audit asks it), applied
  * atomically when `commitWhen` lets them (a test's scheduler decides the order of concurrent ones).
  * A put under a lease that has ended fails the whole transaction, as etcd's "lease not found" does.
  */
@@ -22,14 +25,34 @@ export class MemoryEtcd {
   constructor(private readonly commitWhen: (label: string) => Promise<void>) {}
 
   get client(): Etcd3 {
-    return { kv: { txn: (request: TxnRequest) => this.txn(request) } } as unknown as Etcd3;
+    return {
+      kv: { txn: (request: TxnRequest) => this.txn(request) },
+      leaseClient: { leaseTimeToLive: (request: { ID: string }) => this.timeToLive(request.ID) },
+    } as unknown as Etcd3;
   }
 
-  /** The master writes (or with `undefined` deletes) a key. */
-  write(key: string, value: string | undefined): void {
+  /** The master (or a script, with a lease) writes, or with `undefined` deletes, a key. */
+  write(key: string, value: string | undefined, lease = "0"): void {
     this.revision++;
     if (value === undefined) this.kv.delete(key);
-    else this.kv.set(key, { value, mod_revision: this.revision, lease: "0" });
+    else this.store(key, value, lease, this.revision);
+  }
+
+  private store(key: string, value: string, lease: string, revision: number): void {
+    const before = this.kv.get(key);
+    this.kv.set(key, {
+      value,
+      mod_revision: revision,
+      create_revision: before?.create_revision ?? revision,
+      version: (before?.version ?? 0) + 1,
+      lease,
+    });
+  }
+
+  private async timeToLive(lease: string) {
+    await this.commitWhen(`lease ${lease} keys`);
+    const keys = [...this.kv].filter(([, stored]) => stored.lease === lease).map(([key]) => Buffer.from(key));
+    return { header: { revision: String(this.revision) }, ID: lease, TTL: "10", keys };
   }
 
   /** A lease ends: every key under it goes. */
@@ -59,11 +82,7 @@ export class MemoryEtcd {
       if (op.request_put) {
         changed = true;
         const { key, value, lease } = op.request_put;
-        this.kv.set(String(key), {
-          value: String(value),
-          mod_revision: this.revision + 1,
-          lease: String(lease ?? "0"),
-        });
+        this.store(String(key), String(value), String(lease ?? "0"), this.revision + 1);
         return { response_put: {} } as IResponseOp;
       }
       if (op.request_delete_range) {
@@ -83,6 +102,8 @@ export class MemoryEtcd {
               key: Buffer.from(key),
               value: Buffer.from(stored.value),
               mod_revision: String(stored.mod_revision),
+              create_revision: String(stored.create_revision),
+              version: String(stored.version),
               lease: stored.lease,
             },
           ]
@@ -97,7 +118,9 @@ export class MemoryEtcd {
     const stored = this.kv.get(String(compare.key));
     if (compare.target === "Mod") return (stored?.mod_revision ?? 0) === Number(compare.mod_revision);
     if (compare.target === "Lease") return (stored?.lease ?? "0") === String(compare.lease);
-    if (compare.target === "Create") return stored === undefined && Number(compare.create_revision) === 0;
+    if (compare.target === "Create")
+      return (stored?.create_revision ?? 0) === Number(compare.create_revision);
+    if (compare.target === "Version") return (stored?.version ?? 0) === Number(compare.version);
     throw new Error(`compare target ${String(compare.target)} not modelled`);
   }
 }

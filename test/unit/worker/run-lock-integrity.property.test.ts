@@ -1,0 +1,252 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { keyLayout, type LeaseSession, type Logger, type TaskStatus } from "../../../src/node/index.js";
+import { LockAudit } from "../../../src/worker/lock-audit.js";
+import { FORGED_LOCK } from "../../../src/worker/run-lock.js";
+import { StatusPublisher } from "../../../src/worker/status-publisher.js";
+import { StatusWriter } from "../../../src/worker/status-writer.js";
+import { MemoryEtcd } from "./memory-etcd.js";
+
+/**
+ * One task assigned to two workers at once, each claiming it through its real `StatusWriter` (run
+ * locks, verification of another lease's lock, the holder's second witness) and auditing its lease
+ * through its real `LockAudit`, while a script deletes the run lock or forges one under either
+ * worker's lease (fc.commands); etcd commits the concurrent transactions in the scheduler's order.
+ * A worker runs the task from a stored claim until it releases it or its audit says another worker
+ * took the lock; a refused or stopped worker keeps a `failed` status, as a task runner does.
+ * Invariants:
+ * - the task starts on a worker while it runs on the other only if the lock was deleted by hand
+ *   during that other run (forging and auditing never cause a double run);
+ * - after one audit and one claim by each worker, twice: it runs on exactly one worker, which holds
+ *   the only run lock under its own lease; every forged lock deleted was reported, naming its key.
+ * Without the audit (old code), the second invariant fails: the check below finds it.
+ */
+
+const keys = keyLayout("prop");
+const WORKERS = ["w1", "w2"] as const;
+type Name = (typeof WORKERS)[number];
+const LEASES: Record<Name, string> = { w1: "11", w2: "12" };
+const LOCK = keys.runLock("t");
+
+interface Model {
+  lockPresent: boolean;
+}
+
+interface Real {
+  scheduler: fc.Scheduler;
+  etcd: MemoryEtcd;
+  /** Each worker's writes of the task, one at a time and in order, as its task runner makes them. */
+  publishers: Map<Name, StatusPublisher>;
+  audits: Map<Name, LockAudit>;
+  /** Current runs: whether the lock was deleted by hand during each. */
+  running: Map<Name, { lockDeletedByHand: boolean }>;
+  claiming: Set<Name>;
+  violations: string[];
+  warnings: Array<{ msg: string; key?: unknown }>;
+  pending: Array<Promise<unknown>>;
+  audit: boolean;
+}
+
+const failed: TaskStatus = { state: "failed", attempt: 1, since: "t", error: "run lock held" };
+const starting: TaskStatus = { state: "starting", attempt: 1, since: "t" };
+const other = (worker: Name): Name => (worker === "w1" ? "w2" : "w1");
+
+function recordingLogger(warnings: Real["warnings"]): Logger {
+  const logger = {
+    warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ msg, key: fields.key }),
+    info: () => {},
+    debug: () => {},
+    error: () => {},
+    child: () => logger,
+  };
+  return logger as unknown as Logger;
+}
+
+function setup(s: fc.Scheduler, audit: boolean): () => { model: Model; real: Real } {
+  return () => {
+    const etcd = new MemoryEtcd((label) => s.schedule(Promise.resolve(), label));
+    const real: Real = {
+      scheduler: s,
+      etcd,
+      publishers: new Map(),
+      audits: new Map(),
+      running: new Map(),
+      claiming: new Set(),
+      violations: [],
+      warnings: [],
+      pending: [],
+      audit,
+    };
+    const logger = recordingLogger(real.warnings);
+    for (const worker of WORKERS) {
+      const lease = LEASES[worker];
+      etcd.write(keys.worker(worker), JSON.stringify({ name: worker }), lease);
+      etcd.write(keys.task(worker, "t"), JSON.stringify({ id: "t" }));
+      const session = { id: lease, signal: new AbortController().signal, active: true };
+      const writer = new StatusWriter(
+        etcd.client,
+        keys,
+        worker,
+        session as unknown as LeaseSession,
+        logger,
+        0,
+      );
+      const publisher = new StatusPublisher("t", writer);
+      real.publishers.set(worker, publisher);
+      const lost = () => {
+        real.running.delete(worker);
+        publisher.publish(failed);
+      };
+      const options = { client: etcd.client, keys, lease: session as unknown as LeaseSession, logger };
+      real.audits.set(
+        worker,
+        new LockAudit({ ...options, intervalMs: 0, locks: () => writer.runLocks, lost }),
+      );
+    }
+    return { model: { lockPresent: false }, real };
+  };
+}
+
+function claim(real: Real, worker: Name): Promise<unknown> {
+  real.claiming.add(worker);
+  const revision = real.etcd.kv.get(keys.task(worker, "t"))?.mod_revision ?? 0;
+  const publisher = real.publishers.get(worker) as StatusPublisher;
+  return publisher.claim(starting, revision).then((result) => {
+    real.claiming.delete(worker);
+    if (!result.claimed) return result.heldBy === undefined ? undefined : publisher.publish(failed);
+    const run = real.running.get(other(worker));
+    if (run && !run.lockDeletedByHand)
+      real.violations.push(`${worker} started t while ${other(worker)} ran it`);
+    real.running.set(worker, { lockDeletedByHand: false });
+    return undefined;
+  });
+}
+
+const auditOf = (real: Real, worker: Name) =>
+  real.audit ? (real.audits.get(worker) as LockAudit).once() : Promise.resolve();
+
+type Command = fc.AsyncCommand<Model, Real>;
+/** A command whose operation the next command waits for (`awaited`), or runs alongside it. */
+const command = (
+  name: string,
+  check: (real: Real) => boolean,
+  run: (real: Real) => Promise<unknown> | void,
+  awaited = false,
+): Command => ({
+  check: () => true,
+  run: async (_model, real) => {
+    if (!check(real)) return;
+    const done = run(real);
+    if (done) real.pending.push(done);
+    // The scheduler releases the other pending steps too, in its order, until this one is done.
+    if (awaited && done) await real.scheduler.waitFor(done);
+  },
+  toString: () => `${name}${awaited ? "" : "&"}`,
+});
+
+const worker = fc.constantFrom(...WORKERS);
+const commands = fc.commands(
+  [
+    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+      command(
+        `claim(${w})`,
+        (real) => !real.running.has(w) && !real.claiming.has(w),
+        (real) => claim(real, w),
+        awaited,
+      ),
+    ),
+    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+      command(
+        `release(${w})`,
+        (real) => real.running.has(w),
+        (real) => {
+          real.running.delete(w);
+          const publisher = real.publishers.get(w) as StatusPublisher;
+          publisher.publish(undefined);
+          return publisher.flushed();
+        },
+        awaited,
+      ),
+    ),
+    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+      command(
+        `audit(${w})`,
+        () => true,
+        (real) => auditOf(real, w),
+        awaited,
+      ),
+    ),
+    fc.constant(
+      command(
+        "deleteLock",
+        () => true,
+        (real) => {
+          real.etcd.write(LOCK, undefined);
+          for (const run of real.running.values()) run.lockDeletedByHand = true;
+        },
+      ),
+    ),
+    fc.tuple(worker, fc.constantFrom("w1", "w2", "ghost")).map(([owner, value]) =>
+      command(
+        `forge(${value} under ${owner}'s lease)`,
+        (real) => !real.etcd.kv.has(LOCK),
+        (real) => real.etcd.write(LOCK, value, LEASES[owner]),
+      ),
+    ),
+  ],
+  { maxCommands: 12 },
+);
+
+async function settle(s: fc.Scheduler, real: Real): Promise<void> {
+  for (let quiet = 0; quiet < 3;) {
+    await s.waitIdle();
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    quiet = s.count() === 0 ? quiet + 1 : 0;
+  }
+  await Promise.all(real.pending.splice(0));
+  await Promise.all([...real.publishers.values()].map((publisher) => publisher.flushed()));
+}
+
+function property(audit: boolean) {
+  return fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
+    const init = setup(s, audit);
+    let state: { model: Model; real: Real } | undefined;
+    await fc.asyncModelRun(() => {
+      state = init();
+      return state;
+    }, cmds);
+    const { real } = state as { model: Model; real: Real };
+    await settle(s, real);
+    for (let round = 0; round < 2; round++) {
+      for (const worker of WORKERS) {
+        real.pending.push(auditOf(real, worker));
+        await settle(s, real);
+      }
+      for (const worker of WORKERS) {
+        if (!real.running.has(worker)) real.pending.push(claim(real, worker));
+        await settle(s, real);
+      }
+    }
+    expect(real.violations).toEqual([]);
+    const runs = [...real.running.keys()];
+    if (runs.length !== 1) throw new Error(`t runs on ${runs.length} workers once settled`);
+    const holder = runs[0] as Name;
+    const locks = [...real.etcd.kv].filter(([key]) => key.startsWith(keys.runLocksPrefix));
+    expect(locks.map(([key, stored]) => [key, stored.value, stored.lease])).toEqual([
+      [LOCK, holder, LEASES[holder]],
+    ]);
+    for (const warning of real.warnings.filter((w) => w.msg === FORGED_LOCK)) expect(warning.key).toBe(LOCK);
+  });
+}
+
+describe("run locks deleted or forged by hand, any interleaving (property)", () => {
+  it("never start a second run unless the lock was deleted during the first; after one audit and claim each, one run holds the only lock", async () => {
+    await fc.assert(property(true), { numRuns: 300 });
+  });
+
+  it("without the lease audit the check finds a task left on two workers (so the property above can fail)", async () => {
+    const outcome = await fc.check(property(false), { numRuns: 300, seed: 19 });
+    expect(outcome.failed).toBe(true);
+    expect(String(outcome.errorInstance)).toContain("t runs on 2 workers once settled");
+  });
+});
