@@ -1,6 +1,7 @@
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Master } from "../../../src/master/index.js";
-import { createEtcdClient, type Task } from "../../../src/node/index.js";
+import { createEtcdClient, type Logger, type Task } from "../../../src/node/index.js";
 import { pause } from "../../../src/operator/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
@@ -140,5 +141,43 @@ describe("a move begun by a leader that dies finishes under the next leader (iss
     } finally {
       doomed.close();
     }
+  });
+
+  it("a new leader finishes a recorded move and skips records written by hand that are not moves, one warning each", async () => {
+    const space = testSpace("failover-hostile");
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger: Logger = pino(
+      { level: "warn" },
+      { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    await FakeWorker.start(space.client, space.keys, "w1", { ttlMs: 10_000 });
+    // Not a first start, so the leader reads the records.
+    await space.client.put(space.keys.barrierLeft).value(new Date().toISOString());
+    const bad = {
+      t0: "{}",
+      t1: "not json",
+      t2: JSON.stringify({ from: "w/1", to: "w1", value: "{}" }),
+    };
+    for (const [id, value] of Object.entries(bad)) await space.client.put(space.keys.move(id)).value(value);
+    const begun = { from: "gone", to: "w1", value: JSON.stringify({ id: "t3" }) };
+    await space.client.put(space.keys.move("t3")).value(JSON.stringify(begun));
+    const handoffs: string[] = [];
+    // The generator fails: only the resumed move can place t3.
+    const master = testMaster(
+      space,
+      () => {
+        throw new Error("down");
+      },
+      { handoff: "wait", logger },
+    );
+    master.on("handoffWait", (event) => handoffs.push(event.task));
+    await master.start();
+
+    await waitFor("t3 written to w1", async () => (await tasksOn(space, "w1")).includes("t3"));
+    expect(handoffs).toEqual(["t3"]);
+    expect(await space.client.get(space.keys.move("t3")).string()).toBeNull();
+    const badKeys = warnings.filter((line) => line.msg === "bad record in etcd").map((line) => line.key);
+    expect(badKeys.sort()).toEqual(Object.keys(bad).map((id) => space.keys.move(id)));
+    expect((await assignment(space.client, space.keys)).size).toBe(1);
   });
 });
