@@ -142,6 +142,7 @@ function renderWorkers(s) {
       el("th", { class: "num" }, "not running"),
       el("th", {}, "in plan"),
       el("th", {}, "labels"),
+      el("th", {}, "generation"),
       el("th", {}, "host"),
       el("th", {}, "up"),
       admin ? el("th", {}, "actions") : undefined,
@@ -172,6 +173,7 @@ function renderWorkers(s) {
         el("td", { class: w.notRunning ? "num bad" : "num" }, w.notRunning),
         el("td", {}, w.inPlan ? "yes" : "no"),
         el("td", {}, labelText(w) || "–"),
+        el("td", {}, w.generation ?? "–"),
         el("td", {}, w.host ? `${w.host}:${w.pid}` : "–"),
         el("td", {}, w.startedAt ? ago(w.startedAt).replace(" ago", "") : "–"),
         admin && w.registered

@@ -6,6 +6,7 @@ import { EschedulerError } from "../errors.js";
 import { DEFAULTS } from "../node/defaults.js";
 import { maxMovingProblem } from "../master/index.js";
 import { nameProblem } from "../node/keys.js";
+import { generationProblem } from "../balancer/index.js";
 
 /** A duration as milliseconds: a number, or an `ms` string such as "500ms", "10s", "2m". */
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -99,6 +100,13 @@ export const masterConfigSchema = sharedConfigSchema.extend({
 export const workerConfigSchema = sharedConfigSchema.extend({
   capacity: z.coerce.number().positive().optional(),
   labels: labelsSetting.optional(),
+  generation: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      const problem = value === undefined ? undefined : generationProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   /** Undefined: the default, which bounds a drain and raises no lease-margin warning. */
   stopTimeout: duration.optional(),
 });

@@ -139,6 +139,11 @@ Run "escheduler <command> --help" for a command's flags.
   worker.addOption(labelOption());
   addSetting(
     worker,
+    "--generation <name>",
+    "rollout generation, e.g. the image tag; during a rollout tasks move to the newest (default: a hash of the handler module)",
+  );
+  addSetting(
+    worker,
     "--stop-timeout <duration>",
     `give each task this long to stop (default ${ms(DEFAULTS.stopTimeoutMs)})`,
   );

@@ -5,6 +5,7 @@ import type { Controls } from "../master/controls.js";
 import type { CordonRecord, HistoryRecord, PausedRecord, PlanRecord, TaskState } from "../node/index.js";
 import type { Readiness } from "./http.js";
 import { byText, type PinReport, pinReports, renderControls } from "./status-operator.js";
+import { rolloutLine } from "./rollout-view.js";
 
 /** A task that is not running: its status, or `unstarted` when the worker wrote none yet. */
 export interface NotRunningTask {
@@ -26,6 +27,8 @@ export interface WorkerReport {
   capacity?: number;
   /** Labels task selectors and spreads match. */
   labels?: Record<string, string>;
+  /** Rollout generation (`--generation`). */
+  generation?: string;
   /** False for a worker that holds assignments but is not registered (gone; the leader will move them). */
   registered: boolean;
   /** Included in the last applied plan. */
@@ -102,6 +105,7 @@ export function statusReport(
       startedAt: info?.startedAt,
       capacity: info?.capacity,
       ...(info?.labels ? { labels: info.labels } : {}),
+      ...(info?.generation ? { generation: info.generation } : {}),
       registered: info !== undefined,
       inPlan: view.plan?.workers.includes(name) ?? false,
       ...cordonOf(operator, name),
@@ -156,6 +160,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
       : "last plan: none yet",
   );
   lines.push(report.ready ? "cluster: READY" : `cluster: NOT READY (${report.reasons.join("; ")})`);
+  lines.push(...(rolloutLine(report.workers) ?? []));
   if (report.paused) {
     const why = byText(report.paused);
     lines.push(`schedules: PAUSED ${ago(report.paused.at, now)}${why}; "escheduler resume" lets them run`);
@@ -169,6 +174,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
 
   const groups = [...new Set(report.workers.flatMap((w) => Object.keys(w.groups)))].sort();
   const labelled = report.workers.some((w) => w.labels && Object.keys(w.labels).length > 0);
+  const generations = report.workers.some((w) => w.generation !== undefined);
   const header = [
     "WORKER",
     "TASKS",
@@ -176,6 +182,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     "NOT RUNNING",
     "IN PLAN",
     ...(labelled ? ["LABELS"] : []),
+    ...(generations ? ["GENERATION"] : []),
     "HOST",
     "PID",
     "UP",
@@ -189,6 +196,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     String(w.notRunning.length),
     w.inPlan ? "yes" : "no",
     ...(labelled ? [labelText(w.labels)] : []),
+    ...(generations ? [w.generation ?? "-"] : []),
     w.host ?? "-",
     w.pid === undefined ? "-" : String(w.pid),
     w.startedAt ? ms(Math.max(0, now - Date.parse(w.startedAt))) : "-",

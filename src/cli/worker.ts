@@ -25,6 +25,7 @@ export async function runWorker(options: Record<string, unknown>): Promise<numbe
       maxWorkers: workerCap(config),
       capacity: config.capacity,
       labels: config.labels,
+      generation: config.generation,
       stopTimeoutMs: config.stopTimeout,
       handler: modulePath,
       logger,

@@ -14,6 +14,7 @@ import {
 } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
 import { type RegisteredWorker, registeredWorker } from "./registered.js";
+import { generationOrder } from "./rollout.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
 import { type Controls, controlRanges, cordonCounts, parseControls, pausedError } from "./controls.js";
@@ -146,7 +147,8 @@ export async function previewSchedule(
   signal.throwIfAborted();
 
   const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
-  const { input, ignoredPins } = plannerInput(tasks, workers, current, controls, context.actions);
+  const { input: pinned, ignoredPins } = plannerInput(tasks, workers, current, controls, context.actions);
+  const input = { ...pinned, generations: generationOrder(workers) };
   context.moves?.observe(input.current);
   let target: Plan | undefined = input.workers.length === 0 ? undefined : plan(input);
   if (target && context.moves)
@@ -311,7 +313,7 @@ async function readAssignment(
     const name = key === undefined ? undefined : keys.parseWorker(key);
     if (!name || key === undefined || !hasLease(kv, logger)) continue;
     const info = readRecord(workerInfoSchema, key, kv.value, logger);
-    workers.push(registeredWorker(name, info, logger));
+    workers.push(registeredWorker(name, info, logger, Number(kv.create_revision)));
   }
   const current: CurrentAssignment = new Map();
   const junk: WriteOp[] = [];

@@ -38,6 +38,8 @@ export const workerInfoSchema = z.object({
   startedAt: time,
   capacity: z.number().int().positive().optional(),
   labels: z.record(z.string(), z.string()).optional(),
+  /** Rollout generation (`--generation`, default a hash of the handler module). */
+  generation: z.string().optional(),
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
 

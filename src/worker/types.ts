@@ -25,6 +25,8 @@ export interface WorkerOptions extends Partial<EtcdConnectionConfig> {
   capacity?: number;
   /** Labels that task selectors and spreads match (Kubernetes label syntax), stored in the registration. */
   labels?: Readonly<Record<string, string>>;
+  /** Rollout generation, stored in the registration; default a hash of the handler module's content. */
+  generation?: string;
   /**
    * How long one task's stop may take before it is reported as overrunning (logged, `stopOverrun`);
    * default 30 s. The task's status, and so the lease, stays until its stop returns.

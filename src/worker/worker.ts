@@ -1,4 +1,3 @@
-import { labelsProblem } from "../balancer/labels.js"; // the planner's label syntax (a pure leaf module), so both agree
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
@@ -21,6 +20,7 @@ import {
 import { delay, exponentialBackoff, SafeEmitter, SerialJob, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "../watcher/index.js";
 import { drainTasks } from "./drain.js";
+import { type RegistrationFields, registrationFields } from "./registration-fields.js";
 import { loadHandler, type TaskLauncher } from "./handler.js";
 import type { RetryOptions, TaskRunState } from "./task-runner.js";
 import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask } from "./types.js";
@@ -50,6 +50,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private readonly ownsClient: boolean;
   private readonly logger: Logger;
   private readonly stopTimeoutMs: number;
+  /** Capacity, labels and rollout generation, as registered. */
+  private readonly fields: RegistrationFields;
   private readonly stopController = new AbortController();
   private currentStatus: WorkerStatus = "new";
   private launcher?: TaskLauncher;
@@ -78,8 +80,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     };
     this.name = options.name ?? defaultNodeName();
     assertValidName("worker name", this.name);
-    const labelProblem = labelsProblem(options.labels);
-    if (labelProblem) throw new EschedulerError("ERR_CONFIG", `worker ${this.name}: ${labelProblem}`);
+    this.fields = registrationFields(options, this.name);
     this.keys = keyLayout(this.options.root);
     this.stopTimeoutMs = options.stopTimeoutMs ?? DEFAULTS.stopTimeoutMs;
     this.logger = nodeLogger(options.logger, "worker", this.name);
@@ -334,8 +335,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       pid: process.pid,
       version: this.options.version ?? "unknown",
       startedAt: new Date().toISOString(),
-      ...(this.options.capacity === undefined ? {} : { capacity: this.options.capacity }),
-      ...(this.options.labels === undefined ? {} : { labels: { ...this.options.labels } }),
+      ...this.fields,
     };
   }
 
