@@ -44,7 +44,7 @@ export class TaskActionQueue {
 
   /** The actions of the schedule about to run (undefined when none waits and no restart is in flight). */
   take(gate: HandoffGate | undefined): TaskActionBatch | undefined {
-    const held = gate?.held();
+    const held = this.restarting.size > 0 ? gate?.held() : undefined;
     for (const [taskId, worker] of this.restarting)
       if (held?.get(taskId)?.worker !== worker) this.restarting.delete(taskId);
     if (this.waiting.length === 0 && this.restarting.size === 0) return undefined;
@@ -85,6 +85,7 @@ export class TaskActionBatch {
 
   /** Checks each action against what the schedule read and applies the moves to `target`; refusals are answered at `settle`. */
   adjustPlan(target: Plan | undefined, facts: ActionFacts): Plan | undefined {
+    if (this.answers.length === 0) return target;
     const owners = new Map<string, string>();
     for (const [worker, ids] of facts.current) for (const id of ids.keys()) owners.set(id, worker);
     for (const entry of this.answers) {
