@@ -2,6 +2,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { readStatus } from "../../../src/cli/status.js";
 import type { Logger } from "../../../src/node/index.js";
+import { adminLabel, operatorActions } from "../../../src/console/admin.js";
 import { auditOps } from "../../../src/operator/audit.js";
 import {
   cordon,
@@ -66,6 +67,24 @@ describe("the audit trail", () => {
       by: "dave",
       reason: "noisy",
     });
+  });
+
+  it("console actions are recorded as the admin token's label (ESCHEDULER_ADMIN_TOKEN_LABEL, default console)", async () => {
+    const { client, root, keys } = testSpace("audit-console");
+    await client.put(keys.worker("w1")).value("{}");
+    expect(adminLabel({})).toBe("console");
+    const run = operatorActions(client, root, adminLabel({ ESCHEDULER_ADMIN_TOKEN_LABEL: " oncall " }));
+    await run("cordon", { worker: "w1", reason: "disk" });
+    await run("pin", { task: "t1", worker: "w1" });
+    await expect(run("unpin", { worker: "w1" })).rejects.toMatchObject({ code: "ERR_CONFIG" });
+    expect((await readControls(client, root)).cordons.records.get("w1")).toMatchObject({
+      by: "oncall",
+      reason: "disk",
+    });
+    expect((await readAudit(client, keys)).map((entry) => `${entry.action} ${entry.by}`)).toEqual([
+      "cordon oncall",
+      "task pin oncall",
+    ]);
   });
 
   it("keeps the newest records, trimming the oldest in the transaction that adds one", async () => {
