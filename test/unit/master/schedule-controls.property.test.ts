@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { resumeBegunMoves } from "../../../src/master/begun-moves.js";
 import { FencedWriter, leaderFence } from "../../../src/master/fencing.js";
 import { HandoffGate } from "../../../src/master/handoff.js";
 import { type MaxMoving, MovePacer } from "../../../src/master/pacing.js";
@@ -12,7 +13,10 @@ import { type Commit, ModelEtcd } from "./model-etcd.js";
  * real runSchedule, HandoffGate, MovePacer and FencedWriter over a model etcd whose every request, watch
  * delivery and worker reaction is released in an order fast-check picks (fc.scheduler), while
  * fc.commands drives workers joining and leaving, schedules (some refused by the removal guard),
- * pause and resume. Workers claim a task put under them and delete its status once it is removed.
+ * pause and resume, and the leader dying (its election key gone, its gate and pacer dropped at once, as
+ * after SIGKILL) with a new leader taking over: it resumes the moves begun from their records
+ * (/R/move/<taskId>) before its first schedule. Workers claim a task put under them and delete its status
+ * once it is removed.
  *
  * Invariants, each checked on every commit or once everything has settled:
  * - no task ever has a status on two workers at once (hand-off);
@@ -22,7 +26,10 @@ import { type Commit, ModelEtcd } from "./model-etcd.js";
  * - once settled, every task of the base set is assigned to exactly one worker — a move already begun
  *   always finishes, whatever a later schedule decides (defect 1 on the old code: a refused or paused
  *   schedule dropped held hand-offs), and no hold waits for a status event that cannot come (defect 3
- *   on the old code: an old owner that never reported, or whose lease went before the removal).
+ *   on the old code: an old owner that never reported, or whose lease went before the removal), and
+ *   across a leader change too: no move record is left (on the code before move records, a leader dying
+ *   between a removal and its completion left the task assigned nowhere once a later schedule was
+ *   refused or paused).
  */
 
 const keys = new KeyLayout("r");
@@ -36,12 +43,22 @@ interface Model {
   workers: Set<string>;
 }
 
+/** One leadership: its fenced writer, gate and pacer. */
+interface Leader {
+  election: string;
+  writer: FencedWriter;
+  gate: HandoffGate;
+  pacer: MovePacer;
+  stop: AbortController;
+}
+
 interface Real {
   etcd: ModelEtcd;
   /** Runs one schedule after the ones before it, as the term's runner does. */
   schedule(kind: Generated): void;
-  gate: HandoffGate;
-  pacer: MovePacer;
+  /** The leader dies; a new one takes over after the running schedule (which its death fails). */
+  failover(): void;
+  leader(): Leader;
   violations: string[];
   silent: Set<string>;
 }
@@ -118,61 +135,85 @@ async function settle(s: fc.Scheduler): Promise<void> {
   }
 }
 
-async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: MaxMoving }) {
-  const etcd = new ModelEtcd(s);
-  const violations: string[] = [];
-  const silent = new Set(options.silentW1 ? ["w1"] : []);
-  const signal = new AbortController().signal;
-  const election = `${keys.electionCandidatesPrefix}m`;
-  const created = etcd.write([{ type: "put", key: election, value: "m", lease: "1" }]);
-  const client = etcd.client();
-  const writer = new FencedWriter(client, leaderFence(election, created), { pausedKey: keys.paused });
+/** A leadership named `name`: its election key (under the lease "1"), writer, gate and pacer; the gate started. */
+async function lead(etcd: ModelEtcd, name: string, violations: string[]): Promise<Leader> {
+  const election = `${keys.electionCandidatesPrefix}${name}`;
+  const created = etcd.write([{ type: "put", key: election, value: name, lease: "1" }]);
+  const writer = new FencedWriter(etcd.client(), leaderFence(election, created), { pausedKey: keys.paused });
+  const stop = new AbortController();
   let pacer: MovePacer | undefined;
   const gate = new HandoffGate(etcd.statusSource(keys.statusPrefix), keys, writer, {
     logger: silentLogger,
-    onReleased: () => pacer?.refill(signal),
+    onReleased: () => pacer?.refill(stop.signal),
     onWriteFailed: (error) => violations.push(`hand-off write failed: ${String(error)}`),
   });
   pacer = new MovePacer(keys, gate, writer, {
     logger: silentLogger,
-    onFailed: (error) => violations.push(`paced move failed: ${String(error)}`),
+    onFailed: (error) => {
+      if (!writer.deposed) violations.push(`paced move failed: ${String(error)}`);
+    },
   });
-  await gate.start(signal);
+  await gate.start(stop.signal);
+  return { election, writer, gate, pacer, stop };
+}
+
+async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: MaxMoving }) {
+  const etcd = new ModelEtcd(s);
+  const violations: string[] = [];
+  const silent = new Set(options.silentW1 ? ["w1"] : []);
+  const client = etcd.client();
+  let leader = await lead(etcd, "m1", violations);
+  let terms = 1;
   reactingWorkers(s, etcd, silent);
   watchInvariants(etcd, violations);
-  const context = (kind: Generated): ScheduleContext => ({
+  const context = (kind: Generated, term: Leader): ScheduleContext => ({
     client,
     keys,
     leader: "m",
-    epoch: 1,
-    writer,
+    epoch: terms,
+    writer: term.writer,
     generator: (): Task[] => generated[kind].map((id) => ({ id })),
     timeoutMs: 60_000,
-    handoffs: gate,
-    pacer,
+    handoffs: term.gate,
+    pacer: term.pacer,
     maxMoving: options.maxMoving,
     maxRemovalPercent: 50,
     liveWorkers: () => [],
     logger: silentLogger,
-    signal,
+    signal: term.stop.signal,
   });
   let chain = Promise.resolve();
   const schedule = (kind: Generated) => {
-    chain = chain.then(() =>
-      runSchedule(context(kind), [kind]).then(
+    chain = chain.then(() => {
+      const term = leader;
+      return runSchedule(context(kind, term), [kind]).then(
         () => undefined,
         (error: { code?: string }) => {
-          if (error.code !== "ERR_PAUSED" && error.code !== "ERR_REMOVAL_GUARD")
+          const expected = ["ERR_PAUSED", "ERR_REMOVAL_GUARD"];
+          if (!expected.includes(error.code ?? "") && !term.stop.signal.aborted)
             violations.push(`schedule failed: ${String(error)}`);
         },
-      ),
-    );
+      );
+    });
+  };
+  const failover = () => {
+    // SIGKILL: the lease (and the election key) goes; nothing of the old leader finishes its work.
+    const dead = leader;
+    etcd.write([{ type: "delete", key: dead.election }]);
+    dead.stop.abort();
+    void dead.pacer.cancelPending();
+    void dead.gate.close();
+    chain = chain.then(async () => {
+      terms++;
+      leader = await lead(etcd, `m${terms}`, violations);
+      await resumeBegunMoves(client, keys, leader.gate, silentLogger, leader.stop.signal);
+    });
   };
   // The base tasks run on w1 before the commands start.
   etcd.write([{ type: "put", key: keys.worker("w1"), value: "{}", lease: leaseOf("w1") }]);
   schedule("base");
   await settle(s);
-  const real: Real = { etcd, schedule, gate, pacer, violations, silent };
+  const real: Real = { etcd, schedule, failover, leader: () => leader, violations, silent };
   return real;
 }
 
@@ -219,7 +260,7 @@ class Pause implements fc.AsyncCommand<Model, Real> {
   async run(model: Model, real: Real): Promise<void> {
     model.paused = true;
     real.etcd.write([{ type: "put", key: keys.paused, value: JSON.stringify({ at: "now" }) }]);
-    void real.pacer.cancelPending();
+    void real.leader().pacer.cancelPending();
   }
   toString = () => "pause";
 }
@@ -234,6 +275,16 @@ class Resume implements fc.AsyncCommand<Model, Real> {
   toString = () => "resume";
 }
 
+/** The leader dies (SIGKILL) and another takes over; its first schedule follows unless paused. */
+class LeaderDies implements fc.AsyncCommand<Model, Real> {
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    real.failover();
+    if (!model.paused) real.schedule("empty");
+  }
+  toString = () => "leaderDies";
+}
+
 const commands = fc.commands(
   [
     fc.constantFrom("w2", "w3").map((worker) => new Join(worker)),
@@ -241,6 +292,7 @@ const commands = fc.commands(
     fc.constantFrom<Generated>("base", "more", "empty").map((kind) => new Schedule(kind)),
     fc.constant(new Pause()),
     fc.constant(new Resume()),
+    fc.constant(new LeaderDies()),
   ],
   { maxCommands: 7 },
 );
@@ -267,7 +319,8 @@ describe("schedules, hand-offs and the operator's controls, any interleaving (pr
             BASE.map((id) => [id, 1]),
           );
           expect(EXTRA.filter((id) => placed.filter((taskId) => taskId === id).length > 1)).toEqual([]);
-          expect(real.gate.unsettled).toBe(0);
+          expect(real.leader().gate.unsettled).toBe(0);
+          expect(real.etcd.keysUnder(keys.movesPrefix)).toEqual([]);
         },
       ),
       { numRuns: 200 },
