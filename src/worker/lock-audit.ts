@@ -27,10 +27,14 @@ export const LOCK_LOST = "run lock taken by another worker while the task ran he
  * Checks, once per interval, the run locks attached to the lease against those its claims took,
  * with one call (etcd's LeaseTimeToLive with its keys), whatever the number of tasks: a lock that
  * went by hand is taken again, or, when another worker took it meanwhile, the task stops here; a lock
- * under the lease that no claim of it took (written by hand) is deleted and reported. So a lock
- * deleted or forged by hand misleads no worker for longer than an interval and a round trip.
+ * under the lease that no claim of it took (written by hand), seen at two audits in a row, is deleted
+ * and reported. So a lock deleted by hand misleads no worker for longer than an interval and a round
+ * trip, one forged under the lease for longer than two (a claimant elsewhere removes it at once).
  */
 export class LockAudit {
+  /** Locks under the lease that its claims had not taken at the last audit. */
+  private unclaimed = new Set<string>();
+
   constructor(private readonly options: LockAuditOptions) {}
 
   /** Audits every interval until `signal` aborts; a failed audit is logged and the next one goes ahead. */
@@ -59,7 +63,10 @@ export class LockAudit {
     );
     // Claims answered after this read may have taken locks the answer does not list yet.
     const missing = locks.heldAt(Number(answer.header.revision)).filter((id) => !attached.has(id));
-    const foreign = [...attached].filter((id) => !locks.holds(id));
+    // A lock unclaimed at two audits in a row was not taken by a claim still on its way: no transaction is spent on those.
+    const unclaimed = new Set([...attached].filter((id) => !locks.holds(id)));
+    const foreign = [...unclaimed].filter((id) => this.unclaimed.has(id));
+    this.unclaimed = unclaimed;
     if (missing.length + foreign.length === 0) return;
     const ops = [
       ...missing.map((id) => ({ id, op: locks.retake(id), missing: true })),
