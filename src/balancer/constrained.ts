@@ -205,7 +205,8 @@ export function placeConstrained(
   /** Whether a unit that took part in placing was left out for a reason other than capacity. */
   let placedOut = false;
   const rank = units.rank;
-  const queue = pending.sort((a, b) => rank[a] - rank[b]);
+  // Units are numbered in priority order, so `pending` is in rank order already.
+  const queue = pending;
   const setReason = (u: number, reason: UnassignedReason | undefined) => {
     for (let i = first[u]; i < first[u + 1]; i++) reasons[list[i]] = reason;
   };

@@ -161,14 +161,19 @@ const CAPACITY: UnassignedReason = { kind: "capacity", text: "capacity" };
 
 function describe(problem: Problem, target: Int32Array, why: Array<UnassignedReason | undefined>): Plan {
   const { ids, workers, order } = problem;
-  const lists: string[][] = workers.map(() => []);
-  const unassigned: string[] = [];
+  // Lists allocated at their final length: a million pushes would leave their outgrown copies behind.
+  const sizes = new Int32Array(workers.length + 1);
+  for (let t = 0; t < target.length; t++) sizes[target[t] + 1]++;
+  const lists: string[][] = workers.map((_, w) => new Array<string>(sizes[w + 1]));
+  const unassigned = new Array<string>(sizes[0]);
+  const filled = new Int32Array(workers.length + 1);
   const reasons: Record<string, UnassignedReason> = Object.create(null);
   for (let i = 0; i < order.length; i++) {
     const t = order[i];
-    if (target[t] >= 0) lists[target[t]].push(ids[t]);
+    const w = target[t];
+    if (w >= 0) lists[w][filled[w + 1]++] = ids[t];
     else {
-      unassigned.push(ids[t]);
+      unassigned[filled[0]++] = ids[t];
       reasons[ids[t]] = why[t] ?? CAPACITY;
     }
   }

@@ -59,7 +59,6 @@ export function unitsOf(
   const { order, key, weight, priority, holder } = problem;
   // Numbers the units and counts their tasks, then fills them in the same order.
   const keyUnit = new Int32Array(problem.keyCount).fill(-1);
-  const unitOf = new Int32Array(order.length);
   let count = 0;
   let taskCount = 0;
   for (let r = 0; r < order.length; r++) {
@@ -67,12 +66,16 @@ export function unitsOf(
     if (!cons.constrained[t] || !admitted[t]) continue;
     taskCount++;
     const k = key[t];
-    if (k >= 0 && keyUnit[k] >= 0) unitOf[r] = keyUnit[k];
-    else {
-      if (k >= 0) keyUnit[k] = count;
-      unitOf[r] = count++;
-    }
+    if (k < 0) count++;
+    else if (keyUnit[k] < 0) keyUnit[k] = count++;
   }
+  // The unit of the task at rank r, in a pass over the same ranks: the next number, or its key's.
+  let next = 0;
+  const unitAt = (t: number) => {
+    const u = key[t] >= 0 ? keyUnit[key[t]] : next;
+    if (u === next) next++;
+    return u;
+  };
   const units: Units = {
     count,
     first: new Int32Array(count + 1),
@@ -92,8 +95,9 @@ export function unitsOf(
   const { first, list } = units;
   for (let r = 0; r < order.length; r++) {
     const t = order[r];
-    if (cons.constrained[t] && admitted[t]) first[unitOf[r] + 1]++;
+    if (cons.constrained[t] && admitted[t]) first[unitAt(t) + 1]++;
   }
+  next = 0;
   for (let u = 0; u < count; u++) first[u + 1] += first[u];
   const filled = first.slice(0, count);
   const singleAnti: number[][] = [];
@@ -111,7 +115,7 @@ export function unitsOf(
   for (let r = 0; r < order.length; r++) {
     const t = order[r];
     if (!cons.constrained[t] || !admitted[t]) continue;
-    const u = unitOf[r];
+    const u = unitAt(t);
     list[filled[u]++] = t;
     units.size[u] += weight[t];
     if (units.rank[u] >= 0) continue;
