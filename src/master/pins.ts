@@ -79,7 +79,7 @@ export function applyPins(
   pins: ReadonlyMap<string, PinRecord>,
   registered: ReadonlyArray<{ name: string; labels?: Record<string, string> }>,
   cordons: Cordons,
-  current: CurrentAssignment,
+  holds: (taskId: string, worker: string) => boolean,
 ): { workers: WorkerSpec[]; tasks: Task[]; ignored: IgnoredPin[] } {
   if (pins.size === 0) return { ...input, ignored: [] };
   const byName = new Map(registered.map((worker) => [worker.name, worker]));
@@ -88,13 +88,7 @@ export function applyPins(
   const tasks = input.tasks.map((task) => {
     const pin = pins.get(task.id);
     if (!pin) return task;
-    const problem = pinProblem(
-      task,
-      pin.worker,
-      byName,
-      cordons,
-      current.get(pin.worker)?.has(task.id) === true,
-    );
+    const problem = pinProblem(task, pin.worker, byName, cordons, holds(task.id, pin.worker));
     if (problem) {
       ignored.push({ id: task.id, worker: pin.worker, reason: problem });
       return task;
@@ -129,19 +123,24 @@ export function plannerInput(
   ignoredPins: IgnoredPin[];
 } {
   const pins = actions?.pins(controls.pins) ?? controls.pins ?? new Map<string, PinRecord>();
+  const restarting = actions?.restarting ?? new Map<string, string>();
+  // A task a restart took away and writes back is its worker's still (kept there, even when cordoned).
+  const holds = (taskId: string, worker: string) =>
+    current.get(worker)?.has(taskId) === true || restarting.get(taskId) === worker;
   const pinned = applyPins(
     { workers: plannerWorkers(workers, controls.cordons), tasks: tasks.map((valid) => valid.task) },
     pins,
     workers,
     controls.cordons,
-    current,
+    holds,
   );
+  const planned = new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]]));
+  for (const [taskId, worker] of restarting) {
+    if (current.get(worker)?.has(taskId)) continue;
+    planned.set(worker, [...(planned.get(worker) ?? []), taskId]);
+  }
   return {
-    input: {
-      workers: pinned.workers,
-      tasks: pinned.tasks,
-      current: new Map([...current].map(([worker, ids]) => [worker, [...ids.keys()]])),
-    },
+    input: { workers: pinned.workers, tasks: pinned.tasks, current: planned },
     ignoredPins: pinned.ignored.filter((pin) => controls.pins?.has(pin.id)).slice(0, IGNORED_PINS_LIMIT),
   };
 }

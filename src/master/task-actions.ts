@@ -34,22 +34,23 @@ export interface ActionFacts {
 /** The leader's waiting actions; each schedule takes those waiting when it starts (`take`). */
 export class TaskActionQueue {
   private waiting: Pending[] = [];
-  /** Restarts written back through the gate and not yet landed: task id → worker (kept there meanwhile). */
-  private readonly restarting = new Map<string, string>();
 
   /** Adds an action; resolves with its outcome once the schedule that carries it is over. */
   add(action: TaskAction): Promise<ActionOutcome> {
     return new Promise((answer) => this.waiting.push({ action, answer }));
   }
 
-  /** The actions of the schedule about to run (undefined when none waits and no restart is in flight). */
+  /**
+   * The actions of the schedule about to run, and the restarts in flight (undefined when there is
+   * neither): a hold that writes a task back onto the worker it was removed from is a restart, begun
+   * by this leader or an earlier one.
+   */
   take(gate: HandoffGate | undefined): TaskActionBatch | undefined {
-    const held = this.restarting.size > 0 ? gate?.held() : undefined;
-    for (const [taskId, worker] of this.restarting)
-      if (held?.get(taskId)?.worker !== worker) this.restarting.delete(taskId);
-    if (this.waiting.length === 0 && this.restarting.size === 0) return undefined;
-    const batch = new TaskActionBatch(this.waiting.splice(0), this.restarting);
-    return batch;
+    const restarting = new Map<string, string>();
+    for (const [taskId, put] of gate?.held() ?? [])
+      if (put.recorded?.from === put.worker) restarting.set(taskId, put.worker);
+    if (this.waiting.length === 0 && restarting.size === 0) return undefined;
+    return new TaskActionBatch(this.waiting.splice(0), restarting);
   }
 
   /** Answers every action not taken by a schedule yet: refused while paused, else failed (`error`'s first line). */
@@ -71,7 +72,8 @@ export class TaskActionBatch {
 
   constructor(
     pending: Pending[],
-    private readonly restarting: Map<string, string>,
+    /** Restarts in flight: task id → the worker it is written back to. */
+    readonly restarting: ReadonlyMap<string, string>,
   ) {
     this.answers = pending.map((entry) => ({ pending: entry }));
   }
@@ -85,6 +87,7 @@ export class TaskActionBatch {
 
   /** Checks each action against what the schedule read and applies the moves to `target`; refusals are answered at `settle`. */
   adjustPlan(target: Plan | undefined, facts: ActionFacts): Plan | undefined {
+    if (target) target = this.keepRestarts(target, facts.current);
     if (this.answers.length === 0) return target;
     const owners = new Map<string, string>();
     for (const [worker, ids] of facts.current) for (const id of ids.keys()) owners.set(id, worker);
@@ -109,6 +112,21 @@ export class TaskActionBatch {
       }
     }
     return target;
+  }
+
+  /**
+   * The planner saw a restarting task as still on its worker; where it keeps it there, the put is
+   * listed as an addition, so the schedule confirms the hold's target instead of dropping it.
+   */
+  private keepRestarts(target: Plan, current: CurrentAssignment): Plan {
+    let add: Record<string, string[]> | undefined;
+    for (const [taskId, worker] of this.restarting) {
+      if (current.get(worker)?.has(taskId) || !target.assignment[worker]?.includes(taskId)) continue;
+      if (target.add[worker]?.includes(taskId)) continue;
+      add ??= Object.assign(Object.create(null), target.add) as Record<string, string[]>;
+      add[worker] = [...(add[worker] ?? []), taskId];
+    }
+    return add ? { ...target, add } : target;
   }
 
   /** Deletes each restarted task's key, then writes it back on the same worker once its status is gone. */
@@ -139,7 +157,6 @@ export class TaskActionBatch {
       recorded.map((put) => beginMove(keys, { type: "delete", key: put.key }, put.worker, put)),
       { signal, unlessPaused: true },
     );
-    for (const put of puts) this.restarting.set(put.taskId, put.worker);
     context.handoffs.holdBegun(recorded, revision);
   }
 

@@ -17,7 +17,10 @@ import { testWorker } from "../worker/fixtures.js";
 import { assignment, tasks, testMaster } from "./fixtures.js";
 
 /** Records every start and stop with its worker, as the handlers themselves see them. */
-function recordingHandler(events: TaskEvent[]): StartStopHandler {
+function recordingHandler(
+  events: TaskEvent[],
+  stopGates = new Map<string, Promise<void>>(),
+): StartStopHandler {
   const record = (event: TaskEvent["event"], task: Task, ctx: TaskContext) =>
     events.push({
       t: performance.timeOrigin + performance.now(),
@@ -31,6 +34,7 @@ function recordingHandler(events: TaskEvent[]): StartStopHandler {
     // A stop that takes a while: a new owner starting too early would overlap visibly.
     stop: async (task, ctx) => {
       await new Promise((resolve) => setTimeout(resolve, 100));
+      await stopGates.get(task.id);
       record("stop", task, ctx);
     },
   };
@@ -49,12 +53,13 @@ function intervalsOf(events: readonly TaskEvent[]) {
 async function fleet(label: string, count: number, workerNames = ["w1", "w2"]) {
   const space = testSpace(label);
   const events: TaskEvent[] = [];
+  const stopGates = new Map<string, Promise<void>>();
   const workers = workerNames.map((name) =>
     testWorker({
       root: space.root,
       name,
       client: space.client,
-      handler: recordingHandler(events),
+      handler: recordingHandler(events, stopGates),
       ttlMs: 5_000,
     }),
   );
@@ -67,7 +72,7 @@ async function fleet(label: string, count: number, workerNames = ["w1", "w2"]) {
     const started = new Set(events.filter((event) => event.event === "start").map((event) => event.task));
     return started.size === count;
   });
-  return { space, events, workers, master, applied };
+  return { space, events, workers, master, applied, stopGates };
 }
 
 describe("per-task operator actions", () => {
@@ -90,6 +95,24 @@ describe("per-task operator actions", () => {
     expect(doubleRuns(intervals.intervals)).toEqual([]);
     const [last] = await readHistory(space.client, space.root, { limit: 1 });
     expect(last.reasons).toContain("task restart t1 by alice@ops: stuck");
+  });
+
+  it("restart on a cordoned worker starts the task again there, whatever schedules run while it stops", async () => {
+    const { space, events, master, stopGates } = await fleet("restart-cordoned", 4);
+    const owner = (await assignment(space.client, space.keys)).get("t2") ?? "";
+    await cordon(space.client, space.root, owner, { by: "ops" });
+    let stopped = () => {};
+    stopGates.set("t2", new Promise<void>((resolve) => (stopped = resolve)));
+    const before = events.length;
+    expect(await restartTask(space.client, space.root, "t2")).toMatchObject({ state: "applied" });
+    // A schedule while the old run still stops: the task is in no worker's keys, held for its worker.
+    await master.scheduleNow("while t2 stops");
+    stopped();
+    await waitFor("t2 started again", () => events.slice(before).some((event) => event.event === "start"));
+    expect(events.slice(before).map((event) => `${event.event} ${event.task} ${event.worker}`)).toEqual([
+      `stop t2 ${owner}`,
+      `start t2 ${owner}`,
+    ]);
   });
 
   it("move is exactly one move through the hand-off gate; refused for a cordoned or unknown target", async () => {

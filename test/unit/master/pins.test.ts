@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { plan } from "../../../src/balancer/index.js";
-import type { CurrentAssignment } from "../../../src/master/changes.js";
 import type { Cordons } from "../../../src/master/controls.js";
 import { applyPins } from "../../../src/master/pins.js";
 import type { PinRecord } from "../../../src/node/index.js";
 
 const noCordons = (): Cordons => ({ records: new Map(), draining: new Set() });
 const pin = (worker: string): PinRecord => ({ worker, at: "" });
-const current = (assignment: Record<string, string[]>): CurrentAssignment =>
-  new Map(Object.entries(assignment).map(([worker, ids]) => [worker, new Map(ids.map((id) => [id, "{}"]))]));
+/** Whether a worker holds a task, from a plain assignment. */
+const current = (assignment: Record<string, string[]>) => (taskId: string, worker: string) =>
+  assignment[worker]?.includes(taskId) === true;
 
 describe("pins as planner input", () => {
   const registered = [
