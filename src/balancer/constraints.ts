@@ -10,6 +10,8 @@ export interface EligibilityClass {
   eligible: Uint8Array;
   /** The eligible worker numbers, ascending. */
   workers: number[];
+  /** Workers the class's tasks failed on (`exclude`), by name; absent when none. */
+  failedOn?: string[];
 }
 
 /**
@@ -84,6 +86,7 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
   let any = false;
   for (let t = 0; t < n; t++) {
     const task = tasks[t];
+    if (problem.avoid?.has(t)) any = true;
     if (task.selector === undefined && task.spread === undefined && task.antiKey === undefined) continue;
     any = true;
     const problemText =
@@ -99,13 +102,18 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
   if (!any) return undefined;
   const classIndex = new Map<string, number>();
   const classes: EligibilityClass[] = [];
-  const classFor = (selector: Selector | undefined, spreadLabel: string | undefined): number => {
-    const signature = `${selector ? canonical(selector) : ""}\u0000${spreadLabel ?? ""}`;
+  const classFor = (
+    selector: Selector | undefined,
+    spreadLabel: string | undefined,
+    avoid?: readonly number[],
+  ): number => {
+    const signature = `${selector ? canonical(selector) : ""}\u0000${spreadLabel ?? ""}\u0000${avoid?.join(",") ?? ""}`;
     const known = classIndex.get(signature);
     if (known !== undefined) return known;
     const eligible = new Uint8Array(problem.workers.length);
     const workers: number[] = [];
     problem.labels.forEach((labels, w) => {
+      if (avoid?.includes(w)) return;
       if (selector && !matches(selector, labels)) return;
       if (spreadLabel !== undefined && (labels === undefined || !Object.hasOwn(labels, spreadLabel))) return;
       eligible[w] = 1;
@@ -116,7 +124,8 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
       asked && spreadLabel !== undefined
         ? `${asked} with label ${spreadLabel}`
         : (asked ?? (spreadLabel !== undefined ? `label ${spreadLabel}` : "any"));
-    classes.push({ text, eligible, workers });
+    const failedOn = avoid?.map((w) => problem.workers[w]);
+    classes.push(failedOn ? { text, eligible, workers, failedOn } : { text, eligible, workers });
     classIndex.set(signature, classes.length - 1);
     return classes.length - 1;
   };
@@ -143,22 +152,20 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
   const labelOnly = new Map<string, number>();
   for (let t = 0; t < n; t++) {
     const task = tasks[t];
+    const avoid = problem.avoid?.get(t);
+    if (avoid !== undefined) {
+      // Where it failed is a class of its own: the selector's workers less those.
+      constrained[t] = 1;
+      if (task.antiKey !== undefined) anti[t] = antiNumber(antiIndex, task.antiKey);
+      cls[t] = classFor(task.selector, task.spread?.label, avoid);
+      if (task.spread !== undefined) checkGroupSpread(groupSpread, problem.group[t], task);
+      continue;
+    }
     if (task.selector === undefined && task.spread === undefined && task.antiKey === undefined) continue;
     constrained[t] = 1;
-    if (task.antiKey !== undefined) {
-      const known = antiIndex.get(task.antiKey);
-      anti[t] = known ?? antiIndex.size;
-      if (known === undefined) antiIndex.set(task.antiKey, antiIndex.size);
-    }
+    if (task.antiKey !== undefined) anti[t] = antiNumber(antiIndex, task.antiKey);
     if (task.spread !== undefined) {
-      const agreed = groupSpread.get(problem.group[t]);
-      if (agreed === undefined) groupSpread.set(problem.group[t], task.spread);
-      else if (agreed !== task.spread && !sameSpread(agreed, task.spread)) {
-        throw new PlanInputError(
-          culprit(task),
-          "the tasks of one group that carry a spread must carry the same spread",
-        );
-      }
+      checkGroupSpread(groupSpread, problem.group[t], task);
       if (task.selector === undefined) {
         const cached = labelOnly.get(task.spread.label);
         cls[t] = cached ?? classFor(undefined, task.spread.label);
@@ -169,6 +176,26 @@ export function indexConstraints(problem: Problem, tasks: readonly Task[]): Cons
   const keyClasses = constrainKeys(problem, constrained, cls);
   const { set, sets } = indexSets(problem, tasks, constrained, cls, classes, classFor);
   return { constrained, cls, classes, set, sets, anti, antiNames: [...antiIndex.keys()], keyClasses };
+}
+
+function antiNumber(antiIndex: Map<string, number>, antiKey: string): number {
+  const known = antiIndex.get(antiKey);
+  if (known !== undefined) return known;
+  antiIndex.set(antiKey, antiIndex.size);
+  return antiIndex.size - 1;
+}
+
+/** Throws unless `task`'s spread agrees with the one its group carries (the first seen). */
+function checkGroupSpread(groupSpread: Map<number, Spread>, group: number, task: Task): void {
+  const spread = task.spread as Spread;
+  const agreed = groupSpread.get(group);
+  if (agreed === undefined) groupSpread.set(group, spread);
+  else if (agreed !== spread && !sameSpread(agreed, spread)) {
+    throw new PlanInputError(
+      culprit(task),
+      "the tasks of one group that carry a spread must carry the same spread",
+    );
+  }
 }
 
 /** Marks every task of a key that has a constrained task as constrained; returns each such key's classes. */

@@ -22,7 +22,13 @@ export function planAroundCordons(input: PlanInput, planFree: (input: PlanInput)
       typeof worker === "string" ? [] : [[worker.name, worker.labels] as const],
     ),
   );
-  const keeper = keepers(problem, cordoned, (t, worker) => eligibleOn(input.tasks[t], labelsOf.get(worker)));
+  const keeper = keepers(
+    problem,
+    cordoned,
+    (t, worker) =>
+      eligibleOn(input.tasks[t], labelsOf.get(worker)) &&
+      !problem.avoid?.get(t)?.includes(problem.workerIndex.get(worker) as number),
+  );
   const free = input.workers.filter(
     (worker) => !cordoned.has(typeof worker === "string" ? worker : worker.name),
   );
@@ -39,7 +45,12 @@ export function planAroundCordons(input: PlanInput, planFree: (input: PlanInput)
   }
   const inner: Plan =
     free.length > 0
-      ? planFree({ workers: free.map(uncordonedSpec), tasks: freeTasks, current: freeCurrent })
+      ? planFree({
+          workers: free.map(uncordonedSpec),
+          tasks: freeTasks,
+          current: freeCurrent,
+          exclude: input.exclude,
+        })
       : {
           assignment: {},
           add: {},

@@ -20,6 +20,7 @@ export {
   spreadProblem,
   antiKeyProblem,
 } from "./labels.js";
+export { type EffectiveRestartPolicy, effectiveRestartPolicy, restartProblem, windowMs } from "./restart.js";
 export {
   type AssignmentInput,
   type Labels,
@@ -27,6 +28,7 @@ export {
   type PlanInput,
   REASON_KINDS,
   type ReasonKind,
+  type RestartPolicy,
   type Selector,
   type SelectorTerm,
   type Spread,

@@ -30,6 +30,8 @@ export interface Problem {
   order: Int32Array;
   /** The online worker that runs the task now (the first by name if several list it), or -1. */
   holder: Int32Array;
+  /** Task number → the worker numbers it must not go to (from `exclude`; only tasks with some). */
+  avoid?: Map<number, number[]>;
   /** `current` as listings: worker name, its number (-1 when offline), the ids and their task numbers (-1: not generated). */
   current: Array<{ worker: string; index: number; ids: readonly string[]; tasks: Int32Array }>;
 }

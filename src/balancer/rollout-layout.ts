@@ -49,11 +49,12 @@ export class Layout {
     return k < 0 ? this.problem.weight[unit[0]] : this.keySize[k];
   }
 
-  /** Selector and spread label hold on `w` for every task of `unit`. */
+  /** Selector and spread label hold on `w` for every task of `unit`, and none of them failed there. */
   eligible(unit: readonly number[], w: number): boolean {
     const labels = this.problem.labels[w];
     return unit.every((t) => {
       const task = this.tasks[t];
+      if (this.problem.avoid?.get(t)?.includes(w)) return false;
       if (task.selector !== undefined && !matches(task.selector, labels)) return false;
       return task.spread === undefined || (labels !== undefined && Object.hasOwn(labels, task.spread.label));
     });

@@ -216,6 +216,11 @@ function whyNowhere(layout: Layout, unit: readonly number[], receivers: readonly
       return { kind: "selector", text: `selector ${formatSelector(selector)}: no online worker matches` };
     if (spread !== undefined && !receivers.some((w) => Object.hasOwn(labelsOf(w) ?? {}, spread.label)))
       return { kind: "spread", text: `spread label ${spread.label}: no online worker has it` };
+    const avoid = layout.problem.avoid?.get(t);
+    if (avoid && receivers.every((w) => avoid.includes(w))) {
+      const failedOn = avoid.map((w) => layout.problem.workers[w]).join(", ");
+      return { kind: "failed", text: `failed on every eligible worker (${failedOn})` };
+    }
   }
   const eligible = receivers.filter((w) => layout.eligible(unit, w));
   if (eligible.length === 0)

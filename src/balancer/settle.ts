@@ -26,9 +26,13 @@ interface Move {
 export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory): Plan {
   const tasks = new Map<string, { task: Task; index: number }>();
   input.tasks.forEach((task, index) => tasks.set(task.id, { task, index }));
+  const excluded = new Set(
+    input.exclude instanceof Map ? input.exclude.keys() : Object.keys(input.exclude ?? {}),
+  );
   const classOf = (id: string): string | undefined => {
     const entry = tasks.get(id);
-    if (!entry || entry.task.key !== undefined || isConstrained(entry.task)) return undefined;
+    if (!entry || entry.task.key !== undefined || isConstrained(entry.task) || excluded.has(id))
+      return undefined;
     return `${entry.task.group ?? ""}\u0000${entry.task.weight ?? 1}`;
   };
   const current = currentLists(input);

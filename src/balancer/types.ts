@@ -41,6 +41,19 @@ export interface Task {
   antiKey?: string;
   /** JSON data for the handler; the planner never reads it. */
   payload?: unknown;
+  /** Overrides the master's restart escalation for this task (the planner never reads it). */
+  restart?: RestartPolicy;
+}
+
+/**
+ * When a failing task moves: after `limit` failures on one worker within `window` (ms, or a duration
+ * such as "5m") it is not restarted there but moved; after the limit was reached on `quarantineAfter`
+ * distinct workers it is quarantined. A limit of 0 restarts on the same worker forever.
+ */
+export interface RestartPolicy {
+  limit?: number;
+  window?: number | string;
+  quarantineAfter?: number;
 }
 
 /**
@@ -70,6 +83,8 @@ export interface PlanInput {
   current?: AssignmentInput;
   /** Rollout generations, newest first: during a rollout tasks move to the newest first (rollout.ts). */
   generations?: readonly string[];
+  /** Task id → workers it must not go to (where it kept failing); unknown ids and workers are ignored. */
+  exclude?: AssignmentInput;
 }
 
 /**
@@ -93,7 +108,15 @@ export interface Plan {
 }
 
 /** The fixed kinds of reasons a task stays unassigned (the metric's label values). */
-export const REASON_KINDS = ["capacity", "selector", "spread", "antiKey", "key"] as const;
+export const REASON_KINDS = [
+  "capacity",
+  "selector",
+  "spread",
+  "antiKey",
+  "key",
+  "failed",
+  "quarantined",
+] as const;
 export type ReasonKind = (typeof REASON_KINDS)[number];
 
 /** Why a task is unassigned: a fixed `kind` and a sentence a person can act on. */

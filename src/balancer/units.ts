@@ -1,4 +1,4 @@
-import type { Constraints } from "./constraints.js";
+import type { Constraints, EligibilityClass } from "./constraints.js";
 import type { Problem } from "./model.js";
 import type { UnassignedReason } from "./types.js";
 
@@ -136,7 +136,7 @@ export function unitsOf(
     const a = cons.anti[t];
     if (a >= 0) units.anti[u] = antiList(a);
     if (cls.workers.length === 0) {
-      reasons[t] = noMatch(cls.text);
+      reasons[t] = noMatch(cls);
       continue;
     }
     if (a >= 0) {
@@ -168,7 +168,9 @@ export function unitsOf(
   return { units, keyLoad: new Float64Array(W) };
 }
 
-function noMatch(text: string): UnassignedReason {
+function noMatch(cls: EligibilityClass): UnassignedReason {
+  const { text, failedOn } = cls;
+  if (failedOn) return { kind: "failed", text: `failed on every eligible worker (${failedOn.join(", ")})` };
   return {
     kind: "selector",
     text: text.startsWith("label ") ? `no worker has ${text}` : `no worker matches ${text}`,
@@ -229,7 +231,7 @@ function describeKey(
   }
   units.home[u] = home;
   const empty = classes.find((cls) => cls.workers.length === 0);
-  if (empty) reason = noMatch(empty.text);
+  if (empty) reason = noMatch(empty);
   else if (units.eligs[elig].workers.length === 0) {
     reason = {
       kind: "key",

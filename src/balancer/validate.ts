@@ -1,6 +1,7 @@
 import { PlanInputError } from "./errors.js";
 import { IdTable } from "./id-table.js";
 import { labelsProblem } from "./labels.js";
+import { restartProblem } from "./restart.js";
 import type { Problem } from "./model.js";
 import type { AssignmentInput, PlanInput, Task } from "./types.js";
 
@@ -104,6 +105,8 @@ function indexTasks(tasks: readonly Task[]) {
       }
       key[i] = numberFor(keyIndex, task.key);
     }
+    const restart = task.restart === undefined ? undefined : restartProblem(task.restart);
+    if (restart) throw new PlanInputError(`task ${JSON.stringify(task.id)}`, restart);
     priority[i] = optionalNumber(task, "priority", 0);
     weight[i] = optionalNumber(task, "weight", 1);
     if (i > 0 && priority[i] !== priority[0]) prioritiesDiffer = true;
@@ -125,10 +128,13 @@ function indexTasks(tasks: readonly Task[]) {
   };
 }
 
-function listings(current: AssignmentInput | undefined): Array<[string, readonly string[]]> {
+function listings(
+  current: AssignmentInput | undefined,
+  field = "current",
+): Array<[string, readonly string[]]> {
   if (current === undefined || current === null) return [];
   if (current instanceof Map) return [...current.entries()];
-  if (typeof current !== "object") throw new PlanInputError("current", "must be a record or a Map");
+  if (typeof current !== "object") throw new PlanInputError(field, "must be a record or a Map");
   return Object.entries(current);
 }
 
@@ -160,5 +166,30 @@ export function indexInput(input: PlanInput): Problem {
     }
     return { worker, index, ids, tasks: listed };
   });
-  return { ...fleet, ...tasks, holder, current };
+  return {
+    ...fleet,
+    ...tasks,
+    holder,
+    current,
+    avoid: indexAvoid(input.exclude, fleet.workerIndex, tasks.taskIndex),
+  };
+}
+
+/** `exclude` as task number → online worker numbers (ascending); ids and workers not in the input are ignored. */
+function indexAvoid(
+  exclude: AssignmentInput | undefined,
+  workerIndex: ReadonlyMap<string, number>,
+  taskIndex: { get(id: string): number | undefined },
+): Map<number, number[]> {
+  const avoid = new Map<number, number[]>();
+  for (const [id, workers] of listings(exclude, "exclude")) {
+    if (!Array.isArray(workers) || workers.some((worker) => typeof worker !== "string")) {
+      throw new PlanInputError(`exclude[${JSON.stringify(id)}]`, "must be an array of worker names");
+    }
+    const t = taskIndex.get(id);
+    if (t === undefined) continue;
+    const numbers = workers.flatMap((worker) => workerIndex.get(worker) ?? []).sort((a, b) => a - b);
+    if (numbers.length > 0) avoid.set(t, [...new Set(numbers)]);
+  }
+  return avoid;
 }

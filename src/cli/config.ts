@@ -95,6 +95,9 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   maxMoving: maxMoving.default(DEFAULTS.maxMoving),
   httpAdmin: booleanSetting.default(false),
   maxRemoval: percent.default(DEFAULTS.maxRemovalPercent),
+  restartLimit: count.default(DEFAULTS.restartLimit),
+  restartWindow: duration.default(DEFAULTS.restartWindowMs).refine((v) => v > 0, "must be more than 0"),
+  quarantineAfter: count.default(DEFAULTS.quarantineAfter),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({

@@ -1,4 +1,5 @@
 /** The `escheduler` command line: parses flags, runs one command, and turns every failure into an exit code. */
+import { addEscalationOptions } from "./escalation-options.js";
 import { labelOption } from "./labels.js";
 import { basename } from "node:path";
 import { Command, CommanderError } from "commander";
@@ -14,6 +15,7 @@ import {
 } from "./options.js";
 import { addOperatorCommands } from "./operator-commands.js";
 import { addTaskCommands } from "./task-commands.js";
+import { addTaskResetCommand } from "./task-reset-command.js";
 import { packageVersion } from "./version.js";
 
 type Options = Record<string, unknown>;
@@ -123,6 +125,7 @@ Run "escheduler <command> --help" for a command's flags.
     "--max-removal <percent>",
     `refuse a schedule that stops more of the assigned tasks (default ${DEFAULTS.maxRemovalPercent}%; 100% never refuses)`,
   );
+  addEscalationOptions(master);
   master.action(actions.master);
 
   const worker = program
@@ -180,7 +183,7 @@ Run "escheduler <command> --help" for a command's flags.
     .action(actions.dev);
 
   addOperatorCommands(program, run);
-  addTaskCommands(program, run);
+  addTaskResetCommand(addTaskCommands(program, run), run);
 
   return program;
 }

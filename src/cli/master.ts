@@ -10,6 +10,7 @@ import { masterConfigSchema } from "./config.js";
 import { oneLine } from "./errors.js";
 import { HttpRefusal, type Readiness } from "./http.js";
 import { createRegistry, observeMaster } from "./metrics.js";
+import { observeQuarantine } from "./escalation-metrics.js";
 import { prepareNode, runNode } from "./run-node.js";
 import { readStatusReport } from "./status.js";
 import { packageVersion } from "./version.js";
@@ -44,6 +45,9 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       handoff: config.handoff,
       maxMoving: config.maxMoving,
       maxRemovalPercent: config.maxRemoval,
+      restartLimit: config.restartLimit,
+      restartWindowMs: config.restartWindow,
+      quarantineAfter: config.quarantineAfter,
       generator: modulePath,
       logger,
       version: packageVersion(),
@@ -53,6 +57,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
     let started = false;
     const registry = createRegistry();
     observeMaster(master, registry);
+    observeQuarantine(master, registry);
     return await runNode({
       node: {
         start: async () => {

@@ -198,5 +198,6 @@ function moveOf(entry: HistoryRecord, task: string): string {
   const move = entry.moves.find((m) => m.id === task);
   const waiting = entry.unassignedTasks?.find((t) => t.id === task);
   if (!move) return waiting ? `${task}: unassigned (${waiting.text})` : "";
-  return `${task}: ${move.from ?? "(new)"} → ${move.to ?? "(stopped)"}`;
+  const why = move.why === undefined ? "" : ` (${move.why})`;
+  return `${task}: ${move.from ?? "(new)"} → ${move.to ?? "(stopped)"}${why}`;
 }

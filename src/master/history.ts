@@ -23,6 +23,8 @@ export interface HistoryFacts {
   taskIds?: readonly string[];
   current: CurrentAssignment;
   target?: Plan;
+  /** Task id → why it left its worker (`failed on w2: <error>`), kept with its move. */
+  why?: ReadonlyMap<string, string>;
 }
 
 /** Unassigned tasks a history record lists with their reason. */
@@ -54,7 +56,10 @@ export function taskChanges(
 /** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
 export function historyRecord(facts: HistoryFacts): HistoryRecord {
   const { moved, removed, added } = taskChanges(facts.current, facts.target);
-  const changes = [...moved, ...removed, ...added];
+  const changes = [...moved, ...removed, ...added].map((change) => {
+    const why = change.from === undefined ? undefined : facts.why?.get(change.id);
+    return why === undefined ? change : { ...change, why };
+  });
   return {
     at: new Date().toISOString(),
     leader: facts.leader,

@@ -46,6 +46,15 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   maxMoving?: MaxMoving;
   /** Refuse a schedule that would stop more than this percent of the assigned tasks because the generator dropped them; default 50 (100: never). */
   maxRemovalPercent?: number;
+  /**
+   * Failure escalation: a task that fails this many times on one worker within `restartWindowMs` moves
+   * to a worker it has not failed on; default 0 (restart on the same worker forever).
+   */
+  restartLimit?: number;
+  /** The window the restart limit counts failures in; default 5 min. */
+  restartWindowMs?: number;
+  /** Quarantine a task once it reached its restart limit on this many distinct workers; default 3 (0: never). */
+  quarantineAfter?: number;
   /** The generator, or the path of a module that default-exports one. */
   generator: Generator | string;
   logger?: Logger;
@@ -64,6 +73,9 @@ const DEFAULTS: Settings = {
   handoff: NODE_DEFAULTS.handoff,
   maxMoving: NODE_DEFAULTS.maxMoving,
   maxRemovalPercent: NODE_DEFAULTS.maxRemovalPercent,
+  restartLimit: NODE_DEFAULTS.restartLimit,
+  restartWindowMs: NODE_DEFAULTS.restartWindowMs,
+  quarantineAfter: NODE_DEFAULTS.quarantineAfter,
 };
 
 /** The leadership this master holds and what it runs with it. */
@@ -244,6 +256,21 @@ function validateSettings(settings: Settings): void {
         `master option ${field} must be a positive number (got ${value})`,
       );
     }
+  }
+  for (const field of ["restartLimit", "quarantineAfter"] as const) {
+    const value = settings[field];
+    if (!Number.isInteger(value) || value < 0) {
+      throw new EschedulerError(
+        "ERR_CONFIG",
+        `master option ${field} must be a whole number ≥ 0 (got ${value})`,
+      );
+    }
+  }
+  if (!Number.isFinite(settings.restartWindowMs) || settings.restartWindowMs <= 0) {
+    throw new EschedulerError(
+      "ERR_CONFIG",
+      `master option restartWindowMs must be a positive number (got ${settings.restartWindowMs})`,
+    );
   }
   for (const field of ["expectedWorkers", "rebalanceWaitMs", "barrierTimeoutMs"] as const) {
     const value = settings[field];

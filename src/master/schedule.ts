@@ -27,6 +27,7 @@ import { historyRecord, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
+import { escalate, type FailureInputs, withQuarantined } from "./escalation-input.js";
 import { PLAN_UNASSIGNED_LIMIT, unassignedSummary } from "./unassigned.js";
 import { type IgnoredPin, plannerInput } from "./pins.js";
 import type { TaskActionBatch } from "./task-actions.js";
@@ -77,6 +78,8 @@ export interface PreviewContext {
   liveWorkers: () => string[];
   /** Operator's per-task actions this schedule carries out (`escheduler task restart|move`). */
   actions?: TaskActionBatch;
+  /** The failure escalation (absent: tasks restart where they are, as written). */
+  failures?: FailureInputs;
   logger: Logger;
   signal: AbortSignal;
 }
@@ -113,6 +116,8 @@ export interface SchedulePreview {
   junk: WriteOp[];
   /** The revision the workers, assignment and controls were read at. */
   revision: number;
+  /** Task id → where it failed, for the history of its move. */
+  why: ReadonlyMap<string, string>;
   generateMs: number;
   readMs: number;
   planMs: number;
@@ -129,7 +134,7 @@ export async function previewSchedule(
 ): Promise<SchedulePreview> {
   const { keys, signal } = context;
   const startedAt = performance.now();
-  const tasks = await generateTasks(context.generator, {
+  const generated = await generateTasks(context.generator, {
     workers: context.liveWorkers(),
     logger: context.logger,
     signal,
@@ -146,14 +151,18 @@ export async function previewSchedule(
   const readAt = performance.now();
   signal.throwIfAborted();
 
+  const escalated = escalate(generated, context.failures, Date.now());
+  const { tasks } = escalated;
   const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
-  const { input: pinned, ignoredPins } = plannerInput(tasks, workers, current, controls, context.actions);
-  const input = { ...pinned, generations: generationOrder(workers) };
+  const pinned = plannerInput(escalated.plannable, workers, current, controls, context.actions);
+  const { ignoredPins } = pinned;
+  const input = { ...pinned.input, generations: generationOrder(workers), exclude: escalated.exclude };
   context.moves?.observe(input.current);
   let target: Plan | undefined = input.workers.length === 0 ? undefined : plan(input);
   if (target && context.moves)
     target = context.moves.settle(target, input, context.joinedAt?.() ?? new Map());
   target = context.actions?.adjustPlan(target, { current, byId, workers, controls }) ?? target;
+  if (target) target = withQuarantined(target, escalated.quarantined);
   const changes = scheduleChanges(keys, target, byId, current);
   return {
     tasks,
@@ -165,6 +174,7 @@ export async function previewSchedule(
     ignoredPins,
     junk,
     revision,
+    why: escalated.why,
     generateMs: Math.round(generatedAt - startedAt),
     readMs: Math.round(readAt - generatedAt),
     planMs: Math.round(performance.now() - readAt),
@@ -222,6 +232,7 @@ async function applySchedule(
         taskIds: tasks.map((valid) => valid.task.id),
         current,
         target,
+        why: preview.why,
       }),
     );
   const guard = checkRemoval(current, tasks, context.maxRemovalPercent, context.allowRemoval === true);

@@ -19,8 +19,10 @@ import { answerRequest } from "./requests.js";
 import { runSchedule, type ScheduleResult } from "./schedule.js";
 import { actionReason, TaskActionQueue } from "./task-actions.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
+import { FailureTracker } from "./failure-tracker.js";
+import { restartDefaults, type RestartSettings } from "./escalation.js";
 
-export interface TermSettings {
+export interface TermSettings extends RestartSettings {
   expectedWorkers: number;
   intervalMs: number;
   rebalanceWaitMs: number;
@@ -63,6 +65,7 @@ export class LeaderTerm {
   private workersChangedAt = 0;
   private readonly retryBackoff;
   private readonly operator: OperatorWatch;
+  private readonly failures: FailureTracker;
   private interval?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private pausedRecord?: PausedRecord;
@@ -104,6 +107,11 @@ export class LeaderTerm {
       });
     }
     this.runner = new CoalescingRunner((reasons) => this.schedule(reasons), { paused: true });
+    this.failures = new FailureTracker(client, keys, this.writer, {
+      defaults: restartDefaults(settings),
+      logger: this.logger,
+      onEscalation: (reason) => this.runner.trigger(reason),
+    });
     this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
     this.retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: settings.intervalMs });
     this.operator = new OperatorWatch(
@@ -150,6 +158,7 @@ export class LeaderTerm {
     const starting = (async () => {
       await this.handoffs?.start(signal);
       await this.workers.start(signal);
+      await this.failures.start(signal);
       // A first start has nothing moving: no read of the move records then.
       if (!(await this.gather()) && this.handoffs)
         await resumeBegunMoves(this.context.client, this.context.keys, this.handoffs, this.logger, signal);
@@ -184,6 +193,7 @@ export class LeaderTerm {
     await this.handoffs?.close();
     await this.workers.close();
     await this.operator.close();
+    await this.failures.close();
   }
 
   /** A registration came or went at `revision`: schedule once they have been quiet for the rebalance wait. */
@@ -235,6 +245,7 @@ export class LeaderTerm {
           allowRemoval,
           liveWorkers: () => this.liveWorkers(),
           actions,
+          failures: this.failures,
           logger,
           signal,
         },

@@ -1,4 +1,4 @@
-import { antiKeyProblem, selectorProblem, spreadProblem } from "../balancer/index.js";
+import { antiKeyProblem, restartProblem, selectorProblem, spreadProblem } from "../balancer/index.js";
 import { z } from "zod";
 import { EschedulerError } from "../errors.js";
 import { nameProblem, type Task } from "../node/index.js";
@@ -41,6 +41,7 @@ const taskSchema = z.strictObject({
   selector: checked(selectorProblem),
   spread: checked(spreadProblem),
   antiKey: checked(antiKeyProblem),
+  restart: checked(restartProblem),
   payload: z
     .unknown()
     .superRefine((value, ctx) => {

@@ -20,5 +20,10 @@ export const DEFAULTS = {
    */
   maxMoving: 1_000,
   maxRemovalPercent: 50,
+  /** Failures on one worker within the restart window before a task moves (0: restart there forever). */
+  restartLimit: 0,
+  restartWindowMs: 300_000,
+  /** Distinct workers a task reached its restart limit on before it is quarantined (0: never). */
+  quarantineAfter: 3,
   stopTimeoutMs: 30_000,
 } as const;

@@ -28,6 +28,8 @@ export {
   cordonRecordSchema,
   type DrainingMark,
   drainingMarkSchema,
+  type FailureRecord,
+  failureRecordSchema,
   hasLease,
   type HistoryMove,
   type HistoryRecord,
@@ -54,6 +56,7 @@ export {
   type TaskState,
   type TaskStatus,
   taskStatusSchema,
+  type WorkerFailure,
   workerInfoSchema,
 } from "./records.js";
 export {

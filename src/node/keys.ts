@@ -132,6 +132,18 @@ export class KeyLayout {
     return this.leaf(key, this.movesPrefix);
   }
 
+  /** Prefix of the leader's failure records: `/R/failure/<taskId>` (no lease: kept until reset or a payload change). */
+  get failuresPrefix(): string {
+    return `${this.prefix}failure/`;
+  }
+  failure(taskId: string): string {
+    assertValidName("task id", taskId);
+    return this.failuresPrefix + taskId;
+  }
+  parseFailure(key: string): string | undefined {
+    return this.leaf(key, this.failuresPrefix);
+  }
+
   get electionPrefix(): string {
     return `${this.prefix}election`;
   }

@@ -38,6 +38,7 @@ export const AUDIT_ACTIONS = [
   "task move",
   "task pin",
   "task unpin",
+  "task reset",
 ] as const;
 
 /** The value of `/R/audit/<time>-<random>`: one operator action, written with the action itself. */

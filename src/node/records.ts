@@ -26,6 +26,10 @@ export const taskStatusSchema = z.object({
   /** RFC 3339 time the task entered this state. */
   since: time,
   error: z.string().optional(),
+  /** Failures of the handler (start threw, or the task ended by itself) within the restart window. */
+  failures: count.optional(),
+  /** The restart limit is reached: the worker starts it no more until the window lets it. */
+  exhausted: z.boolean().optional(),
 });
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 
@@ -65,6 +69,25 @@ export const planRecordSchema = z.object({
   ignoredPins: z.array(z.object({ id: z.string(), worker: z.string(), reason: z.string() })).optional(),
 });
 export type PlanRecord = z.infer<typeof planRecordSchema>;
+
+/** One worker's part of a failure record: its last error and whether the restart limit was reached there. */
+export const workerFailureSchema = z.object({
+  failures: count,
+  error: z.string(),
+  /** RFC 3339 time of the last failure seen. */
+  at: time,
+  /** RFC 3339 time (master's clock) the restart limit was reached on this worker. */
+  exhaustedAt: time.optional(),
+});
+export type WorkerFailure = z.infer<typeof workerFailureSchema>;
+
+/** The value of `/R/failure/<taskId>`, written by the leader: where the task failed, for which task value. */
+export const failureRecordSchema = z.object({
+  /** The task value (without its restart policy) the failures are about: another value resets them. */
+  fingerprint: z.string(),
+  workers: z.record(z.string(), workerFailureSchema),
+});
+export type FailureRecord = z.infer<typeof failureRecordSchema>;
 
 /** The value of `/R/cordon/<worker>`: `cordon` takes nothing new and keeps its tasks; `drain` hands its tasks off. */
 export const cordonRecordSchema = z.object({
@@ -131,6 +154,8 @@ export const historyMoveSchema = z.object({
   id: z.string(),
   from: z.string().optional(),
   to: z.string().optional(),
+  /** Why it left its worker, when the escalation moved it (`failed on w2: <error>`). */
+  why: z.string().optional(),
 });
 export type HistoryMove = z.infer<typeof historyMoveSchema>;
 

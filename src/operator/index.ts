@@ -22,3 +22,4 @@ export {
 } from "./audit.js";
 export { moveTask, pinTask, readPins, restartTask, type TaskActionOptions, unpinTask } from "./task.js";
 export { requestTaskAction } from "./request.js";
+export { resetTask, type TaskResetResult } from "./task-reset.js";

@@ -3,6 +3,7 @@ import { type Logger, type Task, type TaskState, type TaskStatus } from "../node
 import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
 import { type AssignedTask, type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
 import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
+import { FailureWindow, restartLimitOf } from "./failure-window.js";
 import { CLAIMED, type ClaimResult, type LockHeld } from "./status-publisher.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
@@ -71,6 +72,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
   private lost?: LockHeld;
   private readonly backoff;
   private readonly logger: Logger;
+  /** Handler failures of the desired spec on this worker (the newest last), for the restart limit. */
+  private readonly failures = new FailureWindow();
 
   constructor(options: TaskRunnerOptions) {
     super(options);
@@ -104,6 +107,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     this.desired = spec;
     if (previous?.fingerprint !== spec?.fingerprint) {
       this.attempts = 0;
+      this.failures.clear();
       this.backoff.reset();
       this.retryAfterMs = undefined;
       this.sleeper?.abort();
@@ -244,11 +248,23 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     }
   }
 
-  private fail(attempt: number, error: unknown, message: string, level: "warn" | "info" = "warn"): void {
-    const reason = firstLine(error) || "unknown error";
-    this.retryAfterMs = this.backoff.next();
-    this.logger[level]({ err: error, attempt, retryInMs: this.retryAfterMs }, message);
-    this.report("failed", attempt, reason);
+  /**
+   * Reports a failed attempt and when to try again. A failure of the handler itself counts against the
+   * task's restart limit: once reached, no restart until the window allows (the master moves it meanwhile).
+   */
+  private fail(
+    attempt: number,
+    error: unknown,
+    message: string,
+    level: "warn" | "info" = "warn",
+    counts = true,
+  ) {
+    const counted = counts ? this.failures.add(Date.now(), restartLimitOf(this.desired)) : undefined;
+    this.retryAfterMs = counted?.exhausted ? counted.retryInMs : this.backoff.next();
+    const { failures, exhausted } = counted ?? {};
+    this.logger[level]({ err: error, attempt, retryInMs: this.retryAfterMs, failures, exhausted }, message);
+    const status = counted && { failures: counted.failures, ...(exhausted ? { exhausted } : {}) };
+    this.report("failed", attempt, firstLine(error) || "unknown error", undefined, status);
   }
 
   /**
@@ -260,7 +276,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       "ERR_RUN_LOCKED",
       `run lock held by worker ${JSON.stringify(claim.heldBy)}: the task runs there`,
     );
-    this.fail(attempt, error, "task not started: another worker holds its run lock", "info");
+    this.fail(attempt, error, "task not started: another worker holds its run lock", "info", false);
     const wait = new AbortController();
     this.lockWait = wait;
     claim.released(wait.signal).then(
@@ -310,9 +326,11 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     attempt: number,
     error?: string,
     claimRevision?: number,
+    counts?: Pick<TaskStatus, "failures" | "exhausted">,
   ): Promise<ClaimResult> {
     const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
     if (error !== undefined) status.error = error;
+    if (counts) Object.assign(status, counts);
     let stored = Promise.resolve(CLAIMED);
     if (claimRevision === undefined) this.status.publish(status);
     else stored = this.status.claim(status, claimRevision);

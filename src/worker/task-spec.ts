@@ -16,6 +16,9 @@ export function taskSpec(taskId: string, value: string, revision: number): TaskS
       fingerprint: value,
     };
   }
-  // The raw value is the fingerprint: any rewrite with a different value restarts the task.
-  return { task: { ...parsed, id: taskId }, fingerprint: value, revision };
+  // The raw value is the fingerprint: any rewrite with a different value restarts the task, except a
+  // change of the restart policy alone (the master writes it last; it says when to stop retrying).
+  const { restart, ...rest } = parsed;
+  const fingerprint = restart === undefined ? value : JSON.stringify(rest);
+  return { task: { ...parsed, id: taskId }, fingerprint, revision };
 }

@@ -12,7 +12,8 @@ export interface TaskEvent {
   worker: string;
   pid: number;
   task: string;
-  event: "start" | "stop";
+  /** `start-failed`: a start that threw (it never ran). */
+  event: "start" | "stop" | "start-failed";
 }
 
 /** A SIGSTOP, with the SIGCONT that ended it (if any), in time and in etcd revisions. */
@@ -77,6 +78,7 @@ export function runIntervals(
   const problems: string[] = [];
   const sorted = [...events].sort((a, b) => a.t - b.t);
   for (const event of sorted) {
+    if (event.event === "start-failed") continue;
     const id = `${event.pid}\u0000${event.task}`;
     const started = open.get(id);
     if (event.event === "start") {

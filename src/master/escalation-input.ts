@@ -1,0 +1,66 @@
+import type { EffectiveRestartPolicy, Plan, UnassignedReason } from "../balancer/index.js";
+import type { FailureRecord } from "../node/index.js";
+import { decide, type EscalationTask, withRestartPolicy } from "./escalation.js";
+import type { ValidTask } from "./validation.js";
+
+/** What a schedule needs of the failure escalation (the leader's FailureTracker provides it). */
+export interface FailureInputs {
+  defaults: EffectiveRestartPolicy;
+  /** Task id → its failure record, as the leader knows it now. */
+  records(): ReadonlyMap<string, FailureRecord>;
+  /** Told each preview's tasks (their policy and value) and when the earliest exclusion ends. */
+  observe?(tasks: ReadonlyMap<string, EscalationTask>, nextChange: number | undefined): void;
+}
+
+/** The generated tasks after the escalation: their stored values, what the planner sees, and why. */
+export interface Escalated {
+  /** Every generated task, its value carrying its restart policy. */
+  tasks: ValidTask[];
+  /** The tasks the planner places: all but the quarantined ones. */
+  plannable: ValidTask[];
+  /** Task id → workers it must not go to. */
+  exclude: Map<string, string[]>;
+  /** Quarantined task id → its unassigned reason. */
+  quarantined: Map<string, UnassignedReason>;
+  /** Task id → where it failed (`failed on w2: <error>`), for the history of its move. */
+  why: Map<string, string>;
+}
+
+/** Applies the escalation to a schedule's tasks; without inputs, nothing changes. */
+export function escalate(valid: ValidTask[], inputs: FailureInputs | undefined, now: number): Escalated {
+  const exclude = new Map<string, string[]>();
+  const quarantined = new Map<string, UnassignedReason>();
+  const why = new Map<string, string>();
+  if (!inputs) return { tasks: valid, plannable: valid, exclude, quarantined, why };
+  const records = inputs.records();
+  const known = new Map<string, EscalationTask>();
+  const tasks: ValidTask[] = new Array(valid.length);
+  const plannable: ValidTask[] = [];
+  let nextChange: number | undefined;
+  valid.forEach((original, i) => {
+    const { valid: written, escalation } = withRestartPolicy(original, inputs.defaults);
+    tasks[i] = written;
+    const id = written.task.id;
+    known.set(id, escalation);
+    const decision = decide(records.get(id), escalation, now);
+    if (decision.failedOn.length > 0) why.set(id, decision.failedOn.join("; "));
+    if (decision.quarantined) {
+      quarantined.set(id, { kind: "quarantined", text: `quarantined: ${decision.failedOn.join("; ")}` });
+      return;
+    }
+    plannable.push(written);
+    if (decision.exclude.length > 0) exclude.set(id, decision.exclude);
+    if (decision.nextChange !== undefined)
+      nextChange = Math.min(nextChange ?? decision.nextChange, decision.nextChange);
+  });
+  inputs.observe?.(known, nextChange);
+  return { tasks, plannable, exclude, quarantined, why };
+}
+
+/** The plan with the quarantined tasks listed as unassigned (after the planned ones, in task order). */
+export function withQuarantined(target: Plan, quarantined: ReadonlyMap<string, UnassignedReason>): Plan {
+  if (quarantined.size === 0) return target;
+  const reasons: Record<string, UnassignedReason> = Object.assign(Object.create(null), target.reasons);
+  for (const [id, reason] of quarantined) reasons[id] = reason;
+  return { ...target, unassigned: [...target.unassigned, ...quarantined.keys()], reasons };
+}

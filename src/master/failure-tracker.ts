@@ -1,0 +1,148 @@
+import type { Etcd3 } from "etcd3";
+import type { EffectiveRestartPolicy } from "../balancer/index.js";
+import {
+  type FailureRecord,
+  failureRecordSchema,
+  type KeyLayout,
+  type Logger,
+  readRecord,
+  taskStatusSchema,
+} from "../node/index.js";
+import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
+import type { FailureInputs } from "./escalation-input.js";
+import { type EscalationTask, newlyExhausted, recordFailure } from "./escalation.js";
+import type { LeaderWriter } from "./fencing.js";
+
+export interface FailureTrackerOptions {
+  defaults: EffectiveRestartPolicy;
+  logger: Logger;
+  /** A task reached its restart limit on a worker, a record was reset, or an exclusion ended: schedule now. */
+  onEscalation: (reason: "failure" | "reset" | "failure-window") => void;
+}
+
+/**
+ * The leader's failure records: it watches the workers' status keys for handler failures, keeps
+ * `/R/failure/<taskId>` (last error per worker, where the restart limit was reached) with fenced
+ * writes, and tells the term when a schedule must act on them. Lives for one leadership term.
+ */
+export class FailureTracker implements FailureInputs {
+  readonly defaults: EffectiveRestartPolicy;
+  private readonly statuses: PrefixWatcher;
+  private readonly failures: PrefixWatcher;
+  private readonly known = new Map<string, FailureRecord>();
+  /** The tasks of the last schedule; undefined before the first (failures seen meanwhile wait). */
+  private tasks?: ReadonlyMap<string, EscalationTask>;
+  private waiting: WatchChange[] = [];
+  /** Record deletions this leader made (a payload change): not an operator's reset. */
+  private readonly ownDeletes = new Set<string>();
+  private writes: Promise<unknown> = Promise.resolve();
+  private windowTimer?: NodeJS.Timeout;
+
+  constructor(
+    client: Etcd3,
+    private readonly keys: KeyLayout,
+    private readonly writer: LeaderWriter,
+    private readonly options: FailureTrackerOptions,
+  ) {
+    this.defaults = options.defaults;
+    this.statuses = new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger });
+    this.failures = new PrefixWatcher(client, keys.failuresPrefix, { logger: options.logger });
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const stored = await this.failures.start(signal);
+    for (const [key, value] of stored) {
+      const id = this.keys.parseFailure(key);
+      const record =
+        id === undefined ? undefined : readRecord(failureRecordSchema, key, value, this.options.logger);
+      if (id !== undefined && record) this.known.set(id, record);
+    }
+    this.failures.on("change", (change) => {
+      // Puts are this leader's own writes; a deletion is an operator's reset (or our own cleanup).
+      if (change.type !== "delete") return;
+      const id = this.keys.parseFailure(change.key);
+      if (id === undefined) return;
+      this.known.delete(id);
+      if (this.ownDeletes.delete(id)) return;
+      this.options.logger.info({ task: id }, "failure record reset");
+      this.options.onEscalation("reset");
+    });
+    const current = await this.statuses.start(signal);
+    for (const [key, value] of current)
+      this.onStatus({ type: "put", key, value, revision: 0, synthetic: true });
+    this.statuses.on("change", (change) => this.onStatus(change));
+  }
+
+  /** FailureInputs: the records as this leader knows them. */
+  records(): ReadonlyMap<string, FailureRecord> {
+    return this.known;
+  }
+
+  /** FailureInputs: the tasks of a schedule; records about another value or a task gone are deleted. */
+  observe(tasks: ReadonlyMap<string, EscalationTask>, nextChange: number | undefined): void {
+    this.tasks = tasks;
+    const stale = [...this.known].filter(([id, record]) => tasks.get(id)?.fingerprint !== record.fingerprint);
+    for (const [id] of stale) {
+      this.known.delete(id);
+      this.ownDeletes.add(id);
+      this.write(id, undefined);
+    }
+    clearTimeout(this.windowTimer);
+    if (nextChange !== undefined) {
+      this.windowTimer = setTimeout(
+        () => this.options.onEscalation("failure-window"),
+        Math.max(0, nextChange - Date.now()) + 10,
+      );
+    }
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const change of waiting) this.onStatus(change);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.windowTimer);
+    await Promise.all([this.statuses.close(), this.failures.close()]);
+    await this.writes.catch(() => undefined);
+  }
+
+  private onStatus(change: WatchChange): void {
+    if (change.type !== "put") return;
+    const parts = this.keys.parseStatus(change.key);
+    if (!parts) return;
+    // Only a handler failure can escalate; cheap text test before parsing every status.
+    if (!change.value.includes('"failures"')) return;
+    if (!this.tasks) {
+      this.waiting.push(change);
+      return;
+    }
+    const task = this.tasks.get(parts.taskId);
+    if (!task) return;
+    const status = readRecord(taskStatusSchema, change.key, change.value, this.options.logger);
+    if (!status) return;
+    const before = this.known.get(parts.taskId);
+    const after = recordFailure(before, task, parts.worker, status, Date.now());
+    if (!after) return;
+    this.known.set(parts.taskId, after);
+    this.write(parts.taskId, after);
+    if (newlyExhausted(before, after, parts.worker)) {
+      this.options.logger.warn(
+        { task: parts.taskId, worker: parts.worker, error: status.error, failures: status.failures },
+        "task reached its restart limit on this worker; moving it",
+      );
+      this.options.onEscalation("failure");
+    }
+  }
+
+  /** Writes (or deletes) a record, fenced, one write at a time so they land in order. */
+  private write(id: string, record: FailureRecord | undefined): void {
+    const key = this.keys.failure(id);
+    const op = record
+      ? ({ type: "put", key, value: JSON.stringify(record) } as const)
+      : ({ type: "delete", key } as const);
+    this.writes = this.writes
+      .then(() => this.writer.commit([op]))
+      .catch((error: unknown) => {
+        this.options.logger.warn({ err: error, task: id }, "failure record write failed");
+      });
+  }
+}
