@@ -115,6 +115,30 @@ describe("per-task operator actions", () => {
     ]);
   });
 
+  it("a restart begun by a leader that stops is finished on the same worker by the next one", async () => {
+    const { space, events, master, stopGates } = await fleet("restart-failover", 4);
+    const owner = (await assignment(space.client, space.keys)).get("t3") ?? "";
+    // Cordoned: only a leader that knows the restart gives the task back to it.
+    await cordon(space.client, space.root, owner);
+    let stopped = () => {};
+    stopGates.set("t3", new Promise<void>((resolve) => (stopped = resolve)));
+    const before = events.length;
+    expect(await restartTask(space.client, space.root, "t3")).toMatchObject({ state: "applied" });
+    await master.stop();
+    const second = testMaster(space, () => tasks(4), { name: "m2", ttlMs: 5_000 });
+    await second.start();
+    await waitFor(
+      "m2 schedules",
+      async () => (await second.scheduleNow("m2").catch(() => undefined)) !== undefined,
+    );
+    stopped();
+    await waitFor("t3 started again", () => events.slice(before).some((event) => event.event === "start"));
+    expect(events.slice(before).map((event) => `${event.event} ${event.task} ${event.worker}`)).toEqual([
+      `stop t3 ${owner}`,
+      `start t3 ${owner}`,
+    ]);
+  });
+
   it("move is exactly one move through the hand-off gate; refused for a cordoned or unknown target", async () => {
     const { space, events, applied } = await fleet("move", 3);
     const placed = await assignment(space.client, space.keys);
