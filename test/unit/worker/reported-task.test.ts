@@ -43,6 +43,21 @@ describe("ReportedTask (a task the worker's user runs and reports)", () => {
     expect(task.state).toBe("stopped");
   });
 
+  it("shows failed naming the new holder when another worker takes its run lock, and claims again at the next report", async () => {
+    const { task, status } = reported();
+    task.set(spec(7));
+    await task.report("running");
+    status.setForeignLock("t1", "w2");
+
+    task.lockLost({ claimed: false, heldBy: "w2", released: async () => {} });
+    await task.idle();
+
+    expect(task.state).toBe("failed");
+    expect(status.current.get("t1")?.error).toContain('run lock held by worker "w2"');
+    await expect(task.report("running")).rejects.toMatchObject({ code: "ERR_RUN_LOCKED" });
+    expect(status.claims).toHaveLength(2);
+  });
+
   it("refuses the start with ERR_RUN_LOCKED naming the holder while another worker holds the run lock", async () => {
     const { task, status } = reported();
     status.setForeignLock("t1", "w2");
