@@ -71,6 +71,11 @@ export class BalancedShares {
     return group < 0 || fits(this.groups[group], this.groupLoad[w * this.problem.groupCount + group], size);
   }
 
+  /** Whether `w`'s share of `group` alone (not its total) takes `size` more. */
+  groupRoom(w: number, group: number, size: number): boolean {
+    return fits(this.groups[group], this.groupLoad[w * this.problem.groupCount + group], size);
+  }
+
   /** Records that `w`'s load of `group` went from `groupBefore` and its total from `totalBefore` to now. */
   changed(w: number, group: number, groupBefore: number, totalBefore: number): void {
     if (!this.receiving[w]) return;

@@ -8,9 +8,9 @@
  */
 import { indexConstraints } from "./constraints.js";
 import { PlanInputError } from "./errors.js";
-import { hashString, pairHash } from "./hash.js";
 import { formatSelector, matches } from "./labels.js";
 import { Layout } from "./rollout-layout.js";
+import { placeOrphans } from "./rollout-orphans.js";
 import { BalancedShares } from "./rollout-shares.js";
 import type { Problem } from "./model.js";
 import type { Plan, PlanInput, UnassignedReason, WorkerSpec } from "./types.js";
@@ -86,7 +86,7 @@ export function planRollout(input: PlanInput): Plan {
     (t) => layout.target[t] < 0 || !cordoned[layout.target[t]],
     (t) => layout.size(layout.unit(t)),
   );
-  placeOrphans(problem, layout, tiers);
+  placeOrphans(problem, layout, tiers, (unit) => whyNowhere(layout, unit, receivers));
   return describe(problem, layout);
 }
 
@@ -129,82 +129,6 @@ function keyHolders(problem: Problem): Int32Array {
     holder[k] = best;
   }
   return holder;
-}
-
-/**
- * Places what keepHeld left, highest priority first: within the balanced share on the newest tier
- * with room, then by capacity alone, newest tier first; what fits nowhere stays unassigned with why.
- */
-function placeOrphans(problem: Problem, layout: Layout, tiers: number[][]): void {
-  const shares = layout.shares as BalancedShares;
-  const workerHash = problem.workers.map((name) => hashString(name));
-  /** Unkeyed tasks placed by this pass, per worker: their destination may still change at no cost. */
-  const placedNow = problem.workers.map((): number[] => []);
-  const done = new Uint8Array(problem.keyCount);
-  const within = (w: number, group: number, size: number) => shares.room(w, group, size);
-  const takes = (unit: readonly number[], w: number, size: number) =>
-    layout.fits(w, size) && layout.eligible(unit, w) && layout.antiFree(unit, w);
-  for (const t of problem.order) {
-    if (layout.target[t] >= 0) continue;
-    const k = problem.key[t];
-    if (k >= 0 && done[k]) continue;
-    if (k >= 0) done[k] = 1;
-    const unit = layout.unit(t).filter((u) => layout.target[u] < 0);
-    const size = unit.reduce((sum, u) => sum + problem.weight[u], 0);
-    const group = k < 0 ? problem.group[t] : -1;
-    const taskHash = hashString(problem.ids[t]);
-    const groupScore = (w: number) => (group < 0 ? 0 : layout.groupLoad[w * problem.groupCount + group]);
-    const better = (w: number, than: number) =>
-      than < 0 ||
-      groupScore(w) < groupScore(than) ||
-      (groupScore(w) === groupScore(than) &&
-        (layout.load[w] < layout.load[than] ||
-          (layout.load[w] === layout.load[than] &&
-            pairHash(taskHash, workerHash[w]) < pairHash(taskHash, workerHash[than]))));
-    const choose = (tier: readonly number[], balanced: boolean) => {
-      let best = -1;
-      for (const w of tier) {
-        if (takes(unit, w, size) && (!balanced || within(w, group, size)) && better(w, best)) best = w;
-      }
-      return best;
-    };
-    /** A worker of `tier` that takes `t` once a task this pass placed there goes to another worker of the tier. */
-    const makeRoom = (tier: readonly number[]) => {
-      for (const w of tier) {
-        if (group < 0 || !takes(unit, w, size)) continue;
-        for (const x of placedNow[w]) {
-          const [groupX, sizeX] = [problem.group[x], problem.weight[x]];
-          layout.unplace([x], w);
-          const v = tier.find((u) => u !== w && takes([x], u, sizeX) && within(u, groupX, sizeX));
-          if (v !== undefined) layout.place([x], v);
-          if (v !== undefined && within(w, group, size)) {
-            placedNow[w].splice(placedNow[w].indexOf(x), 1);
-            placedNow[v].push(x);
-            return w;
-          }
-          if (v !== undefined) layout.unplace([x], v);
-          layout.place([x], w);
-        }
-      }
-      return -1;
-    };
-    let best = -1;
-    for (const tier of tiers) {
-      best = choose(tier, true);
-      if (best < 0) best = makeRoom(tier);
-      if (best >= 0) break;
-    }
-    for (const tier of best < 0 ? tiers : []) {
-      best = choose(tier, false);
-      if (best >= 0) break;
-    }
-    if (best < 0) {
-      for (const u of unit) layout.reasons.set(u, whyNowhere(layout, unit, tiers.flat()));
-      continue;
-    }
-    layout.place(unit, best);
-    if (k < 0) placedNow[best].push(t);
-  }
 }
 
 function whyNowhere(layout: Layout, unit: readonly number[], receivers: readonly number[]): UnassignedReason {
