@@ -7,8 +7,8 @@ import type { UnassignedReason } from "./types.js";
 /**
  * Places what keepHeld left during a rollout, keys and constrained tasks first, highest priority first:
  * within the balanced share on the newest tier with room, then by capacity alone, newest tier first;
- * what fits nowhere gets its reason from `why`. Plain tasks (no key, no constraint, no capacities in
- * the fleet) are placed per group through a heap of each tier's workers, so a fleet's worth of them
+ * what fits nowhere gets its reason from `why`. Plain tasks (no key, no constraint, no worker to
+ * avoid, no capacities in the fleet) are placed per group through a heap of each tier's workers, so a fleet's worth of them
  * costs O(n log W), not O(n W).
  */
 export function placeOrphans(
@@ -44,7 +44,7 @@ class OrphanPlacer {
     for (const t of problem.order) {
       if (layout.target[t] >= 0) continue;
       const k = problem.key[t];
-      if (k < 0 && !problem.hasCapacity && !constrained(layout.tasks[t])) {
+      if (k < 0 && !problem.hasCapacity && !constrained(layout.tasks[t]) && !problem.avoid?.has(t)) {
         const list = plain.get(problem.group[t]);
         if (list) list.push(t);
         else plain.set(problem.group[t], [t]);

@@ -238,7 +238,7 @@ describe("planner: a rollout (two generations online)", () => {
     const rollout = time(() => plan({ workers, tasks, generations: GENERATIONS }));
     expect(rollout.result.unassigned).toEqual([]);
     // Measured against the plain plan in the same run, so a loaded machine cannot fail it (before the heap: 150×).
-    expect(rollout.ms).toBeLessThan(3 * plain.ms + 200);
+    expect(rollout.ms).toBeLessThan(10 * plain.ms + 200);
   });
 
   it("rejects a generation that is not a name", () => {
