@@ -12,7 +12,13 @@ import { fileURLToPath } from "node:url";
 import type { Etcd3 } from "etcd3";
 import type { EtcdCluster } from "../src/cli/etcd-process.js";
 import { createEtcdClient, type KeyLayout, keyLayout, type Task } from "../src/node/index.js";
-import { currentRevision, EtcdHistory, type Pause, type ProcessFate } from "../test/invariants/index.js";
+import {
+  currentRevision,
+  EtcdHistory,
+  type Pause,
+  type ProcessFate,
+  withEtcdRetry,
+} from "../test/invariants/index.js";
 import { startPeerProxiedEtcdCluster, TcpProxy } from "../test/helpers/tcp-proxy.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -122,7 +128,7 @@ export class SoakFleet {
       etcd.members.map(async (member) => {
         const probe = createEtcdClient({ etcd: [member.hostPort], dialTimeout: 2_000 });
         try {
-          return BigInt((await probe.maintenance.status()).header.member_id).toString(16);
+          return BigInt((await withEtcdRetry(() => probe.maintenance.status())).header.member_id).toString(16);
         } finally {
           probe.close();
         }
@@ -225,7 +231,7 @@ export class SoakFleet {
 
   /** The revision etcd is at (retried through an election of etcd's own leader). */
   revision(): Promise<number> {
-    return retried(() => currentRevision(this.client, this.keys.plan));
+    return currentRevision(this.client, this.keys.plan);
   }
 
   /** Delays everything between `name` and etcd by `ms` each way (0: no delay). */
@@ -287,17 +293,12 @@ export function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** `call`, tried again for up to `timeoutMs` while it fails (the soak's own reads ride out etcd's faults too). */
-export async function retried<T>(call: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await call();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await delay(200);
-    }
-  }
+/**
+ * `call`, tried again while etcd fails it transiently (a leader change, no leader, unavailable, a
+ * deadline) for up to `timeoutMs`: the soak's own reads ride out etcd's faults. Other errors throw.
+ */
+export function retried<T>(call: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  return withEtcdRetry(call, { timeoutMs });
 }
 
 export function delay(ms: number): Promise<void> {

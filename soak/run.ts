@@ -108,7 +108,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
   const convergence = async (): Promise<string[]> => {
     try {
-      const { view } = await readState(fleet.client, fleet.keys);
+      // A read etcd fails transiently is tried again (briefly: this is one poll of a timed wait).
+      const { view } = await retried(() => readState(fleet.client, fleet.keys), 5_000);
       const { intervals } = runIntervals(events.read(), fleet.fates(), { wakeGraceMs: WAKE_GRACE_MS });
       return convergenceProblems(view, toTasks(expected), WORKERS, intervals);
     } catch (error) {
@@ -135,6 +136,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   };
 
   const terminating = new Map<string, Promise<void>>();
+  /** etcd calls of the harness that failed past their retry bound: no promise can be checked without them. */
+  const harnessErrors: string[] = [];
   const inFlight: Array<Promise<void>> = [];
   const operator = async (args: string[]) => {
     const { code, output } = await fleet.operator(args);
@@ -157,9 +160,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     switch (action.kind) {
       case "kill":
         return fleet.kill(action.node);
-      case "term":
-        terminating.set(action.node, fleet.terminate(action.node));
+      case "term": {
+        // Awaited only if the node is restarted: a failure must not become an unhandled rejection.
+        const ending = fleet.terminate(action.node).catch((error: unknown) => {
+          harnessErrors.push(`term ${action.node}: ${String(error)}`);
+        });
+        terminating.set(action.node, ending);
         return;
+      }
       case "restart":
         await terminating.get(action.node);
         terminating.delete(action.node);
@@ -276,7 +284,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       );
       for (const violation of result.violations.slice(known)) log(`  violation: ${violation}`);
     }
-    await retried(() => fleet.history.caughtUp(fleet.client));
+    await fleet.history.caughtUp(fleet.client, 30_000);
     const all = events.read();
     result.starts = all.filter((event) => event.event === "start").length;
     result.stops = all.length - result.starts;
@@ -295,7 +303,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         moves: { generator, boundMs: MOVE_BOUND_MS, observedUntil: Date.now() },
       }),
     );
+  } catch (error) {
+    // etcd unreadable past every retry bound: a failed soak with its logs kept, not a crash.
+    harnessErrors.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
   } finally {
+    result.violations.push(...harnessErrors.map((error) => `harness could not go on: ${error}`));
     await fleet.close();
     if (result.violations.length === 0 && !options.keep) rmSync(dir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@
  */
 import type { Etcd3 } from "etcd3";
 import { PrefixWatcher } from "../../src/watcher/index.js";
+import { withEtcdRetry } from "./etcd-retry.js";
 
 /** One write under the root, as the history's watch delivered it. */
 export interface HistoryEvent {
@@ -28,6 +29,8 @@ export class EtcdHistory {
   readonly events: HistoryEvent[] = [];
   /** Revision ranges (from, to] the watch could not replay. */
   readonly gaps: Array<{ from: number; to: number }> = [];
+  /** Watch streams that ended in an error (a leader change, no leader): each resumed from the view's revision. */
+  interruptions = 0;
 
   private constructor(
     private readonly watcher: PrefixWatcher,
@@ -45,21 +48,26 @@ export class EtcdHistory {
       });
     });
     watcher.on("resync", (event) => this.gaps.push({ from: event.fromRevision, to: event.toRevision }));
+    // The watcher retries by itself from its last revision; an error is only counted, never thrown.
+    watcher.on("error", () => this.interruptions++);
   }
 
   static async record(client: Etcd3, prefix: string): Promise<EtcdHistory> {
     const watcher = new PrefixWatcher(client, prefix);
     const history = new EtcdHistory(watcher, prefix);
-    await watcher.start();
+    await withEtcdRetry(() => watcher.start()); // a failed start leaves nothing running and may be retried
     return history;
   }
 
   /**
    * Resolves once the watch has delivered every write made before the call: it writes a marker key of
-   * its own (outside escheduler's layout) and waits for the view to reach its revision.
+   * its own (outside escheduler's layout) and waits for the view to reach its revision. The marker's
+   * write is retried through etcd's transient faults.
    */
   async caughtUp(client: Etcd3, timeoutMs = 10_000): Promise<void> {
-    const written = await client.put(`${this.prefix}.history-mark`).value(String(Date.now())).exec();
+    const written = await withEtcdRetry(() =>
+      client.put(`${this.prefix}.history-mark`).value(String(Date.now())).exec(),
+    );
     const revision = Number(written.header.revision);
     const deadline = Date.now() + timeoutMs;
     while (this.watcher.revision < revision) {
@@ -73,8 +81,11 @@ export class EtcdHistory {
   }
 }
 
-/** The revision etcd is at now (read through `key`, which the client must be allowed to read). */
+/**
+ * The revision etcd is at now (read through `key`, which the client must be allowed to read), retried
+ * through etcd's transient faults (a leader change, no leader) for up to a minute.
+ */
 export async function currentRevision(client: Etcd3, key = "\u0000"): Promise<number> {
-  const response = await client.get(key).exec();
+  const response = await withEtcdRetry(() => client.get(key).exec());
   return Number(response.header.revision);
 }

@@ -11,6 +11,7 @@ import { doubleRuns, type ProcessFate, runIntervals, type TaskEvent } from "./ru
 import { deposedWriteProblems, type HistoryGaps, pausedWriteProblems, silentMasters } from "./writes.js";
 
 export * from "./convergence.js";
+export * from "./etcd-retry.js";
 export * from "./history.js";
 export * from "./moves.js";
 export * from "./runs.js";
