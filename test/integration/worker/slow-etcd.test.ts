@@ -31,16 +31,18 @@ async function proxiedWorker(label: string, tasks: string[]) {
 }
 
 describe("worker under a slow etcd (TTL 3 s)", () => {
-  it("keeps its tasks through three TTLs of 1.2 s round trips on all its traffic: never suspended, one start each", async () => {
+  it("keeps its tasks through three TTLs of 1.1 s round trips on all its traffic: never suspended, one start each", async () => {
     const { proxy, handler, worker, events, roundTrips, close } = await proxiedWorker("wslow", [
       "a",
       "b",
       "c",
     ]);
     try {
-      // Slow from the first byte: the grant, the registration and every keep-alive pay 1.2 s round trips.
-      proxy.setLatency(600);
-      expect(1_200).toBeLessThan(BOUND_MS);
+      // Slow from the first byte: the grant, the registration and every keep-alive pay 1.1 s round trips,
+      // under the bound by 250 ms, as much again as the README leaves for late timers (this process also
+      // runs the proxy, and a loaded machine stretched 1.2 s to 1.5 s).
+      proxy.setLatency(550);
+      expect(1_100).toBeLessThan(BOUND_MS);
       const starting = worker.start();
       starting.catch(() => undefined); // a worker that keeps losing its lease never resolves it
       await waitFor("all tasks running", () => handler.running.size === 3 || events.length > 0, 30_000);
@@ -54,9 +56,9 @@ describe("worker under a slow etcd (TTL 3 s)", () => {
       await starting;
       expect(worker.status).toBe("left_barrier");
       for (const id of ["a", "b", "c"]) expect(handler.callsFor(id)).toEqual([`start ${id} null`]);
-      // The proxy really was slow: keep-alives took their 1.2 s each.
+      // The proxy really was slow: keep-alives took their 1.1 s each.
       expect(roundTrips.length).toBeGreaterThanOrEqual(9);
-      expect(Math.min(...roundTrips)).toBeGreaterThanOrEqual(1_150);
+      expect(Math.min(...roundTrips)).toBeGreaterThanOrEqual(1_050);
     } finally {
       await close();
     }
