@@ -8,6 +8,7 @@ import { cordonMode } from "../master/controls.js";
 import { checkRemoval } from "../master/guard.js";
 import { taskChanges } from "../master/history.js";
 import { loadGenerator } from "../master/index.js";
+import { readFailureInputs } from "../master/escalation-input.js";
 import { previewSchedule, type SchedulePreview } from "../master/schedule.js";
 import { DEFAULTS, hasLease, type HistoryMove, keyLayout, readPrefixPaged } from "../node/index.js";
 import { duration, parseConfig, percent, sharedConfigSchema } from "./config.js";
@@ -72,6 +73,7 @@ export async function runPlan(options: Record<string, unknown>): Promise<number>
       client,
       keys,
       generator,
+      failures: await readFailureInputs(client, keys, logger),
       timeoutMs: config.timeout,
       liveWorkers: () => workers,
       logger,

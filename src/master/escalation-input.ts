@@ -1,5 +1,14 @@
 import type { EffectiveRestartPolicy, Plan, UnassignedReason } from "../balancer/index.js";
-import type { FailureRecord } from "../node/index.js";
+import type { Etcd3 } from "etcd3";
+import {
+  type FailureRecord,
+  failureRecordSchema,
+  type KeyLayout,
+  type Logger,
+  planRecordSchema,
+  readPrefixPaged,
+  readRecord,
+} from "../node/index.js";
 import { decide, type EscalationTask, withRestartPolicy } from "./escalation.js";
 import type { ValidTask } from "./validation.js";
 
@@ -63,4 +72,29 @@ export function withQuarantined(target: Plan, quarantined: ReadonlyMap<string, U
   const reasons: Record<string, UnassignedReason> = Object.assign(Object.create(null), target.reasons);
   for (const [id, reason] of quarantined) reasons[id] = reason;
   return { ...target, unassigned: [...target.unassigned, ...quarantined.keys()], reasons };
+}
+
+/**
+ * The escalation as the leader applies it, read from etcd for a preview (`escheduler plan`): the
+ * defaults the last plan recorded and the failure records. Undefined when that leader ran without it.
+ */
+export async function readFailureInputs(
+  client: Etcd3,
+  keys: KeyLayout,
+  logger: Logger,
+): Promise<FailureInputs | undefined> {
+  const [planValue, stored] = await Promise.all([
+    client.get(keys.plan).string(),
+    readPrefixPaged(client, keys.failuresPrefix),
+  ]);
+  const defaults = readRecord(planRecordSchema, keys.plan, planValue, logger)?.restart;
+  if (!defaults) return undefined;
+  const records = new Map<string, FailureRecord>();
+  for (const kv of stored.kvs) {
+    const key = kv.key.toString();
+    const id = keys.parseFailure(key);
+    const record = id === undefined ? undefined : readRecord(failureRecordSchema, key, kv.value, logger);
+    if (id !== undefined && record) records.set(id, record);
+  }
+  return { defaults, records: () => records };
 }

@@ -211,6 +211,7 @@ async function applySchedule(
 ): Promise<ScheduleResult> {
   const { keys, signal, writer } = context;
   const { tasks, workers, controls, current, target, changes, revision } = preview;
+  const taskIds = tasks.map((valid) => valid.task.id);
   const plannedAt = performance.now();
   signal.throwIfAborted();
   if (controls.paused) {
@@ -229,7 +230,7 @@ async function applySchedule(
         refusal,
         workers: workers.map((worker) => worker.name),
         tasks: tasks.length,
-        taskIds: tasks.map((valid) => valid.task.id),
+        taskIds,
         current,
         target,
         why: preview.why,
@@ -256,11 +257,8 @@ async function applySchedule(
     workers: workers.map((worker) => worker.name),
     tasks: tasks.length,
     moved: changes.moved,
-    ...unassignedSummary(
-      target,
-      tasks.map((valid) => valid.task.id),
-      PLAN_UNASSIGNED_LIMIT,
-    ),
+    ...unassignedSummary(target, taskIds, PLAN_UNASSIGNED_LIMIT),
+    ...(context.failures ? { restart: context.failures.defaults } : {}),
     ...(preview.ignoredPins.length > 0 ? { ignoredPins: preview.ignoredPins } : {}),
   };
   const historyOps = await history("applied");

@@ -65,6 +65,8 @@ export const planRecordSchema = z.object({
   unassignedReasons: unassignedReasonsSchema.optional(),
   /** Up to 100 unassigned tasks with their reason. */
   unassignedTasks: z.array(unassignedTaskSchema).optional(),
+  /** The leader's failure escalation defaults (`--restart-limit`, `--restart-window` in ms, `--quarantine-after`). */
+  restart: z.object({ limit: count, window: z.number().positive(), quarantineAfter: count }).optional(),
   /** Pins the plan did not follow (the worker is not eligible for the task), with the reason. */
   ignoredPins: z.array(z.object({ id: z.string(), worker: z.string(), reason: z.string() })).optional(),
 });

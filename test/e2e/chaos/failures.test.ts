@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { plan, type Task } from "../../../src/balancer/index.js";
 import { runCli } from "../../helpers/cli.js";
-import { type Cluster, Cluster as Fleet, unitTasks } from "../../helpers/cluster.js";
+import type { PlanReport } from "../../../src/cli/plan.js";
+import { type Cluster, CONTROLLABLE_GENERATOR, Cluster as Fleet, unitTasks } from "../../helpers/cluster.js";
 import { waitFor } from "../../helpers/context.js";
 
 const RESTART_LIMIT = 2;
@@ -105,6 +106,23 @@ describe("failure escalation (real processes)", () => {
     expect(status.stdout).toContain("quarantined");
     const metrics = await (await fetch(`http://${cluster.node("m1").http}/metrics`)).text();
     expect(metrics).toMatch(/^escheduler_tasks_quarantined 1$/m);
+    const planned = await runCli(
+      [
+        "plan",
+        "--generator",
+        CONTROLLABLE_GENERATOR,
+        "--json",
+        "--etcd",
+        cluster.endpoints.join(","),
+        "--root",
+        cluster.root,
+      ],
+      { env: { ESCHEDULER_GENERATOR_FILE: cluster.generatorFile } },
+    );
+    expect(planned.code, planned.stderr).toBe(0);
+    const report = JSON.parse(planned.stdout) as PlanReport;
+    expect(report.reasons.poison?.kind).toBe("quarantined");
+    expect([report.added, report.removed, report.moved]).toEqual([0, 0, 0]);
 
     const reset = await cli(cluster, ["task", "reset", "poison"]);
     expect(reset.code, reset.stderr).toBe(0);
