@@ -18,11 +18,15 @@ describe("the soak harness's etcd calls through a leader change", () => {
     const { etcd, peerProxies } = await startPeerProxiedEtcdCluster(3);
     cleanup.push(() => etcd.destroy());
     cleanup.push(() => Promise.all(peerProxies.map((proxy) => proxy.stop())).then(() => undefined));
-    const clients = etcd.members.map((member) => createEtcdClient({ etcd: [member.hostPort], dialTimeout: 2_000 }));
+    const clients = etcd.members.map((member) =>
+      createEtcdClient({ etcd: [member.hostPort], dialTimeout: 2_000 }),
+    );
     cleanup.push(() => clients.forEach((client) => client.close()));
     const harness = clients[0];
     const ids = await Promise.all(
-      clients.map(async (client) => BigInt((await client.maintenance.status()).header.member_id)),
+      clients.map(async (client) =>
+        BigInt((await withEtcdRetry(() => client.maintenance.status())).header.member_id),
+      ),
     );
     const history = await EtcdHistory.record(harness, "/h/");
     cleanup.push(() => history.close());
@@ -34,7 +38,10 @@ describe("the soak harness's etcd calls through a leader change", () => {
     const writes = (async () => {
       for (let i = 0; writing; i++) {
         try {
-          const put = await writer.put(`/h/k${i % 5}`).value(String(i)).exec();
+          const put = await writer
+            .put(`/h/k${i % 5}`)
+            .value(String(i))
+            .exec();
           written.push(Number(put.header.revision));
         } catch {
           // a write refused during the election is simply not in the history
@@ -44,27 +51,46 @@ describe("the soak harness's etcd calls through a leader change", () => {
     })();
 
     const failures: string[] = [];
-    for (let cycle = 0; cycle < 3; cycle++) {
-      // etcd's raft leader, moved off member 0 (the harness's member, which the soak never isolates).
-      let leader = ids.indexOf(BigInt((await withEtcdRetry(() => harness.maintenance.status())).leader));
-      if (leader <= 0) {
-        await withEtcdRetry(() => harness.maintenance.moveLeader({ targetID: ids[1].toString() }));
-        leader = 1;
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** etcd's raft leader, kept off member 0 (the harness's member, which the soak never isolates). */
+    const leaderOffMember0 = async (): Promise<number> => {
+      for (let attempt = 0; ; attempt++) {
+        const leader = ids.indexOf(BigInt((await withEtcdRetry(() => harness.maintenance.status())).leader));
+        if (leader > 0) return leader;
+        if (leader === 0) {
+          const targetID = ids[1 + (attempt % 2)].toString();
+          await harness.maintenance.moveLeader({ targetID }).catch(() => undefined);
+        }
+        await pause(100);
       }
+    };
+    for (let cycle = 0; cycle < 3; cycle++) {
+      let calling = true;
+      const calls: Array<Promise<unknown>> = [];
+      const caller = (async () => {
+        while (calling) {
+          calls.push(currentRevision(harness).catch((error) => failures.push(`revision: ${String(error)}`)));
+          calls.push(history.caughtUp(harness).catch((error) => failures.push(`caughtUp: ${String(error)}`)));
+          await pause(10);
+        }
+      })();
+      // A leader transfer between members 1 and 2, then the soak's isolation of the new leader: cut
+      // off from its peers, still answering clients.
+      let leader = await leaderOffMember0();
+      await clients[leader].maintenance
+        .moveLeader({ targetID: ids[3 - leader].toString() })
+        .catch(() => undefined);
+      leader = await leaderOffMember0();
       writer = clients[3 - leader];
-      // The soak's isolation of a member: cut off from its peers, still answering clients.
       const hex = ids[leader].toString(16);
       peerProxies[leader].partition();
       for (const [i, proxy] of peerProxies.entries()) if (i !== leader) proxy.partitionFrom(hex);
-      const until = Date.now() + 3_000;
-      const calls: Array<Promise<unknown>> = [];
-      while (Date.now() < until) {
-        calls.push(currentRevision(harness).catch((error) => failures.push(`revision: ${String(error)}`)));
-        calls.push(history.caughtUp(harness).catch((error) => failures.push(`caughtUp: ${String(error)}`)));
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await Promise.all(calls);
+      await pause(2_000);
       for (const proxy of peerProxies) proxy.heal();
+      await pause(500);
+      calling = false;
+      await caller;
+      await Promise.all(calls);
     }
     writing = false;
     await writes;
