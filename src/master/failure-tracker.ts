@@ -116,7 +116,8 @@ export class FailureTracker implements FailureInputs {
       return;
     }
     const task = this.tasks.get(parts.taskId);
-    if (!task) return;
+    // Escalation off for this task: the worker restarts it in place, and nothing is written.
+    if (!task || task.policy.limit === 0) return;
     const status = readRecord(taskStatusSchema, change.key, change.value, this.options.logger);
     if (!status) return;
     const before = this.known.get(parts.taskId);

@@ -1,0 +1,83 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { withRestartPolicy } from "../../../src/master/escalation.js";
+import { FailureTracker } from "../../../src/master/failure-tracker.js";
+import { FencedWriter, leaderFence } from "../../../src/master/index.js";
+import { LeaseSession, type Logger } from "../../../src/node/index.js";
+import { resetTask } from "../../../src/operator/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+
+const POLICY = { limit: 2, window: 60_000, quarantineAfter: 2 };
+
+function recordingLogger(): { logger: Logger; warnings: Array<Record<string, unknown>> } {
+  const warnings: Array<Record<string, unknown>> = [];
+  const logger = pino(
+    { level: "warn" },
+    { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  return { logger, warnings };
+}
+
+describe("the leader's failure records (real etcd)", () => {
+  it("skips hand-written bad records with one warning, records a worker's exhausted failure with its error, and hears a reset", async () => {
+    const { client, keys, root } = testSpace("failures");
+    const electionKey = keys.electionCandidate("4321");
+    const created = await client.put(electionKey).value("m1").exec();
+    const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
+    await client.put(keys.failure("junk")).value("not json");
+    await client.put(keys.failure("shape")).value(JSON.stringify({ fingerprint: 3, workers: [] }));
+    const { logger, warnings } = recordingLogger();
+    const escalations: string[] = [];
+    const tracker = new FailureTracker(client, keys, writer, {
+      defaults: POLICY,
+      logger,
+      onEscalation: (reason) => escalations.push(reason),
+    });
+    const stop = new AbortController();
+    try {
+      await tracker.start(stop.signal);
+      expect(tracker.records().size).toBe(0);
+      expect(warnings.filter((w) => w.msg === "bad record in etcd").map((w) => w.key)).toEqual([
+        keys.failure("junk"),
+        keys.failure("shape"),
+      ]);
+
+      const { escalation } = withRestartPolicy(
+        { task: { id: "t1" }, value: '{"id":"t1"}', bytes: 11 },
+        POLICY,
+      );
+      tracker.observe(new Map([["t1", escalation]]), undefined);
+      const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+      const failed = {
+        state: "failed",
+        attempt: 2,
+        since: new Date().toISOString(),
+        error: "disk full on w2",
+        failures: 2,
+        exhausted: true,
+      };
+      await session.lease.put(keys.status("w2", "t1")).value(JSON.stringify(failed));
+      const stored = await waitFor("the failure record of t1", async () =>
+        client.get(keys.failure("t1")).json(),
+      );
+      expect(stored).toMatchObject({
+        fingerprint: escalation.fingerprint,
+        workers: { w2: { failures: 2, error: "disk full on w2", at: failed.since } },
+      });
+      expect(escalations).toEqual(["failure"]);
+
+      const reset = await resetTask(client, root, "t1", { by: "alice@ops", reason: "disk replaced" });
+      expect(reset).toEqual({
+        task: "t1",
+        reset: true,
+        failedOn: [{ worker: "w2", error: "disk full on w2" }],
+      });
+      await waitFor("the reset reaches the leader", async () => escalations.includes("reset"));
+      expect(tracker.records().has("t1")).toBe(false);
+      await session.close();
+    } finally {
+      stop.abort();
+      await tracker.close();
+    }
+  });
+});
