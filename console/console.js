@@ -154,7 +154,7 @@ function renderWorkers(s) {
   const shown = rows.slice(view.page * PAGE_SIZE, (view.page + 1) * PAGE_SIZE);
   $("workers").tBodies[0].replaceChildren(
     ...shown.map((w) => {
-      const state = w.registered ? (w.cordon ?? "active") : "gone";
+      const state = w.registered ? (w.cordon ?? "active") : w.held ? `held until ${w.held.until}` : "gone";
       return el(
         "tr",
         { "data-worker": w.name, class: w.registered ? "" : "gone" },
@@ -225,7 +225,11 @@ function renderNotRunning(s) {
         {},
         el("td", {}, t.worker),
         el("td", {}, t.assigned ? t.id : `${t.id} (unassigned)`),
-        el("td", { class: t.state === "failed" ? "bad" : "warn" }, t.state),
+        el(
+          "td",
+          { class: t.state === "failed" ? "bad" : "warn" },
+          t.state === "held" ? `held for ${t.worker} until ${t.until}` : t.state,
+        ),
         el("td", {}, t.attempt ?? "–"),
         el("td", {}, t.since ? ago(t.since) : "–"),
         el("td", { class: "error" }, t.error ?? ""),

@@ -46,6 +46,7 @@ export { createEtcdClient, DEFAULTS } from "./node/index.js";
 // Operator actions: what the `escheduler` operator commands and the web console's admin actions run.
 export type {
   CordonRecord,
+  HeldRecord,
   HistoryMove,
   HistoryRecord,
   PausedRecord,
@@ -53,6 +54,8 @@ export type {
 } from "./node/index.js";
 export type { HistoryEntry, ReadHistoryOptions, ScheduleRequestOptions } from "./operator/index.js";
 export { cordon, drain, pause, readHistory, requestSchedule, resume, uncordon } from "./operator/index.js";
+// A crashed worker's held tasks (`--reassign-delay`): end the wait now.
+export { release, type ReleaseResult } from "./operator/index.js";
 
 // Errors: `code` is stable.
 export { type ErrorCode, EschedulerError, isEschedulerError } from "./errors.js";

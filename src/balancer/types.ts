@@ -39,6 +39,8 @@ export interface Task {
   spread?: Spread;
   /** Tasks sharing an antiKey run on distinct workers (with `spread`: on distinct values of its label). */
   antiKey?: string;
+  /** With the master's `--reassign-delay`: the longest this task may wait for its crashed worker (ms, or "30s"); the planner ignores it. */
+  maxDowntime?: number | string;
   /** JSON data for the handler; the planner never reads it. */
   payload?: unknown;
   /** Overrides the master's restart escalation for this task (the planner never reads it). */

@@ -98,6 +98,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   restartLimit: count.default(DEFAULTS.restartLimit),
   restartWindow: duration.default(DEFAULTS.restartWindowMs).refine((v) => v > 0, "must be more than 0"),
   quarantineAfter: count.default(DEFAULTS.quarantineAfter),
+  reassignDelay: duration.default(DEFAULTS.reassignDelayMs),
 });
 
 export const workerConfigSchema = sharedConfigSchema.extend({

@@ -126,6 +126,11 @@ Run "escheduler <command> --help" for a command's flags.
     `refuse a schedule that stops more of the assigned tasks (default ${DEFAULTS.maxRemovalPercent}%; 100% never refuses)`,
   );
   addEscalationOptions(master);
+  addSetting(
+    master,
+    "--reassign-delay <duration>",
+    "keep a crashed worker's tasks this long for a worker of the same name (default 0: move them at once)",
+  );
   master.action(actions.master);
 
   const worker = program

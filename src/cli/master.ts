@@ -48,6 +48,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       restartLimit: config.restartLimit,
       restartWindowMs: config.restartWindow,
       quarantineAfter: config.quarantineAfter,
+      reassignDelayMs: config.reassignDelay,
       generator: modulePath,
       logger,
       version: packageVersion(),

@@ -88,7 +88,13 @@ export function observeMaster(master: Master, registry: Registry): void {
     labelNames: ["reason"] as const,
     registers,
   });
+  const held = new Gauge({
+    name: "escheduler_tasks_held",
+    help: "Tasks the last applied schedule kept for crashed workers to come back (--reassign-delay)",
+    registers,
+  });
   leader.set(0);
+  held.set(0);
   paused.set(0);
   registered.set(0);
   for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
@@ -108,6 +114,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     leader.set(0);
     paused.set(0);
     registered.set(0);
+    held.set(0);
     unassigned.reset();
     for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
     for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
@@ -124,6 +131,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     cordoned.set({ mode: "cordon" }, figures.cordoned);
     cordoned.set({ mode: "drain" }, figures.draining);
     registered.set(figures.workers);
+    held.set(figures.held);
     for (const reason of REASON_KINDS) unassigned.set({ reason }, figures.unassignedReasons[reason] ?? 0);
   });
   master.on("scheduleFailed", ({ reason }) => {

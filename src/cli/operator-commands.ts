@@ -55,6 +55,14 @@ export function addOperatorCommands(program: Command, run: Runner): void {
   ).action(run(async () => (await operator()).runUncordon));
   addConnectionOptions(
     program
+      .command("release <worker>")
+      .description("end the wait for a crashed worker's held tasks (--reassign-delay): they move now")
+      .option("--reason <text>", "why, recorded in the hold and the audit trail")
+      .option("--as <who>", AS_HELP)
+      .option("--json", "print the result as JSON"),
+  ).action(run(async () => (await operator()).runRelease));
+  addConnectionOptions(
+    program
       .command("schedule")
       .description(
         "ask the leader for a schedule now: exit 0 applied, 1 refused or failed, 2 no leader in time",

@@ -1,4 +1,4 @@
-/** The operator's commands: pause, resume, cordon, drain, uncordon, schedule and history (etcd-level actions in src/operator). */
+/** The operator's commands: pause, resume, cordon, drain, uncordon, release, schedule and history (etcd-level actions in src/operator). */
 import type { Etcd3 } from "etcd3";
 import ms from "ms";
 import { z } from "zod";
@@ -12,6 +12,7 @@ import {
   pause,
   readAudit,
   readHistory,
+  release,
   requestSchedule,
   resume,
   uncordon,
@@ -118,6 +119,20 @@ export function runUncordon(options: Options, worker: string): Promise<number> {
       ? `worker ${worker} uncordoned (was ${removed.mode})`
       : `worker ${worker} was not cordoned`;
     answer(config.json, { removed: removed ?? null }, line);
+    return EXIT_OK;
+  });
+}
+
+/** Exit 0 whether or not something was held (the line says which); 2 for a bad name. */
+export function runRelease(options: Options, worker: string): Promise<number> {
+  assertValidName("worker name", worker);
+  const config = parseConfig(withReason, options);
+  return withEtcd(config, async (client) => {
+    const result = await release(client, config.root, worker, actor(config));
+    const line = result.released
+      ? `released the tasks held for ${worker} (until ${result.held?.until}): the leader moves them now`
+      : `nothing is held for ${worker}`;
+    answer(config.json, result, line);
     return EXIT_OK;
   });
 }

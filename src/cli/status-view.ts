@@ -2,15 +2,26 @@
 import ms from "ms";
 import type { ClusterView } from "../readiness/index.js";
 import type { Controls } from "../master/controls.js";
-import type { CordonRecord, HistoryRecord, PausedRecord, PlanRecord, TaskState } from "../node/index.js";
+import type {
+  CordonRecord,
+  HeldRecord,
+  HistoryRecord,
+  PausedRecord,
+  PlanRecord,
+  TaskState,
+} from "../node/index.js";
 import type { Readiness } from "./http.js";
 import { byText, type PinReport, pinReports, renderControls } from "./status-operator.js";
 import { rolloutLine } from "./rollout-view.js";
 
-/** A task that is not running: its status, or `unstarted` when the worker wrote none yet. */
+/**
+ * A task that is not running: its status, `unstarted` when the worker wrote none yet, or `held` when
+ * its worker crashed and the task waits for it until `until` (`--reassign-delay`).
+ */
 export interface NotRunningTask {
   id: string;
-  state: TaskState | "unstarted";
+  state: TaskState | "unstarted" | "held";
+  until?: string;
   /** False for a task the worker still reports but no longer has (typically `stopping`). */
   assigned: boolean;
   attempt?: number;
@@ -39,6 +50,8 @@ export interface WorkerReport {
   /** Who cordoned or drained it, and when (absent in records older than the audit trail). */
   cordonBy?: string;
   cordonAt?: string;
+  /** A crashed worker's hold: its tasks wait for it until `until`. */
+  held?: HeldRecord;
   tasks: number;
   /** Assigned tasks per balance group ("" is the default group). */
   groups: Record<string, number>;
@@ -89,9 +102,14 @@ export function statusReport(
     }
     const notRunning: NotRunningTask[] = [];
     const assignedSet = new Set(assigned);
+    const held = operator.holds?.get(name);
+    const waiting =
+      !info && held && Date.parse(held.until) > now
+        ? { state: "held" as const, until: held.until }
+        : undefined;
     for (const id of assigned) {
       const status = statuses.get(id);
-      if (!status) notRunning.push({ id, state: "unstarted", assigned: true });
+      if (!status) notRunning.push({ id, assigned: true, ...(waiting ?? { state: "unstarted" }) });
       else if (status.state !== "running") notRunning.push({ id, assigned: true, ...status });
     }
     for (const [id, status] of statuses) {
@@ -109,6 +127,7 @@ export function statusReport(
       registered: info !== undefined,
       inPlan: view.plan?.workers.includes(name) ?? false,
       ...cordonOf(operator, name),
+      ...(waiting && held ? { held } : {}),
       tasks: assigned.length,
       groups,
       notRunning: notRunning.sort((a, b) => a.id.localeCompare(b.id)),
@@ -190,7 +209,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   const rows = report.workers.map((w) => [
     w.registered
       ? `${w.name}${w.cordon ? ` (${w.cordon === "drain" ? "draining" : "cordoned"})` : ""}`
-      : `${w.name} (gone)`,
+      : `${w.name} (${w.held ? `gone, held until ${w.held.until}` : "gone"})`,
     String(w.tasks),
     ...groups.map((g) => String(w.groups[g] ?? 0)),
     String(w.notRunning.length),
@@ -214,7 +233,7 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
         ...notRunning.map((t) => [
           t.worker,
           t.assigned ? t.id : `${t.id} (unassigned)`,
-          t.state,
+          t.state === "held" ? `held for ${t.worker} until ${t.until}` : t.state,
           t.attempt === undefined ? "-" : String(t.attempt),
           t.since ? ago(t.since, now) : "-",
           t.error ?? "",

@@ -2,8 +2,10 @@ import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import type { WorkerSpec } from "../balancer/index.js";
 import { EschedulerError } from "../errors.js";
 import { parsePins } from "./pins.js";
+import { parseHoldKeys } from "./held-tasks.js";
 import {
   type CordonRecord,
+  type HeldRecord,
   cordonRecordSchema,
   hasLease,
   type KeyLayout,
@@ -33,6 +35,10 @@ export interface Controls {
   paused?: PausedRecord;
   /** Task id → the operator's pin (`escheduler task pin`). */
   pins?: Map<string, PinRecord>;
+  /** `/R/held/<worker>`: crashed workers whose tasks wait for them (`--reassign-delay`). */
+  holds?: Map<string, HeldRecord>;
+  /** `/R/left/<worker>`: workers that stopped on purpose (their tasks are never held). */
+  left?: Set<string>;
 }
 
 /** Cordons from raw key-values; draining marks without a lease (written by hand) are ignored. */
@@ -79,20 +85,22 @@ export function plannerWorkers(
   });
 }
 
-/** The ranges that hold the controls: cordon records, draining marks, the pause key, pins (read them with `parseControls`). */
+/** The ranges that hold the controls: cordon records, draining marks, the pause key, pins, holds and left marks (read them with `parseControls`). */
 export function controlRanges(keys: KeyLayout): IRangeRequest[] {
   return [
     prefixRange(keys.cordonsPrefix),
     prefixRange(keys.drainingPrefix),
     { key: Buffer.from(keys.paused) },
     prefixRange(keys.pinsPrefix),
+    prefixRange(keys.heldPrefix),
+    prefixRange(keys.leftPrefix),
   ];
 }
 
 /** The controls from the key-values of `controlRanges`, in that order. */
 export function parseControls(
   keys: KeyLayout,
-  [records = [], marks = [], paused = [], pins = []]: IKeyValue[][],
+  [records = [], marks = [], paused = [], pins = [], held = [], left = []]: IKeyValue[][],
   logger: Logger = silentLogger,
 ): Controls {
   const pausedRecord = readRecord(pausedRecordSchema, keys.paused, paused[0]?.value, logger, {
@@ -102,6 +110,7 @@ export function parseControls(
     cordons: parseCordons(keys, records, marks, logger),
     ...(pausedRecord ? { paused: pausedRecord } : {}),
     pins: parsePins(keys, pins, logger),
+    ...parseHoldKeys(keys, held, left, logger),
   };
 }
 

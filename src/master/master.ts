@@ -55,6 +55,11 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   restartWindowMs?: number;
   /** Quarantine a task once it reached its restart limit on this many distinct workers; default 3 (0: never). */
   quarantineAfter?: number;
+  /**
+   * How long the tasks of a worker whose lease expired (a crash, not a stop) stay assigned to it, for a
+   * worker of the same name to take back; default 0 (they move at once). A task's `maxDowntime` below it skips the wait.
+   */
+  reassignDelayMs?: number;
   /** The generator, or the path of a module that default-exports one. */
   generator: Generator | string;
   logger?: Logger;
@@ -76,6 +81,7 @@ const DEFAULTS: Settings = {
   restartLimit: NODE_DEFAULTS.restartLimit,
   restartWindowMs: NODE_DEFAULTS.restartWindowMs,
   quarantineAfter: NODE_DEFAULTS.quarantineAfter,
+  reassignDelayMs: NODE_DEFAULTS.reassignDelayMs,
 };
 
 /** The leadership this master holds and what it runs with it. */
@@ -272,8 +278,13 @@ function validateSettings(settings: Settings): void {
       `master option restartWindowMs must be a positive number (got ${settings.restartWindowMs})`,
     );
   }
-  for (const field of ["expectedWorkers", "rebalanceWaitMs", "barrierTimeoutMs"] as const) {
-    const value = settings[field];
+  for (const field of [
+    "expectedWorkers",
+    "rebalanceWaitMs",
+    "barrierTimeoutMs",
+    "reassignDelayMs",
+  ] as const) {
+    const value = settings[field] ?? 0;
     if (!Number.isFinite(value) || value < 0) {
       throw new EschedulerError("ERR_CONFIG", `master option ${field} must be zero or more (got ${value})`);
     }

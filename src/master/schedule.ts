@@ -1,23 +1,13 @@
 import type { Etcd3 } from "etcd3";
 import { type Plan, plan, type ReasonKind } from "../balancer/index.js";
-import {
-  type KeyLayout,
-  type Logger,
-  type HistoryRecord,
-  hasLease,
-  keyText,
-  type PlanRecord,
-  prefixRange,
-  readRangesPaged,
-  readRecord,
-  workerInfoSchema,
-} from "../node/index.js";
+import { type KeyLayout, type Logger, type HistoryRecord, type PlanRecord } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
-import { type RegisteredWorker, registeredWorker } from "./registered.js";
+import type { RegisteredWorker } from "./registered.js";
+import { readAssignment } from "./read-assignment.js";
 import { generationOrder } from "./rollout.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
-import { type Controls, controlRanges, cordonCounts, parseControls, pausedError } from "./controls.js";
+import { type Controls, cordonCounts, pausedError } from "./controls.js";
 import type { LeaderWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
@@ -28,12 +18,16 @@ import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pa
 import type { ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
 import { escalate, type FailureInputs, withQuarantined } from "./escalation-input.js";
+import * as holding from "./held-tasks.js";
+import type { HoldTimer } from "./hold-timer.js";
+// The leader's hold timer goes into the schedule's context: its term gets it from here.
+export { type HoldSettings, HoldTimer } from "./hold-timer.js";
 import { PLAN_UNASSIGNED_LIMIT, unassignedSummary } from "./unassigned.js";
 import { type IgnoredPin, plannerInput } from "./pins.js";
 import type { TaskActionBatch } from "./task-actions.js";
 
 /** Figures of one applied schedule (the `scheduled` event). */
-export interface ScheduleResult {
+export interface ScheduleResult extends holding.HoldFigures {
   epoch: number;
   /** What asked for this schedule (coalesced triggers). */
   reasons: string[];
@@ -74,6 +68,8 @@ export interface PreviewContext {
   moves?: MoveRecord;
   /** Worker → when it registered (a revision; higher is younger); used with `moves`. */
   joinedAt?: () => ReadonlyMap<string, number>;
+  /** `--reassign-delay`: how long new holds last, and when to schedule again (absent: no new hold; recorded holds still count). */
+  holds?: Pick<HoldTimer, "delayMs" | "arm">;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
   /** Operator's per-task actions this schedule carries out (`escheduler task restart|move`). */
@@ -112,6 +108,8 @@ export interface SchedulePreview {
   changes: ScheduleChanges;
   /** Pins the plan does not follow, with why. */
   ignoredPins: IgnoredPin[];
+  /** The crashed workers' tasks kept for them, and the hold records to write. */
+  holds: holding.HoldDecision;
   /** Deletes of task keys that are not valid UTF-8 (written by hand; no task id names them). */
   junk: WriteOp[];
   /** The revision the workers, assignment and controls were read at. */
@@ -158,9 +156,12 @@ export async function previewSchedule(
   const { ignoredPins } = pinned;
   const input = { ...pinned.input, generations: generationOrder(workers), exclude: escalated.exclude };
   context.moves?.observe(input.current);
-  let target: Plan | undefined = input.workers.length === 0 ? undefined : plan(input);
-  if (target && context.moves)
-    target = context.moves.settle(target, input, context.joinedAt?.() ?? new Map());
+  const holds = holding.scheduleHolds({ workers, current, tasks, controls }, context.holds?.delayMs ?? 0);
+  let target = holding.planAroundHolds(input, holds, (free) => {
+    const planned = free.workers.length === 0 ? undefined : plan(free);
+    if (!planned || !context.moves) return planned;
+    return context.moves.settle(planned, free, context.joinedAt?.() ?? new Map());
+  });
   target = context.actions?.adjustPlan(target, { current, byId, workers, controls }) ?? target;
   if (target) target = withQuarantined(target, escalated.quarantined);
   const changes = scheduleChanges(keys, target, byId, current);
@@ -172,6 +173,7 @@ export async function previewSchedule(
     target,
     changes,
     ignoredPins,
+    holds,
     junk,
     revision,
     why: escalated.why,
@@ -261,12 +263,13 @@ async function applySchedule(
     ...(context.failures ? { restart: context.failures.defaults } : {}),
     ...(preview.ignoredPins.length > 0 ? { ignoredPins: preview.ignoredPins } : {}),
   };
-  const historyOps = await history("applied");
+  const historyOps = [...(await history("applied")), ...holding.holdWrites(keys, preview.holds)];
   signal.throwIfAborted();
   const planRevision = await writer.commit(
     [{ type: "put", key: keys.plan, value: JSON.stringify(record) }, ...historyOps],
     { unlessPaused: true },
   );
+  context.holds?.arm(preview.holds.nextEndMs);
   context.handoffs?.replan(replanned);
   const appliedAt = performance.now();
 
@@ -281,6 +284,7 @@ async function applySchedule(
     moved: changes.moved,
     unassigned: target ? target.unassigned.length : tasks.length,
     unassignedReasons: record.unassignedReasons ?? {},
+    ...holding.holdFigures(preview.holds),
     ...cordonCounts(workers, controls),
     handoffs: context.handoffs?.pending ?? 0,
     queuedMoves: context.pacer?.queued ?? 0,
@@ -291,58 +295,5 @@ async function applySchedule(
     applyMs: Math.round(appliedAt - plannedAt),
     revision: planRevision,
     readRevision: revision,
-  };
-}
-
-/**
- * Live workers (with capacity and labels), every task key and the operator's controls, all at one revision.
- * Registrations without a lease are ignored; task keys that are not UTF-8 come back as deletes.
- */
-async function readAssignment(
-  client: Etcd3,
-  keys: KeyLayout,
-  logger: Logger,
-): Promise<{
-  workers: RegisteredWorker[];
-  current: CurrentAssignment;
-  controls: Controls;
-  junk: WriteOp[];
-  revision: number;
-}> {
-  // Paged, at one revision: a 100,000-task assignment is not one range response.
-  const read = await readRangesPaged(client, [
-    prefixRange(keys.workersPrefix),
-    prefixRange(keys.tasksPrefix),
-    ...controlRanges(keys),
-  ]);
-  const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
-  const workers: RegisteredWorker[] = [];
-  for (const kv of workerKvs) {
-    const key = keyText(kv.key, logger);
-    const name = key === undefined ? undefined : keys.parseWorker(key);
-    if (!name || key === undefined || !hasLease(kv, logger)) continue;
-    const info = readRecord(workerInfoSchema, key, kv.value, logger);
-    workers.push(registeredWorker(name, info, logger, Number(kv.create_revision)));
-  }
-  const current: CurrentAssignment = new Map();
-  const junk: WriteOp[] = [];
-  for (const kv of taskKvs) {
-    const key = keyText(kv.key, logger);
-    if (key === undefined) {
-      junk.push({ type: "delete", key: kv.key.toString(), rawKey: kv.key });
-      continue;
-    }
-    const parts = keys.parseTask(key);
-    if (!parts) continue;
-    const ids = current.get(parts.worker) ?? new Map<string, string>();
-    ids.set(parts.taskId, kv.value.toString());
-    current.set(parts.worker, ids);
-  }
-  return {
-    workers,
-    current,
-    controls: parseControls(keys, controlKvs, logger),
-    junk,
-    revision: read.revision,
   };
 }

@@ -16,13 +16,13 @@ import { MoveRecord } from "./move-record.js";
 import { type MaxMoving, MovePacer } from "./pacing.js";
 import { OperatorWatch } from "./operator-watch.js";
 import { answerRequest } from "./requests.js";
-import { runSchedule, type ScheduleResult } from "./schedule.js";
+import { type HoldSettings, HoldTimer, runSchedule, type ScheduleResult } from "./schedule.js";
 import { actionReason, TaskActionQueue } from "./task-actions.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 import { FailureTracker } from "./failure-tracker.js";
 import { restartDefaults, type RestartSettings } from "./escalation.js";
 
-export interface TermSettings extends RestartSettings {
+export interface TermSettings extends RestartSettings, HoldSettings {
   expectedWorkers: number;
   intervalMs: number;
   rebalanceWaitMs: number;
@@ -66,6 +66,7 @@ export class LeaderTerm {
   private readonly retryBackoff;
   private readonly operator: OperatorWatch;
   private readonly failures: FailureTracker;
+  private readonly holds: HoldTimer;
   private interval?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private pausedRecord?: PausedRecord;
@@ -113,6 +114,7 @@ export class LeaderTerm {
       onEscalation: (reason) => this.runner.trigger(reason),
     });
     this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
+    this.holds = new HoldTimer(client, keys, settings, (reason) => this.runner.trigger(reason), this.logger);
     this.retryBackoff = exponentialBackoff({ initialMs: 500, maxMs: settings.intervalMs });
     this.operator = new OperatorWatch(
       client,
@@ -163,7 +165,7 @@ export class LeaderTerm {
       if (!(await this.gather()) && this.handoffs)
         await resumeBegunMoves(this.context.client, this.context.keys, this.handoffs, this.logger, signal);
       this.runner.trigger("elected");
-      await this.operator.start(signal);
+      await Promise.all([this.operator.start(signal), this.holds.start(signal)]);
       const paused = this.pausedRecord;
       this.pausedRecord = undefined;
       this.triggersStarted = true;
@@ -193,7 +195,7 @@ export class LeaderTerm {
     await this.handoffs?.close();
     await this.workers.close();
     await this.operator.close();
-    await this.failures.close();
+    await Promise.all([this.failures.close(), this.holds.close()]);
   }
 
   /** A registration came or went at `revision`: schedule once they have been quiet for the rebalance wait. */
@@ -242,6 +244,7 @@ export class LeaderTerm {
           moves: this.moves,
           joinedAt: () => this.joinedAt(),
           maxRemovalPercent: context.settings.maxRemovalPercent,
+          holds: this.holds,
           allowRemoval,
           liveWorkers: () => this.liveWorkers(),
           actions,

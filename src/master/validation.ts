@@ -2,6 +2,7 @@ import { antiKeyProblem, restartProblem, selectorProblem, spreadProblem } from "
 import { z } from "zod";
 import { EschedulerError } from "../errors.js";
 import { nameProblem, type Task } from "../node/index.js";
+import { maxDowntimeProblem } from "./held-tasks.js";
 
 /** etcd refuses requests over 1.5 MiB by default; one task value (with its key) stays within 1 MiB. */
 export const MAX_TASK_VALUE_BYTES = 1024 * 1024;
@@ -42,6 +43,7 @@ const taskSchema = z.strictObject({
   spread: checked(spreadProblem),
   antiKey: checked(antiKeyProblem),
   restart: checked(restartProblem),
+  maxDowntime: checked(maxDowntimeProblem),
   payload: z
     .unknown()
     .superRefine((value, ctx) => {

@@ -189,6 +189,30 @@ export class KeyLayout {
     return this.leaf(key, this.drainingPrefix);
   }
 
+  /** Prefix of the holds on a crashed worker's tasks (`--reassign-delay`; no lease: they survive a leader change). */
+  get heldPrefix(): string {
+    return `${this.prefix}held/`;
+  }
+  held(worker: string): string {
+    assertValidName("worker name", worker);
+    return this.heldPrefix + worker;
+  }
+  parseHeld(key: string): string | undefined {
+    return this.leaf(key, this.heldPrefix);
+  }
+
+  /** Prefix of the marks a worker leaves when it stops on purpose (no lease: read after its lease is gone). */
+  get leftPrefix(): string {
+    return `${this.prefix}left/`;
+  }
+  left(worker: string): string {
+    assertValidName("worker name", worker);
+    return this.leftPrefix + worker;
+  }
+  parseLeft(key: string): string | undefined {
+    return this.leaf(key, this.leftPrefix);
+  }
+
   /** Present while schedules are paused (`escheduler pause`). */
   get paused(): string {
     return `${this.prefix}paused`;

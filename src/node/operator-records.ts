@@ -34,6 +34,7 @@ export const AUDIT_ACTIONS = [
   "pause",
   "resume",
   "schedule",
+  "release",
   "task restart",
   "task move",
   "task pin",

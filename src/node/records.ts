@@ -114,6 +114,31 @@ export function repairCordonRecord(raw: unknown): CordonRecord {
 export const drainingMarkSchema = z.object({ at: time });
 export type DrainingMark = z.infer<typeof drainingMarkSchema>;
 
+/** An RFC 3339 time that the leader computes with (a hold's end). */
+const instant = z
+  .string()
+  .refine((text) => !Number.isNaN(Date.parse(text)), { message: "not an RFC 3339 time" });
+
+/** The value of `/R/held/<worker>`: a crashed worker's tasks wait for it from `since` until `until`. */
+export const heldRecordSchema = z.object({
+  since: instant,
+  until: instant,
+  /** Set by `escheduler release`: when, by whom and why the wait was ended. */
+  released: time.optional(),
+  releasedBy: z.string().optional(),
+  reason: z.string().optional(),
+});
+export type HeldRecord = z.infer<typeof heldRecordSchema>;
+
+/** An unreadable hold is over: its tasks move as a gone worker's do (a new hold is never made of it). */
+export function repairHeldRecord(): HeldRecord {
+  const epoch = new Date(0).toISOString();
+  return { since: epoch, until: epoch };
+}
+
+/** The value of `/R/left/<worker>`: the worker stopped on purpose (its tasks are not held); presence counts. */
+export const leftMarkSchema = z.object({ at: time });
+
 /** The value of `/R/paused`: present while no schedule may write. */
 export const pausedRecordSchema = z.object({
   ...actorFields,

@@ -57,6 +57,8 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
     const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
     const success: IRequestOp[] = [
       { request_put: { key: ownKey, value: Buffer.from(JSON.stringify(info)), lease: session.id } },
+      // A left mark of an earlier process of this name is over: a crash of this one must be held.
+      { request_delete_range: { key: Buffer.from(keys.left(info.name)) } },
     ];
     if (slot !== undefined) {
       const slotKey = Buffer.from(keys.workerSlot(slot));

@@ -11,6 +11,7 @@ export {
   readNewestHistory,
 } from "./history.js";
 export { pause, readPaused, resume } from "./pause.js";
+export { release, type ReleaseResult } from "./release.js";
 export { requestSchedule, type ScheduleRequestOptions } from "./request.js";
 export {
   type ActorOptions,

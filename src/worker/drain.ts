@@ -68,3 +68,23 @@ export async function drainTasks(
   logger.info({ ms: Date.now() - startedAt }, "drained: every task handed off");
   return "empty";
 }
+
+/**
+ * Writes `/R/left/<me>` (no lease: it outlives the lease) before a stop revokes the lease, so a leader
+ * with `--reassign-delay` moves the tasks left at once instead of holding them as a crashed worker's.
+ * The next registration under this name deletes it. Best effort: without it the tasks are held.
+ */
+export async function markLeft(
+  target: Pick<DrainTarget, "client" | "keys" | "name" | "logger">,
+  lease: LeaseSession | undefined,
+): Promise<void> {
+  if (!lease?.active) return;
+  try {
+    await target.client
+      .put(target.keys.left(target.name))
+      .value(JSON.stringify({ at: new Date().toISOString() }))
+      .exec();
+  } catch (error) {
+    target.logger.warn({ err: error }, "writing the left mark failed; a leader may hold the tasks left");
+  }
+}

@@ -5,6 +5,7 @@ import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Tas
 import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { AssignedTask } from "./assigned-task.js";
+import { markLeft } from "./drain.js";
 import { passFirstStart } from "./first-start.js";
 import type { TaskLauncher } from "./handler.js";
 import { ReportedTask } from "./reported-task.js";
@@ -223,6 +224,8 @@ export class WorkerSession {
       this.unassignAll("stopping");
     }
     await this.idle();
+    // A stop, not a crash: the left mark (no lease) tells a leader with --reassign-delay not to hold the rest.
+    await markLeft(this.options, this.lease);
     if (this.lease.active) await this.lease.close();
     else await revokeQuietly(this.lease);
   }

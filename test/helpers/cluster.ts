@@ -130,6 +130,8 @@ export class Cluster {
   readonly keys: KeyLayout;
   readonly client: Etcd3;
   readonly nodes = new Map<string, EschedulerNode>();
+  /** Earlier processes of names started again. */
+  private readonly replaced: EschedulerNode[] = [];
   readonly dir: string;
   readonly recordFile: string;
   readonly generatorFile: string;
@@ -246,7 +248,10 @@ export class Cluster {
     env: NodeJS.ProcessEnv,
     http?: string,
   ): EschedulerNode {
-    if (this.nodes.get(name)?.process.running) throw new Error(`${name} is already running`);
+    const previous = this.nodes.get(name);
+    if (previous?.process.running) throw new Error(`${name} is already running`);
+    // A process restarted under its name: the old one's fate still bounds what it ran.
+    if (previous) this.replaced.push(previous);
     const child = new CliProcess(args, { env: { ...this.options.access?.env, ...env } });
     const node = new EschedulerNode(name, role, child, http);
     this.nodes.set(name, node);
@@ -351,7 +356,7 @@ export class Cluster {
   }
 
   fates(): ProcessFate[] {
-    return [...this.nodes.values()].map((node) => node.fate());
+    return [...this.replaced, ...this.nodes.values()].map((node) => node.fate());
   }
 
   intervals(): { intervals: RunInterval[]; problems: string[] } {

@@ -56,6 +56,7 @@ describe("metrics", () => {
       moved: 0,
       cordoned: 1,
       draining: 0,
+      held: 7,
       durationMs: 12,
     });
     const text = await registry.metrics();
@@ -64,6 +65,7 @@ describe("metrics", () => {
     expect(text).toContain('escheduler_tasks_unassigned{reason="selector"} 2');
     expect(text).toContain('escheduler_tasks_unassigned{reason="antiKey"} 0');
     expect(text).toContain('escheduler_workers_cordoned{mode="cordon"} 1');
+    expect(text).toMatch(/^escheduler_tasks_held 7$/m);
 
     // Deposed, it reports nothing of the last schedule: only the new leader's figures count.
     master.emit("deposed", { epoch: 1, reason: "lease lost" });
@@ -72,6 +74,7 @@ describe("metrics", () => {
     expect(after).toContain('escheduler_tasks_unassigned{reason="capacity"} 0');
     expect(after).toContain('escheduler_tasks_unassigned{reason="selector"} 0');
     expect(after).toContain('escheduler_workers_cordoned{mode="cordon"} 0');
+    expect(after).toMatch(/^escheduler_tasks_held 0$/m);
     expect(after).not.toMatch(/^escheduler_schedule_tasks\{/m);
   });
 });

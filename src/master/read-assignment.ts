@@ -1,0 +1,68 @@
+import type { Etcd3 } from "etcd3";
+import {
+  hasLease,
+  type KeyLayout,
+  keyText,
+  type Logger,
+  prefixRange,
+  readRangesPaged,
+  readRecord,
+  workerInfoSchema,
+} from "../node/index.js";
+import type { WriteOp } from "./batches.js";
+import type { CurrentAssignment } from "./changes.js";
+import { type Controls, controlRanges, parseControls } from "./controls.js";
+import { type RegisteredWorker, registeredWorker } from "./registered.js";
+
+/**
+ * Live workers (with capacity and labels), every task key and the operator's controls, all at one revision.
+ * Registrations without a lease are ignored; task keys that are not UTF-8 come back as deletes.
+ */
+export async function readAssignment(
+  client: Etcd3,
+  keys: KeyLayout,
+  logger: Logger,
+): Promise<{
+  workers: RegisteredWorker[];
+  current: CurrentAssignment;
+  controls: Controls;
+  junk: WriteOp[];
+  revision: number;
+}> {
+  // Paged, at one revision: a 100,000-task assignment is not one range response.
+  const read = await readRangesPaged(client, [
+    prefixRange(keys.workersPrefix),
+    prefixRange(keys.tasksPrefix),
+    ...controlRanges(keys),
+  ]);
+  const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
+  const workers: RegisteredWorker[] = [];
+  for (const kv of workerKvs) {
+    const key = keyText(kv.key, logger);
+    const name = key === undefined ? undefined : keys.parseWorker(key);
+    if (!name || key === undefined || !hasLease(kv, logger)) continue;
+    const info = readRecord(workerInfoSchema, key, kv.value, logger);
+    workers.push(registeredWorker(name, info, logger, Number(kv.create_revision)));
+  }
+  const current: CurrentAssignment = new Map();
+  const junk: WriteOp[] = [];
+  for (const kv of taskKvs) {
+    const key = keyText(kv.key, logger);
+    if (key === undefined) {
+      junk.push({ type: "delete", key: kv.key.toString(), rawKey: kv.key });
+      continue;
+    }
+    const parts = keys.parseTask(key);
+    if (!parts) continue;
+    const ids = current.get(parts.worker) ?? new Map<string, string>();
+    ids.set(parts.taskId, kv.value.toString());
+    current.set(parts.worker, ids);
+  }
+  return {
+    workers,
+    current,
+    controls: parseControls(keys, controlKvs, logger),
+    junk,
+    revision: read.revision,
+  };
+}
