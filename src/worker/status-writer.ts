@@ -15,6 +15,11 @@ import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./statu
 export const MAX_TXN_OPS = 128;
 /** Most bytes of keys and values in one transaction (etcd's default request limit is 1.5 MiB). */
 const MAX_BYTES = 1024 * 1024;
+/**
+ * How long a write waits for others to share its transaction: the claims and statuses of tasks that
+ * arrive over a few watch events travel together. A full batch goes at once.
+ */
+export const STATUS_LINGER_MS = 20;
 /** Transactions in flight at once: enough to pipeline, few enough to keep etcd's queue short. */
 const MAX_IN_FLIGHT = 4;
 
@@ -36,10 +41,8 @@ interface PendingWrite {
 
 /**
  * Writes the status keys of one worker under one lease, many tasks per transaction (one etcd write
- * per task state would swamp etcd when thousands of tasks start at once), by group commit: a write
- * goes out at once (with whatever else the same turn of the event loop queued) when no transaction
- * is in flight, and waits only behind one that is, to travel with the others queued meanwhile. Once
- * the lease ends, pending writes are dropped: the keys die with the lease.
+ * per task state would swamp etcd when thousands of tasks start at once). Once the lease ends,
+ * pending writes are dropped: the keys die with the lease.
  */
 export class StatusWriter implements StatusSink {
   private queue: PendingWrite[] = [];
@@ -48,6 +51,7 @@ export class StatusWriter implements StatusSink {
   private readonly closed = new AbortController();
   private queuedBytes = 0;
   private readonly locks: RunLocks;
+  private linger?: NodeJS.Timeout;
   private flushScheduled = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
   private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
@@ -60,6 +64,7 @@ export class StatusWriter implements StatusSink {
     private readonly worker: string,
     private readonly session: LeaseSession,
     private readonly logger: Logger,
+    private readonly lingerMs = STATUS_LINGER_MS,
   ) {
     this.locks = new RunLocks(client, keys, worker, session.id, logger);
     session.signal.addEventListener("abort", () => this.close(), { once: true });
@@ -121,29 +126,39 @@ export class StatusWriter implements StatusSink {
     const dropped = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
+    clearTimeout(this.linger);
     for (const write of dropped) write.done(NOT_CLAIMED);
   }
 
   /**
-   * Sends on the next turn when nothing is in flight; behind a transaction in flight, only full
-   * batches go (up to MAX_IN_FLIGHT), the rest when it is answered (`send` asks again then).
+   * Sends once a transaction's worth is queued, or after the linger otherwise, so writes made over a
+   * few milliseconds travel together (bounded by MAX_TXN_OPS and MAX_BYTES per transaction).
    */
   private schedule(): void {
-    if (this.flushScheduled || !this.sendable()) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    if (this.batchFull()) {
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flush(false));
+    } else {
+      this.linger ??= setTimeout(() => this.flush(true), this.lingerMs);
+    }
   }
 
-  private sendable(): boolean {
-    if (this.queue.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return false;
-    return (
-      this.inFlight === 0 || this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES
-    );
+  private batchFull(): boolean {
+    return this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES;
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.sendable()) void this.send(this.takeBatch());
+  /** Sends full batches; once the linger is over, the rest too. */
+  private flush(lingered: boolean): void {
+    if (lingered) this.linger = undefined;
+    else this.flushScheduled = false;
+    while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT && (lingered || this.batchFull()))
+      void this.send(this.takeBatch());
+    if (this.queue.length === 0) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+    } else this.schedule();
   }
 
   /**
@@ -179,7 +194,7 @@ export class StatusWriter implements StatusSink {
   private async send(batch: PendingWrite[]): Promise<void> {
     this.inFlight++;
     let pending = batch;
-    let retryInMs: number | undefined;
+    let retry = false;
     try {
       if (this.closed.signal.aborted) return;
       // Each write lands or is refused on its own; only a claim whose run lock was not as believed goes again.
@@ -201,29 +216,23 @@ export class StatusWriter implements StatusSink {
     } catch (error) {
       if (this.closed.signal.aborted) return;
       // A status must not stay stale while the lease lives: try again, later each time etcd refuses.
-      retryInMs = this.retry.next();
+      const wait = this.retry.next();
       this.logger[isEtcdBusy(error) ? "debug" : "warn"](
-        { err: error, writes: pending.length, retryInMs },
+        { err: error, writes: pending.length, retryInMs: wait },
         "status write failed; retrying",
+      );
+      retry = await delay(wait, this.closed.signal).then(
+        () => true,
+        () => false,
       );
     } finally {
       this.inFlight--;
-      if (retryInMs !== undefined) void this.sendAgainAfter(pending, retryInMs);
-      else for (const write of pending) write.done(NOT_CLAIMED);
+      if (retry) {
+        this.queue.unshift(...pending);
+        for (const write of pending) this.queuedBytes += write.bytes;
+      } else for (const write of pending) write.done(NOT_CLAIMED);
       this.schedule();
     }
-  }
-
-  /** A failed batch waits its pause out of flight (later writes are not held behind it), then goes first. */
-  private async sendAgainAfter(writes: PendingWrite[], ms: number): Promise<void> {
-    const waited = await delay(ms, this.closed.signal).then(
-      () => true,
-      () => false,
-    );
-    if (!waited) return void writes.forEach((write) => write.done(NOT_CLAIMED));
-    this.queue.unshift(...writes);
-    for (const write of writes) this.queuedBytes += write.bytes;
-    this.schedule();
   }
 
   /** One transaction with every write of the batch (claims and deletions nested); the outcome of each. */

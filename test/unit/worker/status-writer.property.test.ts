@@ -46,7 +46,7 @@ function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
     for (const id of TASKS) etcd.write(keys.task("w1", id), JSON.stringify({ id }));
     const lease = new AbortController();
     const session = { id: LEASE, signal: lease.signal } as unknown as LeaseSession;
-    const writer = new StatusWriter(etcd.client, keys, "w1", session, silentLogger);
+    const writer = new StatusWriter(etcd.client, keys, "w1", session, silentLogger, 0);
     const publishers = new Map(TASKS.map((id) => [id as string, new StatusPublisher(id, writer)]));
     return { model: { ended: false }, real: { scheduler: s, etcd, lease, publishers, claims: [] } };
   };
