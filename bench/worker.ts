@@ -14,14 +14,16 @@ import { type BenchRow, printReport } from "./report.js";
 
 const TASKS = 10_000;
 const BATCH = 128;
+/** Tasks put one at a time after the burst, each once the previous one started: an idle worker's latency. */
+const SINGLES = 200;
 const WORKER = "bench-worker";
 
 export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
   const client = createEtcdClient({ etcd: endpoints });
   const keys = keyLayout(`bench-worker-${process.pid}-${Date.now()}`);
   try {
-    const watch = await watchDelays(client, keys);
-    const start = await startDelays(client, keys, endpoints);
+    const { burst: watch, singles: watchSingles } = await watchDelays(client, keys);
+    const { burst: start, singles: startSingles, txns } = await startDelays(client, keys, endpoints);
     const row = (
       name: string,
       values: number[],
@@ -43,6 +45,30 @@ export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
     return [
       row(`worker put → handler start p50 (${TASKS} tasks)`, start, watch, 0.5, "< 100 ms", 100),
       row(`worker put → handler start p99 (${TASKS} tasks)`, start, watch, 0.99, "< 1000 ms", 1_000),
+      row(
+        `idle worker put → start p50 (${SINGLES} single puts)`,
+        startSingles,
+        watchSingles,
+        0.5,
+        "< 100 ms",
+        100,
+      ),
+      row(
+        `idle worker put → start p99 (${SINGLES} single puts)`,
+        startSingles,
+        watchSingles,
+        0.99,
+        "< 1000 ms",
+        1_000,
+      ),
+      // Claims and statuses share transactions: group commit must not trade this for the latency.
+      {
+        name: `worker Txn per task (${TASKS} tasks)`,
+        value: txns / TASKS,
+        unit: "txn",
+        target: "≤ 0.1",
+        met: txns / TASKS <= 0.1,
+      },
     ];
   } finally {
     await client
@@ -53,8 +79,15 @@ export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
   }
 }
 
+interface Delays {
+  /** TASKS tasks put in transactions of BATCH. */
+  burst: number[];
+  /** SINGLES tasks put one at a time. */
+  singles: number[];
+}
+
 /** Put → change event of a bare prefix watcher: what any watcher of these keys pays. */
-async function watchDelays(client: Etcd3, keys: KeyLayout): Promise<number[]> {
+async function watchDelays(client: Etcd3, keys: KeyLayout): Promise<Delays> {
   const prefix = keys.workerTasksPrefix("bare-watch");
   const watcher = new PrefixWatcher(client, prefix);
   const seen = new Map<string, number>();
@@ -65,17 +98,32 @@ async function watchDelays(client: Etcd3, keys: KeyLayout): Promise<number[]> {
   try {
     const issued = await writeTasks(client, keys, "bare-watch");
     await until(() => seen.size >= TASKS);
-    return delays(issued, seen);
+    const burst = delays(issued, seen);
+    return { burst, singles: await writeOneByOne(client, keys, "bare-watch", seen) };
   } finally {
     await watcher.close();
   }
 }
 
-/** Put → `start(task)` in a worker's handler (watch, status `starting` write, then the call). */
-async function startDelays(client: Etcd3, keys: KeyLayout, endpoints: string[]): Promise<number[]> {
+/**
+ * Put → `start(task)` in a worker's handler (watch, status `starting` write, then the call), and the
+ * transactions the worker sent meanwhile.
+ */
+async function startDelays(
+  client: Etcd3,
+  keys: KeyLayout,
+  endpoints: string[],
+): Promise<Delays & { txns: number }> {
   const started = new Map<string, number>();
+  const own = createEtcdClient({ etcd: endpoints });
+  let txns = 0;
+  const txn = own.kv.txn.bind(own.kv);
+  own.kv.txn = (...args) => {
+    txns++;
+    return txn(...args);
+  };
   const worker = new Worker({
-    etcd: endpoints,
+    client: own,
     root: keys.root,
     name: WORKER,
     ttlMs: 10_000,
@@ -89,11 +137,24 @@ async function startDelays(client: Etcd3, keys: KeyLayout, endpoints: string[]):
   });
   await worker.start();
   try {
+    const before = txns;
     const issued = await writeTasks(client, keys, WORKER);
     await until(() => started.size >= TASKS);
-    return delays(issued, started);
+    const burst = delays(issued, started);
+    // Each start's claim and its running status: count the transactions until every status says running.
+    let running = 0;
+    await until(
+      () => running >= TASKS,
+      120_000,
+      async () => {
+        const statuses = await client.getAll().prefix(keys.workerStatusPrefix(WORKER)).strings();
+        running = Object.values(statuses).filter((value) => value.includes('"state":"running"')).length;
+      },
+    );
+    return { burst, txns: txns - before, singles: await writeOneByOne(client, keys, WORKER, started) };
   } finally {
     await worker.stop();
+    own.close();
   }
 }
 
@@ -118,6 +179,27 @@ async function writeTasks(client: Etcd3, keys: KeyLayout, worker: string): Promi
   return issued;
 }
 
+/** Puts SINGLES tasks one at a time, each once the previous one was observed; the delay of each. */
+async function writeOneByOne(
+  client: Etcd3,
+  keys: KeyLayout,
+  worker: string,
+  observed: Map<string, number>,
+): Promise<number[]> {
+  const issued = new Map<string, number>();
+  for (let i = 0; i < SINGLES; i++) {
+    const id = `single${i}`;
+    issued.set(id, performance.now());
+    await client.put(keys.task(worker, id)).value(JSON.stringify({ id }));
+    await until(
+      () => observed.has(id),
+      10_000,
+      () => new Promise((resolve) => setImmediate(resolve)),
+    );
+  }
+  return delays(issued, observed);
+}
+
 function delays(issued: Map<string, number>, observed: Map<string, number>): number[] {
   return [...issued].map(([id, at]) => (observed.get(id) ?? Number.NaN) - at);
 }
@@ -127,9 +209,13 @@ function quantile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-async function until(done: () => boolean, timeoutMs = 120_000): Promise<void> {
+async function until(
+  done: () => boolean,
+  timeoutMs = 120_000,
+  poll: () => Promise<void> = async () => {},
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!done()) {
+  for (await poll(); !done(); await poll()) {
     if (Date.now() > deadline)
       throw new Error(`worker bench: not all ${TASKS} tasks observed in ${timeoutMs}ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
