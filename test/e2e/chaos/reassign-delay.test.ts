@@ -100,8 +100,9 @@ describe("--reassign-delay (real processes)", () => {
       try {
         const held = (await fleet.state()).assignment.get("w2") ?? [];
         const killedAt = await fleet.kill("w2");
-        fleet.startWorker("w3");
+        // Started once the crash is noticed: a worker joining while w2 still looked alive takes some of its tasks.
         const w2 = await heldWorker(fleet, "w2");
+        fleet.startWorker("w3");
         expect(w2.notRunning.map((t) => [t.id, t.state, t.until])).toEqual(
           [...held].sort().map((id) => [id, "held", w2.held?.until]),
         );
