@@ -280,7 +280,10 @@ describe("operator commands against real processes", () => {
     await cluster.waitConverged();
 
     // history survives the master change, answers --task, and stays bounded at 1,000 records
-    const all = await json<HistoryEntry[]>("history", "--limit", "1000");
+    // The timeline also lists operator actions (kind "action", from /R/audit/); the bound is on schedules.
+    const timeline = await json<(HistoryEntry & { kind?: string })[]>("history", "--limit", "1000");
+    const all = timeline.filter((entry) => entry.kind === "schedule");
+    expect(timeline.some((entry) => entry.kind === "action")).toBe(true);
     expect(new Set(all.map((entry) => entry.leader))).toEqual(new Set([first, second]));
     const lines = (await cli("history", "--task", "task-09")).stdout.trim().split("\n");
     expect(lines.at(-1)).toMatch(/task-09: \(new\) → w[12]/);
@@ -300,11 +303,11 @@ describe("operator commands against real processes", () => {
       );
     }
     cluster.setTasks(unitTasks(11));
-    expect((await cli("schedule", "--reason", "bounded")).code).toBe(0);
+    expect((await cli("schedule", "--reason", "bounded", "--as", "ops@test")).code).toBe(0);
     const keys = await cluster.client.getAll().prefix(cluster.keys.historyPrefix).keys();
     expect(keys).toHaveLength(1_000);
     expect(keys).not.toContain(cluster.keys.history(1));
     const [newest] = await json<HistoryEntry[]>("history", "--limit", "1");
-    expect(newest.reasons).toContain("request: bounded");
+    expect(newest.reasons).toContain("request by ops@test: bounded");
   });
 });

@@ -107,7 +107,8 @@ describe("the web console in headless Chromium", () => {
     await page.waitForSelector("#admin-result.good");
     await waitFor(
       "w1 shown as cordoned",
-      async () => (await page.textContent('tr[data-worker="w1"] td:nth-child(2)')) === "cordon",
+      // A console action is recorded as the admin token's label ("console" unless configured).
+      async () => (await page.textContent('tr[data-worker="w1"] td:nth-child(2)')) === "cordon by console",
       5_000,
     );
     expect(JSON.parse((await cluster.client.get(cluster.keys.cordon("w1")).string()) ?? "{}")).toMatchObject({
