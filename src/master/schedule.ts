@@ -249,6 +249,10 @@ async function applySchedule(
     ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
     : { moves: [], removals: changes.removals, puts: changes.puts };
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
+  // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
+  // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
+  const generated = new Set(taskIds);
+  for (const [taskId, put] of replanned) if (!put && generated.has(taskId)) replanned.delete(taskId);
   await context.actions?.restart(context, tasks);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   await writer.apply(context.handoffs?.recordChanges(replanned) ?? [], { signal, unlessPaused: true });

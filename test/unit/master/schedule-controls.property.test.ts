@@ -196,14 +196,18 @@ async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: M
       );
     });
   };
-  const failover = () => {
-    // SIGKILL: the lease (and the election key) goes; nothing of the old leader finishes its work.
-    const dead = leader;
+  // SIGKILL: the lease (and the election key) goes; nothing of the old leader finishes its work.
+  const kill = (dead: Leader) => {
     etcd.write([{ type: "delete", key: dead.election }]);
     dead.stop.abort();
     void dead.pacer.cancelPending();
     void dead.gate.close();
+  };
+  const failover = () => {
+    kill(leader);
     chain = chain.then(async () => {
+      // A leader an earlier failover made after this one was asked for dies too: one leader at a time.
+      kill(leader);
       terms++;
       leader = await lead(etcd, `m${terms}`, violations);
       await resumeBegunMoves(client, keys, leader.gate, silentLogger, leader.stop.signal);
