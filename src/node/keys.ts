@@ -116,10 +116,7 @@ export class KeyLayout {
     return this.leaf(key, this.runLocksPrefix);
   }
 
-  /**
-   * Prefix of the moves begun: `/R/move/<taskId>` = `{from, to, value, priority?}`, written by the leader in
-   * the transaction that removes the task from its old owner, deleted in the one that writes it to the new.
-   */
+  /** Prefix of the moves begun: `/R/move/<taskId>` = `{from, to, value, priority?}` (see begun-moves.ts). */
   get movesPrefix(): string {
     return `${this.prefix}move/`;
   }
