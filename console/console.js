@@ -2,6 +2,7 @@
 // rendered with plain DOM calls; every value from the cluster goes in as text, never as HTML.
 import { drawBars, PALETTE } from "./charts.js";
 import { $, ago, clock, el, setList, setText } from "./dom.js";
+import { lifecycleTotals, renderPins, renderTargets, renderUnassigned } from "./tasks.js";
 import { act, search } from "./tools.js";
 
 const PAGE_SIZE = 50;
@@ -59,6 +60,9 @@ function renderSummary(s) {
   setText("total-workers", String(s.totals.workers));
   setText("total-tasks", String(s.totals.tasks));
   setText("total-not-running", String(s.totals.notRunning), s.totals.notRunning ? "bad" : "");
+  const { held, quarantined } = lifecycleTotals(s);
+  setText("total-held", String(held), held ? "warn" : "");
+  setText("total-quarantined", String(quarantined), quarantined ? "bad" : "");
   setText(
     "balance",
     s.totals.workers
@@ -157,7 +161,7 @@ function renderWorkers(s) {
       const state = w.registered ? (w.cordon ?? "active") : w.held ? `held until ${w.held.until}` : "gone";
       return el(
         "tr",
-        { "data-worker": w.name, class: w.registered ? "" : "gone" },
+        { "data-worker": w.name, class: w.registered ? "" : w.held ? "gone held" : "gone" },
         el("td", {}, w.name),
         el(
           "td",
@@ -176,19 +180,7 @@ function renderWorkers(s) {
         el("td", {}, w.generation ?? "–"),
         el("td", {}, w.host ? `${w.host}:${w.pid}` : "–"),
         el("td", {}, w.startedAt ? ago(w.startedAt).replace(" ago", "") : "–"),
-        admin && w.registered
-          ? el(
-              "td",
-              {},
-              ["cordon", "drain", "uncordon"].map((action) =>
-                el(
-                  "button",
-                  { "data-action": action, "data-target": w.name, onclick: () => act(action, w.name) },
-                  action,
-                ),
-              ),
-            )
-          : undefined,
+        admin ? el("td", {}, workerButtons(w)) : undefined,
       );
     }),
   );
@@ -200,6 +192,18 @@ function renderWorkers(s) {
     pager.push(el("button", { onclick: () => turn(1), disabled: view.page >= pages - 1 }, "next ›"));
   }
   $("worker-pager").replaceChildren(...pager);
+}
+
+/** Cordon, drain and uncordon for a registered worker; release for a crashed one whose tasks are held. */
+function workerButtons(w) {
+  const actions = w.registered ? ["cordon", "drain", "uncordon"] : w.held ? ["release"] : [];
+  return actions.map((action) =>
+    el(
+      "button",
+      { "data-action": action, "data-target": w.name, onclick: () => act(action, { worker: w.name }) },
+      action,
+    ),
+  );
 }
 
 function turn(delta) {
@@ -246,6 +250,9 @@ function render(snapshot) {
   renderCharts(snapshot);
   renderWorkers(snapshot);
   renderNotRunning(snapshot);
+  renderUnassigned(snapshot);
+  renderPins(snapshot);
+  if (snapshot.admin) renderTargets(snapshot);
 }
 
 function connect() {
@@ -263,11 +270,11 @@ function connect() {
 let searchTimer;
 $("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  void search($("search").value.trim());
+  void search($("search").value.trim(), view.snapshot?.admin);
 });
 $("search").addEventListener("input", () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => void search($("search").value.trim()), 300);
+  searchTimer = setTimeout(() => void search($("search").value.trim(), view.snapshot?.admin), 300);
 });
 $("worker-filter").addEventListener("input", (event) => {
   view.filter = event.target.value;
@@ -285,7 +292,19 @@ $("worker-sort").addEventListener("change", (event) => {
 for (const button of document.querySelectorAll("#admin button[data-action]")) {
   button.addEventListener("click", () => act(button.dataset.action));
 }
-$("admin-form").addEventListener("submit", (event) => event.preventDefault());
+// The task row of the admin form: any task by its id (move and pin send it to the chosen worker).
+for (const button of document.querySelectorAll("#admin button[data-task-action]")) {
+  const action = button.dataset.taskAction;
+  button.addEventListener("click", () =>
+    act(action, {
+      task: $("admin-task").value.trim(),
+      worker: action === "move" || action === "pin" ? $("admin-target").value : undefined,
+    }),
+  );
+}
+for (const form of ["admin-form", "admin-task-form"]) {
+  $(form).addEventListener("submit", (event) => event.preventDefault());
+}
 $("admin-token").value = sessionStorage.getItem("escheduler-admin-token") ?? "";
 window.addEventListener("resize", () => view.snapshot && renderCharts(view.snapshot));
 connect();

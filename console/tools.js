@@ -1,7 +1,8 @@
 // The search box and the operator actions (sent with the bearer token the operator typed).
 import { $, ago, el, setText } from "./dom.js";
 
-export async function search(query) {
+/** Tasks whose id contains `query`, where each runs; with `admin`, the task actions per row. */
+export async function search(query, admin = false) {
   const target = $("search-result");
   if (!query) return target.replaceChildren();
   const response = await fetch(`/console/search?q=${encodeURIComponent(query)}`);
@@ -16,6 +17,7 @@ export async function search(query) {
       el("td", { class: m.status?.state === "running" ? "good" : "warn" }, m.status?.state ?? "unstarted"),
       el("td", {}, m.status?.since ? ago(m.status.since) : "–"),
       el("td", { class: "error" }, m.status?.error ?? ""),
+      admin ? el("td", {}, taskButtons(m.id, ["restart", "move", "pin", "unpin"])) : undefined,
     ),
   );
   const moves = (result.moves ?? []).map((move) =>
@@ -44,7 +46,9 @@ export async function search(query) {
               el(
                 "tr",
                 {},
-                ["task", "worker", "state", "since", "error"].map((h) => el("th", {}, h)),
+                ["task", "worker", "state", "since", "error", ...(admin ? ["actions"] : [])].map((h) =>
+                  el("th", {}, h),
+                ),
               ),
             ),
             el("tbody", {}, rows),
@@ -57,15 +61,40 @@ export async function search(query) {
   );
 }
 
-export async function act(action, worker) {
+/** The actions that move or pin a task take their worker from the "to worker" choice. */
+const TARGETED = new Set(["move", "pin"]);
+
+/** Buttons running task actions on `task` (move and pin to the worker chosen in the admin form). */
+export function taskButtons(task, actions) {
+  return actions.map((action) =>
+    el(
+      "button",
+      {
+        "data-action": action,
+        "data-task": task,
+        onclick: () =>
+          act(action, { task, worker: TARGETED.has(action) ? $("admin-target").value : undefined }),
+      },
+      action,
+    ),
+  );
+}
+
+/** Runs an operator action: `target` names the worker and/or the task it is about. */
+export async function act(action, target = {}) {
   const token = $("admin-token").value.trim();
   sessionStorage.setItem("escheduler-admin-token", token);
+  const { worker, task } = target;
   const body = {
-    worker,
+    worker: worker || undefined,
+    task: task || undefined,
     reason: $("admin-reason").value.trim() || undefined,
     allowRemoval: $("admin-allow-removal").checked,
   };
-  setText("admin-result", `${action}${worker ? ` ${worker}` : ""}…`, "muted");
+  const what = [action, body.task, body.worker && (body.task ? `→ ${body.worker}` : body.worker)]
+    .filter(Boolean)
+    .join(" ");
+  setText("admin-result", `${what}…`, "muted");
   try {
     const response = await fetch(`/console/actions/${action}`, {
       method: "POST",
@@ -73,11 +102,15 @@ export async function act(action, worker) {
       body: JSON.stringify(body),
     });
     const answer = await response.json();
-    const text = response.ok
-      ? `${action}${worker ? ` ${worker}` : ""}: done ${JSON.stringify(answer)}`
-      : `${action} refused (HTTP ${response.status}): ${answer.error}`;
-    setText("admin-result", text, response.ok ? "good" : "bad");
+    // The leader's answer to a schedule, restart or move: a refusal is not "done".
+    const declined = answer.state === "refused" || answer.state === "failed";
+    const text = !response.ok
+      ? `${what} refused (HTTP ${response.status}): ${answer.error}`
+      : declined
+        ? `${what} ${answer.state}: ${answer.reason ?? "no reason given"}`
+        : `${what}: done ${JSON.stringify(answer)}`;
+    setText("admin-result", text, response.ok && !declined ? "good" : "bad");
   } catch (error) {
-    setText("admin-result", `${action} failed: ${error.message}`, "bad");
+    setText("admin-result", `${what} failed: ${error.message}`, "bad");
   }
 }

@@ -7,7 +7,9 @@ import {
   moveTask,
   pause,
   pinTask,
+  release,
   requestSchedule,
+  resetTask,
   restartTask,
   resume,
   uncordon,
@@ -90,6 +92,10 @@ export function operatorActions(client: Etcd3, root: string, by: string = adminL
         return { pinned: await pinTask(client, root, task(request), worker(request), actor) };
       case "unpin":
         return { removed: (await unpinTask(client, root, task(request), actor)) ?? null };
+      case "reset":
+        return resetTask(client, root, task(request), actor);
+      case "release":
+        return release(client, root, worker(request), actor);
     }
   };
 }

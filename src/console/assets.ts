@@ -22,6 +22,7 @@ export const ASSET_FILES: Record<string, string> = {
   "/console/console.js": "console.js",
   "/console/charts.js": "charts.js",
   "/console/dom.js": "dom.js",
+  "/console/tasks.js": "tasks.js",
   "/console/tools.js": "tools.js",
 };
 

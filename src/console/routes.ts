@@ -18,14 +18,16 @@ export const ADMIN_ACTIONS = [
   "move",
   "pin",
   "unpin",
+  "reset",
+  "release",
 ] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
 /** The JSON body of `POST /console/actions/<action>`. */
 export interface AdminRequest {
-  /** The worker (cordon, drain, uncordon) or the target (move, pin). */
+  /** The worker (cordon, drain, uncordon, release) or the target (move, pin). */
   worker?: string;
-  /** The task of restart, move, pin and unpin. */
+  /** The task of restart, move, pin, unpin and reset. */
   task?: string;
   reason?: string;
   allowRemoval?: boolean;

@@ -192,7 +192,7 @@ export class Cluster {
 
   async startMaster(
     name: string,
-    options: { etcd?: string[]; args?: string[] } = {},
+    options: { etcd?: string[]; args?: string[]; env?: NodeJS.ProcessEnv } = {},
   ): Promise<EschedulerNode> {
     const http = `127.0.0.1:${await freePort()}`;
     const args = [
@@ -217,7 +217,11 @@ export class Cluster {
       "--http-admin",
       ...(options.args ?? []),
     ];
-    const env = { ESCHEDULER_GENERATOR_FILE: this.generatorFile, ESCHEDULER_ADMIN_TOKEN: this.adminToken };
+    const env = {
+      ESCHEDULER_GENERATOR_FILE: this.generatorFile,
+      ESCHEDULER_ADMIN_TOKEN: this.adminToken,
+      ...options.env,
+    };
     return this.add(name, "master", args, env, http);
   }
 

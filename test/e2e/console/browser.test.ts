@@ -2,42 +2,22 @@
  * The web console in a real browser (Debian's headless Chromium, driven by playwright-core) against a
  * real cluster of escheduler processes: what it shows, how fast it follows a crash, and its guarded actions.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, type HeadlessBrowser } from "../../helpers/browser.js";
 import { Cluster, unitTasks } from "../../helpers/cluster.js";
 import { waitFor } from "../../helpers/context.js";
 
-const CHROMIUM = process.env.CHROMIUM_BINARY ?? "/usr/bin/chromium";
 const TTL_MS = 2_000;
 
-let profile: string;
-let browser: BrowserContext;
+let browser: HeadlessBrowser;
 
 beforeAll(async () => {
-  profile = mkdtempSync(join(tmpdir(), "escheduler-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
   await browser?.close();
-  rmSync(profile, { recursive: true, force: true });
 });
 
 /** [worker, tasks] per row of the workers table. */
@@ -76,7 +56,7 @@ describe("the web console in headless Chromium", () => {
     const master = await cluster.startMaster("m1"); // with --http-admin and cluster.adminToken
     for (const name of ["w1", "w2", "w3"]) cluster.startWorker(name);
     await cluster.waitConverged();
-    const page = await browser.newPage();
+    const page = await browser.context.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
     const requested: string[] = [];
