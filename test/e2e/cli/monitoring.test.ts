@@ -64,6 +64,20 @@ describe("what the monitoring files and the README query is what a real master a
     expect([...named].filter((name) => !exposed.has(name) && !histogramSeries(name))).toEqual([]);
   });
 
+  it("every escheduler metric they export is named in the README and shown on the dashboard", () => {
+    const base = (name: string) => name.replace(/_(bucket|sum|count)$/, "");
+    const ours = [...new Set([...exposed].filter((name) => name.startsWith("escheduler_")).map(base))];
+    expect(ours).toEqual(expect.arrayContaining(["escheduler_tasks_held", "escheduler_tasks_quarantined"]));
+    const readme = readFileSync(`${REPO}/README.md`, "utf8");
+    expect(ours.filter((name) => !readme.includes(`\`${name}`))).toEqual([]);
+    const dashboard = new Set(
+      shippedQueries()
+        .filter(({ source }) => source.startsWith("dashboard"))
+        .flatMap(({ expr }) => metricNames(expr).map(base)),
+    );
+    expect(ours.filter((name) => !dashboard.has(name))).toEqual([]);
+  });
+
   it("our metrics pass promtool's metric linter (prom-client's own nodejs_*_total gauges do not)", () => {
     for (const text of scrapes) {
       const result = promtool(["check", "metrics"], text);

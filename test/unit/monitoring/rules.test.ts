@@ -14,7 +14,7 @@ import {
 describe("the shipped alert rules and dashboard (monitoring/)", () => {
   it("pass promtool check rules", () => {
     const result = promtool(["check", "rules", ALERTS]);
-    expect(result.output).toMatch(/SUCCESS: 9 rules found/);
+    expect(result.output).toMatch(/SUCCESS: 11 rules found/);
     expect(result.code).toBe(0);
   });
 
@@ -39,6 +39,8 @@ describe("the shipped alert rules and dashboard (monitoring/)", () => {
       "EschedulerPausedTooLong",
       "EschedulerTasksNotRunning",
       "EschedulerTasksUnassigned",
+      "EschedulerTasksQuarantined",
+      "EschedulerTasksHeldTooLong",
       "EschedulerLeaseLosses",
       "EschedulerHandoffWaitHigh",
     ]);
