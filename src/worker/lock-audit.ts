@@ -14,6 +14,8 @@ export interface LockAuditOptions {
   intervalMs: number;
   /** The run locks of the lease's current status writer (undefined while writes are suspended). */
   locks(): RunLocks | undefined;
+  /** Whether the lease's current status writer may have written the status key `key` (`StatusWriter.reports`). */
+  reports(key: string): boolean;
   /** Another worker now holds the lock of a task this lease held: the task must stop here. */
   lost(taskId: string, holder: LockHeld): void;
 }
@@ -22,6 +24,11 @@ export interface LockAuditOptions {
 export const LOCK_RETAKEN = "run lock deleted while the task ran here; taken again";
 /** The warning when another worker took the lock of a task running here: the task stops here. */
 export const LOCK_LOST = "run lock taken by another worker while the task ran here; stopping it here";
+/** The warning (one per key) when a task status under the lease that its worker did not write is deleted. */
+export const FORGED_STATUS = "forged task status removed";
+
+/** Nested transactions (or reads) in one audit transaction. */
+const PER_TXN = 60;
 
 /**
  * Checks, once per interval, the run locks attached to the lease against those its claims took,
@@ -30,10 +37,18 @@ export const LOCK_LOST = "run lock taken by another worker while the task ran he
  * under the lease that no claim of it took (written by hand), seen at two audits in a row, is deleted
  * and reported. So a lock deleted by hand misleads no worker for longer than an interval and a round
  * trip, one forged under the lease for longer than two (a claimant elsewhere removes it at once).
+ *
+ * Likewise a task status under the lease that this worker did not write (a task it was never given:
+ * a hand-off would wait forever for that "copy" to stop), seen at two audits in a row with the same
+ * mod revision, is deleted comparing that revision and reported. The status writer counts a key as
+ * its own from the moment a write of it is queued until a deletion of it is applied, so a genuine
+ * status, written just before a start or kept until just after a stop, is never taken for a forged one.
  */
 export class LockAudit {
   /** Locks under the lease that its claims had not taken at the last audit. */
   private unclaimed = new Set<string>();
+  /** Status keys under the lease that its worker had not written at the last audit → as read then. */
+  private strangers = new Map<string, { modRevision: string; value: string }>();
 
   constructor(private readonly options: LockAuditOptions) {}
 
@@ -58,9 +73,11 @@ export class LockAudit {
     const locks = this.options.locks();
     if (!locks || !lease.active) return;
     const answer = await client.leaseClient.leaseTimeToLive({ ID: lease.id, keys: true }, requestDeadline());
-    const attached = new Set(
-      (answer.keys ?? []).flatMap((key) => keys.parseRunLock(Buffer.from(key).toString()) ?? []),
-    );
+    const listed = (answer.keys ?? []).map((key) => Buffer.from(key).toString());
+    const strangers = listed.filter((key) => keys.parseStatus(key) && !this.options.reports(key));
+    // First: the lock beside a forged status can go in this audit.
+    if (strangers.length + this.strangers.size > 0) await this.dropStrangers(strangers);
+    const attached = new Set(listed.flatMap((key) => keys.parseRunLock(key) ?? []));
     // Claims answered after this read may have taken locks the answer does not list yet.
     const missing = locks.heldAt(Number(answer.header.revision)).filter((id) => !attached.has(id));
     // A lock unclaimed at two audits in a row was not taken by a claim still on its way: no transaction is spent on those.
@@ -104,5 +121,60 @@ export class LockAudit {
       this.options.logger.warn({ key: keys.runLock(taskId), task: taskId, heldBy: holder.heldBy }, LOCK_LOST);
       this.options.lost(taskId, holder);
     });
+  }
+
+  /**
+   * Deletes the status keys in `found` that the last audit found too with the same mod revision
+   * (compared in the deletion), one warning each; reads the others' mod revisions for the next audit.
+   */
+  private async dropStrangers(found: string[]): Promise<void> {
+    const { client, lease, logger } = this.options;
+    const due = found.filter((key) => this.strangers.has(key));
+    const deleted = new Set<string>();
+    for (let i = 0; i < due.length; i += PER_TXN) {
+      const part = due.slice(i, i + PER_TXN);
+      const success = part.map((key): IRequestOp => {
+        const modRevision = this.strangers.get(key)?.modRevision;
+        const compare = [
+          {
+            key: Buffer.from(key),
+            target: "Mod" as const,
+            result: "Equal" as const,
+            mod_revision: modRevision,
+          },
+        ];
+        return {
+          request_txn: {
+            compare,
+            success: [{ request_delete_range: { key: Buffer.from(key) } }],
+            failure: [],
+          },
+        };
+      });
+      const done = await client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+      part.forEach((key, j) => {
+        if (!done.responses[j]?.response_txn?.succeeded) return;
+        deleted.add(key);
+        const value = this.strangers.get(key)?.value.slice(0, 200);
+        logger.warn(
+          { key, value, lease: lease.id, reason: "under this lease, whose worker did not write it" },
+          FORGED_STATUS,
+        );
+      });
+    }
+    const next = new Map<string, { modRevision: string; value: string }>();
+    const watched = found.filter((key) => !deleted.has(key));
+    for (let i = 0; i < watched.length; i += PER_TXN) {
+      const success = watched
+        .slice(i, i + PER_TXN)
+        .map((key): IRequestOp => ({ request_range: { key: Buffer.from(key) } }));
+      const read = await client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+      for (const response of read.responses) {
+        const kv = response.response_range?.kvs[0];
+        if (kv)
+          next.set(kv.key.toString(), { modRevision: String(kv.mod_revision), value: kv.value.toString() });
+      }
+    }
+    this.strangers = next;
   }
 }

@@ -92,7 +92,10 @@ export class SessionStatus implements StatusSink {
       // The tasks' own writes (claims first) set their keys straight; only stale ones may linger.
       this.logger.warn({ err: error }, "could not clear the statuses left from before the suspension");
     }
-    if (this.lease.active) this.writer = this.newWriter();
+    if (!this.lease.active) return;
+    this.writer = this.newWriter();
+    // The statuses kept are those of tasks still busy here, written by the writer before.
+    this.writer.adopt(busy);
   }
 
   /**
@@ -109,6 +112,7 @@ export class SessionStatus implements StatusSink {
       logger,
       intervalMs,
       locks: () => this.writer?.runLocks,
+      reports: (key) => this.writer?.reports(key) ?? true,
       lost,
     }).run(signal);
   }

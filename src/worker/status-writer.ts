@@ -57,6 +57,12 @@ export class StatusWriter implements StatusSink {
   private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
   /** Transactions sent and not yet answered, even those `close()` stopped waiting for. */
   private readonly sent = new Set<Promise<unknown>>();
+  /** Status key → writes of it queued or in flight. */
+  private readonly writing = new Map<string, number>();
+  /** Status keys this writer's last applied write of each left in etcd. */
+  private readonly stored = new Set<string>();
+  /** After a resumption: the tasks whose statuses, written by the writer before, count as this one's. */
+  private adopted?: (taskId: string) => boolean;
 
   constructor(
     private readonly client: Etcd3,
@@ -73,6 +79,22 @@ export class StatusWriter implements StatusSink {
   /** The run locks this writer's claims take (what the lock audit checks against the lease). */
   get runLocks(): RunLocks {
     return this.locks;
+  }
+
+  /**
+   * Whether `key` may be a status this writer wrote: a write of it is queued or in flight, or the
+   * last one applied left it in etcd. A status key under the lease for which this is false was not
+   * written by this worker (the lock audit deletes it).
+   */
+  reports(key: string): boolean {
+    if (this.writing.has(key) || this.stored.has(key)) return true;
+    const parts = this.adopted && this.keys.parseStatus(key);
+    return !!parts && parts.worker === this.worker && !!this.adopted?.(parts.taskId);
+  }
+
+  /** Counts the status of each task `busy` says still runs or stops here as written by this writer (at a resumption). */
+  adopt(busy: (taskId: string) => boolean): void {
+    this.adopted = busy;
   }
 
   put(taskId: string, status: TaskStatus): Promise<void> {
@@ -98,11 +120,26 @@ export class StatusWriter implements StatusSink {
     const nested = guard !== undefined || value === undefined;
     const lockBytes = nested ? 2 * (this.keys.runLocksPrefix.length + taskId.length) + this.worker.length : 0;
     const bytes = key.length + (value?.length ?? 0) + (guard ? 2 * guard.key.length : 0) + lockBytes + 96;
-    return new Promise((done) => {
+    this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
+    return new Promise((resolve) => {
+      const done = (result: ClaimResult) => {
+        this.written(key, value, result);
+        resolve(result);
+      };
       this.queue.push({ taskId, key, value, guard, done, bytes, nested });
       this.queuedBytes += bytes;
       this.schedule();
     });
+  }
+
+  /** A write of `key` ended: applied (`claimed`) or not. */
+  private written(key: string, value: string | undefined, result: ClaimResult): void {
+    const left = (this.writing.get(key) ?? 1) - 1;
+    if (left > 0) this.writing.set(key, left);
+    else this.writing.delete(key);
+    if (!result.claimed) return;
+    if (value === undefined) this.stored.delete(key);
+    else this.stored.add(key);
   }
 
   /**

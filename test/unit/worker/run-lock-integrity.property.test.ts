@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { keyLayout, type LeaseSession, type Logger, type TaskStatus } from "../../../src/node/index.js";
-import { LockAudit } from "../../../src/worker/lock-audit.js";
+import { FORGED_STATUS, LockAudit } from "../../../src/worker/lock-audit.js";
 import { FORGED_LOCK } from "../../../src/worker/run-lock.js";
 import { StatusPublisher } from "../../../src/worker/status-publisher.js";
 import { StatusWriter } from "../../../src/worker/status-writer.js";
@@ -11,14 +11,18 @@ import { MemoryEtcd } from "./memory-etcd.js";
  * One task assigned to two workers at once, each claiming it through its real `StatusWriter` (run
  * locks, verification of another lease's lock, the holder's second witness) and auditing its lease
  * through its real `LockAudit`, while a script deletes the run lock or forges one under either
- * worker's lease (fc.commands); etcd commits the concurrent transactions in the scheduler's order.
+ * worker's lease, or forges a status of it or of a task nobody has under a worker's lease (fc.commands); etcd commits
+ * the concurrent transactions in the scheduler's order.
  * A worker runs the task from a stored claim until it releases it or its audit says another worker
  * took the lock; a refused or stopped worker keeps a `failed` status, as a task runner does.
  * Invariants:
  * - the task starts on a worker while it runs on the other only if the lock was deleted by hand
  *   during that other run (forging and auditing never cause a double run);
  * - after one audit and one claim by each worker, twice: it runs on exactly one worker, which holds
- *   the only run lock under its own lease; every forged lock deleted was reported, naming its key.
+ *   the only run lock under its own lease; every forged lock deleted was reported, naming its key;
+ * - a status a worker stored is never deleted by an audit (each worker's last stored status is in
+ *   etcd under its lease), and once settled no other status is left (the forged ones were deleted and
+ *   reported, naming their keys).
  * Without the audit (old code), the second invariant fails: the check below finds it.
  */
 
@@ -62,7 +66,7 @@ function recordingLogger(warnings: Real["warnings"]): Logger {
   return logger as unknown as Logger;
 }
 
-function setup(s: fc.Scheduler, audit: boolean): () => { model: Model; real: Real } {
+function setup(s: fc.Scheduler, audit: boolean, statuses: boolean): () => { model: Model; real: Real } {
   return () => {
     const etcd = new MemoryEtcd((label) => s.schedule(Promise.resolve(), label));
     const real: Real = {
@@ -100,7 +104,14 @@ function setup(s: fc.Scheduler, audit: boolean): () => { model: Model; real: Rea
       const options = { client: etcd.client, keys, lease: session as unknown as LeaseSession, logger };
       real.audits.set(
         worker,
-        new LockAudit({ ...options, intervalMs: 0, locks: () => writer.runLocks, lost }),
+        new LockAudit({
+          ...options,
+          intervalMs: 0,
+          locks: () => writer.runLocks,
+          // Without the status audit (old code), every status counts as the worker's own.
+          reports: (key) => !statuses || writer.reports(key),
+          lost,
+        }),
       );
     }
     return { model: { lockPresent: false }, real };
@@ -145,57 +156,72 @@ const command = (
 });
 
 const worker = fc.constantFrom(...WORKERS);
-const commands = fc.commands(
-  [
-    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
-      command(
-        `claim(${w})`,
-        (real) => !real.running.has(w) && !real.claiming.has(w),
-        (real) => claim(real, w),
-        awaited,
+const commands = (forgeStatuses: boolean) =>
+  fc.commands(
+    [
+      fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+        command(
+          `claim(${w})`,
+          (real) => !real.running.has(w) && !real.claiming.has(w),
+          (real) => claim(real, w),
+          awaited,
+        ),
       ),
-    ),
-    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
-      command(
-        `release(${w})`,
-        (real) => real.running.has(w),
-        (real) => {
-          real.running.delete(w);
-          const publisher = real.publishers.get(w) as StatusPublisher;
-          publisher.publish(undefined);
-          return publisher.flushed();
-        },
-        awaited,
+      fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+        command(
+          `release(${w})`,
+          (real) => real.running.has(w),
+          (real) => {
+            real.running.delete(w);
+            const publisher = real.publishers.get(w) as StatusPublisher;
+            publisher.publish(undefined);
+            return publisher.flushed();
+          },
+          awaited,
+        ),
       ),
-    ),
-    fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
-      command(
-        `audit(${w})`,
-        () => true,
-        (real) => auditOf(real, w),
-        awaited,
+      fc.tuple(worker, fc.boolean()).map(([w, awaited]) =>
+        command(
+          `audit(${w})`,
+          () => true,
+          (real) => auditOf(real, w),
+          awaited,
+        ),
       ),
-    ),
-    fc.constant(
-      command(
-        "deleteLock",
-        () => true,
-        (real) => {
-          real.etcd.write(LOCK, undefined);
-          for (const run of real.running.values()) run.lockDeletedByHand = true;
-        },
+      fc.constant(
+        command(
+          "deleteLock",
+          () => true,
+          (real) => {
+            real.etcd.write(LOCK, undefined);
+            for (const run of real.running.values()) run.lockDeletedByHand = true;
+          },
+        ),
       ),
-    ),
-    fc.tuple(worker, fc.constantFrom("w1", "w2", "ghost")).map(([owner, value]) =>
-      command(
-        `forge(${value} under ${owner}'s lease)`,
-        (real) => !real.etcd.kv.has(LOCK),
-        (real) => real.etcd.write(LOCK, value, LEASES[owner]),
+      fc.tuple(worker, fc.constantFrom("w1", "w2", "ghost")).map(([owner, value]) =>
+        command(
+          `forge(${value} under ${owner}'s lease)`,
+          (real) => !real.etcd.kv.has(LOCK),
+          (real) => real.etcd.write(LOCK, value, LEASES[owner]),
+        ),
       ),
-    ),
-  ],
-  { maxCommands: 12 },
-);
+      // Of the task itself (the worker's own writes replace it), or of a task nobody was given.
+      ...(!forgeStatuses
+        ? []
+        : [
+            fc.tuple(worker, fc.boolean(), fc.constantFrom("t", "x")).map(([owner, asOwner, task]) => {
+              const key = keys.status(asOwner ? owner : other(owner), task);
+              return command(
+                `forgeStatus(${key.slice(keys.statusPrefix.length)} under ${owner}'s lease)`,
+                (real) => !real.etcd.kv.has(key),
+                (real) =>
+                  real.etcd.write(key, JSON.stringify({ ...starting, state: "running" }), LEASES[owner]),
+              );
+            }),
+          ]),
+    ],
+    { maxCommands: 12 },
+  );
 
 async function settle(s: fc.Scheduler, real: Real): Promise<void> {
   for (let quiet = 0; quiet < 3;) {
@@ -207,9 +233,10 @@ async function settle(s: fc.Scheduler, real: Real): Promise<void> {
   await Promise.all([...real.publishers.values()].map((publisher) => publisher.flushed()));
 }
 
-function property(audit: boolean) {
-  return fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
-    const init = setup(s, audit);
+/** `audit`: the lease audit runs (else no status is forged either); `statusAudit`: it deletes statuses too. */
+function property(audit: boolean, statusAudit = true) {
+  return fc.asyncProperty(fc.scheduler(), commands(audit), async (s, cmds) => {
+    const init = setup(s, audit, statusAudit);
     let state: { model: Model; real: Real } | undefined;
     await fc.asyncModelRun(() => {
       state = init();
@@ -236,6 +263,16 @@ function property(audit: boolean) {
       [LOCK, holder, LEASES[holder]],
     ]);
     for (const warning of real.warnings.filter((w) => w.msg === FORGED_LOCK)) expect(warning.key).toBe(LOCK);
+    const statuses = [...real.etcd.kv].filter(([key]) => key.startsWith(keys.statusPrefix));
+    const stored = WORKERS.flatMap((w) => {
+      const status = (real.publishers.get(w) as StatusPublisher).storedStatus;
+      return status ? [[keys.status(w, "t"), JSON.stringify(status), LEASES[w]]] : [];
+    });
+    const left = statuses.map(([key, kept]) => [key, kept.value, kept.lease]);
+    expect(left.sort()).toEqual(stored.sort());
+    const statusKeys = WORKERS.flatMap((w) => [keys.status(w, "t"), keys.status(w, "x")]);
+    for (const warning of real.warnings.filter((w) => w.msg === FORGED_STATUS))
+      expect(statusKeys).toContain(warning.key);
   });
 }
 
@@ -248,5 +285,11 @@ describe("run locks deleted or forged by hand, any interleaving (property)", () 
     const outcome = await fc.check(property(false), { numRuns: 200, seed: 19 });
     expect(outcome.failed).toBe(true);
     expect(String(outcome.errorInstance)).toContain("t runs on 2 workers once settled");
+  });
+
+  it("without the audit of statuses the check finds a forged status left (so the property above can fail)", async () => {
+    const outcome = await fc.check(property(true, false), { numRuns: 200, seed: 19 });
+    expect(outcome.failed).toBe(true);
+    expect(String(outcome.errorInstance)).toContain("/prop/status/");
   });
 });

@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import type { TaskStatus } from "../../../src/node/index.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+import { capturingLogger, SharedRecord, storedStatuses, testWorker } from "./fixtures.js";
+
+/**
+ * A task status (`/R/status/<worker>/<task>`) forged by hand under a live worker's lease, for a task
+ * that worker was never given: until it goes, a hand-off waits for that "copy" to stop, and a claim
+ * elsewhere honours a forged run lock beside it. The workers' lease TTL is 2 s, so a worker audits
+ * the keys under its lease every second; a key it did not write, seen at two audits in a row, goes.
+ */
+const TTL_MS = 2_000;
+const TWO_AUDITS_BOUND_MS = TTL_MS + 2_000;
+const FORGED_STATUS = "forged task status removed";
+const running = (): string =>
+  JSON.stringify({ state: "running", attempt: 1, since: new Date().toISOString() });
+
+async function twoWorkers(label: string) {
+  const space = testSpace(label);
+  const record = new SharedRecord();
+  const logs = { w1: capturingLogger(), w2: capturingLogger() };
+  const workers = (["w1", "w2"] as const).map((name) =>
+    testWorker({
+      root: space.root,
+      name,
+      ttlMs: TTL_MS,
+      handler: record.handler(name),
+      logger: logs[name].logger,
+      // Only the lock's changes, or the audit, may start a blocked copy: never the retry backoff.
+      startRetry: { initialMs: 60_000, maxMs: 60_000 },
+    }),
+  );
+  await Promise.all(workers.map((worker) => worker.start()));
+  const { client, keys } = space;
+  const putTask = (worker: string, id: string) =>
+    client.put(keys.task(worker, id)).value(JSON.stringify({ id, payload: 1 }));
+  const statusOf = async (worker: string, id: string): Promise<TaskStatus | undefined> =>
+    (await storedStatuses(client, keys, worker)).get(id);
+  const leaseOf = async (worker: string) =>
+    (await client.get(keys.worker(worker)).exec()).kvs[0]?.lease as string;
+  const warnings = (msg: string) => [...logs.w1.matching(msg), ...logs.w2.matching(msg)];
+  return { ...space, record, putTask, statusOf, leaseOf, warnings };
+}
+
+describe("a task status forged under a live worker's lease", () => {
+  it("for a task nobody is assigned: that worker's audit removes it within two intervals, one warning names the key", async () => {
+    const { client, keys, leaseOf, warnings } = await twoWorkers("status-forged-idle");
+    await client
+      .put(keys.status("w1", "x"))
+      .value(running())
+      .lease(await leaseOf("w1"));
+    const forgedAt = Date.now();
+
+    await waitFor(
+      "the forged status to go",
+      async () => (await client.get(keys.status("w1", "x")).string()) === null,
+      TWO_AUDITS_BOUND_MS + 5_000,
+    );
+
+    expect(Date.now() - forgedAt).toBeLessThan(TWO_AUDITS_BOUND_MS);
+    await waitFor("the warning", () => warnings(FORGED_STATUS).length > 0);
+    expect(warnings(FORGED_STATUS)).toEqual([expect.objectContaining({ key: keys.status("w1", "x") })]);
+  });
+
+  it("with a run lock beside it, for a task then assigned elsewhere: the task starts on its assigned worker", async () => {
+    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers("status-lock-forged");
+    const lease = await leaseOf("w1");
+    await client.put(keys.runLock("x")).value("w1").lease(lease);
+    await client.put(keys.status("w1", "x")).value(running()).lease(lease);
+
+    await putTask("w2", "x");
+    await waitFor("x to run on w2", () => record.runsOn("x")[0] === "w2", 2 * TWO_AUDITS_BOUND_MS + 5_000);
+
+    expect(record.startedOn("x")).toEqual(["w2"]);
+    expect(await client.get(keys.runLock("x")).string()).toBe("w2");
+    expect(await client.get(keys.status("w1", "x")).string()).toBeNull();
+    expect(warnings(FORGED_STATUS)).toEqual([expect.objectContaining({ key: keys.status("w1", "x") })]);
+  });
+
+  it("naming another worker: the lease's owner removes it all the same", async () => {
+    const { client, keys, leaseOf, warnings } = await twoWorkers("status-forged-misnamed");
+    await client
+      .put(keys.status("w2", "x"))
+      .value(running())
+      .lease(await leaseOf("w1"));
+
+    await waitFor(
+      "the forged status to go",
+      async () => (await client.get(keys.status("w2", "x")).string()) === null,
+      TWO_AUDITS_BOUND_MS + 5_000,
+    );
+    await waitFor("the warning", () => warnings(FORGED_STATUS).length > 0);
+    expect(warnings(FORGED_STATUS)).toEqual([expect.objectContaining({ key: keys.status("w2", "x") })]);
+  });
+});
+
+describe("the statuses a worker writes itself", () => {
+  it("stay through many audits while tasks start, stop and are refused; no status is reported forged", async () => {
+    const { client, keys, record, putTask, statusOf, warnings } = await twoWorkers("status-genuine");
+    await putTask("w1", "held");
+    await waitFor("held to run on w1", () => record.runsOn("held")[0] === "w1");
+    // A copy refused by the run lock keeps a `failed` status without holding the lock.
+    await putTask("w2", "held");
+    await waitFor("w2's copy to be refused", async () => (await statusOf("w2", "held"))?.state === "failed");
+
+    // Tasks come and go on both workers across several audits.
+    const until = Date.now() + 2 * TTL_MS;
+    for (let round = 0; Date.now() < until; round++) {
+      const worker = round % 2 === 0 ? "w1" : "w2";
+      await putTask(worker, `c${round}`);
+      if (round >= 2) await client.delete().key(keys.task(round % 2 === 0 ? "w1" : "w2", `c${round - 2}`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, TTL_MS));
+
+    expect(warnings(FORGED_STATUS)).toEqual([]);
+    expect((await statusOf("w1", "held"))?.state).toBe("running");
+    expect((await statusOf("w2", "held"))?.state).toBe("failed");
+    expect(await client.get(keys.runLock("held")).string()).toBe("w1");
+    expect(record.mostAtOnce).toBe(1);
+    for (const worker of ["w1", "w2"]) {
+      const tasks = Object.keys(await client.getAll().prefix(keys.workerTasksPrefix(worker)).strings());
+      const ids = tasks.map((key) => keys.parseTask(key)?.taskId);
+      await waitFor(`${worker}'s statuses to match its tasks`, async () => {
+        const statuses = [...(await storedStatuses(client, keys, worker)).keys()];
+        return statuses.sort().join() === ids.sort().join();
+      });
+    }
+  });
+});
