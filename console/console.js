@@ -270,11 +270,11 @@ function connect() {
 let searchTimer;
 $("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  void search($("search").value.trim(), view.snapshot?.admin);
+  void search($("search").value.trim(), view.snapshot);
 });
 $("search").addEventListener("input", () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => void search($("search").value.trim(), view.snapshot?.admin), 300);
+  searchTimer = setTimeout(() => void search($("search").value.trim(), view.snapshot), 300);
 });
 $("worker-filter").addEventListener("input", (event) => {
   view.filter = event.target.value;

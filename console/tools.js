@@ -1,8 +1,15 @@
 // The search box and the operator actions (sent with the bearer token the operator typed).
 import { $, ago, el, setText } from "./dom.js";
 
-/** Tasks whose id contains `query`, where each runs; with `admin`, the task actions per row. */
-export async function search(query, admin = false) {
+/**
+ * Tasks whose id contains `query`, where each runs (a crashed worker's held task as held); the task
+ * actions per row when the snapshot says admin actions are served.
+ */
+export async function search(query, snapshot) {
+  const admin = snapshot?.admin ?? false;
+  const holds = new Map(
+    (snapshot?.workers ?? []).filter((w) => !w.registered && w.held).map((w) => [w.name, w.held]),
+  );
   const target = $("search-result");
   if (!query) return target.replaceChildren();
   const response = await fetch(`/console/search?q=${encodeURIComponent(query)}`);
@@ -14,7 +21,12 @@ export async function search(query, admin = false) {
       { "data-task": m.id },
       el("td", {}, m.id),
       el("td", {}, m.registered ? m.worker : `${m.worker} (gone)`),
-      el("td", { class: m.status?.state === "running" ? "good" : "warn" }, m.status?.state ?? "unstarted"),
+      el(
+        "td",
+        { class: m.status?.state === "running" ? "good" : "warn" },
+        m.status?.state ??
+          (holds.has(m.worker) ? `held for ${m.worker} until ${holds.get(m.worker).until}` : "unstarted"),
+      ),
       el("td", {}, m.status?.since ? ago(m.status.since) : "–"),
       el("td", { class: "error" }, m.status?.error ?? ""),
       admin ? el("td", {}, taskButtons(m.id, ["restart", "move", "pin", "unpin"])) : undefined,

@@ -177,6 +177,14 @@ describe("the console's task actions and release (headless Chromium, real proces
       heldTasks.length,
     );
     expect(await page.textContent("#total-held")).toBe(String(heldTasks.length));
+    await page.fill("#search", heldTasks[0]);
+    await waitFor("the search to say the task is held", async () =>
+      (
+        await page
+          .textContent(`#search-result tr[data-task="${heldTasks[0]}"] td:nth-child(3)`)
+          .catch(() => "")
+      )?.startsWith(`held for ${crashed} until `),
+    );
     expect(await click(page, release)).toMatchObject({ good: true });
     await cluster.waitConverged({ workers: ["w1", "w2"], tasks: healthy });
     const releasedRecord = cluster.history.events.find(
