@@ -3,6 +3,7 @@ import { type HttpEndpoint, serveHttp } from "../../../src/cli/http.js";
 import { createRegistry } from "../../../src/cli/metrics.js";
 import { ConsoleFeed } from "../../../src/console/feed.js";
 import {
+  ADMIN_ACTIONS,
   type AdminAction,
   type AdminRequest,
   createConsole,
@@ -311,5 +312,35 @@ describe("console routes", () => {
     ]);
     expect(await ok.json()).toEqual({ action: "cordon" });
     expect(done).toEqual(["cordon w1"]);
+  });
+
+  it("guard every action alike, the task actions and release included: POST only, the token, a JSON body", async () => {
+    const done: string[] = [];
+    const url = await serveConsole(testSpace("console-guard"), { token: "s3cret-token", done });
+    const send = (action: string, init: { method?: string; token?: string; type?: string }) =>
+      fetch(`${url}/console/actions/${action}`, {
+        method: init.method ?? "POST",
+        headers: {
+          "Content-Type": init.type ?? "application/json",
+          ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
+        },
+        body: init.method === "GET" ? undefined : JSON.stringify({ task: "t1", worker: "w1" }),
+      });
+
+    const statuses = [];
+    for (const action of ADMIN_ACTIONS) {
+      const answers = await Promise.all([
+        send(action, { method: "GET", token: "s3cret-token" }),
+        send(action, {}),
+        send(action, { token: "s3cret-token", type: "text/plain" }),
+      ]);
+      statuses.push([action, ...answers.map((answer) => answer.status)]);
+    }
+
+    expect(ADMIN_ACTIONS).toEqual(
+      expect.arrayContaining(["restart", "move", "pin", "unpin", "reset", "release"]),
+    );
+    expect(statuses).toEqual(ADMIN_ACTIONS.map((action) => [action, 405, 401, 415]));
+    expect(done).toEqual([]);
   });
 });
