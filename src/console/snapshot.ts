@@ -63,7 +63,8 @@ export function consoleSnapshot(
     balance: {
       min: loads.length ? Math.min(...loads) : 0,
       max: loads.length ? Math.max(...loads) : 0,
-      mean: loads.length ? tasks / loads.length : 0,
+      // Over the registered workers only: a gone (or held-for) worker's tasks are no one's load yet.
+      mean: loads.length ? loads.reduce((sum, load) => sum + load, 0) / loads.length : 0,
     },
     workers,
     notRunning,

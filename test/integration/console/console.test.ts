@@ -122,6 +122,8 @@ describe("ConsoleFeed", () => {
     expect(changed.revision).toBeGreaterThan(before.revision);
     expect(feed.builds).toBeGreaterThanOrEqual(2);
     expect(changed.workers.find((w) => w.name === "w3")).toMatchObject({ registered: false, tasks: 10 });
+    // The balance is the registered workers': the gone worker's 10 tasks do not raise their mean.
+    expect(changed.balance).toEqual({ min: 10, max: 10, mean: 10 });
   });
 
   it("finds where a task runs by a part of its id, the exact match first", async () => {
