@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IKeyValue } from "etcd3";
 import {
   type BegunMove,
   type KeyLayout,
@@ -12,6 +12,7 @@ import { delay, exponentialBackoff } from "../runtime/index.js";
 import type { WriteOp } from "./batches.js";
 import type { HandoffGate } from "./handoff.js";
 import type { PlannedPut } from "./handoff-puts.js";
+import { deleteUnchanged, genuineMoves, type ReadMove } from "./move-proof.js";
 
 /**
  * Moves begun survive the leader that began them. The transaction that removes a task from its old
@@ -38,8 +39,10 @@ export function retargetMove(keys: KeyLayout, taskId: string, from: string, put?
 }
 
 /**
- * Every move record under the root, as the puts that finish them (`recorded`), and the revision read at. A record that is not one (bad key, bad JSON, wrong shape, bad worker names) is skipped with one
- * warning naming the key.
+ * Every move record under the root that a leader wrote, as the puts that finish them (`recorded`),
+ * and the revision read at. A record that is not one (bad key, bad JSON, wrong shape, bad worker
+ * names), or that no leader wrote (see `genuineMoves`), is deleted while unchanged, with one warning
+ * naming the key.
  */
 export async function loadBegunMoves(
   client: Etcd3,
@@ -47,16 +50,26 @@ export async function loadBegunMoves(
   logger: Logger,
 ): Promise<{ moves: PlannedPut[]; revision: number }> {
   const read = await readPrefixPaged(client, keys.movesPrefix);
-  const moves: PlannedPut[] = [];
+  const wellFormed: ReadMove[] = [];
+  const malformed: IKeyValue[] = [];
   for (const kv of read.kvs) {
     const key = keyText(kv.key, logger);
     const taskId = key === undefined ? undefined : keys.parseMove(key);
-    if (key === undefined || taskId === undefined) continue;
-    const record = readRecord(moveRecordSchema, key, kv.value, logger);
-    if (!record) continue;
-    moves.push(plannedPut(keys, taskId, record));
+    if (key !== undefined && taskId === undefined) logger.warn({ key }, "bad record in etcd");
+    const record =
+      key === undefined || taskId === undefined
+        ? undefined
+        : readRecord(moveRecordSchema, key, kv.value, logger);
+    if (record && taskId !== undefined) wellFormed.push({ taskId, record, kv });
+    else malformed.push(kv);
   }
-  return { moves, revision: read.revision };
+  // Warned about as read; deleted, so no later term warns again.
+  for (let i = 0; i < malformed.length; i += 60) await deleteUnchanged(client, malformed.slice(i, i + 60));
+  const genuine = await genuineMoves(client, keys, wellFormed, logger);
+  return {
+    moves: genuine.map(({ taskId, record }) => plannedPut(keys, taskId, record)),
+    revision: read.revision,
+  };
 }
 
 /**

@@ -159,8 +159,17 @@ describe("a move begun by a leader that dies finishes under the next leader (iss
       t2: JSON.stringify({ from: "w/1", to: "w1", value: "{}" }),
     };
     for (const [id, value] of Object.entries(bad)) await space.client.put(space.keys.move(id)).value(value);
+    // Begun as a leader begins a move: the record written in the transaction that removes the task.
     const begun = { from: "gone", to: "w1", value: JSON.stringify({ id: "t3" }) };
-    await space.client.put(space.keys.move("t3")).value(JSON.stringify(begun));
+    const removed = space.keys.task("gone", "t3");
+    await space.client.put(removed).value(begun.value);
+    await space.client
+      .if(removed, "Version", ">", 0)
+      .then(
+        space.client.delete().key(removed),
+        space.client.put(space.keys.move("t3")).value(JSON.stringify(begun)),
+      )
+      .commit();
     const handoffs: string[] = [];
     // The generator fails: only the resumed move can place t3.
     const master = testMaster(

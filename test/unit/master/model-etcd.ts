@@ -74,20 +74,8 @@ export class ModelEtcd {
   client(): Etcd3 {
     const txn = async (request: ITxnRequest) => {
       await this.s.schedule(Promise.resolve(), describe(request));
-      const succeeded = (request.compare ?? []).every((compare) => this.holds(compare));
-      const ops = (succeeded ? request.success : request.failure) ?? [];
       const writes: Array<ModelEvent & { lease?: string }> = [];
-      const responses = ops.map((op: IRequestOp) => {
-        if (op.request_range) return { response_range: this.range(op.request_range) };
-        if (op.request_put) {
-          const { key, value, lease } = op.request_put;
-          writes.push({ type: "put", key: String(key), value: String(value), lease: String(lease ?? "0") });
-          return { response_put: {} };
-        }
-        if (op.request_delete_range)
-          writes.push({ type: "delete", key: String(op.request_delete_range.key) });
-        return { response_delete_range: {} };
-      });
+      const { succeeded, responses } = this.apply(request, writes);
       const revision = this.write(writes);
       return { succeeded, header: { revision: String(revision) }, responses };
     };
@@ -123,6 +111,24 @@ export class ModelEtcd {
       revision: this.revision,
       keys: wanted.filter((key) => (this.kvs.get(key)?.lease ?? "0") !== "0"),
     };
+  }
+
+  /** A transaction's compares (nested ones too) against the state before it, its writes gathered in `writes`. */
+  private apply(request: ITxnRequest, writes: Array<ModelEvent & { lease?: string }>) {
+    const succeeded = (request.compare ?? []).every((compare) => this.holds(compare));
+    const ops = (succeeded ? request.success : request.failure) ?? [];
+    const responses = ops.map((op: IRequestOp): unknown => {
+      if (op.request_range) return { response_range: this.range(op.request_range) };
+      if (op.request_txn) return { response_txn: this.apply(op.request_txn as ITxnRequest, writes) };
+      if (op.request_put) {
+        const { key, value, lease } = op.request_put;
+        writes.push({ type: "put", key: String(key), value: String(value), lease: String(lease ?? "0") });
+        return { response_put: {} };
+      }
+      if (op.request_delete_range) writes.push({ type: "delete", key: String(op.request_delete_range.key) });
+      return { response_delete_range: {} };
+    });
+    return { succeeded, responses };
   }
 
   private holds(compare: ICompare): boolean {
@@ -162,6 +168,17 @@ export class ModelEtcd {
 
   private range(request: IRangeRequest): { kvs: IKeyValue[]; more: boolean; count: string } {
     const start = String(request.key);
+    const at = Number(request.revision ?? 0);
+    if (at > 0 && at < this.revision && request.range_end === undefined) {
+      // One key at an earlier revision (keys only): whether it existed then, from the commits.
+      const last = this.commits
+        .filter((commit) => commit.revision <= at)
+        .flatMap((commit) => commit.events.filter((event) => event.key === start))
+        .at(-1);
+      const kvs =
+        last?.type === "put" ? [{ key: Buffer.from(start), value: Buffer.from("") } as IKeyValue] : [];
+      return { kvs, more: false, count: String(kvs.length) };
+    }
     const end = request.range_end === undefined ? undefined : String(request.range_end);
     const keys =
       end === undefined
