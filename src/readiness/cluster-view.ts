@@ -44,19 +44,26 @@ export interface ClusterView {
 export async function readClusterView(
   client: Etcd3,
   keys: KeyLayout,
-  scope?: { worker: string },
+  scope?: { worker: string; tasks?: boolean },
   logger: Logger = silentLogger,
 ): Promise<ClusterView> {
+  // Without tasks (`tasks: false`), the view's assignments and statuses are left empty.
+  const withTasks = scope?.tasks !== false;
   const read = await readRangesPaged(client, [
     scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
-    // Payloads can be large; only the ids matter here.
-    prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
-    prefixRange(scope ? keys.workerStatusPrefix(scope.worker) : keys.statusPrefix),
     { key: Buffer.from(keys.barrierLeft) },
     { key: Buffer.from(keys.plan) },
     ...leaderRanges(keys),
+    ...(withTasks
+      ? [
+          // Payloads can be large; only the ids matter here.
+          prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
+          prefixRange(scope ? keys.workerStatusPrefix(scope.worker) : keys.statusPrefix),
+        ]
+      : []),
   ]);
-  const [workerKvs, taskKvs, statusKvs, markerKvs, planKvs, ...candidates] = read.ranges;
+  const [workerKvs = [], markerKvs = [], planKvs = [], candidates = [], taskKvs = [], statusKvs = []] =
+    read.ranges;
 
   const workers = new Map<string, WorkerInfo>();
   for (const kv of workerKvs) {
@@ -94,7 +101,7 @@ export async function readClusterView(
   });
   return {
     revision: read.revision,
-    leader: oldestLeased(candidates.flat(), logger)?.value.toString(),
+    leader: oldestLeased(candidates, logger)?.value.toString(),
     barrierLeft,
     plan: readRecord(planRecordSchema, keys.plan, planKvs[0]?.value, logger),
     workers,
@@ -117,7 +124,7 @@ export async function readLeader(
  * Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is
  * read. Every key is read (one per master): one written by hand without a lease must be skipped.
  */
-function leaderRanges(keys: KeyLayout): IRangeRequest[] {
+function leaderRanges(keys: KeyLayout): [IRangeRequest] {
   return [prefixRange(keys.electionCandidatesPrefix)];
 }
 

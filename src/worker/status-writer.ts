@@ -15,11 +15,6 @@ import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./statu
 export const MAX_TXN_OPS = 128;
 /** Most bytes of keys and values in one transaction (etcd's default request limit is 1.5 MiB). */
 const MAX_BYTES = 1024 * 1024;
-/**
- * How long a write waits for others to share its transaction: the claims and statuses of tasks that
- * arrive over a few watch events travel together. A full batch goes at once.
- */
-export const STATUS_LINGER_MS = 20;
 /** Transactions in flight at once: enough to pipeline, few enough to keep etcd's queue short. */
 const MAX_IN_FLIGHT = 4;
 
@@ -41,8 +36,17 @@ interface PendingWrite {
 
 /**
  * Writes the status keys of one worker under one lease, many tasks per transaction (one etcd write
- * per task state would swamp etcd when thousands of tasks start at once). Once the lease ends,
- * pending writes are dropped: the keys die with the lease.
+ * per task state would swamp etcd when thousands of tasks start at once), by group commit, with no
+ * timer: a write goes out on the next turn of the event loop (with whatever else that turn queued)
+ * when no transaction is in flight, and otherwise waits for the one in flight, to travel with the
+ * others queued meanwhile; a start claim waits only behind a transaction carrying claims, never
+ * behind plain status writes (a start waits for its claim). Full batches go at once, up to
+ * MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
+ *
+ * Order: a task's writes reach etcd in the order it made them because its `StatusPublisher` hands
+ * over the next one only once the previous is answered, and a batch never names a key twice; so
+ * batching never reorders one task's claim and the deletion that stops it. Writes of different tasks
+ * may commit in any order: each claim's own compares (task key revision, run lock) decide it.
  */
 export class StatusWriter implements StatusSink {
   private queue: PendingWrite[] = [];
@@ -50,8 +54,10 @@ export class StatusWriter implements StatusSink {
   /** Aborted when the lease ends or `close()` is called: nothing more is written, nothing waits. */
   private readonly closed = new AbortController();
   private queuedBytes = 0;
+  /** Claims in the queue, and transactions in flight that carry claims. */
+  private queuedClaims = 0;
+  private claimsInFlight = 0;
   private readonly locks: RunLocks;
-  private linger?: NodeJS.Timeout;
   private flushScheduled = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
   private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
@@ -70,7 +76,6 @@ export class StatusWriter implements StatusSink {
     private readonly worker: string,
     private readonly session: LeaseSession,
     private readonly logger: Logger,
-    private readonly lingerMs = STATUS_LINGER_MS,
   ) {
     this.locks = new RunLocks(client, keys, worker, session.id, logger);
     session.signal.addEventListener("abort", () => this.close(), { once: true });
@@ -128,6 +133,7 @@ export class StatusWriter implements StatusSink {
       };
       this.queue.push({ taskId, key, value, guard, done, bytes, nested });
       this.queuedBytes += bytes;
+      if (guard) this.queuedClaims++;
       this.schedule();
     });
   }
@@ -163,39 +169,27 @@ export class StatusWriter implements StatusSink {
     const dropped = this.queue;
     this.queue = [];
     this.queuedBytes = 0;
-    clearTimeout(this.linger);
+    this.queuedClaims = 0;
     for (const write of dropped) write.done(NOT_CLAIMED);
   }
 
-  /**
-   * Sends once a transaction's worth is queued, or after the linger otherwise, so writes made over a
-   * few milliseconds travel together (bounded by MAX_TXN_OPS and MAX_BYTES per transaction).
-   */
+  /** Sends on the next turn whatever may go now (see the class comment); `send` asks again when answered. */
   private schedule(): void {
-    if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
-    if (this.batchFull()) {
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(() => this.flush(false));
-    } else {
-      this.linger ??= setTimeout(() => this.flush(true), this.lingerMs);
-    }
+    if (this.flushScheduled || !this.sendable()) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
-  private batchFull(): boolean {
-    return this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES;
+  private sendable(): boolean {
+    if (this.queue.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return false;
+    if (this.inFlight === 0) return true;
+    if (this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES) return true;
+    return this.queuedClaims > 0 && this.claimsInFlight === 0;
   }
 
-  /** Sends full batches; once the linger is over, the rest too. */
-  private flush(lingered: boolean): void {
-    if (lingered) this.linger = undefined;
-    else this.flushScheduled = false;
-    while (this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT && (lingered || this.batchFull()))
-      void this.send(this.takeBatch());
-    if (this.queue.length === 0) {
-      clearTimeout(this.linger);
-      this.linger = undefined;
-    } else this.schedule();
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.sendable()) void this.send(this.takeBatch());
   }
 
   /**
@@ -225,11 +219,14 @@ export class StatusWriter implements StatusSink {
     }
     this.queue.splice(0, scanned, ...later);
     this.queuedBytes -= bytes;
+    this.queuedClaims -= claims(batch);
     return batch;
   }
 
   private async send(batch: PendingWrite[]): Promise<void> {
+    const carriesClaims = claims(batch) > 0;
     this.inFlight++;
+    if (carriesClaims) this.claimsInFlight++;
     let pending = batch;
     let retry = false;
     try {
@@ -264,9 +261,11 @@ export class StatusWriter implements StatusSink {
       );
     } finally {
       this.inFlight--;
+      if (carriesClaims) this.claimsInFlight--;
       if (retry) {
         this.queue.unshift(...pending);
         for (const write of pending) this.queuedBytes += write.bytes;
+        this.queuedClaims += claims(pending);
       } else for (const write of pending) write.done(NOT_CLAIMED);
       this.schedule();
     }
@@ -294,6 +293,10 @@ export class StatusWriter implements StatusSink {
       return locks.outcome(write.taskId, write.guard.modRevision, nested, revision);
     });
   }
+}
+
+function claims(writes: PendingWrite[]): number {
+  return writes.reduce((count, write) => count + (write.guard ? 1 : 0), 0);
 }
 
 function isSeen(outcome: ClaimResult | SeenLock | typeof AGAIN): outcome is SeenLock {

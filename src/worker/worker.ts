@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
-import { type Readiness, readClusterView, workerReadiness } from "../readiness/index.js";
+import { isWorkerReady, type Readiness, readClusterView, workerReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
@@ -302,13 +302,12 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   }
 
   private async evaluateReady(): Promise<void> {
+    // As `readiness()` judges it, reading every task and status only when the rest allows ready.
     const ready =
       this.currentStatus === "left_barrier" &&
+      !this.waitingReason &&
       this.session?.allStoredRunning() === true &&
-      (await this.readiness().then(
-        (readiness) => readiness.ready,
-        () => this.isReady,
-      ));
+      (await isWorkerReady(this.client, this.keys, this.name).catch(() => this.isReady));
     // A newer evaluation is due: this one's answer may already be stale.
     if (ready === this.isReady || this.readyCheck.requestedAgain) return;
     this.isReady = ready;

@@ -92,7 +92,7 @@ describe("worker lifecycle", () => {
     await putPlan(client, keys, ["other"]);
     expect((await worker.readiness()).reasons.join("; ")).toMatch(/"w1" is not in the last plan/);
     await putPlan(client, keys, ["w1"]);
-    // The start's claim travels with the status writer's linger: wait for it to land.
+    // The start's claim is written in the background: wait for it to land.
     const starting = await waitFor("the claim of a", async () => {
       const readiness = await worker.readiness();
       return /task "a" on "w1" is starting/.test(readiness.reasons.join("; ")) ? readiness : undefined;

@@ -21,6 +21,8 @@ export class MemoryEtcd {
   readonly endedLeases = new Set<string>();
   /** `key@revision` of every mod-revision compare that held in a (nested or outer) transaction that succeeded. */
   readonly heldCompares = new Set<string>();
+  /** Every put and deletion transactions applied, in commit order (value undefined: a deletion). */
+  readonly history: Array<{ key: string; value?: string }> = [];
 
   constructor(private readonly commitWhen: (label: string) => Promise<void>) {}
 
@@ -83,10 +85,12 @@ export class MemoryEtcd {
         changed = true;
         const { key, value, lease } = op.request_put;
         this.store(String(key), String(value), String(lease ?? "0"), this.revision + 1);
+        this.history.push({ key: String(key), value: String(value) });
         return { response_put: {} } as IResponseOp;
       }
       if (op.request_delete_range) {
         changed = this.kv.delete(String(op.request_delete_range.key)) || changed;
+        this.history.push({ key: String(op.request_delete_range.key) });
         return { response_delete_range: {} } as IResponseOp;
       }
       if (op.request_txn) {

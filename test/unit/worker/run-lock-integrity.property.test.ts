@@ -87,14 +87,7 @@ function setup(s: fc.Scheduler, audit: boolean, statuses: boolean): () => { mode
       etcd.write(keys.worker(worker), JSON.stringify({ name: worker }), lease);
       etcd.write(keys.task(worker, "t"), JSON.stringify({ id: "t" }));
       const session = { id: lease, signal: new AbortController().signal, active: true };
-      const writer = new StatusWriter(
-        etcd.client,
-        keys,
-        worker,
-        session as unknown as LeaseSession,
-        logger,
-        0,
-      );
+      const writer = new StatusWriter(etcd.client, keys, worker, session as unknown as LeaseSession, logger);
       const publisher = new StatusPublisher("t", writer);
       real.publishers.set(worker, publisher);
       const lost = () => {
