@@ -14,6 +14,7 @@ import { describeChanges, Screen, stamped } from "./dev-view.js";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.js";
 import { readStatusReport } from "./status.js";
 import type { StatusReport } from "./status-view.js";
+import { printableDeep } from "./printable.js";
 
 const devOptionsSchema = z.object({
   workers: z.coerce.number().int().min(1).max(100).default(3),
@@ -99,7 +100,7 @@ export async function runDev(options: Record<string, unknown>): Promise<number> 
       if (busy || stopReason) return;
       busy = true;
       try {
-        const report = await readStatusReport(etcd, root);
+        const report = printableDeep(await readStatusReport(etcd, root));
         for (const line of describeChanges(last, report)) say(line);
         last = report;
         screen?.draw(header, report);

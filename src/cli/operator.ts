@@ -21,6 +21,7 @@ import {
 import { duration, parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK } from "./errors.js";
+import { printable } from "./printable.js";
 
 type Options = Record<string, unknown>;
 
@@ -38,9 +39,9 @@ async function withEtcd<C extends { root: string }>(
 }
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
-/** With --json, the answer as one JSON document (the web console's admin actions answer the same); else a line. */
+/** With --json, the answer as one JSON document (the web console's admin actions answer the same); else a line (escaped: it may quote etcd). */
 const answer = (json: boolean, value: unknown, line: string) =>
-  say(json ? JSON.stringify(value, null, 2) : line);
+  say(json ? JSON.stringify(value, null, 2) : printable(line));
 
 const json = z.boolean().default(false);
 const withReason = sharedConfigSchema.extend({
@@ -187,7 +188,7 @@ export function runHistory(options: Options): Promise<number> {
     if (config.json) say(JSON.stringify(entries, null, 2));
     else
       for (const entry of entries)
-        say(entry.kind === "action" ? auditLine(entry) : historyLine(entry, config.task));
+        say(printable(entry.kind === "action" ? auditLine(entry) : historyLine(entry, config.task)));
     return EXIT_OK;
   });
 }

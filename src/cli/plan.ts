@@ -14,6 +14,7 @@ import { DEFAULTS, hasLease, type HistoryMove, keyLayout, readPrefixPaged } from
 import { duration, parseConfig, percent, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK, usageError } from "./errors.js";
+import { printableDeep } from "./printable.js";
 
 export interface WorkerPlan {
   name: string;
@@ -80,7 +81,9 @@ export async function runPlan(options: Record<string, unknown>): Promise<number>
       signal: new AbortController().signal,
     });
     const report = planReport(preview, config.maxRemoval);
-    process.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : renderPlan(report));
+    process.stdout.write(
+      config.json ? `${JSON.stringify(report, null, 2)}\n` : renderPlan(printableDeep(report)),
+    );
     return EXIT_OK;
   } finally {
     client.close();

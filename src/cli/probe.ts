@@ -4,6 +4,7 @@ import { assertValidName, createEtcdClient, keyLayout, stderrLogger } from "../n
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { withinDialTimeout } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportError } from "./errors.js";
+import { printable } from "./printable.js";
 
 /** The probe's own default: fast enough for a Kubernetes probe with `timeoutSeconds: 2`. */
 const PROBE_DIAL_TIMEOUT = "700ms";
@@ -27,7 +28,7 @@ export async function runProbe(options: Record<string, unknown>): Promise<number
       );
       const verdict = worker === undefined ? clusterReadiness(view) : workerReadiness(worker, view);
       if (verdict.ready) return EXIT_OK;
-      process.stdout.write(`${verdict.reasons.join("\n")}\n`);
+      process.stdout.write(`${verdict.reasons.map(printable).join("\n")}\n`);
       return EXIT_FAILURE;
     } finally {
       client.close();

@@ -18,13 +18,16 @@ import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
 import { renderStatus, type StatusReport, statusReport } from "./status-view.js";
+import { printableDeep } from "./printable.js";
 
 export async function runStatus(options: Record<string, unknown>): Promise<number> {
   const config = parseConfig(sharedConfigSchema, options);
   const client = await connectEtcd(config);
   try {
     const report = await readStatusReport(client, config.root, stderrLogger(config.logLevel));
-    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+    process.stdout.write(
+      options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(printableDeep(report)),
+    );
     return EXIT_OK;
   } finally {
     client.close();

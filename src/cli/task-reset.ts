@@ -5,6 +5,7 @@ import { resetTask } from "../operator/index.js";
 import { parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_OK } from "./errors.js";
+import { printable } from "./printable.js";
 
 const schema = sharedConfigSchema.extend({
   as: z.string().optional(),
@@ -22,7 +23,7 @@ export async function runTaskReset(options: Record<string, unknown>, taskId: str
     const line = result.reset
       ? `task ${taskId} reset: its failures on ${where || "no worker"} are forgotten; the leader places it again`
       : `task ${taskId} has no failure record: nothing to reset`;
-    process.stdout.write(`${config.json ? JSON.stringify(result, null, 2) : line}\n`);
+    process.stdout.write(`${config.json ? JSON.stringify(result, null, 2) : printable(line)}\n`);
     return EXIT_OK;
   } finally {
     client.close();

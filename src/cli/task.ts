@@ -6,6 +6,7 @@ import { moveTask, pinTask, restartTask, unpinTask } from "../operator/index.js"
 import { duration, parseConfig, sharedConfigSchema } from "./config.js";
 import { connectEtcd } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK, usageError } from "./errors.js";
+import { printable } from "./printable.js";
 
 type Options = Record<string, unknown>;
 
@@ -26,7 +27,7 @@ async function withEtcd(config: Parameters<typeof connectEtcd>[0], work: (client
 }
 
 const say = (json: boolean, value: unknown, line: string) =>
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : line}\n`);
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : printable(line)}\n`);
 
 /** Exit 0 applied; 1 refused or failed (the reason on stdout); 2 bad input or no leader in time. */
 function answerOutcome(json: boolean, outcome: ScheduleOutcome, done: string, what: string): number {
