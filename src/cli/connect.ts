@@ -1,7 +1,14 @@
 /** Opening etcd for a command: a client from the flags, proven reachable before the command starts. */
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { createEtcdClient, type EtcdConnectionConfig, ensureReachable, keyLayout } from "../node/index.js";
+import {
+  createEtcdClient,
+  type EtcdConnectionConfig,
+  ensureReachable,
+  keyLayout,
+  type Logger,
+  waitForEtcd,
+} from "../node/index.js";
 
 /**
  * A client that answered a read under the root within `--dial-timeout` (a user allowed only the root's
@@ -11,6 +18,26 @@ export async function connectEtcd(config: EtcdConnectionConfig & { root: string 
   const client = createEtcdClient(config);
   try {
     await ensureReachable(client, config.etcd, config.dialTimeout, keyLayout(config.root).plan);
+    return client;
+  } catch (error) {
+    client.close();
+    throw withTlsHint(error, config);
+  }
+}
+
+/**
+ * A master's or worker's client: like `connectEtcd`, except that it waits, however long, while etcd
+ * answers but cannot serve (no leader yet), logging why; it gives up (ERR_ETCD_UNREACHABLE, exit 2)
+ * only when nothing answers for `--dial-timeout`, or at once on credentials, permissions or TLS refused.
+ */
+export async function connectNodeEtcd(
+  config: EtcdConnectionConfig & { root: string },
+  logger: Logger,
+): Promise<Etcd3> {
+  const client = createEtcdClient(config);
+  try {
+    const key = keyLayout(config.root).plan;
+    await waitForEtcd(client, { config, key, logger });
     return client;
   } catch (error) {
     client.close();

@@ -3,7 +3,7 @@ import type { Etcd3 } from "etcd3";
 import type { z } from "zod";
 import { createLogger, defaultNodeName, type Logger } from "../node/index.js";
 import { parseConfig, type SharedConfig } from "./config.js";
-import { connectEtcd } from "./connect.js";
+import { connectNodeEtcd } from "./connect.js";
 import { EXIT_FAILURE, EXIT_OK, oneLine, usageError } from "./errors.js";
 import { type HttpEndpoint, type HttpHandlers, serveHttp } from "./http.js";
 
@@ -19,7 +19,8 @@ export interface PreparedNode<C> {
 
 /**
  * What a master or worker command does before building its node, in the order that fails fastest:
- * validate the flags, load the user module (the node imports the same, cached, module), then reach etcd.
+ * validate the flags, load the user module (the node imports the same, cached, module), then reach etcd
+ * (waiting while it answers without serving: see `connectNodeEtcd`).
  */
 export async function prepareNode<S extends z.ZodType<SharedConfig>>(
   role: "master" | "worker",
@@ -37,7 +38,7 @@ export async function prepareNode<S extends z.ZodType<SharedConfig>>(
   await module.load(modulePath);
   const name = config.name ?? defaultNodeName();
   const logger = createLogger({ name, role, level: config.logLevel });
-  const client = await connectEtcd(config);
+  const client = await connectNodeEtcd(config, logger);
   return { config, modulePath, name, logger, client };
 }
 

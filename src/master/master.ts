@@ -6,6 +6,8 @@ import {
   defaultNodeName,
   type EtcdConnectionConfig,
   type KeyLayout,
+  EtcdWaitLog,
+  isRetryableAtStartup,
   keyLayout,
   type Logger,
   nodeLogger,
@@ -123,7 +125,10 @@ export class Master extends SafeEmitter<MasterEvents> {
     return this.term !== undefined && !this.term.leadership.signal.aborted;
   }
 
-  /** Loads the generator and joins the election; resolves once this master is a candidate (leader or standby). */
+  /**
+   * Loads the generator and joins the election; resolves once this master is a candidate (leader or
+   * standby), waiting while etcd cannot serve; rejects on credentials, permissions or TLS refused.
+   */
   start(): Promise<void> {
     this.started ??= (async () => {
       this.generator = await loadGenerator(this.options.generator);
@@ -166,6 +171,7 @@ export class Master extends SafeEmitter<MasterEvents> {
     failed: (error: unknown) => void,
   ): Promise<void> {
     const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
+    const firstCampaign = new EtcdWaitLog(this.logger, "campaign");
     let everCandidate = false;
     while (!this.stopping.signal.aborted) {
       let leadership: Leadership;
@@ -179,17 +185,21 @@ export class Master extends SafeEmitter<MasterEvents> {
           signal: this.stopping.signal,
           onCandidate: (key) => {
             everCandidate = true;
+            firstCampaign.over();
             this.logger.info({ electionKey: key, version: this.options.version }, "campaigning");
             candidate();
           },
         });
       } catch (error) {
         if (this.stopping.signal.aborted) break;
-        if (!everCandidate) {
+        // Before the first candidacy, etcd without a leader (or slow) is waited for, like the start-up's
+        // first read; credentials, permissions or TLS refused (or a bug) end start().
+        if (!everCandidate && !isRetryableAtStartup(error)) {
           failed(error);
           return;
         }
-        this.logger.warn({ err: error }, "campaign failed; campaigning again");
+        if (everCandidate) this.logger.warn({ err: error }, "campaign failed; campaigning again");
+        else firstCampaign.failed(error);
         await delay(backoff.next(), this.stopping.signal).catch(() => undefined);
         continue;
       }

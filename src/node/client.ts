@@ -1,5 +1,13 @@
 import { readFileSync } from "node:fs";
-import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, noop, retry } from "cockatiel";
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  isBrokenCircuitError,
+  noop,
+  retry,
+} from "cockatiel";
 import {
   Etcd3,
   GRPCDeadlineExceededError,
@@ -173,8 +181,16 @@ export async function ensureReachable(
   }
 }
 
-/** An error a retry can cure: etcd (or one member) unavailable, busy or slow, but not TLS refused. */
-function isTransientEtcdError(error: unknown): boolean {
+/** etcd's own answers that a later attempt can cure, whatever gRPC code they came with (a server-side deadline is UNKNOWN). */
+const ETCD_TRANSIENT_ANSWER =
+  /etcdserver: (no leader|leader changed|not leader|request timed out|server stopped|too many requests)|context deadline exceeded/;
+
+/**
+ * An error a retry can cure: etcd (or one member) unavailable, busy or slow, or every member skipped
+ * for a moment after failing so (an open circuit breaker), but not TLS refused.
+ */
+export function isTransientEtcdError(error: unknown): boolean {
+  if (isBrokenCircuitError(error) || ETCD_TRANSIENT_ANSWER.test(firstLine(error))) return true;
   if (!(
     error instanceof GRPCUnavailableError ||
     error instanceof GRPCDeadlineExceededError ||

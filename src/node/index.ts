@@ -5,7 +5,9 @@ export {
   type EtcdConnectionConfig,
   ensureReachable,
   isEtcdBusy,
+  isTransientEtcdError,
 } from "./client.js";
+export { EtcdWaitLog, isPermanentEtcdError, isRetryableAtStartup, waitForEtcd } from "./etcd-wait.js";
 export {
   assertValidName,
   type DoubleBarrierKeys,

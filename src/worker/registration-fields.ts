@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 // The planner's rules for labels and generations (pure leaf modules), so both agree.
 import { labelsProblem } from "../balancer/labels.js";
@@ -41,4 +42,20 @@ export function handlerGeneration(handler: WorkerOptions["handler"]): string | u
   } catch {
     return undefined; // Loading the handler reports the unreadable module.
   }
+}
+
+/** What `/R/worker/<name>` holds for this process. */
+export function registrationInfo(
+  name: string,
+  version: string | undefined,
+  fields: RegistrationFields,
+): WorkerInfo {
+  return {
+    name,
+    host: hostname(),
+    pid: process.pid,
+    version: version ?? "unknown",
+    startedAt: new Date().toISOString(),
+    ...fields,
+  };
 }

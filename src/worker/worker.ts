@@ -1,11 +1,12 @@
 import { EventEmitter } from "node:events";
-import { hostname } from "node:os";
 import type { Etcd3 } from "etcd3";
 import { isWorkerReady, type Readiness, readClusterView, workerReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
   DEFAULTS,
+  EtcdWaitLog,
+  isPermanentEtcdError,
   nodeClient,
   defaultNodeName,
   keyLayout,
@@ -15,12 +16,11 @@ import {
   type Logger,
   registerWhenAdmitted,
   nodeLogger,
-  type WorkerInfo,
 } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, SerialJob, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "../watcher/index.js";
 import { drainTasks } from "./drain.js";
-import { type RegistrationFields, registrationFields } from "./registration-fields.js";
+import { type RegistrationFields, registrationFields, registrationInfo } from "./registration-fields.js";
 import { loadHandler, type TaskLauncher } from "./handler.js";
 import type { RetryOptions, TaskRunState } from "./task-runner.js";
 import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask } from "./types.js";
@@ -239,7 +239,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     registered: () => this.resolveFirstRegistration?.(),
   };
 
-  /** Grants a lease and registers under it, retrying transient failures; rejects only when stopped or the name stays held. */
+  /** Grants a lease and registers under it, retrying failures; rejects when stopped, the name stays held, or etcd refuses us at start-up. */
   private async connect(again: boolean): Promise<LeaseSession> {
     const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
     const stop = this.stopController.signal;
@@ -247,6 +247,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     // it; after a loss our own old registration may linger the same way, for as long as it takes.
     const nameWaitUntil = Date.now() + this.options.ttlMs + 1_000;
     const nameHeld = new AbortController();
+    const waitLog = new EtcdWaitLog(this.logger, again ? "register again" : "register");
     for (;;) {
       stop.throwIfAborted();
       let lease: LeaseSession | undefined;
@@ -265,7 +266,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
           client: this.client,
           keys: this.keys,
           session: lease,
-          info: this.info(),
+          info: registrationInfo(this.name, this.options.version, this.fields),
           maxWorkers: this.options.maxWorkers ?? 0,
           signal: AbortSignal.any([stop, nameHeld.signal]),
           logger: this.logger,
@@ -278,14 +279,16 @@ export class Worker extends SafeEmitter<WorkerEvents> {
           },
         });
         this.waitingReason = undefined;
+        waitLog.over();
         return lease;
       } catch (error) {
         await lease?.close();
         if (stop.aborted) throw stop.reason;
         if (nameHeld.signal.aborted) throw nameHeld.signal.reason;
-        const wait = backoff.next();
-        this.logger.warn({ err: error, retryInMs: wait }, "worker registration failed; retrying");
-        await delay(wait, stop);
+        // At start-up, credentials, permissions or TLS refused end start() (exit 2); the rest is waited out.
+        if (!again && isPermanentEtcdError(error)) throw error;
+        waitLog.failed(error);
+        await delay(backoff.next(), stop);
       }
     }
   }
@@ -325,17 +328,6 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     if (this.ownsClient) this.client.close();
     this.setStatus("dead");
     this.logger.info("worker stopped");
-  }
-
-  private info(): WorkerInfo {
-    return {
-      name: this.name,
-      host: hostname(),
-      pid: process.pid,
-      version: this.options.version ?? "unknown",
-      startedAt: new Date().toISOString(),
-      ...this.fields,
-    };
   }
 
   private setStatus(status: WorkerStatus): void {
