@@ -139,6 +139,7 @@ export async function waitForEtcd(client: Etcd3, options: EtcdWaitOptions): Prom
       endpoints.length > 1
         ? Math.max(Math.ceil(dialTimeoutMs / 2), Math.min(dialTimeoutMs, 1_000))
         : dialTimeoutMs;
+    let lastServeError: unknown;
     for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
       signal?.throwIfAborted();
       const left = answers.answeredAt + dialTimeoutMs - Date.now();
@@ -149,7 +150,8 @@ export async function waitForEtcd(client: Etcd3, options: EtcdWaitOptions): Prom
       } catch (error) {
         if (!isTransientEtcdError(error)) throw unusable(error);
         // "Circuit breaker open" says only that every member failed just now: report why they did.
-        const reason = isBrokenCircuitError(error) ? (answers.lastError ?? error) : error;
+        if (!isBrokenCircuitError(error)) lastServeError = error;
+        const reason = lastServeError ?? answers.lastError ?? error;
         if (Date.now() - answers.answeredAt >= dialTimeoutMs) throw unusable(answers.lastError ?? reason);
         if (answers.answered) log.failed(reason);
       }
