@@ -2,7 +2,7 @@
 // rendered with plain DOM calls; every value from the cluster goes in as text, never as HTML.
 import { drawBars, PALETTE } from "./charts.js";
 import { $, ago, clock, el, setList, setText } from "./dom.js";
-import { lifecycleTotals, renderPins, renderTargets, renderUnassigned } from "./tasks.js";
+import { lifecycleTotals, renderActions, renderPins, renderTargets, renderUnassigned } from "./tasks.js";
 import { act, search } from "./tools.js";
 
 const PAGE_SIZE = 50;
@@ -252,6 +252,7 @@ function render(snapshot) {
   renderNotRunning(snapshot);
   renderUnassigned(snapshot);
   renderPins(snapshot);
+  renderActions(snapshot);
   if (snapshot.admin) renderTargets(snapshot);
 }
 

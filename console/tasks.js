@@ -1,6 +1,6 @@
-// Tasks the operator acts on: the ones placed nowhere (quarantined among them), the pins, and the
-// worker choice that move and pin send a task to.
-import { $, ago, el, setText } from "./dom.js";
+// Tasks the operator acts on: the ones placed nowhere (quarantined among them), the pins, the
+// worker choice that move and pin send a task to; and who did what lately (the audit trail).
+import { $, ago, el, setList, setText } from "./dom.js";
 import { taskButtons } from "./tools.js";
 
 /** Unassigned reasons a `task reset` clears: the task's failure record is what keeps it out. */
@@ -85,6 +85,19 @@ export function renderPins(s) {
         s.admin ? el("td", {}, taskButtons(pin.task, ["unpin"])) : undefined,
       ),
     ),
+  );
+}
+
+/** The newest operator actions, newest first: "3s ago: task move t1 → w2 by alice@ops: hot host". */
+export function renderActions(s) {
+  const actions = s.actions ?? [];
+  setText("actions-note", actions.length ? "" : "none recorded yet");
+  setList(
+    "actions",
+    [...actions].reverse().map((a) => {
+      const subject = [a.task, a.worker, a.to && `→ ${a.to}`].filter(Boolean).join(" ");
+      return `${ago(a.at)}: ${a.action}${subject ? ` ${subject}` : ""} by ${a.by}${a.reason ? `: ${a.reason}` : ""}`;
+    }),
   );
 }
 

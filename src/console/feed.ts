@@ -9,6 +9,7 @@ import type { ClusterView } from "../readiness/index.js";
 import { readStatus } from "../cli/status.js";
 import { firstLine } from "../errors.js";
 import { type KeyLayout, keyLayout, type Logger, type TaskStatus } from "../node/index.js";
+import { readAudit } from "../operator/index.js";
 import { HistoryTail, type TaskMove } from "./history.js";
 import { type ConsoleSnapshot, consoleSnapshot } from "./snapshot.js";
 
@@ -18,6 +19,8 @@ export const REFRESH_MS = 1_000;
 const KEEPALIVE_MS = 15_000;
 /** Most matches a search returns. */
 export const SEARCH_LIMIT = 50;
+/** The newest operator actions the page lists (`escheduler history` has the last 1,000). */
+export const ACTIONS_SHOWN = 10;
 
 export interface ConsoleFeedOptions {
   client: Etcd3;
@@ -146,12 +149,13 @@ export class ConsoleFeed {
     if (this.latest && Number(head.header.revision) === this.latest.view.revision) return this.latest;
     const started = Date.now();
     const { client, root } = this.options;
-    const [{ view, report }] = await Promise.all([
+    const [{ view, report }, , actions] = await Promise.all([
       readStatus(client, root, this.options.logger),
       this.history.update(client),
+      readAudit(client, this.keys, { limit: ACTIONS_SHOWN, logger: this.options.logger }),
     ]);
     this.builds++;
-    const snapshot = consoleSnapshot(report, this.history.entries, this.options.admin);
+    const snapshot = consoleSnapshot(report, this.history.entries, this.options.admin, actions);
     this.lastBuildMs = Date.now() - started;
     this.latest = { view, snapshot, event: `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n` };
     return this.latest;

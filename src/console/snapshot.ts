@@ -3,7 +3,7 @@
  * (pause, refusal and cordons included), plus the recent schedule history for the chart.
  */
 import type { NotRunningTask, StatusReport, WorkerReport } from "../cli/status-view.js";
-import type { HistoryEntry } from "../operator/index.js";
+import type { AuditEntry, HistoryEntry } from "../operator/index.js";
 
 /** Most not-running tasks listed (the page says how many more there are). */
 export const NOT_RUNNING_LIMIT = 500;
@@ -25,6 +25,8 @@ export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   notRunning: (NotRunningTask & { worker: string })[];
   /** Recent schedules, oldest first. */
   schedules: ScheduleMark[];
+  /** The newest operator actions with who and why (the audit trail), oldest first. */
+  actions: AuditEntry[];
 };
 
 /** The snapshot of one report and the recent history; any field the report gains passes through. */
@@ -32,6 +34,7 @@ export function consoleSnapshot(
   report: StatusReport,
   history: HistoryEntry[],
   admin: boolean,
+  actions: AuditEntry[] = [],
   now = new Date(),
 ): ConsoleSnapshot {
   const workers = report.workers.map(({ notRunning, ...worker }): ConsoleWorker => ({
@@ -72,5 +75,6 @@ export function consoleSnapshot(
       ...entry,
       workers: workers.length,
     })),
+    actions,
   };
 }

@@ -91,8 +91,11 @@ export async function readAudit(
   options: { limit?: number; task?: string; worker?: string; logger?: Logger } = {},
 ): Promise<AuditEntry[]> {
   const logger = options.logger ?? silentLogger;
+  // Unfiltered, the newest `limit` keys are all it needs (the console reads them on every change).
+  const unfiltered = options.task === undefined && options.worker === undefined;
+  const limit = unfiltered && options.limit !== undefined ? { limit: options.limit } : {};
   const response = await client.kv.range(
-    prefixRange(keys.auditPrefix, { sort_target: SortTarget.Key, sort_order: SortOrder.Descend }),
+    prefixRange(keys.auditPrefix, { sort_target: SortTarget.Key, sort_order: SortOrder.Descend, ...limit }),
     requestDeadline(),
   );
   const entries: AuditEntry[] = [];

@@ -151,6 +151,7 @@ describe("the console's task actions and release (headless Chromium, real proces
     await waitFor("poison started again after the reset", async () =>
       cluster.events().some((e) => e.task === "poison" && e.event === "start-failed" && e.t > clickedAt),
     );
+    await cluster.history.caughtUp(cluster.client);
     expect(
       cluster.history.events.some((e) => e.type === "delete" && e.key === cluster.keys.failure("poison")),
     ).toBe(true);
@@ -187,6 +188,7 @@ describe("the console's task actions and release (headless Chromium, real proces
     );
     expect(await click(page, release)).toMatchObject({ good: true });
     await cluster.waitConverged({ workers: ["w1", "w2"], tasks: healthy });
+    await cluster.history.caughtUp(cluster.client);
     const releasedRecord = cluster.history.events.find(
       (e) => e.type === "put" && e.key === cluster.keys.held(crashed) && e.value.includes("releasedBy"),
     );
@@ -195,7 +197,11 @@ describe("the console's task actions and release (headless Chromium, real proces
       expect.objectContaining({ by: LABEL, reason: REASON }),
     ]);
 
-    // history shows each of them with who and why.
+    // The page lists the newest actions with who and why; history shows each of them.
+    await waitFor("the page to list the release", async () =>
+      (await page.textContent("#actions"))?.includes(`release ${crashed} by ${LABEL}: ${REASON}`),
+    );
+    expect(await page.textContent("#actions")).toContain(`task reset poison by ${LABEL}: ${REASON}`);
     const history = await runCli([
       "history",
       "--limit",
