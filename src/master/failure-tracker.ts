@@ -12,12 +12,19 @@ import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { FailureInputs } from "./escalation-input.js";
 import { type EscalationTask, newlyExhausted, recordFailure } from "./escalation.js";
 import type { LeaderWriter } from "./fencing.js";
+import type { StatusView } from "./status-source.js";
 
 export interface FailureTrackerOptions {
   defaults: EffectiveRestartPolicy;
   logger: Logger;
   /** A task reached its restart limit on a worker, a record was reset, or an exclusion ended: schedule now. */
   onEscalation: (reason: "failure" | "reset" | "failure-window") => void;
+  /**
+   * The term's view of the status keys, already started by its hand-off gate: one watch of the
+   * statuses per leader, not two (at 50,000 tasks every status event decoded twice starved the
+   * leader). Absent: the tracker watches the statuses itself.
+   */
+  statuses?: StatusView;
 }
 
 /**
@@ -27,7 +34,9 @@ export interface FailureTrackerOptions {
  */
 export class FailureTracker implements FailureInputs {
   readonly defaults: EffectiveRestartPolicy;
-  private readonly statuses: PrefixWatcher;
+  private readonly statuses: StatusView;
+  /** Whether `statuses` is this tracker's own watch (started and closed here). */
+  private readonly ownStatuses: boolean;
   private readonly failures: PrefixWatcher;
   private readonly known = new Map<string, FailureRecord>();
   /** The tasks of the last schedule; undefined before the first (failures seen meanwhile wait). */
@@ -45,7 +54,9 @@ export class FailureTracker implements FailureInputs {
     private readonly options: FailureTrackerOptions,
   ) {
     this.defaults = options.defaults;
-    this.statuses = new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger });
+    this.ownStatuses = !options.statuses;
+    this.statuses =
+      options.statuses ?? new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger });
     this.failures = new PrefixWatcher(client, keys.failuresPrefix, { logger: options.logger });
   }
 
@@ -67,8 +78,9 @@ export class FailureTracker implements FailureInputs {
       this.options.logger.info({ task: id }, "failure record reset");
       this.options.onEscalation("reset");
     });
-    const current = await this.statuses.start(signal);
-    for (const [key, value] of current)
+    if (this.ownStatuses) await this.statuses.start(signal);
+    // The current values, then every later change: read and subscribed in one go.
+    for (const [key, value] of this.statuses.entries)
       this.onStatus({ type: "put", key, value, revision: 0, synthetic: true });
     this.statuses.on("change", (change) => this.onStatus(change));
   }
@@ -101,7 +113,7 @@ export class FailureTracker implements FailureInputs {
 
   async close(): Promise<void> {
     clearTimeout(this.windowTimer);
-    await Promise.all([this.statuses.close(), this.failures.close()]);
+    await Promise.all([this.ownStatuses ? this.statuses.close() : undefined, this.failures.close()]);
     await this.writes.catch(() => undefined);
   }
 

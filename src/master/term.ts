@@ -84,17 +84,17 @@ export class LeaderTerm {
       pausedKey: keys.paused,
     });
     this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
-    if (settings.handoff === "wait") {
-      this.handoffs = new HandoffGate(etcdStatusSource(client, keys, this.logger), keys, this.writer, {
+    // One watch of the statuses per term: the hand-off gate starts it, the failure tracker reads it.
+    const statuses = settings.handoff === "wait" ? etcdStatusSource(client, keys, this.logger) : undefined;
+    if (statuses) {
+      this.handoffs = new HandoffGate(statuses, keys, this.writer, {
         logger: this.logger,
         onReleased: (event) => {
           this.logger.debug(event, "hand-off: task written to its new worker");
           context.emit("handoffWait", event);
           this.pacer?.refill(this.signal);
         },
-        onWriteFailed: (error) => {
-          this.logger.warn({ err: error }, "hand-off write failed; writing it again");
-        },
+        onWriteFailed: (error) => this.logger.warn({ err: error }, "hand-off write failed; writing it again"),
         liveWorkers: () => this.liveWorkers(),
       });
     }
@@ -112,6 +112,7 @@ export class LeaderTerm {
       defaults: restartDefaults(settings),
       logger: this.logger,
       onEscalation: (reason) => this.runner.trigger(reason),
+      statuses: statuses?.view,
     });
     this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
     this.holds = new HoldTimer(client, keys, settings, (reason) => this.runner.trigger(reason), this.logger);
@@ -315,14 +316,8 @@ export class LeaderTerm {
     if (await isBarrierLeft(client, keys)) return false;
     const { expectedWorkers, barrierTimeoutMs } = settings;
     if (expectedWorkers > 0) {
-      const barrier = gatheringBarrier({
-        client,
-        keys,
-        name,
-        expectedWorkers,
-        session: leadership.session,
-        logger,
-      });
+      const { session } = leadership;
+      const barrier = gatheringBarrier({ client, keys, name, expectedWorkers, session, logger });
       logger.info({ expectedWorkers, barrierTimeoutMs }, "gathering the first start's workers");
       try {
         await barrier.enter({ signal: this.signal, timeoutMs: barrierTimeoutMs });
