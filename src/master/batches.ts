@@ -1,9 +1,8 @@
 import type { IRequestOp } from "etcd3";
 
-/** etcd's default `--max-txn-ops`. */
-export const MAX_TXN_OPS = 128;
-/** Stays clear of etcd's default 1.5 MiB request limit. */
-export const MAX_TXN_BYTES = 1024 * 1024;
+import { MAX_TXN_BYTES, MAX_TXN_OPS } from "../node/index.js";
+
+export { MAX_TXN_BYTES, MAX_TXN_OPS };
 
 /**
  * One key write of a schedule; ops with a `priority` are committed after every op of a strictly higher

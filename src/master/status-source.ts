@@ -1,5 +1,5 @@
 import type { Etcd3 } from "etcd3";
-import { hasLease, type KeyLayout, type Logger, readPrefixPaged, requestDeadline } from "../node/index.js";
+import { hasLease, type KeyLayout, type Logger, readNamedKeys, readPrefixPaged } from "../node/index.js";
 import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 
 /** The gate's live view of the status keys (a PrefixWatcher over `/R/status/`). */
@@ -36,24 +36,8 @@ export function etcdStatusSource(client: Etcd3, keys: KeyLayout, logger: Logger)
         const live = all.kvs.filter((kv) => hasLease(kv, logger));
         return { revision: all.revision, keys: live.map((kv) => kv.key.toString()) };
       }
-      let revision = Number.MAX_SAFE_INTEGER;
-      const present: string[] = [];
-      // etcd's default --max-txn-ops per read.
-      for (let start = 0; start < wanted.length; start += 128) {
-        const chunk = wanted.slice(start, start + 128);
-        const response = await client.kv.txn(
-          {
-            compare: [],
-            success: chunk.map((key) => ({ request_range: { key: Buffer.from(key), keys_only: true } })),
-            failure: [],
-          },
-          requestDeadline(),
-        );
-        revision = Math.min(revision, Number(response.header.revision));
-        for (const item of response.responses)
-          for (const kv of item.response_range?.kvs ?? [])
-            if (hasLease(kv, logger)) present.push(kv.key.toString());
-      }
+      const { revision, kvs } = await readNamedKeys(client, wanted);
+      const present = kvs.filter((kv) => hasLease(kv, logger)).map((kv) => kv.key.toString());
       return { revision, keys: present };
     },
   };

@@ -23,7 +23,14 @@ export { LeaseSession, type LeaseSessionOptions, leaseMarginMs, revokeQuietly } 
 export { colorWanted, createLogger, type Logger, nodeLogger, silentLogger, stderrLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";
 export { defaultNodeName } from "./name.js";
-export { prefixRange, readPrefixPaged, readRangesPaged } from "./paged-read.js";
+export {
+  MAX_TXN_BYTES,
+  MAX_TXN_OPS,
+  prefixRange,
+  readNamedKeys,
+  readPrefixPaged,
+  readRangesPaged,
+} from "./paged-read.js";
 export {
   barrierLeftSchema,
   type CordonRecord,

@@ -2,6 +2,11 @@ import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import { prefixRangeEnd } from "./keys.js";
 import { requestDeadline } from "./requests.js";
 
+/** etcd's default `--max-txn-ops`: most operations in one transaction. */
+export const MAX_TXN_OPS = 128;
+/** Most bytes of keys and values in one transaction: clear of etcd's default 1.5 MiB request limit. */
+export const MAX_TXN_BYTES = 1024 * 1024;
+
 /** Keys per page: ~1 MB of task values, well below etcd's response limits however large the fleet. */
 export const READ_PAGE_SIZE = 5_000;
 
@@ -71,4 +76,25 @@ export async function readPrefixPaged(
     options,
   );
   return { revision: read.revision, kvs: read.ranges[0] ?? [] };
+}
+
+/**
+ * The keys of `names` that exist, read in transactions of MAX_TXN_OPS ranges (keys only); the
+ * revision is the lowest the reads were served at, so every key absent there was absent then.
+ */
+export async function readNamedKeys(
+  client: Etcd3,
+  names: readonly string[],
+): Promise<{ revision: number; kvs: IKeyValue[] }> {
+  let revision = Number.MAX_SAFE_INTEGER;
+  const kvs: IKeyValue[] = [];
+  for (let start = 0; start < names.length; start += MAX_TXN_OPS) {
+    const success = names
+      .slice(start, start + MAX_TXN_OPS)
+      .map((name) => ({ request_range: { key: Buffer.from(name), keys_only: true } }));
+    const response = await client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+    revision = Math.min(revision, Number(response.header.revision));
+    for (const item of response.responses) kvs.push(...(item.response_range?.kvs ?? []));
+  }
+  return { revision, kvs };
 }

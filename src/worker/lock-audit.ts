@@ -1,9 +1,14 @@
 import type { Etcd3, IRequestOp } from "etcd3";
-import { type KeyLayout, type LeaseSession, type Logger, requestDeadline } from "../node/index.js";
+import {
+  type KeyLayout,
+  type LeaseSession,
+  type Logger,
+  MAX_TXN_OPS,
+  requestDeadline,
+} from "../node/index.js";
 import { delay } from "../runtime/index.js";
 import { AGAIN, FORGED_LOCK, NESTED_OPS, type RunLocks, type SeenLock } from "./run-lock.js";
 import type { LockHeld } from "./status-publisher.js";
-import { MAX_TXN_OPS } from "./status-writer.js";
 
 export interface LockAuditOptions {
   client: Etcd3;

@@ -3,11 +3,11 @@ import {
   type KeyLayout,
   type LeaseSession,
   type Logger,
+  MAX_TXN_OPS,
   readPrefixPaged,
   requestDeadline,
   type TaskStatus,
 } from "../node/index.js";
-import { MAX_TXN_OPS } from "./status-writer.js";
 import { LockAudit, type LockAuditOptions } from "./lock-audit.js";
 import { type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 import { StatusWriter } from "./status-writer.js";

@@ -4,6 +4,8 @@ import {
   type KeyLayout,
   type LeaseSession,
   type Logger,
+  MAX_TXN_BYTES,
+  MAX_TXN_OPS,
   requestDeadline,
   type TaskStatus,
 } from "../node/index.js";
@@ -11,10 +13,6 @@ import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { AGAIN, NESTED_OPS, RunLocks, type SeenLock } from "./run-lock.js";
 import { CLAIMED, type ClaimResult, NOT_CLAIMED, type StatusSink } from "./status-publisher.js";
 
-/** Most operations in one transaction (etcd's default --max-txn-ops is 128). */
-export const MAX_TXN_OPS = 128;
-/** Most bytes of keys and values in one transaction (etcd's default request limit is 1.5 MiB). */
-const MAX_BYTES = 1024 * 1024;
 /** Transactions in flight at once: enough to pipeline, few enough to keep etcd's queue short. */
 const MAX_IN_FLIGHT = 4;
 
@@ -183,7 +181,7 @@ export class StatusWriter implements StatusSink {
   private sendable(): boolean {
     if (this.queue.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return false;
     if (this.inFlight === 0) return true;
-    if (this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_BYTES) return true;
+    if (this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_TXN_BYTES) return true;
     return this.queuedClaims > 0 && this.claimsInFlight === 0;
   }
 
@@ -193,7 +191,7 @@ export class StatusWriter implements StatusSink {
   }
 
   /**
-   * Up to MAX_TXN_OPS writes and MAX_BYTES with distinct keys (etcd rejects a transaction naming a key
+   * Up to MAX_TXN_OPS writes and MAX_TXN_BYTES with distinct keys (etcd rejects a transaction naming a key
    * twice); scans only as far as it takes. etcd counts a nested transaction's operations on top of
    * the outer ones, so a batch with claims or deletions holds NESTED_OPS fewer writes.
    */
@@ -207,7 +205,7 @@ export class StatusWriter implements StatusSink {
     while (scanned < this.queue.length) {
       const write = this.queue[scanned] as PendingWrite;
       const limit = nested || write.nested ? MAX_TXN_OPS - NESTED_OPS : MAX_TXN_OPS;
-      if (batch.length > 0 && (bytes + write.bytes > MAX_BYTES || batch.length >= limit)) break;
+      if (batch.length > 0 && (bytes + write.bytes > MAX_TXN_BYTES || batch.length >= limit)) break;
       scanned++;
       if (keys.has(write.key)) later.push(write);
       else {

@@ -91,10 +91,11 @@ describe("validateTasks", () => {
       Array.from({ length: count }, (_, i) => ({ id: `task-${i}`, priority: i % 3, payload: { n: i } }));
     const small = tasksOf(5_000);
     const large = tasksOf(50_000);
-    // A ratio of best-of-three times, so a busy machine slows both sides alike; quadratic would be ~100.
+    // A ratio of best-of-five times, so a busy machine slows both sides alike; quadratic would be ~100
+    // (a machine at load 20 measured 47 for linear work: the collector's share grows with the heap).
     const best = (tasks: typeof small) => {
       let fastest = Number.POSITIVE_INFINITY;
-      for (let run = 0; run < 3; run++) {
+      for (let run = 0; run < 5; run++) {
         const started = performance.now();
         expect(validateTasks(tasks)).toHaveLength(tasks.length);
         fastest = Math.min(fastest, performance.now() - started);
@@ -102,7 +103,7 @@ describe("validateTasks", () => {
       return fastest;
     };
     best(small); // warm-up
-    expect(best(large) / best(small)).toBeLessThan(40);
+    expect(best(large) / best(small)).toBeLessThan(70);
   });
 });
 
