@@ -93,8 +93,14 @@ export function observeMaster(master: Master, registry: Registry): void {
     help: "Tasks the last applied schedule kept for crashed workers to come back (--reassign-delay)",
     registers,
   });
+  const holdEnds = new Gauge({
+    name: "escheduler_hold_end_timestamp_seconds",
+    help: "When the first hold the last applied schedule kept ends (Unix time; 0 when nothing is held): the leader moves its tasks then",
+    registers,
+  });
   leader.set(0);
   held.set(0);
+  holdEnds.set(0);
   paused.set(0);
   registered.set(0);
   for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
@@ -115,6 +121,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     paused.set(0);
     registered.set(0);
     held.set(0);
+    holdEnds.set(0);
     unassigned.reset();
     for (const reason of REASON_KINDS) unassigned.set({ reason }, 0);
     for (const mode of ["cordon", "drain"]) cordoned.set({ mode }, 0);
@@ -132,6 +139,7 @@ export function observeMaster(master: Master, registry: Registry): void {
     cordoned.set({ mode: "drain" }, figures.draining);
     registered.set(figures.workers);
     held.set(figures.held);
+    holdEnds.set(figures.holdEndsAt === undefined ? 0 : figures.holdEndsAt / 1000);
     for (const reason of REASON_KINDS) unassigned.set({ reason }, figures.unassignedReasons[reason] ?? 0);
   });
   master.on("scheduleFailed", ({ reason }) => {

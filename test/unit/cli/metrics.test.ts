@@ -43,7 +43,7 @@ describe("metrics", () => {
     expect(text).toContain('escheduler_task_start_seconds_count{worker="w1"} 1');
   });
 
-  it("shows registered workers and unassigned tasks of the last applied schedule while leading", async () => {
+  it("shows registered workers, unassigned and held tasks and when the first hold ends, of the last applied schedule while leading", async () => {
     const master = new EventEmitter();
     const registry = createRegistry();
     observeMaster(master as unknown as Master, registry);
@@ -57,6 +57,7 @@ describe("metrics", () => {
       cordoned: 1,
       draining: 0,
       held: 7,
+      holdEndsAt: 1_800_000_000_500,
       durationMs: 12,
     });
     const text = await registry.metrics();
@@ -66,6 +67,7 @@ describe("metrics", () => {
     expect(text).toContain('escheduler_tasks_unassigned{reason="antiKey"} 0');
     expect(text).toContain('escheduler_workers_cordoned{mode="cordon"} 1');
     expect(text).toMatch(/^escheduler_tasks_held 7$/m);
+    expect(text).toMatch(/^escheduler_hold_end_timestamp_seconds 1800000000.5$/m);
 
     // Deposed, it reports nothing of the last schedule: only the new leader's figures count.
     master.emit("deposed", { epoch: 1, reason: "lease lost" });
@@ -75,6 +77,7 @@ describe("metrics", () => {
     expect(after).toContain('escheduler_tasks_unassigned{reason="selector"} 0');
     expect(after).toContain('escheduler_workers_cordoned{mode="cordon"} 0');
     expect(after).toMatch(/^escheduler_tasks_held 0$/m);
+    expect(after).toMatch(/^escheduler_hold_end_timestamp_seconds 0$/m);
     expect(after).not.toMatch(/^escheduler_schedule_tasks\{/m);
   });
 });
