@@ -154,6 +154,8 @@ describe("--reassign-delay (real processes)", () => {
         expect(w2?.notRunning.every((t) => t.state === "held" && t.until === w2.held?.until)).toBe(true);
         const metrics = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
         expect(metrics).toMatch(new RegExp(`^escheduler_tasks_held ${patient.length}$`, "m"));
+        const holdEnd = Date.parse(w2?.held?.until ?? "") / 1000;
+        expect(metrics).toMatch(new RegExp(`^escheduler_hold_end_timestamp_seconds ${holdEnd}$`, "m"));
         const text = await runCli(["status", ...connection(fleet)]);
         expect(text.stdout).toContain(`held for w2 until ${w2?.held?.until}`);
         const json = await runCli(["status", "--json", ...connection(fleet)]);
@@ -169,6 +171,9 @@ describe("--reassign-delay (real processes)", () => {
         await fleet.waitConverged({ timeoutMs: 30_000 });
         const afterRelease = firstStarts(fleet, patient, releasedAt, w2Pid).map((t) => t - releasedAt);
         expect(Math.max(...afterRelease)).toBeLessThan(LOAD_SLACK_MS);
+        const metricsAfter = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
+        expect(metricsAfter).toMatch(/^escheduler_tasks_held 0$/m);
+        expect(metricsAfter).toMatch(/^escheduler_hold_end_timestamp_seconds 0$/m);
         const again = await runCli(["release", "w2", ...connection(fleet)]);
         expect([again.code, again.stdout.trim()]).toEqual([0, "nothing is held for w2"]);
         expect(await fleet.invariantProblems()).toEqual([]);
