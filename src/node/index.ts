@@ -82,7 +82,9 @@ export {
   type TaskAction,
   taskActionSchema,
 } from "./operator-records.js";
+export { NameHolderCheck } from "./name-holder.js";
 export {
+  NameTakenError,
   type RegistrationOptions,
   registerWhenAdmitted,
   registerWorker,

@@ -19,6 +19,16 @@ export interface RegistrationOptions {
   logger?: Logger;
 }
 
+/** ERR_NAME_TAKEN: another registration of the name holds it, under `holderLease`. */
+export class NameTakenError extends EschedulerError {
+  constructor(
+    message: string,
+    readonly holderLease: string,
+  ) {
+    super("ERR_NAME_TAKEN", message);
+  }
+}
+
 /**
  * Writes `/R/worker/<name>` under the session's lease if the name is free. With a cap, the same
  * transaction also claims a free slot `/R/slot/<i>` (i < cap) under the lease: only cap slots exist,
@@ -46,9 +56,9 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
     // A key without a lease was written by hand: it would never expire, so it does not hold the name.
     if (seen.own && hasLease(seen.own, logger)) {
       if (seen.own.lease === session.id) return;
-      throw new EschedulerError(
-        "ERR_NAME_TAKEN",
+      throw new NameTakenError(
         `worker name ${JSON.stringify(info.name)} is already registered by a live process (${seen.own.value.toString()})`,
+        seen.own.lease,
       );
     }
     const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers, logger) : undefined;

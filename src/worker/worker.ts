@@ -14,6 +14,8 @@ import {
   LeaseSession,
   leaseMarginMs,
   type Logger,
+  NameHolderCheck,
+  NameTakenError,
   registerWhenAdmitted,
   nodeLogger,
 } from "../node/index.js";
@@ -243,9 +245,9 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private async connect(again: boolean): Promise<LeaseSession> {
     const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
     const stop = this.stopController.signal;
-    // A crashed predecessor with our name holds it until its lease expires, so wait about a TTL for
-    // it; after a loss our own old registration may linger the same way, for as long as it takes.
-    const nameWaitUntil = Date.now() + this.options.ttlMs + 1_000;
+    // A crashed predecessor with our name holds it until etcd expires its lease (later without an etcd
+    // leader): give up only once the holder is seen alive; after a loss our own old registration lingers.
+    const holder = new NameHolderCheck(this.client);
     const nameHeld = new AbortController();
     const waitLog = new EtcdWaitLog(this.logger, again ? "register again" : "register");
     for (;;) {
@@ -274,8 +276,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
           onWaiting: (reason) => {
             this.waitingReason = reason.message;
             this.emit("registrationWaiting", reason);
-            if (!again && reason.code === "ERR_NAME_TAKEN" && Date.now() >= nameWaitUntil)
-              nameHeld.abort(reason);
+            if (!again && reason instanceof NameTakenError)
+              void holder.alive(reason.holderLease).then((alive) => alive && nameHeld.abort(reason));
           },
         });
         this.waitingReason = undefined;
