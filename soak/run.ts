@@ -7,11 +7,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/node/index.js";
-import { convergenceProblems, readState, runIntervals, safetyProblems } from "../test/invariants/index.js";
+import {
+  begunMoveFinishes,
+  convergenceProblems,
+  readState,
+  runIntervals,
+  safetyProblems,
+} from "../test/invariants/index.js";
 import { delay, now, retried, SoakFleet } from "./fleet.js";
 import { type Action, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
 import { SeededRandom } from "./random.js";
 import { TaskEventLog } from "./event-log.js";
+import { describe } from "./report.js";
 
 export interface SoakOptions {
   seed: number;
@@ -34,6 +41,8 @@ export interface SoakResult {
   stops: number;
   /** Per round, how long the healed fleet took to run every task exactly once (ms). */
   convergeMs: number[];
+  /** Per move begun (a task removed while still generated), how long until it was written again (ms). */
+  moveMs: number[];
   /** The machine's 1-minute load average after each round (the timing bounds assume a machine not overloaded). */
   load: number[];
   violations: string[];
@@ -95,6 +104,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     starts: 0,
     stops: 0,
     convergeMs: [],
+    moveMs: [],
     load: [],
     violations: [],
     crashes: [],
@@ -292,6 +302,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       (e) => e.key === fleet.keys.plan && e.type === "put",
     ).length;
     result.crashes.push(...unexpectedExits(fleet));
+    const moves = begunMoveFinishes(fleet.history.events, fleet.keys, generator, MOVE_BOUND_MS, Date.now());
+    result.moveMs = moves.map((move) => move.finishedMs ?? Number.POSITIVE_INFINITY);
     result.violations.push(
       ...safetyProblems({
         events: all,
@@ -325,23 +337,4 @@ function unexpectedExits(fleet: SoakFleet): string[] {
       return [`${run.name} (pid ${run.pid}) exited ${how} on SIGTERM`];
     return [];
   });
-}
-
-function describe(action: Action): string {
-  switch (action.kind) {
-    case "generator":
-      return `generator ${action.tasks.length}`;
-    case "latency":
-      return `latency ${action.node} ${action.ms}ms`;
-    case "isolate":
-      return `isolate etcd${action.member}`;
-    case "schedule":
-      return action.allowRemoval ? "schedule --allow-removal" : "schedule";
-    default:
-      return "node" in action
-        ? `${action.kind} ${action.node}`
-        : "worker" in action
-          ? `${action.kind} ${action.worker}`
-          : action.kind;
-  }
 }

@@ -16,12 +16,62 @@ export interface GeneratorChange {
 /** How long before a removal the generator must already have returned the task (a schedule's read to its write). */
 const SCHEDULE_LAG_MS = 10_000;
 
+/** A removal of a task key while the generator kept returning the task: a move begun. */
+export interface BegunMoveFinish {
+  task: string;
+  from: string;
+  revision: number;
+  removedAt: number;
+  /** ms from the removal to the next write of a key of that task; undefined: not written again. */
+  finishedMs?: number;
+}
+
 /**
- * Every removal of a task key (at the time the history saw it) after which no key of that task was
- * written within `boundMs`, although every generator answer from shortly before the removal until then
- * returned the task (so no schedule removed it on purpose). Removals less than `boundMs` before
- * `observedUntil` are not judged.
+ * Every removal of a task key (at the time the history saw it) while every generator answer from
+ * shortly before the removal until `removedAt + horizonMs` returned the task (so no schedule removed it
+ * on purpose), with how long until a key of that task was written again. Removals less than
+ * `horizonMs` before `observedUntil` are left out (not judged yet).
  */
+export function begunMoveFinishes(
+  history: readonly HistoryEvent[],
+  keys: KeyLayout,
+  generator: readonly GeneratorChange[],
+  horizonMs: number,
+  observedUntil: number,
+): BegunMoveFinish[] {
+  const generatedThroughout = (task: string, from: number, to: number) =>
+    generator.every(
+      (change, i) =>
+        (generator[i + 1]?.at ?? Number.POSITIVE_INFINITY) <= from ||
+        change.at > to ||
+        change.tasks.includes(task),
+    );
+  const puts = new Map<string, number[]>();
+  for (const event of history) {
+    const task = event.type === "put" && !event.synthetic ? keys.parseTask(event.key) : undefined;
+    if (task) puts.set(task.taskId, [...(puts.get(task.taskId) ?? []), event.seenAt]);
+  }
+  const finishes: BegunMoveFinish[] = [];
+  for (const event of history) {
+    if (event.type !== "delete" || event.synthetic) continue;
+    const task = keys.parseTask(event.key);
+    if (!task) continue;
+    const removedAt = event.seenAt;
+    if (removedAt + horizonMs > observedUntil) continue;
+    if (!generatedThroughout(task.taskId, removedAt - SCHEDULE_LAG_MS, removedAt + horizonMs)) continue;
+    const next = (puts.get(task.taskId) ?? []).find((at) => at >= removedAt);
+    finishes.push({
+      task: task.taskId,
+      from: task.worker,
+      revision: event.revision,
+      removedAt,
+      finishedMs: next === undefined ? undefined : next - removedAt,
+    });
+  }
+  return finishes;
+}
+
+/** Every move begun (see `begunMoveFinishes`) that did not finish within `boundMs`, one sentence each. */
 export function stalledMoveProblems(
   history: readonly HistoryEvent[],
   keys: KeyLayout,
@@ -30,33 +80,14 @@ export function stalledMoveProblems(
   observedUntil: number,
   base = 0,
 ): string[] {
-  const generatedThroughout = (task: string, from: number, to: number) =>
-    generator.every(
-      (change, i) =>
-        (generator[i + 1]?.at ?? Number.POSITIVE_INFINITY) <= from ||
-        change.at > to ||
-        change.tasks.includes(task),
-    );
-  const problems: string[] = [];
-  const puts = new Map<string, number[]>();
-  for (const event of history) {
-    const task = event.type === "put" && !event.synthetic ? keys.parseTask(event.key) : undefined;
-    if (task) puts.set(task.taskId, [...(puts.get(task.taskId) ?? []), event.seenAt]);
-  }
-  for (const event of history) {
-    if (event.type !== "delete" || event.synthetic) continue;
-    const task = keys.parseTask(event.key);
-    if (!task) continue;
-    const removedAt = event.seenAt;
-    if (removedAt + boundMs > observedUntil) continue;
-    if (!generatedThroughout(task.taskId, removedAt - SCHEDULE_LAG_MS, removedAt + boundMs)) continue;
-    const next = (puts.get(task.taskId) ?? []).find((at) => at >= removedAt);
-    if (next !== undefined && next - removedAt <= boundMs) continue;
+  return begunMoveFinishes(history, keys, generator, boundMs, observedUntil).flatMap((move) => {
+    if (move.finishedMs !== undefined && move.finishedMs <= boundMs) return [];
     const after =
-      next === undefined ? "never written again" : `written again ${Math.round(next - removedAt)} ms later`;
-    problems.push(
-      `task ${task.taskId} removed from ${task.worker} at revision ${event.revision} (+${Math.round(removedAt - base)} ms) while still generated, ${after} (bound ${boundMs} ms): a move begun did not finish`,
-    );
-  }
-  return problems;
+      move.finishedMs === undefined
+        ? "never written again"
+        : `written again ${Math.round(move.finishedMs)} ms later`;
+    return [
+      `task ${move.task} removed from ${move.from} at revision ${move.revision} (+${Math.round(move.removedAt - base)} ms) while still generated, ${after} (bound ${boundMs} ms): a move begun did not finish`,
+    ];
+  });
 }
