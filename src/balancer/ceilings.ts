@@ -25,7 +25,19 @@ export interface CeilingProblem {
   k: number;
   m: number;
   roomForExtra: Uint8Array;
+  /** Per column, the ceilings it takes before any takes one more (k everywhere when absent). */
+  lower?: Int32Array;
+  /** Per row, the columns that may not take its ceiling (a group's constrained tasks hold them above its level). */
+  blocked?: number[][];
+  /**
+   * Per column, how many ceilings it may take beyond `lower` and its extra one, each at a cost above
+   * any number of moves: with `blocked` rows the columns' totals cannot always be met exactly.
+   */
+  overflow?: Int32Array;
 }
+
+/** The cost of one ceiling beyond a column's share: more than every move a plan can save. */
+const OVERFLOW_COST = 1 << 20;
 
 export const DENSE_CELL_BUDGET = 250_000;
 
@@ -38,12 +50,13 @@ export function allocateCeilings(
   const { columns, remainder } = problem;
   if (remainder.length === 0) return [];
   if (remainder.length * columns <= denseCellBudget) {
-    return solve(problem, windows(problem, columns))!.chosen;
+    // Complete but for `blocked` rows on workers without room: those tasks are left to the caller.
+    return solve(problem, windows(problem, columns), true)!.chosen;
   }
   let slack = firstSlack;
   let cells = windows(problem, slack);
   for (;;) {
-    const solved = solve(problem, cells);
+    const solved = solve(problem, cells, slack === columns);
     if (!solved) {
       slack = Math.min(columns, 4 * slack + 1);
       cells = windows(problem, slack);
@@ -71,6 +84,7 @@ function windows(problem: CeilingProblem, slack: number): number[][] {
     const from = width === columns ? 0 : start;
     start = (start + r) % columns;
     const cells: number[] = [];
+    for (const column of problem.blocked?.[row] ?? []) seen[column] = row;
     const add = (column: number) => {
       if (seen[column] === row) return;
       seen[column] = row;
@@ -90,6 +104,7 @@ function underpricedCells(problem: CeilingProblem, cells: number[][], potential:
   const firstColumn = cells.length + 1;
   return cells.map((list, row) => {
     for (const column of list) seen[column] = row;
+    for (const column of problem.blocked?.[row] ?? []) seen[column] = row;
     const extra: number[] = [];
     for (let column = 0; column < columns; column++) {
       if (seen[column] === row) continue;
@@ -99,10 +114,11 @@ function underpricedCells(problem: CeilingProblem, cells: number[][], potential:
   });
 }
 
-/** Min-cost flow over the given cells; undefined when they cannot carry every ceiling. */
+/** Min-cost flow over the given cells; undefined when they cannot carry every ceiling (unless `partial`). */
 function solve(
   problem: CeilingProblem,
   cells: number[][],
+  partial = false,
 ): { chosen: number[][]; potential: Int32Array } | undefined {
   const { columns, remainder, k, m } = problem;
   const rows = remainder.length;
@@ -111,7 +127,7 @@ function solve(
   const extra = rows + columns + 1;
   const sink = rows + columns + 2;
   const cellCount = cells.reduce((sum, list) => sum + list.length, 0);
-  const net = new Network(sink + 1, rows + cellCount + 2 * columns + 1);
+  const net = new Network(sink + 1, rows + cellCount + 3 * columns + 1);
   const cost = cellCost(problem);
   for (let row = 0; row < rows; row++) net.addEdge(source, row + 1, remainder[row], 0);
   const rowArcs: number[] = [];
@@ -120,13 +136,16 @@ function solve(
     for (const column of list) net.addEdge(row + 1, firstColumn + column, 1, cost(row, column));
   });
   rowArcs.push(net.edgeCount);
+  const { lower, overflow } = problem;
   for (let column = 0; column < columns; column++) {
-    if (k > 0) net.addEdge(firstColumn + column, sink, k, 0);
+    const share = lower ? lower[column] : k;
+    if (share > 0) net.addEdge(firstColumn + column, sink, share, 0);
     if (m > 0 && problem.roomForExtra[column]) net.addEdge(firstColumn + column, extra, 1, 0);
+    if (overflow && overflow[column] > 0) net.addEdge(firstColumn + column, sink, overflow[column], OVERFLOW_COST);
   }
   if (m > 0) net.addEdge(extra, sink, m, 0);
   const total = remainder.reduce((sum, r) => sum + r, 0);
-  if (net.minCostFlow(source, sink, total) !== total) return undefined;
+  if (net.minCostFlow(source, sink, total) !== total && !partial) return undefined;
   const chosen = remainder.map((_, row) => {
     const list: number[] = [];
     for (let e = rowArcs[row]; e < rowArcs[row + 1]; e++)

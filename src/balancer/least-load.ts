@@ -1,4 +1,5 @@
 import { allocateCeilings } from "./ceilings.js";
+import { ceilingAllowed, floorAt, type GroupBase, groupLevels, type Levels } from "./group-levels.js";
 import { hashString } from "./hash.js";
 import type { GroupTasks, Placement, Problem } from "./model.js";
 import { placeWeightedGroups } from "./weighted.js";
@@ -15,13 +16,16 @@ import { placeWeightedGroups } from "./weighted.js";
  *
  * Weighted groups come next (weighted.ts).
  *
+ * Constrained tasks (`fixed`, placed before) count where they are: a unit group's free tasks fill the
+ * workers up to the group's level around them (group-levels.ts).
+ *
  * Capacities: a worker that cannot take its share takes as much as it can and leaves the balance to
  * the others; what fits nowhere stays unplaced, lowest priority first.
  */
-export function placeUnkeyed(problem: Problem, admitted: Uint8Array, out: Placement): void {
+export function placeUnkeyed(problem: Problem, admitted: Uint8Array, out: Placement, fixed?: Uint8Array): void {
   const groups = collectGroups(problem, admitted);
   const unit = groups.filter((group) => group.unit);
-  if (unit.length > 0) placeUnitGroups(problem, unit, out);
+  if (unit.length > 0) placeUnitGroups(problem, unit, out, fixed && basesOf(problem, unit, fixed, out));
   const weighted = groups.filter((group) => !group.unit);
   const largestWeight = weighted.reduce((largest, group) => Math.max(largest, group.largest), 1);
   if (weighted.length > 0) placeWeightedGroups(problem, weighted, largestWeight, out);
@@ -43,24 +47,36 @@ function collectGroups(problem: Problem, admitted: Uint8Array): GroupTasks[] {
   return byGroup.filter((entry) => entry !== undefined);
 }
 
-interface Shares {
-  floor: number[];
-  remainder: number[];
-  /** Every worker's total is floorTotal + k or floorTotal + k + 1; exactly m get the +1. */
-  floorTotal: number;
-  k: number;
-  m: number;
+/** Per group, its placed constrained unit-weight tasks without a key per worker; undefined when none. */
+function basesOf(
+  problem: Problem,
+  groups: GroupTasks[],
+  fixed: Uint8Array,
+  out: Placement,
+): Array<GroupBase | undefined> | undefined {
+  const poolOf = new Int32Array(problem.groupCount).fill(-1);
+  groups.forEach((group, i) => {
+    poolOf[group.group] = i;
+  });
+  let bases: Array<Map<number, number> | undefined> | undefined;
+  for (let t = 0; t < fixed.length; t++) {
+    const w = out.target[t];
+    if (!fixed[t] || w < 0 || problem.key[t] >= 0 || problem.weight[t] !== 1) continue;
+    const i = poolOf[problem.group[t]];
+    if (i < 0) continue;
+    bases ??= groups.map(() => undefined);
+    const base = (bases[i] ??= new Map());
+    base.set(w, (base.get(w) ?? 0) + 1);
+  }
+  return bases;
 }
 
-function shares(pools: number[][], workers: number): Shares {
-  const floor = pools.map((tasks) => Math.floor(tasks.length / workers));
-  const remainder = pools.map((tasks, i) => tasks.length - floor[i] * workers);
-  const extra = remainder.reduce((sum, r) => sum + r, 0);
-  const k = Math.floor(extra / workers);
-  return { floor, remainder, floorTotal: floor.reduce((sum, q) => sum + q, 0), k, m: extra - k * workers };
-}
-
-function placeUnitGroups(problem: Problem, groups: GroupTasks[], out: Placement): void {
+function placeUnitGroups(
+  problem: Problem,
+  groups: GroupTasks[],
+  out: Placement,
+  bases: Array<GroupBase | undefined> | undefined,
+): void {
   const workerCount = problem.workers.length;
   const room = new Float64Array(workerCount);
   for (let w = 0; w < workerCount; w++) room[w] = Math.floor(problem.capacity[w] - out.load[w] + 1e-9);
@@ -70,18 +86,19 @@ function placeUnitGroups(problem: Problem, groups: GroupTasks[], out: Placement)
   let active = problem.workers.map((_, w) => w).filter((w) => room[w] >= 1);
   // Water-filling: a worker with no room for its fair share takes what it can and leaves the game.
   while (active.length > 0) {
-    const share = shares(pools, active.length);
-    const level = share.floorTotal + share.k;
-    const short = active.filter((w) => room[w] < level);
-    const exact = active.filter((w) => room[w] === level);
-    const full = short.length > 0 ? short : active.length - exact.length < share.m ? exact : [];
+    const levels = groupLevels(pools, bases, active);
+    const need = (c: number) => levels.floors[c] + levels.lower[c];
+    const short = active.filter((w, c) => room[w] < need(c));
+    const exact = active.filter((w, c) => room[w] === need(c) && levels.extra[c]);
+    const roomy = active.filter((w, c) => room[w] > need(c) && levels.extra[c]);
+    const full = short.length > 0 ? short : roomy.length < levels.m ? exact : [];
     if (full.length === 0) break;
     for (const w of full) saturated[w] = 1;
-    fillSaturated(problem, full, pools, share.floor, room, out);
+    fillSaturated(problem, full, pools, (i, w) => floorAt(levels, i, w), room, out);
     pools = pools.map((tasks) => tasks.filter((t) => out.target[t] < 0));
     active = active.filter((w) => !saturated[w]);
   }
-  if (active.length > 0) balance(problem, pools, active, room, out);
+  if (active.length > 0) balance(problem, pools, active, room, out, groupLevels(pools, bases, active));
 }
 
 /** Leaves the lowest-priority tasks unplaced when the fleet has less room than there are tasks. */
@@ -107,7 +124,7 @@ function fillSaturated(
   problem: Problem,
   full: number[],
   pools: number[][],
-  floor: number[],
+  floorOf: (pool: number, worker: number) => number,
   room: Float64Array,
   out: Placement,
 ): void {
@@ -162,7 +179,7 @@ function fillSaturated(
         progress = false;
         for (let j = 0; j < pools.length && left[i] > 0; j++) {
           const g = (start + j) % pools.length;
-          if (capped && count[i][g] > floor[g]) continue;
+          if (capped && count[i][g] > floorOf(g, worker)) continue;
           const t = nextTask(g);
           if (t >= 0) {
             give(i, t);
@@ -181,6 +198,7 @@ function balance(
   active: number[],
   room: Float64Array,
   out: Placement,
+  levels: Levels,
 ): void {
   const columns = active.length;
   const column = new Int32Array(problem.workers.length).fill(-1);
@@ -188,7 +206,8 @@ function balance(
     column[w] = c;
   });
   const columnOf = (t: number) => (problem.holder[t] >= 0 ? column[problem.holder[t]] : -1);
-  const share = shares(pools, columns);
+  const { remainder } = levels;
+  const floorOf = (i: number, c: number) => (levels.base[i] ? floorAt(levels, i, active[c]) : levels.level[i]);
   const workerHash = active.map((w) => hashString(problem.workers[w]));
   const preference = Int32Array.from(active, (_, c) => c).sort(
     (a, b) => out.keyedLoad[active[a]] - out.keyedLoad[active[b]] || workerHash[a] - workerHash[b] || a - b,
@@ -197,33 +216,42 @@ function balance(
   const rowOf = new Int32Array(pools.length).fill(-1);
   const beneficial: number[][] = [];
   const count = new Int32Array(columns);
+  const blocked: number[][] = [];
   pools.forEach((tasks, i) => {
-    if (share.remainder[i] === 0) return;
+    if (remainder[i] === 0) return;
     for (const t of tasks) if (columnOf(t) >= 0) count[columnOf(t)]++;
     const holdsMore: number[] = [];
     for (const t of tasks) {
       const c = columnOf(t);
       if (c < 0) continue;
-      if (count[c] > share.floor[i]) holdsMore.push(c);
+      if (count[c] > floorOf(i, c) && ceilingAllowed(levels, i, active[c])) holdsMore.push(c);
       count[c] = 0;
     }
     rowOf[i] = rows.push(i) - 1;
     beneficial.push(holdsMore);
+    const above: number[] = [];
+    for (const w of levels.base[i]?.keys() ?? []) if (!ceilingAllowed(levels, i, w)) above.push(column[w]);
+    blocked.push(above);
   });
-  const roomForExtra = Uint8Array.from(active, (w) => (room[w] > share.floorTotal + share.k ? 1 : 0));
+  const { floors, lower } = levels;
+  const roomForExtra = Uint8Array.from(active, (w, c) =>
+    room[w] > floors[c] + lower[c] && levels.extra[c] ? 1 : 0,
+  );
   const ceilings = allocateCeilings({
     columns,
-    remainder: rows.map((i) => share.remainder[i]),
+    remainder: rows.map((i) => remainder[i]),
     beneficial,
     preference,
-    k: share.k,
-    m: share.m,
+    k: lower[0] ?? 0,
+    m: levels.m,
     roomForExtra,
+    ...(levels.based ? { lower, blocked, overflow: overflowRoom(active, room, levels, rows.length) } : {}),
   });
   const target = new Int32Array(columns);
   const kept = new Int32Array(columns);
   pools.forEach((tasks, i) => {
-    target.fill(share.floor[i]);
+    target.fill(levels.level[i]);
+    for (const w of levels.base[i]?.keys() ?? []) target[column[w]] = floorAt(levels, i, w);
     kept.fill(0);
     if (rowOf[i] >= 0) for (const c of ceilings[rowOf[i]]) target[c]++;
     const leftovers: number[] = [];
@@ -239,10 +267,20 @@ function balance(
     }
     let c = 0;
     for (const t of leftovers) {
-      while (kept[c] >= target[c]) c++;
+      while (c < columns && kept[c] >= target[c]) c++;
+      // Only where capacity left a ceiling without a worker (placeLeftovers places it where it fits).
+      if (c === columns) break;
       out.target[t] = active[c];
       out.load[active[c]] += 1;
       kept[c]++;
     }
+  });
+}
+
+/** Per column, the ceilings it has room for beyond its share (at most one per row). */
+function overflowRoom(active: number[], room: Float64Array, levels: Levels, rows: number): Int32Array {
+  return Int32Array.from(active, (w, c) => {
+    const left = room[w] - levels.floors[c] - levels.lower[c] - levels.extra[c];
+    return Math.max(0, Math.min(rows, left));
   });
 }

@@ -55,7 +55,7 @@ export function plan(input: PlanInput): Plan {
     const room = Float64Array.from(problem.capacity, (c, w) => c - constrainedLoad[w]);
     placeKeyed({ ...problem, capacity: room }, free, placement);
     for (let w = 0; w < workerCount; w++) placement.keyedLoad[w] += constrainedLoad[w];
-    placeUnkeyed(problem, free, placement);
+    placeUnkeyed(problem, free, placement, constraints.constrained);
     topUp(problem, constraints, reasons, placement);
   } else {
     const admitted = admit(problem);

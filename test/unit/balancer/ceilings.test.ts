@@ -54,7 +54,69 @@ function expectValid(problem: CeilingProblem, chosen: number[][]): number {
   return missed;
 }
 
+/** Problems where rows may not use some columns and each column's share differs (a group's constrained tasks). */
+const blockedProblems: fc.Arbitrary<CeilingProblem> = problems.chain((problem) =>
+  fc
+    .record({
+      blocked: fc.array(fc.uniqueArray(fc.nat(problem.columns - 1), { maxLength: problem.columns }), {
+        minLength: problem.remainder.length,
+        maxLength: problem.remainder.length,
+      }),
+      totals: fc.array(fc.nat(3), { minLength: problem.columns, maxLength: problem.columns }),
+    })
+    .map(({ blocked, totals }) => {
+      // A row keeps at least its remainder of columns.
+      const rows = blocked.map((list, row) => list.slice(0, problem.columns - problem.remainder[row]));
+      const ceilings = problem.remainder.reduce((sum, r) => sum + r, 0);
+      let level = Math.min(...totals);
+      const raise = (to: number) => totals.reduce((sum, t) => sum + Math.max(0, to - t), 0);
+      while (raise(level + 1) <= ceilings) level++;
+      return {
+        ...problem,
+        beneficial: problem.beneficial.map((list, row) => list.filter((c) => !rows[row].includes(c))),
+        blocked: rows,
+        lower: Int32Array.from(totals, (t) => Math.max(0, level - t)),
+        m: ceilings - raise(level),
+        roomForExtra: Uint8Array.from(totals, (t) => (t <= level ? 1 : 0)),
+        overflow: new Int32Array(problem.columns).fill(problem.remainder.length),
+      };
+    }),
+);
+
+/** Ceilings beyond the columns' shares × 2^20 plus the cells that save no move; rows use only allowed columns. */
+function blockedCost(problem: CeilingProblem, chosen: number[][]): number {
+  const lower = problem.lower as Int32Array;
+  const perColumn = new Array(problem.columns).fill(0);
+  let missed = 0;
+  chosen.forEach((columns, row) => {
+    expect(new Set(columns).size).toBe(problem.remainder[row]);
+    for (const column of columns) {
+      expect(problem.blocked?.[row]).not.toContain(column);
+      perColumn[column]++;
+      if (!problem.beneficial[row].includes(column)) missed++;
+    }
+  });
+  let free = 0;
+  let extra = 0;
+  perColumn.forEach((count, c) => {
+    free += Math.min(count, lower[c]);
+    if (count > lower[c] && problem.roomForExtra[c]) extra++;
+  });
+  const total = problem.remainder.reduce((sum, r) => sum + r, 0);
+  return (total - free - Math.min(problem.m, extra)) * 2 ** 20 + missed;
+}
+
 describe("ceiling allocation", () => {
+  it("with blocked columns and per-column shares, the windowed network is as good as the full one", () => {
+    fc.assert(
+      fc.property(blockedProblems, (problem) => {
+        const full = blockedCost(problem, allocateCeilings(problem));
+        expect(blockedCost(problem, allocateCeilings(problem, 0, 1))).toBe(full);
+      }),
+      runs(300),
+    );
+  });
+
   it("gives every row its remainder on distinct columns and every column k or k+1 ceilings", () => {
     fc.assert(
       fc.property(problems, (problem) => {

@@ -39,13 +39,22 @@ describe("planner: workers a task failed on (exclude)", () => {
     );
   });
 
-  it("moves only the excluded task off the worker it failed on; the others stay", () => {
+  it("moves the excluded task off the worker it failed on, and one other only to keep its group within one per worker", () => {
     const tasks = ["a", "b", "c", "d", "e", "f"].map((id) => ({ id }));
     const current = { w1: ["a", "b"], w2: ["c", "d"], w3: ["e", "f"] };
     const result = plan({ workers: ["w1", "w2", "w3"], tasks, current, exclude: { c: ["w2"] } });
-    expect(result.remove).toEqual({ w2: ["c"] });
+    expect(result.remove.w2).toEqual(["c"]);
+    expect(result.moved).toBe(2);
+    expect(Object.values(result.assignment).map((ids) => ids.length)).toEqual([2, 2, 2]);
+    expect(result.assignment.w2).toContain("d");
+  });
+
+  it("a failing task in a group of its own moves alone", () => {
+    const tasks = [..."abcdef"].map((id) => ({ id })).concat({ id: "x", group: "bad" } as { id: string });
+    const current = { w1: ["a", "b"], w2: ["c", "d", "x"], w3: ["e", "f"] };
+    const result = plan({ workers: ["w1", "w2", "w3"], tasks, current, exclude: { x: ["w2"] } });
+    expect(result.remove).toEqual({ w2: ["x"] });
     expect(result.moved).toBe(1);
-    expect(result.assignment.w2).toEqual(["d"]);
   });
 
   it("says where a task failed when no worker is left for it", () => {
