@@ -40,6 +40,16 @@ export interface PlannerSettings {
   roundMs: [number, number];
 }
 
+/** How long each kind of fault lasts before it is undone (ms, inclusive range). */
+export const FAULT_MS = {
+  /** A node killed or terminated until restarted, or stopped until SIGCONT. */
+  node: [300, 4_500],
+  latency: [1_500, 5_000],
+  isolate: [1_000, 6_000],
+  pause: [500, 5_000],
+  cordon: [1_000, 6_000],
+} satisfies Record<string, [number, number]>;
+
 const WEIGHTS: Record<FaultKind, number> = {
   kill: 3,
   term: 2,
@@ -88,7 +98,7 @@ export class FaultPlanner {
           ];
           if (candidates.length === 0) break;
           const node = random.pick(candidates);
-          const lasts = kind === "latency" ? random.int(1_500, 5_000) : random.int(300, 4_500);
+          const lasts = random.int(...FAULT_MS[kind === "latency" ? "latency" : "node"]);
           if (kind === "latency") {
             add(at, { kind, node, ms: random.int(200, 1_200) }, true);
             add(at + lasts, { kind: "unlatency", node }, false);
@@ -102,7 +112,7 @@ export class FaultPlanner {
         case "isolate": {
           if (!settings.isolatable.every((member) => free(`member${member}`, at))) break;
           const member = random.pick(settings.isolatable);
-          const lasts = random.int(1_000, 6_000);
+          const lasts = random.int(...FAULT_MS.isolate);
           add(at, { kind, member }, true);
           add(at + lasts, { kind: "heal" }, false);
           for (const m of settings.isolatable) busy.set(`member${m}`, at + lasts);
@@ -110,7 +120,7 @@ export class FaultPlanner {
         }
         case "pause": {
           if (!free("pause", at)) break;
-          const lasts = random.int(500, 5_000);
+          const lasts = random.int(...FAULT_MS.pause);
           add(at, { kind: "pause" }, true);
           add(at + lasts, { kind: "resume" }, false);
           busy.set("pause", at + lasts);
@@ -121,7 +131,7 @@ export class FaultPlanner {
           const cordoned = settings.workers.filter((w) => !free(`cordon:${w}`, at));
           if (cordoned.length >= 2) break;
           const worker = random.pick(settings.workers.filter((w) => !cordoned.includes(w)));
-          const lasts = random.int(1_000, 6_000);
+          const lasts = random.int(...FAULT_MS.cordon);
           add(at, { kind, worker }, true);
           add(at + lasts, { kind: "uncordon", worker }, false);
           busy.set(`cordon:${worker}`, at + lasts);

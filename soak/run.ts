@@ -15,7 +15,7 @@ import {
   safetyProblems,
 } from "../test/invariants/index.js";
 import { delay, now, retried, SoakFleet } from "./fleet.js";
-import { type Action, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
+import { type Action, FAULT_MS, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
 import { SeededRandom } from "./random.js";
 import { TaskEventLog } from "./event-log.js";
 import { describe } from "./report.js";
@@ -63,8 +63,18 @@ export const SOAK_TIMINGS = {
 };
 /** A healed fleet runs every generated task exactly once within this long. */
 export const QUIET_MS = SOAK_TIMINGS.ttlMs + SOAK_TIMINGS.rebalanceWaitMs + 5_000;
-/** A move begun finishes within this long (a SIGSTOPped owner's lease expiring, its stop, a failover). */
-const MOVE_BOUND_MS = 15_000;
+/**
+ * A move begun finishes within this long. It needs the old owner's status gone, a live target and a
+ * leader that can write; the faults delay these in parallel (one master and two workers at most), the
+ * worst chain in sequence being: the target down until its restart (the longest node fault), a leader
+ * stopped meanwhile (its lease expiring, renewed once by an etcd leader election: 2 TTL), the new
+ * leader's read sent to an isolated member (a linearizable read there waits until the member rejoins:
+ * the longest isolation), the schedule that re-targets a move whose target is gone (rebalance-wait),
+ * and a restarted process's start-up (1 s). A move that takes longer waited on something no fault explains (seen: 20 s while a
+ * restarted worker had exited at start-up instead of waiting for etcd).
+ */
+const MOVE_BOUND_MS =
+  FAULT_MS.node[1] + 2 * SOAK_TIMINGS.ttlMs + FAULT_MS.isolate[1] + SOAK_TIMINGS.rebalanceWaitMs + 1_000;
 /** How soon a resumed (SIGCONT) worker must have stopped the tasks it lost while stopped. */
 const WAKE_GRACE_MS = 1_000;
 const MASTERS = ["m1", "m2"];

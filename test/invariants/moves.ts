@@ -2,7 +2,9 @@
  * A move already begun always finishes: a task the leader removed from its owner while the generator
  * still returned it is written to a worker again within a bound, whatever happens meanwhile (a pause,
  * a refused schedule, a leader change, an owner without a status key). Judged from etcd's history and
- * the harness's record of what the generator returned when.
+ * the harness's record of what the generator returned when. The bound is the harness's to give: the
+ * longest chain of its faults that can legitimately hold a move up (the soak derives it from its TTL,
+ * rebalance-wait and fault durations, see MOVE_BOUND_MS in soak/run.ts).
  */
 import type { KeyLayout } from "../../src/node/index.js";
 import type { HistoryEvent } from "./history.js";
