@@ -173,9 +173,11 @@ function anyStatus(
   config: EtcdWaitOptions["config"],
   clients: Etcd3[],
 ): (deadline: number) => Promise<unknown> {
+  const { etcdCa, etcdCert, etcdKey, dialTimeout } = config;
   return async (deadline) => {
     if (clients.length === 0)
-      for (const endpoint of config.etcd) clients.push(createEtcdClient({ ...config, etcd: [endpoint] }));
+      for (const endpoint of config.etcd)
+        clients.push(createEtcdClient({ etcd: [endpoint], etcdCa, etcdCert, etcdKey, dialTimeout }));
     try {
       return await Promise.any(clients.map((each) => each.maintenance.status({ deadline })));
     } catch (error) {
