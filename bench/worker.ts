@@ -148,6 +148,8 @@ async function startDelays(
         running = Object.values(statuses).filter((value) => value.includes('"state":"running"')).length;
       },
     );
+    // The burst's transactions only: the single puts below send their own.
+    const burstTxns = txns - before;
     const prefix = keys.workerTasksPrefix(WORKER);
     const watcher = new PrefixWatcher(client, prefix);
     const watched = new Map<string, number>();
@@ -159,7 +161,7 @@ async function startDelays(
       const singles = await writeOneByOne(client, keys, WORKER, started);
       return {
         burst,
-        txns: txns - before,
+        txns: burstTxns,
         singles: delays(singles, started),
         singlesWatched: delays(singles, watched),
       };
