@@ -4,20 +4,22 @@
  * remembers what it did (for the invariant checker), records every write under the root, and judges
  * convergence. Every cluster is torn down after its test.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { afterEach } from "vitest";
 import { readLeader } from "../../src/readiness/index.js";
-import {
-  createEtcdClient,
-  type EtcdConnectionConfig,
-  type KeyLayout,
-  keyLayout,
-  type Task,
-} from "../../src/node/index.js";
+import { createEtcdClient, type KeyLayout, keyLayout, type Task } from "../../src/node/index.js";
 import { type CliExit, CliProcess, ensureBuilt, REPO } from "./cli.js";
+import {
+  type ClusterOptions,
+  EschedulerNode,
+  keepLogs,
+  nodeDiagnostics,
+  now,
+  unitTasks,
+} from "./cluster-node.js";
 import { etcdEndpoints, uniqueRoot } from "./context.js";
 import { freePort } from "./etcd.js";
 import {
@@ -38,88 +40,7 @@ import {
 
 export const RECORDING_HANDLER = join(REPO, "test", "fixtures", "recording-handler.mjs");
 export const CONTROLLABLE_GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
-
-/** How long a killed or paused process's in-flight requests may still take to land in etcd. */
-const IN_FLIGHT_MS = 100;
-
-/** Flags, environment and client settings that reach a secured etcd (TLS, auth). */
-export interface EtcdAccess {
-  args: string[];
-  env?: NodeJS.ProcessEnv;
-  client: Partial<EtcdConnectionConfig>;
-}
-
-export interface ClusterOptions {
-  /** Default: the run's shared etcd. */
-  endpoints?: string[];
-  root?: string;
-  ttl?: string;
-  rebalanceWait?: string;
-  interval?: string;
-  /** The master's generator deadline (`--timeout`). */
-  generatorTimeout?: string;
-  handoff?: "wait" | "immediate";
-  stopTimeout?: string;
-  /** How long each task takes to stop in the recording handler (default 100 ms). */
-  stopDelayMs?: number;
-  /** What the generator returns at first. */
-  tasks?: Task[];
-  access?: EtcdAccess;
-  logLevel?: string;
-  /** How long a resumed process may take to stop its stale tasks (see `runIntervals`). */
-  wakeGraceMs?: number;
-}
-
-/** `count` unit tasks spread over `groups` groups: task-00 (g0), task-01 (g1), … */
-export function unitTasks(count: number, groups = 2, prefix = "task"): Task[] {
-  return Array.from({ length: count }, (_, i) => ({
-    id: `${prefix}-${String(i).padStart(2, "0")}`,
-    group: `g${i % groups}`,
-  }));
-}
-
-/** One escheduler process of the cluster. */
-export class EschedulerNode {
-  readonly pauses: Pause[] = [];
-  endedAt?: number;
-  endedRevision?: number;
-  exit?: CliExit;
-
-  constructor(
-    readonly name: string,
-    readonly role: "master" | "worker",
-    readonly process: CliProcess,
-    /** host:port of its HTTP endpoint (masters). */
-    readonly http?: string,
-  ) {
-    void process.exited.then((exit) => {
-      this.exit = exit;
-      this.endedAt ??= now();
-    });
-  }
-
-  get pid(): number {
-    return this.process.pid;
-  }
-  get paused(): boolean {
-    const last = this.pauses.at(-1);
-    return last !== undefined && last.to === undefined;
-  }
-  /** Running and not paused. */
-  get live(): boolean {
-    return this.process.running && !this.paused;
-  }
-  fate(): ProcessFate {
-    return {
-      pid: this.pid,
-      name: this.name,
-      role: this.role,
-      endedAt: this.endedAt,
-      endedRevision: this.endedRevision,
-      pauses: this.pauses,
-    };
-  }
-}
+export { type ClusterOptions, type EtcdAccess, EschedulerNode, now, unitTasks } from "./cluster-node.js";
 
 const open = new Set<Cluster>();
 afterEach(async () => {
@@ -179,15 +100,8 @@ export class Cluster {
   }
 
   private shared(): string[] {
-    return [
-      "--root",
-      this.root,
-      "--ttl",
-      this.options.ttl ?? "2s",
-      "--log-level",
-      this.options.logLevel ?? "info",
-      ...(this.options.access?.args ?? []),
-    ];
+    const { ttl = "2s", logLevel = "info", access } = this.options;
+    return ["--root", this.root, "--ttl", ttl, "--log-level", logLevel, ...(access?.args ?? [])];
   }
 
   async startMaster(
@@ -195,26 +109,16 @@ export class Cluster {
     options: { etcd?: string[]; args?: string[]; env?: NodeJS.ProcessEnv } = {},
   ): Promise<EschedulerNode> {
     const http = `127.0.0.1:${await freePort()}`;
+    const {
+      rebalanceWait = "200ms",
+      interval = "60s",
+      generatorTimeout = "2s",
+      handoff = "wait",
+    } = this.options;
     const args = [
-      "master",
-      "--name",
-      name,
-      "--etcd",
-      (options.etcd ?? this.endpoints).join(","),
-      ...this.shared(),
-      "--generator",
-      CONTROLLABLE_GENERATOR,
-      "--rebalance-wait",
-      this.options.rebalanceWait ?? "200ms",
-      "--interval",
-      this.options.interval ?? "60s",
-      "--timeout",
-      this.options.generatorTimeout ?? "2s",
-      "--handoff",
-      this.options.handoff ?? "wait",
-      "--http",
-      http,
-      "--http-admin",
+      ...["master", "--name", name, "--etcd", (options.etcd ?? this.endpoints).join(","), ...this.shared()],
+      ...["--generator", CONTROLLABLE_GENERATOR, "--rebalance-wait", rebalanceWait, "--interval", interval],
+      ...["--timeout", generatorTimeout, "--handoff", handoff, "--http", http, "--http-admin"],
       ...(options.args ?? []),
     ];
     const env = {
@@ -227,16 +131,8 @@ export class Cluster {
 
   startWorker(name: string, options: { etcd?: string[]; args?: string[] } = {}): EschedulerNode {
     const args = [
-      "worker",
-      "--name",
-      name,
-      "--etcd",
-      (options.etcd ?? this.endpoints).join(","),
-      ...this.shared(),
-      "--handler",
-      RECORDING_HANDLER,
-      "--stop-timeout",
-      this.options.stopTimeout ?? "2s",
+      ...["worker", "--name", name, "--etcd", (options.etcd ?? this.endpoints).join(","), ...this.shared()],
+      ...["--handler", RECORDING_HANDLER, "--stop-timeout", this.options.stopTimeout ?? "2s"],
       ...(options.args ?? []),
     ];
     return this.add(name, "worker", args, {
@@ -276,15 +172,8 @@ export class Cluster {
   }
 
   /** SIGKILL: the process counts as stopped at this moment. Resolves with the kill time. */
-  async kill(name: string): Promise<number> {
-    const node = this.node(name);
-    node.process.stop("SIGKILL");
-    const killedAt = now();
-    node.endedAt = killedAt;
-    await node.process.exited;
-    await delay(IN_FLIGHT_MS);
-    node.endedRevision = await currentRevision(this.client, this.keys.plan);
-    return killedAt;
+  kill(name: string): Promise<number> {
+    return this.node(name).kill(() => currentRevision(this.client, this.keys.plan));
   }
 
   /** SIGTERM, and the exit. */
@@ -295,24 +184,13 @@ export class Cluster {
   }
 
   /** SIGSTOP: nothing runs in it until `resume`. Resolves with the pause time. */
-  async pause(name: string): Promise<number> {
-    const node = this.node(name);
-    process.kill(node.pid, "SIGSTOP");
-    const from = now();
-    await delay(IN_FLIGHT_MS);
-    node.pauses.push({ from, fromRevision: await currentRevision(this.client, this.keys.plan) });
-    return from;
+  pause(name: string): Promise<number> {
+    return this.node(name).pause(() => currentRevision(this.client, this.keys.plan));
   }
 
   /** SIGCONT. Resolves with the resume time. */
-  async resume(name: string): Promise<number> {
-    const node = this.node(name);
-    const pause = node.pauses.at(-1);
-    if (!pause || pause.to !== undefined) throw new Error(`${name} is not paused`);
-    pause.toRevision = await currentRevision(this.client, this.keys.plan);
-    pause.to = now();
-    process.kill(node.pid, "SIGCONT");
-    return pause.to;
+  resume(name: string): Promise<number> {
+    return this.node(name).resume(() => currentRevision(this.client, this.keys.plan));
   }
 
   /** What the generator returns from its next call on. */
@@ -438,41 +316,7 @@ export class Cluster {
 
   /** Last lines that warn or worse, of each process. */
   diagnostics(): string {
-    return [...this.nodes.values()]
-      .map((node) => {
-        const lines = `${node.process.stdout}\n${node.process.stderr}`
-          .split("\n")
-          .filter((line) => line.trim() !== "" && !/"level":(10|20|30),/.test(line))
-          .slice(-8)
-          .map((line) => `    ${line.slice(0, 400)}`);
-        const state = node.process.running
-          ? node.paused
-            ? "paused"
-            : "running"
-          : `exited ${node.exit?.code ?? node.exit?.signal}`;
-        return `  ${node.name} (${node.role}, pid ${node.pid}, ${state})\n${lines.join("\n")}`;
-      })
-      .join("\n");
-  }
-
-  /** With ESCHEDULER_E2E_LOGS=<dir>: every process's output, the task events and the etcd history land there. */
-  private keepLogs(): void {
-    const target = process.env.ESCHEDULER_E2E_LOGS;
-    if (!target) return;
-    const dir = join(target, this.root);
-    mkdirSync(dir, { recursive: true });
-    for (const node of this.nodes.values()) {
-      writeFileSync(
-        join(dir, `${node.name}-${node.pid}.log`),
-        `${node.process.stdout}${node.process.stderr}`,
-      );
-    }
-    writeFileSync(join(dir, "fates.json"), JSON.stringify(this.fates(), null, 1));
-    writeFileSync(
-      join(dir, "history.jsonl"),
-      (this.history?.events ?? []).map((e) => JSON.stringify(e)).join("\n"),
-    );
-    if (existsSync(this.recordFile)) copyFileSync(this.recordFile, join(dir, "task-events.jsonl"));
+    return nodeDiagnostics(this.nodes.values());
   }
 
   /** Kills every process, stops recording, removes the files. Idempotent. */
@@ -482,16 +326,15 @@ export class Cluster {
       await Promise.all([...this.nodes.values()].map((node) => node.process.stop("SIGKILL")));
       await this.history?.close().catch(() => undefined);
       this.client.close();
-      this.keepLogs();
+      keepLogs(this.root, this.nodes.values(), {
+        fates: this.fates(),
+        history: this.history?.events ?? [],
+        recordFile: this.recordFile,
+      });
       rmSync(this.dir, { recursive: true, force: true });
     })();
     return this.closed;
   }
-}
-
-/** Wall-clock ms with the recording handler's precision. */
-export function now(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 function delay(ms: number): Promise<void> {
