@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { CompareResult, CompareTarget, type Etcd3, type ICompare } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
@@ -56,6 +57,9 @@ export async function campaign(options: CampaignOptions): Promise<Leadership> {
   const key = keys.electionCandidate(session.id);
   const ended = new AbortController();
   const signal = AbortSignal.any([session.signal, ended.signal, options.signal]);
+  // A term's watchers and waits (about a dozen, a fixed number per term) each listen for its end:
+  // not a leak, so Node's warning at 11 listeners would only alarm the operator.
+  setMaxListeners(64, signal);
   const watcher = new PrefixWatcher(client, keys.electionCandidatesPrefix, { logger });
   signal.addEventListener("abort", () => void watcher.close(), { once: true });
   const end = (reason: Error) => {
