@@ -22,10 +22,14 @@ export interface LeaseSessionOptions {
 
 /**
  * Keep-alives sent per TTL. A confirmation comes at most one interval plus one round trip after the
- * send it confirms, so round trips up to ttl − margin − ttl/6 fence nobody; the README promises
- * ttl − margin − ttl/4 and leaves ttl/12 (250 ms at a 3 s TTL) for a busy process's late timers.
+ * send it confirms, so round trips up to ttl − margin − ttl/4 fence nobody; the README promises
+ * ttl − margin − ttl/3 and leaves ttl/12 (250 ms at a 3 s TTL) for a busy process's late timers.
+ * Not more often: at ttl/6, 500 workers' renewals (300 a second) pushed etcd 3.4 past a knee during
+ * the fleet benchmark's first start (50,000 leased claims): keep-alive streams went unanswered for
+ * seconds, the leader's lease was lost over and over and the first start never completed; at ttl/4
+ * no lease was lost and it took 17 s.
  */
-const KEEPALIVES_PER_TTL = 6;
+const KEEPALIVES_PER_TTL = 4;
 
 /** Pause before retrying a keep-alive that failed (rather than waiting for the next tick). */
 const KEEPALIVE_RETRY_MS = 50;

@@ -5,8 +5,8 @@ import { TcpProxy } from "../../helpers/tcp-proxy.js";
 import { putTask, RecordingHandler, testWorker } from "./fixtures.js";
 
 const TTL_MS = 3_000;
-/** The README's promise: round trips up to ttl − margin − ttl/4 (1.35 s at 3 s) never fence a worker. */
-const BOUND_MS = TTL_MS * 0.7 - TTL_MS / 4;
+/** The README's promise: round trips up to ttl − margin − ttl/3 (1.1 s at 3 s) never fence a worker. */
+const BOUND_MS = TTL_MS * 0.7 - TTL_MS / 3;
 
 /** A worker named w1 whose whole etcd traffic (keep-alives, registration, watches, claims) goes through a proxy. */
 async function proxiedWorker(label: string, tasks: string[]) {
@@ -31,18 +31,18 @@ async function proxiedWorker(label: string, tasks: string[]) {
 }
 
 describe("worker under a slow etcd (TTL 3 s)", () => {
-  it("keeps its tasks through three TTLs of 1.1 s round trips on all its traffic: never suspended, one start each", async () => {
+  it("keeps its tasks through three TTLs of 0.9 s round trips on all its traffic: never suspended, one start each", async () => {
     const { proxy, handler, worker, events, roundTrips, close } = await proxiedWorker("wslow", [
       "a",
       "b",
       "c",
     ]);
     try {
-      // Slow from the first byte: the grant, the registration and every keep-alive pay 1.1 s round trips,
-      // under the bound by 250 ms, as much again as the README leaves for late timers (this process also
-      // runs the proxy, and a loaded machine stretched 1.2 s to 1.5 s).
-      proxy.setLatency(550);
-      expect(1_100).toBeLessThan(BOUND_MS);
+      // Slow from the first byte: the grant, the registration and every keep-alive pay 0.9 s round trips
+      // (issue 19's figure), under the bound by 200 ms, with the README's TTL/12 for late timers besides
+      // (this process also runs the proxy, and a loaded machine stretched 1.2 s to 1.5 s).
+      proxy.setLatency(450);
+      expect(900).toBeLessThan(BOUND_MS);
       const starting = worker.start();
       starting.catch(() => undefined); // a worker that keeps losing its lease never resolves it
       await waitFor("all tasks running", () => handler.running.size === 3 || events.length > 0, 30_000);
@@ -58,7 +58,7 @@ describe("worker under a slow etcd (TTL 3 s)", () => {
       for (const id of ["a", "b", "c"]) expect(handler.callsFor(id)).toEqual([`start ${id} null`]);
       // The proxy really was slow: keep-alives took their 1.1 s each.
       expect(roundTrips.length).toBeGreaterThanOrEqual(9);
-      expect(Math.min(...roundTrips)).toBeGreaterThanOrEqual(1_050);
+      expect(Math.min(...roundTrips)).toBeGreaterThanOrEqual(850);
     } finally {
       await close();
     }
