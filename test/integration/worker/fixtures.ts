@@ -7,7 +7,7 @@ import type { KeyLayout, PlanRecord, Task, TaskStatus } from "../../../src/node/
 import { PrefixWatcher } from "../../../src/watcher/index.js";
 import type { StartStopHandler, TaskContext } from "../../../src/worker/handler.js";
 import { Worker, type WorkerOptions } from "../../../src/worker/index.js";
-import { testClient } from "../../helpers/context.js";
+import { testClient, testSpace } from "../../helpers/context.js";
 
 /** A start/stop handler that records every call and what runs; payload `{ failStarts: n }` fails the first n starts. */
 export class RecordingHandler implements StartStopHandler {
@@ -163,4 +163,36 @@ export function capturingLogger(level = "warn") {
   const matching = (msg: string) =>
     lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === msg);
   return { logger: pino({ level }, sink), lines, matching };
+}
+
+/**
+ * Workers w1 and w2 on one root with a short lease (so they audit the keys under it every TTL/2), a
+ * shared record of their handlers' starts, and their logs; helpers to assign a task, read a status
+ * and a worker's lease, and collect both workers' warnings of one kind.
+ */
+export async function twoWorkers(ttlMs: number, label: string) {
+  const space = testSpace(label);
+  const record = new SharedRecord();
+  const logs = { w1: capturingLogger(), w2: capturingLogger() };
+  const workers = (["w1", "w2"] as const).map((name) =>
+    testWorker({
+      root: space.root,
+      name,
+      ttlMs,
+      handler: record.handler(name),
+      logger: logs[name].logger,
+      // Only the lock's changes, or the audit, may start a blocked copy: never the retry backoff.
+      startRetry: { initialMs: 60_000, maxMs: 60_000 },
+    }),
+  );
+  await Promise.all(workers.map((worker) => worker.start()));
+  const { client, keys } = space;
+  const putTask = (worker: string, id: string) =>
+    client.put(keys.task(worker, id)).value(JSON.stringify({ id, payload: 1 }));
+  const statusOf = async (worker: string, id: string): Promise<TaskStatus | undefined> =>
+    (await storedStatuses(client, keys, worker)).get(id);
+  const leaseOf = async (worker: string) =>
+    (await client.get(keys.worker(worker)).exec()).kvs[0]?.lease as string;
+  const warnings = (msg: string) => [...logs.w1.matching(msg), ...logs.w2.matching(msg)];
+  return { ...space, record, putTask, statusOf, leaseOf, warnings };
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { TaskStatus } from "../../../src/node/index.js";
-import { testSpace, waitFor } from "../../helpers/context.js";
-import { capturingLogger, SharedRecord, storedStatuses, testWorker } from "./fixtures.js";
+import { waitFor } from "../../helpers/context.js";
+import { storedStatuses, twoWorkers } from "./fixtures.js";
 
 /**
  * A task status (`/R/status/<worker>/<task>`) forged by hand under a live worker's lease, for a task
@@ -15,36 +14,9 @@ const FORGED_STATUS = "forged task status removed";
 const running = (): string =>
   JSON.stringify({ state: "running", attempt: 1, since: new Date().toISOString() });
 
-async function twoWorkers(label: string) {
-  const space = testSpace(label);
-  const record = new SharedRecord();
-  const logs = { w1: capturingLogger(), w2: capturingLogger() };
-  const workers = (["w1", "w2"] as const).map((name) =>
-    testWorker({
-      root: space.root,
-      name,
-      ttlMs: TTL_MS,
-      handler: record.handler(name),
-      logger: logs[name].logger,
-      // Only the lock's changes, or the audit, may start a blocked copy: never the retry backoff.
-      startRetry: { initialMs: 60_000, maxMs: 60_000 },
-    }),
-  );
-  await Promise.all(workers.map((worker) => worker.start()));
-  const { client, keys } = space;
-  const putTask = (worker: string, id: string) =>
-    client.put(keys.task(worker, id)).value(JSON.stringify({ id, payload: 1 }));
-  const statusOf = async (worker: string, id: string): Promise<TaskStatus | undefined> =>
-    (await storedStatuses(client, keys, worker)).get(id);
-  const leaseOf = async (worker: string) =>
-    (await client.get(keys.worker(worker)).exec()).kvs[0]?.lease as string;
-  const warnings = (msg: string) => [...logs.w1.matching(msg), ...logs.w2.matching(msg)];
-  return { ...space, record, putTask, statusOf, leaseOf, warnings };
-}
-
 describe("a task status forged under a live worker's lease", () => {
   it("for a task nobody is assigned: that worker's audit removes it within two intervals, one warning names the key", async () => {
-    const { client, keys, leaseOf, warnings } = await twoWorkers("status-forged-idle");
+    const { client, keys, leaseOf, warnings } = await twoWorkers(TTL_MS, "status-forged-idle");
     await client
       .put(keys.status("w1", "x"))
       .value(running())
@@ -63,7 +35,10 @@ describe("a task status forged under a live worker's lease", () => {
   });
 
   it("with a run lock beside it, for a task then assigned elsewhere: the task starts on its assigned worker", async () => {
-    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers("status-lock-forged");
+    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers(
+      TTL_MS,
+      "status-lock-forged",
+    );
     const lease = await leaseOf("w1");
     await client.put(keys.runLock("x")).value("w1").lease(lease);
     await client.put(keys.status("w1", "x")).value(running()).lease(lease);
@@ -78,7 +53,7 @@ describe("a task status forged under a live worker's lease", () => {
   });
 
   it("naming another worker: the lease's owner removes it all the same", async () => {
-    const { client, keys, leaseOf, warnings } = await twoWorkers("status-forged-misnamed");
+    const { client, keys, leaseOf, warnings } = await twoWorkers(TTL_MS, "status-forged-misnamed");
     await client
       .put(keys.status("w2", "x"))
       .value(running())
@@ -96,7 +71,7 @@ describe("a task status forged under a live worker's lease", () => {
 
 describe("the statuses a worker writes itself", () => {
   it("stay through many audits while tasks start, stop and are refused; no status is reported forged", async () => {
-    const { client, keys, record, putTask, statusOf, warnings } = await twoWorkers("status-genuine");
+    const { client, keys, record, putTask, statusOf, warnings } = await twoWorkers(TTL_MS, "status-genuine");
     await putTask("w1", "held");
     await waitFor("held to run on w1", () => record.runsOn("held")[0] === "w1");
     // A copy refused by the run lock keeps a `failed` status without holding the lock.

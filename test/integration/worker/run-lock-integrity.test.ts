@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { testSpace, waitFor } from "../../helpers/context.js";
-import { capturingLogger, SharedRecord, storedStatuses, testWorker } from "./fixtures.js";
+import { waitFor } from "../../helpers/context.js";
+import { twoWorkers } from "./fixtures.js";
 
 /**
  * A run lock (`/R/run/<task>`) deleted or forged by hand. The workers' lease TTL is 2 s, so a worker
@@ -13,35 +13,9 @@ const AUDIT_BOUND_MS = TTL_MS / 2 + 2_000;
 const TWO_AUDITS_BOUND_MS = TTL_MS + 2_000;
 const FORGED = "forged run lock removed";
 
-async function twoWorkers(label: string) {
-  const space = testSpace(label);
-  const record = new SharedRecord();
-  const logs = { w1: capturingLogger(), w2: capturingLogger() };
-  const workers = (["w1", "w2"] as const).map((name) =>
-    testWorker({
-      root: space.root,
-      name,
-      ttlMs: TTL_MS,
-      handler: record.handler(name),
-      logger: logs[name].logger,
-      // Only the lock's changes, or the audit, may start a blocked copy: never the retry backoff.
-      startRetry: { initialMs: 60_000, maxMs: 60_000 },
-    }),
-  );
-  await Promise.all(workers.map((worker) => worker.start()));
-  const { client, keys } = space;
-  const putTask = (worker: string, id: string) =>
-    client.put(keys.task(worker, id)).value(JSON.stringify({ id, payload: 1 }));
-  const statusOf = async (worker: string, id: string) => (await storedStatuses(client, keys, worker)).get(id);
-  const leaseOf = async (worker: string) =>
-    (await client.get(keys.worker(worker)).exec()).kvs[0]?.lease as string;
-  const warnings = (msg: string) => [...logs.w1.matching(msg), ...logs.w2.matching(msg)];
-  return { ...space, record, putTask, statusOf, leaseOf, warnings };
-}
-
 describe("a run lock deleted by hand", () => {
   it("while a second copy waits on it: the task stays on its holder alone, whose lock is back within the audit interval", async () => {
-    const { client, keys, record, putTask, statusOf } = await twoWorkers("lock-deleted");
+    const { client, keys, record, putTask, statusOf } = await twoWorkers(TTL_MS, "lock-deleted");
     await putTask("w1", "t");
     await waitFor("t to run on w1", async () => (await client.get(keys.runLock("t")).string()) === "w1");
     await putTask("w2", "t");
@@ -74,7 +48,7 @@ describe("a run lock deleted by hand", () => {
   });
 
   it("then a copy written elsewhere (no claim knew the holder): two run for at most the audit interval, then one", async () => {
-    const { client, keys, record, putTask, statusOf } = await twoWorkers("lock-deleted-fresh");
+    const { client, keys, record, putTask, statusOf } = await twoWorkers(TTL_MS, "lock-deleted-fresh");
     await putTask("w1", "t");
     await waitFor("t to run on w1", async () => (await client.get(keys.runLock("t")).string()) === "w1");
 
@@ -99,7 +73,7 @@ describe("a run lock deleted by hand", () => {
 
 describe("a run lock forged by hand", () => {
   it("under a live worker's lease, for a task that worker does not run: the task starts on its assigned worker, one warning names the key", async () => {
-    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers("lock-forged");
+    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers(TTL_MS, "lock-forged");
     await client
       .put(keys.runLock("x"))
       .value("w2")
@@ -116,7 +90,7 @@ describe("a run lock forged by hand", () => {
   });
 
   it("naming a worker other than its lease's owner: not trusted, the named worker itself starts the task", async () => {
-    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers("lock-misnamed");
+    const { client, keys, record, putTask, leaseOf, warnings } = await twoWorkers(TTL_MS, "lock-misnamed");
     await client
       .put(keys.runLock("x"))
       .value("w1")
@@ -130,7 +104,7 @@ describe("a run lock forged by hand", () => {
   });
 
   it("under a worker's lease for a task nobody is assigned: that worker's audit removes it within two intervals", async () => {
-    const { client, keys, leaseOf, warnings } = await twoWorkers("lock-forged-idle");
+    const { client, keys, leaseOf, warnings } = await twoWorkers(TTL_MS, "lock-forged-idle");
     await client
       .put(keys.runLock("x"))
       .value("w2")
