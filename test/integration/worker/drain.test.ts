@@ -13,7 +13,11 @@ describe("Worker.drain()", () => {
     const handedOff: string[] = [];
     master.on("handoffWait", (event) => handedOff.push(`${event.task} ${event.from}→${event.to}`));
     const reasons: string[][] = [];
-    master.on("scheduled", (result) => reasons.push(result.reasons));
+    let added = 0;
+    master.on("scheduled", (result) => {
+      reasons.push(result.reasons);
+      added += result.added;
+    });
     await master.start();
     const leavingHandler = new RecordingHandler();
     const stayingHandler = new RecordingHandler();
@@ -24,6 +28,8 @@ describe("Worker.drain()", () => {
       "three tasks on each worker",
       () => leavingHandler.running.size === 3 && stayingHandler.running.size === 3,
     );
+    // Tasks start while the schedule that wrote them is still finishing: wait for its report too.
+    await waitFor("the schedule that placed them reported", () => added === 6);
     const moving = [...leavingHandler.running].sort();
     const schedulesBefore = reasons.length;
     const marks: string[] = [];
