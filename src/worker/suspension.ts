@@ -91,8 +91,9 @@ export class Suspension {
   /** The status keys set straight (writes were skipped meanwhile), then the latest view taken up. */
   private async restart(): Promise<void> {
     const { hooks } = this;
-    await hooks.status?.resume((id) => hooks.busy(id));
-    if (hooks.ended() || this.from !== undefined) return;
+    const writing = (await hooks.status?.resume((id) => hooks.busy(id))) ?? true;
+    // Suspended again meanwhile: the latest resumption takes the view up.
+    if (!writing || hooks.ended() || this.from !== undefined) return;
     const seen = new Map(this.seen);
     hooks.apply(
       new Map([...seen].map(([key, entry]) => [key, entry.value])),

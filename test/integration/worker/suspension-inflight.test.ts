@@ -56,3 +56,86 @@ describe("status keys across a lease suspension", () => {
     await lease.close();
   });
 });
+
+/**
+ * `client` whose clean-up transactions (nested per-key deletions), while `hold` is set, wait for `release()` on their way to etcd;
+ * `answerEarly` makes the caller see a deadline error at once while the transaction still lands
+ * when released (a client-side timeout does not cancel a write etcd has not received yet).
+ */
+function heldWrites(client: Etcd3) {
+  const state = { hold: false, held: 0, answerEarly: false };
+  const waiting: Array<() => void> = [];
+  const landing: Array<Promise<unknown>> = [];
+  const kv = new Proxy(client.kv, {
+    get(target, property, receiver) {
+      if (property === "txn")
+        return async (...args: Parameters<Etcd3["kv"]["txn"]>) => {
+          const deletes = args[0].success?.some((op) => op.request_txn !== undefined) ?? false;
+          if (!state.hold || !deletes) return target.txn(...args);
+          state.held += 1;
+          const landed = new Promise<void>((resolve) => waiting.push(resolve)).then(() =>
+            target.txn(...args),
+          );
+          landing.push(landed);
+          if (!state.answerEarly) return landed;
+          landed.catch(() => {});
+          throw new Error("deadline exceeded (test)");
+        };
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  /** Sends the held transactions on; resolves once etcd has answered each. */
+  const release = () => {
+    state.hold = false;
+    for (const send of waiting.splice(0)) send();
+    return Promise.allSettled(landing.splice(0));
+  };
+  return { client: Object.assign(Object.create(client) as Etcd3, { kv }), state, release };
+}
+
+describe("status keys across a lease that flaps (suspended and resumed again before a clean-up ends)", () => {
+  it("a resumption superseded by a later suspension writes nothing, and its clean-up deletes no status the later one wrote", async () => {
+    const { client, keys } = testSpace("flap");
+    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    const net = heldWrites(client);
+    const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
+    await status.put("t1", running);
+
+    status.suspend();
+    net.state.hold = true;
+    const first = status.resume(() => false); // t1 had stopped: its status is stale
+    await waitFor("the first clean-up on its way", () => net.state.held === 1);
+    status.suspend(); // the lease flaps
+    const second = status.resume(() => true); // t1 started again before this resumption
+    void net.release();
+
+    const [superseded, latest] = await Promise.all([first, second]);
+    await status.put("t1", running);
+    expect(JSON.parse((await client.get(keys.status("w1", "t1")).string()) ?? "null")).toMatchObject({
+      state: "running",
+    });
+    expect([superseded, latest]).toEqual([false, true]);
+    await lease.close();
+  });
+
+  it("a clean-up whose answer timed out but that etcd applies later deletes no status written since its read", async () => {
+    const { client, keys } = testSpace("late-cleanup");
+    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    const net = heldWrites(client);
+    const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
+    await status.put("t1", running);
+
+    status.suspend();
+    net.state.hold = true;
+    net.state.answerEarly = true;
+    await status.resume(() => false); // "could not clear": writes go on
+    net.state.hold = false; // the clean-up alone stays on the wire
+    await status.put("t1", running); // t1 starts here again before the clean-up reaches etcd
+    const [late] = await net.release();
+    expect(late?.status).toBe("fulfilled"); // the clean-up reached etcd after the write
+
+    expect(await client.get(keys.status("w1", "t1")).string()).not.toBeNull();
+    await lease.close();
+  });
+});
