@@ -14,6 +14,8 @@ export interface SilentMaster {
   name: string;
   fromRevision: number;
   toRevision?: number;
+  /** When it fell silent (wall clock), to say how long after it a write was seen. */
+  from?: number;
 }
 
 interface Campaign {
@@ -99,8 +101,14 @@ export function deposedWriteProblems(
         (entry.toRevision === undefined || event.revision <= entry.toRevision),
     );
     if (muted) {
+      // How long after the silence began the history's watch saw it: an answer from etcd that long
+      // after the last send (latency, an election of etcd's own) would mean a write in flight.
+      const seen =
+        muted.from === undefined
+          ? ""
+          : ` (seen ${Math.round(event.seenAt - muted.from)} ms after it fell silent)`;
       problems.push(
-        `${write}, while the leader ${leader.name} was paused or dead: a deposed master wrote it`,
+        `${write}, while the leader ${leader.name} was paused or dead${seen}: a deposed master wrote it`,
       );
       continue;
     }
@@ -124,8 +132,11 @@ export function silentMasters(fates: readonly ProcessFate[]): SilentMaster[] {
         name: fate.name,
         fromRevision: pause.fromRevision,
         toRevision: pause.toRevision,
+        from: pause.from,
       })),
-      ...(fate.endedRevision === undefined ? [] : [{ name: fate.name, fromRevision: fate.endedRevision }]),
+      ...(fate.endedRevision === undefined
+        ? []
+        : [{ name: fate.name, fromRevision: fate.endedRevision, from: fate.endedAt }]),
     ]);
 }
 
