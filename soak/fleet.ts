@@ -128,7 +128,9 @@ export class SoakFleet {
       etcd.members.map(async (member) => {
         const probe = createEtcdClient({ etcd: [member.hostPort], dialTimeout: 2_000 });
         try {
-          return BigInt((await withEtcdRetry(() => probe.maintenance.status())).header.member_id).toString(16);
+          return BigInt((await withEtcdRetry(() => probe.maintenance.status())).header.member_id).toString(
+            16,
+          );
         } finally {
           probe.close();
         }

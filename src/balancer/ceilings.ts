@@ -141,7 +141,8 @@ function solve(
     const share = lower ? lower[column] : k;
     if (share > 0) net.addEdge(firstColumn + column, sink, share, 0);
     if (m > 0 && problem.roomForExtra[column]) net.addEdge(firstColumn + column, extra, 1, 0);
-    if (overflow && overflow[column] > 0) net.addEdge(firstColumn + column, sink, overflow[column], OVERFLOW_COST);
+    if (overflow && overflow[column] > 0)
+      net.addEdge(firstColumn + column, sink, overflow[column], OVERFLOW_COST);
   }
   if (m > 0) net.addEdge(extra, sink, m, 0);
   const total = remainder.reduce((sum, r) => sum + r, 0);

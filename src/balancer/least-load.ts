@@ -22,7 +22,12 @@ import { placeWeightedGroups } from "./weighted.js";
  * Capacities: a worker that cannot take its share takes as much as it can and leaves the balance to
  * the others; what fits nowhere stays unplaced, lowest priority first.
  */
-export function placeUnkeyed(problem: Problem, admitted: Uint8Array, out: Placement, fixed?: Uint8Array): void {
+export function placeUnkeyed(
+  problem: Problem,
+  admitted: Uint8Array,
+  out: Placement,
+  fixed?: Uint8Array,
+): void {
   const groups = collectGroups(problem, admitted);
   const unit = groups.filter((group) => group.unit);
   if (unit.length > 0) placeUnitGroups(problem, unit, out, fixed && basesOf(problem, unit, fixed, out));
@@ -207,7 +212,8 @@ function balance(
   });
   const columnOf = (t: number) => (problem.holder[t] >= 0 ? column[problem.holder[t]] : -1);
   const { remainder } = levels;
-  const floorOf = (i: number, c: number) => (levels.base[i] ? floorAt(levels, i, active[c]) : levels.level[i]);
+  const floorOf = (i: number, c: number) =>
+    levels.base[i] ? floorAt(levels, i, active[c]) : levels.level[i];
   const workerHash = active.map((w) => hashString(problem.workers[w]));
   const preference = Int32Array.from(active, (_, c) => c).sort(
     (a, b) => out.keyedLoad[active[a]] - out.keyedLoad[active[b]] || workerHash[a] - workerHash[b] || a - b,

@@ -59,7 +59,8 @@ function expectFreeMovesFewest(
   const live = new Set(scenario.workers.map((w) => w.name));
   const owner = ownerOf(result);
   const held = new Map<string, string>();
-  for (const [w, ids] of Object.entries(scenario.current)) if (live.has(w)) for (const id of ids) held.set(id, w);
+  for (const [w, ids] of Object.entries(scenario.current))
+    if (live.has(w)) for (const id of ids) held.set(id, w);
   const free = scenario.tasks.filter((task) => task.key === undefined && !constrained(task));
   let moves = 0;
   const heldCount = new Map<string, number>();

@@ -40,7 +40,8 @@ function separateFree<T extends PlanInput>(input: T): T {
 function expectSameConstrainedPlacement(input: PlanInput): void {
   const owners = (result: ReturnType<typeof plan>) => {
     const owner = new Map<string, string>();
-    for (const [worker, ids] of Object.entries(result.assignment)) for (const id of ids) owner.set(id, worker);
+    for (const [worker, ids] of Object.entries(result.assignment))
+      for (const id of ids) owner.set(id, worker);
     return owner;
   };
   const ours = owners(plan(input));

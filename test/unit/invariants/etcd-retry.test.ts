@@ -32,7 +32,10 @@ describe("withEtcdRetry (the soak harness's etcd calls)", () => {
   it("gives up with the last transient error once its bound has passed", async () => {
     const leaderChanged = new Error("etcdserver: leader changed");
     const from = Date.now();
-    const { call, calls } = failing(Array.from({ length: 1_000 }, () => leaderChanged), 0);
+    const { call, calls } = failing(
+      Array.from({ length: 1_000 }, () => leaderChanged),
+      0,
+    );
     await expect(withEtcdRetry(call, { timeoutMs: 200, initialDelayMs: 10, maxDelayMs: 20 })).rejects.toBe(
       leaderChanged,
     );
