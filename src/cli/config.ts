@@ -98,6 +98,7 @@ export const masterConfigSchema = sharedConfigSchema.extend({
   restartLimit: count.default(DEFAULTS.restartLimit),
   restartWindow: duration.default(DEFAULTS.restartWindowMs).refine((v) => v > 0, "must be more than 0"),
   quarantineAfter: count.default(DEFAULTS.quarantineAfter),
+  autoCordonAfter: count.default(DEFAULTS.autoCordonAfter),
   reassignDelay: duration.default(DEFAULTS.reassignDelayMs),
 });
 

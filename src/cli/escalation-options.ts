@@ -20,5 +20,10 @@ export function addEscalationOptions(master: Command): Command {
     "--quarantine-after <m>",
     `quarantine a task once it reached --restart-limit on this many workers (default ${DEFAULTS.quarantineAfter}; 0: never)`,
   );
+  addSetting(
+    master,
+    "--auto-cordon-after <k>",
+    `cordon a worker (reason "auto: …") once this many distinct tasks reached --restart-limit there and run on other workers (default ${DEFAULTS.autoCordonAfter}: never)`,
+  );
   return master;
 }

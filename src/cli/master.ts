@@ -48,6 +48,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
       restartLimit: config.restartLimit,
       restartWindowMs: config.restartWindow,
       quarantineAfter: config.quarantineAfter,
+      autoCordonAfter: config.autoCordonAfter,
       reassignDelayMs: config.reassignDelay,
       generator: modulePath,
       logger,

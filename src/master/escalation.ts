@@ -17,6 +17,8 @@ export interface RestartSettings {
   restartLimit: number;
   restartWindowMs: number;
   quarantineAfter: number;
+  /** Cordon a worker once this many distinct tasks reached their limit there and run elsewhere (0: never). */
+  autoCordonAfter: number;
 }
 
 export function restartDefaults(settings: RestartSettings): EffectiveRestartPolicy {

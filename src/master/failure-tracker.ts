@@ -10,6 +10,7 @@ import {
 } from "../node/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { FailureInputs } from "./escalation-input.js";
+import { AutoCordon } from "./auto-cordon.js";
 import { type EscalationTask, newlyExhausted, recordFailure } from "./escalation.js";
 import type { LeaderWriter } from "./fencing.js";
 import type { StatusView } from "./status-source.js";
@@ -25,6 +26,8 @@ export interface FailureTrackerOptions {
    * leader). Absent: the tracker watches the statuses itself.
    */
   statuses?: StatusView;
+  /** Cordon a worker once this many distinct tasks failed there that run elsewhere (0 or absent: never). */
+  autoCordonAfter?: number;
 }
 
 /**
@@ -46,6 +49,7 @@ export class FailureTracker implements FailureInputs {
   private readonly ownDeletes = new Set<string>();
   private writes: Promise<unknown> = Promise.resolve();
   private windowTimer?: NodeJS.Timeout;
+  private readonly autoCordon: AutoCordon;
 
   constructor(
     client: Etcd3,
@@ -58,6 +62,7 @@ export class FailureTracker implements FailureInputs {
     this.statuses =
       options.statuses ?? new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger });
     this.failures = new PrefixWatcher(client, keys.failuresPrefix, { logger: options.logger });
+    this.autoCordon = new AutoCordon(client, keys, writer, options.autoCordonAfter ?? 0, options.logger);
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -118,6 +123,7 @@ export class FailureTracker implements FailureInputs {
   }
 
   private onStatus(change: WatchChange): void {
+    if (this.autoCordon.enabled) this.followRunning(change);
     if (change.type !== "put") return;
     const parts = this.keys.parseStatus(change.key);
     if (!parts) return;
@@ -137,6 +143,7 @@ export class FailureTracker implements FailureInputs {
     if (!after) return;
     this.known.set(parts.taskId, after);
     this.write(parts.taskId, after);
+    this.autoCordon.check(this.known, this.tasks);
     if (newlyExhausted(before, after, parts.worker)) {
       this.options.logger.warn(
         { task: parts.taskId, worker: parts.worker, error: status.error, failures: status.failures },
@@ -144,6 +151,18 @@ export class FailureTracker implements FailureInputs {
       );
       this.options.onEscalation("failure");
     }
+  }
+
+  /**
+   * For the automatic cordon: where the tasks with a failure record run. A task that starts on another
+   * worker after failing here is what makes a worker suspect, so each such start is a moment to check.
+   */
+  private followRunning(change: WatchChange): void {
+    const parts = this.keys.parseStatus(change.key);
+    if (!parts || !this.known.has(parts.taskId) || !this.tasks) return;
+    const running = change.type === "put" && change.value.includes('"state":"running"');
+    this.autoCordon.follow(parts.taskId, parts.worker, running);
+    if (running) this.autoCordon.check(this.known, this.tasks);
   }
 
   /** Writes (or deletes) a record, fenced, one write at a time so they land in order. */

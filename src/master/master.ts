@@ -58,6 +58,11 @@ export interface MasterOptions extends Partial<EtcdConnectionConfig> {
   /** Quarantine a task once it reached its restart limit on this many distinct workers; default 3 (0: never). */
   quarantineAfter?: number;
   /**
+   * Cordon a worker automatically (reason `auto: …`) once this many distinct tasks reached their
+   * restart limit there and run on other workers; default 0 (never). An operator's `uncordon` lifts it.
+   */
+  autoCordonAfter?: number;
+  /**
    * How long the tasks of a worker whose lease expired (a crash, not a stop) stay assigned to it, for a
    * worker of the same name to take back; default 0 (they move at once). A task's `maxDowntime` below it skips the wait.
    */
@@ -83,6 +88,7 @@ const DEFAULTS: Settings = {
   restartLimit: NODE_DEFAULTS.restartLimit,
   restartWindowMs: NODE_DEFAULTS.restartWindowMs,
   quarantineAfter: NODE_DEFAULTS.quarantineAfter,
+  autoCordonAfter: NODE_DEFAULTS.autoCordonAfter,
   reassignDelayMs: NODE_DEFAULTS.reassignDelayMs,
 };
 
@@ -273,7 +279,7 @@ function validateSettings(settings: Settings): void {
       );
     }
   }
-  for (const field of ["restartLimit", "quarantineAfter"] as const) {
+  for (const field of ["restartLimit", "quarantineAfter", "autoCordonAfter"] as const) {
     const value = settings[field];
     if (!Number.isInteger(value) || value < 0) {
       throw new EschedulerError(

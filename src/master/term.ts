@@ -113,6 +113,7 @@ export class LeaderTerm {
       logger: this.logger,
       onEscalation: (reason) => this.runner.trigger(reason),
       statuses: statuses?.view,
+      autoCordonAfter: settings.autoCordonAfter,
     });
     this.debouncer = new Debouncer(settings.rebalanceWaitMs, () => this.runner.trigger("workers"));
     this.holds = new HoldTimer(client, keys, settings, (reason) => this.runner.trigger(reason), this.logger);

@@ -25,6 +25,7 @@ export const DEFAULTS = {
   restartWindowMs: 300_000,
   /** Distinct workers a task reached its restart limit on before it is quarantined (0: never). */
   quarantineAfter: 3,
+  autoCordonAfter: 0,
   /** `--reassign-delay`: 0, a crashed worker's tasks move at once. */
   reassignDelayMs: 0,
   stopTimeoutMs: 30_000,

@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { AUTO_CORDON_ACTOR } from "../../../src/master/auto-cordon.js";
 import { withRestartPolicy } from "../../../src/master/escalation.js";
 import { FailureTracker } from "../../../src/master/failure-tracker.js";
 import { FencedWriter, leaderFence } from "../../../src/master/index.js";
@@ -78,6 +79,74 @@ describe("the leader's failure records (real etcd)", () => {
     } finally {
       stop.abort();
       await tracker.close();
+    }
+  });
+
+  it("cordons a worker automatically once K tasks reached their limit there and run elsewhere; a task failing everywhere condemns nobody", async () => {
+    const { client, keys } = testSpace("auto-cordon");
+    const electionKey = keys.electionCandidate("4322");
+    const created = await client.put(electionKey).value("m1").exec();
+    const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
+    const { logger } = recordingLogger();
+    const tracker = new FailureTracker(client, keys, writer, {
+      defaults: POLICY,
+      logger,
+      onEscalation: () => {},
+      autoCordonAfter: 2,
+    });
+    const stop = new AbortController();
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    try {
+      await tracker.start(stop.signal);
+      const tasks = new Map(
+        ["t1", "t2", "t3"].map((id) => [
+          id,
+          withRestartPolicy({ task: { id }, value: JSON.stringify({ id }), bytes: 10 }, POLICY).escalation,
+        ]),
+      );
+      tracker.observe(tasks, undefined);
+      for (const worker of ["w1", "w2"])
+        await session.lease.put(keys.worker(worker)).value(JSON.stringify({ name: worker }));
+      const status = (state: string, error?: string) =>
+        JSON.stringify({
+          state,
+          attempt: 2,
+          since: new Date().toISOString(),
+          ...(error ? { error, failures: 2, exhausted: true } : {}),
+        });
+      const put = (worker: string, task: string, value: string) =>
+        session.lease.put(keys.status(worker, task)).value(value);
+      // t3 fails on both workers (a poison task): it runs nowhere and condemns neither.
+      await put("w1", "t3", status("failed", "bad payload"));
+      await put("w2", "t3", status("failed", "bad payload"));
+      await put("w2", "t1", status("failed", "disk full"));
+      await put("w2", "t2", status("failed", "disk full"));
+      await waitFor("t1 and t2 recorded as exhausted on w2", () =>
+        ["t1", "t2"].every((id) => tracker.records().get(id)?.workers.w2?.exhaustedAt !== undefined),
+      );
+      await put("w1", "t1", status("running"));
+      // One task running elsewhere is not enough: the history's revision proves no cordon was written
+      // before t2 ran on w1 (the cordon's create revision comes after t2's running status).
+      const t2Running = await put("w1", "t2", status("running"));
+      const cordon = await waitFor("w2 cordoned automatically", async () => {
+        const response = await client.get(keys.cordon("w2")).exec();
+        return response.kvs[0];
+      });
+      expect(Number(cordon.create_revision)).toBeGreaterThan(Number(t2Running.header.revision));
+      expect(JSON.parse(cordon.value.toString())).toMatchObject({
+        mode: "cordon",
+        by: AUTO_CORDON_ACTOR,
+        reason: "auto: 2 tasks failed here that run elsewhere (t1, t2)",
+      });
+      expect(await client.get(keys.cordon("w1")).string()).toBeNull();
+      const audit = await client.getAll().prefix(keys.auditPrefix).strings();
+      expect(
+        Object.values(audit).map((value) => JSON.parse(value) as { by: string; worker: string }),
+      ).toEqual([expect.objectContaining({ action: "cordon", by: AUTO_CORDON_ACTOR, worker: "w2" })]);
+    } finally {
+      stop.abort();
+      await tracker.close();
+      await session.close();
     }
   });
 });
