@@ -48,7 +48,8 @@ export function workersToCordon(facts: AutoCordonFacts): Map<string, string[]> {
 /** The reason an automatic cordon records: `auto: 3 tasks failed here that run elsewhere (t1, t2, t3)`. */
 export function autoCordonReason(tasks: readonly string[]): string {
   const named = tasks.slice(0, 5).join(", ") + (tasks.length > 5 ? `, … ${tasks.length - 5} more` : "");
-  return `auto: ${tasks.length} tasks failed here that run elsewhere (${named})`;
+  const count = tasks.length === 1 ? "1 task" : `${tasks.length} tasks`;
+  return `auto: ${count} failed here that run elsewhere (${named})`;
 }
 
 /**

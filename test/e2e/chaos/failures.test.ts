@@ -15,7 +15,7 @@ const SLACK_MS = 4_000;
 
 const healthy = unitTasks(6, 1);
 
-/** A fleet of w1–w3 under one master with the escalation on (restart limit 2, quarantine after 2). */
+/** A fleet of w1–w3 under one master with the escalation on (restart limit 2, quarantine after 2, auto-cordon after 1). */
 async function fleet(tasks: Task[]): Promise<Cluster> {
   const cluster = await Fleet.create({ tasks, rebalanceWait: `${REBALANCE_WAIT_MS}ms`, stopDelayMs: 20 });
   await cluster.startMaster("m1", {
@@ -26,6 +26,8 @@ async function fleet(tasks: Task[]): Promise<Cluster> {
       "1m",
       "--quarantine-after",
       String(QUARANTINE_AFTER),
+      "--auto-cordon-after",
+      "1",
     ],
   });
   for (const worker of ["w1", "w2", "w3"]) cluster.startWorker(worker);
@@ -77,6 +79,16 @@ describe("failure escalation (real processes)", () => {
     expect(history.stdout).toMatch(
       new RegExp(`${id}: ${host} → w\\d \\(failed on ${host}: disk full on ${host}\\)`),
     );
+    // The host broke a task that runs elsewhere: with --auto-cordon-after 1 it is cordoned (moving nothing).
+    const cordon = await waitFor("the bad host cordoned automatically", async () =>
+      cluster.client.get(cluster.keys.cordon(host)).json(),
+    );
+    expect(cordon).toMatchObject({
+      mode: "cordon",
+      by: "escheduler (auto)",
+      reason: `auto: 1 task failed here that run elsewhere (${id})`,
+    });
+    expect((await cli(cluster, ["status"])).stdout).toContain("auto: 1 task failed here");
     expect(await cluster.invariantProblems()).toEqual([]);
   });
 
@@ -136,6 +148,8 @@ describe("failure escalation (real processes)", () => {
     cluster.setTasks([...healthy, { ...poison, payload: { failOn: [] } }]);
     expect((await cluster.schedule()).status).toBe(200);
     await cluster.waitConverged({ timeoutMs: 20_000 });
+    // A task failing everywhere says nothing about a host: no worker was cordoned automatically.
+    expect(await cluster.client.getAll().prefix(cluster.keys.cordonsPrefix).keys()).toEqual([]);
     expect(await cluster.invariantProblems()).toEqual([]);
   });
 });

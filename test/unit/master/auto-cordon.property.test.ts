@@ -70,6 +70,7 @@ describe("the automatic cordon's verdict (workersToCordon)", () => {
   });
 
   it("says how many tasks and names the first five", () => {
+    expect(autoCordonReason(["a"])).toBe("auto: 1 task failed here that run elsewhere (a)");
     expect(autoCordonReason(["a", "b"])).toBe("auto: 2 tasks failed here that run elsewhere (a, b)");
     expect(autoCordonReason(["a", "b", "c", "d", "e", "f", "g"])).toBe(
       "auto: 7 tasks failed here that run elsewhere (a, b, c, d, e, … 2 more)",
