@@ -170,15 +170,27 @@ export async function ensureReachable(
       const transient = isTransientEtcdError(error);
       const wait = Math.min(pause, deadline - Date.now());
       if (transient && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      if (!transient || deadline - Date.now() <= 0) {
-        throw new EschedulerError(
-          "ERR_ETCD_UNREACHABLE",
-          `cannot use etcd at ${endpoints.join(",")} (within ${timeoutMs}ms): ${firstLine(error)}`,
-          { cause: error },
-        );
-      }
+      if (!transient || deadline - Date.now() <= 0)
+        throw etcdUnusable(endpoints, error, transient ? timeoutMs : undefined);
     }
   }
+}
+
+/**
+ * ERR_ETCD_UNREACHABLE, saying whether etcd refused outright (credentials, permissions, TLS: no time
+ * given) or failed every attempt for the whole `silentForMs` (the dial timeout), with the last reason.
+ */
+export function etcdUnusable(
+  endpoints: readonly string[],
+  error: unknown,
+  silentForMs?: number,
+): EschedulerError {
+  const silent = silentForMs === undefined ? "" : `: no answer for ${silentForMs}ms (--dial-timeout)`;
+  return new EschedulerError(
+    "ERR_ETCD_UNREACHABLE",
+    `cannot use etcd at ${endpoints.join(",")}${silent}: ${firstLine(error)}`,
+    { cause: error },
+  );
 }
 
 /** etcd's own answers that a later attempt can cure, whatever gRPC code they came with (a server-side deadline is UNKNOWN). */

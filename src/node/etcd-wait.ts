@@ -14,9 +14,9 @@ import {
   GRPCUnauthenticatedError,
 } from "etcd3";
 import { isBrokenCircuitError } from "cockatiel";
-import { EschedulerError, firstLine } from "../errors.js";
+import { firstLine } from "../errors.js";
 import { delay } from "../runtime/index.js";
-import { createEtcdClient, type EtcdConnectionConfig, isTransientEtcdError } from "./client.js";
+import { createEtcdClient, type EtcdConnectionConfig, etcdUnusable, isTransientEtcdError } from "./client.js";
 import type { Logger } from "./logger.js";
 
 /** The first progress warning of a wait comes this long after its first warning; each next one twice as late, up to a minute. */
@@ -121,12 +121,6 @@ export async function waitForEtcd(client: Etcd3, options: EtcdWaitOptions): Prom
   const statusClients: Etcd3[] = [];
   const answer = options.answer ?? anyStatus(config, statusClients);
   const log = new EtcdWaitLog(options.logger, "connect");
-  const unusable = (error: unknown) =>
-    new EschedulerError(
-      "ERR_ETCD_UNREACHABLE",
-      `cannot use etcd at ${endpoints.join(",")} (within ${dialTimeoutMs}ms): ${firstLine(error)}`,
-      { cause: error },
-    );
   const listening = new AbortController();
   const answers = listenForAnswers(
     answer,
@@ -148,11 +142,12 @@ export async function waitForEtcd(client: Etcd3, options: EtcdWaitOptions): Prom
         log.over();
         return;
       } catch (error) {
-        if (!isTransientEtcdError(error)) throw unusable(error);
+        if (!isTransientEtcdError(error)) throw etcdUnusable(endpoints, error);
         // "Circuit breaker open" says only that every member failed just now: report why they did.
         if (!isBrokenCircuitError(error)) lastServeError = error;
         const reason = lastServeError ?? answers.lastError ?? error;
-        if (Date.now() - answers.answeredAt >= dialTimeoutMs) throw unusable(answers.lastError ?? reason);
+        if (Date.now() - answers.answeredAt >= dialTimeoutMs)
+          throw etcdUnusable(endpoints, answers.lastError ?? reason, dialTimeoutMs);
         if (answers.answered) log.failed(reason);
       }
       await delay(pause, signal);
