@@ -11,15 +11,26 @@ import {
 import { delay, exponentialBackoff } from "../runtime/index.js";
 import type { WriteOp } from "./batches.js";
 import type { HandoffGate } from "./handoff.js";
-import type { PlannedPut } from "./handoff-puts.js";
-import { deleteUnchanged, genuineMoves, type ReadMove } from "./move-proof.js";
+import type { HeldPut, PlannedPut } from "./handoff-puts.js";
+import { escalate, type FailureInputs } from "./escalation-input.js";
+import { type Generator, generateTasks } from "./generator.js";
+import { decideMove, type GeneratedTask, generatedTasks, type MoveFacts } from "./move-decision.js";
+import {
+  deleteRejected,
+  deleteUnchanged,
+  moveVerdicts,
+  readMoveFacts,
+  type ReadMove,
+  UNPROVEN_MOVE_FINISHED,
+} from "./move-proof.js";
 
 /**
  * Moves begun survive the leader that began them. The transaction that removes a task from its old
  * owner also writes `/R/move/<taskId>` = `{from, to, value, priority?}`; the one that writes the task
  * to its new owner deletes it. A new leader loads the records when its term starts and finishes those
  * hand-offs through its gate, whatever its own schedules decide. Cost: no transaction of its own (one
- * more operation in the removal's and in the completion's), and one read per term after a first start.
+ * more operation in the removal's and in the completion's), and one read per term after a first start
+ * (with a generator call and a keys-only read of tasks and statuses when a record's history is compacted).
  */
 
 /** The removal that begins moving `put`'s task off `from`, with its move record in the same transaction. */
@@ -38,17 +49,33 @@ export function retargetMove(keys: KeyLayout, taskId: string, from: string, put?
   return put ? recordPut(keys, from, put) : { type: "delete", key: keys.move(taskId) };
 }
 
+/** What a term resumes moves with; its generator runs only when a record's history is compacted. */
+export interface ResumeContext {
+  client: Etcd3;
+  keys: KeyLayout;
+  logger: Logger;
+  generator: Generator;
+  settings: { timeoutMs: number };
+}
+
+/** The term's view of what is generated now, for `decideMove`. */
+export interface TaskSource {
+  generated(): Promise<ReadonlyMap<string, GeneratedTask>>;
+}
+
 /**
- * Every move record under the root that a leader wrote, as the puts that finish them (`recorded`),
- * and the revision read at. A record that is not one (bad key, bad JSON, wrong shape, bad worker
- * names), or that no leader wrote (see `genuineMoves`), is deleted while unchanged, with one warning
- * naming the key.
+ * The move records under the root to finish, as held puts (`recorded`), and the revision they were read
+ * at. A record that is not one (bad key, bad JSON, wrong shape, bad worker names), or that `decideMove`
+ * rejects (no leader wrote it, or its history is compacted and a schedule would not finish it), is
+ * deleted while unchanged, with one warning naming the key.
  */
 export async function loadBegunMoves(
   client: Etcd3,
   keys: KeyLayout,
   logger: Logger,
-): Promise<{ moves: PlannedPut[]; revision: number }> {
+  tasks: TaskSource,
+  signal: AbortSignal,
+): Promise<{ moves: HeldPut[]; revision: number }> {
   const read = await readPrefixPaged(client, keys.movesPrefix);
   const wellFormed: ReadMove[] = [];
   const malformed: IKeyValue[] = [];
@@ -65,11 +92,53 @@ export async function loadBegunMoves(
   }
   // Warned about as read; deleted, so no later term warns again.
   for (let i = 0; i < malformed.length; i += 60) await deleteUnchanged(client, malformed.slice(i, i + 60));
-  const genuine = await genuineMoves(client, keys, wellFormed, logger);
-  return {
-    moves: genuine.map(({ taskId, record }) => plannedPut(keys, taskId, record)),
-    revision: read.revision,
-  };
+  const verdicts = await moveVerdicts(client, keys, wellFormed);
+  const unproven = wellFormed.filter((_move, i) => verdicts[i] === "compacted");
+  const facts = unproven.length > 0 ? await unprovenFacts(client, keys, unproven, tasks, signal) : undefined;
+  const finished: HeldPut[] = [];
+  const rejected: Parameters<typeof deleteRejected>[1] = [];
+  wellFormed.forEach((move, i) => {
+    const decision = decideMove(keys, move.taskId, move.record, verdicts[i], facts?.of(move.taskId));
+    if (decision.action === "delete") rejected.push({ move, ...decision });
+    else finished.push(decision.put);
+    if (decision.action === "finish" && verdicts[i] === "compacted") {
+      const { from, to } = move.record;
+      logger.warn({ key: move.kv.key.toString(), from, to }, UNPROVEN_MOVE_FINISHED);
+    }
+  });
+  await deleteRejected(client, rejected, logger);
+  return { moves: finished, revision: Math.max(read.revision, facts?.revision ?? 0) };
+}
+
+/** The generated tasks (once) and where the unproven records' tasks are assigned and reported. */
+async function unprovenFacts(
+  client: Etcd3,
+  keys: KeyLayout,
+  unproven: ReadMove[],
+  tasks: TaskSource,
+  signal: AbortSignal,
+): Promise<{ of: (taskId: string) => MoveFacts; revision: number }> {
+  let generated: ReadonlyMap<string, GeneratedTask> = new Map();
+  let generatorError: string | undefined;
+  try {
+    generated = await tasks.generated();
+  } catch (error) {
+    // An ending term leaves the records to the next leader.
+    signal.throwIfAborted();
+    generatorError = error instanceof Error ? error.message : String(error);
+  }
+  const read = await readMoveFacts(
+    client,
+    keys,
+    unproven.map((move) => move.taskId),
+  );
+  const of = (taskId: string): MoveFacts => ({
+    assignedTo: read.assignedTo.get(taskId) ?? [],
+    reportedBy: read.reportedBy.get(taskId) ?? [],
+    generated: generated.get(taskId),
+    ...(generatorError === undefined ? {} : { generatorError }),
+  });
+  return { of, revision: read.revision };
 }
 
 /**
@@ -77,19 +146,31 @@ export async function loadBegunMoves(
  * so they finish whatever its schedules decide; the read is retried until it succeeds or the term ends.
  */
 export async function resumeBegunMoves(
-  client: Etcd3,
-  keys: KeyLayout,
+  context: ResumeContext,
   gate: HandoffGate,
-  logger: Logger,
+  failures: FailureInputs | undefined,
+  workers: () => string[],
   signal: AbortSignal,
 ): Promise<void> {
+  const { client, keys, logger } = context;
+  const tasks: TaskSource = {
+    generated: async () => {
+      const valid = await generateTasks(context.generator, {
+        workers: workers(),
+        logger,
+        signal,
+        timeoutMs: context.settings.timeoutMs,
+      });
+      return generatedTasks(escalate(valid, failures, Date.now()));
+    },
+  };
   const backoff = exponentialBackoff({ initialMs: 200, maxMs: 2_000 });
   for (;;) {
     try {
-      const { moves, revision } = await loadBegunMoves(client, keys, logger);
+      const { moves, revision } = await loadBegunMoves(client, keys, logger, tasks, signal);
       if (moves.length > 0)
         logger.info({ tasks: moves.length }, "finishing moves begun by an earlier leader");
-      gate.holdBegun(moves, revision);
+      gate.hold(moves, revision);
       return;
     } catch (error) {
       signal.throwIfAborted();
@@ -97,17 +178,6 @@ export async function resumeBegunMoves(
       await delay(backoff.next(), signal);
     }
   }
-}
-
-function plannedPut(keys: KeyLayout, taskId: string, record: BegunMove): PlannedPut {
-  return {
-    taskId,
-    worker: record.to,
-    key: keys.task(record.to, taskId),
-    value: record.value,
-    priority: record.priority ?? 0,
-    recorded: { from: record.from },
-  };
 }
 
 function recordPut(keys: KeyLayout, from: string, put: PlannedPut): WriteOp {

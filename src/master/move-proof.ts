@@ -1,10 +1,22 @@
 import type { Etcd3, IKeyValue, IRequestOp } from "etcd3";
-import { type BegunMove, type KeyLayout, type Logger, requestDeadline } from "../node/index.js";
+import {
+  type BegunMove,
+  type KeyLayout,
+  type Logger,
+  prefixRange,
+  readRangesPaged,
+  requestDeadline,
+  type TaskKeyParts,
+} from "../node/index.js";
+import type { Verdict } from "./move-decision.js";
 
 /** The warning (one per key) when a move record no leader wrote is deleted. */
 export const FORGED_MOVE = "move record not written by a leader removed";
-/** The warning (one per key) when a move record whose history etcd compacted is deleted. */
-export const UNPROVEN_MOVE = "move record whose history is compacted removed; a schedule places its task";
+/** The warning (one per key) when a move record whose history etcd compacted is deleted (see `decideMove`). */
+export const UNPROVEN_MOVE = "move record whose history is compacted removed";
+/** The warning (one per key) when a move record whose history etcd compacted is finished (see `decideMove`). */
+export const UNPROVEN_MOVE_FINISHED =
+  "move record whose history is compacted finished: its task is generated and assigned nowhere";
 
 /** A move record read from etcd, well formed. */
 export interface ReadMove {
@@ -16,57 +28,70 @@ export interface ReadMove {
 /** Records whose history one transaction reads (two ranges each). */
 const PER_TXN = 60;
 
-type Verdict = "genuine" | "forged" | "compacted";
-
 /**
- * The move records a leader wrote, of those read; the others are deleted (each while unchanged since
- * read) with one warning naming the key. A leader writes a record in the transaction that deletes
- * `/R/task/<from>/<taskId>`, and a later rewrite (a schedule re-targeting the move) keeps its create
- * revision C; so a record is genuine when that key existed at revision C - 1 and is gone at C. A
- * record written by hand proves nothing of the kind: completing it would write a task no one
- * generated, or a second assignment of one running elsewhere — and a paused leader would write it.
- *
- * When etcd has compacted revision C - 1 the proof is lost: such a record (a move begun long before,
- * whose old owner never stopped the task) is deleted too, and its task, assigned nowhere, is placed by
- * the next applied schedule like any unassigned generated task (while paused: once resumed). Trusting
- * it instead could write a forged move; the cost of this choice is that wait, in a rare case.
+ * Whether a leader wrote each record, from etcd's history. A leader writes a record in the transaction
+ * that deletes `/R/task/<from>/<taskId>`, and a later rewrite (a schedule re-targeting the move) keeps
+ * its create revision C; so a record is genuine when that key existed at revision C - 1 and is gone at
+ * C. A record written by hand proves nothing of the kind ("forged"): completing it would write a task no
+ * one generated, or a second assignment of one running elsewhere — and a paused leader would write it.
+ * When etcd has compacted revision C - 1 the proof is lost ("compacted"; `decideMove` says what then).
  */
-export async function genuineMoves(
-  client: Etcd3,
-  keys: KeyLayout,
-  moves: ReadMove[],
-  logger: Logger,
-): Promise<ReadMove[]> {
+export async function moveVerdicts(client: Etcd3, keys: KeyLayout, moves: ReadMove[]): Promise<Verdict[]> {
   const verdicts: Verdict[] = [];
   for (let i = 0; i < moves.length; i += PER_TXN)
     verdicts.push(...(await judge(client, keys, moves.slice(i, i + PER_TXN))));
-  const rejected = moves.flatMap((move, i) =>
-    verdicts[i] === "genuine" ? [] : [{ move, verdict: verdicts[i] }],
-  );
+  return verdicts;
+}
+
+/** Deletes the records decided against, each while unchanged since read, with one warning naming the key. */
+export async function deleteRejected(
+  client: Etcd3,
+  rejected: Array<{ move: ReadMove; verdict: "forged" | "compacted"; reason: string }>,
+  logger: Logger,
+): Promise<void> {
   for (let i = 0; i < rejected.length; i += PER_TXN) {
     const part = rejected.slice(i, i + PER_TXN);
     const deleted = await deleteUnchanged(
       client,
       part.map(({ move }) => move.kv),
     );
-    part.forEach(({ move, verdict }, j) => {
+    part.forEach(({ move, verdict, reason }, j) => {
       if (!deleted[j]) return;
-      const key = move.kv.key.toString();
       const { from, to } = move.record;
-      if (verdict === "compacted") logger.warn({ key, from, to }, UNPROVEN_MOVE);
-      else
-        logger.warn(
-          {
-            key,
-            from,
-            to,
-            reason: `no leader removed the task from "${from}" in the transaction that wrote it`,
-          },
-          FORGED_MOVE,
-        );
+      const key = move.kv.key.toString();
+      logger.warn({ key, from, to, reason }, verdict === "compacted" ? UNPROVEN_MOVE : FORGED_MOVE);
     });
   }
-  return moves.filter((_move, i) => verdicts[i] === "genuine");
+}
+
+/**
+ * For the records whose history is compacted: the workers each task is assigned to and those reporting
+ * it, read at one revision (keys only; once per term, and only when such a record exists).
+ */
+export async function readMoveFacts(
+  client: Etcd3,
+  keys: KeyLayout,
+  taskIds: readonly string[],
+): Promise<{ assignedTo: Map<string, string[]>; reportedBy: Map<string, string[]>; revision: number }> {
+  const read = await readRangesPaged(client, [
+    prefixRange(keys.tasksPrefix, { keys_only: true }),
+    prefixRange(keys.statusPrefix, { keys_only: true }),
+  ]);
+  const wanted = new Set(taskIds);
+  const byTask = (kvs: IKeyValue[] | undefined, parse: (key: string) => TaskKeyParts | undefined) => {
+    const found = new Map<string, string[]>();
+    for (const kv of kvs ?? []) {
+      const parts = parse(kv.key.toString());
+      if (!parts || !wanted.has(parts.taskId)) continue;
+      found.set(parts.taskId, [...(found.get(parts.taskId) ?? []), parts.worker]);
+    }
+    return found;
+  };
+  return {
+    assignedTo: byTask(read.ranges[0], (key) => keys.parseTask(key)),
+    reportedBy: byTask(read.ranges[1], (key) => keys.parseStatus(key)),
+    revision: read.revision,
+  };
 }
 
 /** Deletes each of `kvs` while its mod revision is still the one read; whether each was deleted. */

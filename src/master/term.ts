@@ -165,7 +165,7 @@ export class LeaderTerm {
       await this.failures.start(signal);
       // A first start has nothing moving: no read of the move records then.
       if (!(await this.gather()) && this.handoffs)
-        await resumeBegunMoves(this.context.client, this.context.keys, this.handoffs, this.logger, signal);
+        await resumeBegunMoves(this.context, this.handoffs, this.failures, () => this.liveWorkers(), signal);
       this.runner.trigger("elected");
       await Promise.all([this.operator.start(signal), this.holds.start(signal)]);
       const paused = this.pausedRecord;

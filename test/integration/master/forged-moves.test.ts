@@ -9,7 +9,9 @@ import { assignment, FakeWorker, tasks, testMaster } from "./fixtures.js";
 type Space = ReturnType<typeof testSpace>;
 
 const FORGED = "move record not written by a leader removed";
-const UNPROVEN = "move record whose history is compacted removed; a schedule places its task";
+const UNPROVEN = "move record whose history is compacted removed";
+const UNPROVEN_FINISHED =
+  "move record whose history is compacted finished: its task is generated and assigned nowhere";
 
 function capture(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -89,7 +91,7 @@ describe("move records a new leader finishes (issue 19)", () => {
 });
 
 describe("a move record whose history etcd compacted (issue 19)", () => {
-  // This test compacts etcd, so it uses its own member instead of the run's shared one.
+  // These tests compact etcd, so they use their own member instead of the run's shared one.
   let member: EtcdMember;
   beforeAll(async () => {
     member = await startEtcd();
@@ -98,8 +100,9 @@ describe("a move record whose history etcd compacted (issue 19)", () => {
     await member?.destroy();
   });
 
-  it("a move whose history etcd compacted is not finished on its record's word: deleted with a warning, the next schedule places the task", async () => {
-    const root = uniqueRoot("moves-compacted");
+  /** t0 on w1, t1 on w2, schedules paused unless told otherwise, on the compacting member. */
+  async function compactingCluster(name: string, options: { paused?: boolean } = {}) {
+    const root = uniqueRoot(name);
     const endpoints = [member.hostPort];
     const { space } = await pausedCluster({
       root,
@@ -107,21 +110,93 @@ describe("a move record whose history etcd compacted (issue 19)", () => {
       client: testClient(endpoints),
       endpoints,
     });
+    if (options.paused === false) await resume(space.client, space.root);
+    return space;
+  }
+
+  /** Compacts etcd at its current revision: no record written so far can be proven from history. */
+  async function compact(space: Space): Promise<void> {
+    const { header } = await space.client.get(space.keys.plan).exec();
+    await space.client.kv.compact({ revision: header.revision });
+  }
+
+  it("a genuine move whose history etcd compacted still finishes while schedules are paused", async () => {
+    const space = await compactingCluster("moves-compacted");
     const { client, keys } = space;
     await beginMove(space, "t2", "w1", "w2");
-    const { header } = await client.get(keys.plan).exec();
-    await client.kv.compact({ revision: header.revision });
+    await compact(space);
     const { logger, lines } = capture();
     const master = testMaster(space, () => tasks(3), { handoff: "wait", logger });
     const paused = new Promise<void>((resolve) => master.once("paused", () => resolve()));
     await master.start();
     await paused;
 
+    await waitFor("t2 written to w2", async () => (await assignment(client, keys)).get("t2") === "w2");
     await waitFor("the record gone", async () => (await client.get(keys.move("t2")).string()) === null);
-    expect(lines.filter((line) => line.msg === UNPROVEN).map((line) => line.key)).toEqual([keys.move("t2")]);
-    expect((await assignment(client, keys)).has("t2")).toBe(false);
+    expect(Object.fromEntries(await assignment(client, keys))).toEqual({ t0: "w1", t1: "w2", t2: "w2" });
+    expect(lines.filter((line) => line.msg === UNPROVEN)).toEqual([]);
+    expect(lines.filter((line) => line.msg === UNPROVEN_FINISHED).map((line) => line.key)).toEqual([
+      keys.move("t2"),
+    ]);
+  });
 
-    await resume(client, space.root);
-    await waitFor("t2 placed by a schedule", async () => (await assignment(client, keys)).has("t2"));
+  it("a genuine move whose history etcd compacted still finishes while the removal guard refuses every schedule", async () => {
+    const space = await compactingCluster("moves-compacted-guard", { paused: false });
+    const { client, keys } = space;
+    await beginMove(space, "t2", "w1", "w2");
+    await compact(space);
+    // The generator drops t0 and t1: the schedule would stop 2 of 2 assigned tasks.
+    const master = testMaster(space, () => [{ id: "t2" }], { handoff: "wait", maxRemovalPercent: 50 });
+    const refused = new Promise<string>((resolve) =>
+      master.on("scheduleFailed", (event) => resolve(event.reason)),
+    );
+    await master.start();
+    expect(await refused).toBe("removal_guard");
+
+    await waitFor("t2 written to w2", async () => (await assignment(client, keys)).get("t2") === "w2");
+    expect(Object.fromEntries(await assignment(client, keys))).toEqual({ t0: "w1", t1: "w2", t2: "w2" });
+    expect(await client.get(keys.move("t2")).string()).toBeNull();
+  });
+
+  it("while paused, a record whose history etcd compacted writes only a generated task assigned nowhere, with its generated value; the others are deleted with one warning each", async () => {
+    const space = await compactingCluster("moves-compacted-forged");
+    const { client, keys } = space;
+    const forged = {
+      // Never generated.
+      ghost: { from: "w1", to: "w2", value: JSON.stringify({ id: "ghost" }) },
+      // Assigned to w1 (its old key still there).
+      t0: { from: "w1", to: "w2", value: JSON.stringify({ id: "t0" }) },
+      // Assigned to w2 already, the record's target (its old owner w1 never had it).
+      t1: { from: "w1", to: "w2", value: JSON.stringify({ id: "t1" }) },
+      // Generated and assigned nowhere, with a value the generator never made.
+      t3: { from: "w1", to: "w2", value: JSON.stringify({ id: "t3", payload: "not generated" }) },
+    };
+    for (const [id, record] of Object.entries(forged))
+      await client.put(keys.move(id)).value(JSON.stringify(record));
+    await compact(space);
+    const { logger, lines } = capture();
+    const master = testMaster(space, () => tasks(4), { handoff: "wait", logger });
+    const paused = new Promise<void>((resolve) => master.once("paused", () => resolve()));
+    await master.start();
+    await paused;
+
+    await waitFor("t3 written to w2", async () => (await assignment(client, keys)).get("t3") === "w2");
+    await waitFor(
+      "every record gone",
+      async () => (await client.getAll().prefix(keys.movesPrefix).keys()).length === 0,
+    );
+    expect(Object.fromEntries(await assignment(client, keys))).toEqual({ t0: "w1", t1: "w2", t3: "w2" });
+    expect(JSON.parse((await client.get(keys.task("w2", "t3")).string()) ?? "")).toEqual({ id: "t3" });
+    const unproven = Object.fromEntries(
+      lines.filter((line) => line.msg === UNPROVEN).map((line) => [line.key, line.reason]),
+    );
+    expect(unproven).toEqual({
+      [keys.move("ghost")]: "the task is not generated now, or is quarantined",
+      [keys.move("t0")]: "the task is assigned to w1",
+      [keys.move("t1")]: "the task is assigned to w2",
+    });
+    expect(lines.filter((line) => line.msg === UNPROVEN_FINISHED).map((line) => line.key)).toEqual([
+      keys.move("t3"),
+    ]);
   });
 });

@@ -210,7 +210,15 @@ async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: M
       kill(leader);
       terms++;
       leader = await lead(etcd, `m${terms}`, violations);
-      await resumeBegunMoves(client, keys, leader.gate, silentLogger, leader.stop.signal);
+      // The model keeps every revision: no record's history is compacted, so the generator is not called.
+      const resume = {
+        client,
+        keys,
+        logger: silentLogger,
+        generator: () => [],
+        settings: { timeoutMs: 5_000 },
+      };
+      await resumeBegunMoves(resume, leader.gate, undefined, () => [], leader.stop.signal);
     });
   };
   // The base tasks run on w1 before the commands start.
