@@ -1,8 +1,9 @@
 /**
  * One process of the fleet benchmark: `FLEET_HOST_WORKERS` library `Worker`s (each with its own etcd
  * client, as an operator embedding escheduler would run them), started together when "go" arrives
- * on stdin. Every 250 ms it prints one JSON line: registered, assigned and running task counts, and
- * leases lost and suspended (keep-alives overdue, then resumed or lost) so far. SIGTERM stops them all.
+ * on stdin. Every `FLEET_REPORT_MS` (default 250 ms) it prints one JSON line: registered, assigned and
+ * running task counts, and leases lost and suspended (keep-alives overdue, then resumed or lost) so far.
+ * SIGTERM stops them all.
  */
 import { createInterface } from "node:readline";
 import { Worker } from "../src/index.js";
@@ -12,6 +13,7 @@ const root = process.env.FLEET_ROOT ?? "";
 const names = (process.env.FLEET_HOST_WORKERS ?? "").split(",").filter(Boolean);
 const ttlMs = Number(process.env.FLEET_TTL_MS ?? 10_000);
 const maxWorkers = Number(process.env.FLEET_MAX_WORKERS ?? 0);
+const reportMs = Number(process.env.FLEET_REPORT_MS ?? 250);
 
 const handler = { start: () => {}, stop: () => {} };
 let lost = 0;
@@ -44,7 +46,7 @@ lines.once("line", () => {
   for (const worker of workers) {
     worker.start().catch((error: unknown) => console.error(`${worker.name}: ${String(error)}`));
   }
-  setInterval(report, 250).unref();
+  setInterval(report, reportMs).unref();
 });
 process.once("SIGTERM", () => {
   void Promise.all(workers.map((worker) => worker.stop())).finally(() => process.exit(0));

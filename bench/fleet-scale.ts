@@ -26,7 +26,7 @@ const TTL_MS = 10_000;
 const REBALANCE_WAIT_MS = 5_000;
 const PHASE_LIMIT_MS = 240_000;
 
-interface HostReport {
+export interface HostReport {
   registered: number;
   assigned: number;
   running: number;
@@ -35,7 +35,7 @@ interface HostReport {
 }
 
 /** A worker-host process and its latest report. */
-class Host {
+export class Host {
   readonly child: ChildProcess;
   latest: HostReport = { registered: 0, assigned: 0, running: 0, lost: 0, suspended: 0 };
   readonly ready: Promise<void>;
@@ -251,7 +251,7 @@ function fleetTasks(count: number): Task[] {
 }
 
 /** etcd's count of handled Txn calls (all codes). */
-async function txnCalls(endpoint: string): Promise<number> {
+export async function txnCalls(endpoint: string): Promise<number> {
   const text = await (await fetch(`${endpoint}/metrics`)).text();
   let total = 0;
   for (const line of text.split("\n")) {

@@ -3,13 +3,15 @@
  * etcd: the first schedule vs raw etcd writes, crash failover and graceful leave vs the TTL, plan
  * times vs a naive round-robin, put→start vs a bare watch, a rolling update with the default settings
  * (hand-off wait vs immediate), the web console at 1k workers × 100k tasks, then peak memory vs idle
- * processes, and the fleet at scale (500 library workers × 50,000 tasks on an etcd of its own).
+ * processes, the first schedule onto running workers (worker processes started first), and the fleet at
+ * scale (500 library workers × 50,000 tasks on an etcd of its own).
  * `npm run bench -- rolling planner` runs only the sections named (`npm run bench -- fleet` alone).
  * Benchmarks are not tests: they print numbers and never fail because the machine is slow.
  */
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { benchConsole } from "./console.js";
 import { benchFailover } from "./failover.js";
+import { benchFirstSchedule } from "./first-schedule.js";
 import { benchFleet } from "./fleet-scale.js";
 import { benchMaster } from "./master.js";
 import { benchPlanner, type PlannerBenchRow } from "./planner.js";
@@ -53,6 +55,7 @@ function plannerRows(rows: PlannerBenchRow[]): BenchRow[] {
 
 const sections = [
   ["master", (endpoints: string[]) => benchMaster(endpoints)],
+  ["first-schedule", (endpoints: string[]) => benchFirstSchedule(endpoints)],
   ["failover", (endpoints: string[]) => benchFailover(endpoints)],
   ["planner", async () => plannerRows(await benchPlanner())],
   ["worker", (endpoints: string[]) => benchWorker(endpoints)],

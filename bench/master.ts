@@ -11,10 +11,10 @@ import { Master, type ScheduleResult } from "../src/master/index.js";
 import { createEtcdClient, type KeyLayout, keyLayout, LeaseSession, type Task } from "../src/node/index.js";
 import { type BenchRow, printReport } from "./report.js";
 
-const TASKS = 50_000;
-const WORKERS = ["w1", "w2", "w3", "w4"];
-const TXN_OPS = 128;
-const IN_FLIGHT = 4;
+export const TASKS = 50_000;
+export const WORKERS = ["w1", "w2", "w3", "w4"];
+export const TXN_OPS = 128;
+export const IN_FLIGHT = 4;
 /** Each figure is the best of this many runs, so one slow disk flush (or a busy neighbour) does not decide it. */
 const ROUNDS = 4;
 const MB = 1024 * 1024;
@@ -68,12 +68,12 @@ export async function benchMaster(endpoints: string[]): Promise<BenchRow[]> {
   }
 }
 
-function freshRoot(label: string): KeyLayout {
+export function freshRoot(label: string): KeyLayout {
   return keyLayout(`bench-master-${label}-${process.pid}-${Date.now()}`);
 }
 
 /** The same keys and values as the schedule writes, spread over the workers the way the planner would. */
-async function rawWrite(client: Etcd3, keys: KeyLayout, tasks: Task[]): Promise<number> {
+export async function rawWrite(client: Etcd3, keys: KeyLayout, tasks: Task[]): Promise<number> {
   try {
     const started = performance.now();
     const ops: IRequestOp[] = tasks.map((task, i) => ({

@@ -1,0 +1,241 @@
+/**
+ * The first schedule onto running workers (issue 23): 4 library `Worker`s, each in a process of its own
+ * with its own etcd client and a handler that does nothing, register first; then a master (this
+ * process) is elected and schedules 50,000 tasks onto them while they claim, start and report their
+ * tasks. Measured from the first task key (seen by a watch) to `/R/plan` (seen by a watch), beside
+ * bench/master.ts's raw write of the same keys and values (128-op transactions, 4 in flight) on a fresh
+ * root in the same round; then the time until every task runs, as the workers report it, and etcd Txn
+ * calls per side. Rounds alternate which side goes first; the figures are medians over the rounds, with
+ * the load average beside them. Alone: `npm run bench -- first-schedule` or `npx tsx bench/first-schedule.ts`.
+ */
+import { loadavg } from "node:os";
+import { pathToFileURL } from "node:url";
+import type { Etcd3 } from "etcd3";
+import { startEtcd } from "../src/cli/etcd-process.js";
+import { Master, type ScheduleResult } from "../src/master/index.js";
+import { createEtcdClient, type KeyLayout, type Task } from "../src/node/index.js";
+import { Host, type HostReport, txnCalls } from "./fleet-scale.js";
+import { freshRoot, IN_FLIGHT, rawWrite, TASKS, TXN_OPS, WORKERS } from "./master.js";
+import { type BenchRow, printReport } from "./report.js";
+
+const ROUNDS = Number(process.env.FIRST_SCHEDULE_ROUNDS ?? 3);
+const TASK_COUNT = Number(process.env.FIRST_SCHEDULE_TASKS ?? TASKS);
+const TTL_MS = 10_000;
+const LIMIT_MS = 180_000;
+
+interface Round {
+  /** First task key → `/R/plan`, both as a watch saw them. */
+  scheduleMs: number;
+  /** First task key → every task running, as the workers report it. */
+  allRunningMs: number;
+  rawMs: number;
+  /** Master start → first task key: election, generator, read and plan. */
+  beforeFirstKeyMs: number;
+  /** etcd Txn calls between master start and `/R/plan`: the master's own, and everyone's. */
+  masterTxns: number;
+  totalTxns: number;
+  /** etcd Txn calls between master start and every task running, everyone's. */
+  allRunningTxns: number;
+  result: ScheduleResult;
+  load: number;
+}
+
+export async function benchFirstSchedule(endpoints: string[]): Promise<BenchRow[]> {
+  const client = createEtcdClient({ etcd: endpoints });
+  const tasks: Task[] = Array.from({ length: TASK_COUNT }, (_, i) => ({
+    id: `task-${i}`,
+    payload: { shard: i },
+  }));
+  const rounds: Round[] = [];
+  try {
+    await rawWrite(client, freshRoot("warm-up"), tasks.slice(0, 5_000));
+    for (let round = 0; round < ROUNDS; round++) {
+      const load = loadavg()[0];
+      let rawMs = 0;
+      const raw = async () => {
+        rawMs = await rawWrite(client, freshRoot("raw"), tasks);
+      };
+      // Alternate the order: etcd's store grows with every round, which must not favour either side.
+      if (round % 2 === 0) await raw();
+      const measured = await scheduleOntoRunningWorkers(endpoints, client, freshRoot("first"), tasks);
+      if (round % 2 === 1) await raw();
+      rounds.push({ ...measured, rawMs, load });
+      console.error(
+        `first-schedule round ${round + 1}: schedule ${measured.scheduleMs.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms (raw/schedule ${(rawMs / measured.scheduleMs).toFixed(2)}×), all running ${measured.allRunningMs.toFixed(0)} ms, Txn master ${measured.masterTxns} / all ${measured.totalTxns}, load ${load.toFixed(1)}`,
+      );
+    }
+  } finally {
+    client.close();
+  }
+  return rows(rounds);
+}
+
+function rows(rounds: Round[]): BenchRow[] {
+  const at = (pick: (round: Round) => number) => median(rounds.map(pick));
+  const ratio = at((round) => round.rawMs / round.scheduleMs);
+  const scheduleMs = at((round) => round.scheduleMs);
+  const loads = rounds.map((round) => round.load.toFixed(1)).join(" / ");
+  const size = `${TASK_COUNT} tasks × ${WORKERS.length} running workers`;
+  const phases = `master start → first key ${at((round) => round.beforeFirstKeyMs).toFixed(0)} ms`;
+  const rawTxns = Math.ceil(TASK_COUNT / TXN_OPS);
+  return [
+    {
+      name: `first schedule onto ${size}, first task key → /R/plan (medians of ${rounds.length} rounds; raw/schedule ${ratio.toFixed(2)}× (per round ${rounds.map((round) => (round.rawMs / round.scheduleMs).toFixed(2)).join(" / ")}); ${phases}; load ${loads})`,
+      value: scheduleMs,
+      unit: "ms",
+      baseline: { name: `raw ${TXN_OPS}-op txns, ${IN_FLIGHT} in flight`, value: at((round) => round.rawMs) },
+      target: "raw/schedule ≥ 0.5×",
+      met: ratio >= 0.5,
+    },
+    {
+      name: `first schedule onto ${size}: first task key → every task running`,
+      value: at((round) => round.allRunningMs),
+      unit: "ms",
+      baseline: { name: "first task key → /R/plan", value: scheduleMs },
+    },
+    {
+      name: `first schedule onto ${size}: etcd Txn calls, master start → /R/plan: the master's (everyone's ${at((round) => round.totalTxns).toFixed(0)}; to every task running ${at((round) => round.allRunningTxns).toFixed(0)})`,
+      value: at((round) => round.masterTxns),
+      unit: "Txn",
+      baseline: { name: `raw write, ${TXN_OPS} ops each`, value: rawTxns },
+    },
+  ];
+}
+
+/** Starts the workers, waits for their registrations, then elects a master and measures its first schedule. */
+async function scheduleOntoRunningWorkers(
+  endpoints: string[],
+  client: Etcd3,
+  keys: KeyLayout,
+  tasks: Task[],
+): Promise<Omit<Round, "rawMs" | "load">> {
+  const hosts = WORKERS.map(
+    (name) =>
+      new Host(
+        {
+          FLEET_ETCD: endpoints.join(","),
+          FLEET_ROOT: keys.root,
+          FLEET_TTL_MS: String(TTL_MS),
+          FLEET_HOST_WORKERS: name,
+          FLEET_REPORT_MS: "20",
+        },
+        1,
+      ),
+  );
+  const sum = (field: keyof HostReport) => hosts.reduce((total, host) => total + host.latest[field], 0);
+  const masterClient = createEtcdClient({ etcd: endpoints });
+  const countTxns = countingTxns(masterClient);
+  const master = new Master({
+    client: masterClient,
+    root: keys.root,
+    ttlMs: TTL_MS,
+    intervalMs: 3_600_000,
+    generator: () => tasks,
+  });
+  const metrics = `http://${endpoints[0]}`;
+  try {
+    await Promise.all(hosts.map((host) => host.ready));
+    for (const host of hosts) host.go();
+    await until("every worker registered", () => sum("registered") === WORKERS.length);
+    console.error("first-schedule: workers registered; electing the master…");
+    const revision = Number((await client.get(keys.plan).exec()).header.revision);
+    const firstKey = firstPut(client, keys.tasksPrefix, "prefix", revision);
+    const planWritten = firstPut(client, keys.plan, "key", revision);
+    const scheduled = new Promise<ScheduleResult>((resolve, reject) => {
+      master.once("scheduled", resolve);
+      master.once("scheduleFailed", ({ error }) => reject(error));
+    });
+    // A failed schedule ends the round instead of leaving the watches waiting.
+    const unlessFailed = <T>(promise: Promise<T>) => Promise.race([promise, scheduled.then(() => promise)]);
+    const txnsBefore = await txnCalls(metrics);
+    const startedAt = performance.now();
+    await master.start();
+    const first = await unlessFailed(firstKey.at);
+    const plan = await unlessFailed(planWritten.at);
+    const masterTxns = countTxns();
+    const totalTxns = (await txnCalls(metrics)) - txnsBefore;
+    const result = await scheduled;
+    console.error("first-schedule: scheduled; waiting for every task to run…");
+    await until(
+      "every task running",
+      () => sum("running") === tasks.length && sum("assigned") === tasks.length,
+    );
+    const allRunningAt = performance.now();
+    const allRunningTxns = (await txnCalls(metrics)) - txnsBefore;
+    return {
+      scheduleMs: plan - first,
+      allRunningMs: allRunningAt - first,
+      beforeFirstKeyMs: first - startedAt,
+      masterTxns,
+      totalTxns,
+      allRunningTxns,
+      result,
+    };
+  } finally {
+    await master.stop();
+    masterClient.close();
+    await Promise.all(
+      hosts.map(
+        (host) =>
+          new Promise<void>((resolve) => {
+            if (host.child.exitCode !== null || host.child.signalCode !== null) return resolve();
+            host.child.once("exit", () => resolve());
+            host.child.kill("SIGTERM");
+          }),
+      ),
+    );
+    await client.delete().prefix(keys.prefix).exec();
+  }
+}
+
+/** When the first put under `key` (a prefix or one key) after `revision` reached this process. */
+function firstPut(
+  client: Etcd3,
+  key: string,
+  kind: "prefix" | "key",
+  revision: number,
+): { at: Promise<number> } {
+  const builder = client.watch().startRevision(String(revision + 1));
+  const watcher = (kind === "prefix" ? builder.prefix(key) : builder.key(key)).watcher();
+  const at = new Promise<number>((resolve, reject) => {
+    watcher.once("put", () => resolve(performance.now()));
+    watcher.on("error", reject);
+  });
+  // Cancelled at the first put, so the rest of the schedule's events are not decoded here.
+  void at.finally(() => watcher.cancel().catch(() => undefined)).catch(() => undefined);
+  return { at };
+}
+
+/** Counts the client's Txn calls (every fenced write and claim goes through `kv.txn`). */
+function countingTxns(client: Etcd3): () => number {
+  let count = 0;
+  const txn = client.kv.txn.bind(client.kv);
+  client.kv.txn = (...args: Parameters<typeof txn>) => {
+    count++;
+    return txn(...args);
+  };
+  return () => count;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + LIMIT_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`first-schedule bench: no ${what} within ${LIMIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const etcd = await startEtcd();
+  try {
+    printReport("escheduler first-schedule benchmark", await benchFirstSchedule([etcd.hostPort]));
+  } finally {
+    await etcd.destroy();
+  }
+}
