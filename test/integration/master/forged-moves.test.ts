@@ -199,4 +199,29 @@ describe("a move record whose history etcd compacted (issue 19)", () => {
       keys.move("t3"),
     ]);
   });
+
+  it("when the generator fails, a record whose history etcd compacted is deleted with the reason and the term goes on", async () => {
+    const space = await compactingCluster("moves-compacted-generator");
+    const { client, keys } = space;
+    await beginMove(space, "t2", "w1", "w2");
+    await compact(space);
+    const { logger, lines } = capture();
+    const master = testMaster(
+      space,
+      () => {
+        throw new Error("inventory unreachable");
+      },
+      { handoff: "wait", logger },
+    );
+    const paused = new Promise<void>((resolve) => master.once("paused", () => resolve()));
+    await master.start();
+    await paused;
+
+    await waitFor("the record gone", async () => (await client.get(keys.move("t2")).string()) === null);
+    const unproven = lines.filter((line) => line.msg === UNPROVEN);
+    expect(unproven.map((line) => [line.key, line.reason])).toEqual([
+      [keys.move("t2"), "the generator failed: generator threw: inventory unreachable"],
+    ]);
+    expect(Object.fromEntries(await assignment(client, keys))).toEqual({ t0: "w1", t1: "w2" });
+  });
 });
