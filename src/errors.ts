@@ -7,6 +7,7 @@ export type ErrorCode =
   | "ERR_WORKER_CAP"
   | "ERR_NAME_TAKEN"
   | "ERR_LEASE_LOST"
+  | "ERR_REGISTRATION_LOST"
   | "ERR_NOT_ASSIGNED"
   | "ERR_RUN_LOCKED"
   | "ERR_BARRIER_TIMEOUT"

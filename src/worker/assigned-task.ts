@@ -1,5 +1,6 @@
 import { type LockHeld, StatusPublisher, type StatusSink } from "./status-publisher.js";
 import type { TaskRunState, TaskSpec, TaskStateChange } from "./task-runner.js";
+import type { WorkerTask } from "./types.js";
 
 /**
  * One task id in a worker's assignment table, whoever runs it: a `TaskRunner` (the worker's handler)
@@ -74,4 +75,25 @@ export abstract class TaskStateKeeper<O extends AssignedTaskOptions = AssignedTa
       ...(error === undefined ? {} : { error }),
     });
   }
+}
+
+/** The tasks assigned (`assigned`: task id → spec) and those still stopping, with what runs them, as `Worker.tasks()` lists them. */
+export function describeTasks(
+  assigned: ReadonlyMap<string, TaskSpec>,
+  runners: ReadonlyMap<string, AssignedTask>,
+): WorkerTask[] {
+  const stopping = [...runners.values()].filter((runner) => runner.state !== "stopped");
+  const ids = new Set([...assigned.keys(), ...stopping.map((runner) => runner.taskId)]);
+  return [...ids].sort().map((id) => {
+    const spec = assigned.get(id);
+    const runner = runners.get(id);
+    const error = runner?.error;
+    return {
+      id,
+      ...(spec && "task" in spec ? { task: spec.task } : {}),
+      state: runner?.state ?? "stopped",
+      attempt: runner?.attempt ?? 0,
+      ...(error === undefined ? {} : { error }),
+    };
+  });
 }

@@ -35,7 +35,14 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
     if (!this.claimed) return;
     this.claimed = undefined;
     const error = `run lock held by worker ${JSON.stringify(holder.heldBy)}: the task runs there`;
-    this.status.publish({ state: "failed", attempt: this.attempts, since: new Date().toISOString(), error });
+    // Held by another process of this name: the status key is its (its lock's witness), not written here.
+    if (holder.heldBy !== this.options.worker)
+      this.status.publish({
+        state: "failed",
+        attempt: this.attempts,
+        since: new Date().toISOString(),
+        error,
+      });
     this.changed("failed", error);
   }
 

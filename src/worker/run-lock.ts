@@ -6,7 +6,7 @@ import type { ClaimResult, LockHeld } from "./status-publisher.js";
 export const AGAIN = Symbol("again");
 
 /** Operations of the nested transactions below (etcd counts them on top of the outer transaction's). */
-export const NESTED_OPS = 3;
+export const NESTED_OPS = 4;
 
 /** The warning (one per key) when a run lock no live worker stands behind is deleted. */
 export const FORGED_LOCK = "forged run lock removed";
@@ -28,11 +28,20 @@ const READS_PER_TXN = 60;
  * releases the lock if this lease holds it. Each is a transaction nested in the status writer's
  * batch, so one task's refusal fails nothing else and costs no transaction of its own.
  *
- * A lock is honoured only when a worker stands behind it: its value names a worker registered under
- * the lock's lease, whose status for the task lives under that lease too (a claim writes both in one
- * transaction). Any other lock was written by hand and is deleted, comparing its mod revision, so a
- * genuine lock taken meanwhile stays. A holder so found is remembered: while its status of that run
- * lasts, a claim is refused even when the lock itself is deleted by hand (the second witness).
+ * A lock is honoured only when a worker stands behind it: its value names a worker whose status for
+ * the task lives under the lock's lease (a claim writes both in one transaction, so the lease is
+ * alive and that process still reports the run). Whether that lease still holds the worker's
+ * registration does not matter: a process whose registration was deleted by hand, and a second
+ * process of its name registered meanwhile, would otherwise both run the task (the first stops only
+ * once it notices, and its lock must stand until its stop returns). Any other lock was written by
+ * hand and is deleted, comparing its mod revision, so a genuine lock taken meanwhile stays. A holder
+ * so found is remembered: while its status of that run lasts, a claim is refused even when the lock
+ * itself is deleted by hand (the second witness).
+ *
+ * A claim also requires the worker's registration under this lease: a process whose registration
+ * went or is another's starts nothing more, even before its watch of the registration tells it.
+ * Two processes of one name share the status key of each task: neither deletes it while it is
+ * under the other's lease (see `remove`), so the holder's status stays the witness of its lock.
  */
 export class RunLocks {
   /** Task id → the revision at which this lease was known to hold its lock. */
@@ -51,12 +60,13 @@ export class RunLocks {
   /**
    * Writes `status` at `statusKey` and takes the lock, if the task key still has `modRevision`, the
    * lock is held by this lease (a restart, a retry) or by no lease (absent, or written without one by
-   * hand, which no live worker stands behind), and the last holder found has no status left.
-   * Otherwise reads them back, for `outcome`.
+   * hand, which no live worker stands behind), the worker is registered under this lease, and the
+   * last holder found has no status left. Otherwise reads them back, for `outcome`.
    */
   claim(taskId: string, statusKey: string, status: string, taskKey: string, modRevision: number): IRequestOp {
     const lock = Buffer.from(this.keys.runLock(taskId));
     const task = Buffer.from(taskKey);
+    const registration = Buffer.from(this.keys.worker(this.worker));
     const mine = this.held.has(taskId);
     const holder = mine ? undefined : this.holders.get(taskId);
     const witness = holder && Buffer.from(this.keys.status(holder.worker, taskId));
@@ -65,6 +75,7 @@ export class RunLocks {
         compare: [
           { key: task, target: "Mod", result: "Equal", mod_revision: modRevision },
           { key: lock, target: "Lease", result: "Equal", lease: mine ? this.lease : 0 },
+          { key: registration, target: "Lease", result: "Equal", lease: this.lease },
           ...(witness
             ? [{ key: witness, target: "Version" as const, result: "Equal" as const, version: 0 }]
             : []),
@@ -76,21 +87,28 @@ export class RunLocks {
         failure: [
           { request_range: { key: task, keys_only: true } },
           { request_range: { key: lock } },
+          { request_range: { key: registration, keys_only: true } },
           ...(witness ? [{ request_range: { key: witness, keys_only: true } }] : []),
         ],
       },
     };
   }
 
-  /** Deletes the status at `statusKey`, and the lock with it while this lease holds it (never another's). */
+  /**
+   * Deletes the status at `statusKey`, and the lock with it while this lease holds it (never another's);
+   * without the lock, the status only while it is under this lease: under another, it is a second
+   * process of this name reporting its run (the witness of its lock), not this one's to delete.
+   */
   remove(taskId: string, statusKey: string | Buffer): IRequestOp {
     const lock = Buffer.from(this.keys.runLock(taskId));
-    const status = { request_delete_range: { key: Buffer.from(statusKey) } };
+    const key = Buffer.from(statusKey);
+    const status = { request_delete_range: { key } };
+    const own = { key, target: "Lease" as const, result: "Equal" as const, lease: this.lease };
     return {
       request_txn: {
         compare: [{ key: lock, target: "Lease", result: "Equal", lease: this.lease }],
         success: [status, { request_delete_range: { key: lock } }],
-        failure: [status],
+        failure: [{ request_txn: { compare: [own], success: [status], failure: [] } }],
       },
     };
   }
@@ -102,8 +120,9 @@ export class RunLocks {
 
   /**
    * What a claim's nested transaction says, read at `revision`: claimed; refused because the task key
-   * changed or went, or because the last holder still reports the task; a lock of another lease to
-   * `verify`; or AGAIN when the belief about the lock was wrong (now corrected).
+   * changed or went, because the registration is not this lease's (the session is ending), or because
+   * the last holder still reports the task; a lock of another lease to `verify`; or AGAIN when the
+   * belief about the lock was wrong (now corrected).
    */
   outcome(
     taskId: string,
@@ -116,8 +135,11 @@ export class RunLocks {
       this.holders.delete(taskId);
       return { claimed: true };
     }
-    const [task, lock, witness] = (response?.responses ?? []).map((read) => read.response_range?.kvs[0]);
+    const [task, lock, registration, witness] = (response?.responses ?? []).map(
+      (read) => read.response_range?.kvs[0],
+    );
     if (Number(task?.mod_revision ?? 0) !== modRevision) return { claimed: false };
+    if (registration?.lease !== this.lease) return { claimed: false };
     if (lock && lock.lease !== "0") {
       if (lock.lease !== this.lease) return { taskId, lock, revision };
       this.held.set(taskId, Number(lock.mod_revision));
@@ -147,8 +169,7 @@ export class RunLocks {
       const reads = part.flatMap(({ taskId }, j): IRequestOp[] => {
         const name = named[j] as string;
         if (nameProblem(name)) return [];
-        const keys = [this.keys.worker(name), this.keys.status(name, taskId)];
-        return keys.map((key) => ({ request_range: { key: Buffer.from(key), keys_only: true } }));
+        return [{ request_range: { key: Buffer.from(this.keys.status(name, taskId)), keys_only: true } }];
       });
       const answer = reads.length
         ? await this.client.kv.txn({ compare: [], success: reads, failure: [] }, requestDeadline())
@@ -157,7 +178,7 @@ export class RunLocks {
       const forged: Array<{ seen: SeenLock; reason: string }> = [];
       for (const [j, entry] of part.entries()) {
         const name = named[j] as string;
-        const reason = this.untrusted(entry.lock, name, () => found.splice(0, 2));
+        const reason = this.untrusted(entry.lock, name, () => found.shift());
         if (reason) {
           forged.push({ seen: entry, reason });
           results.push(AGAIN);
@@ -227,16 +248,10 @@ export class RunLocks {
     };
   }
 
-  /** Why no worker stands behind `lock` (`take` yields its named worker's registration and status), or undefined. */
-  private untrusted(
-    lock: IKeyValue,
-    name: string,
-    take: () => Array<IKeyValue | undefined>,
-  ): string | undefined {
+  /** Why no worker stands behind `lock` (`take` yields its named worker's status of the task), or undefined. */
+  private untrusted(lock: IKeyValue, name: string, take: () => IKeyValue | undefined): string | undefined {
     if (nameProblem(name)) return "its value is not a worker name";
-    const [registration, status] = take();
-    if (registration?.lease !== lock.lease) return "its lease is not the registration of the worker it names";
-    if (status?.lease !== lock.lease) return "the worker it names does not report the task";
+    if (take()?.lease !== lock.lease) return "the worker it names does not report the task under its lease";
     return undefined;
   }
 

@@ -26,10 +26,7 @@ export type TaskSpec =
     }
   | { problem: string; fingerprint: string };
 
-export interface RetryOptions {
-  initialMs: number;
-  maxMs: number;
-}
+export type RetryOptions = { initialMs: number; maxMs: number };
 
 export interface TaskRunnerOptions extends AssignedTaskOptions {
   launcher: TaskLauncher;
@@ -70,6 +67,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
   private lockWait?: AbortController;
   /** Set when another worker took the run lock while the task ran here: it stops, then waits as if refused. */
   private lost?: LockHeld;
+  /** The lock's holder is another process of this name: the status key is its (its lock's witness), not written here. */
+  private theirs = false;
   private readonly backoff;
   private readonly logger: Logger;
   /** Handler failures of the desired spec on this worker (the newest last), for the restart limit. */
@@ -129,6 +128,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     const incarnation = this.active ?? this.launching;
     if (!incarnation) return;
     this.lost = holder;
+    this.theirs = holder.heldBy === this.options.worker;
     incarnation.controller.abort(
       new EschedulerError(
         "ERR_RUN_LOCKED",
@@ -210,6 +210,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     this.lockWait = undefined;
     try {
       const claim = await this.report("starting", incarnation.attempt, undefined, spec.revision);
+      this.theirs = claim.heldBy === this.options.worker;
       if (!claim.claimed) {
         this.launching = undefined;
         if (claim.heldBy !== undefined) this.blocked(incarnation.attempt, claim);
@@ -332,8 +333,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     if (error !== undefined) status.error = error;
     if (counts) Object.assign(status, counts);
     let stored = Promise.resolve(CLAIMED);
-    if (claimRevision === undefined) this.status.publish(status);
-    else stored = this.status.claim(status, claimRevision);
+    if (claimRevision !== undefined) stored = this.status.claim(status, claimRevision);
+    else if (!this.theirs) this.status.publish(status);
     this.changed(state, error);
     return stored;
   }

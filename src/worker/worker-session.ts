@@ -4,10 +4,11 @@ import { EschedulerError } from "../errors.js";
 import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Task } from "../node/index.js";
 import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
-import type { AssignedTask } from "./assigned-task.js";
+import { type AssignedTask, describeTasks } from "./assigned-task.js";
 import { markLeft } from "./drain.js";
 import { passFirstStart } from "./first-start.js";
 import type { TaskLauncher } from "./handler.js";
+import { RegistrationWatch } from "./registration-watch.js";
 import { ReportedTask } from "./reported-task.js";
 import type { StatusSink } from "./status-publisher.js";
 import { SessionStatus } from "./session-status.js";
@@ -15,6 +16,11 @@ import { Suspension } from "./suspension.js";
 import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
 import type { RemovalReason, TaskChange, WorkerEvents, WorkerStatus, WorkerTask } from "./types.js";
+
+const FENCED = {
+  lease: "lease lost: stopped every task",
+  registration: "registration lost: stopped every task",
+};
 
 /** What a session reports to the worker that supervises it. */
 export interface SessionHost {
@@ -85,20 +91,7 @@ export class WorkerSession {
 
   /** The tasks assigned now (and ones still stopping), with their states. */
   tasks(): WorkerTask[] {
-    const stopping = [...this.runners.values()].filter((runner) => runner.state !== "stopped");
-    const ids = new Set([...this.assigned.keys(), ...stopping.map((runner) => runner.taskId)]);
-    return [...ids].sort().map((id) => {
-      const spec = this.assigned.get(id);
-      const runner = this.runners.get(id);
-      const error = runner?.error;
-      return {
-        id,
-        ...(spec && "task" in spec ? { task: spec.task } : {}),
-        state: runner?.state ?? "stopped",
-        attempt: runner?.attempt ?? 0,
-        ...(error === undefined ? {} : { error }),
-      };
-    });
+    return describeTasks(this.assigned, this.runners);
   }
 
   get assignedTasks(): Task[] {
@@ -111,7 +104,14 @@ export class WorkerSession {
    */
   async run(stop: AbortSignal): Promise<void> {
     const { client, keys, name } = this.options;
-    const signal = AbortSignal.any([this.lease.signal, stop]);
+    // Its registration gone or another's, this process no longer is the worker: the session ends.
+    const onLost = (reason: Error, lost: "lease" | "registration") => {
+      if (lost === "lease") this.lease.orphan();
+      this.fence(reason, lost);
+    };
+    const { lease, logger } = this;
+    const registration = new RegistrationWatch({ client, keys, name, lease, logger, onLost });
+    const signal = AbortSignal.any([this.lease.signal, stop, registration.signal]);
     this.logger.info({ lease: this.lease.id }, "worker registered");
     this.suspension.setStatus("registered");
     const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger: this.logger });
@@ -124,6 +124,7 @@ export class WorkerSession {
     plan.on("change", () => this.options.host.changed());
     void this.sessionStatus?.auditLocks(signal, (id, holder) => this.runners.get(id)?.lockLost(holder));
     try {
+      await registration.start(signal);
       await plan.start(signal);
       const snapshot = await tasks.start(signal);
       if (this.ending) return;
@@ -150,7 +151,7 @@ export class WorkerSession {
         this.fence(error instanceof Error ? error : new Error(String(error)));
       }
     } finally {
-      await Promise.all([tasks.close(), plan.close()]);
+      await Promise.all([tasks.close(), plan.close(), registration.close()]);
     }
   }
 
@@ -192,29 +193,30 @@ export class WorkerSession {
   }
 
   /**
-   * Self-fencing: the lease can no longer be trusted, so every task stops now, without waiting on
-   * etcd (the status keys die with the lease). Idempotent; nothing happens once the worker stops.
+   * Self-fencing, every task stops now. Lease lost: without waiting on etcd (the statuses die with the
+   * lease). Registration gone or another's (this process no longer is the worker): each status and
+   * run lock goes as its stop returns, the lease kept until `retire`, so a second process of the name
+   * waits for each stop. Idempotent; nothing happens once the worker stops.
    */
-  fence(reason: Error): void {
+  fence(reason: Error, lost: "lease" | "registration" = "lease"): void {
     if (this.ending) return;
     const lostAt = Date.now();
     const count = this.unassignAll("fenced");
-    this.logger.warn(
-      { lease: this.lease.id, reason: reason.message, tasks: count },
-      "lease lost: stopped every task",
-    );
+    this.logger.warn({ lease: this.lease.id, reason: reason.message, tasks: count }, FENCED[lost]);
     this.options.host.setStatus("lost");
     this.options.host.emit("lost", reason);
     this.stoppedAfterLoss = this.idle().then(() => {
-      this.options.host.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt });
+      if (lost === "lease")
+        this.options.host.emit("leaseLost", { reason, tasks: count, stoppedInMs: Date.now() - lostAt });
     });
   }
 
-  /** After a loss: waits until every task has stopped, then revokes the lease (if etcd still has it) so its keys go now. */
+  /** After a loss: waits until every task has stopped, then revokes the lease so its keys go now (a new session registers). */
   async retire(): Promise<void> {
     if (!this.ending) this.fence(await this.lease.lost);
     await this.stoppedAfterLoss;
-    await revokeQuietly(this.lease);
+    if (this.lease.active) await this.lease.close();
+    else await revokeQuietly(this.lease);
   }
 
   /** The worker stops: every task stops, then the lease is revoked, so the master moves them at once. */

@@ -10,7 +10,7 @@ const starting: TaskStatus = { state: "starting", attempt: 1, since: new Date(0)
 /** A registered worker's status writer under a lease of its own, and the task key revisions it has seen. */
 async function writerOf(client: Etcd3, keys: KeyLayout, worker: string) {
   const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-  // A lock is honoured only when its worker is registered under the lock's lease.
+  // A claim requires the worker's registration under its lease.
   await client
     .put(keys.worker(worker))
     .value(JSON.stringify({ name: worker }))
@@ -140,6 +140,8 @@ describe("the run lock a start claim takes", () => {
   it("of a task that stopped while the lease was suspended goes when the session resumes", async () => {
     const { client, keys } = testSpace("rlock-resume");
     const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
     const status = new SessionStatus({ client, keys, name: "w1", lease, logger: silentLogger });
     const revision = Number((await client.put(keys.task("w1", "t")).value("{}").exec()).header.revision);
     await status.claim("t", starting, revision);

@@ -9,6 +9,8 @@ describe("claiming a task start", () => {
   it("writes the status only while the task key is at the revision the worker saw", async () => {
     const { client, keys } = testSpace("claim");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const seen = await client.put(keys.task("w1", "kept")).value("{}").exec();
     const moved = await client.put(keys.task("w1", "moved")).value("{}").exec();
@@ -30,6 +32,8 @@ describe("claiming a task start", () => {
   it("lands every other write of the transaction when some claims are refused", async () => {
     const { client, keys } = testSpace("claim-batch");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const ids = ["a", "b", "c", "d"];
     const seen = await Promise.all(ids.map((id) => client.put(keys.task("w1", id)).value("{}").exec()));

@@ -35,6 +35,8 @@ describe("status writes by group commit", () => {
   it("sends a write on the next turn when none is in flight, and batches the rest behind the one that is", async () => {
     const { client, keys } = testSpace("group");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const { sent, release } = txnGate(client, [1]);
     const first = writer.put("a", running);
@@ -58,6 +60,8 @@ describe("status writes by group commit", () => {
   it("sends a start claim at once behind plain status writes in flight, and batches claims only behind a claim", async () => {
     const { client, keys } = testSpace("group-claims");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const [x, y] = [await taskRevision(client, keys, "x"), await taskRevision(client, keys, "y")];
     const { sent, release } = txnGate(client, [1, 2]);
@@ -84,6 +88,8 @@ describe("status writes by group commit", () => {
   it("sends full batches of at most 128 ops while one is in flight", async () => {
     const { client, keys } = testSpace("group-full");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const { sent, release } = txnGate(client, [1]);
     const written = [writer.put("first", running)];
@@ -106,6 +112,8 @@ describe("status writes by group commit", () => {
   it("keeps each transaction under 1 MiB", async () => {
     const { client, keys } = testSpace("group-bytes");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
     const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
     const txn = vi.spyOn(client.kv, "txn");
     const large = { ...running, error: "x".repeat(300 * 1024) };

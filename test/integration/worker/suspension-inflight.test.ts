@@ -43,6 +43,8 @@ describe("status keys across a lease suspension", () => {
   it("a status write in flight when the suspension closed the writer leaves no key once resumed", async () => {
     const { client, keys } = testSpace("inflight");
     const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
     const slow = slowFirstWrite(client);
     const status = new SessionStatus({ client: slow.client, keys, name: "w1", lease, logger: silentLogger });
 
@@ -98,6 +100,8 @@ describe("status keys across a lease that flaps (suspended and resumed again bef
   it("a resumption superseded by a later suspension writes nothing, and its clean-up deletes no status the later one wrote", async () => {
     const { client, keys } = testSpace("flap");
     const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
     const net = heldWrites(client);
     const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
     await status.put("t1", running);
@@ -122,6 +126,8 @@ describe("status keys across a lease that flaps (suspended and resumed again bef
   it("a clean-up whose answer timed out but that etcd applies later deletes no status written since its read", async () => {
     const { client, keys } = testSpace("late-cleanup");
     const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
     const net = heldWrites(client);
     const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
     await status.put("t1", running);

@@ -82,6 +82,8 @@ function setup(s: fc.Scheduler, hasty: boolean): () => { model: Model; real: Rea
   return () => {
     const etcd = new MemoryEtcd((label) => s.schedule(Promise.resolve(), label));
     for (const id of TASKS) etcd.write(keys.task("w1", id), JSON.stringify({ id }));
+    // A claim requires the worker's registration under its lease.
+    etcd.write(keys.worker("w1"), JSON.stringify({ name: "w1" }), LEASE);
     const lease = new AbortController();
     const session = { id: LEASE, signal: lease.signal } as unknown as LeaseSession;
     const writer = new StatusWriter(etcd.client, keys, "w1", session, silentLogger);

@@ -1,0 +1,97 @@
+import type { Etcd3 } from "etcd3";
+import { EschedulerError } from "../errors.js";
+import { type KeyLayout, type LeaseSession, type Logger, requestDeadline } from "../node/index.js";
+import { PrefixWatcher } from "../watcher/index.js";
+
+/**
+ * Watches a session's own registration `/R/worker/<name>`: once it is deleted, or found under any
+ * lease but the session's (overwritten by hand, or taken by a second process of the name after a
+ * deletion), the session no longer is that worker and must stop acting as it (`onLost`, once).
+ * Each change of the key costs one read of it (a watch event does not say which lease a put used);
+ * a resync after compaction or a reconnect reads it too. Within a round trip of the event, then: a
+ * lagging watch is not the only guard, as every start claim also compares the registration's lease.
+ */
+export class RegistrationWatch {
+  private readonly aborted = new AbortController();
+  private losing = false;
+  private readonly key: string;
+  private readonly watcher: PrefixWatcher;
+
+  constructor(
+    private readonly options: {
+      client: Etcd3;
+      keys: KeyLayout;
+      name: string;
+      lease: LeaseSession;
+      logger: Logger;
+      /**
+       * Called once, before `signal` aborts, when the registration is found gone or another's;
+       * `lease` when it went with the lease itself (expired or revoked: etcd no longer knows it).
+       */
+      onLost: (reason: EschedulerError, lost: "lease" | "registration") => void;
+    },
+  ) {
+    this.key = options.keys.worker(options.name);
+    // A prefix watch of the one key (it also hears `<name>…` workers, whose changes are ignored).
+    this.watcher = new PrefixWatcher(options.client, this.key, { logger: options.logger });
+    this.watcher.on("change", (change) => {
+      if (change.key !== this.key) return;
+      if (change.type === "delete") void this.lose("deleted");
+      else void this.check();
+    });
+    this.watcher.on("resync", () => void this.check());
+  }
+
+  /** Aborted (with the reason) once the registration is lost. */
+  get signal(): AbortSignal {
+    return this.aborted.signal;
+  }
+
+  /** Starts watching (until `signal` aborts or `close()`), then checks the key once. */
+  async start(signal: AbortSignal): Promise<void> {
+    await this.watcher.start(signal);
+    await this.check();
+  }
+
+  close(): Promise<void> {
+    return this.watcher.close();
+  }
+
+  /** Reads the key: lost unless it is there under the session's lease. A failed read waits for the next event. */
+  private async check(): Promise<void> {
+    if (this.losing) return;
+    try {
+      const kv = (await this.options.client.get(this.key).options(requestDeadline()).exec()).kvs[0];
+      if (!kv) await this.lose("deleted");
+      else if (kv.lease !== this.options.lease.id)
+        await this.lose(kv.lease === "0" ? "overwritten without a lease" : `held by lease ${kv.lease}`);
+    } catch (error) {
+      this.options.logger.debug({ err: error, key: this.key }, "registration check failed");
+    }
+  }
+
+  /** Reports the loss once; a deletion is first told apart from the lease's own end (one more call, this once). */
+  private async lose(how: string): Promise<void> {
+    if (this.losing) return;
+    this.losing = true;
+    const { client, lease, name } = this.options;
+    const ttl = await client.leaseClient
+      .leaseTimeToLive({ ID: lease.id }, requestDeadline())
+      .then((answer) => Number(answer.TTL))
+      .catch(() => 0);
+    // etcd answers TTL -1 for a lease it no longer has: the registration went with it.
+    const lost = ttl < 0 ? "lease" : "registration";
+    const reason =
+      lost === "lease"
+        ? new EschedulerError(
+            "ERR_LEASE_LOST",
+            `lease ${lease.id} ended (its registration ${this.key} went with it)`,
+          )
+        : new EschedulerError(
+            "ERR_REGISTRATION_LOST",
+            `registration of worker ${JSON.stringify(name)} (${this.key}) ${how}, not under this process's lease ${lease.id}`,
+          );
+    this.options.onLost(reason, lost);
+    this.aborted.abort(reason);
+  }
+}
