@@ -65,7 +65,10 @@ export interface WorkerEvents {
   added: [Task];
   changed: [Task, Task | undefined];
   removed: [string, RemovalReason];
-  /** The lease is gone: every task is being stopped; the worker registers anew. */
+  /**
+   * The lease is gone, or the registration was deleted or taken by another lease (ERR_REGISTRATION_LOST):
+   * every task is being stopped; the worker registers anew (waiting while another process holds the name).
+   */
   lost: [Error];
   /**
    * Keep-alives are overdue (`ttl - margin`): every task is being stopped, as for a loss, but the

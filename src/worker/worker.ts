@@ -160,7 +160,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     const reasons: string[] = [];
     if (this.currentStatus === "new") reasons.push("worker not started");
     if (this.currentStatus === "dead") reasons.push("worker stopped");
-    if (this.currentStatus === "lost") reasons.push("lease lost; registering again");
+    if (this.currentStatus === "lost") reasons.push("lease or registration lost; registering again");
     if (this.waitingReason) reasons.push(`waiting for a registration slot: ${this.waitingReason}`);
     if (this.currentStatus === "dead") return { ready: false, reasons };
     const evaluated = workerReadiness(
