@@ -1,6 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { type KeyLayout, type LeaseSession, type Logger, requestDeadline } from "../node/index.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 
 /**
@@ -14,6 +15,8 @@ import { PrefixWatcher } from "../watcher/index.js";
 export class RegistrationWatch {
   private readonly aborted = new AbortController();
   private losing = false;
+  /** Aborted by `close()` or the signal given to `start()`: a failed read is not tried again. */
+  private readonly closing = new AbortController();
   private readonly key: string;
   private readonly watcher: PrefixWatcher;
 
@@ -49,24 +52,30 @@ export class RegistrationWatch {
 
   /** Starts watching (until `signal` aborts or `close()`), then checks the key once. */
   async start(signal: AbortSignal): Promise<void> {
+    signal.addEventListener("abort", () => this.closing.abort(), { once: true });
     await this.watcher.start(signal);
-    await this.check();
+    void this.check();
   }
 
   close(): Promise<void> {
+    this.closing.abort();
     return this.watcher.close();
   }
 
-  /** Reads the key: lost unless it is there under the session's lease. A failed read waits for the next event. */
+  /** Reads the key: lost unless it is there under the session's lease. A failed read is tried again, with backoff. */
   private async check(): Promise<void> {
-    if (this.losing) return;
-    try {
-      const kv = (await this.options.client.get(this.key).options(requestDeadline()).exec()).kvs[0];
-      if (!kv) await this.lose("deleted");
-      else if (kv.lease !== this.options.lease.id)
-        await this.lose(kv.lease === "0" ? "overwritten without a lease" : `held by lease ${kv.lease}`);
-    } catch (error) {
-      this.options.logger.debug({ err: error, key: this.key }, "registration check failed");
+    const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
+    while (!this.losing && !this.closing.signal.aborted) {
+      try {
+        const kv = (await this.options.client.get(this.key).options(requestDeadline()).exec()).kvs[0];
+        if (!kv) await this.lose("deleted");
+        else if (kv.lease !== this.options.lease.id)
+          await this.lose(kv.lease === "0" ? "overwritten without a lease" : `held by lease ${kv.lease}`);
+        return;
+      } catch (error) {
+        this.options.logger.debug({ err: error, key: this.key }, "registration check failed; trying again");
+        await delay(backoff.next(), this.closing.signal).catch(() => undefined);
+      }
     }
   }
 

@@ -1,0 +1,77 @@
+import { describe, expect, it, vi } from "vitest";
+import { EschedulerError } from "../../../src/errors.js";
+import { LeaseSession, silentLogger } from "../../../src/node/index.js";
+import { RegistrationWatch } from "../../../src/worker/registration-watch.js";
+import { testSpace, waitFor } from "../../helpers/context.js";
+
+/** A session's watch of its own registration `/R/worker/w1`, on a real etcd. */
+async function watched(label: string) {
+  const { client, keys } = testSpace(label);
+  const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+  await client.put(keys.worker("w1")).value("{}").lease(lease.id);
+  const lost: Array<{ reason: EschedulerError; kind: string }> = [];
+  const watch = new RegistrationWatch({
+    client,
+    keys,
+    name: "w1",
+    lease,
+    logger: silentLogger,
+    onLost: (reason, kind) => lost.push({ reason, kind }),
+  });
+  const stop = new AbortController();
+  await watch.start(stop.signal);
+  const close = async () => {
+    stop.abort();
+    await watch.close();
+    await lease.close();
+  };
+  return { client, keys, lease, lost, watch, close };
+}
+
+describe("the watch of a worker's own registration", () => {
+  it("says nothing while the registration is its own, even rewritten under its lease, nor for a worker named w10", async () => {
+    const { client, keys, lease, lost, watch, close } = await watched("regwatch-own");
+    await client.put(keys.worker("w1")).value('{"name":"w1"}').lease(lease.id);
+    await client.put(keys.worker("w10")).value("{}");
+    await client.delete().key(keys.worker("w10"));
+    // A later change that is reported proves the earlier ones were heard and judged.
+    await client.delete().key(keys.worker("w1"));
+    await waitFor("the deletion to be reported", () => lost.length > 0);
+
+    expect(lost).toEqual([expect.objectContaining({ kind: "registration" })]);
+    expect(lost[0]?.reason.code).toBe("ERR_REGISTRATION_LOST");
+    expect(watch.signal.aborted).toBe(true);
+    await close();
+  });
+
+  it("reports a registration rewritten under another lease, reading it again when the first read fails", async () => {
+    const { client, keys, lost, close } = await watched("regwatch-taken");
+    const get = client.get.bind(client);
+    const spy = vi.spyOn(client, "get").mockImplementationOnce((key) => {
+      const builder = get(key);
+      vi.spyOn(builder, "exec").mockRejectedValueOnce(new Error("etcd unavailable"));
+      return builder;
+    });
+    const other = await client.lease(60, { autoKeepAlive: false }).grant();
+
+    await client.put(keys.worker("w1")).value("{}").lease(other);
+    await waitFor("the takeover to be reported", () => lost.length > 0);
+
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(lost).toEqual([expect.objectContaining({ kind: "registration" })]);
+    expect(lost[0]?.reason.message).toContain(`held by lease ${other}`);
+    await client.leaseClient.leaseRevoke({ ID: other });
+    await close();
+  });
+
+  it("tells a registration that went with the lease itself apart: a lease loss", async () => {
+    const { client, lease, lost, close } = await watched("regwatch-lease");
+
+    await client.leaseClient.leaseRevoke({ ID: lease.id });
+    await waitFor("the loss to be reported", () => lost.length > 0);
+
+    expect(lost).toEqual([expect.objectContaining({ kind: "lease" })]);
+    expect(lost[0]?.reason.code).toBe("ERR_LEASE_LOST");
+    await close();
+  });
+});
