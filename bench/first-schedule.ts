@@ -14,7 +14,7 @@ import type { Etcd3 } from "etcd3";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { Master, type ScheduleResult } from "../src/master/index.js";
 import { createEtcdClient, type KeyLayout, type Task } from "../src/node/index.js";
-import { Host, type HostReport, txnCalls } from "./fleet-scale.js";
+import { cpuMs, Host, type HostReport, txnCalls } from "./fleet-scale.js";
 import { freshRoot, IN_FLIGHT, rawWrite, TASKS, TXN_OPS, WORKERS } from "./master.js";
 import { type BenchRow, printReport } from "./report.js";
 
@@ -22,6 +22,12 @@ const ROUNDS = Number(process.env.FIRST_SCHEDULE_ROUNDS ?? 3);
 const TASK_COUNT = Number(process.env.FIRST_SCHEDULE_TASKS ?? TASKS);
 const TTL_MS = 10_000;
 const LIMIT_MS = 180_000;
+
+interface Cpu {
+  etcd: number;
+  master: number;
+  workers: number;
+}
 
 interface Round {
   /** First task key → `/R/plan`, both as a watch saw them. */
@@ -36,11 +42,15 @@ interface Round {
   totalTxns: number;
   /** etcd Txn calls between master start and every task running, everyone's. */
   allRunningTxns: number;
+  /** CPU time spent between the first task key and `/R/plan`, in ms: etcd's, this process's (the master), the workers'. */
+  cpu: Cpu;
+  /** CPU time spent between master start and every task running (less at the mercy of the machine's load than times). */
+  firstStartCpu: Cpu;
   result: ScheduleResult;
   load: number;
 }
 
-export async function benchFirstSchedule(endpoints: string[]): Promise<BenchRow[]> {
+export async function benchFirstSchedule(endpoints: string[], etcdPid?: number): Promise<BenchRow[]> {
   const client = createEtcdClient({ etcd: endpoints });
   const tasks: Task[] = Array.from({ length: TASK_COUNT }, (_, i) => ({
     id: `task-${i}`,
@@ -57,11 +67,17 @@ export async function benchFirstSchedule(endpoints: string[]): Promise<BenchRow[
       };
       // Alternate the order: etcd's store grows with every round, which must not favour either side.
       if (round % 2 === 0) await raw();
-      const measured = await scheduleOntoRunningWorkers(endpoints, client, freshRoot("first"), tasks);
+      const measured = await scheduleOntoRunningWorkers(
+        endpoints,
+        etcdPid,
+        client,
+        freshRoot("first"),
+        tasks,
+      );
       if (round % 2 === 1) await raw();
       rounds.push({ ...measured, rawMs, load });
       console.error(
-        `first-schedule round ${round + 1}: schedule ${measured.scheduleMs.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms (raw/schedule ${(rawMs / measured.scheduleMs).toFixed(2)}×), all running ${measured.allRunningMs.toFixed(0)} ms, Txn master ${measured.masterTxns} / all ${measured.totalTxns}, load ${load.toFixed(1)}`,
+        `first-schedule round ${round + 1}: schedule ${measured.scheduleMs.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms (raw/schedule ${(rawMs / measured.scheduleMs).toFixed(2)}×), all running ${measured.allRunningMs.toFixed(0)} ms, Txn master ${measured.masterTxns} / all ${measured.totalTxns}, ${cpuText(measured)}, first start CPU ${cpuSeconds(measured.firstStartCpu)}, load ${load.toFixed(1)}`,
       );
     }
   } finally {
@@ -76,7 +92,14 @@ function rows(rounds: Round[]): BenchRow[] {
   const scheduleMs = at((round) => round.scheduleMs);
   const loads = rounds.map((round) => round.load.toFixed(1)).join(" / ");
   const size = `${TASK_COUNT} tasks × ${WORKERS.length} running workers`;
-  const phases = `master start → first key ${at((round) => round.beforeFirstKeyMs).toFixed(0)} ms`;
+  const phases = `master start → first key ${at((round) => round.beforeFirstKeyMs).toFixed(0)} ms; ${cpuText({
+    scheduleMs,
+    cpu: {
+      etcd: at((round) => round.cpu.etcd),
+      master: at((round) => round.cpu.master),
+      workers: at((round) => round.cpu.workers),
+    },
+  })}`;
   const rawTxns = Math.ceil(TASK_COUNT / TXN_OPS);
   return [
     {
@@ -88,7 +111,13 @@ function rows(rounds: Round[]): BenchRow[] {
       met: ratio >= 0.5,
     },
     {
-      name: `first schedule onto ${size}: first task key → every task running`,
+      name: `first schedule onto ${size}: first task key → every task running (CPU from master start: ${cpuSeconds(
+        {
+          etcd: at((round) => round.firstStartCpu.etcd),
+          master: at((round) => round.firstStartCpu.master),
+          workers: at((round) => round.firstStartCpu.workers),
+        },
+      )})`,
       value: at((round) => round.allRunningMs),
       unit: "ms",
       baseline: { name: "first task key → /R/plan", value: scheduleMs },
@@ -105,6 +134,7 @@ function rows(rounds: Round[]): BenchRow[] {
 /** Starts the workers, waits for their registrations, then elects a master and measures its first schedule. */
 async function scheduleOntoRunningWorkers(
   endpoints: string[],
+  etcdPid: number | undefined,
   client: Etcd3,
   keys: KeyLayout,
   tasks: Task[],
@@ -148,10 +178,18 @@ async function scheduleOntoRunningWorkers(
     // A failed schedule ends the round instead of leaving the watches waiting.
     const unlessFailed = <T>(promise: Promise<T>) => Promise.race([promise, scheduled.then(() => promise)]);
     const txnsBefore = await txnCalls(metrics);
+    const cpu = (): Cpu => ({
+      etcd: cpuMs(etcdPid),
+      master: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+      workers: hosts.reduce((total, host) => total + cpuMs(host.child.pid), 0),
+    });
+    const cpuAtStart = cpu();
     const startedAt = performance.now();
     await master.start();
     const first = await unlessFailed(firstKey.at);
+    const cpuAtFirst = cpu();
     const plan = await unlessFailed(planWritten.at);
+    const cpuAtPlan = cpu();
     const masterTxns = countTxns();
     const totalTxns = (await txnCalls(metrics)) - txnsBefore;
     const result = await scheduled;
@@ -161,6 +199,7 @@ async function scheduleOntoRunningWorkers(
       () => sum("running") === tasks.length && sum("assigned") === tasks.length,
     );
     const allRunningAt = performance.now();
+    const cpuAtAllRunning = cpu();
     const allRunningTxns = (await txnCalls(metrics)) - txnsBefore;
     return {
       scheduleMs: plan - first,
@@ -169,6 +208,8 @@ async function scheduleOntoRunningWorkers(
       masterTxns,
       totalTxns,
       allRunningTxns,
+      cpu: cpuBetween(cpuAtFirst, cpuAtPlan),
+      firstStartCpu: cpuBetween(cpuAtStart, cpuAtAllRunning),
       result,
     };
   } finally {
@@ -217,6 +258,26 @@ function countingTxns(client: Etcd3): () => number {
   return () => count;
 }
 
+function cpuBetween(before: Cpu, after: Cpu): Cpu {
+  return {
+    etcd: after.etcd - before.etcd,
+    master: after.master - before.master,
+    workers: after.workers - before.workers,
+  };
+}
+
+/** Where the window's CPU went, as seconds and as a share of the window on this machine's cores. */
+function cpuText(round: Pick<Round, "cpu" | "scheduleMs">): string {
+  const { etcd, master, workers } = round.cpu;
+  const cores = (etcd + master + workers) / round.scheduleMs;
+  return `CPU in the window: ${cpuSeconds(round.cpu)} (${cores.toFixed(1)} cores busy)`;
+}
+
+function cpuSeconds({ etcd, master, workers }: Cpu): string {
+  const seconds = (ms: number) => (ms / 1000).toFixed(1);
+  return `etcd ${seconds(etcd)} s, master ${seconds(master)} s, workers ${seconds(workers)} s`;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -234,7 +295,10 @@ async function until(what: string, check: () => boolean): Promise<void> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const etcd = await startEtcd();
   try {
-    printReport("escheduler first-schedule benchmark", await benchFirstSchedule([etcd.hostPort]));
+    printReport(
+      "escheduler first-schedule benchmark",
+      await benchFirstSchedule([etcd.hostPort], etcd.process?.pid),
+    );
   } finally {
     await etcd.destroy();
   }

@@ -45,7 +45,9 @@ export class Host {
     env: Record<string, string>,
     readonly size: number,
   ) {
-    this.child = spawn(process.execPath, ["--import", "tsx", HOST], {
+    // FLEET_HOST_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the worker processes.
+    const nodeArgs = (process.env.FLEET_HOST_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    this.child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", HOST], {
       cwd: REPO,
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "inherit"],
@@ -262,7 +264,7 @@ export async function txnCalls(endpoint: string): Promise<number> {
 }
 
 /** User + system CPU time of a process, in ms. */
-function cpuMs(pid: number | undefined): number {
+export function cpuMs(pid: number | undefined): number {
   if (!pid) return 0;
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second).

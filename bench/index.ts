@@ -55,7 +55,8 @@ function plannerRows(rows: PlannerBenchRow[]): BenchRow[] {
 
 const sections = [
   ["master", (endpoints: string[]) => benchMaster(endpoints)],
-  ["first-schedule", (endpoints: string[]) => benchFirstSchedule(endpoints)],
+  // etcd's process (when this run started it) for the CPU it spends in the window.
+  ["first-schedule", (endpoints: string[]) => benchFirstSchedule(endpoints, etcd?.process?.pid)],
   ["failover", (endpoints: string[]) => benchFailover(endpoints)],
   ["planner", async () => plannerRows(await benchPlanner())],
   ["worker", (endpoints: string[]) => benchWorker(endpoints)],
