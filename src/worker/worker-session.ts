@@ -67,6 +67,8 @@ export class WorkerSession {
   private readonly assigned = new Map<string, ReturnType<typeof taskSpec>>();
   /** Task id → what runs it (kept while it stops, after it is no longer assigned). */
   private readonly runners = new Map<string, AssignedTask>();
+  /** Ids whose runner last stored `running` (a superset): fewer than assigned answers readiness without a scan. */
+  private readonly storedRunning = new Set<string>();
   /** Set when the session no longer follows its assignment: the lease was lost, or the worker stops. */
   private ending?: RemovalReason;
   /** After a lease loss: resolves once every task has stopped. */
@@ -98,10 +100,7 @@ export class WorkerSession {
     return [...this.assigned.values()].flatMap((spec) => ("task" in spec ? [spec.task] : []));
   }
 
-  /**
-   * Watches the tasks and the plan, passes the first-start barrier, then holds until the lease is
-   * lost or `stop` aborts. A watch that cannot start ends the session as if the lease were lost.
-   */
+  /** Watches tasks, plan and registration, passes the first-start barrier, then holds until the session ends. */
   async run(stop: AbortSignal): Promise<void> {
     const { client, keys, name } = this.options;
     // Its registration gone or another's, this process no longer is the worker: the session ends.
@@ -255,12 +254,10 @@ export class WorkerSession {
     return shareReadiness(name, await readClusterView(client, keys, { worker: name })).ready;
   }
 
-  /**
-   * Whether every assigned task's last stored status is `running`: when not, the readiness probe
-   * cannot say ready either, so the worker skips reading etcd to find out.
-   */
+  /** Whether every assigned task's last stored status is `running` (if not, the probe cannot say ready). */
   allStoredRunning(): boolean {
     if (this.ending) return false;
+    if (this.storedRunning.size < this.assigned.size) return false;
     for (const id of this.assigned.keys()) if (this.runners.get(id)?.storedState !== "running") return false;
     return true;
   }
@@ -327,7 +324,11 @@ export class WorkerSession {
       worker: this.options.name,
       status: this.status,
       onState: (change: TaskStateChange) => host.emit("taskState", change),
-      onStored: () => host.changed(),
+      onStored: () => {
+        if (this.runners.get(id) === created)
+          this.storedRunning[created.storedState === "running" ? "add" : "delete"](id);
+        host.changed();
+      },
       onSettled: () => {
         if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
         host.changed();
