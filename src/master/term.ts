@@ -82,6 +82,8 @@ export class LeaderTerm {
       logger: this.logger,
       onDeposed: (error) => leadership.depose(error),
       pausedKey: keys.paused,
+      // Running workers' claims and statuses share etcd's queue with a schedule: 8 keep the schedule's share.
+      concurrency: 8,
     });
     this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
     // One watch of the statuses per term: the hand-off gate starts it, the failure tracker reads it.
