@@ -114,6 +114,8 @@ export class FailureTracker implements FailureInputs {
     const waiting = this.waiting;
     this.waiting = [];
     for (const change of waiting) this.onStatus(change);
+    // A new leader learns from its first schedule's tasks what the statuses it read at its start mean.
+    this.autoCordon.check(this.known, tasks);
   }
 
   async close(): Promise<void> {
@@ -159,10 +161,10 @@ export class FailureTracker implements FailureInputs {
    */
   private followRunning(change: WatchChange): void {
     const parts = this.keys.parseStatus(change.key);
-    if (!parts || !this.known.has(parts.taskId) || !this.tasks) return;
+    if (!parts || !this.known.has(parts.taskId)) return;
     const running = change.type === "put" && change.value.includes('"state":"running"');
     this.autoCordon.follow(parts.taskId, parts.worker, running);
-    if (running) this.autoCordon.check(this.known, this.tasks);
+    if (running && this.tasks) this.autoCordon.check(this.known, this.tasks);
   }
 
   /** Writes (or deletes) a record, fenced, one write at a time so they land in order. */

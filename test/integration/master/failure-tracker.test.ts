@@ -5,7 +5,7 @@ import { withRestartPolicy } from "../../../src/master/escalation.js";
 import { FailureTracker } from "../../../src/master/failure-tracker.js";
 import { FencedWriter, leaderFence } from "../../../src/master/index.js";
 import { LeaseSession, type Logger } from "../../../src/node/index.js";
-import { resetTask } from "../../../src/operator/index.js";
+import { resetTask, uncordon } from "../../../src/operator/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 
 const POLICY = { limit: 2, window: 60_000, quarantineAfter: 2 };
@@ -148,5 +148,99 @@ describe("the leader's failure records (real etcd)", () => {
       await tracker.close();
       await session.close();
     }
+  });
+
+  describe("the automatic cordon's guards", () => {
+    let terms = 0;
+    /** A leader's failure tracker (a term of its own) with auto-cordon after 1 and tasks t1–t3. */
+    async function leader(label: string, space = testSpace(label)) {
+      const { client, keys } = space;
+      const electionKey = keys.electionCandidate((0x5000 + ++terms).toString(16));
+      const created = await client.put(electionKey).value("m1").exec();
+      const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
+      const { logger, warnings } = recordingLogger();
+      const tracker = new FailureTracker(client, keys, writer, {
+        defaults: POLICY,
+        logger,
+        onEscalation: () => {},
+        autoCordonAfter: 1,
+      });
+      const stop = new AbortController();
+      await tracker.start(stop.signal);
+      tracker.observe(
+        new Map(
+          ["t1", "t2", "t3"].map((id) => [
+            id,
+            withRestartPolicy({ task: { id }, value: JSON.stringify({ id }), bytes: 10 }, POLICY).escalation,
+          ]),
+        ),
+        undefined,
+      );
+      const close = async () => {
+        stop.abort();
+        await tracker.close();
+      };
+      return { ...space, tracker, warnings, close };
+    }
+    const status = (state: string) =>
+      JSON.stringify({
+        state,
+        attempt: 2,
+        since: new Date().toISOString(),
+        ...(state === "failed" ? { error: "db down", failures: 2, exhausted: true } : {}),
+      });
+
+    it("an outage on most workers cordons none of them; an operator's uncordon outweighs the failures before it, for a new leader too", async () => {
+      const first = await leader("outage");
+      const { client, keys, root } = first;
+      const session = await LeaseSession.grant(client, { ttlMs: 10_000 });
+      const put = (worker: string, task: string, state: string) =>
+        session.lease.put(keys.status(worker, task)).value(status(state));
+      try {
+        for (const worker of ["w1", "w2", "w3"])
+          await session.lease.put(keys.worker(worker)).value(JSON.stringify({ name: worker }));
+        // An outage: each task fails on its worker until its limit; once it ends, each runs on the next worker.
+        const outage = [
+          ["w1", "w2", "t1"],
+          ["w2", "w3", "t2"],
+          ["w3", "w1", "t3"],
+        ] as const;
+        for (const [failed, , task] of outage) await put(failed, task, "failed");
+        await waitFor("every task exhausted where it failed", () =>
+          outage.every(([failed, , task]) => first.tracker.records().get(task)?.workers[failed]?.exhaustedAt),
+        );
+        for (const [failed, runs, task] of outage) {
+          await client.delete().key(keys.status(failed, task));
+          await put(runs, task, "running");
+        }
+        await waitFor("the outage warning", () =>
+          first.warnings.find(
+            (w) => w.msg === "tasks failed on most workers: an outage, not a bad host; no automatic cordon",
+          ),
+        );
+        expect(await client.getAll().prefix(keys.cordonsPrefix).keys()).toEqual([]);
+        await first.close();
+
+        // w1 and w3 recover (their failures are reset); w2 alone is suspect and is cordoned; the operator uncordons it.
+        await resetTask(client, root, "t1", {});
+        await resetTask(client, root, "t3", {});
+        const second = await leader("second", first);
+        await waitFor("w2 cordoned automatically", async () => client.get(keys.cordon("w2")).string());
+        await second.close();
+        await uncordon(client, root, "w2", { by: "alice@ops", reason: "checked the host" });
+
+        // A new leader sees the same failure of t2 on w2 (before the uncordon): it leaves w2 alone.
+        const third = await leader("third", first);
+        await put("w1", "t2", "running");
+        await put("w3", "t1", "failed");
+        await waitFor("t1 exhausted on w3", () => third.tracker.records().get("t1")?.workers.w3?.exhaustedAt);
+        await put("w2", "t1", "running");
+        await waitFor("w3 cordoned automatically", async () => client.get(keys.cordon("w3")).string());
+        expect(await client.get(keys.cordon("w2")).string()).toBeNull();
+        await third.close();
+      } finally {
+        await session.close();
+      }
+    });
   });
 });

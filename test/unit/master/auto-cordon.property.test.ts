@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { autoCordonReason, workersToCordon } from "../../../src/master/auto-cordon.js";
+import { autoCordonReason, withinShare, workersToCordon } from "../../../src/master/auto-cordon.js";
 import type { EscalationTask } from "../../../src/master/escalation.js";
 import type { FailureRecord } from "../../../src/node/index.js";
 
@@ -67,6 +67,49 @@ describe("the automatic cordon's verdict (workersToCordon)", () => {
         expect(workersToCordon(facts(after, nowhere)).size).toBe(0);
       }),
     );
+  });
+
+  it("counts no failure from before an operator's last uncordon of the worker", () => {
+    fc.assert(
+      fc.property(
+        fc.array(taskArb, { maxLength: 8 }),
+        fc.integer({ min: 0, max: 2 * WINDOW }),
+        (fleet, ago) => {
+          const uncordonedAt = NOW - ago;
+          const verdicts = workersToCordon({
+            ...facts(1, fleet),
+            uncordonedAt: (w) => (w === "w1" ? uncordonedAt : undefined),
+          });
+          const after = fleet.filter((task) => {
+            const exhausted = task.exhausted.w1;
+            return (
+              exhausted !== undefined &&
+              exhausted !== null &&
+              exhausted < Math.min(ago, WINDOW) &&
+              task.running.some((w) => w !== "w1")
+            );
+          });
+          expect(verdicts.get("w1")?.length ?? 0).toBe(after.length);
+        },
+      ),
+    );
+  });
+
+  it("cordons nobody when most workers qualify (an outage), and only a minority otherwise", () => {
+    const registered = new Set(["w1", "w2", "w3", "w4"]);
+    const condemned = (...workers: string[]) => new Map(workers.map((w) => [w, ["t"]]));
+    expect([...withinShare(condemned("w1"), new Set(), new Set(), registered).keys()]).toEqual(["w1"]);
+    expect([...withinShare(condemned("w1", "w2"), new Set(), new Set(), registered).keys()]).toEqual([
+      "w1",
+      "w2",
+    ]);
+    expect(withinShare(condemned("w1", "w2", "w3"), new Set(), new Set(), registered).size).toBe(0);
+    // Workers cordoned automatically before count, and a worker no longer registered does not.
+    expect(withinShare(condemned("w1", "w2"), new Set(), new Set(["w3"]), registered).size).toBe(0);
+    expect(withinShare(condemned("w1", "w2"), new Set(), new Set(["gone"]), registered).size).toBe(2);
+    // Workers failing as much but whose tasks run nowhere yet (an outage ending) count too.
+    expect(withinShare(condemned("w1"), new Set(["w1", "w2", "w3"]), new Set(), registered).size).toBe(0);
+    expect(withinShare(condemned("w1", "w2"), new Set(), new Set(), new Set(["w1", "w2"])).size).toBe(0);
   });
 
   it("says how many tasks and names the first five", () => {
