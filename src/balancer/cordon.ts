@@ -65,8 +65,8 @@ export function planAroundCordons(input: PlanInput, planFree: (input: PlanInput)
 }
 
 /** For each task a cordoned worker keeps, that worker's name (by task index). */
-/** Whether a cordoned worker with `labels` may keep `task` (its selector and spread label still hold). */
-function eligibleOn(task: Task, labels: Labels | undefined): boolean {
+/** Whether a worker with `labels` may hold `task`: its selector and spread label hold there. */
+export function eligibleOn(task: Task, labels: Labels | undefined): boolean {
   if (task.selector !== undefined && !matches(task.selector, labels)) return false;
   return task.spread === undefined || (labels !== undefined && Object.hasOwn(labels, task.spread.label));
 }

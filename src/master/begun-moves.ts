@@ -12,6 +12,7 @@ import { delay, exponentialBackoff } from "../runtime/index.js";
 import type { WriteOp } from "./batches.js";
 import type { HandoffGate } from "./handoff.js";
 import type { HeldPut, PlannedPut } from "./handoff-puts.js";
+import { cordonMode } from "./controls.js";
 import { escalate, type FailureInputs } from "./escalation-input.js";
 import { type Generator, generateTasks } from "./generator.js";
 import { decideMove, type GeneratedTask, generatedTasks, type MoveFacts } from "./move-decision.js";
@@ -94,11 +95,13 @@ export async function loadBegunMoves(
   for (let i = 0; i < malformed.length; i += 60) await deleteUnchanged(client, malformed.slice(i, i + 60));
   const verdicts = await moveVerdicts(client, keys, wellFormed);
   const unproven = wellFormed.filter((_move, i) => verdicts[i] === "compacted");
-  const facts = unproven.length > 0 ? await unprovenFacts(client, keys, unproven, tasks, signal) : undefined;
+  const facts =
+    unproven.length > 0 ? await unprovenFacts(client, keys, logger, unproven, tasks, signal) : undefined;
   const finished: HeldPut[] = [];
   const rejected: Parameters<typeof deleteRejected>[1] = [];
   wellFormed.forEach((move, i) => {
-    const decision = decideMove(keys, move.taskId, move.record, verdicts[i], facts?.of(move.taskId));
+    const known = facts?.of(move.taskId, move.record.to);
+    const decision = decideMove(keys, move.taskId, move.record, verdicts[i], known);
     if (decision.action === "delete") rejected.push({ move, ...decision });
     else finished.push(decision.put);
     if (decision.action === "finish" && verdicts[i] === "compacted") {
@@ -110,14 +113,15 @@ export async function loadBegunMoves(
   return { moves: finished, revision: Math.max(read.revision, facts?.revision ?? 0) };
 }
 
-/** The generated tasks (once) and where the unproven records' tasks are assigned and reported. */
+/** The generated tasks (once), and what etcd says of the unproven records' tasks and targets. */
 async function unprovenFacts(
   client: Etcd3,
   keys: KeyLayout,
+  logger: Logger,
   unproven: ReadMove[],
   tasks: TaskSource,
   signal: AbortSignal,
-): Promise<{ of: (taskId: string) => MoveFacts; revision: number }> {
+): Promise<{ of: (taskId: string, to: string) => MoveFacts; revision: number }> {
   let generated: ReadonlyMap<string, GeneratedTask> = new Map();
   let generatorError: string | undefined;
   try {
@@ -131,13 +135,37 @@ async function unprovenFacts(
     client,
     keys,
     unproven.map((move) => move.taskId),
+    logger,
   );
-  const of = (taskId: string): MoveFacts => ({
-    assignedTo: read.assignedTo.get(taskId) ?? [],
-    reportedBy: read.reportedBy.get(taskId) ?? [],
-    generated: generated.get(taskId),
-    ...(generatorError === undefined ? {} : { generatorError }),
-  });
+  // The generated task ids by key and by antiKey, once; then the workers holding a task's fellows.
+  const byField = { key: new Map<string, string[]>(), antiKey: new Map<string, string[]>() };
+  for (const [id, { task }] of generated)
+    for (const field of ["key", "antiKey"] as const) {
+      const value = task[field];
+      if (value === undefined) continue;
+      const ids = byField[field].get(value);
+      if (ids) ids.push(id);
+      else byField[field].set(value, [id]);
+    }
+  const sharing = (field: "key" | "antiKey", taskId: string): string[] => {
+    const value = generated.get(taskId)?.task[field];
+    const fellows = value === undefined ? [] : (byField[field].get(value) ?? []);
+    return fellows.filter((id) => id !== taskId).flatMap((id) => read.assignedTo.get(id) ?? []);
+  };
+  const of = (taskId: string, to: string): MoveFacts => {
+    const registered = read.registered.has(to);
+    const mode = cordonMode(read.cordons, to);
+    const labels = read.registered.get(to);
+    return {
+      assignedTo: read.assignedTo.get(taskId) ?? [],
+      reportedBy: read.reportedBy.get(taskId) ?? [],
+      generated: generated.get(taskId),
+      ...(generatorError === undefined ? {} : { generatorError }),
+      ...(registered ? { target: { ...(labels ? { labels } : {}), ...(mode ? { mode } : {}) } } : {}),
+      keyWorkers: sharing("key", taskId),
+      antiKeyWorkers: sharing("antiKey", taskId),
+    };
+  };
   return { of, revision: read.revision };
 }
 

@@ -1,13 +1,20 @@
 import type { Etcd3, IKeyValue, IRequestOp } from "etcd3";
+import type { Labels } from "../balancer/index.js";
 import {
   type BegunMove,
+  hasLease,
   type KeyLayout,
+  keyText,
   type Logger,
   prefixRange,
   readRangesPaged,
+  readRecord,
   requestDeadline,
   type TaskKeyParts,
+  workerInfoSchema,
 } from "../node/index.js";
+import { type Cordons, parseCordons } from "./controls.js";
+import { registeredWorker } from "./registered.js";
 import type { Verdict } from "./move-decision.js";
 
 /** The warning (one per key) when a move record no leader wrote is deleted. */
@@ -64,32 +71,60 @@ export async function deleteRejected(
   }
 }
 
+/** What etcd says now around the records whose history is compacted (see `readMoveFacts`). */
+export interface MoveFactsRead {
+  /** Every assigned task id → the workers holding `/R/task/<worker>/<id>`. */
+  assignedTo: Map<string, string[]>;
+  /** The records' task ids → the workers with a status key for it. */
+  reportedBy: Map<string, string[]>;
+  /** Workers with a live registration → their labels. */
+  registered: Map<string, Labels | undefined>;
+  cordons: Cordons;
+  revision: number;
+}
+
 /**
- * For the records whose history is compacted: the workers each task is assigned to and those reporting
- * it, read at one revision (keys only; once per term, and only when such a record exists).
+ * For the records whose history is compacted: where every task is assigned, the workers reporting the
+ * records' tasks, the live registrations and the cordons, read at one revision (task and status keys
+ * only; once per term, and only when such a record exists).
  */
 export async function readMoveFacts(
   client: Etcd3,
   keys: KeyLayout,
   taskIds: readonly string[],
-): Promise<{ assignedTo: Map<string, string[]>; reportedBy: Map<string, string[]>; revision: number }> {
+  logger: Logger,
+): Promise<MoveFactsRead> {
   const read = await readRangesPaged(client, [
     prefixRange(keys.tasksPrefix, { keys_only: true }),
     prefixRange(keys.statusPrefix, { keys_only: true }),
+    prefixRange(keys.workersPrefix),
+    prefixRange(keys.cordonsPrefix),
+    prefixRange(keys.drainingPrefix),
   ]);
+  const [tasks = [], statuses = [], workers = [], cordons = [], draining = []] = read.ranges;
   const wanted = new Set(taskIds);
-  const byTask = (kvs: IKeyValue[] | undefined, parse: (key: string) => TaskKeyParts | undefined) => {
+  const byTask = (kvs: IKeyValue[], parse: (key: string) => TaskKeyParts | undefined, all: boolean) => {
     const found = new Map<string, string[]>();
-    for (const kv of kvs ?? []) {
+    for (const kv of kvs) {
       const parts = parse(kv.key.toString());
-      if (!parts || !wanted.has(parts.taskId)) continue;
+      if (!parts || (!all && !wanted.has(parts.taskId))) continue;
       found.set(parts.taskId, [...(found.get(parts.taskId) ?? []), parts.worker]);
     }
     return found;
   };
+  const registered = new Map<string, Labels | undefined>();
+  for (const kv of workers) {
+    const key = keyText(kv.key, logger);
+    const name = key === undefined ? undefined : keys.parseWorker(key);
+    if (!name || key === undefined || !hasLease(kv, logger)) continue;
+    const info = readRecord(workerInfoSchema, key, kv.value, logger);
+    registered.set(name, registeredWorker(name, info, logger).labels);
+  }
   return {
-    assignedTo: byTask(read.ranges[0], (key) => keys.parseTask(key)),
-    reportedBy: byTask(read.ranges[1], (key) => keys.parseStatus(key)),
+    assignedTo: byTask(tasks, (key) => keys.parseTask(key), true),
+    reportedBy: byTask(statuses, (key) => keys.parseStatus(key), false),
+    registered,
+    cordons: parseCordons(keys, cordons, draining, logger),
     revision: read.revision,
   };
 }

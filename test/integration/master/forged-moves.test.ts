@@ -200,6 +200,47 @@ describe("a move record whose history etcd compacted (issue 19)", () => {
     ]);
   });
 
+  it("while paused, a record whose history etcd compacted is deleted with its reason when its target is cordoned, unregistered or breaks key affinity", async () => {
+    const space = await compactingCluster("moves-compacted-targets");
+    const { client, keys } = space;
+    await FakeWorker.start(client, keys, "w3", { ttlMs: 10_000 });
+    await client
+      .put(keys.cordon("w3"))
+      .value(JSON.stringify({ mode: "cordon", at: new Date().toISOString() }));
+    // t5 shares t4's key and is on w2: t4 belongs there too.
+    await client.put(keys.task("w2", "t5")).value(JSON.stringify({ id: "t5", key: "k" }));
+    const forged = {
+      t2: { from: "w1", to: "w3", value: JSON.stringify({ id: "t2" }) },
+      t3: { from: "w1", to: "ghost", value: JSON.stringify({ id: "t3" }) },
+      t4: { from: "w2", to: "w1", value: JSON.stringify({ id: "t4", key: "k" }) },
+    };
+    for (const [id, record] of Object.entries(forged))
+      await client.put(keys.move(id)).value(JSON.stringify(record));
+    await compact(space);
+    const { logger, lines } = capture();
+    const generate = () => [...tasks(4), { id: "t4", key: "k" }, { id: "t5", key: "k" }];
+    const master = testMaster(space, generate, { handoff: "wait", logger });
+    const paused = new Promise<void>((resolve) => master.once("paused", () => resolve()));
+    await master.start();
+    await paused;
+
+    await waitFor(
+      "every record gone",
+      async () => (await client.getAll().prefix(keys.movesPrefix).keys()).length === 0,
+    );
+    const unproven = Object.fromEntries(
+      lines.filter((line) => line.msg === UNPROVEN).map((line) => [line.key, line.reason]),
+    );
+    expect(unproven).toEqual({
+      [keys.move("t2")]: '"w3" is cordoned',
+      [keys.move("t3")]: '"ghost" is not registered',
+      [keys.move("t4")]: 'the task\'s key "k" is on w2',
+    });
+    expect(lines.filter((line) => line.msg === UNPROVEN_FINISHED)).toEqual([]);
+    // No record is left held: a worker named ghost registering later (still paused) would be given nothing.
+    expect(Object.fromEntries(await assignment(client, keys))).toEqual({ t0: "w1", t1: "w2", t5: "w2" });
+  });
+
   it("when the generator fails, a record whose history etcd compacted is deleted with the reason and the term goes on", async () => {
     const space = await compactingCluster("moves-compacted-generator");
     const { client, keys } = space;

@@ -17,20 +17,43 @@ const record = fc.record({
   value: fc.string(),
   priority: fc.option(fc.integer({ min: -5, max: 5 }), { nil: undefined }),
 });
-const generated = fc.record({
+const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+// What the planner reads of a task: a selector on zone, a spread over zone or rack, a key, an antiKey.
+const task = fc
+  .record({
+    selector: optional(fc.constant({ zone: "a" })),
+    spread: optional(fc.record({ label: fc.constantFrom("zone", "rack") })),
+    key: optional(fc.constant("k")),
+    antiKey: optional(fc.constant("x")),
+  })
+  .map((fields) => ({ id: "t", ...fields }));
+const generated: fc.Arbitrary<GeneratedTask> = fc.record({
   value: fc.string(),
   priority: fc.integer({ min: -5, max: 5 }),
   exclude: workers,
+  task,
 });
+const target = fc.record(
+  {
+    labels: fc.dictionary(fc.constantFrom("zone", "rack"), fc.constantFrom("a", "b")),
+    mode: fc.constantFrom<"cordon" | "drain">("cordon", "drain"),
+  },
+  { requiredKeys: [] },
+);
 const facts: fc.Arbitrary<MoveFacts> = fc.record(
   {
     assignedTo: workers,
     reportedBy: workers,
-    generated: generated as fc.Arbitrary<GeneratedTask>,
+    generated,
     generatorError: fc.string({ minLength: 1 }),
+    target,
+    keyWorkers: fc.array(worker, { maxLength: 3 }),
+    antiKeyWorkers: workers,
   },
-  { requiredKeys: ["assignedTo", "reportedBy"] },
+  { requiredKeys: ["assignedTo", "reportedBy", "keyWorkers", "antiKeyWorkers"] },
 );
+/** A target that is registered, neither cordoned nor draining, and has every label a task may ask for. */
+const goodTarget = { labels: { zone: "a", rack: "b" } };
 const unproven = fc.constantFrom<Verdict>("forged", "compacted");
 
 describe("what a new term does with a move record (decideMove)", () => {
@@ -63,6 +86,23 @@ describe("what a new term does with a move record (decideMove)", () => {
     );
   });
 
+  it("a record whose history is compacted never finishes onto an unregistered, cordoned, draining, ineligible or affinity-breaking target", () => {
+    fc.assert(
+      fc.property(record, facts, (move, known) => {
+        const decision = decideMove(keys, "t", move, "compacted", known);
+        if (decision.action === "delete") return;
+        const { target: to, generated: task } = known;
+        expect(to).toBeDefined();
+        expect(to?.mode).toBeUndefined();
+        const labels = to?.labels ?? {};
+        if (task?.task.selector) expect(labels.zone).toBe("a");
+        if (task?.task.spread) expect(Object.keys(labels)).toContain(task.task.spread.label);
+        expect(known.antiKeyWorkers).not.toContain(move.to);
+        for (const other of known.keyWorkers) expect(other).toBe(move.to);
+      }),
+    );
+  });
+
   it("a genuine move always finishes as recorded, waiting for its old owner", () => {
     fc.assert(
       fc.property(record, fc.option(facts, { nil: undefined }), (move, known) => {
@@ -84,14 +124,17 @@ describe("what a new term does with a move record (decideMove)", () => {
     );
   });
 
-  it("a genuine move whose history is compacted finishes while its task is still generated for its target and assigned nowhere", () => {
+  it("a genuine move whose history is compacted finishes while its task is still generated for its target and assigned nowhere, and its target may take it", () => {
     fc.assert(
-      fc.property(record, generated, workers, (move, task, reportedBy) => {
+      fc.property(record, generated, workers, workers, (move, task, reportedBy, antiKeyWorkers) => {
         fc.pre(move.from !== move.to && !task.exclude.includes(move.to));
         const decision = decideMove(keys, "t", move, "compacted", {
           assignedTo: [],
           reportedBy,
           generated: task,
+          target: goodTarget,
+          keyWorkers: [move.to],
+          antiKeyWorkers: antiKeyWorkers.filter((other) => other !== move.to),
         });
         expect(decision.action).toBe("finish");
       }),
