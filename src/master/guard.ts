@@ -14,16 +14,20 @@ export interface RemovalCheck {
 /**
  * Refuses a schedule that would stop more than `maxRemovalPercent` of the assigned tasks because the
  * generator stopped returning them (an inventory answering `[]`). A first schedule (nothing assigned),
- * a 100 % limit and an operator's one-off `allowRemoval` are never refused. Moves do not count.
+ * a 100 % limit and an operator's one-off `allowRemoval` are never refused. Moves do not count. Tasks
+ * between owners (`moving`: moves begun, removed from the old worker, not yet written to the new) count
+ * as assigned: dropping them stops them as surely, and a fleet whose tasks are all in flight (a worker
+ * gone, a leader change) must not let an inventory answering `[]` through.
  */
 export function checkRemoval(
   current: CurrentAssignment,
   tasks: readonly ValidTask[],
   maxRemovalPercent: number,
   allowRemoval: boolean,
+  moving: Iterable<string> = [],
 ): RemovalCheck {
   const generated = new Set(tasks.map((valid) => valid.task.id));
-  const assignedIds = new Set<string>();
+  const assignedIds = new Set<string>(moving);
   for (const ids of current.values()) for (const id of ids.keys()) assignedIds.add(id);
   let removing = 0;
   for (const id of assignedIds) if (!generated.has(id)) removing++;

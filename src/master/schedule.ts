@@ -238,7 +238,13 @@ async function applySchedule(
         why: preview.why,
       }),
     );
-  const guard = checkRemoval(current, tasks, context.maxRemovalPercent, context.allowRemoval === true);
+  const guard = checkRemoval(
+    current,
+    tasks,
+    context.maxRemovalPercent,
+    context.allowRemoval === true,
+    context.handoffs?.held().keys(),
+  );
   if (guard.refusal) {
     await writer.commit(await history("refused", guard.refusal), { unlessPaused: true });
     throw new EschedulerError("ERR_REMOVAL_GUARD", guard.refusal);

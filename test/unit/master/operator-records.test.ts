@@ -38,6 +38,18 @@ describe("removal guard", () => {
     const check = checkRemoval(current({ gone: ["a", "b", "c"] }), generated("a", "b", "c"), 0, false);
     expect(check).toEqual({ assigned: 3, removing: 0 });
   });
+
+  it("counts tasks between owners (moves begun) as assigned: an empty inventory is refused while everything is in flight", () => {
+    // Seen by schedule-controls.property.test.ts: w1's lease went mid-rebalance, every task was in flight,
+    // and a new leader's generator answering [] dropped them all (nothing counted as assigned).
+    const check = checkRemoval(current({}), generated(), 50, false, ["a", "b", "c"]);
+    expect(check).toMatchObject({ assigned: 3, removing: 3 });
+    expect(check.refusal).toMatch(/stop 3 of 3 assigned tasks/);
+    expect(checkRemoval(current({ w1: ["a"] }), generated("a", "b"), 0, false, ["a", "b"])).toEqual({
+      assigned: 2,
+      removing: 0,
+    });
+  });
 });
 
 describe("history record", () => {
