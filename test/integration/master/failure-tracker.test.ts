@@ -19,6 +19,38 @@ function recordingLogger(): { logger: Logger; warnings: Array<Record<string, unk
   return { logger, warnings };
 }
 
+let terms = 0;
+/** A leader's failure tracker (a term of its own) with auto-cordon after `after` and tasks t1–t3. */
+async function leader(label: string, space = testSpace(label), after = 1) {
+  const { client, keys } = space;
+  const electionKey = keys.electionCandidate((0x5000 + ++terms).toString(16));
+  const created = await client.put(electionKey).value("m1").exec();
+  const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
+  const { logger, warnings } = recordingLogger();
+  const tracker = new FailureTracker(client, keys, writer, {
+    defaults: POLICY,
+    logger,
+    onEscalation: () => {},
+    autoCordonAfter: after,
+  });
+  const stop = new AbortController();
+  await tracker.start(stop.signal);
+  tracker.observe(
+    new Map(
+      ["t1", "t2", "t3"].map((id) => [
+        id,
+        withRestartPolicy({ task: { id }, value: JSON.stringify({ id }), bytes: 10 }, POLICY).escalation,
+      ]),
+    ),
+    undefined,
+  );
+  const close = async () => {
+    stop.abort();
+    await tracker.close();
+  };
+  return { ...space, tracker, warnings, close };
+}
+
 describe("the leader's failure records (real etcd)", () => {
   it("skips hand-written bad records with one warning, records a worker's exhausted failure with its error, and hears a reset", async () => {
     const { client, keys, root } = testSpace("failures");
@@ -83,28 +115,10 @@ describe("the leader's failure records (real etcd)", () => {
   });
 
   it("cordons a worker automatically once K tasks reached their limit there and run elsewhere; a task failing everywhere condemns nobody", async () => {
-    const { client, keys } = testSpace("auto-cordon");
-    const electionKey = keys.electionCandidate("4322");
-    const created = await client.put(electionKey).value("m1").exec();
-    const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
-    const { logger } = recordingLogger();
-    const tracker = new FailureTracker(client, keys, writer, {
-      defaults: POLICY,
-      logger,
-      onEscalation: () => {},
-      autoCordonAfter: 2,
-    });
-    const stop = new AbortController();
+    const term = await leader("auto-cordon", undefined, 2);
+    const { client, keys, tracker } = term;
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
     try {
-      await tracker.start(stop.signal);
-      const tasks = new Map(
-        ["t1", "t2", "t3"].map((id) => [
-          id,
-          withRestartPolicy({ task: { id }, value: JSON.stringify({ id }), bytes: 10 }, POLICY).escalation,
-        ]),
-      );
-      tracker.observe(tasks, undefined);
       for (const worker of ["w1", "w2"])
         await session.lease.put(keys.worker(worker)).value(JSON.stringify({ name: worker }));
       const status = (state: string, error?: string) =>
@@ -144,44 +158,12 @@ describe("the leader's failure records (real etcd)", () => {
         Object.values(audit).map((value) => JSON.parse(value) as { by: string; worker: string }),
       ).toEqual([expect.objectContaining({ action: "cordon", by: AUTO_CORDON_ACTOR, worker: "w2" })]);
     } finally {
-      stop.abort();
-      await tracker.close();
+      await term.close();
       await session.close();
     }
   });
 
   describe("the automatic cordon's guards", () => {
-    let terms = 0;
-    /** A leader's failure tracker (a term of its own) with auto-cordon after 1 and tasks t1–t3. */
-    async function leader(label: string, space = testSpace(label)) {
-      const { client, keys } = space;
-      const electionKey = keys.electionCandidate((0x5000 + ++terms).toString(16));
-      const created = await client.put(electionKey).value("m1").exec();
-      const writer = new FencedWriter(client, leaderFence(electionKey, created.header.revision));
-      const { logger, warnings } = recordingLogger();
-      const tracker = new FailureTracker(client, keys, writer, {
-        defaults: POLICY,
-        logger,
-        onEscalation: () => {},
-        autoCordonAfter: 1,
-      });
-      const stop = new AbortController();
-      await tracker.start(stop.signal);
-      tracker.observe(
-        new Map(
-          ["t1", "t2", "t3"].map((id) => [
-            id,
-            withRestartPolicy({ task: { id }, value: JSON.stringify({ id }), bytes: 10 }, POLICY).escalation,
-          ]),
-        ),
-        undefined,
-      );
-      const close = async () => {
-        stop.abort();
-        await tracker.close();
-      };
-      return { ...space, tracker, warnings, close };
-    }
     const status = (state: string) =>
       JSON.stringify({
         state,

@@ -96,17 +96,22 @@ function heldWrites(client: Etcd3) {
   return { client: Object.assign(Object.create(client) as Etcd3, { kv }), state, release };
 }
 
+/** Worker w1's session statuses over `heldWrites`, t1's status stored, then the lease suspended. */
+async function suspendedWithStatus(label: string) {
+  const { client, keys } = testSpace(label);
+  const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+  // A claim requires the worker's registration under its lease.
+  await client.put(keys.worker("w1")).value("{}").lease(lease.id);
+  const net = heldWrites(client);
+  const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
+  await status.put("t1", running);
+  status.suspend();
+  return { client, keys, lease, net, status };
+}
+
 describe("status keys across a lease that flaps (suspended and resumed again before a clean-up ends)", () => {
   it("a resumption superseded by a later suspension writes nothing, and its clean-up deletes no status the later one wrote", async () => {
-    const { client, keys } = testSpace("flap");
-    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-    // A claim requires the worker's registration under its lease.
-    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
-    const net = heldWrites(client);
-    const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
-    await status.put("t1", running);
-
-    status.suspend();
+    const { client, keys, lease, net, status } = await suspendedWithStatus("flap");
     net.state.hold = true;
     const first = status.resume(() => false); // t1 had stopped: its status is stale
     await waitFor("the first clean-up on its way", () => net.state.held === 1);
@@ -124,15 +129,7 @@ describe("status keys across a lease that flaps (suspended and resumed again bef
   });
 
   it("a clean-up whose answer timed out but that etcd applies later deletes no status written since its read", async () => {
-    const { client, keys } = testSpace("late-cleanup");
-    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-    // A claim requires the worker's registration under its lease.
-    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
-    const net = heldWrites(client);
-    const status = new SessionStatus({ client: net.client, keys, name: "w1", lease, logger: silentLogger });
-    await status.put("t1", running);
-
-    status.suspend();
+    const { client, keys, lease, net, status } = await suspendedWithStatus("late-cleanup");
     net.state.hold = true;
     net.state.answerEarly = true;
     await status.resume(() => false); // "could not clear": writes go on
