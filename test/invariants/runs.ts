@@ -24,6 +24,8 @@ export interface Pause {
   fromRevision: number;
   /** etcd revision just before the SIGCONT. */
   toRevision?: number;
+  /** Began while an etcd member was isolated: writes it sent may be seen until this wall time (the heal). */
+  inFlightUntil?: number;
 }
 
 /** What the harness did to one process. */
@@ -35,6 +37,8 @@ export interface ProcessFate {
   endedAt?: number;
   /** etcd revision once the kill took hold. */
   endedRevision?: number;
+  /** Ended while an etcd member was isolated: writes it sent may be seen until this wall time (the heal). */
+  inFlightUntil?: number;
   pauses: Pause[];
 }
 

@@ -16,6 +16,8 @@ export interface SilentMaster {
   toRevision?: number;
   /** When it fell silent (wall clock), to say how long after it a write was seen. */
   from?: number;
+  /** Writes seen until then may have been sent before the silence (held in an isolated etcd member). */
+  inFlightUntil?: number;
 }
 
 interface Campaign {
@@ -98,7 +100,8 @@ export function deposedWriteProblems(
         // A campaign begun after the silence came from another run of that name (a restart).
         leader.created <= entry.fromRevision &&
         event.revision > entry.fromRevision &&
-        (entry.toRevision === undefined || event.revision <= entry.toRevision),
+        (entry.toRevision === undefined || event.revision <= entry.toRevision) &&
+        !(entry.inFlightUntil !== undefined && event.seenAt <= entry.inFlightUntil),
     );
     if (muted) {
       // How long after the silence began the history's watch saw it: an answer from etcd that long
@@ -133,10 +136,18 @@ export function silentMasters(fates: readonly ProcessFate[]): SilentMaster[] {
         fromRevision: pause.fromRevision,
         toRevision: pause.toRevision,
         from: pause.from,
+        inFlightUntil: pause.inFlightUntil,
       })),
       ...(fate.endedRevision === undefined
         ? []
-        : [{ name: fate.name, fromRevision: fate.endedRevision, from: fate.endedAt }]),
+        : [
+            {
+              name: fate.name,
+              fromRevision: fate.endedRevision,
+              from: fate.endedAt,
+              inFlightUntil: fate.inFlightUntil,
+            },
+          ]),
     ]);
 }
 

@@ -90,6 +90,25 @@ describe("no write by a deposed leader (deposedWriteProblems)", () => {
     ]);
   });
 
+  it("a write seen before the heal of an isolation the silence began in was in flight; one seen after is a violation", () => {
+    const seen = (events: HistoryEvent[], at: number[]) =>
+      events.map((event, i) => ({ ...event, seenAt: at[i] }));
+    const events = seen(
+      history(
+        [2, "put", campaign("a"), "m1"],
+        [5, "delete", keys.task("w1", "t1")],
+        [6, "delete", keys.task("w1", "t2")],
+      ),
+      [0, 1_500, 2_500],
+    );
+    const problems = deposedWriteProblems(events, keys, [
+      { name: "m1", fromRevision: 4, from: 0, inFlightUntil: 2_000 },
+    ]);
+    expect(problems).toEqual([
+      "delete of /inv/task/w1/t2 at revision 6, while the leader m1 was paused or dead (seen 2500 ms after it fell silent): a deposed master wrote it",
+    ]);
+  });
+
   it("a plan or history record naming a master that did not lead then is a violation", () => {
     const events = history(
       [2, "put", campaign("a"), "m1"],
