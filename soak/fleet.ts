@@ -27,6 +27,8 @@ const RECORDING_HANDLER = join(REPO, "test", "fixtures", "recording-handler.mjs"
 const CONTROLLABLE_GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
 /** How long a killed or paused process's requests already sent may still take to land in etcd. */
 const IN_FLIGHT_MS = 100;
+/** How long after a heal a request an isolated member held may still commit (4× the longest seen idle). */
+const IN_FLIGHT_AFTER_HEAL_MS = 3_000;
 
 export interface FleetSettings {
   dir: string;
@@ -49,7 +51,7 @@ export class NodeRun {
   readonly pauses: Pause[] = [];
   endedAt?: number;
   endedRevision?: number;
-  /** Ended while an etcd member was isolated: a request it sent may land until the heal (see `healMembers`). */
+  /** Ended during (or just before) a member's isolation: a request it sent may land until then (see `healMembers`). */
   inFlightUntil?: number;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   /** Set when the soak signalled it to end (SIGKILL, SIGTERM); any other exit is unexpected. */
@@ -90,7 +92,7 @@ export class SoakFleet {
   readonly keys: KeyLayout;
   /** Whether an etcd member is cut off from its peers now. */
   private isolated = false;
-  /** Pauses and ends that began while a member was isolated: their in-flight allowance runs to the heal. */
+  /** Pauses and ends that overlapped a member's isolation: their in-flight allowance runs past the heal. */
   private readonly awaitingHeal: Array<{ inFlightUntil?: number }> = [];
   /** The soak's own client, on member 0 (never isolated). */
   readonly client: Etcd3;
@@ -215,6 +217,7 @@ export class SoakFleet {
     await run.exited;
     if (this.isolated) this.awaitingHeal.push(run);
     await delay(IN_FLIGHT_MS);
+    if (this.isolated) this.awaitingHeal.push(run);
     run.endedRevision = await this.revision();
   }
 
@@ -228,7 +231,7 @@ export class SoakFleet {
     await delay(IN_FLIGHT_MS);
     const pause: Pause = { from, fromRevision: await this.revision() };
     run.pauses.push(pause);
-    if (isolated) this.awaitingHeal.push(pause);
+    if (isolated || this.isolated) this.awaitingHeal.push(pause);
   }
 
   /** SIGCONT. */
@@ -254,21 +257,33 @@ export class SoakFleet {
   /** Cuts member `index` off from its peers (its process keeps running and answering clients). */
   isolate(index: number): void {
     this.isolated = true;
+    // A request sent just before a silence that began just before the isolation may be in the member too.
+    for (const run of this.runs) {
+      if (run.role !== "master") continue;
+      const pause = run.pauses.at(-1);
+      if (pause && pause.to === undefined) this.awaitingHeal.push(pause);
+      if (run.endedAt !== undefined && now() - run.endedAt < 1_000) this.awaitingHeal.push(run);
+    }
     this.peerProxies[index].partition();
     for (const [i, proxy] of this.peerProxies.entries()) {
       if (i !== index) proxy.partitionFrom(this.memberIds[index]);
     }
   }
 
-  /** Lets every member reach every other again. */
+  /**
+   * Lets every member reach every other again. A request sent to an isolated member before its sender
+   * fell silent can be held in that member's transport (a proposal forwarded to a leader it cannot
+   * reach) and committed only once the links are back — after the heal, while its sender is still
+   * stopped: seen in seed 23's round 50 (a hand-off completion of the SIGSTOPped leader, fenced on its
+   * still-live campaign key, committed 2.2 s after the stop) and reproduced with a stopped client
+   * alone: committed 113–717 ms after the heal in 24 tries on an idle machine, sometimes after writes
+   * sent after the heal (so no revision bounds it). The silences that overlapped the isolation may see
+   * such writes until `IN_FLIGHT_AFTER_HEAL_MS` after it.
+   */
   healMembers(): void {
     for (const proxy of this.peerProxies) proxy.heal();
     this.isolated = false;
-    // A request sent before a process fell silent can sit in the isolated member (raft's messages to
-    // its peers held in their transport) and be committed only once the member is back: seen in seed
-    // 23's round 50, six task deletions fenced on the stopped leader's still-live campaign key landed
-    // 1.5 s after its SIGSTOP, at the heal.
-    const until = now() + IN_FLIGHT_MS;
+    const until = now() + IN_FLIGHT_AFTER_HEAL_MS;
     for (const silent of this.awaitingHeal.splice(0)) silent.inFlightUntil = until;
   }
 

@@ -3,7 +3,7 @@
  * and given TTL + rebalance-wait + 5 s to run every generated task exactly once; at the end the
  * safety promises over the whole run (no double run, no write by a deposed or paused leader).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/node/index.js";
@@ -232,7 +232,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     for (const { at, action } of timeline) {
       const wait = from + at - Date.now();
       if (wait > 0) await delay(wait);
+      const started = Date.now();
       await perform(action);
+      // The timeline as played, beside the processes' logs: what happened when, for a finding's reading.
+      appendFileSync(
+        join(fleet.settings.dir, "actions.jsonl"),
+        `${JSON.stringify({ t: started, tookMs: Date.now() - started, action: describe(action) })}\n`,
+      );
     }
     await Promise.all(inFlight.splice(0));
   };

@@ -24,7 +24,7 @@ export interface Pause {
   fromRevision: number;
   /** etcd revision just before the SIGCONT. */
   toRevision?: number;
-  /** Began while an etcd member was isolated: writes it sent may be seen until this wall time (the heal). */
+  /** Overlapped an etcd member's isolation: writes it sent before may be seen until this wall time (past the heal). */
   inFlightUntil?: number;
 }
 
@@ -37,7 +37,7 @@ export interface ProcessFate {
   endedAt?: number;
   /** etcd revision once the kill took hold. */
   endedRevision?: number;
-  /** Ended while an etcd member was isolated: writes it sent may be seen until this wall time (the heal). */
+  /** Ended during (or just before) an etcd member's isolation: writes it sent may be seen until this wall time. */
   inFlightUntil?: number;
   pauses: Pause[];
 }

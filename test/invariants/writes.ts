@@ -16,7 +16,10 @@ export interface SilentMaster {
   toRevision?: number;
   /** When it fell silent (wall clock), to say how long after it a write was seen. */
   from?: number;
-  /** Writes seen until then may have been sent before the silence (held in an isolated etcd member). */
+  /**
+   * Writes seen until then may have been sent before the silence: an isolated etcd member can hold a
+   * request and have it committed once its links are back, after the heal.
+   */
   inFlightUntil?: number;
 }
 

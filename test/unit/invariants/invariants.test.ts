@@ -90,7 +90,7 @@ describe("no write by a deposed leader (deposedWriteProblems)", () => {
     ]);
   });
 
-  it("a write seen before the heal of an isolation the silence began in was in flight; one seen after is a violation", () => {
+  it("a write seen within the allowance past the heal of an isolation the silence overlapped was in flight; one seen after it is a violation", () => {
     const seen = (events: HistoryEvent[], at: number[]) =>
       events.map((event, i) => ({ ...event, seenAt: at[i] }));
     const events = seen(
