@@ -19,7 +19,8 @@ export type ErrorCode =
   | "ERR_UNKNOWN_WORKER"
   | "ERR_NO_LEADER"
   | "ERR_REMOVAL_GUARD"
-  | "ERR_PAUSED";
+  | "ERR_PAUSED"
+  | "ERR_VIEW_STALE";
 
 /** Base of every error escheduler throws on purpose; `code` is stable across versions. */
 export class EschedulerError extends Error {

@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import {
   hasLease,
   type KeyLayout,
@@ -14,6 +14,20 @@ import type { CurrentAssignment } from "./changes.js";
 import { type Controls, controlRanges, parseControls } from "./controls.js";
 import { type RegisteredWorker, registeredWorker } from "./registered.js";
 
+/** What a schedule reads: workers, every task key and the controls, as of one revision. */
+export interface AssignmentRead {
+  workers: RegisteredWorker[];
+  current: CurrentAssignment;
+  controls: Controls;
+  junk: WriteOp[];
+  revision: number;
+}
+
+/** The ranges a schedule reads, in the order `parseAssignment` takes them. */
+export function assignmentRanges(keys: KeyLayout): IRangeRequest[] {
+  return [prefixRange(keys.workersPrefix), prefixRange(keys.tasksPrefix), ...controlRanges(keys)];
+}
+
 /**
  * Live workers (with capacity and labels), every task key and the operator's controls, all at one revision.
  * Registrations without a lease are ignored; task keys that are not UTF-8 come back as deletes.
@@ -22,20 +36,20 @@ export async function readAssignment(
   client: Etcd3,
   keys: KeyLayout,
   logger: Logger,
-): Promise<{
-  workers: RegisteredWorker[];
-  current: CurrentAssignment;
-  controls: Controls;
-  junk: WriteOp[];
-  revision: number;
-}> {
+): Promise<AssignmentRead> {
   // Paged, at one revision: a 100,000-task assignment is not one range response.
-  const read = await readRangesPaged(client, [
-    prefixRange(keys.workersPrefix),
-    prefixRange(keys.tasksPrefix),
-    ...controlRanges(keys),
-  ]);
-  const [workerKvs = [], taskKvs = [], ...controlKvs] = read.ranges;
+  const read = await readRangesPaged(client, assignmentRanges(keys));
+  return parseAssignment(keys, read.ranges, read.revision, logger);
+}
+
+/** The assignment from the key-values of `assignmentRanges` read at `revision` (from etcd or the view). */
+export function parseAssignment(
+  keys: KeyLayout,
+  ranges: readonly IKeyValue[][],
+  revision: number,
+  logger: Logger,
+): AssignmentRead {
+  const [workerKvs = [], taskKvs = [], ...controlKvs] = ranges;
   const workers: RegisteredWorker[] = [];
   for (const kv of workerKvs) {
     const key = keyText(kv.key, logger);
@@ -63,6 +77,6 @@ export async function readAssignment(
     current,
     controls: parseControls(keys, controlKvs, logger),
     junk,
-    revision: read.revision,
+    revision,
   };
 }

@@ -1,5 +1,5 @@
 import { generationProblem, labelsProblem } from "../balancer/index.js";
-import type { Logger } from "../node/index.js";
+import type { KeyLayout, Logger } from "../node/index.js";
 
 /** A live worker as the planner sees it. */
 export interface RegisteredWorker {
@@ -30,4 +30,28 @@ export function registeredWorker(
   if (problem) logger.warn({ worker: name, problem }, "worker labels ignored");
   else worker.labels = info.labels;
   return worker;
+}
+
+/** What the registration watch offers: the keys, and each one's lease and last write. */
+interface RegistrationView {
+  readonly entries: ReadonlyMap<string, string>;
+  hasLease(key: string): boolean;
+  modRevision(key: string): number | undefined;
+}
+
+/** Registered workers (a registration without a lease was written by hand and is not one). */
+export function liveWorkerNames(registrations: RegistrationView, keys: KeyLayout): string[] {
+  return [...registrations.entries.keys()].flatMap((key) =>
+    registrations.hasLease(key) ? (keys.parseWorker(key) ?? []) : [],
+  );
+}
+
+/** Worker → the revision its registration was written at. */
+export function joinedAt(registrations: RegistrationView, keys: KeyLayout): Map<string, number> {
+  const joined = new Map<string, number>();
+  for (const key of registrations.entries.keys()) {
+    const name = keys.parseWorker(key);
+    if (name) joined.set(name, registrations.modRevision(key) ?? 0);
+  }
+  return joined;
 }

@@ -3,7 +3,7 @@ import { type Plan, plan, type ReasonKind } from "../balancer/index.js";
 import { type KeyLayout, type Logger, type HistoryRecord, type PlanRecord } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
 import type { RegisteredWorker } from "./registered.js";
-import { readAssignment } from "./read-assignment.js";
+import { type AssignmentRead, readAssignment } from "./read-assignment.js";
 import { generationOrder } from "./rollout.js";
 import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
@@ -70,6 +70,8 @@ export interface PreviewContext {
   joinedAt?: () => ReadonlyMap<string, number>;
   /** `--reassign-delay`: how long new holds last, and when to schedule again (absent: no new hold; recorded holds still count). */
   holds?: Pick<HoldTimer, "delayMs" | "arm">;
+  /** The read of workers, assignment and controls (the leader's: from its view); absent: read from etcd. */
+  readAssignment?: () => Promise<AssignmentRead>;
   /** Live worker names for the generator (the authoritative list is read with the assignment). */
   liveWorkers: () => string[];
   /** Operator's per-task actions this schedule carries out (`escheduler task restart|move`). */
@@ -141,11 +143,8 @@ export async function previewSchedule(
   const generatedAt = performance.now();
   signal.throwIfAborted();
   await beforeRead?.();
-  const { workers, current, controls, junk, revision } = await readAssignment(
-    context.client,
-    keys,
-    context.logger,
-  );
+  const { workers, current, controls, junk, revision } = await (context.readAssignment?.() ??
+    readAssignment(context.client, keys, context.logger));
   const readAt = performance.now();
   signal.throwIfAborted();
 

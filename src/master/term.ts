@@ -20,6 +20,8 @@ import { type HoldSettings, HoldTimer, runSchedule, type ScheduleResult } from "
 import { actionReason, TaskActionQueue } from "./task-actions.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 import { FailureTracker } from "./failure-tracker.js";
+import { joinedAt, liveWorkerNames } from "./registered.js";
+import { leaderRead, MasterView } from "./view/index.js";
 import { restartDefaults, type RestartSettings } from "./escalation.js";
 
 export interface TermSettings extends RestartSettings, HoldSettings {
@@ -55,6 +57,8 @@ export class LeaderTerm {
   private readonly logger: Logger;
   private readonly writer: FencedWriter;
   private readonly workers: PrefixWatcher;
+  /** Workers, assignment and controls from one watch: what a schedule reads. */
+  private readonly view: MasterView;
   private readonly handoffs?: HandoffGate;
   private readonly pacer?: MovePacer;
   private readonly moves = new MoveRecord();
@@ -86,6 +90,7 @@ export class LeaderTerm {
       concurrency: 8,
     });
     this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
+    this.view = new MasterView(client, keys, { logger: this.logger });
     // One watch of the statuses per term: the hand-off gate starts it, the failure tracker reads it.
     const statuses = settings.handoff === "wait" ? etcdStatusSource(client, keys, this.logger) : undefined;
     if (statuses) {
@@ -163,7 +168,7 @@ export class LeaderTerm {
     this.interval = setInterval(() => this.runner.trigger("interval"), this.context.settings.intervalMs);
     const starting = (async () => {
       await this.handoffs?.start(signal);
-      await this.workers.start(signal);
+      await Promise.all([this.workers.start(signal), this.view.start(signal)]);
       await this.failures.start(signal);
       // A first start has nothing moving: no read of the move records then.
       if (!(await this.gather()) && this.handoffs)
@@ -197,7 +202,7 @@ export class LeaderTerm {
     clearTimeout(this.retryTimer);
     await this.pacer?.cancelPending();
     await this.handoffs?.close();
-    await this.workers.close();
+    await Promise.all([this.workers.close(), this.view.close()]);
     await this.operator.close();
     await Promise.all([this.failures.close(), this.holds.close()]);
   }
@@ -209,21 +214,9 @@ export class LeaderTerm {
     this.handoffs?.targetsChanged();
   }
 
-  /** Worker → the revision its registration was written at. */
-  private joinedAt(): Map<string, number> {
-    const joined = new Map<string, number>();
-    for (const key of this.workers.entries.keys()) {
-      const name = this.context.keys.parseWorker(key);
-      if (name) joined.set(name, this.workers.modRevision(key) ?? 0);
-    }
-    return joined;
-  }
-
   /** Registered workers (a registration without a lease was written by hand and is not one). */
   private liveWorkers(): string[] {
-    return [...this.workers.entries.keys()].flatMap((key) =>
-      this.workers.hasLease(key) ? (this.context.keys.parseWorker(key) ?? []) : [],
-    );
+    return liveWorkerNames(this.workers, this.context.keys);
   }
 
   private async schedule(reasons: string[]): Promise<ScheduleResult | undefined> {
@@ -246,11 +239,12 @@ export class LeaderTerm {
           pacer: this.pacer,
           maxMoving: context.settings.maxMoving,
           moves: this.moves,
-          joinedAt: () => this.joinedAt(),
+          joinedAt: () => joinedAt(this.workers, context.keys),
           maxRemovalPercent: context.settings.maxRemovalPercent,
           holds: this.holds,
           allowRemoval,
           liveWorkers: () => this.liveWorkers(),
+          readAssignment: leaderRead(this.view, { ...context, writer: this.writer, logger, signal }),
           actions,
           failures: this.failures,
           logger,

@@ -161,6 +161,10 @@ export class KeyLayout {
   get plan(): string {
     return `${this.prefix}plan`;
   }
+  /** The leader's freshness mark: each schedule writes it (fenced), then plans once its view has seen that write. */
+  get viewMark(): string {
+    return `${this.prefix}view-mark`;
+  }
 
   /** Prefix of the operator's cordon and drain records (no lease: they survive restarts until uncordon). */
   get cordonsPrefix(): string {

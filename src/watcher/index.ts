@@ -1,2 +1,9 @@
 export { ChangeQueue } from "./change-queue.js";
-export { PrefixWatcher, type ResyncEvent, type WatchChange } from "./prefix-watcher.js";
+export {
+  type PrefixSink,
+  type PrefixSnapshot,
+  PrefixWatcher,
+  type PrefixWatcherOptions,
+  type ResyncEvent,
+  type WatchChange,
+} from "./prefix-watcher.js";

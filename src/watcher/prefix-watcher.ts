@@ -1,8 +1,8 @@
-import type { Etcd3, IDuplexStream, IEvent, IKeyValue, IWatchRequest, IWatchResponse } from "etcd3";
-import { EschedulerError } from "../errors.js";
+import type { Etcd3, IEvent, IKeyValue, IWatchResponse } from "etcd3";
 import { type Logger, prefixRangeEnd, requireLeader, silentLogger, readPrefixPaged } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "./change-queue.js";
+import { abortedError, closeStream, type WatchStream } from "./watch-stream.js";
 
 export type WatchChange =
   | { type: "put"; key: string; value: string; revision: number; synthetic: boolean }
@@ -23,8 +23,23 @@ interface PrefixWatcherEvents {
   error: [Error];
 }
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-type PrefixSnapshot = { revision: number; kvs: IKeyValue[] };
+export type PrefixSnapshot = { revision: number; kvs: IKeyValue[] };
+
+/**
+ * Receives the raw key-values behind the view, every key under the prefix (kept or not): `replaced` with
+ * each snapshot (the first and every resync), `applied` with each revision's events, in revision order.
+ */
+export interface PrefixSink {
+  replaced(snapshot: PrefixSnapshot): void;
+  applied(revision: number, events: readonly IEvent[]): void;
+}
+
+export interface PrefixWatcherOptions {
+  logger?: Logger;
+  /** Which keys the watcher's own view holds and emits changes for (default: all); the revision follows every key. */
+  keep?: (key: string) => boolean;
+  sink?: PrefixSink;
+}
 
 /** Why one watch stream stopped: `resync` means the history it needed is gone and the prefix must be read again. */
 type StreamEnd = { resync: string } | { error: Error };
@@ -43,6 +58,8 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly leaseless = new Set<string>();
   private readonly iterators = new Set<ChangeQueue<WatchChange>>();
   private readonly logger: Logger;
+  private readonly keep: (key: string) => boolean;
+  private readonly sink?: PrefixSink;
   private readonly closing = new AbortController();
   private readonly backoff = exponentialBackoff({ initialMs: 50, maxMs: 2_000 });
   private currentRevision = 0;
@@ -55,9 +72,11 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   constructor(
     private readonly client: Etcd3,
     readonly prefix: string,
-    options: { logger?: Logger } = {},
+    options: PrefixWatcherOptions = {},
   ) {
     super();
+    this.keep = options.keep ?? (() => true);
+    this.sink = options.sink;
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
     this.listenerErrorLog = this.logger;
   }
@@ -233,11 +252,13 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     let index = 0;
     while (index < events.length) {
       const revision = Number(events[index].kv.mod_revision);
+      const first = index;
       const changes: WatchChange[] = [];
       for (; index < events.length && Number(events[index].kv.mod_revision) === revision; index++) {
         if (revision <= this.currentRevision) continue;
         const event = events[index];
         const key = event.kv.key.toString();
+        if (!this.keep(key)) continue;
         if (event.type === "Put") {
           const value = event.kv.value.toString();
           this.values.set(key, value);
@@ -252,7 +273,10 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
           changes.push({ type: "delete", key, previous, revision, synthetic: false });
         }
       }
-      if (revision > this.currentRevision) this.currentRevision = revision;
+      if (revision > this.currentRevision) {
+        this.currentRevision = revision;
+        this.sink?.applied(revision, events.slice(first, index));
+      }
       this.publish(changes);
     }
   }
@@ -264,7 +288,9 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
       abortedError(this.prefix),
     );
     const toRevision = response.revision;
-    const fresh = new Map(response.kvs.map((kv) => [kv.key.toString(), kv]));
+    const fresh = new Map(
+      response.kvs.flatMap((kv) => (this.keep(kv.key.toString()) ? [[kv.key.toString(), kv] as const] : [])),
+    );
     const changes: WatchChange[] = [];
     for (const [key, previous] of this.values) {
       if (!fresh.has(key)) {
@@ -295,11 +321,13 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.leaseless.clear();
     for (const kv of response.kvs) {
       const key = kv.key.toString();
+      if (!this.keep(key)) continue;
       this.values.set(key, kv.value.toString());
       this.modRevisions.set(key, Number(kv.mod_revision));
       this.noteLease(key, kv);
     }
     this.currentRevision = response.revision;
+    this.sink?.replaced(response);
   }
 
   private noteLease(key: string, kv: IKeyValue): void {
@@ -319,14 +347,4 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.logger.warn({ err: error, revision: this.currentRevision }, "watch interrupted; retrying");
     this.emit("error", error);
   }
-}
-
-function abortedError(prefix: string): EschedulerError {
-  return new EschedulerError("ERR_ABORTED", `watch on ${prefix} closed`);
-}
-
-function closeStream(stream: WatchStream): void {
-  // end() first so etcd3 does not count our own cancel as a failed host.
-  stream.end();
-  stream.cancel();
 }

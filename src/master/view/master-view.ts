@@ -1,0 +1,202 @@
+/**
+ * The master's watch-fed view: one revision-consistent cache of the workers, the assignment and the
+ * operator's controls (the ranges of `assignmentRanges`), fed by ONE compaction-safe watch of the whole
+ * root, as Kubernetes informers do.
+ *
+ * Invariant: the view at revision r equals etcd's range read of those ranges at r. It holds because the
+ * view starts from a read at r0, applies each revision's events after r0 in revision order from a single
+ * watch stream (so no range runs ahead of another), and on compaction, a lost history or a replaced
+ * cluster it is replaced at once by a fresh read (PrefixWatcher's resync).
+ *
+ * Freshness: a consumer that must see every write up to revision f asks `atLeast(f)`, which resolves only
+ * once the view has applied every event ≤ f; it never answers from older state. The wait ends for certain
+ * only when f is the revision of an event under the root (the watch then delivers it): a schedule gets
+ * such an f by writing its fenced freshness mark (`readFresh`), never from a read's header revision,
+ * which may be another root's write. A view that does not get there in time makes the schedule read etcd.
+ */
+import type { Etcd3, IKeyValue } from "etcd3";
+import { EschedulerError } from "../../errors.js";
+import { type KeyLayout, type Logger, silentLogger } from "../../node/index.js";
+import { PrefixWatcher } from "../../watcher/index.js";
+import type { WriteOp } from "../batches.js";
+import {
+  type AssignmentRead,
+  assignmentRanges,
+  parseAssignment,
+  readAssignment,
+} from "../read-assignment.js";
+import { RangeState } from "./range-state.js";
+
+/** How long a schedule waits for the view to reach its mark before it reads etcd instead. */
+export const VIEW_FRESHNESS_TIMEOUT_MS = 5_000;
+
+interface Waiter {
+  revision: number;
+  resolve: () => void;
+}
+
+export interface MasterViewOptions {
+  logger?: Logger;
+}
+
+export class MasterView {
+  private readonly state: RangeState;
+  private readonly watcher: PrefixWatcher;
+  private readonly waiters = new Set<Waiter>();
+  private readonly logger: Logger;
+  private resyncs = 0;
+
+  constructor(
+    client: Etcd3,
+    private readonly keys: KeyLayout,
+    options: MasterViewOptions = {},
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.state = new RangeState(assignmentRanges(keys));
+    this.watcher = new PrefixWatcher(client, keys.prefix, {
+      logger: this.logger,
+      // The watcher's own string view stays empty: the state holds the ranges it needs, nothing else.
+      keep: () => false,
+      sink: {
+        replaced: (snapshot) => {
+          this.state.replace(snapshot);
+          this.wake();
+        },
+        applied: (revision, events) => {
+          this.state.apply(revision, events);
+          this.wake();
+        },
+      },
+    });
+    this.watcher.on("resync", () => this.resyncs++);
+    // The watcher retries by itself; its errors are logged there.
+    this.watcher.on("error", () => undefined);
+  }
+
+  /** Reads the root once and starts watching; rejects (and may be called again) when the read fails. */
+  async start(signal?: AbortSignal): Promise<void> {
+    await this.watcher.start(signal);
+  }
+
+  /** Stops the watch; waiting consumers are left to their own deadline or signal. Idempotent. */
+  close(): Promise<void> {
+    return this.watcher.close();
+  }
+
+  /** The revision the view reflects: it has applied every event up to it. */
+  get revision(): number {
+    return this.state.revision;
+  }
+
+  /** How many times the view was replaced by a fresh read after its watch lost history. */
+  get resyncCount(): number {
+    return this.resyncs;
+  }
+
+  /** Keys the view holds. */
+  get size(): number {
+    return this.state.size;
+  }
+
+  /**
+   * Resolves once the view has applied every event up to `revision`. Rejects with ERR_VIEW_STALE after
+   * `timeoutMs`, or with the signal's reason: never resolves while the view is older.
+   */
+  atLeast(revision: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    if (this.state.revision >= revision) return Promise.resolve();
+    const { signal } = options;
+    return new Promise<void>((resolve, reject) => {
+      const finish = (error?: unknown) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.waiters.delete(waiter);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const waiter: Waiter = { revision, resolve: () => finish() };
+      const onAbort = () => finish(signal?.reason);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new EschedulerError(
+              "ERR_VIEW_STALE",
+              `the master's view is at revision ${this.state.revision}, not yet at ${revision}, after ${options.timeoutMs} ms`,
+            ),
+          ),
+        options.timeoutMs,
+      );
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** The raw key-values of `assignmentRanges`, as a read of them at `revision` returns them. */
+  ranges(): IKeyValue[][] {
+    return this.state.ranges();
+  }
+
+  /** Workers, assignment and controls as of `revision` (the schedule's read, from memory). */
+  assignment(logger: Logger = this.logger): AssignmentRead {
+    return parseAssignment(this.keys, this.state.ranges(), this.state.revision, logger);
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters) if (this.state.revision >= waiter.revision) waiter.resolve();
+  }
+}
+
+/** How a schedule reads through the view: its fenced mark, the wait for it, and the read it falls back to. */
+export interface FreshReadSource {
+  view: Pick<MasterView, "atLeast" | "assignment" | "revision">;
+  /** Writes the leader's freshness mark (fenced); resolves with its revision. */
+  mark: () => Promise<number>;
+  /** A read from etcd, for when the view cannot be proven fresh in time. */
+  read: () => Promise<AssignmentRead>;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * The schedule's read: at a revision at or after its own fenced mark, so it covers every write committed
+ * before the schedule began (this leader's included), from memory when the view gets there in time,
+ * from etcd when it does not. Never from a view older than the mark.
+ */
+export async function readFresh(source: FreshReadSource, signal?: AbortSignal): Promise<AssignmentRead> {
+  const mark = await source.mark();
+  try {
+    await source.view.atLeast(mark, { timeoutMs: source.timeoutMs, signal });
+  } catch (error) {
+    if ((error as EschedulerError).code !== "ERR_VIEW_STALE") throw error;
+    source.logger.warn(
+      { mark, viewRevision: source.view.revision, timeoutMs: source.timeoutMs },
+      "the master's view is behind its freshness mark; reading etcd instead",
+    );
+    return source.read();
+  }
+  return source.view.assignment();
+}
+
+/** The leader's read: its view, proven fresh by a fenced mark, else etcd (`readFresh`). */
+export function leaderRead(
+  view: MasterView,
+  context: {
+    client: Etcd3;
+    keys: KeyLayout;
+    name: string;
+    writer: { commit(ops: readonly WriteOp[]): Promise<number> };
+    logger: Logger;
+    signal: AbortSignal;
+    timeoutMs?: number;
+  },
+): () => Promise<AssignmentRead> {
+  const { client, keys, logger } = context;
+  const source: FreshReadSource = {
+    view,
+    mark: () => context.writer.commit([{ type: "put", key: keys.viewMark, value: context.name }]),
+    read: () => readAssignment(client, keys, logger),
+    timeoutMs: context.timeoutMs ?? VIEW_FRESHNESS_TIMEOUT_MS,
+    logger,
+  };
+  return () => readFresh(source, context.signal);
+}

@@ -1,0 +1,97 @@
+import type { IEvent, IKeyValue, IRangeRequest } from "etcd3";
+
+/** What the state needs of an etcd event: its kind and the key-value it carries. */
+export type RangeEvent = Pick<IEvent, "type" | "kv">;
+
+/** One range of keys: from `key`, up to `range_end` (exclusive), or exactly `key` without one. */
+interface HeldRange {
+  start: Buffer;
+  end?: Buffer;
+  /** Key (latin1: one character per byte, so it sorts as etcd does) → its key-value. */
+  kvs: Map<string, IKeyValue>;
+  /** The keys in etcd's order, rebuilt only after a key came or went. */
+  sorted?: string[];
+}
+
+/**
+ * The pure core of the master's view: the key-values of some ranges as of one revision, built from a
+ * snapshot and the events after it. Invariant: after `replace(s)` and `apply` of every revision in
+ * (s.revision, r] in order, `ranges()` equals etcd's read of the same ranges at r. No I/O, no clock.
+ */
+export class RangeState {
+  private readonly held: HeldRange[];
+  private appliedRevision = 0;
+
+  constructor(ranges: readonly IRangeRequest[]) {
+    this.held = ranges.map((range) => ({
+      start: Buffer.from(range.key ?? ""),
+      end: range.range_end === undefined ? undefined : Buffer.from(range.range_end),
+      kvs: new Map(),
+    }));
+  }
+
+  /** The revision the state reflects (0 before the first snapshot). */
+  get revision(): number {
+    return this.appliedRevision;
+  }
+
+  /** Replaces everything with `snapshot` (every key under a prefix that covers the ranges), at once. */
+  replace(snapshot: { revision: number; kvs: readonly IKeyValue[] }): void {
+    for (const range of this.held) {
+      range.kvs.clear();
+      range.sorted = undefined;
+    }
+    for (const kv of snapshot.kvs) this.rangeOf(kv.key)?.kvs.set(kv.key.toString("latin1"), kv);
+    this.appliedRevision = snapshot.revision;
+  }
+
+  /** Applies one revision's events; a revision not after the state's is ignored (already applied). */
+  apply(revision: number, events: readonly RangeEvent[]): void {
+    if (revision <= this.appliedRevision) return;
+    for (const event of events) {
+      const range = this.rangeOf(event.kv.key);
+      if (!range) continue;
+      const key = event.kv.key.toString("latin1");
+      const had = range.kvs.has(key);
+      if (event.type === "Put") {
+        range.kvs.set(key, event.kv);
+        if (!had) range.sorted = undefined;
+      } else if (had) {
+        range.kvs.delete(key);
+        range.sorted = undefined;
+      }
+    }
+    this.appliedRevision = revision;
+  }
+
+  /** Each range's key-values in key order, as a read of the ranges at `revision` returns them. */
+  ranges(): IKeyValue[][] {
+    return this.held.map((range) => {
+      range.sorted ??= [...range.kvs.keys()].sort(byCodeUnit);
+      return range.sorted.map((key) => range.kvs.get(key) as IKeyValue);
+    });
+  }
+
+  /** Keys held, over every range. */
+  get size(): number {
+    return this.held.reduce((sum, range) => sum + range.kvs.size, 0);
+  }
+
+  private rangeOf(key: Buffer): HeldRange | undefined {
+    return this.held.find((range) =>
+      range.end === undefined
+        ? range.start.equals(key)
+        : Buffer.compare(key, range.start) >= 0 &&
+          (isEndless(range.end) || Buffer.compare(key, range.end) < 0),
+    );
+  }
+}
+
+/** etcd's range end `\0` means "to the end of the keyspace". */
+function isEndless(end: Buffer): boolean {
+  return end.length === 1 && end[0] === 0;
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
