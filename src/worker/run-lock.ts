@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
+import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
 import { type KeyLayout, type Logger, nameProblem, requestDeadline } from "../node/index.js";
 import type { ClaimResult, LockHeld } from "./status-publisher.js";
 
@@ -38,8 +38,9 @@ const READS_PER_TXN = 60;
  * so found is remembered: while its status of that run lasts, a claim is refused even when the lock
  * itself is deleted by hand (the second witness).
  *
- * A claim also requires the worker's registration under this lease: a process whose registration
- * went or is another's starts nothing more, even before its watch of the registration tells it.
+ * A claim also requires the worker's registration under this lease (`registered`, compared once
+ * per transaction of claims, not per claim): a process whose registration went or is another's
+ * starts nothing more, even before its watch of the registration tells it.
  * Two processes of one name share the status key of each task: neither deletes it while it is
  * under the other's lease (see `remove`), so the holder's status stays the witness of its lock.
  */
@@ -58,15 +59,27 @@ export class RunLocks {
   ) {}
 
   /**
+   * The compare that every transaction carrying claims makes (once, whatever the number of claims):
+   * the worker's registration is under this lease. When it fails, no claim of the transaction lands.
+   */
+  registered(): ICompare {
+    return {
+      key: Buffer.from(this.keys.worker(this.worker)),
+      target: "Lease",
+      result: "Equal",
+      lease: this.lease,
+    };
+  }
+
+  /**
    * Writes `status` at `statusKey` and takes the lock, if the task key still has `modRevision`, the
    * lock is held by this lease (a restart, a retry) or by no lease (absent, or written without one by
-   * hand, which no live worker stands behind), the worker is registered under this lease, and the
-   * last holder found has no status left. Otherwise reads them back, for `outcome`.
+   * hand, which no live worker stands behind), and the last holder found has no status left; only
+   * inside a transaction comparing `registered()`. Otherwise reads them back, for `outcome`.
    */
   claim(taskId: string, statusKey: string, status: string, taskKey: string, modRevision: number): IRequestOp {
     const lock = Buffer.from(this.keys.runLock(taskId));
     const task = Buffer.from(taskKey);
-    const registration = Buffer.from(this.keys.worker(this.worker));
     const mine = this.held.has(taskId);
     const holder = mine ? undefined : this.holders.get(taskId);
     const witness = holder && Buffer.from(this.keys.status(holder.worker, taskId));
@@ -75,7 +88,6 @@ export class RunLocks {
         compare: [
           { key: task, target: "Mod", result: "Equal", mod_revision: modRevision },
           { key: lock, target: "Lease", result: "Equal", lease: mine ? this.lease : 0 },
-          { key: registration, target: "Lease", result: "Equal", lease: this.lease },
           ...(witness
             ? [{ key: witness, target: "Version" as const, result: "Equal" as const, version: 0 }]
             : []),
@@ -87,7 +99,6 @@ export class RunLocks {
         failure: [
           { request_range: { key: task, keys_only: true } },
           { request_range: { key: lock } },
-          { request_range: { key: registration, keys_only: true } },
           ...(witness ? [{ request_range: { key: witness, keys_only: true } }] : []),
         ],
       },
@@ -120,9 +131,8 @@ export class RunLocks {
 
   /**
    * What a claim's nested transaction says, read at `revision`: claimed; refused because the task key
-   * changed or went, because the registration is not this lease's (the session is ending), or because
-   * the last holder still reports the task; a lock of another lease to `verify`; or AGAIN when the
-   * belief about the lock was wrong (now corrected).
+   * changed or went, or because the last holder still reports the task; a lock of another lease to
+   * `verify`; or AGAIN when the belief about the lock was wrong (now corrected).
    */
   outcome(
     taskId: string,
@@ -135,11 +145,8 @@ export class RunLocks {
       this.holders.delete(taskId);
       return { claimed: true };
     }
-    const [task, lock, registration, witness] = (response?.responses ?? []).map(
-      (read) => read.response_range?.kvs[0],
-    );
+    const [task, lock, witness] = (response?.responses ?? []).map((read) => read.response_range?.kvs[0]);
     if (Number(task?.mod_revision ?? 0) !== modRevision) return { claimed: false };
-    if (registration?.lease !== this.lease) return { claimed: false };
     if (lock && lock.lease !== "0") {
       if (lock.lease !== this.lease) return { taskId, lock, revision };
       this.held.set(taskId, Number(lock.mod_revision));

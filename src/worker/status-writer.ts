@@ -269,21 +269,28 @@ export class StatusWriter implements StatusSink {
     }
   }
 
-  /** One transaction with every write of the batch (claims and deletions nested); the outcome of each. */
+  /**
+   * One transaction with every write of the batch (claims and deletions nested); the outcome of each.
+   * With claims, it compares the registration once: when that fails (the session is ending), every
+   * claim is refused and the other writes go again, in a transaction without claims.
+   */
   private async commit(batch: PendingWrite[]): Promise<Array<ClaimResult | SeenLock | typeof AGAIN>> {
     const lease = this.session.id;
     const { locks } = this;
-    const success = batch.map(({ taskId, key, value, guard }): IRequestOp => {
+    const ops = batch.map(({ taskId, key, value, guard }): IRequestOp => {
       if (value === undefined) return locks.remove(taskId, key);
       if (guard) return locks.claim(taskId, key, value, guard.key, guard.modRevision);
       return { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease } };
     });
-    const txn = this.client.kv.txn({ compare: [], success, failure: [] }, requestDeadline());
+    const claiming = batch.some((write) => write.guard);
+    const compare = claiming ? [locks.registered()] : [];
+    const txn = this.client.kv.txn({ compare, success: ops, failure: [] }, requestDeadline());
     this.sent.add(txn);
     const answered = () => void this.sent.delete(txn);
     txn.then(answered, answered);
     const response = await unlessAborted(txn, this.closed.signal);
     const revision = Number(response.header.revision);
+    if (!response.succeeded) return batch.map((write) => (write.guard ? NOT_CLAIMED : AGAIN));
     return batch.map((write, i) => {
       if (write.value === undefined) locks.removed(write.taskId);
       if (!write.guard) return CLAIMED;
