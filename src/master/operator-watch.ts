@@ -16,6 +16,8 @@ export interface OperatorWatchHandlers {
   onPause(record: PausedRecord | undefined): void;
   /** A cordon/drain record changed, or a worker marked itself draining. */
   onCordonsChanged(reason: "cordon" | "draining" | "pin"): void;
+  /** A worker's draining mark went at `revision` (with its lease, or the worker took it back: steady again). */
+  onDrainingEnded(revision: number): void;
   /** A schedule request that has no answer yet. */
   onRequest(key: string, request: ScheduleRequestRecord): void;
 }
@@ -56,10 +58,12 @@ export class OperatorWatch {
     await this.cordons.start(signal);
     this.cordons.on("change", () => this.handlers.onCordonsChanged("cordon"));
     await this.draining.start(signal);
-    // A mark goes only with its worker's lease, whose registration going schedules anyway (debounced):
-    // scheduling at once for the deletion too would cut short hand-offs still in flight.
+    // A mark goes with its worker's lease, or when a worker whose lease flapped is steady again: either
+    // is a change of the workers, scheduled after the rebalance wait as a join or a leave is (at once
+    // would cut short hand-offs still in flight).
     this.draining.on("change", (change) => {
       if (change.type === "put") this.handlers.onCordonsChanged("draining");
+      else this.handlers.onDrainingEnded(change.revision);
     });
     await this.pins.start(signal);
     this.pins.on("change", () => this.handlers.onCordonsChanged("pin"));

@@ -132,6 +132,7 @@ export class LeaderTerm {
         onPause: (record) => this.onPause(record),
         // An operator's cordon or a worker's draining mark is acted on at once, without the debounce.
         onCordonsChanged: (reason) => this.runner.trigger(reason),
+        onDrainingEnded: (revision) => this.workersChanged(revision),
         onRequest: (key, request) =>
           void answerRequest(
             {

@@ -12,6 +12,7 @@ import { RegistrationWatch } from "./registration-watch.js";
 import { ReportedTask } from "./reported-task.js";
 import type { StatusSink } from "./status-publisher.js";
 import { SessionStatus } from "./session-status.js";
+import { LeaseSteadiness } from "./steadiness.js";
 import { Suspension } from "./suspension.js";
 import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
@@ -122,6 +123,7 @@ export class WorkerSession {
     tasks.on("resync", (event) => this.options.host.emit("resync", event));
     plan.on("change", () => this.options.host.changed());
     void this.sessionStatus?.auditLocks(signal, (id, holder) => this.runners.get(id)?.lockLost(holder));
+    new LeaseSteadiness({ client, keys, name, lease, logger }).watch(signal);
     try {
       await registration.start(signal);
       await plan.start(signal);
