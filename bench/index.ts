@@ -13,6 +13,7 @@ import { benchConsole } from "./console.js";
 import { benchFailover } from "./failover.js";
 import { benchFirstSchedule } from "./first-schedule.js";
 import { benchFleet } from "./fleet-scale.js";
+import { benchJoin } from "./join.js";
 import { benchMaster } from "./master.js";
 import { benchPlanner, type PlannerBenchRow } from "./planner.js";
 import { type BenchRow, printReport } from "./report.js";
@@ -62,6 +63,8 @@ const sections = [
   ["worker", (endpoints: string[]) => benchWorker(endpoints)],
   ["rolling", (endpoints: string[]) => benchRolling(endpoints)],
   ["console", (endpoints: string[]) => benchConsole(endpoints)],
+  // A schedule after one worker joins 1,000 × 100,000 (JOIN_WORKERS / JOIN_TASKS size it).
+  ["join", (endpoints: string[]) => benchJoin(endpoints)],
   // Its own etcd (default raft timings, CPU and /metrics of its own); FLEET_WORKERS / FLEET_TASKS size it.
   ["fleet", () => benchFleet()],
 ] as const;

@@ -25,10 +25,7 @@ interface PrefixWatcherEvents {
 
 export type PrefixSnapshot = { revision: number; kvs: IKeyValue[] };
 
-/**
- * Receives the raw key-values behind the view, every key under the prefix (kept or not): `replaced` with
- * each snapshot (the first and every resync), `applied` with each revision's events, in revision order.
- */
+/** Gets the raw key-values, kept or not: each snapshot (first and resyncs), then each revision's events in order. */
 export interface PrefixSink {
   replaced(snapshot: PrefixSnapshot): void;
   applied(revision: number, events: readonly IEvent[]): void;
@@ -39,6 +36,8 @@ export interface PrefixWatcherOptions {
   /** Which keys the watcher's own view holds and emits changes for (default: all); the revision follows every key. */
   keep?: (key: string) => boolean;
   sink?: PrefixSink;
+  /** Reads the snapshot at one revision: at least every kept key and what the sink needs (default: the whole prefix). */
+  snapshot?: () => Promise<PrefixSnapshot>;
 }
 
 /** Why one watch stream stopped: `resync` means the history it needed is gone and the prefix must be read again. */
@@ -72,7 +71,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   constructor(
     private readonly client: Etcd3,
     readonly prefix: string,
-    options: PrefixWatcherOptions = {},
+    private readonly options: PrefixWatcherOptions = {},
   ) {
     super();
     this.keep = options.keep ?? (() => true);
@@ -312,7 +311,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
 
   /** The prefix at one revision, in pages (a worker's or the master's view can hold 100,000 keys). */
   private readPrefix(): Promise<PrefixSnapshot> {
-    return readPrefixPaged(this.client, this.prefix);
+    return this.options.snapshot?.() ?? readPrefixPaged(this.client, this.prefix);
   }
 
   private replaceView(response: PrefixSnapshot): void {

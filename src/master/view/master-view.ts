@@ -16,7 +16,7 @@
  */
 import type { Etcd3, IKeyValue } from "etcd3";
 import { EschedulerError } from "../../errors.js";
-import { type KeyLayout, type Logger, silentLogger } from "../../node/index.js";
+import { type KeyLayout, type Logger, readRangesPaged, silentLogger } from "../../node/index.js";
 import { PrefixWatcher } from "../../watcher/index.js";
 import type { WriteOp } from "../batches.js";
 import {
@@ -55,8 +55,13 @@ export class MasterView {
     this.state = new RangeState(assignmentRanges(keys));
     this.watcher = new PrefixWatcher(client, keys.prefix, {
       logger: this.logger,
-      // The watcher's own string view stays empty: the state holds the ranges it needs, nothing else.
+      // The watcher's own string view stays empty: the state holds the ranges it needs, nothing else,
+      // and a snapshot reads only those ranges (the statuses and run locks under the root are not held).
       keep: () => false,
+      snapshot: async () => {
+        const read = await readRangesPaged(client, assignmentRanges(keys));
+        return { revision: read.revision, kvs: read.ranges.flat() };
+      },
       sink: {
         replaced: (snapshot) => {
           this.state.replace(snapshot);
