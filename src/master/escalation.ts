@@ -33,7 +33,7 @@ export function restartDefaults(settings: RestartSettings): EffectiveRestartPoli
 export interface EscalationTask {
   policy: EffectiveRestartPolicy;
   /** Hash of the task's value without its restart policy: a new value starts a new record. */
-  fingerprint: string;
+  readonly fingerprint: string;
 }
 
 /** The task with its effective policy written into its value (last, where the worker's fingerprint ignores it). */
@@ -41,18 +41,32 @@ export function withRestartPolicy(
   valid: ValidTask,
   defaults: EffectiveRestartPolicy,
 ): { valid: ValidTask; escalation: EscalationTask } {
+  const policy = effectiveRestartPolicy(valid.task.restart, defaults);
+  // Without a restart policy the validated value is already the bare task's JSON.
+  if (valid.task.restart === undefined && policy.limit === 0)
+    return { valid, escalation: lazyFingerprint(policy, valid.value) };
   const { restart, ...task } = valid.task;
-  const policy = effectiveRestartPolicy(restart, defaults);
-  const bare = JSON.stringify(task);
-  const fingerprint = createHash("sha256").update(bare).digest("hex").slice(0, 32);
-  if (policy.limit === 0 && restart === undefined) return { valid, escalation: { policy, fingerprint } };
+  const bare = restart === undefined ? valid.value : JSON.stringify(task);
+  const escalation = lazyFingerprint(policy, bare);
   const value =
     policy.limit === 0
       ? bare
       : JSON.stringify({ ...task, restart: { limit: policy.limit, window: policy.window } });
+  return { valid: { task: valid.task, value, bytes: Buffer.byteLength(value) }, escalation };
+}
+
+/**
+ * The fingerprint is hashed when first read: only a task with a failure record is ever compared, so
+ * a schedule of 50,000 tasks that never failed hashes none (it hashed each, every schedule).
+ */
+function lazyFingerprint(policy: EffectiveRestartPolicy, bare: string): EscalationTask {
+  let fingerprint: string | undefined;
   return {
-    valid: { task: valid.task, value, bytes: Buffer.byteLength(value) },
-    escalation: { policy, fingerprint },
+    policy,
+    get fingerprint() {
+      fingerprint ??= createHash("sha256").update(bare).digest("hex").slice(0, 32);
+      return fingerprint;
+    },
   };
 }
 
