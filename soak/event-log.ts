@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { appendFileSync, closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { TaskEvent } from "../test/invariants/index.js";
 
 /** The recording handlers' file, read incrementally (a long soak writes many lines). */
@@ -27,5 +27,17 @@ export class TaskEventLog {
       closeSync(fd);
     }
     return this.events;
+  }
+}
+
+/** The timeline as played, one line per action with its time, beside the processes' logs: what happened when. */
+export class ActionLog {
+  constructor(private readonly file: string) {}
+
+  record(startedAt: number, action: string): void {
+    appendFileSync(
+      this.file,
+      `${JSON.stringify({ t: startedAt, tookMs: Date.now() - startedAt, action })}\n`,
+    );
   }
 }

@@ -1,3 +1,4 @@
+import type { NodeRun } from "./fleet.js";
 import type { Action } from "./plan.js";
 import type { SoakResult } from "./run.js";
 
@@ -38,4 +39,17 @@ export function describe(action: Action): string {
           ? `${action.kind} ${action.worker}`
           : action.kind;
   }
+}
+
+/** Processes that ended without the soak asking, or did not exit 0 on SIGTERM. */
+export function unexpectedExits(runs: readonly NodeRun[]): string[] {
+  return runs.flatMap((run) => {
+    if (!run.exit) return [];
+    const how = run.exit.code ?? run.exit.signal;
+    if (!run.signalled) return [`${run.name} (pid ${run.pid}) exited by itself (${how})`];
+    // Killed by the signal itself: it came before the process had set up its handler (still starting).
+    if (run.signalled === "SIGTERM" && run.exit.code !== 0 && run.exit.signal !== "SIGTERM")
+      return [`${run.name} (pid ${run.pid}) exited ${how} on SIGTERM`];
+    return [];
+  });
 }

@@ -3,7 +3,7 @@
  * and given TTL + rebalance-wait + 5 s to run every generated task exactly once; at the end the
  * safety promises over the whole run (no double run, no write by a deposed or paused leader).
  */
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/node/index.js";
@@ -17,8 +17,9 @@ import {
 import { delay, now, retried, SoakFleet } from "./fleet.js";
 import { type Action, FAULT_MS, FaultPlanner, faultCounts, type TimedAction } from "./plan.js";
 import { SeededRandom } from "./random.js";
-import { TaskEventLog } from "./event-log.js";
-import { describe } from "./report.js";
+import { ActionLog, TaskEventLog } from "./event-log.js";
+import { closeOnInterrupt } from "./interrupt.js";
+import { describe, unexpectedExits } from "./report.js";
 
 export interface SoakOptions {
   seed: number;
@@ -104,6 +105,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     maxMoving: 3,
     tasks: toTasks(planner.tasks),
   });
+  const stopListening = closeOnInterrupt(() => fleet.close());
   const result: SoakResult = {
     seed: options.seed,
     minutes: options.minutes,
@@ -121,6 +123,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     dir,
   };
   const events = new TaskEventLog(fleet.recordFile);
+  const actions = new ActionLog(join(dir, "actions.jsonl"));
   let expected = planner.tasks;
   const generator = [{ at: Date.now(), tasks: expected }];
   let generatorChanged = false;
@@ -234,11 +237,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       if (wait > 0) await delay(wait);
       const started = Date.now();
       await perform(action);
-      // The timeline as played, beside the processes' logs: what happened when, for a finding's reading.
-      appendFileSync(
-        join(fleet.settings.dir, "actions.jsonl"),
-        `${JSON.stringify({ t: started, tookMs: Date.now() - started, action: describe(action) })}\n`,
-      );
+      actions.record(started, describe(action));
     }
     await Promise.all(inFlight.splice(0));
   };
@@ -317,7 +316,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     result.schedules = fleet.history.events.filter(
       (e) => e.key === fleet.keys.plan && e.type === "put",
     ).length;
-    result.crashes.push(...unexpectedExits(fleet));
+    result.crashes.push(...unexpectedExits(fleet.runs));
     const moves = begunMoveFinishes(fleet.history.events, fleet.keys, generator, MOVE_BOUND_MS, Date.now());
     result.moveMs = moves.map((move) => move.finishedMs ?? Number.POSITIVE_INFINITY);
     result.violations.push(
@@ -336,21 +335,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     harnessErrors.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
   } finally {
     result.violations.push(...harnessErrors.map((error) => `harness could not go on: ${error}`));
+    stopListening();
     await fleet.close();
     if (result.violations.length === 0 && !options.keep) rmSync(dir, { recursive: true, force: true });
   }
   return result;
-}
-
-/** Processes that ended without the soak asking, or did not exit 0 on SIGTERM. */
-function unexpectedExits(fleet: SoakFleet): string[] {
-  return fleet.runs.flatMap((run) => {
-    if (!run.exit) return [];
-    const how = run.exit.code ?? run.exit.signal;
-    if (!run.signalled) return [`${run.name} (pid ${run.pid}) exited by itself (${how})`];
-    // Killed by the signal itself: it came before the process had set up its handler (still starting).
-    if (run.signalled === "SIGTERM" && run.exit.code !== 0 && run.exit.signal !== "SIGTERM")
-      return [`${run.name} (pid ${run.pid}) exited ${how} on SIGTERM`];
-    return [];
-  });
 }
