@@ -18,10 +18,7 @@ import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange 
 import { taskSpec } from "./task-spec.js";
 import type { RemovalReason, TaskChange, WorkerEvents, WorkerStatus, WorkerTask } from "./types.js";
 
-const FENCED = {
-  lease: "lease lost: stopped every task",
-  registration: "registration lost: stopped every task",
-};
+const fenced = (lost: "lease" | "registration") => `${lost} lost: stopped every task`;
 
 /** What a session reports to the worker that supervises it. */
 export interface SessionHost {
@@ -203,7 +200,7 @@ export class WorkerSession {
     if (this.ending) return;
     const lostAt = Date.now();
     const count = this.unassignAll("fenced");
-    this.logger.warn({ lease: this.lease.id, reason: reason.message, tasks: count }, FENCED[lost]);
+    this.logger.warn({ lease: this.lease.id, reason: reason.message, tasks: count }, fenced(lost));
     this.options.host.setStatus("lost");
     this.options.host.emit("lost", reason);
     this.stoppedAfterLoss = this.idle().then(() => {
