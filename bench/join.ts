@@ -194,7 +194,7 @@ async function seed(client: Etcd3, keys: KeyLayout, lease: string): Promise<void
     while (next < puts.length) {
       const batch = puts.slice(next, next + BATCH);
       next += BATCH;
-      await client.kv.txn({
+      const request = {
         compare: [],
         success: batch.map(([key, value, leased]) => ({
           request_put: {
@@ -204,7 +204,16 @@ async function seed(client: Etcd3, keys: KeyLayout, lease: string): Promise<void
           },
         })),
         failure: [],
-      });
+      };
+      // A loaded machine's etcd may time a request out: the same puts again are harmless.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.kv.txn(request);
+          break;
+        } catch (error) {
+          if (attempt >= 5) throw error;
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: 8 }, lane));

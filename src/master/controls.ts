@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
 import type { WorkerSpec } from "../balancer/index.js";
 import { EschedulerError } from "../errors.js";
 import { parsePins } from "./pins.js";
+import type { ReadKv } from "./read-assignment.js";
 import { parseHoldKeys } from "./held-tasks.js";
 import {
   type CordonRecord,
@@ -44,8 +45,8 @@ export interface Controls {
 /** Cordons from raw key-values; draining marks without a lease (written by hand) are ignored. */
 export function parseCordons(
   keys: KeyLayout,
-  records: Iterable<{ key: Buffer; value: Buffer }>,
-  marks: Iterable<{ key: Buffer; lease: string }>,
+  records: Iterable<{ key: Buffer | string; value: Buffer | string }>,
+  marks: Iterable<{ key: Buffer | string; lease: string }>,
   logger: Logger = silentLogger,
 ): Cordons {
   const cordons: Cordons = { records: new Map(), draining: new Set() };
@@ -100,7 +101,7 @@ export function controlRanges(keys: KeyLayout): IRangeRequest[] {
 /** The controls from the key-values of `controlRanges`, in that order. */
 export function parseControls(
   keys: KeyLayout,
-  [records = [], marks = [], paused = [], pins = [], held = [], left = []]: IKeyValue[][],
+  [records = [], marks = [], paused = [], pins = [], held = [], left = []]: ReadonlyArray<readonly ReadKv[]>,
   logger: Logger = silentLogger,
 ): Controls {
   const pausedRecord = readRecord(pausedRecordSchema, keys.paused, paused[0]?.value, logger, {

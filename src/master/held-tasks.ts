@@ -180,8 +180,8 @@ export function holdWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[] {
 /** Hold records and left marks from the key-values of `/R/held/` and `/R/left/` (bad holds read as over). */
 export function parseHoldKeys(
   keys: KeyLayout,
-  records: Iterable<{ key: Buffer; value: Buffer }>,
-  marks: Iterable<{ key: Buffer; value: Buffer }>,
+  records: Iterable<{ key: Buffer | string; value: Buffer | string }>,
+  marks: Iterable<{ key: Buffer | string; value: Buffer | string }>,
   logger: Logger,
 ): { holds: Map<string, HeldRecord>; left: Set<string> } {
   const holds = new Map<string, HeldRecord>();

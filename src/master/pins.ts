@@ -33,7 +33,7 @@ const PIN_LABEL_PREFIX = "pin.escheduler.io/w";
 /** Pins from raw key-values: task id → record; keys that are not pins and bad values are skipped (one warning). */
 export function parsePins(
   keys: KeyLayout,
-  kvs: Iterable<{ key: Buffer; value: Buffer }>,
+  kvs: Iterable<{ key: Buffer | string; value: Buffer | string }>,
   logger: Logger = silentLogger,
 ): Map<string, PinRecord> {
   const pins = new Map<string, PinRecord>();

@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue, IRangeRequest } from "etcd3";
+import type { Etcd3, IRangeRequest } from "etcd3";
 import {
   hasLease,
   type KeyLayout,
@@ -13,6 +13,14 @@ import type { WriteOp } from "./batches.js";
 import type { CurrentAssignment } from "./changes.js";
 import { type Controls, controlRanges, parseControls } from "./controls.js";
 import { type RegisteredWorker, registeredWorker } from "./registered.js";
+
+/** A key-value as a schedule parses it: an etcd IKeyValue, or the view's (its key as text when UTF-8). */
+export interface ReadKv {
+  key: Buffer | string;
+  value: Buffer | string;
+  lease: string;
+  create_revision: string | number;
+}
 
 /** What a schedule reads: workers, every task key and the controls, as of one revision. */
 export interface AssignmentRead {
@@ -45,7 +53,7 @@ export async function readAssignment(
 /** The assignment from the key-values of `assignmentRanges` read at `revision` (from etcd or the view). */
 export function parseAssignment(
   keys: KeyLayout,
-  ranges: readonly IKeyValue[][],
+  ranges: ReadonlyArray<readonly ReadKv[]>,
   revision: number,
   logger: Logger,
 ): AssignmentRead {
@@ -63,7 +71,9 @@ export function parseAssignment(
   for (const kv of taskKvs) {
     const key = keyText(kv.key, logger);
     if (key === undefined) {
-      junk.push({ type: "delete", key: kv.key.toString(), rawKey: kv.key });
+      // Only a key held as bytes can fail to be UTF-8.
+      const raw = Buffer.from(kv.key);
+      junk.push({ type: "delete", key: raw.toString(), rawKey: raw });
       continue;
     }
     const parts = keys.parseTask(key);

@@ -281,7 +281,7 @@ export function readRecord<T>(
  * (registrations, statuses, slots, election keys, draining marks, barrier waiters): such a key was
  * written by hand and is not trusted, or it would never go away by itself.
  */
-export function hasLease(kv: Pick<IKeyValue, "key" | "lease">, logger: Logger): boolean {
+export function hasLease(kv: { key: Buffer | string; lease?: string }, logger: Logger): boolean {
   if (kv.lease !== undefined && kv.lease !== "0" && kv.lease !== "") return true;
   warnOnce(logger, kv.key.toString(), "", {
     problem: "has no lease although this key must carry its writer's lease",
@@ -294,7 +294,9 @@ export function hasLease(kv: Pick<IKeyValue, "key" | "lease">, logger: Logger): 
  * The key as text, or undefined (with one warning) when its bytes are not valid UTF-8: such a key
  * was not written by escheduler, and its text form names another key.
  */
-export function keyText(key: Buffer, logger: Logger): string | undefined {
+export function keyText(key: Buffer | string, logger: Logger): string | undefined {
+  // A key held as text was checked when it was stored (the master's view keeps UTF-8 keys as text).
+  if (typeof key === "string") return key;
   const text = key.toString();
   if (!text.includes("\uFFFD") || Buffer.from(text).equals(key)) return text;
   warnOnce(logger, text, key.toString("hex"), {

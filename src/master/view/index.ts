@@ -5,4 +5,4 @@ export {
   readFresh,
   VIEW_FRESHNESS_TIMEOUT_MS,
 } from "./master-view.js";
-export { type RangeEvent, RangeState } from "./range-state.js";
+export { type RangeEvent, RangeState, type ViewKv } from "./range-state.js";

@@ -14,7 +14,7 @@
  * such an f by writing its fenced freshness mark (`readFresh`), never from a read's header revision,
  * which may be another root's write. A view that does not get there in time makes the schedule read etcd.
  */
-import type { Etcd3, IKeyValue } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../../errors.js";
 import { type KeyLayout, type Logger, readRangesPaged, silentLogger } from "../../node/index.js";
 import { PrefixWatcher } from "../../watcher/index.js";
@@ -25,7 +25,7 @@ import {
   parseAssignment,
   readAssignment,
 } from "../read-assignment.js";
-import { RangeState } from "./range-state.js";
+import { RangeState, type ViewKv } from "./range-state.js";
 
 /** How long a schedule waits for the view to reach its mark before it reads etcd instead. */
 export const VIEW_FRESHNESS_TIMEOUT_MS = 5_000;
@@ -137,7 +137,7 @@ export class MasterView {
   }
 
   /** The raw key-values of `assignmentRanges`, as a read of them at `revision` returns them. */
-  ranges(): IKeyValue[][] {
+  ranges(): ViewKv[][] {
     return this.state.ranges();
   }
 

@@ -3,12 +3,24 @@ import type { IEvent, IKeyValue, IRangeRequest } from "etcd3";
 /** What the state needs of an etcd event: its kind and the key-value it carries. */
 export type RangeEvent = Pick<IEvent, "type" | "kv">;
 
+/**
+ * A key-value as the state holds it, compact (100,000 of them live in the master): the key as text when it
+ * is UTF-8 (its bytes otherwise), the value as text, the revisions as numbers; never changed once stored.
+ */
+export interface ViewKv {
+  readonly key: Buffer | string;
+  readonly value: string;
+  readonly lease: string;
+  readonly create_revision: number;
+  readonly mod_revision: number;
+}
+
 /** One range of keys: from `key`, up to `range_end` (exclusive), or exactly `key` without one. */
 interface HeldRange {
   start: Buffer;
   end?: Buffer;
   /** Key (latin1: one character per byte, so it sorts as etcd does) → its key-value. */
-  kvs: Map<string, IKeyValue>;
+  kvs: Map<string, ViewKv>;
   /** The keys in etcd's order, rebuilt only after a key came or went. */
   sorted?: string[];
 }
@@ -41,7 +53,10 @@ export class RangeState {
       range.kvs.clear();
       range.sorted = undefined;
     }
-    for (const kv of snapshot.kvs) this.rangeOf(kv.key)?.kvs.set(kv.key.toString("latin1"), kv);
+    for (const kv of snapshot.kvs) {
+      const range = this.rangeOf(kv.key);
+      if (range) store(range, kv);
+    }
     this.appliedRevision = snapshot.revision;
   }
 
@@ -51,12 +66,12 @@ export class RangeState {
     for (const event of events) {
       const range = this.rangeOf(event.kv.key);
       if (!range) continue;
-      const key = event.kv.key.toString("latin1");
-      const had = range.kvs.has(key);
       if (event.type === "Put") {
-        range.kvs.set(key, event.kv);
-        if (!had) range.sorted = undefined;
-      } else if (had) {
+        if (store(range, event.kv)) range.sorted = undefined;
+        continue;
+      }
+      const key = event.kv.key.toString("latin1");
+      if (range.kvs.has(key)) {
         range.kvs.delete(key);
         range.sorted = undefined;
       }
@@ -65,10 +80,10 @@ export class RangeState {
   }
 
   /** Each range's key-values in key order, as a read of the ranges at `revision` returns them. */
-  ranges(): IKeyValue[][] {
+  ranges(): ViewKv[][] {
     return this.held.map((range) => {
       range.sorted ??= [...range.kvs.keys()].sort(byCodeUnit);
-      return range.sorted.map((key) => range.kvs.get(key) as IKeyValue);
+      return range.sorted.map((key) => range.kvs.get(key) as ViewKv);
     });
   }
 
@@ -85,6 +100,27 @@ export class RangeState {
           (isEndless(range.end) || Buffer.compare(key, range.end) < 0),
     );
   }
+}
+
+/** Stores `kv` compactly (nothing of etcd's response buffer kept); true when its key is new. */
+function store(range: HeldRange, kv: IKeyValue): boolean {
+  const bytes = kv.key.toString("latin1");
+  const had = range.kvs.has(bytes);
+  range.kvs.set(bytes, {
+    key: keyOf(kv.key, bytes),
+    value: kv.value.toString(),
+    lease: kv.lease === "0" ? "0" : String(kv.lease),
+    create_revision: Number(kv.create_revision),
+    mod_revision: Number(kv.mod_revision),
+  });
+  return !had;
+}
+
+/** The key as text when it is UTF-8 (an ASCII key's latin1 form is that text already), else a copy of its bytes. */
+function keyOf(key: Buffer, latin1: string): Buffer | string {
+  if (/^[\x00-\x7f]*$/.test(latin1)) return latin1;
+  const text = key.toString();
+  return Buffer.from(text).equals(key) ? text : Buffer.from(key);
 }
 
 /** etcd's range end `\0` means "to the end of the keyspace". */

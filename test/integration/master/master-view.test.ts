@@ -2,7 +2,7 @@ import type { Etcd3, IKeyValue } from "etcd3";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignmentRanges, readAssignment } from "../../../src/master/read-assignment.js";
-import { MasterView, readFresh } from "../../../src/master/view/index.js";
+import { MasterView, readFresh, type ViewKv } from "../../../src/master/view/index.js";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { KeyLayout, readRangesPaged, silentLogger } from "../../../src/node/index.js";
 import { testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
@@ -36,15 +36,15 @@ async function proxiedView(keys: KeyLayout) {
   };
 }
 
-/** What a read says of a key-value, compared field by field. */
-const facts = (ranges: IKeyValue[][]) =>
+/** What a read says of a key-value (from etcd or the view), compared field by field. */
+const facts = (ranges: ReadonlyArray<ReadonlyArray<IKeyValue | ViewKv>>) =>
   ranges.map((kvs) =>
     kvs.map((kv) => [
-      kv.key.toString("hex"),
+      Buffer.from(kv.key).toString("hex"),
       kv.value.toString(),
       kv.lease,
-      kv.create_revision,
-      kv.mod_revision,
+      Number(kv.create_revision),
+      Number(kv.mod_revision),
     ]),
   );
 
