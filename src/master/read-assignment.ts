@@ -29,6 +29,8 @@ export interface AssignmentRead {
   controls: Controls;
   junk: WriteOp[];
   revision: number;
+  /** Where it came from: the leader's view, or a read of etcd (`escheduler plan`, or a view that fell behind). */
+  source?: "view" | "etcd";
 }
 
 /** The ranges a schedule reads, in the order `parseAssignment` takes them. */

@@ -56,6 +56,8 @@ export interface ScheduleResult extends holding.HoldFigures {
   revision: number;
   /** Revision the workers and the assignment were read at: the plan covers every change up to it. */
   readRevision: number;
+  /** Where they were read: the leader's view, or etcd (a view that did not reach the schedule's mark in time). */
+  readSource: "view" | "etcd";
 }
 
 /** What a schedule needs to compute its plan; writing needs the rest of `ScheduleContext`. */
@@ -116,6 +118,7 @@ export interface SchedulePreview {
   junk: WriteOp[];
   /** The revision the workers, assignment and controls were read at. */
   revision: number;
+  readSource: "view" | "etcd";
   /** Task id → where it failed, for the history of its move. */
   why: ReadonlyMap<string, string>;
   generateMs: number;
@@ -143,7 +146,7 @@ export async function previewSchedule(
   const generatedAt = performance.now();
   signal.throwIfAborted();
   await beforeRead?.();
-  const { workers, current, controls, junk, revision } = await (context.readAssignment?.() ??
+  const { workers, current, controls, junk, revision, source } = await (context.readAssignment?.() ??
     readAssignment(context.client, keys, context.logger));
   const readAt = performance.now();
   signal.throwIfAborted();
@@ -175,6 +178,7 @@ export async function previewSchedule(
     holds,
     junk,
     revision,
+    readSource: source ?? "etcd",
     why: escalated.why,
     generateMs: Math.round(generatedAt - startedAt),
     readMs: Math.round(readAt - generatedAt),
@@ -304,5 +308,6 @@ async function applySchedule(
     applyMs: Math.round(appliedAt - plannedAt),
     revision: planRevision,
     readRevision: revision,
+    readSource: preview.readSource,
   };
 }

@@ -177,9 +177,9 @@ export async function readFresh(source: FreshReadSource, signal?: AbortSignal): 
       { mark, viewRevision: source.view.revision, timeoutMs: source.timeoutMs },
       "the master's view is behind its freshness mark; reading etcd instead",
     );
-    return source.read();
+    return { ...(await source.read()), source: "etcd" };
   }
-  return source.view.assignment();
+  return { ...source.view.assignment(), source: "view" };
 }
 
 /** The leader's read: its view, proven fresh by a fenced mark, else etcd (`readFresh`). */

@@ -211,6 +211,7 @@ describe("readFresh (a schedule's read through the view)", () => {
       const read = await readFresh({ ...source, timeoutMs: 300 });
       expect(read.current.get("w1")?.has("t1")).toBe(true);
       expect(fallbacks()).toBe(1);
+      expect(read.source).toBe("etcd");
       expect(subject.view.revision).toBeLessThan(read.revision);
     } finally {
       subject.proxy.release();
@@ -228,6 +229,7 @@ describe("readFresh (a schedule's read through the view)", () => {
       expect(read.current.get("w1")?.has("t1")).toBe(true);
       expect(read.revision).toBeGreaterThan(behind);
       expect(fallbacks()).toBe(0);
+      expect(read.source).toBe("view");
     } finally {
       await subject.close();
     }
@@ -271,7 +273,7 @@ describe("the leader's schedule reads its view", () => {
       const read = ranged.slice(before);
       const viewed = assignmentRanges(keys).map((range) => String(range.key));
       expect(read.filter((key) => viewed.some((start) => key.startsWith(start)))).toEqual([]);
-      expect(result).toMatchObject({ workers: 2, tasks: 20, moved: 10 });
+      expect(result).toMatchObject({ workers: 2, tasks: 20, moved: 10, readSource: "view" });
     } finally {
       await master.stop();
       client.close();
