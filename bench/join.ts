@@ -79,6 +79,7 @@ export async function benchJoin(endpoints: string[]): Promise<BenchRow[]> {
     );
     const applied = schedulesOf(master);
     const elected = await applied.next();
+    const peakAfterFirstMB = peakRss(master.pid as number) / MB;
 
     const joiner = workerName(WORKERS);
     const written = countPuts(bench, keys.workerTasksPrefix(joiner));
@@ -122,7 +123,7 @@ export async function benchJoin(endpoints: string[]): Promise<BenchRow[]> {
         unit: "ms",
       },
       {
-        name: `join: the master process's peak RSS (VmHWM), ${scale}`,
+        name: `join: the master process's peak RSS (VmHWM), ${scale} (${peakAfterFirstMB.toFixed(0)} MB by the end of its first schedule)`,
         value: peakRssMB,
         unit: "MB",
         target: "≤ 400 MB",
