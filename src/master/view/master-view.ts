@@ -154,7 +154,7 @@ export class MasterView {
 /** How a schedule reads through the view: its fenced mark, the wait for it, and the read it falls back to. */
 export interface FreshReadSource {
   view: Pick<MasterView, "atLeast" | "assignment" | "revision">;
-  /** Writes the leader's freshness mark (fenced); resolves with its revision. */
+  /** Writes the leader's freshness mark (fenced, refused with ERR_PAUSED while paused); resolves with its revision. */
   mark: () => Promise<number>;
   /** A read from etcd, for when the view cannot be proven fresh in time. */
   read: () => Promise<AssignmentRead>;
@@ -168,7 +168,14 @@ export interface FreshReadSource {
  * from etcd when it does not. Never from a view older than the mark.
  */
 export async function readFresh(source: FreshReadSource, signal?: AbortSignal): Promise<AssignmentRead> {
-  const mark = await source.mark();
+  let mark: number;
+  try {
+    mark = await source.mark();
+  } catch (error) {
+    if ((error as EschedulerError).code !== "ERR_PAUSED") throw error;
+    // Paused: the leader writes nothing, not even its mark; it reads etcd (it may still finish hand-offs begun).
+    return { ...(await source.read()), source: "etcd" };
+  }
   try {
     await source.view.atLeast(mark, { timeoutMs: source.timeoutMs, signal });
   } catch (error) {
@@ -189,7 +196,7 @@ export function leaderRead(
     client: Etcd3;
     keys: KeyLayout;
     name: string;
-    writer: { commit(ops: readonly WriteOp[]): Promise<number> };
+    writer: { commit(ops: readonly WriteOp[], options?: { unlessPaused?: boolean }): Promise<number> };
     logger: Logger;
     signal: AbortSignal;
     timeoutMs?: number;
@@ -198,7 +205,10 @@ export function leaderRead(
   const { client, keys, logger } = context;
   const source: FreshReadSource = {
     view,
-    mark: () => context.writer.commit([{ type: "put", key: keys.viewMark, value: context.name }]),
+    mark: () =>
+      context.writer.commit([{ type: "put", key: keys.viewMark, value: context.name }], {
+        unlessPaused: true,
+      }),
     read: () => readAssignment(client, keys, logger),
     timeoutMs: context.timeoutMs ?? VIEW_FRESHNESS_TIMEOUT_MS,
     logger,
