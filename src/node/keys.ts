@@ -49,8 +49,7 @@ export class KeyLayout {
     return `${this.prefix}worker/`;
   }
   worker(name: string): string {
-    assertValidName("worker name", name);
-    return this.workersPrefix + name;
+    return this.leafKey("worker name", this.workersPrefix, name);
   }
   /** Worker name of a registration key, or undefined when the key is not one. */
   parseWorker(key: string): string | undefined {
@@ -76,12 +75,10 @@ export class KeyLayout {
     return `${this.prefix}task/`;
   }
   workerTasksPrefix(worker: string): string {
-    assertValidName("worker name", worker);
-    return `${this.tasksPrefix}${worker}/`;
+    return `${this.leafKey("worker name", this.tasksPrefix, worker)}/`;
   }
   task(worker: string, taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.workerTasksPrefix(worker) + taskId;
+    return this.leafKey("task id", this.workerTasksPrefix(worker), taskId);
   }
   parseTask(key: string): TaskKeyParts | undefined {
     return this.pair(key, this.tasksPrefix);
@@ -91,12 +88,10 @@ export class KeyLayout {
     return `${this.prefix}status/`;
   }
   workerStatusPrefix(worker: string): string {
-    assertValidName("worker name", worker);
-    return `${this.statusPrefix}${worker}/`;
+    return `${this.leafKey("worker name", this.statusPrefix, worker)}/`;
   }
   status(worker: string, taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.workerStatusPrefix(worker) + taskId;
+    return this.leafKey("task id", this.workerStatusPrefix(worker), taskId);
   }
   parseStatus(key: string): TaskKeyParts | undefined {
     return this.pair(key, this.statusPrefix);
@@ -108,8 +103,7 @@ export class KeyLayout {
   }
   /** A task's run lock, taken with its start claim: while it exists no other worker may start the task. */
   runLock(taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.runLocksPrefix + taskId;
+    return this.leafKey("task id", this.runLocksPrefix, taskId);
   }
   /** Task id of a run lock key, or undefined when the key is not one. */
   parseRunLock(key: string): string | undefined {
@@ -121,8 +115,7 @@ export class KeyLayout {
     return `${this.prefix}move/`;
   }
   move(taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.movesPrefix + taskId;
+    return this.leafKey("task id", this.movesPrefix, taskId);
   }
   /** Task id of a move record's key, or undefined when the key is not one. */
   parseMove(key: string): string | undefined {
@@ -134,8 +127,7 @@ export class KeyLayout {
     return `${this.prefix}failure/`;
   }
   failure(taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.failuresPrefix + taskId;
+    return this.leafKey("task id", this.failuresPrefix, taskId);
   }
   parseFailure(key: string): string | undefined {
     return this.leaf(key, this.failuresPrefix);
@@ -165,14 +157,17 @@ export class KeyLayout {
   get viewMark(): string {
     return `${this.prefix}view-mark`;
   }
+  /** Slot i of the workers stepped aside for an unsteady lease (i < half the workers), under that worker's lease. */
+  unsteadySlot(index: number): string {
+    return `${this.prefix}unsteady/${index}`;
+  }
 
   /** Prefix of the operator's cordon and drain records (no lease: they survive restarts until uncordon). */
   get cordonsPrefix(): string {
     return `${this.prefix}cordon/`;
   }
   cordon(worker: string): string {
-    assertValidName("worker name", worker);
-    return this.cordonsPrefix + worker;
+    return this.leafKey("worker name", this.cordonsPrefix, worker);
   }
   parseCordon(key: string): string | undefined {
     return this.leaf(key, this.cordonsPrefix);
@@ -183,8 +178,7 @@ export class KeyLayout {
     return `${this.prefix}draining/`;
   }
   draining(worker: string): string {
-    assertValidName("worker name", worker);
-    return this.drainingPrefix + worker;
+    return this.leafKey("worker name", this.drainingPrefix, worker);
   }
   parseDraining(key: string): string | undefined {
     return this.leaf(key, this.drainingPrefix);
@@ -195,8 +189,7 @@ export class KeyLayout {
     return `${this.prefix}held/`;
   }
   held(worker: string): string {
-    assertValidName("worker name", worker);
-    return this.heldPrefix + worker;
+    return this.leafKey("worker name", this.heldPrefix, worker);
   }
   parseHeld(key: string): string | undefined {
     return this.leaf(key, this.heldPrefix);
@@ -207,8 +200,7 @@ export class KeyLayout {
     return `${this.prefix}left/`;
   }
   left(worker: string): string {
-    assertValidName("worker name", worker);
-    return this.leftPrefix + worker;
+    return this.leafKey("worker name", this.leftPrefix, worker);
   }
   parseLeft(key: string): string | undefined {
     return this.leaf(key, this.leftPrefix);
@@ -224,8 +216,7 @@ export class KeyLayout {
     return `${this.prefix}request/`;
   }
   request(id: string): string {
-    assertValidName("request id", id);
-    return this.requestsPrefix + id;
+    return this.leafKey("request id", this.requestsPrefix, id);
   }
   parseRequest(key: string): string | undefined {
     return this.leaf(key, this.requestsPrefix);
@@ -236,8 +227,7 @@ export class KeyLayout {
     return `${this.prefix}pin/`;
   }
   pin(taskId: string): string {
-    assertValidName("task id", taskId);
-    return this.pinsPrefix + taskId;
+    return this.leafKey("task id", this.pinsPrefix, taskId);
   }
   parsePin(key: string): string | undefined {
     return this.leaf(key, this.pinsPrefix);
@@ -283,6 +273,12 @@ export class KeyLayout {
   parseHistory(key: string): number | undefined {
     const leaf = this.leaf(key, this.historyPrefix);
     return leaf !== undefined && HISTORY_LEAF.test(leaf) ? Number(leaf) : undefined;
+  }
+
+  /** `prefix` + `name`, once `name` is valid for what it names. */
+  private leafKey(kind: NameKind, prefix: string, name: string): string {
+    assertValidName(kind, name);
+    return prefix + name;
   }
 
   private leaf(key: string, prefix: string): string | undefined {

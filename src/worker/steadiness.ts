@@ -33,6 +33,8 @@ export interface SteadinessOptions {
   name: string;
   lease: LeaseSession;
   logger: Logger;
+  /** When this worker's leases were suspended, kept across its sessions (a lost lease does not reset it). */
+  suspensions?: number[];
 }
 
 /**
@@ -40,18 +42,21 @@ export interface SteadinessOptions {
  * task stops, as for a loss), then resumed (they start again through their claims), over and over.
  * etcd never lets the lease lapse, so the leader keeps planning tasks onto a worker that runs almost
  * none of them. This watch makes such a worker step aside: at the third suspension within five TTLs
- * it writes its own draining mark (`/R/draining/<me>`, under its lease, as a drain on SIGTERM does),
- * so the leader hands its tasks to steady workers; after five TTLs without a suspension it deletes
- * that mark (only the one it wrote, by mod revision: a drain begun since keeps its own), and the
- * leader plans onto it again.
+ * (counted across its sessions) it writes its own draining mark (`/R/draining/<me>`, under its lease,
+ * as a drain on SIGTERM does), so the leader hands its tasks to steady workers; after five TTLs without
+ * a suspension it deletes that mark (only the one it wrote, by mod revision: a drain begun since keeps
+ * its own), and the leader plans onto it again.
  *
- * Not when that would leave more than half the registered workers draining: a fleet that flaps
- * together has a slow etcd, not bad workers, and stepping aside would only strand the tasks.
+ * At most half the registered workers (those under a lease) step aside at once: each takes a slot
+ * `/R/unsteady/<i>`, i below half, in the same transaction as its mark, so etcd refuses the one too
+ * many even when they all flap together — a fleet that flaps together has a slow etcd, not bad
+ * workers, and stepping aside would only strand the tasks.
  */
 export class LeaseSteadiness {
-  private readonly suspendedAt: number[] = [];
-  /** The mod revision of the mark this watch wrote, while it stands. */
+  private readonly suspendedAt: number[];
+  /** The mod revision of the mark this watch wrote, and the slot it holds, while they stand. */
   private markRevision?: number;
+  private slot?: string;
   private busy = false;
   private timer?: NodeJS.Timeout;
   private readonly windowMs: number;
@@ -61,8 +66,8 @@ export class LeaseSteadiness {
     private readonly clock: () => number = () => performance.now(),
   ) {
     this.windowMs = STEADY_WINDOW_TTLS * options.lease.ttlMs;
+    this.suspendedAt = options.suspensions ?? [];
   }
-
   /** Follows the lease's suspensions until `signal` aborts (the mark, if any, goes with the lease). */
   watch(signal: AbortSignal): void {
     const onSuspended = () => {
@@ -125,38 +130,49 @@ export class LeaseSteadiness {
 
   private async mark(): Promise<void> {
     const { client, keys, name, lease, logger } = this.options;
-    const [workers, draining] = await Promise.all([
-      client.getAll().prefix(keys.workersPrefix).count(),
-      client.getAll().prefix(keys.drainingPrefix).count(),
-    ]);
-    if (2 * (draining + 1) > workers) {
+    // The leader plans only registrations under a lease; so are they counted here.
+    const registered = await client.getAll().prefix(keys.workersPrefix).exec();
+    const slots = Math.floor(registered.kvs.filter((kv) => kv.lease !== "0").length / 2);
+    const reason = `unsteady lease: suspended ${this.suspendedAt.length} times in ${this.windowMs}ms`;
+    const mark = keys.draining(name);
+    for (let index = 0; index < slots; index++) {
+      const slot = keys.unsteadySlot(index);
+      const taken = await client
+        .if(slot, "Version", "==", 0)
+        .then(
+          client.put(slot).value(name).lease(lease.id),
+          client
+            .put(mark)
+            .value(JSON.stringify({ at: new Date().toISOString(), reason }))
+            .lease(lease.id),
+        )
+        .commit();
+      if (!taken.succeeded) continue;
+      this.markRevision = Number(taken.header.revision);
+      this.slot = slot;
       logger.warn(
-        { suspensions: this.suspendedAt.length, workers, draining },
-        "unsteady lease, but more than half the fleet would be draining: staying (etcd itself is slow?)",
+        { lease: lease.id, reason, slot: index },
+        "unsteady lease: draining myself so steady workers take my tasks",
       );
       return;
     }
-    const reason = `unsteady lease: suspended ${this.suspendedAt.length} times in ${this.windowMs}ms`;
-    const put = await client
-      .put(keys.draining(name))
-      .value(JSON.stringify({ at: new Date().toISOString(), reason }))
-      .lease(lease.id)
-      .exec();
-    this.markRevision = Number(put.header.revision);
     logger.warn(
-      { lease: lease.id, reason },
-      "unsteady lease: draining myself so steady workers take my tasks",
+      { suspensions: this.suspendedAt.length, slots },
+      "unsteady lease, but half the registered workers stepped aside already: staying (etcd itself may be slow)",
     );
   }
 
   private async clear(): Promise<void> {
-    const { client, keys, name, logger } = this.options;
-    const key = keys.draining(name);
+    const { client, keys, name, lease, logger } = this.options;
+    const mark = keys.draining(name);
+    const slot = this.slot as string;
     await client
-      .if(key, "Mod", "==", this.markRevision as number)
-      .then(client.delete().key(key))
+      .if(mark, "Mod", "==", this.markRevision as number)
+      .then(client.delete().key(mark))
       .commit();
+    await client.if(slot, "Lease", "==", lease.id).then(client.delete().key(slot)).commit();
     this.markRevision = undefined;
+    this.slot = undefined;
     logger.info({ windowMs: this.windowMs }, "lease steady again: draining mark removed, taking tasks again");
   }
 }

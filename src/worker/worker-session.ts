@@ -49,6 +49,8 @@ export interface WorkerSessionOptions {
   host: SessionHost;
   /** Where statuses go; default a `StatusWriter` under the lease. */
   status?: StatusSink;
+  /** When the worker's leases were suspended, across its sessions (see `LeaseSteadiness`). */
+  suspensions?: number[];
 }
 
 /**
@@ -120,7 +122,7 @@ export class WorkerSession {
     tasks.on("resync", (event) => this.options.host.emit("resync", event));
     plan.on("change", () => this.options.host.changed());
     void this.sessionStatus?.auditLocks(signal, (id, holder) => this.runners.get(id)?.lockLost(holder));
-    new LeaseSteadiness({ client, keys, name, lease, logger }).watch(signal);
+    new LeaseSteadiness(this.options).watch(signal);
     try {
       await registration.start(signal);
       await plan.start(signal);

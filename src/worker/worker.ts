@@ -59,6 +59,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private launcher?: TaskLauncher;
   /** The current registration, or the last one while the next is being made. */
   private session?: WorkerSession;
+  /** When its leases were suspended, kept across sessions: a worker that flaps into a lost lease keeps count. */
+  private readonly suspensions: number[] = [];
   private readonly subscribers = new Set<ChangeQueue<TaskChange>>();
   private waitingReason?: string;
   private isReady = false;
@@ -225,6 +227,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       startRetry: this.options.startRetry ?? DEFAULT_START_RETRY,
       expectedWorkers: this.options.expectedWorkers ?? 0,
       host: this.sessionHost,
+      suspensions: this.suspensions,
     });
     return this.session;
   }

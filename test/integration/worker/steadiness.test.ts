@@ -36,12 +36,12 @@ describe("a worker whose lease flaps steps aside (LeaseSteadiness)", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await client.get(keys.draining("w1")).string()).toBeNull();
 
+    const lastSuspension = performance.now();
     flap(w1, 1);
     const marked = await waitFor("the draining mark", async () => {
       const kv = (await client.get(keys.draining("w1")).exec()).kvs[0];
       return kv && { lease: BigInt(kv.lease).toString(), value: kv.value.toString() };
     });
-    const lastSuspension = performance.now();
     expect(marked.lease).toBe(BigInt(w1.id).toString());
     expect(JSON.parse(marked.value).reason).toMatch(/^unsteady lease: suspended 3 times/);
 
@@ -54,29 +54,37 @@ describe("a worker whose lease flaps steps aside (LeaseSteadiness)", () => {
     stop.abort();
   });
 
-  it("leaves a drain begun since its mark alone, and does not step aside when that would leave more than half the fleet draining", async () => {
+  it("leaves a drain begun since its mark alone, and at most half the registered workers step aside even when all flap at once", async () => {
     const space = testSpace("steady-guard");
     const { client, keys } = space;
-    const [w1, w2, w3] = await register(space, ["w1", "w2", "w3", "w4"]);
-    await client.put(keys.draining("w3")).value('{"at":"operator"}').lease(w3.id);
+    const leases = await register(space, ["w1", "w2", "w3", "w4"]);
+    // A registration written by hand without a lease is not a worker the leader plans: not counted.
+    await client.put(keys.worker("ghost")).value("{}");
     const stop = new AbortController();
-    const one = new LeaseSteadiness({ client, keys, name: "w1", lease: w1, logger: silentLogger });
-    one.watch(stop.signal);
-    flap(w1, 3);
-    await waitFor("w1's mark", () => one.marked);
-    // SIGTERM's drain rewrites the mark: it is the drain's now, and outlives w1's steadiness.
-    await client.put(keys.draining("w1")).value('{"at":"drain"}').lease(w1.id);
-
-    // w2 flaps too, but w1 and w3 drain already: a third of four would be more than half the fleet.
-    const two = new LeaseSteadiness({ client, keys, name: "w2", lease: w2, logger: silentLogger });
-    two.watch(stop.signal);
-    flap(w2, 3);
+    const watches = leases.map((lease, i) => {
+      const steadiness = new LeaseSteadiness({
+        client,
+        keys,
+        name: `w${i + 1}`,
+        lease,
+        logger: silentLogger,
+      });
+      steadiness.watch(stop.signal);
+      return steadiness;
+    });
+    // Three of four flap at the same moment: their reads all see no mark, yet only two may step aside.
+    for (const lease of leases.slice(0, 3)) flap(lease, 3);
+    await waitFor("two marks", () => watches.filter((w) => w.marked).length === 2);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(two.marked).toBe(false);
-    expect(await client.get(keys.draining("w2")).string()).toBeNull();
+    expect(watches.filter((w) => w.marked)).toHaveLength(2);
+    expect(await client.getAll().prefix(keys.drainingPrefix).keys()).toHaveLength(2);
 
-    await waitFor("w1's window to pass", () => !one.marked, STEADY_WINDOW_TTLS * TTL_MS + 10_000);
-    expect(await client.get(keys.draining("w1")).string()).toBe('{"at":"drain"}');
+    // SIGTERM's drain rewrites a mark: it is the drain's now, and outlives that worker's steadiness.
+    const first = watches.findIndex((w) => w.marked);
+    const name = `w${first + 1}`;
+    await client.put(keys.draining(name)).value('{"at":"drain"}').lease(leases[first].id);
+    await waitFor("the window to pass", () => !watches[first].marked, STEADY_WINDOW_TTLS * TTL_MS + 10_000);
+    expect(await client.get(keys.draining(name)).string()).toBe('{"at":"drain"}');
     stop.abort();
   });
 });
