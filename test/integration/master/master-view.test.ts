@@ -1,14 +1,15 @@
-import type { Etcd3, IKeyValue } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignmentRanges, readAssignment } from "../../../src/master/read-assignment.js";
-import { MasterView, readFresh, type ViewKv } from "../../../src/master/view/index.js";
+import { MasterView, readFresh } from "../../../src/master/view/index.js";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { KeyLayout, readRangesPaged, silentLogger } from "../../../src/node/index.js";
 import { testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
 import { FakeWorker, tasks, testMaster } from "./fixtures.js";
 import { type EtcdMember, startEtcd } from "../../helpers/etcd.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
+import { readFacts } from "../../helpers/read-facts.js";
 
 // These tests compact etcd's history, so they use their own member instead of the run's shared one.
 let member: EtcdMember;
@@ -35,18 +36,6 @@ async function proxiedView(keys: KeyLayout) {
     },
   };
 }
-
-/** What a read says of a key-value (from etcd or the view), compared field by field. */
-const facts = (ranges: ReadonlyArray<ReadonlyArray<IKeyValue | ViewKv>>) =>
-  ranges.map((kvs) =>
-    kvs.map((kv) => [
-      Buffer.from(kv.key).toString("hex"),
-      kv.value.toString(),
-      kv.lease,
-      Number(kv.create_revision),
-      Number(kv.mod_revision),
-    ]),
-  );
 
 async function revisionNow(client: Etcd3): Promise<number> {
   return Number((await client.get("/revision-probe").exec()).header.revision);
@@ -154,7 +143,7 @@ describe("MasterView (the leader's watch-fed read)", () => {
               const read = await readRangesPaged(direct, assignmentRanges(keys), {
                 revision: subject.view.revision,
               });
-              expect(facts(subject.view.ranges())).toEqual(facts(read.ranges));
+              expect(readFacts(subject.view.ranges())).toEqual(readFacts(read.ranges));
             }
           } finally {
             resyncs += subject.view.resyncCount;

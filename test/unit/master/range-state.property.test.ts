@@ -1,8 +1,9 @@
 import type { IKeyValue } from "etcd3";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { RangeState, type ViewKv } from "../../../src/master/view/range-state.js";
+import { RangeState } from "../../../src/master/view/range-state.js";
 import { prefixRange } from "../../../src/node/index.js";
+import { readFacts } from "../../helpers/read-facts.js";
 
 /**
  * The view's pure core against a model store: whatever sequence of revisions (puts and deletes, several
@@ -55,18 +56,6 @@ function modelRead(store: Map<string, IKeyValue>): IKeyValue[][] {
   );
 }
 
-/** Key bytes, value, lease and revisions: what a read says of each key-value. */
-const facts = (ranges: ReadonlyArray<ReadonlyArray<IKeyValue | ViewKv>>) =>
-  ranges.map((kvs) =>
-    kvs.map((kv) => [
-      Buffer.from(kv.key).toString("hex"),
-      kv.value.toString(),
-      kv.lease,
-      Number(kv.create_revision),
-      Number(kv.mod_revision),
-    ]),
-  );
-
 describe("RangeState (the master view's pure core)", () => {
   it("equals a read of its ranges at its revision after any sequence of revisions and snapshots", () => {
     fc.assert(
@@ -107,7 +96,7 @@ describe("RangeState (the master view's pure core)", () => {
             state.apply(revision, events);
           }
           expect(state.revision).toBe(revision);
-          expect(facts(state.ranges())).toEqual(facts(modelRead(store)));
+          expect(readFacts(state.ranges())).toEqual(readFacts(modelRead(store)));
         }
       }),
       { numRuns: 200 },
