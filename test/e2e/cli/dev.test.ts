@@ -13,8 +13,8 @@ function etcdArgs(): string[] {
 describe("escheduler dev", () => {
   beforeAll(() => ensureBuilt());
 
-  it("--for 10s starts a cluster that converges, then exits 0 leaving no process or temporary folder", async () => {
-    const dev = new CliProcess(["dev", "--for", "10s", ...etcdArgs()], { env: { ETCD_ENDPOINTS: "" } });
+  it("--for 20s starts a cluster that converges, then exits 0 leaving no process or temporary folder", async () => {
+    const dev = new CliProcess(["dev", "--for", "20s", ...etcdArgs()], { env: { ETCD_ENDPOINTS: "" } });
 
     const [, folder] = await dev.waitForOutput(/files: (\S+)/);
     const nodesLine = (await dev.waitForOutput(/^nodes: .*$/m))[0];
@@ -22,7 +22,8 @@ describe("escheduler dev", () => {
     const pids = [...`${etcdLine} ${nodesLine}`.matchAll(/pid (\d+)/g)].map((match) => Number(match[1]));
     expect(existsSync(folder)).toBe(true);
     expect(pids.length).toBeGreaterThanOrEqual(4); // a master and 3 workers (+ etcd when dev started it)
-    await dev.waitForOutput(/cluster ready: 3 workers, 30 tasks running/, 10_000);
+    // Four node processes start on two cores: at load 15 the cluster was ready only 12 s after its nodes line.
+    await dev.waitForOutput(/cluster ready: 3 workers, 30 tasks running/, 18_000);
     const [, consoleUrl, token] = await dev.waitForOutput(
       /^console: (\S+) \(live web view; admin token (\S+)\)$/m,
     );
@@ -42,7 +43,7 @@ describe("escheduler dev", () => {
     const exit = await dev.exited;
 
     expect(exit.code, dev.output()).toBe(0);
-    expect(exit.stdout).toContain("stopping: --for 10s elapsed");
+    expect(exit.stdout).toContain("stopping: --for 20s elapsed");
     expect(exit.stdout).toMatch(
       /stopped master-1 exit 0, worker-\d exit 0, worker-\d exit 0, worker-\d exit 0/,
     );
