@@ -92,6 +92,8 @@ export class SoakFleet {
   readonly keys: KeyLayout;
   /** Whether an etcd member is cut off from its peers now. */
   private isolated = false;
+  /** Until when requests held by the last isolated member may still commit (see `healMembers`). */
+  private heldUntil = 0;
   /** Pauses and ends that overlapped a member's isolation: their in-flight allowance runs past the heal. */
   private readonly awaitingHeal: Array<{ inFlightUntil?: number }> = [];
   /** The soak's own client, on member 0 (never isolated). */
@@ -216,6 +218,7 @@ export class SoakFleet {
   private async ended(run: NodeRun): Promise<void> {
     await run.exited;
     if (this.isolated) this.awaitingHeal.push(run);
+    else if ((run.endedAt ?? 0) < this.heldUntil) run.inFlightUntil = this.heldUntil;
     await delay(IN_FLIGHT_MS);
     if (this.isolated) this.awaitingHeal.push(run);
     run.endedRevision = await this.revision();
@@ -232,6 +235,8 @@ export class SoakFleet {
     const pause: Pause = { from, fromRevision: await this.revision() };
     run.pauses.push(pause);
     if (isolated || this.isolated) this.awaitingHeal.push(pause);
+    // Fallen silent just after a heal: what it sent before the heal may still be held and commit.
+    else if (from < this.heldUntil) pause.inFlightUntil = this.heldUntil;
   }
 
   /** SIGCONT. */
@@ -277,13 +282,15 @@ export class SoakFleet {
    * stopped: seen in seed 23's round 50 (a hand-off completion of the SIGSTOPped leader, fenced on its
    * still-live campaign key, committed 2.2 s after the stop) and reproduced with a stopped client
    * alone: committed 113–717 ms after the heal in 24 tries on an idle machine, sometimes after writes
-   * sent after the heal (so no revision bounds it). The silences that overlapped the isolation may see
-   * such writes until `IN_FLIGHT_AFTER_HEAL_MS` after it.
+   * sent after the heal (so no revision bounds it). The silences that overlapped the isolation, or began
+   * within `IN_FLIGHT_AFTER_HEAL_MS` after it (a request sent just before the heal), may see such
+   * writes until that long after it.
    */
   healMembers(): void {
     for (const proxy of this.peerProxies) proxy.heal();
     this.isolated = false;
     const until = now() + IN_FLIGHT_AFTER_HEAL_MS;
+    this.heldUntil = until;
     for (const silent of this.awaitingHeal.splice(0)) silent.inFlightUntil = until;
   }
 
