@@ -58,6 +58,8 @@ export class LeaseSteadiness {
   private markRevision?: number;
   private slot?: string;
   private busy = false;
+  /** When every slot was last found taken: no new attempt (a read and a transaction per slot) within a window. */
+  private refusedAt = Number.NEGATIVE_INFINITY;
   private timer?: NodeJS.Timeout;
   private readonly windowMs: number;
 
@@ -112,7 +114,8 @@ export class LeaseSteadiness {
       now,
       this.windowMs,
     );
-    if (verdict === "keep") return this.armClear();
+    if (verdict === "keep" || (verdict === "mark" && now - this.refusedAt < this.windowMs))
+      return this.armClear();
     this.busy = true;
     try {
       if (verdict === "mark") await this.mark();
@@ -156,6 +159,7 @@ export class LeaseSteadiness {
       );
       return;
     }
+    this.refusedAt = this.clock();
     logger.warn(
       { suspensions: this.suspendedAt.length, slots },
       "unsteady lease, but half the registered workers stepped aside already: staying (etcd itself may be slow)",
