@@ -6,6 +6,7 @@
 import {
   EtcdAuthenticationFailedError,
   EtcdError,
+  EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
   type Etcd3,
   EtcdRoleNotGrantedError,
@@ -86,11 +87,17 @@ const ETCD_FAULT_CODES = new Set(["ERR_ETCD_UNREACHABLE", "ERR_LEASE_LOST", "ERR
 /**
  * Whether a start-up step after the first read (lease grant, registration, campaign) that failed with
  * `error` is worth trying again: an etcd error that is not permanent, or one of ours about etcd, a lease
- * or a campaign. Anything else (a bug) is not.
+ * or a campaign — including etcd's answer that a lease just granted is gone (a process stalled past its
+ * TTL at start-up: the next attempt takes a fresh lease). Anything else (a bug) is not.
  */
 export function isRetryableAtStartup(error: unknown): boolean {
   if (isPermanentEtcdError(error)) return false;
-  if (error instanceof GRPCGenericError || error instanceof EtcdError) return true;
+  if (
+    error instanceof GRPCGenericError ||
+    error instanceof EtcdError ||
+    error instanceof EtcdLeaseInvalidError
+  )
+    return true;
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && ETCD_FAULT_CODES.has(code);
 }

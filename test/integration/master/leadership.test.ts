@@ -1,4 +1,4 @@
-import { Etcd3 } from "etcd3";
+import { Etcd3, Lease } from "etcd3";
 import { describe, expect, it } from "vitest";
 import { readLeader } from "../../../src/readiness/index.js";
 import { FencedWriter, leaderFence } from "../../../src/master/index.js";
@@ -205,5 +205,33 @@ describe("fencing", () => {
       code: "ERR_DEPOSED",
     });
     expect(await client.get(space.keys.plan).string()).toBeNull();
+  });
+});
+
+describe("master start-up", () => {
+  it("campaigns again when its first lease is revoked before it became a candidate (start-up does not fail)", async () => {
+    const space = testSpace("first-lease");
+    const admin = testClient(space.endpoints);
+    const grant = Lease.prototype.grant;
+    let revoked: string | undefined;
+    // etcd revokes the first lease the master is granted, as when the process stalls past its TTL at start-up.
+    Lease.prototype.grant = async function (this: Lease) {
+      const id = await grant.call(this);
+      if (revoked === undefined) {
+        revoked = id;
+        await admin.leaseClient.leaseRevoke({ ID: id });
+      }
+      return id;
+    };
+    try {
+      const master = testMaster(space, () => tasks(1), { name: "a" });
+      await master.start();
+      await waitFor("a to lead", () => master.isLeader);
+    } finally {
+      Lease.prototype.grant = grant;
+      admin.close();
+    }
+    expect(revoked).toBeDefined();
+    expect(await readLeader(space.client, space.keys)).toBe("a");
   });
 });
