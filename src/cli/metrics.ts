@@ -37,6 +37,12 @@ export function observeMaster(master: Master, registry: Registry): void {
     labelNames: ["outcome"] as const,
     registers,
   });
+  const readSources = new Counter({
+    name: "escheduler_schedule_reads_total",
+    help: "Applied schedules by where they read workers, tasks and controls: the leader's watch-fed view, or etcd when the view was late",
+    labelNames: ["source"] as const,
+    registers,
+  });
   const duration = new Histogram({
     name: "escheduler_schedule_duration_seconds",
     help: "Time of an applied schedule: generator, read, plan and fenced writes",
@@ -108,6 +114,7 @@ export function observeMaster(master: Master, registry: Registry): void {
   schedules.inc({ outcome: "applied" }, 0);
   schedules.inc({ outcome: "failed" }, 0);
   schedules.inc({ outcome: "refused" }, 0);
+  for (const source of ["view", "etcd"]) readSources.inc({ source }, 0);
   failures.inc({ reason: "removal_guard" }, 0);
 
   master.on("elected", () => {
@@ -131,6 +138,7 @@ export function observeMaster(master: Master, registry: Registry): void {
   master.on("resumed", () => paused.set(0));
   master.on("scheduled", (figures) => {
     schedules.inc({ outcome: "applied" });
+    readSources.inc({ source: figures.readSource });
     duration.observe(figures.durationMs / 1000);
     moved.inc(figures.moved);
     lastTasks.set({ kind: "total" }, figures.tasks);

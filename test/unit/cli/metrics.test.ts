@@ -59,8 +59,11 @@ describe("metrics", () => {
       held: 7,
       holdEndsAt: 1_800_000_000_500,
       durationMs: 12,
+      readSource: "etcd",
     });
     const text = await registry.metrics();
+    expect(text).toContain('escheduler_schedule_reads_total{source="etcd"} 1');
+    expect(text).toContain('escheduler_schedule_reads_total{source="view"} 0');
     expect(text).toMatch(/^escheduler_workers_registered 4$/m);
     expect(text).toContain('escheduler_tasks_unassigned{reason="capacity"} 3');
     expect(text).toContain('escheduler_tasks_unassigned{reason="selector"} 2');
