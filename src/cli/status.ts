@@ -48,9 +48,11 @@ export async function readStatus(
   client: Etcd3,
   root: string,
   logger: Logger = silentLogger,
+  /** Read at this revision instead of the current one. */
+  revision?: number,
 ): Promise<{ view: ClusterView; report: StatusReport }> {
   const keys = keyLayout(root);
-  const view = await readClusterView(client, keys, undefined, logger);
+  const view = await readClusterView(client, keys, undefined, logger, revision);
   const [groups, controls, lastSchedule] = await Promise.all([
     readTaskGroups(client, keys, view.revision, logger),
     readControls(client, keys, view.revision, logger),

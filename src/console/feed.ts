@@ -1,22 +1,34 @@
 /**
- * The console's one reader of etcd: a snapshot cached per etcd revision, rebuilt only while someone
- * watches (or asks) and only when the revision moved, pushed to every viewer as server-sent events.
- * Viewers never cause a read of their own: a thousand open pages cost what one does.
+ * The console's one reader of etcd: the cluster picture kept in memory by ONE compaction-safe watch
+ * (`ClusterWatch`: a read of the ranges at r0, then every event under the root in order), so a change
+ * costs O(change) to apply. Snapshots are rebuilt from memory, at most once per revision and paced
+ * (a burst of events makes one snapshot), and pushed to every viewer as server-sent events.
+ *
+ * - Viewers never cause reads of their own: a thousand open pages cost what one does; an answer to
+ *   `snapshot()` or `search()` comes from memory too.
+ * - The watch runs only while someone watches or asks: it starts with the first viewer or question and
+ *   is closed `idleMs` after the last viewer left or the last question (then the memory is freed; the
+ *   next one pays one read of the cluster again).
+ * - A bad record is skipped or repaired with one warning naming its key, as `escheduler status` does.
  */
 import type { ServerResponse } from "node:http";
 import type { Etcd3 } from "etcd3";
-import type { ClusterView } from "../readiness/index.js";
-import { readStatus } from "../cli/status.js";
+import { ClusterWatch } from "../cluster-view/index.js";
 import { firstLine } from "../errors.js";
 import { type KeyLayout, keyLayout, type Logger, type TaskStatus } from "../node/index.js";
-import { readAudit } from "../operator/index.js";
-import { HistoryTail, type TaskMove } from "./history.js";
-import { type ConsoleSnapshot, consoleSnapshot } from "./snapshot.js";
+import { HISTORY_TAIL, movesOf, type TaskMove } from "./history.js";
+import { type ConsoleSnapshot, consoleSnapshot, statusReportOf } from "./snapshot.js";
 
-/** How often the revision is checked while a page is open (the issue asks for ≤ 2 s). */
-export const REFRESH_MS = 1_000;
+/** How long the watch stays open after the last viewer left or the last question. */
+export const IDLE_MS = 60_000;
+/** Least time between two pushes; a build that takes longer spaces them by its own length. */
+export const PUSH_GAP_MS = 200;
+/** Events arriving this close together (a schedule's transactions) make one snapshot. */
+const COALESCE_MS = 20;
 /** A comment line keeps idle event streams open through proxies. */
 const KEEPALIVE_MS = 15_000;
+/** How long to wait before starting the watch again after its first read failed. */
+const RETRY_MS = 1_000;
 /** Most matches a search returns. */
 export const SEARCH_LIMIT = 50;
 /** The newest operator actions the page lists (`escheduler history` has the last 1,000). */
@@ -27,11 +39,12 @@ export interface ConsoleFeedOptions {
   root: string;
   logger: Logger;
   admin: boolean;
-  refreshMs?: number;
+  idleMs?: number;
+  pushGapMs?: number;
 }
 
 interface Built {
-  view: ClusterView;
+  revision: number;
   snapshot: ConsoleSnapshot;
   /** The snapshot as one server-sent event, serialized once for every viewer. */
   event: string;
@@ -57,54 +70,70 @@ export interface SearchResult {
 
 export class ConsoleFeed {
   private readonly keys: KeyLayout;
-  private readonly refreshMs: number;
+  private readonly idleMs: number;
+  private readonly pushGapMs: number;
   private readonly viewers = new Set<ServerResponse>();
-  private readonly history: HistoryTail;
+  private watch?: ClusterWatch;
+  private starting?: Promise<ClusterWatch>;
   private latest?: Built;
-  private checkedAt = 0;
-  private building?: Promise<Built>;
-  private timer?: NodeJS.Timeout;
-  private looping = false;
+  private pushTimer?: NodeJS.Timeout;
+  private idleTimer?: NodeJS.Timeout;
+  private keepAlive?: NodeJS.Timeout;
+  private nextPushAt = 0;
   private lastBuildMs = 0;
   private lastSentAt = 0;
   private failing = false;
   private stopped = false;
-  /** Full reads of the cluster so far (one per etcd revision at most, whatever the number of viewers). */
+  private watchReads = 0;
+  /** Snapshots built from memory (one per revision at most, whatever the number of viewers). */
   builds = 0;
 
   constructor(private readonly options: ConsoleFeedOptions) {
     this.keys = keyLayout(options.root);
-    this.history = new HistoryTail(options.root, this.keys, options.logger);
-    this.refreshMs = options.refreshMs ?? REFRESH_MS;
+    this.idleMs = options.idleMs ?? IDLE_MS;
+    this.pushGapMs = options.pushGapMs ?? PUSH_GAP_MS;
   }
 
-  /** The snapshot, at most `refreshMs` old. */
+  /** Full reads of the cluster so far: one per start of the watch, and one per resync after compaction. */
+  get reads(): number {
+    return this.watchReads + (this.watch?.reads ?? 0);
+  }
+
+  /** True while the watch is open (someone watches, or asked within `idleMs`). */
+  get watching(): boolean {
+    return this.watch !== undefined;
+  }
+
+  /** The snapshot at the revision the watch has reached. */
   async snapshot(): Promise<ConsoleSnapshot> {
-    return (await this.current()).snapshot;
+    const watch = await this.started();
+    this.armIdle();
+    return this.build(watch).snapshot;
   }
 
   /** Tasks whose id contains `query` (case-insensitive), an exact match first. */
   async search(query: string): Promise<SearchResult> {
-    const { view } = await this.current();
+    const { state } = await this.started();
+    this.armIdle();
     const needle = query.toLowerCase();
-    const matches: TaskLocation[] = [];
-    let total = 0;
-    for (const [worker, ids] of view.assignments) {
-      for (const id of ids) {
-        if (!id.toLowerCase().includes(needle)) continue;
-        total++;
-        const location = {
-          id,
-          worker,
-          registered: view.workers.has(worker),
-          status: view.statuses.get(worker)?.get(id),
-        };
-        if (id === query) matches.unshift(location);
-        else if (matches.length < SEARCH_LIMIT) matches.push(location);
-      }
+    const found: [string, string][] = [];
+    for (const [worker, ids] of state.assignments()) {
+      for (const id of ids.keys()) if (id.toLowerCase().includes(needle)) found.push([worker, id]);
     }
-    matches.splice(SEARCH_LIMIT);
-    return { query, revision: view.revision, total, matches, moves: this.history.movesOf(query) };
+    // Exact matches first, then in key order (worker, then id), as a read of the task keys lists them.
+    const rank = ([worker, id]: [string, string]) => `${id === query ? 0 : 1}${worker}\u0000${id}`;
+    const shown = found
+      .map((match) => [rank(match), match] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, SEARCH_LIMIT);
+    const matches = shown.map(([, [worker, id]]): TaskLocation => ({
+      id,
+      worker,
+      registered: state.isRegistered(worker),
+      status: state.statusOf(worker, id),
+    }));
+    const moves = movesOf(state.records.schedules(HISTORY_TAIL), query);
+    return { query, revision: state.revision, total: found.length, matches, moves };
   }
 
   /** Streams snapshots to `response` as server-sent events until the client goes away. */
@@ -114,76 +143,143 @@ export class ConsoleFeed {
       "Cache-Control": "no-store",
       Connection: "keep-alive",
     });
-    response.write(`retry: ${this.refreshMs * 2}\n\n`);
+    response.write(`retry: ${2 * RETRY_MS}\n\n`);
     this.viewers.add(response);
-    response.once("close", () => this.viewers.delete(response));
-    if (this.latest) response.write(this.latest.event);
-    if (!this.looping) this.loop(0);
+    clearTimeout(this.idleTimer);
+    response.once("close", () => {
+      this.viewers.delete(response);
+      if (this.viewers.size === 0) {
+        clearInterval(this.keepAlive);
+        this.keepAlive = undefined;
+        this.armIdle();
+      }
+    });
+    this.keepAlive ??= setInterval(() => {
+      if (Date.now() - this.lastSentAt > KEEPALIVE_MS) this.send(": keep-alive\n\n");
+    }, KEEPALIVE_MS);
+    if (this.latest && this.latest.revision === this.watch?.state.revision) response.write(this.latest.event);
+    else this.watchForViewers();
   }
 
-  /** Ends every stream and the refresh loop. */
+  /** Ends every stream and closes the watch. */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.pushTimer);
+    clearTimeout(this.idleTimer);
+    clearInterval(this.keepAlive);
     for (const viewer of this.viewers) viewer.end();
     this.viewers.clear();
+    this.closeWatch();
   }
 
-  private async current(): Promise<Built> {
-    if (this.latest && Date.now() - this.checkedAt < this.refreshMs) return this.latest;
-    return this.refresh();
+  /** Starts the watch for the viewers (retrying while any remain) and pushes its first snapshot. */
+  private watchForViewers(): void {
+    this.started().then(
+      () => this.schedulePush(),
+      (error: unknown) => {
+        if (this.stopped || this.viewers.size === 0) return;
+        this.problem(error);
+        setTimeout(() => this.watchForViewers(), RETRY_MS).unref();
+      },
+    );
   }
 
-  /** One refresh at a time; callers that arrive meanwhile share it. */
-  private refresh(): Promise<Built> {
-    this.building ??= this.update().finally(() => {
-      this.building = undefined;
+  /** The open watch, or one started now; callers that arrive meanwhile share the start. */
+  private started(): Promise<ClusterWatch> {
+    if (this.watch) return Promise.resolve(this.watch);
+    this.starting ??= this.open().finally(() => {
+      this.starting = undefined;
     });
-    return this.building;
+    return this.starting;
   }
 
-  private async update(): Promise<Built> {
-    // One key, count only: learning the revision costs the same however large the cluster is.
-    const head = await this.options.client.kv.range({ key: Buffer.from(this.keys.plan), count_only: true });
-    this.checkedAt = Date.now();
-    if (this.latest && Number(head.header.revision) === this.latest.view.revision) return this.latest;
+  private async open(): Promise<ClusterWatch> {
+    if (this.stopped) throw new Error("the console is stopped");
+    const watch = new ClusterWatch(this.options.client, this.keys, this.options.logger);
+    watch.on("changed", () => this.changed());
+    watch.on("error", (error) => this.problem(error));
+    try {
+      await watch.start();
+    } catch (error) {
+      await watch.close();
+      throw error;
+    }
+    if (this.stopped) {
+      await watch.close();
+      throw new Error("the console is stopped");
+    }
+    this.watch = watch;
+    this.recovered();
+    if (this.viewers.size === 0) this.armIdle();
+    return watch;
+  }
+
+  private closeWatch(): void {
+    const watch = this.watch;
+    if (!watch) return;
+    this.watchReads += watch.reads;
+    this.watch = undefined;
+    this.latest = undefined;
+    void watch.close();
+  }
+
+  /** Closes the watch `idleMs` from now unless a viewer comes or someone asks again. */
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    if (this.viewers.size > 0 || this.stopped) return;
+    this.idleTimer = setTimeout(() => this.closeWatch(), this.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private changed(): void {
+    this.recovered();
+    this.schedulePush();
+  }
+
+  /** One push after a change, at least COALESCE_MS later and no sooner than the pacing allows. */
+  private schedulePush(): void {
+    if (this.pushTimer || this.viewers.size === 0 || this.stopped) return;
+    const wait = Math.max(COALESCE_MS, this.nextPushAt - Date.now());
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined;
+      if (!this.watch || this.viewers.size === 0) return;
+      const before = this.latest;
+      const built = this.build(this.watch);
+      if (built !== before) this.send(built.event);
+      this.nextPushAt = Date.now() + Math.max(this.pushGapMs, this.lastBuildMs);
+    }, wait);
+  }
+
+  private build(watch: ClusterWatch): Built {
+    const { state } = watch;
+    if (this.latest && this.latest.revision === state.revision) return this.latest;
     const started = Date.now();
-    const { client, root } = this.options;
-    const [{ view, report }, , actions] = await Promise.all([
-      readStatus(client, root, this.options.logger),
-      this.history.update(client),
-      readAudit(client, this.keys, { limit: ACTIONS_SHOWN, logger: this.options.logger }),
-    ]);
+    const report = statusReportOf(this.options.root, state);
+    const snapshot = consoleSnapshot(
+      report,
+      state.records.schedules(HISTORY_TAIL),
+      this.options.admin,
+      state.records.actions(ACTIONS_SHOWN),
+    );
+    const event = `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`;
     this.builds++;
-    const snapshot = consoleSnapshot(report, this.history.entries, this.options.admin, actions);
     this.lastBuildMs = Date.now() - started;
-    this.latest = { view, snapshot, event: `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n` };
+    this.latest = { revision: state.revision, snapshot, event };
     return this.latest;
   }
 
-  /** Refreshes and pushes while anyone watches; a slow build spaces the refreshes out. */
-  private loop(delayMs: number): void {
-    this.looping = true;
-    this.timer = setTimeout(async () => {
-      await this.push();
-      if (this.stopped || this.viewers.size === 0) this.looping = false;
-      else this.loop(Math.max(this.refreshMs, 2 * this.lastBuildMs));
-    }, delayMs);
+  private problem(error: unknown): void {
+    if (!this.failing) this.options.logger.warn({ err: error }, "console cannot read etcd");
+    this.failing = true;
+    this.send(`event: problem\ndata: ${JSON.stringify({ error: firstLine(error) })}\n\n`);
   }
 
-  private async push(): Promise<void> {
-    const before = this.latest;
-    try {
-      const built = await this.refresh();
-      if (this.failing) this.options.logger.info("console reads etcd again");
-      this.failing = false;
-      if (built !== before) this.send(built.event);
-      else if (Date.now() - this.lastSentAt > KEEPALIVE_MS) this.send(": keep-alive\n\n");
-    } catch (error) {
-      if (!this.failing) this.options.logger.warn({ err: error }, "console cannot read etcd");
-      this.failing = true;
-      this.send(`event: problem\ndata: ${JSON.stringify({ error: firstLine(error) })}\n\n`);
-    }
+  private recovered(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.options.logger.info("console reads etcd again");
+    // The page shows the problem until it gets a snapshot: send the current one even if unchanged.
+    if (this.latest) this.send(this.latest.event);
   }
 
   private send(event: string): void {

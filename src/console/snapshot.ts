@@ -1,9 +1,16 @@
 /**
- * What the console shows, built once per etcd revision from the report `escheduler status` prints
+ * What the console shows, built at most once per etcd revision from the report `escheduler status` prints
  * (pause, refusal and cordons included), plus the recent schedule history for the chart.
  */
-import type { NotRunningTask, StatusReport, WorkerReport } from "../cli/status-view.js";
+import {
+  type NotRunningTask,
+  type StatusReport,
+  statusReport,
+  type WorkerReport,
+} from "../cli/status-view.js";
+import type { ClusterState } from "../cluster-view/index.js";
 import type { AuditEntry, HistoryEntry } from "../operator/index.js";
+import { clusterReadiness } from "../readiness/index.js";
 
 /** Most not-running tasks listed (the page says how many more there are). */
 export const NOT_RUNNING_LIMIT = 500;
@@ -28,6 +35,19 @@ export type ConsoleSnapshot = Omit<StatusReport, "workers"> & {
   /** The newest operator actions with who and why (the audit trail), oldest first. */
   actions: AuditEntry[];
 };
+
+/** The report `readStatus` reads at the state's revision, built from memory (O(cluster), no I/O). */
+export function statusReportOf(root: string, state: ClusterState, now = Date.now()): StatusReport {
+  const view = state.view();
+  return statusReport(
+    root,
+    view,
+    clusterReadiness(view),
+    (worker, id) => state.groupOf(worker, id),
+    { ...state.controls(), lastSchedule: state.records.newestSchedule() },
+    now,
+  );
+}
 
 /** The snapshot of one report and the recent history; any field the report gains passes through. */
 export function consoleSnapshot(

@@ -46,33 +46,35 @@ export async function readClusterView(
   keys: KeyLayout,
   scope?: { worker: string; tasks?: boolean },
   logger: Logger = silentLogger,
+  /** Read at this revision instead of the current one. */
+  revision?: number,
 ): Promise<ClusterView> {
   // Without tasks (`tasks: false`), the view's assignments and statuses are left empty.
   const withTasks = scope?.tasks !== false;
-  const read = await readRangesPaged(client, [
-    scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
-    { key: Buffer.from(keys.barrierLeft) },
-    { key: Buffer.from(keys.plan) },
-    ...leaderRanges(keys),
-    ...(withTasks
-      ? [
-          // Payloads can be large; only the ids matter here.
-          prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
-          prefixRange(scope ? keys.workerStatusPrefix(scope.worker) : keys.statusPrefix),
-        ]
-      : []),
-  ]);
+  const read = await readRangesPaged(
+    client,
+    [
+      scope ? { key: Buffer.from(keys.worker(scope.worker)) } : prefixRange(keys.workersPrefix),
+      { key: Buffer.from(keys.barrierLeft) },
+      { key: Buffer.from(keys.plan) },
+      ...leaderRanges(keys),
+      ...(withTasks
+        ? [
+            // Payloads can be large; only the ids matter here.
+            prefixRange(scope ? keys.workerTasksPrefix(scope.worker) : keys.tasksPrefix, { keys_only: true }),
+            prefixRange(scope ? keys.workerStatusPrefix(scope.worker) : keys.statusPrefix),
+          ]
+        : []),
+    ],
+    revision === undefined ? {} : { revision },
+  );
   const [workerKvs = [], markerKvs = [], planKvs = [], candidates = [], taskKvs = [], statusKvs = []] =
     read.ranges;
 
   const workers = new Map<string, WorkerInfo>();
   for (const kv of workerKvs) {
-    const key = keyText(kv.key, logger);
-    const name = key === undefined ? undefined : keys.parseWorker(key);
-    if (name === undefined || key === undefined || !hasLease(kv, logger)) continue;
-    const unknown = { name, host: "", pid: 0, version: "", startedAt: "" };
-    const info = readRecord(workerInfoSchema, key, kv.value, logger, { repair: () => unknown }) ?? unknown;
-    workers.set(name, { ...info, name });
+    const worker = workerOf(keys, kv, logger);
+    if (worker) workers.set(worker.name, worker);
   }
   const assignments = new Map<string, string[]>();
   for (const kv of taskKvs) {
@@ -85,25 +87,17 @@ export async function readClusterView(
   }
   const statuses = new Map<string, Map<string, TaskStatus>>();
   for (const kv of statusKvs) {
-    const key = keyText(kv.key, logger);
-    const parts = key === undefined ? undefined : keys.parseStatus(key);
-    if (!parts || key === undefined || !hasLease(kv, logger)) continue;
-    const status = readRecord(taskStatusSchema, key, kv.value, logger);
-    if (!status) continue;
-    const byTask = statuses.get(parts.worker) ?? new Map<string, TaskStatus>();
-    byTask.set(parts.taskId, status);
-    statuses.set(parts.worker, byTask);
+    const entry = statusOf(keys, kv, logger);
+    if (!entry) continue;
+    const byTask = statuses.get(entry.worker) ?? new Map<string, TaskStatus>();
+    byTask.set(entry.taskId, entry.status);
+    statuses.set(entry.worker, byTask);
   }
-  // The marker's presence is what counts; an unreadable time is shown as such.
-  const barrierLeft = readRecord(barrierLeftSchema, keys.barrierLeft, markerKvs[0]?.value, logger, {
-    text: true,
-    repair: () => "(unreadable time)",
-  });
   return {
     revision: read.revision,
     leader: oldestLeased(candidates, logger)?.value.toString(),
-    barrierLeft,
-    plan: readRecord(planRecordSchema, keys.plan, planKvs[0]?.value, logger),
+    barrierLeft: barrierLeftOf(keys, markerKvs[0]?.value, logger),
+    plan: planOf(keys, planKvs[0]?.value, logger),
     workers,
     assignments,
     statuses,
@@ -124,13 +118,62 @@ export async function readLeader(
  * Masters campaign under `/R/election/` (`KeyLayout.electionCandidate`); nothing outside the root is
  * read. Every key is read (one per master): one written by hand without a lease must be skipped.
  */
-function leaderRanges(keys: KeyLayout): [IRangeRequest] {
+export function leaderRanges(keys: KeyLayout): [IRangeRequest] {
   return [prefixRange(keys.electionCandidatesPrefix)];
 }
 
+/**
+ * A registration as readiness counts it: undefined for a bad key or one without a lease; a record of the
+ * wrong shape is repaired to a bare name. Each problem gives one warning naming the key.
+ */
+export function workerOf(keys: KeyLayout, kv: LeasedKv, logger: Logger): WorkerInfo | undefined {
+  const key = keyText(kv.key, logger);
+  const name = key === undefined ? undefined : keys.parseWorker(key);
+  if (name === undefined || key === undefined || !hasLease(kv, logger)) return undefined;
+  const unknown = { name, host: "", pid: 0, version: "", startedAt: "" };
+  const info = readRecord(workerInfoSchema, key, kv.value, logger, { repair: () => unknown }) ?? unknown;
+  return { ...info, name };
+}
+
+/** A task's status as readiness counts it: undefined for a bad key, a key without a lease or a bad record. */
+export function statusOf(
+  keys: KeyLayout,
+  kv: LeasedKv,
+  logger: Logger,
+): { worker: string; taskId: string; status: TaskStatus } | undefined {
+  const key = keyText(kv.key, logger);
+  const parts = key === undefined ? undefined : keys.parseStatus(key);
+  if (!parts || key === undefined || !hasLease(kv, logger)) return undefined;
+  const status = readRecord(taskStatusSchema, key, kv.value, logger);
+  return status && { ...parts, status };
+}
+
+/** The marker's presence is what counts; an unreadable time is shown as such. */
+export function barrierLeftOf(keys: KeyLayout, value: RecordValue, logger: Logger): string | undefined {
+  return readRecord(barrierLeftSchema, keys.barrierLeft, value, logger, {
+    text: true,
+    repair: () => "(unreadable time)",
+  });
+}
+
+export function planOf(keys: KeyLayout, value: RecordValue, logger: Logger): PlanRecord | undefined {
+  return readRecord(planRecordSchema, keys.plan, value, logger);
+}
+
+type RecordValue = Buffer | string | undefined;
+/** What a key-value read from etcd (or held in memory) carries. */
+export interface LeasedKv {
+  key: Buffer | string;
+  value: Buffer | string;
+  lease: string;
+}
+
 /** The oldest campaign key under a lease wins, as in etcd's election recipe. */
-function oldestLeased(candidates: IKeyValue[], logger: Logger): IKeyValue | undefined {
-  let best: IKeyValue | undefined;
+export function oldestLeased<T extends LeasedKv & { create_revision: string | number }>(
+  candidates: Iterable<T>,
+  logger: Logger,
+): T | undefined {
+  let best: T | undefined;
   for (const kv of candidates) {
     if (!hasLease(kv, logger)) continue;
     if (!best || BigInt(kv.create_revision) < BigInt(best.create_revision)) best = kv;

@@ -1,3 +1,14 @@
-export { type ClusterView, readClusterView, readLeader } from "./cluster-view.js";
+export {
+  barrierLeftOf,
+  type ClusterView,
+  type LeasedKv,
+  leaderRanges,
+  oldestLeased,
+  planOf,
+  readClusterView,
+  readLeader,
+  statusOf,
+  workerOf,
+} from "./cluster-view.js";
 export { clusterReadiness, type Readiness, shareReadiness, workerReadiness } from "./readiness.js";
 export { isWorkerReady } from "./worker-ready.js";

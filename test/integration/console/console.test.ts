@@ -46,13 +46,17 @@ async function seed(
   }
 }
 
-/** A feed over the test's root. */
-function feedOver(space: ReturnType<typeof testSpace>, options: { admin: boolean; refreshMs?: number }) {
-  return new ConsoleFeed({ client: space.client, root: space.root, logger, ...options });
+const feeds: ConsoleFeed[] = [];
+/** A feed over the test's root, stopped after the test. */
+function feedOver(space: ReturnType<typeof testSpace>, options: { admin: boolean }) {
+  const feed = new ConsoleFeed({ client: space.client, root: space.root, logger, ...options });
+  feeds.push(feed);
+  return feed;
 }
 
 const endpoints: HttpEndpoint[] = [];
 afterEach(async () => {
+  for (const feed of feeds.splice(0)) feed.stop();
   await Promise.all(endpoints.splice(0).map((endpoint) => endpoint.close()));
 });
 
@@ -90,14 +94,15 @@ async function serveConsole(space: ReturnType<typeof testSpace>, admin?: { token
 }
 
 describe("ConsoleFeed", () => {
-  it("serves every viewer asking at once, and again within the refresh period, from one read", async () => {
+  it("serves every viewer asking at once, and again while nothing changed, from one read and one build", async () => {
     const space = testSpace("console-feed");
     await seed(space.client, space.keys, 3, 30);
-    const feed = feedOver(space, { admin: false, refreshMs: 60_000 });
+    const feed = feedOver(space, { admin: false });
 
     const snapshots = await Promise.all(Array.from({ length: 25 }, () => feed.snapshot()));
     const again = await feed.snapshot();
 
+    expect(feed.reads).toBe(1);
     expect(feed.builds).toBe(1);
     expect(new Set([...snapshots, again])).toEqual(new Set([again]));
     expect(again.totals).toEqual({ workers: 3, tasks: 30, notRunning: 1, groups: ["g0", "g1"] });
@@ -106,10 +111,10 @@ describe("ConsoleFeed", () => {
     ]);
   });
 
-  it("rebuilds once the revision moved: a worker's leave shows in the next snapshot", async () => {
+  it("rebuilds from its watch once the revision moved: a worker's leave shows in the next snapshot", async () => {
     const space = testSpace("console-change");
     await seed(space.client, space.keys, 3, 30);
-    const feed = feedOver(space, { admin: false, refreshMs: 10 });
+    const feed = feedOver(space, { admin: false });
     const before = await feed.snapshot();
 
     await space.client.delete().key(space.keys.worker("w3"));
@@ -120,6 +125,8 @@ describe("ConsoleFeed", () => {
 
     expect(changed.revision).toBeGreaterThan(before.revision);
     expect(feed.builds).toBeGreaterThanOrEqual(2);
+    // The change came through the watch: the cluster was read once, at the start.
+    expect(feed.reads).toBe(1);
     expect(changed.workers.find((w) => w.name === "w3")).toMatchObject({ registered: false, tasks: 10 });
     // The balance is the registered workers': the gone worker's 10 tasks do not raise their mean.
     expect(changed.balance).toEqual({ min: 10, max: 10, mean: 10 });
@@ -169,7 +176,7 @@ describe("the schedule history in the console", () => {
     await space.client
       .put(space.keys.history(10))
       .value(JSON.stringify(record(since, [{ id: "task-1", to: "w2" }])));
-    const feed = feedOver(space, { admin: false, refreshMs: 10 });
+    const feed = feedOver(space, { admin: false });
     const first = await feed.snapshot();
 
     await space.client
@@ -202,7 +209,7 @@ describe("operator actions", () => {
     const space = testSpace("console-ops");
     await seed(space.client, space.keys, 2, 4);
     const run = operatorActions(space.client, space.root);
-    const feed = feedOver(space, { admin: true, refreshMs: 10 });
+    const feed = feedOver(space, { admin: true });
 
     await run("cordon", { worker: "w1", reason: "disk" });
     await run("pause", { reason: "incident" });
