@@ -1,7 +1,7 @@
 /**
  * One console in a process of its own, so the bench reads its memory alone:
  * `node --import tsx bench/console-host.ts <watch|polling> <etcd endpoints> <root>`. It serves
- * `/events` (the snapshot stream), `/search?q=` and `/stats` ({reads, rssMB, peakMB}) on a loopback
+ * `/events` (the snapshot stream), `/search?q=` and `/stats` ({reads, rssMB, peakMB, heapMB}) on a loopback
  * port it prints as `{"port": N}`, and exits on SIGTERM.
  */
 import { createServer } from "node:http";
@@ -28,7 +28,10 @@ const server = createServer((request, response) => {
     void feed.search(url.searchParams.get("q") ?? "").then(reply);
     return;
   }
-  reply({ reads: feed.reads, rssMB: rssMB(), peakMB: peakMB(process.pid) });
+  // The heap after a full collection: what the console keeps (run with --expose-gc).
+  (globalThis as { gc?: () => void }).gc?.();
+  const heapMB = process.memoryUsage().heapUsed / 2 ** 20;
+  reply({ reads: feed.reads, rssMB: rssMB(), peakMB: peakMB(process.pid), heapMB });
 });
 server.listen(0, "127.0.0.1", () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);

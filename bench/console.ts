@@ -33,6 +33,7 @@ interface Figures {
   reads: number;
   rssMB: number;
   peakMB: number;
+  heapMB: number;
   snapshotKiB: number;
   searchMs?: number;
 }
@@ -103,6 +104,12 @@ function rows(watch: Figures, polling: Figures): BenchRow[] {
       baseline: { name: "polling console", value: polling.rssMB },
     },
     {
+      name: `console process heap after a full GC (what it keeps), ${scale}`,
+      value: watch.heapMB,
+      unit: "MB",
+      baseline: { name: "polling console", value: polling.heapMB },
+    },
+    {
       name: `console process peak RSS, ${scale}`,
       value: watch.peakMB,
       unit: "MB",
@@ -119,9 +126,13 @@ async function measure(
   keys: KeyLayout,
   lease: string,
 ): Promise<Figures> {
-  const host = spawn(process.execPath, ["--import", "tsx", HOST, mode, endpoints.join(","), keys.root], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const host = spawn(
+    process.execPath,
+    ["--expose-gc", "--import", "tsx", HOST, mode, endpoints.join(","), keys.root],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   try {
     const [line] = (await once(createInterface({ input: host.stdout! }), "line")) as [string];
     const base = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`;
@@ -136,6 +147,7 @@ async function measure(
       reads: 0,
       rssMB: 0,
       peakMB: 0,
+      heapMB: 0,
       snapshotKiB: 0,
     };
     for (let i = 0; i < CHANGES; i++) {

@@ -21,7 +21,7 @@ import { type ConsoleSnapshot, consoleSnapshot, statusReportOf } from "./snapsho
 
 /** How long the watch stays open after the last viewer left or the last question. */
 export const IDLE_MS = 60_000;
-/** Least time between two pushes; a build that takes longer spaces them by its own length. */
+/** Least time between two pushes; a slow build spaces them to twice its length. */
 export const PUSH_GAP_MS = 200;
 /** Events arriving this close together (a schedule's transactions) make one snapshot. */
 const COALESCE_MS = 20;
@@ -246,7 +246,8 @@ export class ConsoleFeed {
       const before = this.latest;
       const built = this.build(this.watch);
       if (built !== before) this.send(built.event);
-      this.nextPushAt = Date.now() + Math.max(this.pushGapMs, this.lastBuildMs);
+      // Builds take at most a third of the process's time however fast events come.
+      this.nextPushAt = Date.now() + Math.max(this.pushGapMs, 2 * this.lastBuildMs);
     }, wait);
   }
 

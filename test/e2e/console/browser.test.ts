@@ -51,7 +51,7 @@ async function waitForFleet(page: Page, workers: string[], timeoutMs: number): P
 }
 
 describe("the web console in headless Chromium", () => {
-  it("shows the fleet live, follows a killed worker within TTL + 5 s, and runs actions only with the token", async () => {
+  it("shows the fleet live, follows a killed worker within TTL + 5 s and a change within 2 s, and runs actions only with the token", async () => {
     const cluster = await Cluster.create({ tasks: unitTasks(30), ttl: `${TTL_MS / 1000}s` });
     const master = await cluster.startMaster("m1"); // with --http-admin and cluster.adminToken
     for (const name of ["w1", "w2", "w3"]) cluster.startWorker(name);
@@ -94,6 +94,18 @@ describe("the web console in headless Chromium", () => {
     expect(JSON.parse((await cluster.client.get(cluster.keys.cordon("w1")).string()) ?? "{}")).toMatchObject({
       mode: "cordon",
     });
+    // A change written straight to etcd shows on the page within the issue's 2 s (watch, push, render).
+    const writtenAt = Date.now();
+    await cluster.client
+      .put(cluster.keys.cordon("w2"))
+      .value(JSON.stringify({ mode: "cordon", by: "ops", at: new Date().toISOString() }));
+    await waitFor(
+      "w2 shown as cordoned",
+      async () => (await page.textContent('tr[data-worker="w2"] td:nth-child(2)')) === "cordon by ops",
+      5_000,
+      50,
+    );
+    expect(Date.now() - writtenAt).toBeLessThan(2_000);
     expect(pageErrors).toEqual([]);
     // Self-contained: everything the page loads comes from the master (no CDN, no font service).
     expect(requested).toContain(`http://${master.http}/console/console.js`);
