@@ -7,22 +7,30 @@
  * root in the same round; then the time until every task runs, as the workers report it, and etcd Txn
  * calls per side. Rounds alternate which side goes first; the figures are medians over the rounds, with
  * the load average beside them. Alone: `npm run bench -- first-schedule` or `npx tsx bench/first-schedule.ts`.
+ * Each round also says how the master's transactions went in the window (bench/txn-timeline.ts).
+ * To tell the master's share of the window from the workers': FIRST_SCHEDULE_IDLE=1 registers the
+ * workers only (lease keys, no worker process: nothing claims or reports), and FIRST_SCHEDULE_WORKER_NICE=19
+ * runs the worker processes at that nice level (their CPU then yields to etcd and the master, as on a
+ * fleet where each worker has its own machine). Neither is part of the measured row.
  */
-import { loadavg } from "node:os";
+import { loadavg, setPriority } from "node:os";
 import { pathToFileURL } from "node:url";
 import type { Etcd3 } from "etcd3";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { Master, type ScheduleResult } from "../src/master/index.js";
-import { createEtcdClient, type KeyLayout, type Task } from "../src/node/index.js";
+import { createEtcdClient, type KeyLayout, LeaseSession, type Task } from "../src/node/index.js";
 import { Host, type HostReport } from "./fleet-scale.js";
 import { cpuMs, txnCalls } from "./process-stats.js";
 import { freshRoot, IN_FLIGHT, rawWrite, TASKS, TXN_OPS, WORKERS } from "./master.js";
 import { type BenchRow, printReport } from "./report.js";
+import { TxnTimeline, txnText, type TxnWindow } from "./txn-timeline.js";
 
 const ROUNDS = Number(process.env.FIRST_SCHEDULE_ROUNDS ?? 3);
 const TASK_COUNT = Number(process.env.FIRST_SCHEDULE_TASKS ?? TASKS);
 const TTL_MS = 10_000;
 const LIMIT_MS = 180_000;
+const IDLE = process.env.FIRST_SCHEDULE_IDLE === "1";
+const WORKER_NICE = process.env.FIRST_SCHEDULE_WORKER_NICE;
 
 interface Cpu {
   etcd: number;
@@ -36,6 +44,8 @@ interface Round {
   /** First task key → every task running, as the workers report it. */
   allRunningMs: number;
   rawMs: number;
+  /** The master's transactions in the window. */
+  txns: TxnWindow;
   /** Master start → first task key: election, generator, read and plan. */
   beforeFirstKeyMs: number;
   /** etcd Txn calls between master start and `/R/plan`: the master's own, and everyone's. */
@@ -78,7 +88,7 @@ export async function benchFirstSchedule(endpoints: string[], etcdPid?: number):
       if (round % 2 === 1) await raw();
       rounds.push({ ...measured, rawMs, load });
       console.error(
-        `first-schedule round ${round + 1}: schedule ${measured.scheduleMs.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms (raw/schedule ${(rawMs / measured.scheduleMs).toFixed(2)}×), all running ${measured.allRunningMs.toFixed(0)} ms, Txn master ${measured.masterTxns} / all ${measured.totalTxns}, ${cpuText(measured)}, first start CPU ${cpuSeconds(measured.firstStartCpu)}, load ${load.toFixed(1)}`,
+        `first-schedule round ${round + 1}: schedule ${measured.scheduleMs.toFixed(0)} ms, raw ${rawMs.toFixed(0)} ms (raw/schedule ${(rawMs / measured.scheduleMs).toFixed(2)}×), all running ${measured.allRunningMs.toFixed(0)} ms, Txn master ${measured.masterTxns} / all ${measured.totalTxns}, ${txnText(measured.txns)}, ${cpuText(measured)}, first start CPU ${cpuSeconds(measured.firstStartCpu)}, load ${load.toFixed(1)}`,
       );
     }
   } finally {
@@ -92,15 +102,24 @@ function rows(rounds: Round[]): BenchRow[] {
   const ratio = at((round) => round.rawMs / round.scheduleMs);
   const scheduleMs = at((round) => round.scheduleMs);
   const loads = rounds.map((round) => round.load.toFixed(1)).join(" / ");
-  const size = `${TASK_COUNT} tasks × ${WORKERS.length} running workers`;
-  const phases = `master start → first key ${at((round) => round.beforeFirstKeyMs).toFixed(0)} ms; ${cpuText({
-    scheduleMs,
-    cpu: {
-      etcd: at((round) => round.cpu.etcd),
-      master: at((round) => round.cpu.master),
-      workers: at((round) => round.cpu.workers),
+  const size = `${TASK_COUNT} tasks × ${WORKERS.length} ${IDLE ? "registered (idle) workers" : WORKER_NICE ? `running workers at nice ${WORKER_NICE}` : "running workers"}`;
+  const txns = txnText({
+    txns: at((round) => round.txns.txns),
+    p50Ms: at((round) => round.txns.p50Ms),
+    p90Ms: at((round) => round.txns.p90Ms),
+    meanInFlight: at((round) => round.txns.meanInFlight),
+    tailMs: at((round) => round.txns.tailMs),
+  });
+  const phases = `master start → first key ${at((round) => round.beforeFirstKeyMs).toFixed(0)} ms; ${txns}; ${cpuText(
+    {
+      scheduleMs,
+      cpu: {
+        etcd: at((round) => round.cpu.etcd),
+        master: at((round) => round.cpu.master),
+        workers: at((round) => round.cpu.workers),
+      },
     },
-  })}`;
+  )}`;
   const rawTxns = Math.ceil(TASK_COUNT / TXN_OPS);
   return [
     {
@@ -140,7 +159,12 @@ async function scheduleOntoRunningWorkers(
   keys: KeyLayout,
   tasks: Task[],
 ): Promise<Omit<Round, "rawMs" | "load">> {
-  const hosts = WORKERS.map(
+  // FIRST_SCHEDULE_IDLE: the workers' registrations only, held by this process.
+  const registrations = IDLE ? await LeaseSession.grant(client, { ttlMs: 30_000 }) : undefined;
+  for (const name of registrations ? WORKERS : []) {
+    await registrations?.lease.put(keys.worker(name)).value(JSON.stringify({ name }));
+  }
+  const hosts = (IDLE ? [] : WORKERS).map(
     (name) =>
       new Host(
         {
@@ -155,7 +179,7 @@ async function scheduleOntoRunningWorkers(
   );
   const sum = (field: keyof HostReport) => hosts.reduce((total, host) => total + host.latest[field], 0);
   const masterClient = createEtcdClient({ etcd: endpoints });
-  const countTxns = countingTxns(masterClient);
+  const timeline = new TxnTimeline(masterClient);
   const master = new Master({
     client: masterClient,
     root: keys.root,
@@ -167,7 +191,8 @@ async function scheduleOntoRunningWorkers(
   try {
     await Promise.all(hosts.map((host) => host.ready));
     for (const host of hosts) host.go();
-    await until("every worker registered", () => sum("registered") === WORKERS.length);
+    await until("every worker registered", () => IDLE || sum("registered") === WORKERS.length);
+    for (const host of WORKER_NICE ? hosts : []) setPriority(host.child.pid ?? 0, Number(WORKER_NICE));
     console.error("first-schedule: workers registered; electing the master…");
     const revision = Number((await client.get(keys.plan).exec()).header.revision);
     const firstKey = firstPut(client, keys.tasksPrefix, "prefix", revision);
@@ -191,13 +216,14 @@ async function scheduleOntoRunningWorkers(
     const cpuAtFirst = cpu();
     const plan = await unlessFailed(planWritten.at);
     const cpuAtPlan = cpu();
-    const masterTxns = countTxns();
+    const masterTxns = timeline.count;
     const totalTxns = (await txnCalls(metrics)) - txnsBefore;
     const result = await scheduled;
+    const txns = timeline.window(first, plan);
     console.error("first-schedule: scheduled; waiting for every task to run…");
     await until(
       "every task running",
-      () => sum("running") === tasks.length && sum("assigned") === tasks.length,
+      () => IDLE || (sum("running") === tasks.length && sum("assigned") === tasks.length),
     );
     const allRunningAt = performance.now();
     const cpuAtAllRunning = cpu();
@@ -207,6 +233,7 @@ async function scheduleOntoRunningWorkers(
       allRunningMs: allRunningAt - first,
       beforeFirstKeyMs: first - startedAt,
       masterTxns,
+      txns,
       totalTxns,
       allRunningTxns,
       cpu: cpuBetween(cpuAtFirst, cpuAtPlan),
@@ -215,6 +242,7 @@ async function scheduleOntoRunningWorkers(
     };
   } finally {
     await master.stop();
+    await registrations?.close();
     masterClient.close();
     await Promise.all(
       hosts.map(
@@ -246,17 +274,6 @@ function firstPut(
   // Cancelled at the first put, so the rest of the schedule's events are not decoded here.
   void at.finally(() => watcher.cancel().catch(() => undefined)).catch(() => undefined);
   return { at };
-}
-
-/** Counts the client's Txn calls (every fenced write and claim goes through `kv.txn`). */
-function countingTxns(client: Etcd3): () => number {
-  let count = 0;
-  const txn = client.kv.txn.bind(client.kv);
-  client.kv.txn = (...args: Parameters<typeof txn>) => {
-    count++;
-    return txn(...args);
-  };
-  return () => count;
 }
 
 function cpuBetween(before: Cpu, after: Cpu): Cpu {

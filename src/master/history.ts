@@ -53,13 +53,55 @@ export function taskChanges(
   return { moved, removed, added };
 }
 
+interface Listed {
+  count: number;
+  listed: HistoryMove[];
+}
+
+/**
+ * `taskChanges` counted, each kind listing at most `limit` changes (its first ones, in its order): a
+ * history record keeps 100, and a first schedule of 50,000 tasks need not build 50,000 of them.
+ */
+function listedChanges(
+  current: CurrentAssignment,
+  target: Plan | undefined,
+  limit: number,
+): { moved: Listed; removed: Listed; added: Listed } {
+  const moved: Listed = { count: 0, listed: [] };
+  const removed: Listed = { count: 0, listed: [] };
+  const added: Listed = { count: 0, listed: [] };
+  const note = (kind: Listed, change: HistoryMove) => {
+    kind.count++;
+    if (kind.listed.length < limit) kind.listed.push(change);
+  };
+  const before = new Map<string, string>();
+  for (const [worker, ids] of current) for (const id of ids.keys()) before.set(id, worker);
+  const placements = Object.entries(target?.assignment ?? {});
+  if (before.size === 0) {
+    // Nothing assigned yet (a first schedule): every placement is an addition.
+    for (const [worker, ids] of placements) for (const id of ids) note(added, { id, to: worker });
+    return { moved, removed, added };
+  }
+  const after = new Map<string, string>();
+  for (const [worker, ids] of placements) for (const id of ids) after.set(id, worker);
+  for (const [id, from] of before) {
+    const to = after.get(id);
+    if (to === undefined) note(removed, { id, from });
+    else if (to !== from) note(moved, { id, from, to });
+  }
+  for (const [id, to] of after) if (!before.has(id)) note(added, { id, to });
+  return { moved, removed, added };
+}
+
 /** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
 export function historyRecord(facts: HistoryFacts): HistoryRecord {
-  const { moved, removed, added } = taskChanges(facts.current, facts.target);
-  const changes = [...moved, ...removed, ...added].map((change) => {
-    const why = change.from === undefined ? undefined : facts.why?.get(change.id);
-    return why === undefined ? change : { ...change, why };
-  });
+  const { moved, removed, added } = listedChanges(facts.current, facts.target, HISTORY_MOVES_LIMIT);
+  const changes = [...moved.listed, ...removed.listed, ...added.listed]
+    .slice(0, HISTORY_MOVES_LIMIT)
+    .map((change) => {
+      const why = change.from === undefined ? undefined : facts.why?.get(change.id);
+      return why === undefined ? change : { ...change, why };
+    });
   return {
     at: new Date().toISOString(),
     leader: facts.leader,
@@ -69,13 +111,13 @@ export function historyRecord(facts: HistoryFacts): HistoryRecord {
     reasons: facts.reasons,
     workers: facts.workers,
     tasks: facts.tasks,
-    added: added.length,
-    removed: removed.length,
-    moved: moved.length,
+    added: added.count,
+    removed: removed.count,
+    moved: moved.count,
     unassigned: facts.target ? facts.target.unassigned.length : facts.tasks,
     ...unassignedSummary(facts.target, facts.taskIds ?? [], HISTORY_UNASSIGNED_LIMIT),
-    moves: changes.slice(0, HISTORY_MOVES_LIMIT),
-    ...(changes.length > HISTORY_MOVES_LIMIT ? { movesTruncated: true } : {}),
+    moves: changes,
+    ...(moved.count + removed.count + added.count > HISTORY_MOVES_LIMIT ? { movesTruncated: true } : {}),
   };
 }
 
@@ -90,6 +132,20 @@ export async function historyWrites(
   record: HistoryRecord,
   limit = HISTORY_LIMIT,
 ): Promise<WriteOp[]> {
+  return [...(await historyTrims(client, keys, revision, limit)), historyPut(keys, revision, record)];
+}
+
+/**
+ * The deletes of the oldest records beyond HISTORY_LIMIT once a record at `revision` is added (one
+ * keys-only read). Only the leader writes history, so a schedule may read them while its task writes are
+ * in flight and commit them with its record afterwards.
+ */
+export async function historyTrims(
+  client: Etcd3,
+  keys: KeyLayout,
+  revision: number,
+  limit = HISTORY_LIMIT,
+): Promise<WriteOp[]> {
   const key = keys.history(revision);
   const existing = await client
     .getAll()
@@ -101,8 +157,10 @@ export async function historyWrites(
   const older = existing.filter((stored) => stored !== key && keys.parseHistory(stored) !== undefined);
   // Bounded so the plan's transaction stays within etcd's operation limit even after a lowered limit.
   const excess = Math.min(MAX_TRIM_PER_WRITE, Math.max(0, older.length + 1 - limit));
-  return [
-    ...older.slice(0, excess).map((stale): WriteOp => ({ type: "delete", key: stale })),
-    { type: "put", key, value: JSON.stringify(record) },
-  ];
+  return older.slice(0, excess).map((stale): WriteOp => ({ type: "delete", key: stale }));
+}
+
+/** The put of `record` at `revision`. */
+export function historyPut(keys: KeyLayout, revision: number, record: HistoryRecord): WriteOp {
+  return { type: "put", key: keys.history(revision), value: JSON.stringify(record) };
 }

@@ -13,7 +13,7 @@ import { type Generator, generateTasks } from "./generator.js";
 import { checkRemoval } from "./guard.js";
 import type { HandoffGate } from "./handoff.js";
 import type { MoveRecord } from "./move-record.js";
-import { historyRecord, historyWrites } from "./history.js";
+import { historyPut, historyRecord, historyTrims, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
 import type { ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
@@ -223,24 +223,19 @@ async function applySchedule(
     throw pausedError(controls.paused);
   }
   const history = (outcome: HistoryRecord["outcome"], refusal?: string) =>
-    historyWrites(
-      context.client,
-      keys,
-      revision,
-      historyRecord({
-        leader: context.leader,
-        epoch: context.epoch,
-        reasons,
-        outcome,
-        refusal,
-        workers: workers.map((worker) => worker.name),
-        tasks: tasks.length,
-        taskIds,
-        current,
-        target,
-        why: preview.why,
-      }),
-    );
+    historyRecord({
+      leader: context.leader,
+      epoch: context.epoch,
+      reasons,
+      outcome,
+      refusal,
+      workers: workers.map((worker) => worker.name),
+      tasks: tasks.length,
+      taskIds,
+      current,
+      target,
+      why: preview.why,
+    });
   const guard = checkRemoval(
     current,
     tasks,
@@ -249,7 +244,8 @@ async function applySchedule(
     context.handoffs?.held().keys(),
   );
   if (guard.refusal) {
-    await writer.commit(await history("refused", guard.refusal), { unlessPaused: true });
+    const refused = history("refused", guard.refusal);
+    await writer.commit(await historyWrites(context.client, keys, revision, refused), { unlessPaused: true });
     throw new EschedulerError("ERR_REMOVAL_GUARD", guard.refusal);
   }
 
@@ -257,6 +253,10 @@ async function applySchedule(
   const { moves, removals, puts } = context.pacer
     ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
     : { moves: [], removals: changes.removals, puts: changes.puts };
+  // Only the leader writes history: its trims are read while the task writes are in flight, not after them
+  // (awaited once they are written; a schedule stopped before then never needs them).
+  const trims = historyTrims(context.client, keys, revision);
+  trims.catch(() => undefined);
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
@@ -276,7 +276,11 @@ async function applySchedule(
     ...(context.failures ? { restart: context.failures.defaults } : {}),
     ...(preview.ignoredPins.length > 0 ? { ignoredPins: preview.ignoredPins } : {}),
   };
-  const historyOps = [...(await history("applied")), ...holding.holdWrites(keys, preview.holds)];
+  const historyOps = [
+    ...(await trims),
+    historyPut(keys, revision, history("applied")),
+    ...holding.holdWrites(keys, preview.holds),
+  ];
   signal.throwIfAborted();
   const planRevision = await writer.commit(
     [{ type: "put", key: keys.plan, value: JSON.stringify(record) }, ...historyOps],

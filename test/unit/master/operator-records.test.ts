@@ -1,8 +1,9 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Plan } from "../../../src/balancer/index.js";
 import type { CurrentAssignment } from "../../../src/master/changes.js";
 import { checkRemoval } from "../../../src/master/guard.js";
-import { HISTORY_MOVES_LIMIT, historyRecord } from "../../../src/master/history.js";
+import { HISTORY_MOVES_LIMIT, historyRecord, taskChanges } from "../../../src/master/history.js";
 import type { ValidTask } from "../../../src/master/validation.js";
 
 const current = (assignment: Record<string, string[]>): CurrentAssignment =>
@@ -87,5 +88,44 @@ describe("history record", () => {
     });
     expect(record.moves).toHaveLength(HISTORY_MOVES_LIMIT);
     expect(record).toMatchObject({ removed: 150, movesTruncated: true, refusal: "removal guard: …" });
+  });
+
+  it("lists the first 100 of every change, moves then removals then additions, and counts them all", () => {
+    // The record lists at most 100 changes without building one per task (a first schedule has 50,000).
+    const assignment = fc.dictionary(
+      fc.constantFrom("w1", "w2", "w3", "gone"),
+      fc.uniqueArray(
+        fc.integer({ min: 0, max: 300 }).map((n) => `t${n}`),
+        { maxLength: 150 },
+      ),
+    );
+    const unique = (byWorker: Record<string, string[]>) => {
+      const seen = new Set<string>();
+      return Object.fromEntries(
+        Object.entries(byWorker).map(([worker, ids]) => [
+          worker,
+          ids.filter((id) => !seen.has(id) && seen.add(id)),
+        ]),
+      );
+    };
+    fc.assert(
+      fc.property(assignment, fc.option(assignment, { nil: undefined }), (before, after) => {
+        const facts = { current: current(unique(before)), target: after && target(unique(after)) };
+        const record = historyRecord({
+          ...facts,
+          leader: "m",
+          epoch: 1,
+          reasons: [],
+          outcome: "applied",
+          workers: [],
+          tasks: 0,
+        });
+        const { moved, removed, added } = taskChanges(facts.current, facts.target);
+        const all = [...moved, ...removed, ...added];
+        expect(record).toMatchObject({ moved: moved.length, removed: removed.length, added: added.length });
+        expect(record.moves).toEqual(all.slice(0, HISTORY_MOVES_LIMIT));
+        expect(record.movesTruncated).toBe(all.length > HISTORY_MOVES_LIMIT ? true : undefined);
+      }),
+    );
   });
 });
