@@ -30,7 +30,7 @@ export async function runMaster(options: Record<string, unknown>): Promise<numbe
   const admin = token === undefined ? undefined : { token, run: operatorActions(client, config.root) };
   let webConsole: WebConsole | undefined;
   try {
-    // The console reads etcd only while a page is open; it serves at GET / of --http.
+    // The console watches etcd only while a page is open (or was asked within a minute); it serves at GET / of --http.
     if (config.http) webConsole = createConsole({ client, root: config.root, logger, admin });
     const master = new Master({
       client,

@@ -11,7 +11,7 @@ export { ADMIN_ACTIONS, type AdminAction, type AdminRequest, type ConsoleAdmin }
 export interface WebConsole {
   /** For `HttpHandlers.console`. */
   routes: NonNullable<HttpHandlers["console"]>;
-  /** Ends the event streams and the refresh loop. */
+  /** Ends the event streams and closes the watch. */
   stop(): void;
 }
 
