@@ -157,6 +157,10 @@ export class KeyLayout {
   get viewMark(): string {
     return `${this.prefix}view-mark`;
   }
+  /** The freshness mark's twin, written with it, in the view's other watched range (before the controls' keys). */
+  get controlsMark(): string {
+    return `${this.prefix}controls-mark`;
+  }
   /** Slot i of the workers stepped aside for an unsteady lease (i < half the workers), under that worker's lease. */
   unsteadySlot(index: number): string {
     return `${this.prefix}unsteady/${index}`;

@@ -7,3 +7,10 @@ export {
   type ResyncEvent,
   type WatchChange,
 } from "./prefix-watcher.js";
+export {
+  type RangesSink,
+  RangesWatcher,
+  type RangesWatcherOptions,
+  type WatchedRange,
+} from "./ranges-watcher.js";
+export { type RevisionBatch, RevisionMerge } from "./revision-merge.js";

@@ -1,23 +1,31 @@
 /**
  * The master's watch-fed view: one revision-consistent cache of the workers, the assignment and the
- * operator's controls (the ranges of `assignmentRanges`), fed by ONE compaction-safe watch of the whole
- * root, as Kubernetes informers do.
+ * operator's controls (the ranges of `assignmentRanges`), fed by a compaction-safe watch of two key
+ * ranges that hold them all (`viewWatchRanges`) and leave out the claims' keys (statuses, run locks,
+ * worker slots: two thirds of a first start's writes), merged into one revision order.
  *
  * Invariant: the view at revision r equals etcd's range read of those ranges at r. It holds because the
- * view starts from a read at r0, applies each revision's events after r0 in revision order from a single
- * watch stream (so no range runs ahead of another), and on compaction, a lost history or a replaced
- * cluster it is replaced at once by a fresh read (PrefixWatcher's resync).
+ * view starts from a read at r0 and applies each revision's events after r0 in revision order, a
+ * revision only once both watches have delivered past it (`RevisionMerge`), so no range runs ahead of
+ * another; on compaction, a lost history or a replaced cluster it is replaced at once by a fresh read.
  *
  * Freshness: a consumer that must see every write up to revision f asks `atLeast(f)`, which resolves only
  * once the view has applied every event ≤ f; it never answers from older state. The wait ends for certain
- * only when f is the revision of an event under the root (the watch then delivers it): a schedule gets
- * such an f by writing its fenced freshness mark (`readFresh`), never from a read's header revision,
- * which may be another root's write. A view that does not get there in time makes the schedule read etcd.
+ * only when f is the revision of a write into BOTH watched ranges (each watch then delivers it): a
+ * schedule gets such an f by writing its fenced freshness mark (`readFresh`: `/R/view-mark` and
+ * `/R/controls-mark` in one transaction), never from a read's header revision, which may be a write
+ * outside the ranges. A view that does not get there in time makes the schedule read etcd.
  */
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../../errors.js";
-import { type KeyLayout, type Logger, readRangesPaged, silentLogger } from "../../node/index.js";
-import { PrefixWatcher } from "../../watcher/index.js";
+import {
+  type KeyLayout,
+  type Logger,
+  prefixRangeEnd,
+  readRangesPaged,
+  silentLogger,
+} from "../../node/index.js";
+import { RangesWatcher, type WatchedRange } from "../../watcher/index.js";
 import type { WriteOp } from "../batches.js";
 import {
   type AssignmentRead,
@@ -25,10 +33,23 @@ import {
   parseAssignment,
   readAssignment,
 } from "../read-assignment.js";
-import { RangeState, type ViewKv } from "./range-state.js";
+import { RangeState, type ViewEvent, type ViewKv } from "./range-state.js";
 
 /** How long a schedule waits for the view to reach its mark before it reads etcd instead. */
 export const VIEW_FRESHNESS_TIMEOUT_MS = 5_000;
+
+/**
+ * The two key ranges the view watches: from the controls' mark through the pins (cordons, draining
+ * marks, the pause, holds, pins; also the few election, history and move keys in between), and from the
+ * task keys to the end of the root (tasks, the freshness mark, registrations). Between them lie the run
+ * locks, the slots and the statuses, which etcd then never sends the master's view.
+ */
+export function viewWatchRanges(keys: KeyLayout): WatchedRange[] {
+  return [
+    { key: Buffer.from(keys.controlsMark), range_end: prefixRangeEnd(keys.pinsPrefix) },
+    { key: Buffer.from(keys.tasksPrefix), range_end: prefixRangeEnd(keys.prefix) },
+  ];
+}
 
 interface Waiter {
   revision: number;
@@ -41,7 +62,7 @@ export interface MasterViewOptions {
 
 export class MasterView {
   private readonly state: RangeState;
-  private readonly watcher: PrefixWatcher;
+  private readonly watcher: RangesWatcher<ViewEvent>;
   private readonly waiters = new Set<Waiter>();
   private readonly logger: Logger;
   private resyncs = 0;
@@ -53,11 +74,10 @@ export class MasterView {
   ) {
     this.logger = options.logger ?? silentLogger;
     this.state = new RangeState(assignmentRanges(keys));
-    this.watcher = new PrefixWatcher(client, keys.prefix, {
+    this.watcher = new RangesWatcher<ViewEvent>(client, viewWatchRanges(keys), {
       logger: this.logger,
-      // The watcher's own string view stays empty: the state holds the ranges it needs, nothing else,
-      // and a snapshot reads only those ranges (the statuses and run locks under the root are not held).
-      keep: () => false,
+      decode: (event) => this.state.decode(event),
+      // A snapshot reads only the view's ranges (the keys between them are not held).
       snapshot: async () => {
         const read = await readRangesPaged(client, assignmentRanges(keys));
         return { revision: read.revision, kvs: read.ranges.flat() };
@@ -68,7 +88,7 @@ export class MasterView {
           this.wake();
         },
         applied: (revision, events) => {
-          this.state.apply(revision, events);
+          this.state.applyDecoded(revision, events);
           this.wake();
         },
       },
@@ -78,7 +98,7 @@ export class MasterView {
     this.watcher.on("error", () => undefined);
   }
 
-  /** Reads the root once and starts watching; rejects (and may be called again) when the read fails. */
+  /** Reads its ranges once and starts watching; rejects (and may be called again) when the read fails. */
   async start(signal?: AbortSignal): Promise<void> {
     await this.watcher.start(signal);
   }
@@ -206,9 +226,13 @@ export function leaderRead(
   const source: FreshReadSource = {
     view,
     mark: () =>
-      context.writer.commit([{ type: "put", key: keys.viewMark, value: context.name }], {
-        unlessPaused: true,
-      }),
+      context.writer.commit(
+        [
+          { type: "put", key: keys.viewMark, value: context.name },
+          { type: "put", key: keys.controlsMark, value: context.name },
+        ],
+        { unlessPaused: true },
+      ),
     read: () => readAssignment(client, keys, logger),
     timeoutMs: context.timeoutMs ?? VIEW_FRESHNESS_TIMEOUT_MS,
     logger,

@@ -15,10 +15,13 @@ export interface ViewKv {
   readonly mod_revision: number;
 }
 
-/** One range of keys: from `key`, up to `range_end` (exclusive), or exactly `key` without one. */
+/** An event as the state keeps it until applied: its key's bytes (latin1) and, for a put, the compact key-value. */
+export type ViewEvent = { type: "Put"; bytes: string; kv: ViewKv } | { type: "Delete"; bytes: string };
+
+/** One range of keys: from `key`, up to `range_end` (exclusive), or exactly `key` without one (bytes as latin1). */
 interface HeldRange {
-  start: Buffer;
-  end?: Buffer;
+  start: string;
+  end?: string;
   /** Key (latin1: one character per byte, so it sorts as etcd does) → its key-value. */
   kvs: Map<string, ViewKv>;
   /** The keys in etcd's order, rebuilt only after a key came or went. */
@@ -36,8 +39,8 @@ export class RangeState {
 
   constructor(ranges: readonly IRangeRequest[]) {
     this.held = ranges.map((range) => ({
-      start: Buffer.from(range.key ?? ""),
-      end: range.range_end === undefined ? undefined : Buffer.from(range.range_end),
+      start: Buffer.from(range.key ?? "").toString("latin1"),
+      end: range.range_end === undefined ? undefined : Buffer.from(range.range_end).toString("latin1"),
       kvs: new Map(),
     }));
   }
@@ -54,25 +57,39 @@ export class RangeState {
       range.sorted = undefined;
     }
     for (const kv of snapshot.kvs) {
-      const range = this.rangeOf(kv.key);
-      if (range) store(range, kv);
+      const bytes = kv.key.toString("latin1");
+      const range = this.rangeOf(bytes);
+      if (range) store(range, bytes, compact(kv, bytes));
     }
     this.appliedRevision = snapshot.revision;
   }
 
+  /** The part of `event` the state needs, taken out of etcd's response; undefined when it is in no range held. */
+  decode(event: RangeEvent): ViewEvent | undefined {
+    const bytes = event.kv.key.toString("latin1");
+    if (!this.rangeOf(bytes)) return undefined;
+    return event.type === "Put"
+      ? { type: "Put", bytes, kv: compact(event.kv, bytes) }
+      : { type: "Delete", bytes };
+  }
+
   /** Applies one revision's events; a revision not after the state's is ignored (already applied). */
   apply(revision: number, events: readonly RangeEvent[]): void {
+    this.applyDecoded(
+      revision,
+      events.flatMap((event) => this.decode(event) ?? []),
+    );
+  }
+
+  /** `apply` of events already decoded (`decode`). */
+  applyDecoded(revision: number, events: readonly ViewEvent[]): void {
     if (revision <= this.appliedRevision) return;
     for (const event of events) {
-      const range = this.rangeOf(event.kv.key);
+      const range = this.rangeOf(event.bytes);
       if (!range) continue;
       if (event.type === "Put") {
-        if (store(range, event.kv)) range.sorted = undefined;
-        continue;
-      }
-      const key = event.kv.key.toString("latin1");
-      if (range.kvs.has(key)) {
-        range.kvs.delete(key);
+        if (store(range, event.bytes, event.kv)) range.sorted = undefined;
+      } else if (range.kvs.delete(event.bytes)) {
         range.sorted = undefined;
       }
     }
@@ -92,28 +109,31 @@ export class RangeState {
     return this.held.reduce((sum, range) => sum + range.kvs.size, 0);
   }
 
-  private rangeOf(key: Buffer): HeldRange | undefined {
+  private rangeOf(bytes: string): HeldRange | undefined {
     return this.held.find((range) =>
       range.end === undefined
-        ? range.start.equals(key)
-        : Buffer.compare(key, range.start) >= 0 &&
-          (isEndless(range.end) || Buffer.compare(key, range.end) < 0),
+        ? range.start === bytes
+        : bytes >= range.start && (range.end === "\0" || bytes < range.end),
     );
   }
 }
 
-/** Stores `kv` compactly (nothing of etcd's response buffer kept); true when its key is new. */
-function store(range: HeldRange, kv: IKeyValue): boolean {
-  const bytes = kv.key.toString("latin1");
+/** Stores `kv` under its key's bytes (latin1); true when the key is new. */
+function store(range: HeldRange, bytes: string, kv: ViewKv): boolean {
   const had = range.kvs.has(bytes);
-  range.kvs.set(bytes, {
+  range.kvs.set(bytes, kv);
+  return !had;
+}
+
+/** `kv` compactly: nothing of etcd's response buffer kept. */
+function compact(kv: IKeyValue, bytes: string): ViewKv {
+  return {
     key: keyOf(kv.key, bytes),
     value: kv.value.toString(),
     lease: kv.lease === "0" ? "0" : String(kv.lease),
     create_revision: Number(kv.create_revision),
     mod_revision: Number(kv.mod_revision),
-  });
-  return !had;
+  };
 }
 
 /** The key as text when it is UTF-8 (an ASCII key's latin1 form is that text already), else a copy of its bytes. */
@@ -121,11 +141,6 @@ function keyOf(key: Buffer, latin1: string): Buffer | string {
   if (/^[\x00-\x7f]*$/.test(latin1)) return latin1;
   const text = key.toString();
   return Buffer.from(text).equals(key) ? text : Buffer.from(key);
-}
-
-/** etcd's range end `\0` means "to the end of the keyspace". */
-function isEndless(end: Buffer): boolean {
-  return end.length === 1 && end[0] === 0;
 }
 
 function byCodeUnit(a: string, b: string): number {

@@ -2,7 +2,7 @@ import type { Etcd3 } from "etcd3";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignmentRanges, readAssignment } from "../../../src/master/read-assignment.js";
-import { MasterView, readFresh } from "../../../src/master/view/index.js";
+import { MasterView, readFresh, viewWatchRanges } from "../../../src/master/view/index.js";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { KeyLayout, readRangesPaged, silentLogger } from "../../../src/node/index.js";
 import { testClient, uniqueRoot, waitFor } from "../../helpers/context.js";
@@ -41,6 +41,17 @@ async function revisionNow(client: Etcd3): Promise<number> {
   return Number((await client.get("/revision-probe").exec()).header.revision);
 }
 
+/** The leader's freshness mark as `leaderRead` writes it: both marks in one transaction; its revision. */
+async function writeMark(client: Etcd3, keys: KeyLayout): Promise<number> {
+  const put = (key: string) => ({ request_put: { key: Buffer.from(key), value: Buffer.from("leader") } });
+  const response = await client.kv.txn({
+    compare: [],
+    success: [put(keys.viewMark), put(keys.controlsMark)],
+    failure: [],
+  });
+  return Number(response.header.revision);
+}
+
 type Step =
   | { kind: "put"; key: number; value: string; leased: boolean }
   | { kind: "delete"; key: number }
@@ -65,6 +76,7 @@ function keyNames(keys: KeyLayout): string[] {
     keys.status("w1", "a"),
     keys.plan,
     keys.runLock("a"),
+    keys.workerSlot(0),
   ];
 }
 
@@ -139,7 +151,8 @@ describe("MasterView (the leader's watch-fed read)", () => {
                 await direct.kv.compact({ revision: await revisionNow(direct), physical: true });
                 if (step.partitioned) subject.proxy.heal();
               }
-              await subject.view.atLeast(await revisionNow(direct), { timeoutMs: 15_000 });
+              // As a schedule does: its mark's revision, then the view at or after it.
+              await subject.view.atLeast(await writeMark(direct, keys), { timeoutMs: 15_000 });
               const read = await readRangesPaged(direct, assignmentRanges(keys), {
                 revision: subject.view.revision,
               });
@@ -171,6 +184,32 @@ describe("MasterView (the leader's watch-fed read)", () => {
   });
 });
 
+describe("the view's watched ranges", () => {
+  it("hold every range the view reads and both marks (one in each watch), and none of the claims' keys", () => {
+    const keys = new KeyLayout("probe");
+    const watched = viewWatchRanges(keys);
+    const watchOf = (key: Buffer) =>
+      watched.findIndex(
+        (range) => Buffer.compare(key, range.key) >= 0 && Buffer.compare(key, range.range_end) < 0,
+      );
+    for (const range of assignmentRanges(keys)) {
+      const start = Buffer.from(range.key as Buffer);
+      // A prefix range's last possible key: its end minus one byte, then 0xff bytes.
+      const end = range.range_end === undefined ? undefined : Buffer.from(range.range_end);
+      const last = end
+        ? Buffer.concat([end.subarray(0, -1), Buffer.from([(end.at(-1) as number) - 1, 0xff, 0xff])])
+        : start;
+      expect(watchOf(start), String(range.key)).toBeGreaterThanOrEqual(0);
+      expect(watchOf(last), String(range.key)).toBe(watchOf(start));
+    }
+    const marks = [keys.viewMark, keys.controlsMark].map((key) => watchOf(Buffer.from(key)));
+    expect([...marks].sort()).toEqual([0, 1]);
+    for (const claimKey of [keys.status("w", "t"), keys.runLock("t"), keys.workerSlot(3)]) {
+      expect(watchOf(Buffer.from(claimKey)), claimKey).toBe(-1);
+    }
+  });
+});
+
 describe("readFresh (a schedule's read through the view)", () => {
   async function heldView() {
     const direct = testClient([member.hostPort]);
@@ -184,7 +223,7 @@ describe("readFresh (a schedule's read through the view)", () => {
     let fallbacks = 0;
     const source = {
       view: subject.view,
-      mark: async () => Number((await direct.put(keys.viewMark).value("leader").exec()).header.revision),
+      mark: () => writeMark(direct, keys),
       read: () => {
         fallbacks++;
         return readAssignment(direct, keys, silentLogger);

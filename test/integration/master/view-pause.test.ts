@@ -24,11 +24,13 @@ describe("the leader's read through its view while schedules are paused", () => 
       expect(paused.source).toBe("etcd");
       expect(paused.current.get("w1")?.has("t1")).toBe(true);
       expect(await client.get(keys.viewMark).string()).toBeNull();
+      expect(await client.get(keys.controlsMark).string()).toBeNull();
 
       await client.delete().key(keys.paused);
       const resumed = await read();
       expect(resumed.source).toBe("view");
       expect(await client.get(keys.viewMark).string()).toBe("m1");
+      expect(await client.get(keys.controlsMark).string()).toBe("m1");
     } finally {
       await view.close();
     }
