@@ -11,4 +11,4 @@ export {
   workerOf,
 } from "./cluster-view.js";
 export { clusterReadiness, type Readiness, shareReadiness, workerReadiness } from "./readiness.js";
-export { isWorkerReady } from "./worker-ready.js";
+export { isWorkerReady, WorkerReadyCheck } from "./worker-ready.js";

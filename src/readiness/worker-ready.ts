@@ -1,6 +1,6 @@
 import type { Etcd3 } from "etcd3";
 import type { KeyLayout } from "../node/index.js";
-import { readClusterView } from "./cluster-view.js";
+import { type ClusterView, readClusterView } from "./cluster-view.js";
 import { workerReadiness } from "./readiness.js";
 
 /**
@@ -9,8 +9,40 @@ import { workerReadiness } from "./readiness.js";
  * after each task start reads a few keys while it is not in a plan, not every task it runs. The
  * answer is the verdict of one read at one revision (the small one's "not ready", or the full one's).
  */
-export async function isWorkerReady(client: Etcd3, keys: KeyLayout, worker: string): Promise<boolean> {
-  const gate = await readClusterView(client, keys, { worker, tasks: false });
-  if (!workerReadiness(worker, gate).ready) return false;
-  return workerReadiness(worker, await readClusterView(client, keys, { worker })).ready;
+export function isWorkerReady(client: Etcd3, keys: KeyLayout, worker: string): Promise<boolean> {
+  return new WorkerReadyCheck(client, keys, worker).ready();
+}
+
+/**
+ * A worker's repeated readiness checks (`isWorkerReady`, one after another): the small read of the
+ * gate (registration, marker, plan, leader) goes first only while the last check found the gate
+ * closed; while it was open, one read of everything (the gate's keys included), so a worker in a plan
+ * spends one transaction per check, not two. Every answer is still the verdict of one read at one
+ * revision: a full read judges the gate too, and a gate found closed there sends the next check back
+ * to the small read.
+ */
+export class WorkerReadyCheck {
+  private gateOpen = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: KeyLayout,
+    private readonly worker: string,
+  ) {}
+
+  async ready(): Promise<boolean> {
+    if (!this.gateOpen) {
+      const gate = await readClusterView(this.client, this.keys, { worker: this.worker, tasks: false });
+      this.gateOpen = workerReadiness(this.worker, gate).ready;
+      if (!this.gateOpen) return false;
+    }
+    const full = await readClusterView(this.client, this.keys, { worker: this.worker });
+    this.gateOpen = gateAllows(this.worker, full);
+    return workerReadiness(this.worker, full).ready;
+  }
+}
+
+/** The gate's verdict in a full read: its tasks and statuses left out, as the small read leaves them. */
+function gateAllows(worker: string, view: ClusterView): boolean {
+  return workerReadiness(worker, { ...view, assignments: new Map(), statuses: new Map() }).ready;
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Etcd3 } from "etcd3";
-import { isWorkerReady, type Readiness, readClusterView, workerReadiness } from "../readiness/index.js";
+import { type Readiness, readClusterView, WorkerReadyCheck, workerReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import {
   assertValidName,
@@ -69,6 +69,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     onError: (error) => this.logger.warn({ err: error }, "readiness check failed"),
   });
   private readyCheckScheduled = false;
+  private readonly readyRead: WorkerReadyCheck;
   private readonly progress = new EventEmitter<{ progress: [] }>();
   private resolveFirstRegistration?: () => void;
   private starting?: Promise<void>;
@@ -90,6 +91,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     this.logger = nodeLogger(options.logger, "worker", this.name);
     this.listenerErrorLog = this.logger;
     ({ client: this.client, owned: this.ownsClient } = nodeClient("worker", options));
+    this.readyRead = new WorkerReadyCheck(this.client, this.keys, this.name);
   }
 
   get status(): WorkerStatus {
@@ -315,7 +317,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
       this.currentStatus === "left_barrier" &&
       !this.waitingReason &&
       this.session?.allStoredRunning() === true &&
-      (await isWorkerReady(this.client, this.keys, this.name).catch(() => this.isReady));
+      (await this.readyRead.ready().catch(() => this.isReady));
     // A newer evaluation is due: this one's answer may already be stale.
     if (ready === this.isReady || this.readyCheck.requestedAgain) return;
     this.isReady = ready;
