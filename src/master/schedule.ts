@@ -260,8 +260,9 @@ async function applySchedule(
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
-  const generated = new Set(taskIds);
-  for (const [taskId, put] of replanned) if (!put && generated.has(taskId)) replanned.delete(taskId);
+  // (A first schedule has none: it builds no set of every generated id.)
+  const generated = replanned.size > 0 ? new Set(taskIds) : undefined;
+  for (const [taskId, put] of replanned) if (!put && generated?.has(taskId)) replanned.delete(taskId);
   await context.actions?.restart(context, tasks);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   await writer.apply(context.handoffs?.recordChanges(replanned) ?? [], { signal, unlessPaused: true });
