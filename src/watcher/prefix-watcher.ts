@@ -2,7 +2,7 @@ import type { Etcd3, IEvent, IKeyValue, IWatchResponse } from "etcd3";
 import { type Logger, prefixRangeEnd, requireLeader, silentLogger, readPrefixPaged } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, unlessAborted } from "../runtime/index.js";
 import { ChangeQueue } from "./change-queue.js";
-import { abortedError, closeStream, type WatchStream } from "./watch-stream.js";
+import { abortedError, closeStream, FragmentJoiner, type WatchStream } from "./watch-stream.js";
 
 export type WatchChange =
   | { type: "put"; key: string; value: string; revision: number; synthetic: boolean }
@@ -194,26 +194,27 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
       // The error listener stays attached: our own cancel() makes the stream emit CANCELLED later.
       stream.on("error", (error) => finish({ error }));
       stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
-      if (this.closing.signal.aborted) {
-        finish({ error: abortedError(this.prefix) });
-        return;
-      }
+      if (this.closing.signal.aborted) return finish({ error: abortedError(this.prefix) });
       this.stream = stream;
       this.endStream = finish;
-      stream.on("data", (response) => this.onResponse(stream, response));
+      const fragments = new FragmentJoiner();
+      stream.on("data", (response: IWatchResponse) => this.onResponse(stream, fragments.join(response)));
       stream.write({
         create_request: {
           key: Buffer.from(this.prefix),
           range_end: prefixRangeEnd(this.prefix),
           start_revision: this.currentRevision + 1,
+          // A response catching up on history may be larger than one message may be: etcd splits it.
+          fragment: true,
           // No progress notifications: etcd before 3.4.25/3.5.8 can send one ahead of the events it covers.
         },
       });
     });
   }
 
-  private onResponse(stream: WatchStream, response: IWatchResponse): void {
-    if (this.stream !== stream || !this.endStream) return;
+  /** `response` is undefined while a fragmented one is still arriving. */
+  private onResponse(stream: WatchStream, response: IWatchResponse | undefined): void {
+    if (!response || this.stream !== stream || !this.endStream) return;
     const end = this.handleResponse(response);
     if (end) this.endStream(end);
   }

@@ -3,7 +3,7 @@ import { type Logger, requireLeader, silentLogger } from "../node/index.js";
 import { delay, exponentialBackoff, SafeEmitter, unlessAborted } from "../runtime/index.js";
 import type { ResyncEvent } from "./prefix-watcher.js";
 import { type RevisionBatch, RevisionMerge } from "./revision-merge.js";
-import { abortedError, closeStream, type WatchStream } from "./watch-stream.js";
+import { abortedError, closeStream, FragmentJoiner, type WatchStream } from "./watch-stream.js";
 
 /** A key range as etcd takes it: from `key` up to `range_end`, exclusive. */
 export interface WatchedRange {
@@ -155,9 +155,12 @@ export class RangesWatcher<E> extends SafeEmitter<RangesWatcherEvents> {
       stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
       if (this.closing.signal.aborted) return finish({ error: abortedError("ranges") });
       this.endStream = finish;
+      const fragments = new FragmentJoiner();
       stream.on("data", (response: IWatchResponse) => {
         if (ended) return;
-        const end = this.handle(response);
+        const whole = fragments.join(response);
+        if (!whole) return;
+        const end = this.handle(whole);
         if (end) finish(end);
       });
       this.open(stream);
@@ -174,6 +177,8 @@ export class RangesWatcher<E> extends SafeEmitter<RangesWatcherEvents> {
           range_end: range.range_end,
           start_revision: from,
           watch_id: index + 1,
+          // A response catching up on history may be larger than one message may be: etcd splits it.
+          fragment: true,
           // No progress notifications: etcd before 3.4.25/3.5.8 can send one ahead of the events it covers.
         },
       });
