@@ -11,6 +11,7 @@ const OTHER_TOOLS = new Set([
   "--heartbeat-interval", // etcd
   "--election-timeout", // etcd
   "--grpc-keepalive-min-time", // etcd
+  "--max-txn-ops", // etcd
   "--prefix", // etcdctl
   "--from-literal", // kubectl
   "--from-file", // kubectl
