@@ -7,10 +7,6 @@ export {
   type ResyncEvent,
   type WatchChange,
 } from "./prefix-watcher.js";
-export {
-  type RangesSink,
-  RangesWatcher,
-  type RangesWatcherOptions,
-  type WatchedRange,
-} from "./ranges-watcher.js";
+export { type RangesSink, RangesWatcher, type RangesWatcherOptions } from "./ranges-watcher.js";
 export { type RevisionBatch, RevisionMerge } from "./revision-merge.js";
+export type { WatchedRange } from "./watch-driver.js";

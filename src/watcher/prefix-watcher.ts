@@ -1,18 +1,15 @@
-import type { Etcd3, IEvent, IKeyValue, IWatchResponse } from "etcd3";
-import { type Logger, prefixRangeEnd, requireLeader, silentLogger, readPrefixPaged } from "../node/index.js";
-import { delay, exponentialBackoff, SafeEmitter, unlessAborted } from "../runtime/index.js";
+import type { Etcd3, IEvent, IKeyValue } from "etcd3";
+import { type Logger, prefixRangeEnd, silentLogger, readPrefixPaged } from "../node/index.js";
+import { SafeEmitter } from "../runtime/index.js";
 import { ChangeQueue } from "./change-queue.js";
-import { abortedError, closeStream, FragmentJoiner, type WatchStream } from "./watch-stream.js";
+import { WatchDriver, type WatchResync, type WatchSnapshot } from "./watch-driver.js";
 
 export type WatchChange =
   | { type: "put"; key: string; value: string; revision: number; synthetic: boolean }
   | { type: "delete"; key: string; previous?: string; revision: number; synthetic: boolean };
 
 /** Emitted after the view was rebuilt from a fresh read (its differences were emitted as synthetic changes first). */
-export interface ResyncEvent {
-  reason: string;
-  fromRevision: number;
-  toRevision: number;
+export interface ResyncEvent extends WatchResync {
   puts: number;
   deletes: number;
 }
@@ -23,7 +20,7 @@ interface PrefixWatcherEvents {
   error: [Error];
 }
 
-export type PrefixSnapshot = { revision: number; kvs: IKeyValue[] };
+export type PrefixSnapshot = WatchSnapshot;
 
 /** Gets the raw key-values, kept or not: each snapshot (first and resyncs), then each revision's events in order. */
 export interface PrefixSink {
@@ -40,15 +37,11 @@ export interface PrefixWatcherOptions {
   snapshot?: () => Promise<PrefixSnapshot>;
 }
 
-/** Why one watch stream stopped: `resync` means the history it needed is gone and the prefix must be read again. */
-type StreamEnd = { resync: string } | { error: Error };
-
 /**
  * A live view of every key under a prefix: a snapshot at revision R, then each change from R+1 in
  * revision order. When etcd can no longer replay what was missed (compaction, a replaced cluster)
  * it reads the prefix again and emits the difference as synthetic changes, so nothing is silently lost.
- * We drive the raw watch stream because etcd3's Watcher resumes from the header revision (which can
- * run ahead of the events delivered) and turns compaction into a bare error.
+ * The stream, its reconnects and its resyncs are a `WatchDriver`'s over the one range of the prefix.
  */
 export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly values = new Map<string, string>();
@@ -59,14 +52,8 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly logger: Logger;
   private readonly keep: (key: string) => boolean;
   private readonly sink?: PrefixSink;
-  private readonly closing = new AbortController();
-  private readonly backoff = exponentialBackoff({ initialMs: 50, maxMs: 2_000 });
+  private readonly driver: WatchDriver;
   private currentRevision = 0;
-  private started = false;
-  private stream?: WatchStream;
-  private endStream?: (end: StreamEnd) => void;
-  private running?: Promise<void>;
-  private closed?: Promise<void>;
 
   constructor(
     private readonly client: Etcd3,
@@ -78,6 +65,24 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.sink = options.sink;
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
     this.listenerErrorLog = this.logger;
+    const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) };
+    this.driver = new WatchDriver(
+      client,
+      [range],
+      {
+        revision: () => this.currentRevision,
+        read: () => this.readPrefix(),
+        replace: (snapshot, resync) => (resync ? this.resync(snapshot, resync) : this.replaceView(snapshot)),
+        events: (_range, events) => this.applyEvents(events),
+        interrupted: (error) => this.emit("error", error),
+        closing: () => {
+          for (const queue of this.iterators) queue.end();
+          this.iterators.clear();
+        },
+      },
+      this.logger,
+      { watch: prefix, watcher: `PrefixWatcher for ${prefix}` },
+    );
   }
 
   /**
@@ -85,20 +90,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
    * emitted as changes). When the read fails it rejects and may be called again.
    */
   async start(signal?: AbortSignal): Promise<ReadonlyMap<string, string>> {
-    if (this.started) throw new Error(`PrefixWatcher for ${this.prefix} was already started`);
-    this.started = true;
-    if (signal?.aborted || this.closing.signal.aborted) throw abortedError(this.prefix);
-    const stop = AbortSignal.any(signal ? [signal, this.closing.signal] : [this.closing.signal]);
-    let snapshot: PrefixSnapshot;
-    try {
-      snapshot = await unlessAborted(this.readPrefix(), stop, () => abortedError(this.prefix));
-    } catch (error) {
-      this.started = false; // nothing is running yet, so the caller may try again
-      throw error;
-    }
-    this.replaceView(snapshot);
-    signal?.addEventListener("abort", () => void this.close(), { once: true, signal: this.closing.signal });
-    this.running = this.run();
+    await this.driver.start(signal);
     this.logger.debug({ revision: this.currentRevision, keys: this.values.size }, "watch started");
     return new Map(this.values);
   }
@@ -126,125 +118,14 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   /** Every change after this call, in order (buffered per iterator); ends on close. */
   changes(): AsyncIterableIterator<WatchChange> {
     const queue = new ChangeQueue<WatchChange>((done) => this.iterators.delete(done));
-    if (this.closing.signal.aborted) queue.end();
+    if (this.driver.isClosing) queue.end();
     else this.iterators.add(queue);
     return queue;
   }
 
   /** Stops watching; leaves no stream or timer behind. Idempotent. */
   close(): Promise<void> {
-    this.closed ??= (async () => {
-      this.closing.abort(abortedError(this.prefix));
-      this.endStream?.({ error: abortedError(this.prefix) });
-      for (const queue of this.iterators) queue.end();
-      this.iterators.clear();
-      await this.running;
-    })();
-    return this.closed;
-  }
-
-  private async run(): Promise<void> {
-    let resyncReason: string | undefined;
-    while (!this.closing.signal.aborted) {
-      try {
-        if (resyncReason) {
-          await this.resync(resyncReason);
-          resyncReason = undefined;
-        }
-        const end = await this.watchUntilEnd();
-        if (this.closing.signal.aborted) break;
-        if ("resync" in end) {
-          resyncReason = end.resync;
-          continue;
-        }
-        throw end.error;
-      } catch (error) {
-        if (this.closing.signal.aborted) break;
-        this.report(error as Error);
-        await delay(this.backoff.next(), this.closing.signal).catch(() => undefined);
-      }
-    }
-  }
-
-  /** Opens one watch stream from the view's revision + 1 and resolves when it can no longer be used. */
-  private async watchUntilEnd(): Promise<StreamEnd> {
-    // Require a leader: a member cut off from its quorum must end the watch, not keep it silent.
-    const opening = this.client.watchClient.watch({ interceptors: [requireLeader] });
-    // Closed while the stream was opening: it still opens, and must be closed here, since an open
-    // stream keeps its connection (and the process) alive after the client is closed.
-    opening.then(
-      (stream) => {
-        if (this.closing.signal.aborted) closeStream(stream);
-      },
-      () => undefined,
-    );
-    const stream = await unlessAborted(opening, this.closing.signal, () => abortedError(this.prefix));
-    return new Promise<StreamEnd>((resolve) => {
-      let ended = false;
-      const finish = (end: StreamEnd) => {
-        if (ended) return;
-        ended = true;
-        if (this.stream === stream) {
-          this.stream = undefined;
-          this.endStream = undefined;
-        }
-        closeStream(stream);
-        resolve(end);
-      };
-      // The error listener stays attached: our own cancel() makes the stream emit CANCELLED later.
-      stream.on("error", (error) => finish({ error }));
-      stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
-      if (this.closing.signal.aborted) return finish({ error: abortedError(this.prefix) });
-      this.stream = stream;
-      this.endStream = finish;
-      const fragments = new FragmentJoiner();
-      stream.on("data", (response: IWatchResponse) => this.onResponse(stream, fragments.join(response)));
-      stream.write({
-        create_request: {
-          key: Buffer.from(this.prefix),
-          range_end: prefixRangeEnd(this.prefix),
-          start_revision: this.currentRevision + 1,
-          // A response catching up on history may be larger than one message may be: etcd splits it.
-          fragment: true,
-          // No progress notifications: etcd before 3.4.25/3.5.8 can send one ahead of the events it covers.
-        },
-      });
-    });
-  }
-
-  /** `response` is undefined while a fragmented one is still arriving. */
-  private onResponse(stream: WatchStream, response: IWatchResponse | undefined): void {
-    if (!response || this.stream !== stream || !this.endStream) return;
-    const end = this.handleResponse(response);
-    if (end) this.endStream(end);
-  }
-
-  /** Applies one watch response; returns why the stream must end, if it must. */
-  private handleResponse(response: IWatchResponse): StreamEnd | undefined {
-    const compactRevision = Number(response.compact_revision);
-    if (compactRevision > 0) {
-      this.logger.warn(
-        { revision: this.currentRevision, compactRevision },
-        "watch history compacted; reading the prefix again",
-      );
-      return { resync: `revision ${this.currentRevision + 1} compacted (at ${compactRevision})` };
-    }
-    if (response.canceled) {
-      const reason = response.cancel_reason || "no reason given";
-      return { error: new Error(`etcd canceled the watch on ${this.prefix}: ${reason}`) };
-    }
-    const headerRevision = Number(response.header.revision);
-    if (response.created) {
-      this.backoff.reset();
-      // A store behind our view is another history (restored or replaced cluster): only a fresh read is right.
-      if (headerRevision < this.currentRevision) {
-        return { resync: `etcd revision ${headerRevision} is behind the view's ${this.currentRevision}` };
-      }
-      this.logger.debug({ from: this.currentRevision + 1 }, "watch connected");
-    } else if (response.events.length > 0) {
-      this.applyEvents(response.events);
-    }
-    return undefined;
+    return this.driver.close();
   }
 
   /** Applies one revision at a time (a transaction's events arrive together) and emits after each. */
@@ -281,16 +162,12 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     }
   }
 
-  /** Reads the prefix again and emits what changed against the view (by mod revision, so a rewrite with the same value counts). */
-  private async resync(reason: string): Promise<void> {
-    const fromRevision = this.currentRevision;
-    const response = await unlessAborted(this.readPrefix(), this.closing.signal, () =>
-      abortedError(this.prefix),
-    );
-    const toRevision = response.revision;
+  /** Adopts a fresh read and emits what changed against the view (by mod revision, so a rewrite with the same value counts). */
+  private resync(snapshot: PrefixSnapshot, resync: WatchResync): void {
     const fresh = new Map(
-      response.kvs.flatMap((kv) => (this.keep(kv.key.toString()) ? [[kv.key.toString(), kv] as const] : [])),
+      snapshot.kvs.flatMap((kv) => (this.keep(kv.key.toString()) ? [[kv.key.toString(), kv] as const] : [])),
     );
+    const toRevision = snapshot.revision;
     const changes: WatchChange[] = [];
     for (const [key, previous] of this.values) {
       if (!fresh.has(key)) {
@@ -302,9 +179,9 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
         changes.push({ type: "put", key, value: kv.value.toString(), revision: toRevision, synthetic: true });
       }
     }
-    this.replaceView(response);
+    this.replaceView(snapshot);
     const puts = changes.filter((change) => change.type === "put").length;
-    const event: ResyncEvent = { reason, fromRevision, toRevision, puts, deletes: changes.length - puts };
+    const event: ResyncEvent = { ...resync, puts, deletes: changes.length - puts };
     this.logger.warn(event, "watch resynchronised from a fresh read");
     this.publish(changes);
     this.emit("resync", event);
@@ -340,11 +217,5 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
       for (const queue of this.iterators) queue.push(change);
       this.emit("change", change);
     }
-  }
-
-  /** Errors are reported, never fatal: the watcher keeps retrying until closed. */
-  private report(error: Error): void {
-    this.logger.warn({ err: error, revision: this.currentRevision }, "watch interrupted; retrying");
-    this.emit("error", error);
   }
 }

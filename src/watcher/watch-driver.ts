@@ -1,0 +1,224 @@
+import type { Etcd3, IEvent, IKeyValue, IWatchResponse } from "etcd3";
+import { type Logger, requireLeader } from "../node/index.js";
+import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
+import { abortedError, closeStream, FragmentJoiner } from "./watch-stream.js";
+
+/** A key range as etcd takes it: from `key` up to `range_end`, exclusive. */
+export interface WatchedRange {
+  key: Buffer;
+  range_end: Buffer;
+}
+
+/** What a watcher reads at one revision: every key it needs (at least those of its ranges). */
+export type WatchSnapshot = { revision: number; kvs: IKeyValue[] };
+
+/** Why a snapshot replaced the watcher's state after its start: the history it needed is gone. */
+export interface WatchResync {
+  reason: string;
+  /** The revision applied before the fresh read. */
+  fromRevision: number;
+  /** The fresh read's revision. */
+  toRevision: number;
+}
+
+/** What a watcher does with what its driver reads and receives; the driver calls nothing else. */
+export interface WatchHandler {
+  /** The revision everything up to which is applied: a stream opens from it + 1. */
+  revision(): number;
+  /** Reads the snapshot (the first, and after lost history). */
+  read(): Promise<WatchSnapshot>;
+  /** Adopts `snapshot` as the state at its revision; `resync` is set for every snapshot but the first. */
+  replace(snapshot: WatchSnapshot, resync?: WatchResync): void;
+  /** One whole response of range `range`'s watch: its events, in revision order, each revision complete. */
+  events(range: number, events: IEvent[]): void;
+  /** The stream was interrupted (already logged); the driver retries after a backoff. */
+  interrupted(error: Error): void;
+  /** Called once as the driver closes, before it waits for its loop to stop. */
+  closing?(): void;
+}
+
+/** Why one watch stream stopped: `resync` means the history it needed is gone and a fresh read is due. */
+type StreamEnd = { resync: string } | { error: Error };
+
+/**
+ * The one watch loop every watcher runs: a snapshot at revision R, then ONE stream with one watch per
+ * range from R + 1 (watch id = range index + 1), fragments joined, each response's events handed to the
+ * handler; on an error, a reconnect after a backoff from the revision the handler has applied; on a
+ * compaction past that revision, or a store whose revision is behind it (a replaced cluster), a fresh
+ * read that replaces the handler's state, then watches from the read's revision.
+ *
+ * Invariant (with a handler that ignores a revision it already has, as a reconnect from a merge of
+ * several ranges replays the ranges that were ahead): every event of the ranges after the latest
+ * snapshot is applied once, in revision order; when the history it needs is gone (compaction, another
+ * cluster), a fresh snapshot replaces the state (`replace` with a `resync`), never a gap.
+ * We drive the raw stream because etcd3's Watcher resumes from the header revision (which can run
+ * ahead of the events delivered) and turns compaction into a bare error. We ask for no progress
+ * notifications: etcd before 3.4.25/3.5.8 can send one ahead of the events it covers.
+ */
+export class WatchDriver {
+  private readonly closingController = new AbortController();
+  private readonly backoff = exponentialBackoff({ initialMs: 50, maxMs: 2_000 });
+  private started = false;
+  private endStream?: (end: StreamEnd) => void;
+  private running?: Promise<void>;
+  private closed?: Promise<void>;
+
+  /** `name` is what closed-watch errors and start errors call the watcher. */
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ranges: readonly WatchedRange[],
+    private readonly handler: WatchHandler,
+    private readonly logger: Logger,
+    private readonly name: { watch: string; watcher: string },
+  ) {}
+
+  /** True once `close()` was called. */
+  get isClosing(): boolean {
+    return this.closingController.signal.aborted;
+  }
+
+  /** Reads the first snapshot, then watches from its revision + 1; rejects (and may be called again) when the read fails. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (this.started) throw new Error(`${this.name.watcher} was already started`);
+    this.started = true;
+    const closing = this.closingController.signal;
+    if (signal?.aborted || closing.aborted) throw abortedError(this.name.watch);
+    const stop = AbortSignal.any(signal ? [signal, closing] : [closing]);
+    try {
+      this.handler.replace(
+        await unlessAborted(this.handler.read(), stop, () => abortedError(this.name.watch)),
+      );
+    } catch (error) {
+      this.started = false; // nothing is running yet, so the caller may try again
+      throw error;
+    }
+    signal?.addEventListener("abort", () => void this.close(), { once: true, signal: closing });
+    this.running = this.run();
+  }
+
+  /** Stops watching; leaves no stream or timer behind. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.closingController.abort(abortedError(this.name.watch));
+      this.endStream?.({ error: abortedError(this.name.watch) });
+      this.handler.closing?.();
+      await this.running;
+    })();
+    return this.closed;
+  }
+
+  private async run(): Promise<void> {
+    const closing = this.closingController.signal;
+    let resyncReason: string | undefined;
+    while (!closing.aborted) {
+      try {
+        if (resyncReason) {
+          const fromRevision = this.handler.revision();
+          const snapshot = await unlessAborted(this.handler.read(), closing, () =>
+            abortedError(this.name.watch),
+          );
+          this.handler.replace(snapshot, {
+            reason: resyncReason,
+            fromRevision,
+            toRevision: snapshot.revision,
+          });
+          resyncReason = undefined;
+        }
+        const end = await this.watchUntilEnd();
+        if (closing.aborted) break;
+        if ("resync" in end) {
+          resyncReason = end.resync;
+          continue;
+        }
+        throw end.error;
+      } catch (error) {
+        if (closing.aborted) break;
+        this.logger.warn({ err: error, revision: this.handler.revision() }, "watch interrupted; retrying");
+        this.handler.interrupted(error as Error);
+        await delay(this.backoff.next(), closing).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Opens one stream with a watch per range from the handler's revision + 1; resolves when it can no longer be used. */
+  private async watchUntilEnd(): Promise<StreamEnd> {
+    const closing = this.closingController.signal;
+    // Require a leader: a member cut off from its quorum must end the watch, not keep it silent.
+    const opening = this.client.watchClient.watch({ interceptors: [requireLeader] });
+    // Closed while the stream was opening: it still opens, and must be closed here, since an open
+    // stream keeps its connection (and the process) alive after the client is closed.
+    opening.then(
+      (stream) => {
+        if (closing.aborted) closeStream(stream);
+      },
+      () => undefined,
+    );
+    const stream = await unlessAborted(opening, closing, () => abortedError(this.name.watch));
+    return new Promise<StreamEnd>((resolve) => {
+      let ended = false;
+      const finish = (end: StreamEnd) => {
+        if (ended) return;
+        ended = true;
+        if (this.endStream === finish) this.endStream = undefined;
+        closeStream(stream);
+        resolve(end);
+      };
+      // The error listener stays attached: our own cancel() makes the stream emit CANCELLED later.
+      stream.on("error", (error) => finish({ error }));
+      stream.on("end", () => finish({ error: new Error("watch stream ended by etcd") }));
+      if (closing.aborted) return finish({ error: abortedError(this.name.watch) });
+      this.endStream = finish;
+      const fragments = new FragmentJoiner();
+      stream.on("data", (response: IWatchResponse) => {
+        if (ended) return;
+        const whole = fragments.join(response); // undefined while a fragmented response is still arriving
+        if (!whole) return;
+        const end = this.handle(whole);
+        if (end) finish(end);
+      });
+      const from = this.handler.revision() + 1;
+      this.ranges.forEach((range, index) => {
+        stream.write({
+          create_request: {
+            key: range.key,
+            range_end: range.range_end,
+            start_revision: from,
+            watch_id: index + 1,
+            // A response catching up on history may be larger than one message may be: etcd splits it.
+            fragment: true,
+          },
+        });
+      });
+    });
+  }
+
+  /** Hands one whole response to the handler; returns why the stream must end, if it must. */
+  private handle(response: IWatchResponse): StreamEnd | undefined {
+    const revision = this.handler.revision();
+    const compactRevision = Number(response.compact_revision);
+    if (compactRevision > 0) {
+      this.logger.warn({ revision, compactRevision }, "watch history compacted; reading again");
+      return { resync: `revision ${revision + 1} compacted (at ${compactRevision})` };
+    }
+    if (response.canceled) {
+      const reason = response.cancel_reason || "no reason given";
+      return { error: new Error(`etcd canceled the watch on ${this.name.watch}: ${reason}`) };
+    }
+    const range = Number(response.watch_id) - 1;
+    if (!(range >= 0 && range < this.ranges.length)) {
+      return { error: new Error(`a watch response for an unknown watch id ${response.watch_id}`) };
+    }
+    if (response.created) {
+      this.backoff.reset();
+      // A store behind our state is another history (restored or replaced cluster): only a fresh read is right.
+      const headerRevision = Number(response.header.revision);
+      if (headerRevision < revision) {
+        return { resync: `etcd revision ${headerRevision} is behind the applied ${revision}` };
+      }
+      this.logger.debug({ from: revision + 1, range }, "watch connected");
+      return undefined;
+    }
+    if (response.events.length > 0) this.handler.events(range, response.events);
+    return undefined;
+  }
+}
