@@ -77,7 +77,7 @@ export interface WorkerEvents {
   suspended: [Error];
   /** A keep-alive was confirmed in time after `suspended`: the assignment is kept and its tasks start again. */
   resumed: [];
-  /** Readiness flipped, judged as `readiness()` and `escheduler probe --worker` judge it. */
+  /** Readiness flipped, judged as `readiness()` and `escheduler probe --worker` judge it (read from etcd only while someone listens). */
   ready: [boolean];
   taskState: [TaskStateChange];
   resync: [ResyncEvent];

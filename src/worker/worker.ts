@@ -92,6 +92,10 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     this.listenerErrorLog = this.logger;
     ({ client: this.client, owned: this.ownsClient } = nodeClient("worker", options));
     this.readyRead = new WorkerReadyCheck(this.client, this.keys, this.name);
+    // A first `ready` listener gets readiness judged now (it was not while nobody listened).
+    (this as EventEmitter).on("newListener", (event) => {
+      if (event === "ready") this.checkReady();
+    });
   }
 
   get status(): WorkerStatus {
@@ -307,7 +311,8 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     setImmediate(() => {
       this.readyCheckScheduled = false;
       this.progress.emit("progress");
-      this.readyCheck.request();
+      // Judged from etcd only for listeners: unheard, a read after every start only loads etcd and the claims.
+      if (this.listenerCount("ready") > 0) this.readyCheck.request();
     });
   }
 
