@@ -30,8 +30,12 @@ export class WorkerReadyCheck {
     private readonly worker: string,
   ) {}
 
-  async ready(): Promise<boolean> {
-    if (!this.gateOpen) {
+  /**
+   * `planned`: the caller's own watch of the plan shows this worker in it, so the gate is likely
+   * open: one read of everything at once (which judges the gate too), not the small read first.
+   */
+  async ready(planned = false): Promise<boolean> {
+    if (!this.gateOpen && !planned) {
       const gate = await readClusterView(this.client, this.keys, { worker: this.worker, tasks: false });
       this.gateOpen = workerReadiness(this.worker, gate).ready;
       if (!this.gateOpen) return false;

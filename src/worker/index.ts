@@ -9,12 +9,12 @@ export {
   taskLauncher,
 } from "./handler.js";
 export type { RetryOptions, TaskRunState, TaskStateChange } from "./task-runner.js";
-export {
-  type RemovalReason,
-  type TaskChange,
-  Worker,
-  type WorkerEvents,
-  type WorkerOptions,
-  type WorkerStatus,
-  type WorkerTask,
-} from "./worker.js";
+export type {
+  RemovalReason,
+  TaskChange,
+  WorkerEvents,
+  WorkerOptions,
+  WorkerStatus,
+  WorkerTask,
+} from "./types.js";
+export { Worker } from "./worker.js";

@@ -14,26 +14,15 @@ import type { StatusSink } from "./status-publisher.js";
 import { SessionStatus } from "./session-status.js";
 import { LeaseSteadiness } from "./steadiness.js";
 import { Suspension } from "./suspension.js";
+import { WatchedPlan } from "./watched-plan.js";
 import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
-import type { RemovalReason, TaskChange, WorkerEvents, WorkerStatus, WorkerTask } from "./types.js";
+import type { SessionHost } from "./session-host.js";
+import type { RemovalReason, WorkerTask } from "./types.js";
+
+export type { SessionHost } from "./session-host.js";
 
 const fenced = (lost: "lease" | "registration") => `${lost} lost: stopped every task`;
-
-/** What a session reports to the worker that supervises it. */
-export interface SessionHost {
-  emit<E extends keyof WorkerEvents>(event: E, ...args: WorkerEvents[E]): void;
-  /** A change of the assigned tasks, for `taskChanges()` subscribers. */
-  publish(change: TaskChange): void;
-  setStatus(status: WorkerStatus): void;
-  status(): WorkerStatus;
-  /** Something readiness depends on changed (a task, a status write, the plan). */
-  changed(): void;
-  /** Resolves at the next `changed()`. */
-  nextChange(): Promise<void>;
-  /** The first snapshot of the tasks has been applied. */
-  registered(): void;
-}
 
 export interface WorkerSessionOptions {
   client: Etcd3;
@@ -74,6 +63,8 @@ export class WorkerSession {
   /** After a lease loss: resolves once every task has stopped. */
   private stoppedAfterLoss?: Promise<void>;
   private readonly suspension: Suspension;
+  /** The plan as the session's watch shows it (set once `run` begins). */
+  private watchedPlan?: WatchedPlan;
 
   constructor(private readonly options: WorkerSessionOptions) {
     this.lease = options.lease;
@@ -114,7 +105,8 @@ export class WorkerSession {
     this.logger.info({ lease: this.lease.id }, "worker registered");
     this.suspension.setStatus("registered");
     const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger: this.logger });
-    const plan = new PrefixWatcher(client, keys.plan, { logger: this.logger });
+    this.watchedPlan = new WatchedPlan(client, keys, name, this.logger);
+    const plan = this.watchedPlan.watcher;
     // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
     tasks.on("change", (change) =>
       this.applyChange(change, tasks.modRevision(change.key) ?? change.revision),
@@ -250,9 +242,14 @@ export class WorkerSession {
 
   /** In the last plan, and every task assigned here running, judged as the readiness probe judges it. */
   async carriesShare(): Promise<boolean> {
-    if (!this.allStoredRunning()) return false;
+    if (!this.allStoredRunning() || !this.inWatchedPlan()) return false;
     const { client, keys, name } = this.options;
     return shareReadiness(name, await readClusterView(client, keys, { worker: name })).ready;
+  }
+
+  /** Whether the last plan the session's watch saw names this worker (if not, the probe cannot say ready). */
+  inWatchedPlan(): boolean {
+    return this.watchedPlan?.namesWorker() ?? false;
   }
 
   /** Whether every assigned task's last stored status is `running` (if not, the probe cannot say ready). */

@@ -28,15 +28,6 @@ import type { RetryOptions, TaskRunState } from "./task-runner.js";
 import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask } from "./types.js";
 import { type SessionHost, WorkerSession } from "./worker-session.js";
 
-export type {
-  RemovalReason,
-  TaskChange,
-  WorkerEvents,
-  WorkerOptions,
-  WorkerStatus,
-  WorkerTask,
-} from "./types.js";
-
 const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
 
 /**
@@ -317,12 +308,14 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   }
 
   private async evaluateReady(): Promise<void> {
-    // As `readiness()` judges it, reading every task and status only when the rest allows ready.
+    // As `readiness()` judges it, reading etcd only when what this process sees allows ready: every
+    // task stored running and, as the session's watch shows it, in the last plan (whose change re-checks).
     const ready =
       this.currentStatus === "left_barrier" &&
       !this.waitingReason &&
       this.session?.allStoredRunning() === true &&
-      (await this.readyRead.ready().catch(() => this.isReady));
+      this.session.inWatchedPlan() &&
+      (await this.readyRead.ready(true).catch(() => this.isReady));
     // A newer evaluation is due: this one's answer may already be stale.
     if (ready === this.isReady || this.readyCheck.requestedAgain) return;
     this.isReady = ready;

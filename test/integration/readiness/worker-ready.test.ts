@@ -101,4 +101,42 @@ describe("isWorkerReady", () => {
       await session.close();
     }
   });
+
+  it("reads everything at once when the caller's watch shows the worker in the plan, judging as one full read", async () => {
+    const { client, keys } = testSpace("wready-planned");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    try {
+      const worker = JSON.stringify({ name: "w1", host: "h", pid: 1, version: "0", startedAt: since });
+      await session.lease.put(keys.worker("w1")).value(worker);
+      await markBarrierLeft(client, keys);
+      await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1" }));
+      await session.lease
+        .put(keys.status("w1", "t1"))
+        .value(JSON.stringify({ state: "running", attempt: 1, since }));
+      const plan = (workers: string[]) =>
+        JSON.stringify({ epoch: 1, leader: "m1", at: since, workers, tasks: 1, moved: 0 });
+      const txn = vi.spyOn(client.kv, "txn");
+      const readsTasks = (request: Parameters<typeof client.kv.txn>[0]) =>
+        (request.success ?? []).some(
+          (op) => op.request_range?.key?.toString() === keys.workerTasksPrefix("w1"),
+        );
+      const check = new WorkerReadyCheck(client, keys, "w1");
+      const judged = async (planned: boolean) => {
+        txn.mockClear();
+        const ready = await check.ready(planned);
+        const calls = txn.mock.calls.map(([request]) => readsTasks(request));
+        const full = workerReadiness("w1", await readClusterView(client, keys, { worker: "w1" })).ready;
+        return { ready, full, calls };
+      };
+
+      await client.put(keys.plan).value(plan(["w1"]));
+      expect(await judged(true)).toEqual({ ready: true, full: true, calls: [true] });
+      // A watch behind etcd: the plan names another worker now; the full read says so.
+      await client.put(keys.plan).value(plan(["other"]));
+      expect(await judged(true)).toEqual({ ready: false, full: false, calls: [true] });
+      expect(await judged(false)).toEqual({ ready: false, full: false, calls: [false] });
+    } finally {
+      await session.close();
+    }
+  });
 });

@@ -1,9 +1,9 @@
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { gatheringBarrier, markBarrierLeft } from "../../../src/barrier/index.js";
 import { LeaseSession } from "../../../src/node/index.js";
 import type { TaskContext, WorkerStatus } from "../../../src/worker/index.js";
-import { testSpace, waitFor } from "../../helpers/context.js";
+import { testClient, testSpace, waitFor } from "../../helpers/context.js";
 import { putPlan, putTask, RecordingHandler, storedStatuses, testWorker } from "./fixtures.js";
 
 describe("worker lifecycle", () => {
@@ -104,6 +104,42 @@ describe("worker lifecycle", () => {
     handler.release("a");
     await waitFor("ready", async () => (await worker.readiness()).ready);
     await waitFor("the ready event", () => readyEvents.at(-1) === true);
+  });
+
+  it("re-checks its readiness in etcd only while its watch of the plan names it, in one transaction a check", async () => {
+    const { client, keys, root } = testSpace("wready-watch");
+    const handler = new RecordingHandler();
+    await markBarrierLeft(client, keys);
+    await putTask(client, keys, "w1", { id: "a" });
+    await putTask(client, keys, "w1", { id: "b" });
+    const workerClient = testClient();
+    const txn = vi.spyOn(workerClient.kv, "txn");
+    // A readiness read names the barrier marker (the gate's small read and the full one).
+    const readinessReads = () =>
+      txn.mock.calls
+        .map(([request]) => (request.success ?? []).map((op) => op.request_range?.key?.toString()))
+        .filter((ranges) => ranges.includes(keys.barrierLeft));
+    const worker = testWorker({ root, handler, client: workerClient });
+    const readyEvents: boolean[] = [];
+    worker.on("ready", (ready) => readyEvents.push(ready));
+    await worker.start();
+    await waitFor("both statuses running", async () => {
+      const stored = await storedStatuses(client, keys, "w1");
+      return stored.get("a")?.state === "running" && stored.get("b")?.state === "running";
+    });
+    await putPlan(client, keys, ["other"]);
+    // Every task stored running, but no plan it watched names it: no read.
+    expect(readinessReads()).toEqual([]);
+    await putPlan(client, keys, ["w1"]);
+    await waitFor("the ready event", () => readyEvents.at(-1) === true);
+    // Named in the plan: each check is one read of everything, tasks included (not the gate's first).
+    expect(readinessReads().length).toBeGreaterThan(0);
+    for (const ranges of readinessReads()) expect(ranges).toContain(keys.workerTasksPrefix("w1"));
+    expect((await worker.readiness()).ready).toBe(true);
+
+    await putPlan(client, keys, ["other"]);
+    await waitFor("the not-ready event", () => readyEvents.at(-1) === false);
+    expect((await worker.readiness()).reasons.join("; ")).toMatch(/"w1" is not in the last plan/);
   });
 
   it("first start of a fleet: gathers, runs its first assignment, and leaves the barrier once it runs", async () => {
