@@ -24,16 +24,22 @@ interface Move {
  * that stays, so no task moves more than twice. Pure and deterministic (ties by id and name).
  */
 export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory): Plan {
-  const tasks = new Map<string, { task: Task; index: number }>();
-  input.tasks.forEach((task, index) => tasks.set(task.id, { task, index }));
+  // Nothing moves between workers and nothing moved before: no choice to make (a first schedule).
+  if (plan.moved === 0 && history.moves.size === 0) return plan;
+  // Task id → its index in the input.
+  const index = new Map<string, number>();
+  input.tasks.forEach((task, i) => index.set(task.id, i));
+  const taskOf = (id: string): Task | undefined => {
+    const i = index.get(id);
+    return i === undefined ? undefined : input.tasks[i];
+  };
   const excluded = new Set(
     input.exclude instanceof Map ? input.exclude.keys() : Object.keys(input.exclude ?? {}),
   );
   const classOf = (id: string): string | undefined => {
-    const entry = tasks.get(id);
-    if (!entry || entry.task.key !== undefined || isConstrained(entry.task) || excluded.has(id))
-      return undefined;
-    return `${entry.task.group ?? ""}\u0000${entry.task.weight ?? 1}`;
+    const task = taskOf(id);
+    if (!task || task.key !== undefined || isConstrained(task) || excluded.has(id)) return undefined;
+    return `${task.group ?? ""}\u0000${task.weight ?? 1}`;
   };
   const current = currentLists(input);
   const owner = new Map<string, string>();
@@ -56,7 +62,14 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   const movesOf = (id: string) => history.moves.get(id) ?? 0;
   const joinedAt = (worker: string) => history.joinedAt.get(worker) ?? 0;
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  const assignment = new Map(Object.entries(plan.assignment).map(([w, ids]) => [w, new Set(ids)]));
+  // Only the workers a move names change: their lists, as sets, are all that is rebuilt.
+  const touched = new Set<string>();
+  for (const m of [...staying, ...leaving]) touched.add(m.from).add(m.to);
+  const assignment = new Map<string, Set<string>>();
+  for (const worker of touched) {
+    const ids = plan.assignment[worker];
+    if (ids) assignment.set(worker, new Set(ids));
+  }
   const finalMoves: Move[] = [];
 
   // Staying donors give the tasks that moved least, to the same destinations.
@@ -90,40 +103,41 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
 
   for (const m of [...staying, ...leaving]) assignment.get(m.to)?.delete(m.id);
   for (const m of finalMoves) assignment.get(m.to)?.add(m.id);
-  return rebuild(plan, current, assignment, tasks);
+  return rebuild(plan, current, assignment, (id) => index.get(id) as number, input.tasks);
 }
 
-/** The plan's diff recomputed from the settled assignment, every list in the planner's order. */
+/**
+ * The plan with the lists of the workers in `assignment` (those the settling changed, as sets)
+ * recomputed in the planner's order (priority, highest first, then input order), and their diff;
+ * every other worker's lists are the plan's own, which the planner wrote in that order.
+ */
 function rebuild(
   plan: Plan,
   current: Map<string, string[]>,
   assignment: Map<string, Set<string>>,
-  tasks: Map<string, { task: Task; index: number }>,
+  indexOf: (id: string) => number,
+  tasks: readonly Task[],
 ): Plan {
-  const rank = (id: string) => tasks.get(id) as { task: Task; index: number };
-  const order = (a: string, b: string) =>
-    (rank(b).task.priority ?? 0) - (rank(a).task.priority ?? 0) || rank(a).index - rank(b).index;
+  const priority = (id: string) => tasks[indexOf(id)]?.priority ?? 0;
+  const order = (a: string, b: string) => priority(b) - priority(a) || indexOf(a) - indexOf(b);
   const result: Plan = {
-    assignment: Object.create(null),
-    add: Object.create(null),
-    remove: Object.create(null),
+    assignment: Object.assign(Object.create(null), plan.assignment),
+    add: Object.assign(Object.create(null), plan.add),
+    remove: Object.assign(Object.create(null), plan.remove),
     unassigned: plan.unassigned,
     reasons: plan.reasons,
     moved: plan.moved,
   };
-  const target = new Map<string, string>();
   for (const [worker, ids] of assignment) {
-    result.assignment[worker] = [...ids].sort(order);
-    for (const id of ids) target.set(id, worker);
-  }
-  for (const [worker, ids] of Object.entries(result.assignment)) {
+    const list = [...ids].sort(order);
+    result.assignment[worker] = list;
     const held = new Set(current.get(worker) ?? []);
-    const added = ids.filter((id) => !held.has(id));
+    const added = list.filter((id) => !held.has(id));
     if (added.length > 0) result.add[worker] = added;
-  }
-  for (const [worker, ids] of current) {
-    const stale = ids.filter((id) => target.get(id) !== worker);
+    else delete result.add[worker];
+    const stale = (current.get(worker) ?? []).filter((id) => !ids.has(id));
     if (stale.length > 0) result.remove[worker] = [...new Set(stale)];
+    else delete result.remove[worker];
   }
   return result;
 }

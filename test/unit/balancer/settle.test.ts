@@ -62,6 +62,22 @@ describe("settleMoves", () => {
               .filter((id) => Object.values(scenario.current).some((ids) => ids.includes(id))).length,
           );
           for (const id of movedIn) expect(stillPlaced.has(id)).toBe(true);
+          // Every list in the planner's order (priority, highest first, then input order), whether the
+          // settling rebuilt it or kept the plan's.
+          const at = new Map(scenario.tasks.map((task, i) => [task.id, i]));
+          const rank = (id: string) => [-(scenario.tasks[at.get(id) ?? 0]?.priority ?? 0), at.get(id) ?? 0];
+          const inOrder = (ids: string[]) =>
+            [...ids].sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1]);
+          for (const ids of Object.values(settled.assignment)) expect(ids).toEqual(inOrder(ids));
+          for (const ids of Object.values(settled.add)) expect(ids).toEqual(inOrder(ids));
+          // Its removals match its assignment for every worker, those it did not rebuild included.
+          const removals: Record<string, string[]> = {};
+          for (const [worker, ids] of Object.entries(scenario.current ?? {})) {
+            const kept = new Set(settled.assignment[worker] ?? []);
+            const stale = [...new Set(ids.filter((id) => !kept.has(id)))];
+            if (stale.length > 0) removals[worker] = stale;
+          }
+          expect({ ...settled.remove }).toEqual(removals);
         },
       ),
       runs(300),
