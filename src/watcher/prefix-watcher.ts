@@ -156,9 +156,13 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
       }
       if (revision > this.currentRevision) {
         this.currentRevision = revision;
-        this.sink?.applied(revision, events.slice(first, index));
+        // The view holds these changes already: they are emitted even when the sink throws (its driver then resyncs).
+        try {
+          this.sink?.applied(revision, events.slice(first, index));
+        } finally {
+          this.publish(changes);
+        }
       }
-      this.publish(changes);
     }
   }
 

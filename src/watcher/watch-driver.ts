@@ -37,8 +37,11 @@ export interface WatchHandler {
   closing?(): void;
 }
 
-/** Why one watch stream stopped: `resync` means the history it needed is gone and a fresh read is due. */
-type StreamEnd = { resync: string } | { error: Error };
+/**
+ * Why one watch stream stopped: `resync` alone means the history it needed is gone and a fresh read is
+ * due at once; an `error` is retried after a backoff, from a fresh read when `resync` is set too.
+ */
+type StreamEnd = { resync: string; error?: undefined } | { error: Error; resync?: string };
 
 /**
  * The one watch loop every watcher runs: a snapshot at revision R, then ONE stream with one watch per
@@ -126,11 +129,8 @@ export class WatchDriver {
         }
         const end = await this.watchUntilEnd();
         if (closing.aborted) break;
-        if ("resync" in end) {
-          resyncReason = end.resync;
-          continue;
-        }
-        throw end.error;
+        resyncReason = end.resync;
+        if (end.error) throw end.error;
       } catch (error) {
         if (closing.aborted) break;
         this.logger.warn({ err: error, revision: this.handler.revision() }, "watch interrupted; retrying");
@@ -173,7 +173,7 @@ export class WatchDriver {
         if (ended) return;
         const whole = fragments.join(response); // undefined while a fragmented response is still arriving
         if (!whole) return;
-        const end = this.handle(whole);
+        const end = this.handleGuarded(whole);
         if (end) finish(end);
       });
       const from = this.handler.revision() + 1;
@@ -190,6 +190,21 @@ export class WatchDriver {
         });
       });
     });
+  }
+
+  /**
+   * `handle`, where a handler that throws (its sink or decoder failed part-way through a response)
+   * ends the stream: the state it holds is then unknown, so after a backoff a fresh read replaces it
+   * (a resume would skip what the failure left unapplied, and an uncaught throw would end the process).
+   */
+  private handleGuarded(response: IWatchResponse): StreamEnd | undefined {
+    try {
+      return this.handle(response);
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      const error = new Error(`${this.name.watcher} failed to apply a watch response: ${message}`, { cause });
+      return { error, resync: `applying a watch response failed: ${message}` };
+    }
   }
 
   /** Hands one whole response to the handler; returns why the stream must end, if it must. */
