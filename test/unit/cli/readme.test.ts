@@ -13,6 +13,8 @@ const OTHER_TOOLS = new Set([
   "--grpc-keepalive-min-time", // etcd
   "--max-txn-ops", // etcd
   "--prefix", // etcdctl
+  "--bump-revision", // etcdutl
+  "--mark-compacted", // etcdutl
   "--from-literal", // kubectl
   "--from-file", // kubectl
   "--expose-gc", // node
