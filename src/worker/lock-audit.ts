@@ -17,6 +17,8 @@ export interface LockAuditOptions {
   logger: Logger;
   /** Time between two audits. */
   intervalMs: number;
+  /** Time before the first audit (default `intervalMs`; never more). */
+  firstDelayMs?: number;
   /** The run locks of the lease's current status writer (undefined while writes are suspended). */
   locks(): RunLocks | undefined;
   /** Whether the lease's current status writer may have written the status key `key` (`StatusWriter.reports`). */
@@ -59,9 +61,10 @@ export class LockAudit {
 
   /** Audits every interval until `signal` aborts; a failed audit is logged and the next one goes ahead. */
   async run(signal: AbortSignal): Promise<void> {
-    for (;;) {
+    const { intervalMs, firstDelayMs = intervalMs } = this.options;
+    for (let wait = Math.min(firstDelayMs, intervalMs); ; wait = intervalMs) {
       try {
-        await delay(this.options.intervalMs, signal);
+        await delay(wait, signal);
       } catch {
         return;
       }

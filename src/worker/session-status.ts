@@ -142,6 +142,9 @@ export class SessionStatus implements StatusSink {
       lease,
       logger,
       intervalMs,
+      // At a random phase: a fleet's workers register together, and their audits in step would reach
+      // etcd's lessor in bursts, beside the keep-alives it must answer in time.
+      firstDelayMs: Math.floor(Math.random() * intervalMs),
       locks: () => this.writer?.runLocks,
       reports: (key) => this.writer?.reports(key) ?? true,
       lost,
