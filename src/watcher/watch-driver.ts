@@ -1,5 +1,5 @@
-import type { Etcd3, IEvent, IKeyValue, IWatchResponse } from "etcd3";
-import { type Logger, requireLeader } from "../node/index.js";
+import { type Etcd3, GRPCOutOfRangeError, type IEvent, type IKeyValue, type IWatchResponse } from "etcd3";
+import { type Logger, requestDeadline, requireLeader } from "../node/index.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import { abortedError, closeStream, FragmentJoiner } from "./watch-stream.js";
 
@@ -38,6 +38,18 @@ export interface WatchHandler {
 }
 
 /**
+ * The last key change the handler was given (from a snapshot, the newest key; from the stream, the last
+ * event): after a reconnect, etcd must still show it at its revision, or its history is not the one applied.
+ */
+interface Witness {
+  key: Buffer;
+  /** The revision of the change: a put's mod revision, or the revision of the deletion. */
+  revision: number;
+  /** For a put: the key-value it wrote (a deletion leaves the key absent at `revision`). */
+  put?: IKeyValue;
+}
+
+/**
  * Why one watch stream stopped: `resync` alone means the history it needed is gone and a fresh read is
  * due at once; an `error` is retried after a backoff, from a fresh read when `resync` is set too.
  */
@@ -48,7 +60,9 @@ type StreamEnd = { resync: string; error?: undefined } | { error: Error; resync?
  * range from R + 1 (watch id = range index + 1), fragments joined, each response's events handed to the
  * handler; on an error, a reconnect after a backoff from the revision the handler has applied; on a
  * compaction past that revision, or a store whose revision is behind it (a replaced cluster), a fresh
- * read that replaces the handler's state, then watches from the read's revision.
+ * read that replaces the handler's state, then watches from the read's revision. Before a stream
+ * resumes, the last change applied is read back at its revision: an etcd restored from a backup and
+ * written past that revision again holds another history, which only a fresh read can follow.
  *
  * Invariant (with a handler that ignores a revision it already has, as a reconnect from a merge of
  * several ranges replays the ranges that were ahead): every event of the ranges after the latest
@@ -65,6 +79,7 @@ export class WatchDriver {
   private endStream?: (end: StreamEnd) => void;
   private running?: Promise<void>;
   private closed?: Promise<void>;
+  private witness?: Witness;
 
   /** `name` is what closed-watch errors and start errors call the watcher. */
   constructor(
@@ -88,9 +103,7 @@ export class WatchDriver {
     if (signal?.aborted || closing.aborted) throw abortedError(this.name.watch);
     const stop = AbortSignal.any(signal ? [signal, closing] : [closing]);
     try {
-      this.handler.replace(
-        await unlessAborted(this.handler.read(), stop, () => abortedError(this.name.watch)),
-      );
+      this.adopt(await unlessAborted(this.handler.read(), stop, () => abortedError(this.name.watch)));
     } catch (error) {
       this.started = false; // nothing is running yet, so the caller may try again
       throw error;
@@ -113,6 +126,8 @@ export class WatchDriver {
   private async run(): Promise<void> {
     const closing = this.closingController.signal;
     let resyncReason: string | undefined;
+    // The first stream follows the start's snapshot; every later one resumes from an applied revision.
+    let reconnecting = false;
     while (!closing.aborted) {
       try {
         if (resyncReason) {
@@ -120,13 +135,15 @@ export class WatchDriver {
           const snapshot = await unlessAborted(this.handler.read(), closing, () =>
             abortedError(this.name.watch),
           );
-          this.handler.replace(snapshot, {
-            reason: resyncReason,
-            fromRevision,
-            toRevision: snapshot.revision,
-          });
+          this.adopt(snapshot, { reason: resyncReason, fromRevision, toRevision: snapshot.revision });
           resyncReason = undefined;
+        } else if (reconnecting) {
+          resyncReason = await unlessAborted(this.historyDiffers(), closing, () =>
+            abortedError(this.name.watch),
+          );
+          if (resyncReason) continue;
         }
+        reconnecting = true;
         const end = await this.watchUntilEnd();
         if (closing.aborted) break;
         resyncReason = end.resync;
@@ -233,7 +250,57 @@ export class WatchDriver {
       this.logger.debug({ from: revision + 1, range }, "watch connected");
       return undefined;
     }
-    if (response.events.length > 0) this.handler.events(range, response.events);
+    const last = response.events.at(-1);
+    if (!last) return undefined;
+    this.handler.events(range, response.events);
+    this.witness = {
+      key: last.kv.key,
+      revision: Number(last.kv.mod_revision),
+      put: last.type === "Put" ? last.kv : undefined,
+    };
     return undefined;
+  }
+
+  /** Hands a snapshot to the handler; its newest key becomes the witness. */
+  private adopt(snapshot: WatchSnapshot, resync?: WatchResync): void {
+    this.handler.replace(snapshot, resync);
+    let newest: IKeyValue | undefined;
+    for (const kv of snapshot.kvs)
+      if (!newest || Number(kv.mod_revision) > Number(newest.mod_revision)) newest = kv;
+    this.witness = newest && { key: newest.key, revision: Number(newest.mod_revision), put: newest };
+  }
+
+  /**
+   * Whether etcd's history is still the one the handler applied, read before a stream resumes: etcd
+   * restored from a backup and written past the applied revision again is another history a resumed
+   * watch cannot tell apart (it would silently skip what differs). The witness, read at its revision,
+   * must be as it was applied: the same key-value there (revisions, version, value); a deletion,
+   * absent there and present just before. A reason to read afresh when it is not; undefined when it
+   * is, when nothing was applied, or when that revision cannot be read (compacted, or not reached:
+   * the watch itself then reports the compaction, or a store behind the applied revision).
+   */
+  private async historyDiffers(): Promise<string | undefined> {
+    const witness = this.witness;
+    if (!witness) return undefined;
+    const at = (revision: number) =>
+      this.client.kv.range({ key: witness.key, revision: String(revision) }, requestDeadline()).then(
+        (read) => read.kvs[0],
+        (error: unknown) => {
+          if (error instanceof GRPCOutOfRangeError) return null; // compacted, or a future revision
+          throw error;
+        },
+      );
+    const found = await at(witness.revision);
+    if (found === null) return undefined;
+    const same = witness.put
+      ? found?.mod_revision === String(witness.revision) &&
+        found.create_revision === witness.put.create_revision &&
+        found.version === witness.put.version &&
+        found.value.equals(witness.put.value)
+      : found === undefined && (await at(witness.revision - 1)) !== undefined;
+    if (same) return undefined;
+    const reason = `etcd's history differs from the applied one at revision ${witness.revision} (restored from a backup?)`;
+    this.logger.warn({ key: witness.key.toString(), revision: witness.revision }, reason);
+    return reason;
   }
 }
