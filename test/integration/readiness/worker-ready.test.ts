@@ -11,15 +11,21 @@ import { testSpace } from "../../helpers/context.js";
 
 const since = "2026-01-01T00:00:00.000Z";
 
+/** A registered worker w1 (under a lease of its own) holding task t1, past the barrier. */
+async function workerWithTask(label: string) {
+  const { client, keys } = testSpace(label);
+  const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+  const worker = JSON.stringify({ name: "w1", host: "h", pid: 1, version: "0", startedAt: since });
+  await session.lease.put(keys.worker("w1")).value(worker);
+  await markBarrierLeft(client, keys);
+  await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1" }));
+  return { client, keys, session };
+}
+
 describe("isWorkerReady", () => {
   it("judges as workerReadiness does, reading the worker's tasks and statuses only once the rest allows ready", async () => {
-    const { client, keys } = testSpace("wready-gate");
-    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const { client, keys, session } = await workerWithTask("wready-gate");
     try {
-      const worker = JSON.stringify({ name: "w1", host: "h", pid: 1, version: "0", startedAt: since });
-      await session.lease.put(keys.worker("w1")).value(worker);
-      await markBarrierLeft(client, keys);
-      await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1" }));
       const status = (state: string) => JSON.stringify({ state, attempt: 1, since });
       await session.lease.put(keys.status("w1", "t1")).value(status("running"));
       const txn = vi.spyOn(client.kv, "txn");
@@ -103,13 +109,8 @@ describe("isWorkerReady", () => {
   });
 
   it("reads everything at once when the caller's watch shows the worker in the plan, judging as one full read", async () => {
-    const { client, keys } = testSpace("wready-planned");
-    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const { client, keys, session } = await workerWithTask("wready-planned");
     try {
-      const worker = JSON.stringify({ name: "w1", host: "h", pid: 1, version: "0", startedAt: since });
-      await session.lease.put(keys.worker("w1")).value(worker);
-      await markBarrierLeft(client, keys);
-      await client.put(keys.task("w1", "t1")).value(JSON.stringify({ id: "t1" }));
       await session.lease
         .put(keys.status("w1", "t1"))
         .value(JSON.stringify({ state: "running", attempt: 1, since }));

@@ -48,6 +48,14 @@ async function writeThroughFailure(prefix: string, seen: () => boolean): Promise
   await direct.put(`${prefix}d`).value("4");
 }
 
+/** Writes through the failure; the sink then equals a fresh read after one resync for it. */
+async function recovers(prefix: string, state: Map<string, string>, resyncs: string[]): Promise<void> {
+  await writeThroughFailure(prefix, () => resyncs.length > 0);
+  await waitFor("d to reach the sink", () => state.get(`${prefix}d`) === "4");
+  expect(state).toEqual(await freshRead(prefix));
+  expect(resyncs).toEqual(["applying a watch response failed: the sink failed at boom"]);
+}
+
 describe("a watcher whose sink throws while applying a response", () => {
   it("PrefixWatcher: the process survives, the sink is replaced from a fresh read, listeners miss nothing", async () => {
     const prefix = `/${uniqueRoot("sink-prefix")}/`;
@@ -61,15 +69,12 @@ describe("a watcher whose sink throws while applying a response", () => {
     watcher.on("resync", (event) => resyncs.push(event.reason));
     await watcher.start();
     try {
-      await writeThroughFailure(prefix, () => resyncs.length > 0);
-      await waitFor("d to reach the sink", () => state.get(`${prefix}d`) === "4");
-      expect(state).toEqual(await freshRead(prefix));
+      await recovers(prefix, state, resyncs);
       expect(new Map(watcher.entries)).toEqual(await freshRead(prefix));
       expect(errors).toHaveLength(1);
       expect(errors[0]?.message).toMatch(
         /^PrefixWatcher .*failed to apply a watch response: the sink failed at boom$/,
       );
-      expect(resyncs).toEqual(["applying a watch response failed: the sink failed at boom"]);
       // Every key reached the listeners once, whether live or from the resync's difference.
       const puts = changes
         .filter((change) => change.type === "put")
@@ -101,10 +106,7 @@ describe("a watcher whose sink throws while applying a response", () => {
     watcher.on("resync", (event) => resyncs.push(event.reason));
     await watcher.start();
     try {
-      await writeThroughFailure(prefix, () => resyncs.length > 0);
-      await waitFor("d to reach the sink", () => state.get(`${prefix}d`) === "4");
-      expect(state).toEqual(await freshRead(prefix));
-      expect(resyncs).toEqual(["applying a watch response failed: the sink failed at boom"]);
+      await recovers(prefix, state, resyncs);
     } finally {
       await watcher.close();
     }
