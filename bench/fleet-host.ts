@@ -26,10 +26,15 @@ let running = 0;
 const workers = names.map((name) => {
   const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, handler });
   const states = new Map<string, string>();
+  let counted = false;
   worker.on("lost", () => lost++);
   worker.on("suspended", () => suspended++);
-  worker.on("status", (status, previous) => {
-    if (status === "registered" && previous === "new") registered++;
+  // Counted once, whatever came before: a lease suspended while the worker waited to register makes
+  // it "lost" first, and "registered" follows from "lost" once the lease resumes.
+  worker.on("status", (status) => {
+    if (counted || status === "new" || status === "lost" || status === "dead") return;
+    counted = true;
+    registered++;
   });
   worker.on("added", () => assigned++);
   worker.on("removed", () => assigned--);
