@@ -63,9 +63,11 @@ export class Host {
   readonly ready: Promise<void>;
   killed = false;
 
+  /** `nice`: the process's scheduling priority (0: the bench's own). */
   constructor(
     env: Record<string, string>,
     readonly size: number,
+    nice = 0,
   ) {
     // FLEET_HOST_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the worker processes.
     const nodeArgs = (process.env.FLEET_HOST_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -74,7 +76,7 @@ export class Host {
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "inherit"],
     });
-    if (HOST_NICE && this.child.pid) setPriority(this.child.pid, HOST_NICE);
+    if (nice && this.child.pid) setPriority(this.child.pid, nice);
     let markReady: () => void = () => {};
     this.ready = new Promise((resolve) => {
       markReady = resolve;
@@ -137,7 +139,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     writeFileSync(join(dir, "generator.json"), JSON.stringify({ tasks: fleetTasks(taskCount) }));
     for (let p = 0; p < processCount; p++) {
       const count = p === processCount - 1 ? workerCount - quarter * (processCount - 1) : quarter;
-      hosts.push(new Host(hostEnv(p * quarter, count), count));
+      hosts.push(new Host(hostEnv(p * quarter, count), count, HOST_NICE));
     }
     await Promise.all(hosts.map((host) => host.ready));
 
@@ -243,7 +245,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const crash = phase(startedAt, cpuAt, etcdCpu());
 
     console.error(`fleet: ${hosts[0].size} workers join…`);
-    const joiner = new Host(hostEnv(workerCount, hosts[0].size), hosts[0].size);
+    const joiner = new Host(hostEnv(workerCount, hosts[0].size), hosts[0].size, HOST_NICE);
     await joiner.ready;
     hosts.push(joiner);
     cpuAt = etcdCpu();
