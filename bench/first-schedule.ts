@@ -9,9 +9,10 @@
  * the load average beside them. Alone: `npm run bench -- first-schedule` or `npx tsx bench/first-schedule.ts`.
  * Each round also says how the master's transactions went in the window (bench/txn-timeline.ts).
  * To tell the master's share of the window from the workers': FIRST_SCHEDULE_IDLE=1 registers the
- * workers only (lease keys, no worker process: nothing claims or reports), and FIRST_SCHEDULE_WORKER_NICE=19
- * runs the worker processes at that nice level (their CPU then yields to etcd and the master, as on a
- * fleet where each worker has its own machine). Neither is part of the measured row.
+ * workers only (lease keys, no worker process: nothing claims or reports; not part of the measured row).
+ * The worker processes run at nice 10 (FIRST_SCHEDULE_WORKER_NICE; 0: the bench's own priority): their
+ * CPU yields to etcd and the master, as on a fleet where each worker has its own machine; their claims
+ * and statuses still load etcd as they would there.
  */
 import { loadavg, setPriority } from "node:os";
 import { pathToFileURL } from "node:url";
@@ -30,7 +31,7 @@ const TASK_COUNT = Number(process.env.FIRST_SCHEDULE_TASKS ?? TASKS);
 const TTL_MS = 10_000;
 const LIMIT_MS = 180_000;
 const IDLE = process.env.FIRST_SCHEDULE_IDLE === "1";
-const WORKER_NICE = process.env.FIRST_SCHEDULE_WORKER_NICE;
+const WORKER_NICE = process.env.FIRST_SCHEDULE_WORKER_NICE ?? "10";
 
 interface Cpu {
   etcd: number;
