@@ -132,7 +132,8 @@ export class MovePacer {
       return this.filling;
     }
     this.filling = (async () => {
-      const stop = AbortSignal.any([signal, this.cancelled.signal]);
+      const cancelled = this.cancelled.signal;
+      const stop = AbortSignal.any([signal, cancelled]);
       let started = true;
       try {
         while ((started || this.refillAgain) && this.queue.length > 0 && !stop.aborted) {
@@ -140,6 +141,9 @@ export class MovePacer {
           started = await this.startFree(stop);
         }
       } catch (error) {
+        // The queue was dropped on purpose (a newer schedule replans it): nothing failed, for any
+        // refill that joined this fill either (each finished hand-off asks for one).
+        if (cancelled.aborted && !signal.aborted) return;
         if (isPaused(error)) {
           this.options.logger.info(
             { dropped: this.queue.length },
