@@ -78,6 +78,9 @@ if (unknown.length > 0) {
 }
 
 const etcd = process.env.ETCD_ENDPOINTS ? undefined : await startEtcd();
+// An interrupted run (Ctrl-C, a timeout's SIGTERM) leaves no etcd behind.
+const interrupted = () => void (etcd?.destroy() ?? Promise.resolve()).finally(() => process.exit(130));
+process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
 const endpoints = process.env.ETCD_ENDPOINTS?.split(",") ?? [etcd!.hostPort];
 const rows: BenchRow[] = [];
 try {
