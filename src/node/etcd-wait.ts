@@ -203,18 +203,21 @@ function listenForAnswers(
   signal: AbortSignal,
 ): Answers {
   const answers: Answers = { answeredAt: Date.now(), answered: false };
-  const attemptMs = Math.min(dialTimeoutMs, 1_000);
-  // Several asks per dial timeout: one lost by chance never makes the wait give up.
+  // Several asks per dial timeout, each allowed all of it and none waiting for the one before: an ask lost
+  // by chance never makes the wait give up, and a member that answers late (an etcd crawling under load)
+  // is there all the same — its answer counts when it comes.
   const everyMs = Math.min(Math.max(Math.floor(dialTimeoutMs / 5), 50), 1_000);
   void (async () => {
     while (!signal.aborted) {
-      try {
-        await answer(Date.now() + attemptMs);
-        answers.answeredAt = Date.now();
-        answers.answered = true;
-      } catch (error) {
-        if (!isBrokenCircuitError(error)) answers.lastError = error;
-      }
+      answer(Date.now() + dialTimeoutMs).then(
+        () => {
+          answers.answeredAt = Date.now();
+          answers.answered = true;
+        },
+        (error: unknown) => {
+          if (!isBrokenCircuitError(error)) answers.lastError = error;
+        },
+      );
       await delay(everyMs, signal).catch(() => undefined);
     }
   })();

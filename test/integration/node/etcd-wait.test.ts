@@ -66,6 +66,31 @@ describe("waitForEtcd (a daemon's start-up against an etcd that may not serve ye
     expect(lines.at(-1)).toMatchObject({ msg: "etcd serves: going on", waitedMs: expect.any(Number) });
   });
 
+  it("waits while members answer only later than a second (an etcd crawling under load), and goes on once etcd serves", async () => {
+    const space = testSpace("wait");
+    const { logger } = recordingLogger();
+    const started = Date.now();
+    const serve = readUntil(space, () => Date.now() - started > 5_000, noLeader);
+    // Each status comes 1.3 s after it was asked, as gRPC would deliver it: only within the ask's deadline.
+    let answered = 0;
+    const answer = async (deadline: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 1_300));
+      if (Date.now() > deadline) throw noLeader();
+      answered++;
+    };
+
+    await waitForEtcd(space.client, {
+      config: { etcd: space.endpoints, dialTimeout: 2_000 },
+      key: space.keys.plan,
+      logger,
+      serve: serve.read,
+      answer,
+    });
+
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5_000);
+    expect(answered).toBeGreaterThan(0);
+  });
+
   it("gives up a dial timeout after the last answer when nothing answers any more", async () => {
     const space = testSpace("wait");
     const { logger, lines } = recordingLogger();
