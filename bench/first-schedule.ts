@@ -20,7 +20,7 @@ import type { Etcd3 } from "etcd3";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { Master, type ScheduleResult } from "../src/master/index.js";
 import { createEtcdClient, type KeyLayout, LeaseSession, type Task } from "../src/node/index.js";
-import { Host, type HostReport } from "./fleet-scale.js";
+import { Host, type HostReport } from "./fleet-hosts.js";
 import { cpuMs, txnCalls } from "./process-stats.js";
 import { freshRoot, IN_FLIGHT, rawWrite, TASKS, TXN_OPS, WORKERS } from "./master.js";
 import { type BenchRow, printReport } from "./report.js";

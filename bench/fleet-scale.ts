@@ -15,13 +15,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { setPriority, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
+import { Host, type HostReport } from "./fleet-hosts.js";
 import {
   callsBetween,
   cpuMs,
@@ -35,63 +36,13 @@ import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BINARY = join(REPO, "bin", "escheduler.js");
-const HOST = join(REPO, "bench", "fleet-host.ts");
 const GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
 const TTL_MS = 10_000;
 const REBALANCE_WAIT_MS = 5_000;
 const PHASE_LIMIT_MS = 240_000;
-/**
- * Scheduling priority of the worker processes (FLEET_HOST_NICE, default 10; 0 turns it off). They stand
- * in for 500–1,000 machines; at equal priority they take most of this machine's two cores from etcd and
- * the master, which a real fleet's workers never do, and etcd's apply queue then grows past the second
- * etcd allows a leader's lease renewal to wait (renewals fail, leases are lost).
- */
+// The worker processes' nice (FLEET_HOST_NICE; 0: none): they stand in for machines of their own, and at
+// equal priority took etcd's and the master's CPU until etcd renewed no lease (README: Fleet at scale).
 const HOST_NICE = Number(process.env.FLEET_HOST_NICE ?? 10);
-
-export interface HostReport {
-  registered: number;
-  assigned: number;
-  running: number;
-  lost: number;
-  suspended: number;
-}
-
-/** A worker-host process and its latest report. */
-export class Host {
-  readonly child: ChildProcess;
-  latest: HostReport = { registered: 0, assigned: 0, running: 0, lost: 0, suspended: 0 };
-  readonly ready: Promise<void>;
-  killed = false;
-
-  /** `nice`: the process's scheduling priority (0: the bench's own). */
-  constructor(
-    env: Record<string, string>,
-    readonly size: number,
-    nice = 0,
-  ) {
-    // FLEET_HOST_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the worker processes.
-    const nodeArgs = (process.env.FLEET_HOST_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    this.child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", HOST], {
-      cwd: REPO,
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    if (nice && this.child.pid) setPriority(this.child.pid, nice);
-    let markReady: () => void = () => {};
-    this.ready = new Promise((resolve) => {
-      markReady = resolve;
-    });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      const message = JSON.parse(line) as Partial<HostReport> & { ready?: boolean };
-      if (message.ready) markReady();
-      else this.latest = message as HostReport;
-    });
-  }
-
-  go(): void {
-    this.child.stdin?.write("go\n");
-  }
-}
 
 export async function benchFleet(): Promise<BenchRow[]> {
   const workerCount = Number(process.env.FLEET_WORKERS ?? 500);
