@@ -14,7 +14,7 @@
  * CPU yields to etcd and the master, as on a fleet where each worker has its own machine; their claims
  * and statuses still load etcd as they would there.
  */
-import { loadavg, setPriority } from "node:os";
+import { loadavg } from "node:os";
 import { pathToFileURL } from "node:url";
 import type { Etcd3 } from "etcd3";
 import { startEtcd } from "../src/cli/etcd-process.js";
@@ -31,7 +31,7 @@ const TASK_COUNT = Number(process.env.FIRST_SCHEDULE_TASKS ?? TASKS);
 const TTL_MS = 10_000;
 const LIMIT_MS = 180_000;
 const IDLE = process.env.FIRST_SCHEDULE_IDLE === "1";
-const WORKER_NICE = process.env.FIRST_SCHEDULE_WORKER_NICE ?? "10";
+const WORKER_NICE = Number(process.env.FIRST_SCHEDULE_WORKER_NICE ?? 10);
 
 interface Cpu {
   etcd: number;
@@ -103,7 +103,7 @@ function rows(rounds: Round[]): BenchRow[] {
   const ratio = at((round) => round.rawMs / round.scheduleMs);
   const scheduleMs = at((round) => round.scheduleMs);
   const loads = rounds.map((round) => round.load.toFixed(1)).join(" / ");
-  const size = `${TASK_COUNT} tasks × ${WORKERS.length} ${IDLE ? "registered (idle) workers" : WORKER_NICE ? `running workers at nice ${WORKER_NICE}` : "running workers"}`;
+  const size = `${TASK_COUNT} tasks × ${WORKERS.length} ${IDLE ? "registered (idle) workers" : `running workers at nice ${WORKER_NICE}`}`;
   const txns = txnText({
     txns: at((round) => round.txns.txns),
     p50Ms: at((round) => round.txns.p50Ms),
@@ -176,6 +176,7 @@ async function scheduleOntoRunningWorkers(
           FLEET_REPORT_MS: "20",
         },
         1,
+        WORKER_NICE,
       ),
   );
   const sum = (field: keyof HostReport) => hosts.reduce((total, host) => total + host.latest[field], 0);
@@ -193,7 +194,6 @@ async function scheduleOntoRunningWorkers(
     await Promise.all(hosts.map((host) => host.ready));
     for (const host of hosts) host.go();
     await until("every worker registered", () => IDLE || sum("registered") === WORKERS.length);
-    for (const host of WORKER_NICE ? hosts : []) setPriority(host.child.pid ?? 0, Number(WORKER_NICE));
     console.error("first-schedule: workers registered; electing the master…");
     const revision = Number((await client.get(keys.plan).exec()).header.revision);
     const firstKey = firstPut(client, keys.tasksPrefix, "prefix", revision);
