@@ -5,13 +5,33 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** A free loopback TCP port (the kernel picks it; released before returning). */
+/**
+ * Ports handed out below the kernel's ephemeral range (32768 and up on Linux): an outgoing connection never
+ * takes one of them between the moment it is chosen and the moment a member listens on it — or listens on
+ * it again after a restart (a port from the ephemeral range was taken meanwhile: "bind: address already in use").
+ */
+const LOW_PORT = 20_000;
+const HIGH_PORT = 32_767;
+const handedOut = new Set<number>();
+
+/** A free loopback TCP port, below the ephemeral range, not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = LOW_PORT + Math.floor(Math.random() * (HIGH_PORT - LOW_PORT + 1));
+    if (handedOut.has(port) || !(await tryPort(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  return tryPort(0);
+}
+
+/** `port` if it can be bound on loopback now (released before returning), else 0; given 0, the port the kernel picks. */
+function tryPort(port: number): Promise<number> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.once("error", () => resolve(0));
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address();
       server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
     });
