@@ -56,6 +56,8 @@ export async function benchJoin(endpoints: string[]): Promise<BenchRow[]> {
     master = spawn(
       process.execPath,
       [
+        // JOIN_MASTER_NODE_OPTIONS: extra flags for the master's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+        ...(process.env.JOIN_MASTER_NODE_OPTIONS?.split(" ").filter(Boolean) ?? []),
         BIN,
         "master",
         "--etcd",
