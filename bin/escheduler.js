@@ -2,10 +2,13 @@
 // The executable: runs the built CLI (dist/) and turns its result into the exit code.
 
 // Once main has settled, nothing should keep the process alive; if something still does (a leaked
-// socket or timer), exit anyway rather than hang a rollout.
+// socket or timer), exit anyway rather than hang a rollout. `probe` answers a caller that counts time
+// (a Kubernetes exec probe's timeoutSeconds): once it has decided it exits at once, even while a read
+// from an etcd that stopped answering is still open (its output is written synchronously by then).
+const lingerMs = process.argv[2] === "probe" ? 0 : 3_000;
 function exitSoon(code) {
   process.exitCode = code;
-  setTimeout(() => process.exit(code), 3_000).unref();
+  setTimeout(() => process.exit(code), lingerMs).unref();
 }
 
 let cli;
