@@ -26,13 +26,11 @@ interface Move {
 export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory): Plan {
   // Nothing moves between workers and nothing moved before: no choice to make (a first schedule).
   if (plan.moved === 0 && history.moves.size === 0) return plan;
-  // Task id → its index in the input.
-  const index = new Map<string, number>();
-  input.tasks.forEach((task, i) => index.set(task.id, i));
-  const taskOf = (id: string): Task | undefined => {
-    const i = index.get(id);
-    return i === undefined ? undefined : input.tasks[i];
-  };
+  // Only the tasks a move can involve are looked up (those added somewhere, then the lists of the workers
+  // the moves name): indexing all 100,000 tasks and their owners cost more than the whole settling.
+  const known = new KnownTasks(input);
+  known.learn(Object.values(plan.add));
+  const taskOf = (id: string): Task | undefined => known.task(id);
   const excluded = new Set(
     input.exclude instanceof Map ? input.exclude.keys() : Object.keys(input.exclude ?? {}),
   );
@@ -41,9 +39,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
     if (!task || task.key !== undefined || isConstrained(task) || excluded.has(id)) return undefined;
     return `${task.group ?? ""}\u0000${task.weight ?? 1}`;
   };
-  const current = currentLists(input);
-  const owner = new Map<string, string>();
-  for (const [worker, ids] of current) for (const id of ids) owner.set(id, worker);
+  const owner = known.owner;
 
   const staying: Move[] = [];
   const leaving: Move[] = [];
@@ -70,6 +66,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
     const ids = plan.assignment[worker];
     if (ids) assignment.set(worker, new Set(ids));
   }
+  known.learn([...assignment.values()]);
   const finalMoves: Move[] = [];
 
   // Staying donors give the tasks that moved least, to the same destinations.
@@ -103,7 +100,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
 
   for (const m of [...staying, ...leaving]) assignment.get(m.to)?.delete(m.id);
   for (const m of finalMoves) assignment.get(m.to)?.add(m.id);
-  return rebuild(plan, current, assignment, (id) => index.get(id) as number, input.tasks);
+  return rebuild(plan, known.currentOf(touched), assignment, (id) => known.index(id) as number, input.tasks);
 }
 
 /**
@@ -147,12 +144,52 @@ function isConstrained(task: Task): boolean {
   return task.selector !== undefined || task.spread !== undefined || task.antiKey !== undefined;
 }
 
-function currentLists(input: PlanInput): Map<string, string[]> {
-  const entries =
-    input.current instanceof Map
-      ? [...input.current.entries()]
-      : Object.entries((input.current ?? {}) as Record<string, readonly string[]>);
-  return new Map(entries.map(([worker, ids]) => [worker, [...ids]]));
+/**
+ * The input's index and current owner of the ids it learned (an owner as the last current list naming
+ * the id says), found by one pass over the tasks and the current lists per `learn`.
+ */
+class KnownTasks {
+  private readonly learned = new Set<string>();
+  private readonly indexes = new Map<string, number>();
+  readonly owner = new Map<string, string>();
+  private readonly current: Array<readonly [string, readonly string[]]>;
+
+  constructor(private readonly input: PlanInput) {
+    this.current =
+      input.current instanceof Map
+        ? [...input.current.entries()]
+        : Object.entries((input.current ?? {}) as Record<string, readonly string[]>);
+  }
+
+  /** Looks up the ids of `lists` not learned yet. */
+  learn(lists: Iterable<Iterable<string>>): void {
+    const wanted = new Set<string>();
+    for (const ids of lists) for (const id of ids) if (!this.learned.has(id)) wanted.add(id);
+    if (wanted.size === 0) return;
+    for (const id of wanted) this.learned.add(id);
+    this.input.tasks.forEach((task, i) => {
+      if (wanted.has(task.id)) this.indexes.set(task.id, i);
+    });
+    for (const [worker, ids] of this.current)
+      for (const id of ids) if (wanted.has(id)) this.owner.set(id, worker);
+  }
+
+  index(id: string): number | undefined {
+    return this.indexes.get(id);
+  }
+
+  task(id: string): Task | undefined {
+    const i = this.indexes.get(id);
+    return i === undefined ? undefined : this.input.tasks[i];
+  }
+
+  /** The current lists of `workers`. */
+  currentOf(workers: Iterable<string>): Map<string, string[]> {
+    const names = new Set(workers);
+    return new Map(
+      this.current.filter(([worker]) => names.has(worker)).map(([worker, ids]) => [worker, [...ids]]),
+    );
+  }
 }
 
 function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
