@@ -7,6 +7,13 @@ import type { ValidTask } from "./validation.js";
 /** worker → task id → the value stored under `/R/task/<worker>/<id>`. */
 export type CurrentAssignment = Map<string, Map<string, string>>;
 
+/** Task id → the worker it is assigned to now (the last one listing it, should several): one index a schedule builds once. */
+export function ownersOf(current: CurrentAssignment): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const [worker, ids] of current) for (const id of ids.keys()) owners.set(id, worker);
+  return owners;
+}
+
 /** What one schedule writes: deletes first, then puts (highest priority first). */
 export interface ScheduleChanges {
   removals: WriteOp[];

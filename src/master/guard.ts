@@ -1,5 +1,5 @@
 import type { ValidTask } from "./validation.js";
-import type { CurrentAssignment } from "./changes.js";
+import { type CurrentAssignment, ownersOf } from "./changes.js";
 
 /** The removal guard's reading of one schedule. */
 export interface RemovalCheck {
@@ -27,11 +27,23 @@ export function checkRemoval(
   moving: Iterable<string> = [],
 ): RemovalCheck {
   const generated = new Set(tasks.map((valid) => valid.task.id));
-  const assignedIds = new Set<string>(moving);
-  for (const ids of current.values()) for (const id of ids.keys()) assignedIds.add(id);
+  return removalCheck(ownersOf(current), generated, maxRemovalPercent, allowRemoval, moving);
+}
+
+/** `checkRemoval` from a schedule's indexes: the current owner of each task id, and the generated ids. */
+export function removalCheck(
+  owners: ReadonlyMap<string, string>,
+  generated: { has(id: string): boolean },
+  maxRemovalPercent: number,
+  allowRemoval: boolean,
+  moving: Iterable<string> = [],
+): RemovalCheck {
   let removing = 0;
-  for (const id of assignedIds) if (!generated.has(id)) removing++;
-  const assigned = assignedIds.size;
+  for (const id of owners.keys()) if (!generated.has(id)) removing++;
+  const between = new Set<string>();
+  for (const id of moving) if (!owners.has(id)) between.add(id);
+  for (const id of between) if (!generated.has(id)) removing++;
+  const assigned = owners.size + between.size;
   const check: RemovalCheck = { assigned, removing };
   if (allowRemoval || assigned === 0 || maxRemovalPercent >= 100) return check;
   if ((removing / assigned) * 100 <= maxRemovalPercent) return check;

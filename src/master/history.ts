@@ -3,7 +3,7 @@ import type { Etcd3 } from "etcd3";
 import type { Plan } from "../balancer/index.js";
 import { type HistoryMove, type HistoryRecord, type KeyLayout, requestDeadline } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
-import type { CurrentAssignment } from "./changes.js";
+import { type CurrentAssignment, ownersOf } from "./changes.js";
 
 /** History records kept under `/R/history/`; older ones are trimmed in the transaction that adds one. */
 export const HISTORY_LIMIT = 1_000;
@@ -22,6 +22,8 @@ export interface HistoryFacts {
   /** The generated ids (for the reasons when no worker could take any). */
   taskIds?: readonly string[];
   current: CurrentAssignment;
+  /** `ownersOf(current)`, when the caller has it already. */
+  owners?: ReadonlyMap<string, string>;
   target?: Plan;
   /** Task id → why it left its worker (`failed on w2: <error>`), kept with its move. */
   why?: ReadonlyMap<string, string>;
@@ -60,9 +62,13 @@ interface Listed {
 
 /**
  * `taskChanges` counted, each kind listing at most `limit` changes (its first ones, in its order): a
- * history record keeps 100, and a first schedule of 50,000 tasks need not build 50,000 of them.
+ * history record keeps 100, and a first schedule of 50,000 tasks need not build 50,000 of them. Only
+ * the tasks that change get an entry: a task the plan lists under its owner is matched by one lookup in
+ * `owners`, and a worker that keeps as many of its tasks as it has (its plan list names each task once,
+ * as a plan's does) keeps them all.
  */
 function listedChanges(
+  owners: ReadonlyMap<string, string>,
   current: CurrentAssignment,
   target: Plan | undefined,
   limit: number,
@@ -74,28 +80,65 @@ function listedChanges(
     kind.count++;
     if (kind.listed.length < limit) kind.listed.push(change);
   };
-  const before = new Map<string, string>();
-  for (const [worker, ids] of current) for (const id of ids.keys()) before.set(id, worker);
-  const placements = Object.entries(target?.assignment ?? {});
-  if (before.size === 0) {
+  const assignment = target?.assignment ?? {};
+  const placements = Object.entries(assignment);
+  if (owners.size === 0) {
     // Nothing assigned yet (a first schedule): every placement is an addition.
     for (const [worker, ids] of placements) for (const id of ids) note(added, { id, to: worker });
     return { moved, removed, added };
   }
-  const after = new Map<string, string>();
-  for (const [worker, ids] of placements) for (const id of ids) after.set(id, worker);
-  for (const [id, from] of before) {
-    const to = after.get(id);
-    if (to === undefined) note(removed, { id, from });
-    else if (to !== from) note(moved, { id, from, to });
+  // Task id → where the plan puts it, for the tasks it puts elsewhere than their owner (the last listing wins).
+  const arrivals = new Map<string, string>();
+  // Worker → how many of the tasks it owns the plan keeps there.
+  const keptOn = new Map<string, number>();
+  for (const [worker, ids] of placements) {
+    let kept = 0;
+    for (const id of ids) {
+      if (owners.get(id) !== worker) arrivals.set(id, worker);
+      else {
+        kept++;
+        if (arrivals.size > 0) arrivals.delete(id);
+      }
+    }
+    keptOn.set(worker, (keptOn.get(worker) ?? 0) + kept);
   }
-  for (const [id, to] of after) if (!before.has(id)) note(added, { id, to });
+  const owned = ownedCounts(owners, current);
+  const planned = new Map<string, Set<string>>();
+  const keeps = (id: string, worker: string): boolean => {
+    if (keptOn.get(worker) === owned(worker)) return true;
+    let ids = planned.get(worker);
+    if (!ids) {
+      ids = new Set(Object.hasOwn(assignment, worker) ? assignment[worker] : []);
+      planned.set(worker, ids);
+    }
+    return ids.has(id);
+  };
+  for (const [id, from] of owners) {
+    const to = arrivals.get(id);
+    if (to !== undefined) note(moved, { id, from, to });
+    else if (!keeps(id, from)) note(removed, { id, from });
+  }
+  for (const [id, to] of arrivals) if (!owners.has(id)) note(added, { id, to });
   return { moved, removed, added };
+}
+
+/** Worker → how many task ids `owners` gives it (its listed tasks, unless another worker lists some too). */
+function ownedCounts(
+  owners: ReadonlyMap<string, string>,
+  current: CurrentAssignment,
+): (worker: string) => number {
+  let listed = 0;
+  for (const ids of current.values()) listed += ids.size;
+  if (listed === owners.size) return (worker) => current.get(worker)?.size ?? 0;
+  const counts = new Map<string, number>();
+  for (const worker of owners.values()) counts.set(worker, (counts.get(worker) ?? 0) + 1);
+  return (worker) => counts.get(worker) ?? 0;
 }
 
 /** One compact record of a schedule: counts and up to 100 task changes, moves first, then removals, then additions. */
 export function historyRecord(facts: HistoryFacts): HistoryRecord {
-  const { moved, removed, added } = listedChanges(facts.current, facts.target, HISTORY_MOVES_LIMIT);
+  const owners = facts.owners ?? ownersOf(facts.current);
+  const { moved, removed, added } = listedChanges(owners, facts.current, facts.target, HISTORY_MOVES_LIMIT);
   const changes = [...moved.listed, ...removed.listed, ...added.listed]
     .slice(0, HISTORY_MOVES_LIMIT)
     .map((change) => {

@@ -5,12 +5,12 @@ import type { WriteOp } from "./batches.js";
 import type { RegisteredWorker } from "./registered.js";
 import { type AssignmentRead, readAssignment } from "./read-assignment.js";
 import { generationOrder } from "./rollout.js";
-import { type CurrentAssignment, type ScheduleChanges, scheduleChanges } from "./changes.js";
+import { type CurrentAssignment, ownersOf, type ScheduleChanges, scheduleChanges } from "./changes.js";
 import { EschedulerError } from "../errors.js";
 import { type Controls, cordonCounts, pausedError } from "./controls.js";
 import type { LeaderWriter } from "./fencing.js";
 import { type Generator, generateTasks } from "./generator.js";
-import { checkRemoval } from "./guard.js";
+import { removalCheck } from "./guard.js";
 import type { HandoffGate } from "./handoff.js";
 import type { MoveRecord } from "./move-record.js";
 import { historyPut, historyRecord, historyTrims, historyWrites } from "./history.js";
@@ -107,6 +107,9 @@ export interface SchedulePreview {
   workers: RegisteredWorker[];
   controls: Controls;
   current: CurrentAssignment;
+  /** The schedule's indexes, built once: generated task id → task, and current task id → owner (`ownersOf`). */
+  byId: ReadonlyMap<string, ValidTask>;
+  owners: ReadonlyMap<string, string>;
   /** Undefined when no worker may take tasks. */
   target?: Plan;
   changes: ScheduleChanges;
@@ -172,6 +175,8 @@ export async function previewSchedule(
     workers,
     controls,
     current,
+    byId,
+    owners: ownersOf(current),
     target,
     changes,
     ignoredPins,
@@ -216,7 +221,8 @@ async function applySchedule(
 ): Promise<ScheduleResult> {
   const { keys, signal, writer } = context;
   const { tasks, workers, controls, current, target, changes, revision } = preview;
-  const taskIds = tasks.map((valid) => valid.task.id);
+  // The generated ids matter to the summaries only when nothing was planned (no worker may take tasks).
+  const taskIds = target ? [] : tasks.map((valid) => valid.task.id);
   const plannedAt = performance.now();
   signal.throwIfAborted();
   if (controls.paused) {
@@ -233,12 +239,13 @@ async function applySchedule(
       tasks: tasks.length,
       taskIds,
       current,
+      owners: preview.owners,
       target,
       why: preview.why,
     });
-  const guard = checkRemoval(
-    current,
-    tasks,
+  const guard = removalCheck(
+    preview.owners,
+    preview.byId,
     context.maxRemovalPercent,
     context.allowRemoval === true,
     context.handoffs?.held().keys(),
@@ -260,9 +267,7 @@ async function applySchedule(
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
-  // (A first schedule has none: it builds no set of every generated id.)
-  const generated = replanned.size > 0 ? new Set(taskIds) : undefined;
-  for (const [taskId, put] of replanned) if (!put && generated?.has(taskId)) replanned.delete(taskId);
+  for (const [taskId, put] of replanned) if (!put && preview.byId.has(taskId)) replanned.delete(taskId);
   await context.actions?.restart(context, tasks);
   await context.pacer?.pace(moves, maxMovingLimit(context.maxMoving, tasks.length), signal);
   await writer.apply(context.handoffs?.recordChanges(replanned) ?? [], { signal, unlessPaused: true });

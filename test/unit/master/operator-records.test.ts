@@ -2,7 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Plan } from "../../../src/balancer/index.js";
 import type { CurrentAssignment } from "../../../src/master/changes.js";
-import { checkRemoval } from "../../../src/master/guard.js";
+import { ownersOf } from "../../../src/master/changes.js";
+import { checkRemoval, removalCheck } from "../../../src/master/guard.js";
 import { HISTORY_MOVES_LIMIT, historyRecord, taskChanges } from "../../../src/master/history.js";
 import type { ValidTask } from "../../../src/master/validation.js";
 
@@ -10,6 +11,16 @@ const current = (assignment: Record<string, string[]>): CurrentAssignment =>
   new Map(Object.entries(assignment).map(([worker, ids]) => [worker, new Map(ids.map((id) => [id, "{}"]))]));
 const generated = (...ids: string[]): ValidTask[] =>
   ids.map((id) => ({ task: { id }, value: "{}" }) as ValidTask);
+/** The assignment with each task under the first worker listing it only. */
+const onePlace = (byWorker: Record<string, string[]>) => {
+  const seen = new Set<string>();
+  return Object.fromEntries(
+    Object.entries(byWorker).map(([worker, ids]) => [
+      worker,
+      ids.filter((id) => !seen.has(id) && seen.add(id)),
+    ]),
+  );
+};
 const target = (assignment: Record<string, string[]>): Plan => ({
   assignment,
   add: {},
@@ -99,18 +110,9 @@ describe("history record", () => {
         { maxLength: 150 },
       ),
     );
-    const unique = (byWorker: Record<string, string[]>) => {
-      const seen = new Set<string>();
-      return Object.fromEntries(
-        Object.entries(byWorker).map(([worker, ids]) => [
-          worker,
-          ids.filter((id) => !seen.has(id) && seen.add(id)),
-        ]),
-      );
-    };
     fc.assert(
       fc.property(assignment, fc.option(assignment, { nil: undefined }), (before, after) => {
-        const facts = { current: current(unique(before)), target: after && target(unique(after)) };
+        const facts = { current: current(onePlace(before)), target: after && target(onePlace(after)) };
         const record = historyRecord({
           ...facts,
           leader: "m",
@@ -126,6 +128,61 @@ describe("history record", () => {
         expect(record.moves).toEqual(all.slice(0, HISTORY_MOVES_LIMIT));
         expect(record.movesTruncated).toBe(all.length > HISTORY_MOVES_LIMIT ? true : undefined);
       }),
+    );
+  });
+
+  it("agrees with taskChanges when a task is listed under several workers now", () => {
+    // The record matches only the tasks that change against one index of the current owners (the last
+    // worker listing a task, as taskChanges has it); a plan names each task once.
+    const ids = fc.uniqueArray(
+      fc.integer({ min: 0, max: 40 }).map((n) => `t${n}`),
+      { maxLength: 30 },
+    );
+    const assignment = fc.dictionary(fc.constantFrom("w1", "w2", "w3", "gone", "constructor"), ids);
+    fc.assert(
+      fc.property(
+        assignment,
+        fc.option(assignment, { nil: undefined }),
+        fc.boolean(),
+        (before, after, index) => {
+          const facts = { current: current(before), target: after && target(onePlace(after)) };
+          const record = historyRecord({
+            ...facts,
+            ...(index ? { owners: ownersOf(facts.current) } : {}),
+            leader: "m",
+            epoch: 1,
+            reasons: [],
+            outcome: "applied",
+            workers: [],
+            tasks: 0,
+          });
+          const { moved, removed, added } = taskChanges(facts.current, facts.target);
+          expect(record).toMatchObject({ moved: moved.length, removed: removed.length, added: added.length });
+          expect(record.moves).toEqual([...moved, ...removed, ...added].slice(0, HISTORY_MOVES_LIMIT));
+        },
+      ),
+    );
+  });
+
+  it("its removal guard reading agrees with checkRemoval's from the schedule's indexes", () => {
+    const ids = fc.uniqueArray(
+      fc.integer({ min: 0, max: 20 }).map((n) => `t${n}`),
+      { maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom("w1", "w2", "gone"), ids),
+        ids,
+        ids,
+        (before, kept, moving) => {
+          const assignment = current(before);
+          const tasks = generated(...kept);
+          const byId = new Map(tasks.map((valid) => [valid.task.id, valid]));
+          expect(removalCheck(ownersOf(assignment), byId, 30, false, moving)).toEqual(
+            checkRemoval(assignment, tasks, 30, false, moving),
+          );
+        },
+      ),
     );
   });
 });
