@@ -126,14 +126,18 @@ export function scheduleHolds(
   },
   delayMs: number,
 ): HoldDecision {
+  const registered = new Set(read.workers.map((worker) => worker.name));
+  const left = read.controls.left ?? new Set<string>();
+  // Only a gone worker's tasks are looked up: without one, no index of every task is built.
+  const gone = [...read.current.keys()].some((worker) => !registered.has(worker) && !left.has(worker));
   return decideHolds({
     nowMs: Date.now(),
     delayMs,
-    registered: new Set(read.workers.map((worker) => worker.name)),
+    registered,
     current: new Map([...read.current].map(([worker, ids]) => [worker, ids.keys()])),
-    tasks: new Map(read.tasks.map((valid) => [valid.task.id, valid.task])),
+    tasks: gone ? new Map(read.tasks.map((valid) => [valid.task.id, valid.task])) : new Map(),
     records: read.controls.holds ?? new Map(),
-    left: read.controls.left ?? new Set(),
+    left,
   });
 }
 
