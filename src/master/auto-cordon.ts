@@ -11,7 +11,7 @@ import {
   readPrefixPaged,
   readRecord,
 } from "../node/index.js";
-import type { EscalationTask } from "./escalation.js";
+import type { EscalationTasks } from "./escalation.js";
 import type { LeaderWriter } from "./fencing.js";
 
 /** Who an automatic cordon is recorded as (in its record, the audit trail and `status`). */
@@ -22,7 +22,7 @@ export interface AutoCordonFacts {
   after: number;
   records: ReadonlyMap<string, FailureRecord>;
   /** The tasks of the last schedule (their policies give each exhaustion its window). */
-  tasks: ReadonlyMap<string, EscalationTask>;
+  tasks: EscalationTasks;
   /** The workers whose status says a task is running. */
   runningOn: (taskId: string) => ReadonlySet<string> | undefined;
   now: number;
@@ -115,7 +115,7 @@ export class AutoCordon {
   private readonly done = new Set<string>();
   private latest?: {
     records: ReadonlyMap<string, FailureRecord>;
-    tasks: ReadonlyMap<string, EscalationTask>;
+    tasks: EscalationTasks;
   };
   private evaluating = false;
   /** Facts changed while an evaluation ran: evaluate once more after it. */
@@ -149,7 +149,7 @@ export class AutoCordon {
    * evaluation at a time against etcd, repeated while facts changed meanwhile. Errors are logged and
    * the next failure or start tries again.
    */
-  check(records: ReadonlyMap<string, FailureRecord>, tasks: ReadonlyMap<string, EscalationTask>): void {
+  check(records: ReadonlyMap<string, FailureRecord>, tasks: EscalationTasks): void {
     if (!this.enabled) return;
     this.latest = { records, tasks };
     if (this.evaluating) {

@@ -9,7 +9,7 @@ import {
   readPrefixPaged,
   readRecord,
 } from "../node/index.js";
-import { decide, type EscalationTask, withRestartPolicy } from "./escalation.js";
+import { decide, type EscalationTask, type EscalationTasks, withRestartPolicy } from "./escalation.js";
 import type { ValidTask } from "./validation.js";
 
 /** What a schedule needs of the failure escalation (the leader's FailureTracker provides it). */
@@ -18,7 +18,7 @@ export interface FailureInputs {
   /** Task id → its failure record, as the leader knows it now. */
   records(): ReadonlyMap<string, FailureRecord>;
   /** Told each preview's tasks (their policy and value) and when the earliest exclusion ends. */
-  observe?(tasks: ReadonlyMap<string, EscalationTask>, nextChange: number | undefined): void;
+  observe?(tasks: EscalationTasks, nextChange: number | undefined): void;
 }
 
 /** The generated tasks after the escalation: their stored values, what the planner sees, and why. */
@@ -35,35 +35,68 @@ export interface Escalated {
   why: Map<string, string>;
 }
 
-/** Applies the escalation to a schedule's tasks; without inputs, nothing changes. */
+/**
+ * Applies the escalation to a schedule's tasks; without inputs, nothing changes. Only a task with a
+ * failure record can be excluded, quarantined or explained, so only those are decided (in task order);
+ * the others' escalation is worked out when looked up (a schedule of 100,000 tasks that never failed
+ * builds no entry for each). Values are rewritten only when some policy goes into them.
+ */
 export function escalate(valid: ValidTask[], inputs: FailureInputs | undefined, now: number): Escalated {
   const exclude = new Map<string, string[]>();
   const quarantined = new Map<string, UnassignedReason>();
   const why = new Map<string, string>();
   if (!inputs) return { tasks: valid, plannable: valid, exclude, quarantined, why };
+  const { defaults } = inputs;
   const records = inputs.records();
-  const known = new Map<string, EscalationTask>();
-  const tasks: ValidTask[] = new Array(valid.length);
-  const plannable: ValidTask[] = [];
+  const rewrite = defaults.limit !== 0 || valid.some((original) => original.task.restart !== undefined);
+  const tasks = rewrite ? valid.map((original) => withRestartPolicy(original, defaults).valid) : valid;
+  const known = new KnownEscalations(valid, defaults);
+  const failed = [...records.keys()]
+    .map((id) => ({ id, at: known.position(id) }))
+    .filter((entry): entry is { id: string; at: number } => entry.at !== undefined)
+    .sort((a, b) => a.at - b.at);
   let nextChange: number | undefined;
-  valid.forEach((original, i) => {
-    const { valid: written, escalation } = withRestartPolicy(original, inputs.defaults);
-    tasks[i] = written;
-    const id = written.task.id;
-    known.set(id, escalation);
-    const decision = decide(records.get(id), escalation, now);
+  for (const { id } of failed) {
+    const decision = decide(records.get(id), known.get(id) as EscalationTask, now);
     if (decision.failedOn.length > 0) why.set(id, decision.failedOn.join("; "));
     if (decision.quarantined) {
       quarantined.set(id, { kind: "quarantined", text: `quarantined: ${decision.failedOn.join("; ")}` });
-      return;
+      continue;
     }
-    plannable.push(written);
     if (decision.exclude.length > 0) exclude.set(id, decision.exclude);
     if (decision.nextChange !== undefined)
       nextChange = Math.min(nextChange ?? decision.nextChange, decision.nextChange);
-  });
+  }
+  const plannable = quarantined.size === 0 ? tasks : tasks.filter((task) => !quarantined.has(task.task.id));
   inputs.observe?.(known, nextChange);
   return { tasks, plannable, exclude, quarantined, why };
+}
+
+/** The generated tasks' escalation, each worked out (and kept) when first looked up. */
+class KnownEscalations implements EscalationTasks {
+  private positions?: Map<string, number>;
+  private readonly looked = new Map<string, EscalationTask>();
+
+  constructor(
+    private readonly tasks: readonly ValidTask[],
+    private readonly defaults: EffectiveRestartPolicy,
+  ) {}
+
+  /** The task's index in the generated list. */
+  position(id: string): number | undefined {
+    this.positions ??= new Map(this.tasks.map((valid, i) => [valid.task.id, i]));
+    return this.positions.get(id);
+  }
+
+  get(id: string): EscalationTask | undefined {
+    let escalation = this.looked.get(id);
+    if (escalation) return escalation;
+    const at = this.position(id);
+    if (at === undefined) return undefined;
+    escalation = withRestartPolicy(this.tasks[at], this.defaults).escalation;
+    this.looked.set(id, escalation);
+    return escalation;
+  }
 }
 
 /** The plan with the quarantined tasks listed as unassigned (after the planned ones, in task order). */

@@ -36,6 +36,11 @@ export interface EscalationTask {
   readonly fingerprint: string;
 }
 
+/** Task id → the task as the escalation knows it (looked up by id only). */
+export interface EscalationTasks {
+  get(id: string): EscalationTask | undefined;
+}
+
 /** The task with its effective policy written into its value (last, where the worker's fingerprint ignores it). */
 export function withRestartPolicy(
   valid: ValidTask,

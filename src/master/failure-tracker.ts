@@ -11,7 +11,7 @@ import {
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
 import type { FailureInputs } from "./escalation-input.js";
 import { AutoCordon } from "./auto-cordon.js";
-import { type EscalationTask, newlyExhausted, recordFailure } from "./escalation.js";
+import { type EscalationTask, type EscalationTasks, newlyExhausted, recordFailure } from "./escalation.js";
 import type { LeaderWriter } from "./fencing.js";
 import type { StatusView } from "./status-source.js";
 
@@ -43,7 +43,7 @@ export class FailureTracker implements FailureInputs {
   private readonly failures: PrefixWatcher;
   private readonly known = new Map<string, FailureRecord>();
   /** The tasks of the last schedule; undefined before the first (failures seen meanwhile wait). */
-  private tasks?: ReadonlyMap<string, EscalationTask>;
+  private tasks?: EscalationTasks;
   private waiting: WatchChange[] = [];
   /** Record deletions this leader made (a payload change): not an operator's reset. */
   private readonly ownDeletes = new Set<string>();
@@ -96,7 +96,7 @@ export class FailureTracker implements FailureInputs {
   }
 
   /** FailureInputs: the tasks of a schedule; records about another value or a task gone are deleted. */
-  observe(tasks: ReadonlyMap<string, EscalationTask>, nextChange: number | undefined): void {
+  observe(tasks: EscalationTasks, nextChange: number | undefined): void {
     this.tasks = tasks;
     const stale = [...this.known].filter(([id, record]) => tasks.get(id)?.fingerprint !== record.fingerprint);
     for (const [id] of stale) {
