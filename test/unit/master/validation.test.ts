@@ -1,5 +1,13 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_TASK_VALUE_BYTES, validateTasks } from "../../../src/master/validation.js";
+import {
+  MAX_TASK_VALUE_BYTES,
+  simpleTask,
+  taskLookup,
+  taskSchema,
+  validatedTasks,
+  validateTasks,
+} from "../../../src/master/validation.js";
 
 function rejection(output: unknown): { code: string; message: string } {
   try {
@@ -131,5 +139,48 @@ describe("validateTasks: placement constraints", () => {
       code: "ERR_BAD_TASK",
       message: expect.stringContaining(`generator task #1 (id "t"): ${message}`),
     });
+  });
+
+  it("reads a plain task without the schema only when the schema reads it the same, fields in the same order", () => {
+    const name = fc.oneof(
+      fc.constantFrom("t1", "a.b-c_d", "", "x/y", "line\nbreak", "ok"),
+      fc.string({ maxLength: 6 }),
+    );
+    const field = {
+      id: fc.oneof(name, fc.integer()),
+      key: fc.oneof(name, fc.constant(undefined), fc.constant(null)),
+      group: fc.oneof(name, fc.constant(""), fc.integer()),
+      priority: fc.oneof(fc.double(), fc.integer(), fc.constant("1")),
+      weight: fc.oneof(fc.double(), fc.integer({ min: -2, max: 3 }), fc.constant(Infinity)),
+      payload: fc.jsonValue(),
+      other: fc.boolean(),
+    };
+    const candidate = fc
+      .tuple(fc.record(field, { requiredKeys: [] }), fc.shuffledSubarray(Object.keys(field)), fc.boolean())
+      .map(([fields, order, bare]) => {
+        const task: Record<string, unknown> = bare ? Object.create(null) : {};
+        for (const key of order) if (key in fields) task[key] = fields[key as keyof typeof fields];
+        return task;
+      });
+    fc.assert(
+      fc.property(fc.oneof(candidate, fc.anything()), (input) => {
+        const simple = simpleTask(input);
+        if (simple === undefined) return;
+        const parsed = taskSchema.safeParse(input);
+        expect(parsed.success).toBe(true);
+        expect(Object.keys(simple)).toEqual(Object.keys(parsed.data as object));
+        expect(JSON.stringify(simple)).toBe(JSON.stringify(parsed.data));
+        expect(simple).toEqual(parsed.data);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("looks a task up by id through the index validation builds", () => {
+    const { tasks, positions } = validatedTasks([{ id: "a" }, { id: "b", payload: 1 }]);
+    const lookup = taskLookup(tasks, positions);
+    expect(lookup.get("b")).toBe(tasks[1]);
+    expect(lookup.get("c")).toBeUndefined();
+    expect([lookup.has("a"), lookup.has("c")]).toEqual([true, false]);
   });
 });
