@@ -183,13 +183,13 @@ export async function resumeBegunMoves(
   const { client, keys, logger } = context;
   const tasks: TaskSource = {
     generated: async () => {
-      const valid = await generateTasks(context.generator, {
+      const { tasks: valid, positions } = await generateTasks(context.generator, {
         workers: workers(),
         logger,
         signal,
         timeoutMs: context.settings.timeoutMs,
       });
-      return generatedTasks(escalate(valid, failures, Date.now()));
+      return generatedTasks(escalate(valid, failures, Date.now(), positions));
     },
   };
   const backoff = exponentialBackoff({ initialMs: 200, maxMs: 2_000 });

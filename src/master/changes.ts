@@ -36,7 +36,7 @@ export interface ScheduleChanges {
 export function scheduleChanges(
   keys: KeyLayout,
   plan: Plan | undefined,
-  tasks: ReadonlyMap<string, ValidTask>,
+  tasks: { get(id: string): ValidTask | undefined },
   current: CurrentAssignment,
 ): ScheduleChanges {
   const removals: WriteOp[] = [];

@@ -39,9 +39,15 @@ export interface Escalated {
  * Applies the escalation to a schedule's tasks; without inputs, nothing changes. Only a task with a
  * failure record can be excluded, quarantined or explained, so only those are decided (in task order);
  * the others' escalation is worked out when looked up (a schedule of 100,000 tasks that never failed
- * builds no entry for each). Values are rewritten only when some policy goes into them.
+ * builds no entry for each). Values are rewritten only when some policy goes into them. `positions`:
+ * each id's index in `valid`, when the caller has it.
  */
-export function escalate(valid: ValidTask[], inputs: FailureInputs | undefined, now: number): Escalated {
+export function escalate(
+  valid: ValidTask[],
+  inputs: FailureInputs | undefined,
+  now: number,
+  positions?: ReadonlyMap<string, number>,
+): Escalated {
   const exclude = new Map<string, string[]>();
   const quarantined = new Map<string, UnassignedReason>();
   const why = new Map<string, string>();
@@ -50,7 +56,7 @@ export function escalate(valid: ValidTask[], inputs: FailureInputs | undefined, 
   const records = inputs.records();
   const rewrite = defaults.limit !== 0 || valid.some((original) => original.task.restart !== undefined);
   const tasks = rewrite ? valid.map((original) => withRestartPolicy(original, defaults).valid) : valid;
-  const known = new KnownEscalations(valid, defaults);
+  const known = new KnownEscalations(valid, defaults, positions);
   const failed = [...records.keys()]
     .map((id) => ({ id, at: known.position(id) }))
     .filter((entry): entry is { id: string; at: number } => entry.at !== undefined)
@@ -74,12 +80,13 @@ export function escalate(valid: ValidTask[], inputs: FailureInputs | undefined, 
 
 /** The generated tasks' escalation, each worked out (and kept) when first looked up. */
 class KnownEscalations implements EscalationTasks {
-  private positions?: Map<string, number>;
   private readonly looked = new Map<string, EscalationTask>();
 
   constructor(
     private readonly tasks: readonly ValidTask[],
     private readonly defaults: EffectiveRestartPolicy,
+    /** Task id → its index in `tasks` (built when first needed if not given). */
+    private positions?: ReadonlyMap<string, number>,
   ) {}
 
   /** The task's index in the generated list. */

@@ -1,7 +1,7 @@
 import { EschedulerError } from "../errors.js";
 import { importDefaultExport, type Logger, type Task } from "../node/index.js";
 import { unlessAborted } from "../runtime/index.js";
-import { type ValidTask, validateTasks } from "./validation.js";
+import { type ValidatedTasks, validatedTasks } from "./validation.js";
 
 export interface GeneratorContext {
   /** Aborted when the schedule is abandoned (timeout, deposed, stopped). */
@@ -28,13 +28,14 @@ export async function loadGenerator(generator: Generator | string): Promise<Gene
 }
 
 /**
- * Calls the generator, gives up after `timeoutMs` even when it ignores its signal, and validates the result.
+ * Calls the generator, gives up after `timeoutMs` even when it ignores its signal, and validates the result
+ * (the tasks, and the index of each id).
  * Throws ERR_GENERATOR (threw, timed out, not an array) or ERR_BAD_TASK; rethrows the caller's abort reason as is.
  */
 export async function generateTasks(
   generator: Generator,
   options: { workers: string[]; logger: Logger; signal: AbortSignal; timeoutMs: number },
-): Promise<ValidTask[]> {
+): Promise<ValidatedTasks> {
   const timeout = new AbortController();
   const timer = setTimeout(
     () =>
@@ -57,5 +58,5 @@ export async function generateTasks(
   } finally {
     clearTimeout(timer);
   }
-  return validateTasks(output);
+  return validatedTasks(output);
 }

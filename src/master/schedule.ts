@@ -15,7 +15,7 @@ import type { HandoffGate } from "./handoff.js";
 import type { MoveRecord } from "./move-record.js";
 import { historyPut, historyRecord, historyTrims, historyWrites } from "./history.js";
 import { type MaxMoving, type MovePacer, maxMovingLimit, splitMoves } from "./pacing.js";
-import type { ValidTask } from "./validation.js";
+import { type TaskLookup, taskLookup, type ValidTask } from "./validation.js";
 import { writeTaskChanges } from "./schedule-writes.js";
 import { escalate, type FailureInputs, withQuarantined } from "./escalation-input.js";
 import * as holding from "./held-tasks.js";
@@ -108,7 +108,7 @@ export interface SchedulePreview {
   controls: Controls;
   current: CurrentAssignment;
   /** The schedule's indexes, built once: generated task id → task, and current task id → owner (`ownersOf`). */
-  byId: ReadonlyMap<string, ValidTask>;
+  byId: TaskLookup;
   owners: ReadonlyMap<string, string>;
   /** Undefined when no worker may take tasks. */
   target?: Plan;
@@ -154,9 +154,10 @@ export async function previewSchedule(
   const readAt = performance.now();
   signal.throwIfAborted();
 
-  const escalated = escalate(generated, context.failures, Date.now());
+  const escalated = escalate(generated.tasks, context.failures, Date.now(), generated.positions);
   const { tasks } = escalated;
-  const byId = new Map<string, ValidTask>(tasks.map((valid) => [valid.task.id, valid]));
+  // The escalation keeps each task's place: validation's index of the generated ids finds it.
+  const byId = taskLookup(tasks, generated.positions);
   const pinned = plannerInput(escalated.plannable, workers, current, controls, context.actions);
   const { ignoredPins } = pinned;
   const input = { ...pinned.input, generations: generationOrder(workers), exclude: escalated.exclude };

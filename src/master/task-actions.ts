@@ -14,7 +14,7 @@ import { beginMove } from "./begun-moves.js";
 import { pinProblem } from "./pins.js";
 import type { RegisteredWorker } from "./registered.js";
 import type { ScheduleContext } from "./schedule.js";
-import type { ValidTask } from "./validation.js";
+import type { TaskLookup, ValidTask } from "./validation.js";
 
 export type ActionOutcome = Omit<ScheduleOutcome, "leader" | "epoch">;
 
@@ -26,7 +26,7 @@ interface Pending {
 /** What a schedule read, for checking its actions. */
 export interface ActionFacts {
   current: CurrentAssignment;
-  byId: ReadonlyMap<string, ValidTask>;
+  byId: TaskLookup;
   workers: readonly RegisteredWorker[];
   controls: Controls;
 }

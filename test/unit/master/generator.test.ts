@@ -20,7 +20,7 @@ describe("generateTasks", () => {
       return [{ id: "a" }];
     });
     expect(seen).toEqual(["w1"]);
-    expect(tasks.map((t) => t.task.id)).toEqual(["a"]);
+    expect(tasks.tasks.map((t) => t.task.id)).toEqual(["a"]);
   });
 
   it("turns a throw (sync or async) into ERR_GENERATOR with the reason", async () => {
