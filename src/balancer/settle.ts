@@ -29,7 +29,13 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   // Only the tasks a move can involve are looked up (those added somewhere, then the lists of the workers
   // the moves name): indexing all 100,000 tasks and their owners cost more than the whole settling.
   const known = new KnownTasks(input);
-  known.learn(Object.values(plan.add));
+  // The lists a move can touch, as far as the plan shows: its additions and the lists of the workers
+  // that gain or lose tasks (a move's old owner loses it); any other owner is learned once found.
+  const changed = new Set([...Object.keys(plan.add), ...Object.keys(plan.remove)]);
+  known.learn([
+    ...Object.values(plan.add),
+    ...[...changed].map((worker) => (Object.hasOwn(plan.assignment, worker) ? plan.assignment[worker] : [])),
+  ]);
   const taskOf = (id: string): Task | undefined => known.task(id);
   const excluded = new Set(
     input.exclude instanceof Map ? input.exclude.keys() : Object.keys(input.exclude ?? {}),
