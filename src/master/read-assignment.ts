@@ -70,6 +70,9 @@ export function parseAssignment(
   }
   const current: CurrentAssignment = new Map();
   const junk: WriteOp[] = [];
+  // Keys come in key order, a worker's together: its map is looked up once per run of its keys.
+  let worker: string | undefined;
+  let ids = new Map<string, string>();
   for (const kv of taskKvs) {
     const key = keyText(kv.key, logger);
     if (key === undefined) {
@@ -80,9 +83,12 @@ export function parseAssignment(
     }
     const parts = keys.parseTask(key);
     if (!parts) continue;
-    const ids = current.get(parts.worker) ?? new Map<string, string>();
+    if (parts.worker !== worker) {
+      worker = parts.worker;
+      ids = current.get(worker) ?? new Map<string, string>();
+      current.set(worker, ids);
+    }
     ids.set(parts.taskId, kv.value.toString());
-    current.set(parts.worker, ids);
   }
   return {
     workers,
