@@ -7,6 +7,7 @@
  */
 export { PlanInputError } from "./errors.js";
 export { plan } from "./plan.js";
+export { IdTable } from "./id-table.js";
 export { eligibleOn } from "./cordon.js";
 export { type MoveHistory, settleMoves } from "./settle.js";
 export { generationProblem } from "./rollout.js";

@@ -46,7 +46,7 @@ export function escalate(
   valid: ValidTask[],
   inputs: FailureInputs | undefined,
   now: number,
-  positions?: ReadonlyMap<string, number>,
+  positions?: { get(id: string): number | undefined },
 ): Escalated {
   const exclude = new Map<string, string[]>();
   const quarantined = new Map<string, UnassignedReason>();
@@ -86,7 +86,7 @@ class KnownEscalations implements EscalationTasks {
     private readonly tasks: readonly ValidTask[],
     private readonly defaults: EffectiveRestartPolicy,
     /** Task id → its index in `tasks` (built when first needed if not given). */
-    private positions?: ReadonlyMap<string, number>,
+    private positions?: { get(id: string): number | undefined },
   ) {}
 
   /** The task's index in the generated list. */
