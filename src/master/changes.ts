@@ -1,4 +1,4 @@
-import type { Plan } from "../balancer/index.js";
+import { IdTable, type Plan } from "../balancer/index.js";
 import type { KeyLayout } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
 import type { PlannedPut } from "./handoff.js";
@@ -7,9 +7,61 @@ import type { ValidTask } from "./validation.js";
 /** worker → task id → the value stored under `/R/task/<worker>/<id>`. */
 export type CurrentAssignment = Map<string, Map<string, string>>;
 
-/** Task id → the worker it is assigned to now (the last one listing it, should several): one index a schedule builds once. */
-export function ownersOf(current: CurrentAssignment): Map<string, string> {
-  const owners = new Map<string, string>();
+/**
+ * Task id → the worker it is assigned to now (the last one listing it, should several), in the order
+ * the ids first appear: one index a schedule builds once (`ownersOf`), over the planner's IdTable.
+ */
+export class TaskOwners {
+  private readonly ids: string[] = [];
+  private readonly workers: string[] = [];
+  private readonly table: IdTable;
+
+  constructor(expected: number) {
+    this.table = new IdTable(this.ids, expected);
+  }
+
+  /** Records `worker` as the owner of `id` (a later record of an id replaces its worker, not its place). */
+  set(id: string, worker: string): void {
+    this.ids.push(id);
+    const earlier = this.table.add(this.ids.length - 1);
+    if (earlier < 0) this.workers.push(worker);
+    else {
+      this.ids.pop();
+      this.workers[earlier] = worker;
+    }
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  get(id: string): string | undefined {
+    const at = this.table.get(id);
+    return at === undefined ? undefined : this.workers[at];
+  }
+
+  has(id: string): boolean {
+    return this.table.get(id) !== undefined;
+  }
+
+  keys(): readonly string[] {
+    return this.ids;
+  }
+
+  values(): readonly string[] {
+    return this.workers;
+  }
+
+  *[Symbol.iterator](): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.ids.length; i++) yield [this.ids[i], this.workers[i]];
+  }
+}
+
+/** The owners of the tasks of `current`. */
+export function ownersOf(current: CurrentAssignment): TaskOwners {
+  let listed = 0;
+  for (const ids of current.values()) listed += ids.size;
+  const owners = new TaskOwners(listed);
   for (const [worker, ids] of current) for (const id of ids.keys()) owners.set(id, worker);
   return owners;
 }

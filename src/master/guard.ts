@@ -1,5 +1,5 @@
 import type { ValidTask } from "./validation.js";
-import { type CurrentAssignment, ownersOf } from "./changes.js";
+import { type CurrentAssignment, ownersOf, type TaskOwners } from "./changes.js";
 
 /** The removal guard's reading of one schedule. */
 export interface RemovalCheck {
@@ -32,7 +32,7 @@ export function checkRemoval(
 
 /** `checkRemoval` from a schedule's indexes: the current owner of each task id, and the generated ids. */
 export function removalCheck(
-  owners: ReadonlyMap<string, string>,
+  owners: TaskOwners,
   generated: { has(id: string): boolean },
   maxRemovalPercent: number,
   allowRemoval: boolean,

@@ -3,7 +3,7 @@ import type { Etcd3 } from "etcd3";
 import type { Plan } from "../balancer/index.js";
 import { type HistoryMove, type HistoryRecord, type KeyLayout, requestDeadline } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
-import { type CurrentAssignment, ownersOf } from "./changes.js";
+import { type CurrentAssignment, ownersOf, type TaskOwners } from "./changes.js";
 
 /** History records kept under `/R/history/`; older ones are trimmed in the transaction that adds one. */
 export const HISTORY_LIMIT = 1_000;
@@ -23,7 +23,7 @@ export interface HistoryFacts {
   taskIds?: readonly string[];
   current: CurrentAssignment;
   /** `ownersOf(current)`, when the caller has it already. */
-  owners?: ReadonlyMap<string, string>;
+  owners?: TaskOwners;
   target?: Plan;
   /** Task id → why it left its worker (`failed on w2: <error>`), kept with its move. */
   why?: ReadonlyMap<string, string>;
@@ -68,7 +68,7 @@ interface Listed {
  * as a plan's does) keeps them all.
  */
 function listedChanges(
-  owners: ReadonlyMap<string, string>,
+  owners: TaskOwners,
   current: CurrentAssignment,
   target: Plan | undefined,
   limit: number,
@@ -103,30 +103,44 @@ function listedChanges(
     keptOn.set(worker, (keptOn.get(worker) ?? 0) + kept);
   }
   const owned = ownedCounts(owners, current);
-  const planned = new Map<string, Set<string>>();
-  const keeps = (id: string, worker: string): boolean => {
-    if (keptOn.get(worker) === owned(worker)) return true;
-    let ids = planned.get(worker);
-    if (!ids) {
-      ids = new Set(Object.hasOwn(assignment, worker) ? assignment[worker] : []);
-      planned.set(worker, ids);
+  // What the plan keeps of a worker's tasks: all of them, or those its list names (built only then).
+  const kept = new Map<string, Set<string> | true>();
+  const keptBy = (worker: string): Set<string> | true => {
+    let keeps = kept.get(worker);
+    if (keeps === undefined) {
+      keeps =
+        keptOn.get(worker) === owned(worker)
+          ? true
+          : new Set(Object.hasOwn(assignment, worker) ? assignment[worker] : []);
+      kept.set(worker, keeps);
     }
-    return ids.has(id);
+    return keeps;
   };
-  for (const [id, from] of owners) {
+  const ids = owners.keys();
+  const froms = owners.values();
+  // An owner's tasks come together: its answer is looked up once per run of them.
+  let owner: string | undefined;
+  let keeps: Set<string> | true = true;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    const from = froms[i];
     const to = arrivals.get(id);
-    if (to !== undefined) note(moved, { id, from, to });
-    else if (!keeps(id, from)) note(removed, { id, from });
+    if (to !== undefined) {
+      note(moved, { id, from, to });
+      continue;
+    }
+    if (from !== owner) {
+      owner = from;
+      keeps = keptBy(from);
+    }
+    if (keeps !== true && !keeps.has(id)) note(removed, { id, from });
   }
   for (const [id, to] of arrivals) if (!owners.has(id)) note(added, { id, to });
   return { moved, removed, added };
 }
 
 /** Worker → how many task ids `owners` gives it (its listed tasks, unless another worker lists some too). */
-function ownedCounts(
-  owners: ReadonlyMap<string, string>,
-  current: CurrentAssignment,
-): (worker: string) => number {
+function ownedCounts(owners: TaskOwners, current: CurrentAssignment): (worker: string) => number {
   let listed = 0;
   for (const ids of current.values()) listed += ids.size;
   if (listed === owners.size) return (worker) => current.get(worker)?.size ?? 0;

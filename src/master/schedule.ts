@@ -5,7 +5,13 @@ import type { WriteOp } from "./batches.js";
 import type { RegisteredWorker } from "./registered.js";
 import { type AssignmentRead, readAssignment } from "./read-assignment.js";
 import { generationOrder } from "./rollout.js";
-import { type CurrentAssignment, ownersOf, type ScheduleChanges, scheduleChanges } from "./changes.js";
+import {
+  type CurrentAssignment,
+  ownersOf,
+  type ScheduleChanges,
+  scheduleChanges,
+  type TaskOwners,
+} from "./changes.js";
 import { EschedulerError } from "../errors.js";
 import { type Controls, cordonCounts, pausedError } from "./controls.js";
 import type { LeaderWriter } from "./fencing.js";
@@ -109,7 +115,7 @@ export interface SchedulePreview {
   current: CurrentAssignment;
   /** The schedule's indexes, built once: generated task id → task, and current task id → owner (`ownersOf`). */
   byId: TaskLookup;
-  owners: ReadonlyMap<string, string>;
+  owners: TaskOwners;
   /** Undefined when no worker may take tasks. */
   target?: Plan;
   changes: ScheduleChanges;
