@@ -63,7 +63,7 @@ interface Listed {
 /**
  * `taskChanges` counted, each kind listing at most `limit` changes (its first ones, in its order): a
  * history record keeps 100, and a first schedule of 50,000 tasks need not build 50,000 of them. Only
- * the tasks that change get an entry: a task the plan lists under its owner is matched by one lookup in
+ * the tasks that change are visited: a task the plan lists under its owner is matched by one lookup in
  * `owners`, and a worker that keeps as many of its tasks as it has (its plan list names each task once,
  * as a plan's does) keeps them all.
  */
@@ -87,22 +87,23 @@ function listedChanges(
     for (const [worker, ids] of placements) for (const id of ids) note(added, { id, to: worker });
     return { moved, removed, added };
   }
-  // Task id → where the plan puts it, for the tasks it puts elsewhere than their owner (the last listing wins).
+  // Task id → where the plan lists it other than under its owner (the last such list); per worker, its
+  // place among the lists and how many of the tasks it owns its list names.
   const arrivals = new Map<string, string>();
-  // Worker → how many of the tasks it owns the plan keeps there.
+  const place = new Map<string, number>();
   const keptOn = new Map<string, number>();
   for (const [worker, ids] of placements) {
+    place.set(worker, place.size);
     let kept = 0;
     for (const id of ids) {
-      if (owners.get(id) !== worker) arrivals.set(id, worker);
-      else {
-        kept++;
-        if (arrivals.size > 0) arrivals.delete(id);
-      }
+      if (owners.get(id) === worker) kept++;
+      else arrivals.set(id, worker);
     }
-    keptOn.set(worker, (keptOn.get(worker) ?? 0) + kept);
+    keptOn.set(worker, kept);
   }
-  const owned = ownedCounts(owners, current);
+  let listed = 0;
+  for (const ids of current.values()) listed += ids.size;
+  const owned = ownedCounts(owners, current, listed);
   // What the plan keeps of a worker's tasks: all of them, or those its list names (built only then).
   const kept = new Map<string, Set<string> | true>();
   const keptBy = (worker: string): Set<string> | true => {
@@ -116,33 +117,46 @@ function listedChanges(
     }
     return keeps;
   };
-  const ids = owners.keys();
-  const froms = owners.values();
-  // An owner's tasks come together: its answer is looked up once per run of them.
-  let owner: string | undefined;
-  let keeps: Set<string> | true = true;
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    const from = froms[i];
+  // A task listed elsewhere and under its owner too stays if its owner's list comes later (the last
+  // listing is where the plan puts it); the owners that lose a task to another worker.
+  const losing = new Set<string>();
+  for (const [id, to] of arrivals) {
+    const from = owners.get(id);
+    if (from === undefined) continue;
+    const keeps = keptBy(from);
+    const stays =
+      (keeps === true || keeps.has(id)) && (place.get(from) as number) > (place.get(to) as number);
+    if (stays) arrivals.delete(id);
+    else losing.add(from);
+  }
+  const visit = (id: string, from: string, keeps: Set<string> | true) => {
     const to = arrivals.get(id);
-    if (to !== undefined) {
-      note(moved, { id, from, to });
-      continue;
+    if (to !== undefined) note(moved, { id, from, to });
+    else if (keeps !== true && !keeps.has(id)) note(removed, { id, from });
+  };
+  if (listed === owners.size) {
+    // No task listed twice: the owners' order is the current one, worker by worker; a worker that
+    // keeps all its tasks and loses none to another has nothing to visit.
+    for (const [worker, ids] of current) {
+      const keeps = keptBy(worker);
+      if (keeps === true && !losing.has(worker)) continue;
+      for (const id of ids.keys()) visit(id, worker, keeps);
     }
-    if (from !== owner) {
-      owner = from;
-      keeps = keptBy(from);
-    }
-    if (keeps !== true && !keeps.has(id)) note(removed, { id, from });
+  } else {
+    const ids = owners.keys();
+    const froms = owners.values();
+    for (let i = 0; i < ids.length; i++) visit(ids[i], froms[i], keptBy(froms[i]));
   }
   for (const [id, to] of arrivals) if (!owners.has(id)) note(added, { id, to });
   return { moved, removed, added };
 }
 
-/** Worker → how many task ids `owners` gives it (its listed tasks, unless another worker lists some too). */
-function ownedCounts(owners: TaskOwners, current: CurrentAssignment): (worker: string) => number {
-  let listed = 0;
-  for (const ids of current.values()) listed += ids.size;
+/** Worker → how many task ids `owners` gives it (`listed`: the current listings, counted). */
+function ownedCounts(
+  owners: TaskOwners,
+  current: CurrentAssignment,
+  listed: number,
+): (worker: string) => number {
   if (listed === owners.size) return (worker) => current.get(worker)?.size ?? 0;
   const counts = new Map<string, number>();
   for (const worker of owners.values()) counts.set(worker, (counts.get(worker) ?? 0) + 1);
