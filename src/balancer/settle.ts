@@ -6,6 +6,10 @@ export interface MoveHistory {
   moves: ReadonlyMap<string, number>;
   /** Worker name → when it joined, in any increasing unit (the master uses etcd revisions); higher is younger. */
   joinedAt: ReadonlyMap<string, number>;
+  /** Task id → its index in the input's tasks, if the caller knows (checked: a wrong index is searched for). */
+  positions?: { get(id: string): number | undefined };
+  /** Task id → the last worker listing it in the input's `current`, if the caller knows (trusted). */
+  owners?: { get(id: string): string | undefined };
 }
 
 interface Move {
@@ -28,7 +32,7 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   if (plan.moved === 0 && history.moves.size === 0) return plan;
   // Only the tasks a move can involve are looked up (those added somewhere, then the lists of the workers
   // the moves name): indexing all 100,000 tasks and their owners cost more than the whole settling.
-  const known = new KnownTasks(input);
+  const known = new KnownTasks(input, history);
   // The lists a move can touch, as far as the plan shows: its additions and the lists of the workers
   // that gain or lose tasks (a move's old owner loses it); any other owner is learned once found.
   const changed = new Set([...Object.keys(plan.add), ...Object.keys(plan.remove)]);
@@ -152,7 +156,8 @@ function isConstrained(task: Task): boolean {
 
 /**
  * The input's index and current owner of the ids it learned (an owner as the last current list naming
- * the id says), found by one pass over the tasks and the current lists per `learn`.
+ * the id says): from the caller's indexes when given, else by one pass over the tasks and the current
+ * lists per `learn`.
  */
 class KnownTasks {
   private readonly learned = new Set<string>();
@@ -160,7 +165,10 @@ class KnownTasks {
   readonly owner = new Map<string, string>();
   private readonly current: Array<readonly [string, readonly string[]]>;
 
-  constructor(private readonly input: PlanInput) {
+  constructor(
+    private readonly input: PlanInput,
+    private readonly hints: Pick<MoveHistory, "positions" | "owners">,
+  ) {
     this.current =
       input.current instanceof Map
         ? [...input.current.entries()]
@@ -172,10 +180,23 @@ class KnownTasks {
     const wanted = new Set<string>();
     for (const ids of lists) for (const id of ids) if (!this.learned.has(id)) wanted.add(id);
     if (wanted.size === 0) return;
-    for (const id of wanted) this.learned.add(id);
-    this.input.tasks.forEach((task, i) => {
-      if (wanted.has(task.id)) this.indexes.set(task.id, i);
-    });
+    const { tasks } = this.input;
+    const { positions, owners } = this.hints;
+    const unplaced = new Set<string>();
+    for (const id of wanted) {
+      this.learned.add(id);
+      const at = positions?.get(id);
+      if (at !== undefined && tasks[at]?.id === id) this.indexes.set(id, at);
+      else unplaced.add(id);
+      const owner = owners?.get(id);
+      if (owner !== undefined) this.owner.set(id, owner);
+    }
+    if (unplaced.size > 0) {
+      tasks.forEach((task, i) => {
+        if (unplaced.has(task.id)) this.indexes.set(task.id, i);
+      });
+    }
+    if (owners) return;
     for (const [worker, ids] of this.current)
       for (const id of ids) if (wanted.has(id)) this.owner.set(id, worker);
   }

@@ -1,4 +1,4 @@
-import { type Plan, type PlanInput, settleMoves } from "../balancer/index.js";
+import { type MoveHistory, type Plan, type PlanInput, settleMoves } from "../balancer/index.js";
 
 /**
  * What the leader remembers of earlier moves, so a plan moves the tasks that moved least and sends a
@@ -43,8 +43,16 @@ export class MoveRecord {
     }
   }
 
-  /** `plan`'s moves chosen by history; `joinedAt` maps each worker to when it registered (higher: younger). */
-  settle(plan: Plan, input: PlanInput, joinedAt: ReadonlyMap<string, number>): Plan {
-    return settleMoves(plan, input, { moves: this.moves, joinedAt });
+  /**
+   * `plan`'s moves chosen by history; `joinedAt` maps each worker to when it registered (higher:
+   * younger); `known`: the caller's indexes of the input's tasks and owners, if it has them.
+   */
+  settle(
+    plan: Plan,
+    input: PlanInput,
+    joinedAt: ReadonlyMap<string, number>,
+    known: Pick<MoveHistory, "positions" | "owners"> = {},
+  ): Plan {
+    return settleMoves(plan, input, { moves: this.moves, joinedAt, ...known });
   }
 }

@@ -169,10 +169,15 @@ export async function previewSchedule(
   const input = { ...pinned.input, generations: generationOrder(workers), exclude: escalated.exclude };
   context.moves?.observe(input.current);
   const holds = holding.scheduleHolds({ workers, current, tasks, controls }, context.holds?.delayMs ?? 0);
+  const owners = ownersOf(current);
+  // The planner's current lists are the read's unless a restart adds to them or a hold takes from them:
+  // then the read's owners are its owners. Its tasks are the generated ones, less any quarantined.
+  const sameLists = (context.actions?.restarting.size ?? 0) === 0 && holds.holds.size === 0;
+  const known = { positions: generated.positions, ...(sameLists ? { owners } : {}) };
   let target = holding.planAroundHolds(input, holds, (free) => {
     const planned = free.workers.length === 0 ? undefined : plan(free);
     if (!planned || !context.moves) return planned;
-    return context.moves.settle(planned, free, context.joinedAt?.() ?? new Map());
+    return context.moves.settle(planned, free, context.joinedAt?.() ?? new Map(), known);
   });
   target = context.actions?.adjustPlan(target, { current, byId, workers, controls }) ?? target;
   if (target) target = withQuarantined(target, escalated.quarantined);
@@ -183,7 +188,7 @@ export async function previewSchedule(
     controls,
     current,
     byId,
-    owners: ownersOf(current),
+    owners,
     target,
     changes,
     ignoredPins,

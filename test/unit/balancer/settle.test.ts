@@ -130,4 +130,30 @@ describe("settleMoves", () => {
     expect(Object.keys(current).sort()).toEqual(old.map((_, i) => `new-${i}`).sort());
     expect(total).toBeGreaterThanOrEqual(1000);
   });
+
+  it("settles the same with the caller's indexes of the tasks and their owners (a wrong index is searched for)", () => {
+    fc.assert(
+      fc.property(
+        scenarios({ maxWorkers: 6, maxTasks: 40, groups: 2, keys: 3, maxWeight: 2, priorities: 2 }),
+        fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
+        fc.nat(3),
+        (scenario, noise, shift) => {
+          const planned = plan(scenario);
+          const history = {
+            moves: new Map(scenario.tasks.map((task, i) => [task.id, noise[i % noise.length] % 4])),
+            joinedAt: new Map(scenario.workers.map((w, i) => [workerName(w), noise[(i * 7) % noise.length]])),
+          };
+          // Owners as the last current list naming a task; indexes shifted for some, as a quarantine shifts them.
+          const owners = new Map(
+            Object.entries(scenario.current).flatMap(([w, ids]) => ids.map((id) => [id, w])),
+          );
+          const positions = new Map(scenario.tasks.map((task, i) => [task.id, i % 4 < shift ? i + 1 : i]));
+          expect(settleMoves(planned, scenario, { ...history, positions, owners })).toEqual(
+            settleMoves(planned, scenario, history),
+          );
+        },
+      ),
+      runs(200),
+    );
+  });
 });
