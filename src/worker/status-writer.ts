@@ -37,8 +37,10 @@ interface PendingWrite {
  * per task state would swamp etcd when thousands of tasks start at once), by group commit, with no
  * timer: a write goes out on the next turn of the event loop (with whatever else that turn queued)
  * when no transaction is in flight, and otherwise waits for the one in flight, to travel with the
- * others queued meanwhile; a start claim waits only behind a transaction carrying claims, never
- * behind plain status writes (a start waits for its claim). Full batches go at once, up to
+ * others queued meanwhile. A start claim is on the path to the handler: it goes as soon as the
+ * callback that made it returns (a microtask: the claims of one watch response still travel
+ * together), not a turn later behind whatever I/O that turn holds, and it waits only behind a
+ * transaction carrying claims, never behind plain status writes. Full batches go at once, up to
  * MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
  *
  * Order: a task's writes reach etcd in the order it made them because its `StatusPublisher` hands
@@ -56,7 +58,9 @@ export class StatusWriter implements StatusSink {
   private queuedClaims = 0;
   private claimsInFlight = 0;
   private readonly locks: RunLocks;
-  private flushScheduled = false;
+  /** A flush is due on the next turn (plain writes) / at the end of the current callback (claims). */
+  private flushNextTurn = false;
+  private flushSoon = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
   private readonly retry = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
   /** Transactions sent and not yet answered, even those `close()` stopped waiting for. */
@@ -171,11 +175,26 @@ export class StatusWriter implements StatusSink {
     for (const write of dropped) write.done(NOT_CLAIMED);
   }
 
-  /** Sends on the next turn whatever may go now (see the class comment); `send` asks again when answered. */
+  /**
+   * Sends whatever may go now (see the class comment): at the end of the current callback when a claim
+   * waits, else on the next turn; `send` asks again when answered.
+   */
   private schedule(): void {
-    if (this.flushScheduled || !this.sendable()) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    if (!this.sendable()) return;
+    if (this.queuedClaims > 0) {
+      if (this.flushSoon) return;
+      this.flushSoon = true;
+      queueMicrotask(() => {
+        this.flushSoon = false;
+        this.flush();
+      });
+    } else if (!this.flushNextTurn) {
+      this.flushNextTurn = true;
+      setImmediate(() => {
+        this.flushNextTurn = false;
+        this.flush();
+      });
+    }
   }
 
   private sendable(): boolean {
@@ -186,7 +205,6 @@ export class StatusWriter implements StatusSink {
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     while (this.sendable()) void this.send(this.takeBatch());
   }
 

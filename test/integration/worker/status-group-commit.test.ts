@@ -85,6 +85,33 @@ describe("status writes by group commit", () => {
     await session.close();
   });
 
+  it("sends a start claim as soon as the callback that made it returns, with the writes made beside it", async () => {
+    const { client, keys } = testSpace("group-claim-soon");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    // A claim requires the worker's registration under its lease.
+    await client.put(keys.worker("w1")).value("{}").lease(session.id);
+    const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
+    const [x, y] = [await taskRevision(client, keys, "x"), await taskRevision(client, keys, "y")];
+    const { sent } = txnGate(client, []);
+    // A plain write alone waits for the next turn, to travel with the writes that turn makes.
+    const plain = writer.put("a", running);
+    await Promise.resolve();
+    expect(sent).toEqual([]);
+    await nextTurn();
+    expect(sent).toEqual(["1"]);
+    await plain;
+    // Claims made in one callback (one watch response's tasks) go together before any I/O of the turn.
+    const beside = writer.put("b", running);
+    const claims = [writer.claim("x", starting, x), writer.claim("y", starting, y)];
+    await Promise.resolve();
+    expect(sent).toEqual(["1", "1+2 claims"]);
+    const outcomes = await Promise.all(claims);
+    await beside;
+    expect(outcomes.map((outcome) => outcome.claimed)).toEqual([true, true]);
+    expect(await client.getAll().prefix(keys.workerStatusPrefix("w1")).count()).toBe(4);
+    await session.close();
+  });
+
   it("sends full batches of at most 128 ops while one is in flight", async () => {
     const { client, keys } = testSpace("group-full");
     const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
