@@ -201,7 +201,9 @@ export class RunLocks {
 
   /** Task ids whose locks this lease held as of `revision`. */
   heldAt(revision: number): string[] {
-    return [...this.held].filter(([, since]) => since <= revision).map(([taskId]) => taskId);
+    const ids: string[] = [];
+    for (const [taskId, since] of this.held) if (since <= revision) ids.push(taskId);
+    return ids;
   }
 
   holds(taskId: string): boolean {
