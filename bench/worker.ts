@@ -16,6 +16,13 @@ const TASKS = 10_000;
 const BATCH = 128;
 /** Tasks put one at a time after the burst, each once the previous one started: an idle worker's latency. */
 const SINGLES = 200;
+/**
+ * Pause after each single put was observed, before the next: the worker is idle when a put comes (its
+ * `running` write of the last task done) and the bare watch's puts are paced alike. Back to back, the
+ * bare watch ran on a busy etcd and a hot event loop (1.8 ms p50 on the bench machine; 3.0 ms paced
+ * 10 ms apart) while the worker's puts were spaced by the wait for its start: unlike baselines.
+ */
+const IDLE_MS = 10;
 const WORKER = "bench-worker";
 
 export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
@@ -195,7 +202,7 @@ async function writeTasks(client: Etcd3, keys: KeyLayout, worker: string): Promi
   return issued;
 }
 
-/** Puts SINGLES tasks one at a time, each once the previous one was observed; when each was issued. */
+/** Puts SINGLES tasks one at a time, each IDLE_MS after the previous one was observed; when each was issued. */
 async function writeOneByOne(
   client: Etcd3,
   keys: KeyLayout,
@@ -212,6 +219,7 @@ async function writeOneByOne(
       10_000,
       () => new Promise((resolve) => setImmediate(resolve)),
     );
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
   }
   return issued;
 }
