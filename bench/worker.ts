@@ -5,6 +5,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
+import { Worker as Thread } from "node:worker_threads";
 import type { Etcd3 } from "etcd3";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { createEtcdClient, type KeyLayout, keyLayout } from "../src/node/index.js";
@@ -110,8 +111,9 @@ async function watchDelays(client: Etcd3, keys: KeyLayout): Promise<Delays> {
 
 /**
  * Put → `start(task)` in a worker's handler (watch, status `starting` write, then the call), and the
- * transactions the worker sent meanwhile; for the single puts, also put → change event of a bare
- * watcher of the worker's own task keys, watching beside it.
+ * transactions the worker sent meanwhile; for the single puts, also put → event of a bare watch of
+ * the worker's own task keys beside it, in a thread of its own: in this thread its events would wait
+ * for the worker's handling of the same response (up to the claim sent) and flatter the ratio.
  */
 async function startDelays(
   client: Etcd3,
@@ -157,15 +159,11 @@ async function startDelays(
     );
     // The burst's transactions only: the single puts below send their own.
     const burstTxns = txns - before;
-    const prefix = keys.workerTasksPrefix(WORKER);
-    const watcher = new PrefixWatcher(client, prefix);
     const watched = new Map<string, number>();
-    watcher.on("change", (change) => {
-      if (change.type === "put") watched.set(change.key.slice(prefix.length), performance.now());
-    });
-    await watcher.start();
+    const thread = await watchInThread(endpoints, keys.workerTasksPrefix(WORKER), watched);
     try {
       const singles = await writeOneByOne(client, keys, WORKER, started);
+      await until(() => [...singles.keys()].every((id) => watched.has(id)));
       return {
         burst,
         txns: burstTxns,
@@ -173,12 +171,32 @@ async function startDelays(
         singlesWatched: delays(singles, watched),
       };
     } finally {
-      await watcher.close();
+      await thread.terminate();
     }
   } finally {
     await worker.stop();
     own.close();
   }
+}
+
+/** Starts a bare watch of `prefix` in a thread (bench/watch-thread.mjs) that records in `watched` when each put arrived. */
+async function watchInThread(
+  endpoints: string[],
+  prefix: string,
+  watched: Map<string, number>,
+): Promise<Thread> {
+  const hosts = endpoints.map((host) => `http://${host}`);
+  const thread = new Thread(new URL("./watch-thread.mjs", import.meta.url), {
+    workerData: { hosts, prefix },
+  });
+  await new Promise((resolve, reject) => {
+    thread.once("message", resolve);
+    thread.once("error", reject);
+  });
+  thread.on("message", ({ id, at }: { id: string; at: number }) =>
+    watched.set(id, at - performance.timeOrigin),
+  );
+  return thread;
 }
 
 /** Writes TASKS task keys in transactions of BATCH puts, one after another; returns when each was issued. */
