@@ -34,6 +34,9 @@ export const LOCK_LOST = "run lock taken by another worker while the task ran he
 /** The warning (one per key) when a task status under the lease that its worker did not write is deleted. */
 export const FORGED_STATUS = "forged task status removed";
 
+/** Keys of the lease sorted between two turns of the event loop (about a millisecond's work). */
+const SLICE = 1_000;
+
 /** Nested transactions (or reads) in one audit transaction. */
 const PER_TXN = 60;
 
@@ -81,7 +84,7 @@ export class LockAudit {
     const locks = this.options.locks();
     if (!locks || !lease.active) return;
     const answer = await client.leaseClient.leaseTimeToLive({ ID: lease.id, keys: true }, requestDeadline());
-    const { strangers, attached } = this.classify(answer.keys ?? []);
+    const { strangers, attached } = await this.classify(answer.keys ?? []);
     // First: the lock beside a forged status can go in this audit.
     if (strangers.length + this.strangers.size > 0) await this.dropStrangers(strangers);
     // Claims answered after this read may have taken locks the answer does not list yet.
@@ -131,16 +134,18 @@ export class LockAudit {
   }
 
   /**
-   * The lease's keys, in one pass (a worker of 10,000 tasks has 20,000 keys under its lease, and the
-   * event loop waits for this): the status keys its worker did not write, and the task ids of the
-   * run locks attached.
+   * The lease's keys, in one pass: the status keys its worker did not write, and the task ids of the
+   * run locks attached. A worker of 10,000 tasks has 20,000 keys under its lease: the pass lets the
+   * event loop run every SLICE keys, so a task put meanwhile starts without waiting for the audit
+   * (each key is judged as of when it is reached; the read itself is already older than that).
    */
-  private classify(listed: Buffer[]): { strangers: string[]; attached: Set<string> } {
+  private async classify(listed: Buffer[]): Promise<{ strangers: string[]; attached: Set<string> }> {
     const { keys } = this.options;
     const { statusPrefix, runLocksPrefix } = keys;
     const strangers: string[] = [];
     const attached = new Set<string>();
-    for (const raw of listed) {
+    for (const [i, raw] of listed.entries()) {
+      if (i > 0 && i % SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       const key = raw.toString();
       if (key.startsWith(runLocksPrefix)) {
         const id = keys.parseRunLock(key);
