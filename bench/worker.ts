@@ -32,7 +32,7 @@ export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
   try {
     const { burst: watch, singles: watchSingles } = await watchDelays(client, keys);
     const started = await startDelays(client, keys, endpoints);
-    const { burst: start, singles: startSingles, singlesWatched, txns } = started;
+    const { burst: start, singles: startSingles, singlesWatched, txns, claimTrips } = started;
     const row = (name: string, values: number[], base: number[], q: number, target: Target) => {
       const value = quantile(values, q);
       const baseline = quantile(base, q);
@@ -62,6 +62,14 @@ export async function benchWorker(endpoints: string[]): Promise<BenchRow[]> {
         times: 3,
         baseline: beside,
       }),
+      // The floor of the two rows above: a start waits for the watch, then for its claim, an etcd write
+      // as the put was; with the claim's round trip near the watch delay (≈ 1×), 2× is that floor.
+      {
+        name: `idle worker start claim round trip p50 (${idle})`,
+        value: quantile(claimTrips, 0.5),
+        unit: "ms",
+        baseline: { name: `${beside} p50`, value: quantile(singlesWatched, 0.5) },
+      },
       // Claims and statuses share transactions: group commit must not trade this for the latency.
       {
         name: `worker Txn per task (${TASKS} tasks)`,
@@ -119,14 +127,25 @@ async function startDelays(
   client: Etcd3,
   keys: KeyLayout,
   endpoints: string[],
-): Promise<Delays & { singlesWatched: number[]; txns: number }> {
+): Promise<Delays & { singlesWatched: number[]; txns: number; claimTrips: number[] }> {
   const started = new Map<string, number>();
   const own = createEtcdClient({ etcd: endpoints });
   let txns = 0;
   const txn = own.kv.txn.bind(own.kv);
+  /** Set while the single puts go: each round trip of a transaction carrying start claims is recorded. */
+  let claimTrips: number[] | undefined;
   own.kv.txn = (...args) => {
     txns++;
-    return txn(...args);
+    const sent = performance.now();
+    const answer = txn(...args);
+    // The status writer's transactions with claims, and only those, compare the registration.
+    const trips = claimTrips;
+    if (trips && (args[0].compare?.length ?? 0) > 0)
+      void answer.then(
+        () => trips.push(performance.now() - sent),
+        () => {},
+      );
+    return answer;
   };
   const worker = new Worker({
     client: own,
@@ -162,13 +181,17 @@ async function startDelays(
     const watched = new Map<string, number>();
     const thread = await watchInThread(endpoints, keys.workerTasksPrefix(WORKER), watched);
     try {
+      const trips: number[] = [];
+      claimTrips = trips;
       const singles = await writeOneByOne(client, keys, WORKER, started);
+      claimTrips = undefined;
       await until(() => [...singles.keys()].every((id) => watched.has(id)));
       return {
         burst,
         txns: burstTxns,
         singles: delays(singles, started),
         singlesWatched: delays(singles, watched),
+        claimTrips: trips,
       };
     } finally {
       await thread.terminate();
