@@ -208,7 +208,7 @@ async function watchInThread(
   prefix: string,
   watched: Map<string, number>,
 ): Promise<Thread> {
-  const hosts = endpoints.map((host) => `http://${host}`);
+  const hosts = endpoints.map((host) => (/^https?:\/\//.test(host) ? host : `http://${host}`));
   const thread = new Thread(new URL("./watch-thread.mjs", import.meta.url), {
     workerData: { hosts, prefix },
   });
