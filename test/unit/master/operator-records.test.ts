@@ -113,15 +113,7 @@ describe("history record", () => {
     fc.assert(
       fc.property(assignment, fc.option(assignment, { nil: undefined }), (before, after) => {
         const facts = { current: current(onePlace(before)), target: after && target(onePlace(after)) };
-        const record = historyRecord({
-          ...facts,
-          leader: "m",
-          epoch: 1,
-          reasons: [],
-          outcome: "applied",
-          workers: [],
-          tasks: 0,
-        });
+        const record = appliedRecord(facts);
         const { moved, removed, added } = taskChanges(facts.current, facts.target);
         const all = [...moved, ...removed, ...added];
         expect(record).toMatchObject({ moved: moved.length, removed: removed.length, added: added.length });
@@ -146,16 +138,7 @@ describe("history record", () => {
         fc.boolean(),
         (before, after, index) => {
           const facts = { current: current(before), target: after && target(onePlace(after)) };
-          const record = historyRecord({
-            ...facts,
-            ...(index ? { owners: ownersOf(facts.current) } : {}),
-            leader: "m",
-            epoch: 1,
-            reasons: [],
-            outcome: "applied",
-            workers: [],
-            tasks: 0,
-          });
+          const record = appliedRecord({ ...facts, ...(index ? { owners: ownersOf(facts.current) } : {}) });
           const { moved, removed, added } = taskChanges(facts.current, facts.target);
           expect(record).toMatchObject({ moved: moved.length, removed: removed.length, added: added.length });
           expect(record.moves).toEqual([...moved, ...removed, ...added].slice(0, HISTORY_MOVES_LIMIT));
@@ -186,3 +169,16 @@ describe("history record", () => {
     );
   });
 });
+
+/** The history record of an applied schedule with these changes (leader, epoch and counts fixed). */
+function appliedRecord(facts: Pick<Parameters<typeof historyRecord>[0], "current" | "target" | "owners">) {
+  return historyRecord({
+    ...facts,
+    leader: "m",
+    epoch: 1,
+    reasons: [],
+    outcome: "applied",
+    workers: [],
+    tasks: 0,
+  });
+}
