@@ -193,9 +193,12 @@ export function etcdUnusable(
   );
 }
 
-/** etcd's own answers that a later attempt can cure, whatever gRPC code they came with (a server-side deadline is UNKNOWN). */
+/**
+ * etcd's own answers that a later attempt can cure, whatever gRPC code they came with (a server-side
+ * deadline is UNKNOWN; a proposal raft dropped while leadership was moving is "UNKNOWN: raft proposal dropped").
+ */
 const ETCD_TRANSIENT_ANSWER =
-  /etcdserver: (no leader|leader changed|not leader|request timed out|server stopped|too many requests)|context deadline exceeded/;
+  /etcdserver: (no leader|leader changed|not leader|request timed out|server stopped|too many requests)|context deadline exceeded|raft proposal dropped/;
 
 /**
  * An error a retry can cure: etcd (or one member) unavailable, busy or slow, or every member skipped

@@ -1,12 +1,13 @@
 /**
  * The harness's own etcd calls (history watch start and marks, revision reads, cluster reads) ride out
- * etcd's transient faults — a leader change, no leader, a member unavailable, a deadline — by trying
- * again within a bound. Anything else is not retried: a harness bug must show, not be waited out.
+ * etcd's transient faults — a leader change, no leader, a member unavailable, a deadline, a proposal
+ * dropped while leadership moves — by trying again within a bound. Anything else is not retried: a
+ * harness bug must show, not be waited out.
  */
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from "etcd3";
 
 const TRANSIENT =
-  /leader changed|no leader|not leader|unavailable|deadline|timed out|timeout|too many requests|ECONNRESET|ECONNREFUSED|EPIPE|circuit|stream removed|connection (closed|dropped|reset)/i;
+  /leader changed|no leader|not leader|unavailable|deadline|timed out|timeout|too many requests|ECONNRESET|ECONNREFUSED|EPIPE|circuit|stream removed|connection (closed|dropped|reset)|raft proposal dropped/i;
 
 /** True for an etcd error that a later attempt can cure (leader changed, no leader, unavailable, deadline). */
 export function isTransientEtcdError(error: unknown): boolean {

@@ -69,7 +69,10 @@ describe("paced moves (--max-moving)", () => {
 
     await FakeWorker.start(space.client, space.keys, "w2", { stopDelayMs: 40 });
     await waitFor("the rebalance", () => schedules.length === 2);
-    expect(schedules[1]).toMatchObject({ moved: 12, queuedMoves: 9 });
+    // Three moves begin at once; the rest wait. A wave of hand-offs may finish before the schedule's last
+    // write (a loaded machine: 8 seen in CI at load 16), and the next move begins then: at most 9 wait.
+    expect(schedules[1]).toMatchObject({ moved: 12 });
+    expect(schedules[1].queuedMoves).toBeLessThanOrEqual(9);
     // Four waves of three hand-offs: generous for a loaded machine.
     await waitFor(
       "12 running on each worker",
