@@ -2,30 +2,52 @@ import { IdTable, type Plan } from "../balancer/index.js";
 import type { KeyLayout } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
 import type { PlannedPut } from "./handoff.js";
-import type { ValidTask } from "./validation.js";
+import type { IndexedTaskLookup, ValidTask } from "./validation.js";
 
 /** worker → task id → the value stored under `/R/task/<worker>/<id>`. */
 export type CurrentAssignment = Map<string, Map<string, string>>;
 
 /**
  * Task id → the worker it is assigned to now (the last one listing it, should several), in the order
- * the ids first appear: one index a schedule builds once (`ownersOf`), over the planner's IdTable.
+ * the ids first appear: one index a schedule builds once (`ownersOf`). Indexed over the generated ids
+ * (`generated`, validation's index of them), an id among them is found at its position and only the
+ * others go into a table of their own (the planner's IdTable); the ids not generated are counted as
+ * they come, so the removal guard need not look every owned id up again.
  */
 export class TaskOwners {
   private readonly ids: string[] = [];
   private readonly workers: string[] = [];
-  private readonly table: IdTable;
+  /** Generated position → 1 + the number of its id here (0: not owned). */
+  private readonly at: Int32Array;
+  private table?: IdTable;
+  private outside = 0;
 
-  constructor(expected: number) {
-    this.table = new IdTable(this.ids, expected);
+  constructor(
+    private readonly expected: number,
+    readonly generated?: IndexedTaskLookup,
+  ) {
+    this.at = new Int32Array(generated?.count ?? 0);
   }
 
   /** Records `worker` as the owner of `id` (a later record of an id replaces its worker, not its place). */
   set(id: string, worker: string): void {
+    const position = this.generated?.positions.get(id);
+    if (position !== undefined) {
+      const earlier = this.at[position] - 1;
+      if (earlier >= 0) this.workers[earlier] = worker;
+      else {
+        this.at[position] = this.ids.push(id);
+        this.workers.push(worker);
+      }
+      return;
+    }
+    this.table ??= new IdTable(this.ids, this.expected);
     this.ids.push(id);
     const earlier = this.table.add(this.ids.length - 1);
-    if (earlier < 0) this.workers.push(worker);
-    else {
+    if (earlier < 0) {
+      this.workers.push(worker);
+      this.outside++;
+    } else {
       this.ids.pop();
       this.workers[earlier] = worker;
     }
@@ -36,12 +58,20 @@ export class TaskOwners {
   }
 
   get(id: string): string | undefined {
-    const at = this.table.get(id);
+    const at = this.numberOf(id);
     return at === undefined ? undefined : this.workers[at];
   }
 
   has(id: string): boolean {
-    return this.table.get(id) !== undefined;
+    return this.numberOf(id) !== undefined;
+  }
+
+  /** How many of the ids `generated` does not have (known without a lookup when it is the index these were built over). */
+  missingFrom(generated: { has(id: string): boolean }): number {
+    if (this.generated !== undefined && generated === this.generated) return this.outside;
+    let missing = 0;
+    for (const id of this.ids) if (!generated.has(id)) missing++;
+    return missing;
   }
 
   keys(): readonly string[] {
@@ -55,13 +85,20 @@ export class TaskOwners {
   *[Symbol.iterator](): IterableIterator<[string, string]> {
     for (let i = 0; i < this.ids.length; i++) yield [this.ids[i], this.workers[i]];
   }
+
+  private numberOf(id: string): number | undefined {
+    const position = this.generated?.positions.get(id);
+    if (position === undefined) return this.table?.get(id);
+    const at = this.at[position] - 1;
+    return at < 0 ? undefined : at;
+  }
 }
 
-/** The owners of the tasks of `current`. */
-export function ownersOf(current: CurrentAssignment): TaskOwners {
+/** The owners of the tasks of `current`, indexed over the generated ids when `generated` is given. */
+export function ownersOf(current: CurrentAssignment, generated?: IndexedTaskLookup): TaskOwners {
   let listed = 0;
   for (const ids of current.values()) listed += ids.size;
-  const owners = new TaskOwners(listed);
+  const owners = new TaskOwners(listed, generated);
   for (const [worker, ids] of current) for (const id of ids.keys()) owners.set(id, worker);
   return owners;
 }

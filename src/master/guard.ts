@@ -38,8 +38,7 @@ export function removalCheck(
   allowRemoval: boolean,
   moving: Iterable<string> = [],
 ): RemovalCheck {
-  let removing = 0;
-  for (const id of owners.keys()) if (!generated.has(id)) removing++;
+  let removing = owners.missingFrom(generated);
   const between = new Set<string>();
   for (const id of moving) if (!owners.has(id)) between.add(id);
   for (const id of between) if (!generated.has(id)) removing++;

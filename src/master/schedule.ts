@@ -169,7 +169,7 @@ export async function previewSchedule(
   const input = { ...pinned.input, generations: generationOrder(workers), exclude: escalated.exclude };
   context.moves?.observe(input.current);
   const holds = holding.scheduleHolds({ workers, current, tasks, controls }, context.holds?.delayMs ?? 0);
-  const owners = ownersOf(current);
+  const owners = ownersOf(current, byId);
   // The planner's current lists are the read's unless a restart adds to them or a hold takes from them:
   // then the read's owners are its owners. Its tasks are the generated ones, less any quarantined.
   const sameLists = (context.actions?.restarting.size ?? 0) === 0 && holds.holds.size === 0;

@@ -65,6 +65,12 @@ export interface TaskLookup {
   has(id: string): boolean;
 }
 
+/** A TaskLookup through validation's index: each id's position among `count` tasks. */
+export interface IndexedTaskLookup extends TaskLookup {
+  positions: TaskPositions;
+  count: number;
+}
+
 /** Task id → its index among the tasks. */
 export interface TaskPositions {
   get(id: string): number | undefined;
@@ -123,8 +129,10 @@ export function validatedTasks(output: unknown): ValidatedTasks {
 }
 
 /** `tasks` by id through `positions` (id → index in `tasks`): no map of its own. */
-export function taskLookup(tasks: readonly ValidTask[], positions: TaskPositions): TaskLookup {
+export function taskLookup(tasks: readonly ValidTask[], positions: TaskPositions): IndexedTaskLookup {
   return {
+    positions,
+    count: tasks.length,
     get: (id) => {
       const at = positions.get(id);
       return at === undefined ? undefined : tasks[at];
