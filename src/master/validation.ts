@@ -99,15 +99,21 @@ export function validatedTasks(output: unknown): ValidatedTasks {
       `generator returned ${describe(output)}, not an array of tasks`,
     );
   }
-  // The ids by index, and an open-addressing table over them (cheaper than a Map of 100,000 strings).
-  const ids: string[] = new Array(output.length);
-  const firstIndexOfId = new IdTable(ids, output.length);
-  const valid: ValidTask[] = new Array(output.length);
-  for (let index = 0; index < output.length; index++) {
+  // The length once: a getter on a task (or a Proxy) could grow the array while it is read, and the id
+  // table holds exactly this many. The ids by index, and an open-addressing table over them (cheaper
+  // than a Map of 100,000 strings).
+  const count = output.length;
+  const ids: string[] = new Array(count);
+  const firstIndexOfId = new IdTable(ids, count);
+  const valid: ValidTask[] = new Array(count);
+  const fast = plainObjectsAreClean();
+  for (let index = 0; index < count; index++) {
     const candidate: unknown = output[index];
-    let task = simpleTask(candidate);
+    const simple = fast ? readSimple(candidate) : undefined;
+    let task = simple?.task;
     if (!task) {
-      const parsed = taskSchema.safeParse(candidate);
+      // A simple candidate's fields were read once, into `simple.read`: the schema judges those values.
+      const parsed = taskSchema.safeParse(simple ? simple.read : candidate);
       if (!parsed.success) throw badTask(index, candidate, issueText(parsed.error.issues[0]));
       task = parsed.data as Task;
     }
@@ -141,30 +147,47 @@ export function taskLookup(tasks: readonly ValidTask[], positions: TaskPositions
   };
 }
 
-/** The fields `simpleTask` checks itself, in the schema's order (the order of the stored value's fields). */
+/** The fields `readSimple` checks itself, in the schema's order (the order of the stored value's fields). */
 const SIMPLE_FIELDS = ["id", "key", "group", "priority", "weight"] as const;
+const SIMPLE = new Set<string>(SIMPLE_FIELDS);
 
 /**
- * The task `taskSchema` makes of a plain object with only an id, key, group, priority and weight, all
- * valid, checked without zod (a 100,000-task generator spent ~50 ms in it); undefined for anything
- * else — another field, a field set to undefined, a bad value — which `taskSchema` then reads.
+ * Whether a plain object's fields are its own: no field of the schema and no enumerable key is inherited
+ * from `Object.prototype` (a polluted prototype, which the schema reads and `readSimple` would not).
  */
-export function simpleTask(candidate: unknown): Task | undefined {
+function plainObjectsAreClean(): boolean {
+  if (Object.keys(Object.prototype).length > 0) return false;
+  return !Object.keys(taskSchema.shape).some((field) => field in Object.prototype);
+}
+
+/**
+ * A plain object whose own enumerable keys are only id, key, group, priority and weight: its fields read
+ * once, in the schema's order (`read`), and the task `taskSchema` makes of them when all are valid,
+ * checked without zod (a 100,000-task generator spent ~50 ms in it). Undefined for anything else (another
+ * key, another prototype): the schema reads the candidate itself. A field is never read twice, so a getter
+ * cannot show the check one value and the schema another.
+ */
+export function readSimple(candidate: unknown): { read: Record<string, unknown>; task?: Task } | undefined {
   if (typeof candidate !== "object" || candidate === null) return undefined;
   const prototype = Object.getPrototypeOf(candidate);
   if (prototype !== Object.prototype && prototype !== null) return undefined;
+  const keys = Object.keys(candidate);
+  if (keys.length === 0 || keys.some((key) => !SIMPLE.has(key))) return undefined;
   const fields = candidate as Record<string, unknown>;
-  const task: Record<string, unknown> = {};
-  let present = 0;
+  const read: Record<string, unknown> = {};
+  let valid = true;
   for (const name of SIMPLE_FIELDS) {
     if (!Object.hasOwn(fields, name)) continue;
     const value = fields[name];
-    if (!simpleFieldValid(name, value)) return undefined;
-    task[name] = value;
-    present++;
+    read[name] = value;
+    valid &&= simpleFieldValid(name, value);
   }
-  if (present === 0 || Object.keys(fields).length !== present || task.id === undefined) return undefined;
-  return task as unknown as Task;
+  return valid && read.id !== undefined ? { read, task: read as unknown as Task } : { read };
+}
+
+/** `readSimple`'s task, when the candidate is a simple one and valid. */
+export function simpleTask(candidate: unknown): Task | undefined {
+  return readSimple(candidate)?.task;
 }
 
 function simpleFieldValid(name: (typeof SIMPLE_FIELDS)[number], value: unknown): boolean {

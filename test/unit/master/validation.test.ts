@@ -176,6 +176,59 @@ describe("validateTasks: placement constraints", () => {
     );
   });
 
+  it("reads each field of a task once: a getter cannot show the check one value and the schema another", () => {
+    let reads = 0;
+    const flipping = {
+      id: "flip",
+      get weight() {
+        return reads++ === 0 ? -1 : 1;
+      },
+    };
+    // The first read is -1: refused, as a single read by the schema refused it before the fast path.
+    expect(rejection([flipping]).message).toMatch(/weight Too small/);
+    expect(reads).toBe(1);
+  });
+
+  it("ends on an output that grows while it is read (a getter pushing tasks), with the tasks it had", () => {
+    const output: unknown[] = [];
+    output.push({
+      get id() {
+        if (output.length === 1) for (let i = 0; i < 40; i++) output.push({ id: `t${i}` });
+        return "first";
+      },
+    });
+    expect(validateTasks(output).map((valid) => valid.task.id)).toEqual(["first"]);
+  });
+
+  it("reads fields inherited from a polluted Object.prototype as the schema does", () => {
+    const pollute = (field: string, value: unknown) => {
+      Object.defineProperty(Object.prototype, field, {
+        value,
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
+      return () => delete (Object.prototype as Record<string, unknown>)[field];
+    };
+    for (const [field, value, verdict] of [
+      ["weight", -1, /weight Too small/],
+      ["extra", 1, /Unrecognized key: "extra"/],
+    ] as const) {
+      const clean = pollute(field, value);
+      try {
+        expect(rejection([{ id: "a" }]).message).toMatch(verdict);
+      } finally {
+        clean();
+      }
+    }
+    const clean = pollute("payload", 1);
+    try {
+      expect(validateTasks([{ id: "a" }])[0]?.value).toBe('{"id":"a","payload":1}');
+    } finally {
+      clean();
+    }
+  });
+
   it("looks a task up by id through the index validation builds", () => {
     const { tasks, positions } = validatedTasks([{ id: "a" }, { id: "b", payload: 1 }]);
     const lookup = taskLookup(tasks, positions);
