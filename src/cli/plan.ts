@@ -5,7 +5,7 @@ import { labelText } from "./status-view.js";
 import { pino } from "pino";
 import { z } from "zod";
 import { cordonMode } from "../master/controls.js";
-import { checkRemoval } from "../master/guard.js";
+import { removalCheck } from "../master/guard.js";
 import { taskChanges } from "../master/history.js";
 import { loadGenerator } from "../master/index.js";
 import { readFailureInputs } from "../master/escalation-input.js";
@@ -131,7 +131,7 @@ export function planReport(preview: SchedulePreview, maxRemovalPercent: number):
     const values = [...loads.values()].map((load) => load.get(group) ?? 0);
     balance[group] = values.length === 0 ? 0 : Math.max(...values) - Math.min(...values);
   }
-  const guard = checkRemoval(current, preview.tasks, maxRemovalPercent, false);
+  const guard = removalCheck(preview.owners, preview.byId, maxRemovalPercent, false);
   return {
     revision: preview.revision,
     ...(controls.paused ? { paused: controls.paused.reason ?? "" } : {}),

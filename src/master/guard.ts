@@ -1,5 +1,4 @@
-import type { ValidTask } from "./validation.js";
-import { type CurrentAssignment, ownersOf, type TaskOwners } from "./changes.js";
+import type { TaskOwners } from "./changes.js";
 
 /** The removal guard's reading of one schedule. */
 export interface RemovalCheck {
@@ -18,19 +17,9 @@ export interface RemovalCheck {
  * between owners (`moving`: moves begun, removed from the old worker, not yet written to the new) count
  * as assigned: dropping them stops them as surely, and a fleet whose tasks are all in flight (a worker
  * gone, a leader change) must not let an inventory answering `[]` through.
+ *
+ * Read from a schedule's indexes: the current owner of each task id (`ownersOf`), and the generated ids.
  */
-export function checkRemoval(
-  current: CurrentAssignment,
-  tasks: readonly ValidTask[],
-  maxRemovalPercent: number,
-  allowRemoval: boolean,
-  moving: Iterable<string> = [],
-): RemovalCheck {
-  const generated = new Set(tasks.map((valid) => valid.task.id));
-  return removalCheck(ownersOf(current), generated, maxRemovalPercent, allowRemoval, moving);
-}
-
-/** `checkRemoval` from a schedule's indexes: the current owner of each task id, and the generated ids. */
 export function removalCheck(
   owners: TaskOwners,
   generated: { has(id: string): boolean },

@@ -185,11 +185,6 @@ export function readSimple(candidate: unknown): { read: Record<string, unknown>;
   return valid && read.id !== undefined ? { read, task: read as unknown as Task } : { read };
 }
 
-/** `readSimple`'s task, when the candidate is a simple one and valid. */
-export function simpleTask(candidate: unknown): Task | undefined {
-  return readSimple(candidate)?.task;
-}
-
 function simpleFieldValid(name: (typeof SIMPLE_FIELDS)[number], value: unknown): boolean {
   switch (name) {
     case "id":

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   MAX_TASK_VALUE_BYTES,
-  simpleTask,
+  readSimple,
   taskLookup,
   taskSchema,
   validatedTasks,
@@ -164,7 +164,7 @@ describe("validateTasks: placement constraints", () => {
       });
     fc.assert(
       fc.property(fc.oneof(candidate, fc.anything()), (input) => {
-        const simple = simpleTask(input);
+        const simple = readSimple(input)?.task;
         if (simple === undefined) return;
         const parsed = taskSchema.safeParse(input);
         expect(parsed.success).toBe(true);
