@@ -7,6 +7,8 @@
  * Txn calls per task (etcd's /metrics), leases lost, etcd CPU, and peak memory (VmHWM) of the master
  * and of the largest worker process. Alone: `npm run bench -- fleet`.
  *
+ * Registration also reports etcd's requests by method and bytes sent, and the CPU of the worker
+ * processes and etcd over it; FLEET_REGISTRATION_ONLY=1 stops there.
  * FLEET_FIRST_START_ONLY=1 stops after the first start and adds where its CPU went: the master, the
  * worker processes and etcd over the phase, and etcd's requests by method. FLEET_HOST_NODE_ARGS and
  * FLEET_MASTER_NODE_ARGS pass node flags to the worker processes and the master (e.g.
@@ -23,15 +25,7 @@ import { startEtcd } from "../src/cli/etcd-process.js";
 import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
 import { Host, type HostReport } from "./fleet-hosts.js";
-import {
-  callsBetween,
-  cpuMs,
-  etcdCalls,
-  etcdFailures,
-  etcdKeyOps,
-  peakMB,
-  txnCalls,
-} from "./process-stats.js";
+import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -50,6 +44,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
   const processCount = Number(process.env.FLEET_PROCESSES ?? 4);
   const quarter = Math.round(workerCount / processCount);
   const firstStartOnly = Boolean(process.env.FLEET_FIRST_START_ONLY);
+  const registrationOnly = Boolean(process.env.FLEET_REGISTRATION_ONLY);
   const masterNodeArgs = (process.env.FLEET_MASTER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   build();
   // etcd's own heartbeat and election defaults, as a production member runs.
@@ -97,19 +92,37 @@ export async function benchFleet(): Promise<BenchRow[]> {
     console.error(
       `fleet: registering ${workerCount} workers over ${processCount} processes (nice ${HOST_NICE}: FLEET_HOST_NICE)…`,
     );
+    const size = `${workerCount} workers × ${taskCount} tasks`;
+    let etcdAt = await readEtcd(etcd.endpoint);
+    let hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
+    let monotonicAt = process.hrtime.bigint() / 1000n;
     let cpuAt = etcdCpu();
     let startedAt = performance.now();
     for (const host of hosts) host.go();
     await until("every worker registered", () => sum("registered") === workerCount);
     const registration = phase(startedAt, cpuAt, etcdCpu());
+    const registrationRows = [
+      row(`fleet ${size}: registration`, registration, 5_000, "≤ 5 s"),
+      ...phaseCost(`fleet ${size}: registration`, {
+        workers: workerCount,
+        etcd: etcdBetween(etcdAt, await readEtcd(etcd.endpoint)),
+        hostsCpu: hosts.map((host, i) => cpuMs(host.child.pid) - hostsCpuAt[i]),
+        etcdCpuMs: (registration.etcdCpuPercent * registration.ms) / 100,
+      }),
+    ];
+    console.error(
+      `fleet: registration window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
+    );
+    if (registrationOnly) {
+      await stopGracefully(hosts.map((host) => host.child));
+      return registrationRows;
+    }
 
     console.error(`fleet: first start of ${taskCount} tasks…`);
     const txnsBefore = await txnCalls(etcd.endpoint);
-    const callsAt = await etcdCalls(etcd.endpoint);
-    const failuresAt = await etcdFailures(etcd.endpoint);
-    const keyOpsAt = await etcdKeyOps(etcd.endpoint);
-    const hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
-    const monotonicAt = process.hrtime.bigint() / 1000n;
+    etcdAt = await readEtcd(etcd.endpoint);
+    hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
+    monotonicAt = process.hrtime.bigint() / 1000n;
     cpuAt = etcdCpu();
     startedAt = performance.now();
     master = spawn(
@@ -135,7 +148,6 @@ export async function benchFleet(): Promise<BenchRow[]> {
     await until("every task running", allRunning);
     const firstStart = phase(startedAt, cpuAt, etcdCpu());
     const firstStartTxns = (await txnCalls(etcd.endpoint)) - txnsBefore;
-    const size = `${workerCount} workers × ${taskCount} tasks`;
     const firstStartRows = [
       row(`fleet ${size}: first start, master start → all running`, firstStart, 20_000, "≤ 20 s"),
       {
@@ -147,11 +159,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
       },
     ];
     if (firstStartOnly) {
-      const calls = callsBetween(callsAt, await etcdCalls(etcd.endpoint));
-      const failures = callsBetween(failuresAt, await etcdFailures(etcd.endpoint)) || "none";
+      const cost = etcdBetween(etcdAt, await readEtcd(etcd.endpoint));
       const hostsCpu = hosts.map((host, i) => cpuMs(host.child.pid) - hostsCpuAt[i]);
-      const masterCpu = cpuMs(master.pid);
-      const keyOps = await etcdKeyOps(etcd.endpoint);
       const cpu = (name: string, value: number) => ({
         name: `fleet ${size}: first start, CPU of ${name}`,
         value,
@@ -160,8 +169,10 @@ export async function benchFleet(): Promise<BenchRow[]> {
       console.error(
         `fleet: first start window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
       );
+      const masterCpu = cpuMs(master.pid);
       await stopGracefully([master, ...hosts.map((host) => host.child)]);
       return [
+        ...registrationRows,
         ...firstStartRows,
         cpu("the master", masterCpu),
         cpu(
@@ -170,13 +181,13 @@ export async function benchFleet(): Promise<BenchRow[]> {
         ),
         cpu("etcd", (firstStart.etcdCpuPercent * firstStart.ms) / 100),
         {
-          name: `fleet ${size}: first start, etcd requests (${calls}; failed: ${failures})`,
+          name: `fleet ${size}: first start, etcd requests (${cost.calls}; failed: ${cost.failures})`,
           value: firstStartTxns,
           unit: "Txn",
         },
         {
-          name: `fleet ${size}: first start, etcd keys written (puts ${keyOps.puts - keyOpsAt.puts}, deletions ${keyOps.deletes - keyOpsAt.deletes}; ranges ${keyOps.ranges - keyOpsAt.ranges})`,
-          value: keyOps.puts - keyOpsAt.puts + keyOps.deletes - keyOpsAt.deletes,
+          name: `fleet ${size}: first start, etcd keys written (puts ${cost.puts}, deletions ${cost.deletes}; ranges ${cost.ranges})`,
+          value: cost.puts + cost.deletes,
           unit: "keys",
         },
         {
@@ -216,7 +227,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const masterMB = peakMB(master.pid);
     const workerMB = Math.max(...live().map((host) => peakMB(host.child.pid)));
     return [
-      row(`fleet ${size}: registration`, registration, 5_000, "≤ 5 s"),
+      ...registrationRows,
       ...firstStartRows,
       row(
         `fleet ${size}: SIGKILL of ${hosts[0].size} workers → all running (TTL ${TTL_MS / 1000} s, rebalance-wait ${REBALANCE_WAIT_MS / 1000} s)`,
@@ -270,6 +281,27 @@ function row(name: string, measured: ReturnType<typeof phase>, limitMs: number, 
     target,
     met: measured.ms <= limitMs,
   };
+}
+
+/** A phase's etcd requests (in all and per worker), bytes etcd sent, and CPU of the worker processes and etcd. */
+function phaseCost(
+  name: string,
+  measured: { workers: number; etcd: ReturnType<typeof etcdBetween>; hostsCpu: number[]; etcdCpuMs: number },
+): BenchRow[] {
+  const { workers, etcd, hostsCpu, etcdCpuMs } = measured;
+  return [
+    {
+      name: `${name}, etcd requests per worker (${etcd.calls}; failed: ${etcd.failures}; ranges ${etcd.ranges}, puts ${etcd.puts})`,
+      value: etcd.requests / workers,
+      unit: "requests",
+    },
+    { name: `${name}, bytes etcd sent to its clients`, value: etcd.sentMB, unit: "MB" },
+    {
+      name: `${name}, CPU of the worker processes (each: ${hostsCpu.join(", ")}) / etcd ${etcdCpuMs.toFixed(0)} ms`,
+      value: hostsCpu.reduce((a, b) => a + b, 0),
+      unit: "ms",
+    },
+  ];
 }
 
 /** 20 groups; every tenth task keyed (10 tasks a key). */

@@ -57,10 +57,13 @@ export async function etcdFailures(endpoint: string): Promise<Map<string, number
   return failures;
 }
 
-/** etcd's keys written (puts and deletions, counted in transactions too) and keys read (ranges, compares not counted), so far. */
+/**
+ * etcd's keys written (puts and deletions, counted in transactions too), ranges read (compares not
+ * counted) and bytes sent to its gRPC clients (every answer and watch event), so far.
+ */
 export async function etcdKeyOps(
   endpoint: string,
-): Promise<{ puts: number; deletes: number; ranges: number }> {
+): Promise<{ puts: number; deletes: number; ranges: number; sentBytes: number }> {
   const text = await (await fetch(`${endpoint}/metrics`)).text();
   const value = (name: string) => {
     const line = text.split("\n").find((l) => l.startsWith(`${name} `));
@@ -70,6 +73,7 @@ export async function etcdKeyOps(
     puts: value("etcd_mvcc_put_total"),
     deletes: value("etcd_mvcc_delete_total"),
     ranges: value("etcd_mvcc_range_total"),
+    sentBytes: value("etcd_network_client_grpc_sent_bytes_total"),
   };
 }
 
@@ -86,4 +90,38 @@ export function callsBetween(before: Map<string, number>, after: Map<string, num
     .sort((a, b) => b[1] - a[1])
     .map(([method, count]) => `${method} ${count}`)
     .join(", ");
+}
+
+/** etcd's counters at one moment: requests and failures by method, key operations and bytes sent. */
+export interface EtcdReading {
+  calls: Map<string, number>;
+  failures: Map<string, number>;
+  keyOps: Awaited<ReturnType<typeof etcdKeyOps>>;
+}
+
+export async function readEtcd(endpoint: string): Promise<EtcdReading> {
+  const [calls, failures, keyOps] = await Promise.all([
+    etcdCalls(endpoint),
+    etcdFailures(endpoint),
+    etcdKeyOps(endpoint),
+  ]);
+  return { calls, failures, keyOps };
+}
+
+/** What etcd did between two readings: requests by method (and their total), failures, key operations. */
+export function etcdBetween(before: EtcdReading, after: EtcdReading) {
+  const requests = [...after.calls].reduce(
+    (sum, [method, n]) => sum + n - (before.calls.get(method) ?? 0),
+    0,
+  );
+  const key = (name: keyof EtcdReading["keyOps"]) => after.keyOps[name] - before.keyOps[name];
+  return {
+    calls: callsBetween(before.calls, after.calls),
+    requests,
+    failures: callsBetween(before.failures, after.failures) || "none",
+    puts: key("puts"),
+    deletes: key("deletes"),
+    ranges: key("ranges"),
+    sentMB: key("sentBytes") / 1e6,
+  };
 }
