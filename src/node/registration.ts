@@ -1,10 +1,11 @@
 import type { Etcd3, IKeyValue, IRequestOp, IResponseOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
-import { type KeyLayout, prefixRangeEnd } from "./keys.js";
+import type { KeyLayout } from "./keys.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { hasLease, type WorkerInfo } from "./records.js";
+import { SlotSearch } from "./slot-search.js";
 
 export type { WorkerInfo };
 
@@ -32,76 +33,79 @@ export class NameTakenError extends EschedulerError {
 /**
  * Writes `/R/worker/<name>` under the session's lease if the name is free. With a cap, the same
  * transaction also claims a free slot `/R/slot/<i>` (i < cap) under the lease: only cap slots exist,
- * so at most cap workers are registered, and racers contend only when they pick the same slot — the
- * cost does not grow with the number of registrants (no compare over the whole registration range).
- * Throws ERR_WORKER_CAP when every slot is taken, ERR_NAME_TAKEN when a live process holds the name.
+ * so at most cap workers are registered, and racers contend only when they pick the same slot. The
+ * first claim reads nothing; a refused one brings back the name's holder and a small window of slots
+ * (`SlotSearch`), so a registrant reads a few slots, not all of them, unless nearly all are taken.
+ * Throws ERR_WORKER_CAP when a read of every slot shows them all taken, ERR_NAME_TAKEN when a live
+ * process holds the name.
  */
 export async function registerWorker(options: RegistrationOptions): Promise<void> {
   const { client, keys, session, info, maxWorkers } = options;
   const logger = options.logger ?? silentLogger;
   const ownKey = Buffer.from(keys.worker(info.name));
-  const slotsRange = {
-    key: Buffer.from(keys.workerSlotsPrefix),
-    range_end: prefixRangeEnd(keys.workerSlotsPrefix),
-  };
   const readOwn: IRequestOp = { request_range: { key: ownKey } };
-  const readSlots: IRequestOp = { request_range: { ...slotsRange } };
-  // Uncapped: one create-if-absent. Capped: read the name and the slots first (one small txn), then claim one.
-  let seen: { own?: IKeyValue; slots: IKeyValue[] } = { slots: [] };
-  if (maxWorkers > 0) {
-    const read = await client.kv.txn({ compare: [], success: [readOwn, readSlots], failure: [] });
-    seen = rangesOf(read.responses);
-  }
+  const search = maxWorkers > 0 ? new SlotSearch(keys, maxWorkers, logger) : undefined;
+  let slot = search?.first();
   for (;;) {
+    let responses: IResponseOp[];
+    if (search && slot === undefined) {
+      // The window read had no free slot: read the next one (or every slot).
+      search.advance();
+      const read = await client.kv.txn({ compare: [], success: [readOwn, ...search.reads()], failure: [] });
+      responses = read.responses;
+    } else {
+      // Lease 0: the key is absent, or written by hand without a lease (then taken over).
+      const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
+      const success: IRequestOp[] = [
+        {
+          request_put: {
+            key: ownKey,
+            value: Buffer.from(JSON.stringify(info)),
+            lease: session.id,
+            prev_kv: true,
+          },
+        },
+        // A left mark of an earlier process of this name is over: a crash of this one must be held.
+        { request_delete_range: { key: Buffer.from(keys.left(info.name)) } },
+      ];
+      if (slot !== undefined) {
+        const slotKey = Buffer.from(keys.workerSlot(slot));
+        compare.push({ key: slotKey, target: "Lease", result: "Equal", lease: 0 });
+        success.push({
+          request_put: { key: slotKey, value: Buffer.from(info.name), lease: session.id, prev_kv: true },
+        });
+      }
+      // Refused: the name's holder and the window's slots as they are now come back with the refusal.
+      const result = await client.kv.txn({
+        compare,
+        success,
+        failure: [readOwn, ...(search?.reads() ?? [])],
+      });
+      if (result.succeeded) return reportTakenOver(result.responses, logger);
+      responses = result.responses;
+    }
     // A key without a lease was written by hand: it would never expire, so it does not hold the name.
-    if (seen.own && hasLease(seen.own, logger)) {
-      if (seen.own.lease === session.id) return;
+    const own = responses[0]?.response_range?.kvs[0];
+    if (own && hasLease(own, logger)) {
+      if (own.lease === session.id) return;
       throw new NameTakenError(
-        `worker name ${JSON.stringify(info.name)} is already registered by a live process (${seen.own.value.toString()})`,
-        seen.own.lease,
+        `worker name ${JSON.stringify(info.name)} is already registered by a live process (${own.value.toString()})`,
+        own.lease,
       );
     }
-    const slot = maxWorkers > 0 ? pickFreeSlot(keys, seen.slots, maxWorkers, logger) : undefined;
-    if (maxWorkers > 0 && slot === undefined) throw capReached(keys, seen.slots, maxWorkers, logger);
-    // Lease 0: the key is absent, or written by hand without a lease (then taken over).
-    const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
-    const success: IRequestOp[] = [
-      { request_put: { key: ownKey, value: Buffer.from(JSON.stringify(info)), lease: session.id } },
-      // A left mark of an earlier process of this name is over: a crash of this one must be held.
-      { request_delete_range: { key: Buffer.from(keys.left(info.name)) } },
-    ];
-    if (slot !== undefined) {
-      const slotKey = Buffer.from(keys.workerSlot(slot));
-      compare.push({ key: slotKey, target: "Lease", result: "Equal", lease: 0 });
-      success.push({ request_put: { key: slotKey, value: Buffer.from(info.name), lease: session.id } });
-    }
-    // Refused: the name's holder and the slots as they are now come back with the refusal, saving a read.
-    const result = await client.kv.txn({
-      compare,
-      success,
-      failure: slot === undefined ? [readOwn] : [readOwn, readSlots],
-    });
-    if (result.succeeded) return;
-    seen = rangesOf(result.responses);
+    if (!search) continue;
+    const slots = responses.slice(1).flatMap((response) => response.response_range?.kvs ?? []);
+    slot = search.pick(slots);
+    if (slot === undefined && search.whole) throw capReached(keys, slots, maxWorkers, logger);
   }
 }
 
-function rangesOf(responses: IResponseOp[]): { own?: IKeyValue; slots: IKeyValue[] } {
-  return {
-    own: responses[0]?.response_range?.kvs[0],
-    slots: responses[1]?.response_range?.kvs ?? [],
-  };
-}
-
-/** A random free slot below the cap (random, so racers rarely pick the same one), or undefined when all are taken. */
-function pickFreeSlot(keys: KeyLayout, slots: IKeyValue[], cap: number, logger: Logger): number | undefined {
-  // A slot without a lease was written by hand: it holds nothing (and would never expire).
-  const taken = new Set(
-    slots.filter((kv) => hasLease(kv, logger)).map((kv) => keys.parseWorkerSlot(kv.key.toString())),
-  );
-  const free: number[] = [];
-  for (let i = 0; i < cap; i++) if (!taken.has(i)) free.push(i);
-  return free.length === 0 ? undefined : free[Math.floor(Math.random() * free.length)];
+/** Warns (once a key) of a registration or slot written by hand without a lease that a claim took over. */
+function reportTakenOver(responses: IResponseOp[], logger: Logger): void {
+  for (const response of responses) {
+    const previous = response.response_put?.prev_kv;
+    if (previous) hasLease(previous, logger);
+  }
 }
 
 function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number, logger: Logger): EschedulerError {
@@ -113,6 +117,7 @@ function capReached(keys: KeyLayout, slots: IKeyValue[], cap: number, logger: Lo
     `worker cap reached: ${holders.length} of ${cap} registered (${holders.slice(0, 10).join(", ")})`,
   );
 }
+
 /**
  * Resolves at once while the lease is trusted, else once it resumes: a suspended lease may already be
  * expiring on etcd, so nothing is registered under it (rejects when the lease ends or `signal` aborts).
