@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue, IRequestOp, IResponseOp } from "etcd3";
+import type { Etcd3, IKeyValue, IRequestOp, IResponseOp, ITxnResponse } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import { delay, exponentialBackoff, unlessAborted } from "../runtime/index.js";
 import type { KeyLayout } from "./keys.js";
@@ -36,10 +36,11 @@ export class NameTakenError extends EschedulerError {
  * so at most cap workers are registered, and racers contend only when they pick the same slot. The
  * first claim reads nothing; a refused one brings back the name's holder and a small window of slots
  * (`SlotSearch`), so a registrant reads a few slots, not all of them, unless nearly all are taken.
- * Throws ERR_WORKER_CAP when a read of every slot shows them all taken, ERR_NAME_TAKEN when a live
- * process holds the name.
+ * Resolves with a revision at which the registration was under the session's lease. Throws
+ * ERR_WORKER_CAP when a read of every slot shows them all taken, ERR_NAME_TAKEN when a live process
+ * holds the name.
  */
-export async function registerWorker(options: RegistrationOptions): Promise<void> {
+export async function registerWorker(options: RegistrationOptions): Promise<number> {
   const { client, keys, session, info, maxWorkers } = options;
   const logger = options.logger ?? silentLogger;
   const ownKey = Buffer.from(keys.worker(info.name));
@@ -47,12 +48,11 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
   const search = maxWorkers > 0 ? new SlotSearch(keys, maxWorkers, logger) : undefined;
   let slot = search?.first();
   for (;;) {
-    let responses: IResponseOp[];
+    let answer: ITxnResponse;
     if (search && slot === undefined) {
       // The window read had no free slot: read the next one (or every slot).
       search.advance();
-      const read = await client.kv.txn({ compare: [], success: [readOwn, ...search.reads()], failure: [] });
-      responses = read.responses;
+      answer = await client.kv.txn({ compare: [], success: [readOwn, ...search.reads()], failure: [] });
     } else {
       // Lease 0: the key is absent, or written by hand without a lease (then taken over).
       const compare = [{ key: ownKey, target: "Lease" as const, result: "Equal" as const, lease: 0 }];
@@ -76,18 +76,17 @@ export async function registerWorker(options: RegistrationOptions): Promise<void
         });
       }
       // Refused: the name's holder and the window's slots as they are now come back with the refusal.
-      const result = await client.kv.txn({
-        compare,
-        success,
-        failure: [readOwn, ...(search?.reads() ?? [])],
-      });
-      if (result.succeeded) return reportTakenOver(result.responses, logger);
-      responses = result.responses;
+      answer = await client.kv.txn({ compare, success, failure: [readOwn, ...(search?.reads() ?? [])] });
+      if (answer.succeeded) {
+        reportTakenOver(answer.responses, logger);
+        return Number(answer.header.revision);
+      }
     }
+    const { responses } = answer;
     // A key without a lease was written by hand: it would never expire, so it does not hold the name.
     const own = responses[0]?.response_range?.kvs[0];
     if (own && hasLease(own, logger)) {
-      if (own.lease === session.id) return;
+      if (own.lease === session.id) return Number(answer.header.revision);
       throw new NameTakenError(
         `worker name ${JSON.stringify(info.name)} is already registered by a live process (${own.value.toString()})`,
         own.lease,
@@ -137,7 +136,8 @@ async function untilTrusted(session: LeaseSession, signal: AbortSignal, logger: 
 
 /**
  * Registers, retrying with backoff while the cap is reached (and, when `retryNameTaken`, while an
- * old registration of the same name has not expired yet), logging why it waits.
+ * old registration of the same name has not expired yet), logging why it waits; resolves as
+ * `registerWorker` does.
  */
 export async function registerWhenAdmitted(
   options: RegistrationOptions & {
@@ -146,7 +146,7 @@ export async function registerWhenAdmitted(
     retryNameTaken?: boolean;
     onWaiting?: (reason: EschedulerError) => void;
   },
-): Promise<void> {
+): Promise<number> {
   const logger = options.logger ?? silentLogger;
   const backoff = exponentialBackoff({ initialMs: 250, maxMs: 5_000 });
   // A lease lost while waiting ends the wait at once: registering under it can no longer succeed.
@@ -157,8 +157,7 @@ export async function registerWhenAdmitted(
     signal.throwIfAborted();
     await untilTrusted(options.session, signal, logger);
     try {
-      await registerWorker(options);
-      return;
+      return await registerWorker(options);
     } catch (error) {
       const retryable =
         error instanceof EschedulerError &&

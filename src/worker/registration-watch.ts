@@ -1,6 +1,12 @@
 import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
-import { type KeyLayout, type LeaseSession, type Logger, requestDeadline } from "../node/index.js";
+import {
+  type KeyLayout,
+  type LeaseSession,
+  type Logger,
+  readPrefixPaged,
+  requestDeadline,
+} from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
 import { PrefixWatcher } from "../watcher/index.js";
 
@@ -11,6 +17,8 @@ import { PrefixWatcher } from "../watcher/index.js";
  * Each change of the key costs one read of it (a watch event does not say which lease a put used);
  * a resync after compaction or a reconnect reads it too. Within a round trip of the event, then: a
  * lagging watch is not the only guard, as every start claim also compares the registration's lease.
+ * Given the revision at which the registration was made (`registeredAt`), it watches from the next
+ * one without reading: the key was the session's then, and every change since is replayed.
  */
 export class RegistrationWatch {
   private readonly aborted = new AbortController();
@@ -32,11 +40,22 @@ export class RegistrationWatch {
        * `lease` when it went with the lease itself (expired or revoked: etcd no longer knows it).
        */
       onLost: (reason: EschedulerError, lost: "lease" | "registration") => void;
+      /** A revision at which the registration was under `lease` (as registering found it). */
+      registeredAt?: number;
     },
   ) {
     this.key = options.keys.worker(options.name);
+    let known = options.registeredAt;
+    // The first view is the registration's revision, read no more (a resync reads the key for real).
+    const snapshot = () => {
+      const revision = known;
+      known = undefined;
+      return revision === undefined
+        ? readPrefixPaged(options.client, this.key)
+        : Promise.resolve({ revision, kvs: [] });
+    };
     // A prefix watch of the one key (it also hears `<name>…` workers, whose changes are ignored).
-    this.watcher = new PrefixWatcher(options.client, this.key, { logger: options.logger });
+    this.watcher = new PrefixWatcher(options.client, this.key, { logger: options.logger, snapshot });
     this.watcher.on("change", (change) => {
       if (change.key !== this.key) return;
       if (change.type === "delete") void this.lose("deleted");
@@ -50,11 +69,12 @@ export class RegistrationWatch {
     return this.aborted.signal;
   }
 
-  /** Starts watching (until `signal` aborts or `close()`), then checks the key once. */
+  /** Starts watching (until `signal` aborts or `close()`), then checks the key once unless it started from `registeredAt`. */
   async start(signal: AbortSignal): Promise<void> {
     signal.addEventListener("abort", () => this.closing.abort(), { once: true });
+    const readFirst = this.options.registeredAt === undefined;
     await this.watcher.start(signal);
-    void this.check();
+    if (readFirst) void this.check();
   }
 
   close(): Promise<void> {

@@ -29,6 +29,8 @@ export interface WorkerSessionOptions {
   keys: KeyLayout;
   name: string;
   lease: LeaseSession;
+  /** A revision at which the registration was under `lease`: its watch starts there, reading nothing. */
+  registeredAt?: number;
   /** Runs the tasks; without one, the worker's user runs them and reports their states. */
   launcher?: TaskLauncher;
   logger: Logger;
@@ -93,14 +95,14 @@ export class WorkerSession {
 
   /** Watches tasks, plan and registration, passes the first-start barrier, then holds until the session ends. */
   async run(stop: AbortSignal): Promise<void> {
-    const { client, keys, name } = this.options;
+    const { client, keys, name, registeredAt } = this.options;
     // Its registration gone or another's, this process no longer is the worker: the session ends.
     const onLost = (reason: Error, lost: "lease" | "registration") => {
       if (lost === "lease") this.lease.orphan();
       this.fence(reason, lost);
     };
     const { lease, logger } = this;
-    const registration = new RegistrationWatch({ client, keys, name, lease, logger, onLost });
+    const registration = new RegistrationWatch({ client, keys, name, lease, logger, onLost, registeredAt });
     const signal = AbortSignal.any([this.lease.signal, stop, registration.signal]);
     this.logger.info({ lease: this.lease.id }, "worker registered");
     this.suspension.setStatus("registered");

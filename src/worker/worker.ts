@@ -29,6 +29,8 @@ import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask 
 import { type SessionHost, WorkerSession } from "./worker-session.js";
 
 const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
+/** A lease, and a revision at which the worker's registration was under it. */
+type Registered = { lease: LeaseSession; registeredAt: number };
 
 /**
  * A worker process's membership in the fleet. It supervises one `WorkerSession` after another —
@@ -173,11 +175,11 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   private async begin(): Promise<void> {
     if (this.options.handler !== undefined) this.launcher = await loadHandler(this.options.handler);
     this.warnIfStopsOutlastMargin();
-    const firstLease = await this.connect(false);
+    const first = await this.connect(false);
     const registered = new Promise<void>((resolve) => {
       this.resolveFirstRegistration = resolve;
     });
-    this.lifecycle = this.live(firstLease);
+    this.lifecycle = this.live(first);
     await unlessAborted(registered, this.stopController.signal);
   }
 
@@ -197,14 +199,14 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   }
 
   /** Runs one session after another until stopped: each ends when its lease is lost. */
-  private async live(firstLease: LeaseSession): Promise<void> {
-    let lease: LeaseSession | undefined = firstLease;
-    while (lease) {
-      const session = this.openSession(lease);
+  private async live(first: Registered): Promise<void> {
+    let registered: Registered | undefined = first;
+    while (registered) {
+      const session = this.openSession(registered);
       await session.run(this.stopController.signal);
       if (this.stopController.signal.aborted) return;
       await session.retire();
-      lease = await this.connect(true).catch((error: unknown) => {
+      registered = await this.connect(true).catch((error: unknown) => {
         if (!this.stopController.signal.aborted)
           this.logger.error({ err: error }, "worker cannot register again");
         return undefined;
@@ -212,12 +214,13 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     }
   }
 
-  private openSession(lease: LeaseSession): WorkerSession {
+  private openSession({ lease, registeredAt }: Registered): WorkerSession {
     this.session = new WorkerSession({
       client: this.client,
       keys: this.keys,
       name: this.name,
       lease,
+      registeredAt,
       launcher: this.launcher,
       logger: this.logger,
       stopTimeoutMs: this.stopTimeoutMs,
@@ -242,7 +245,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
   };
 
   /** Grants a lease and registers under it, retrying failures; rejects when stopped, the name stays held, or etcd refuses us at start-up. */
-  private async connect(again: boolean): Promise<LeaseSession> {
+  private async connect(again: boolean): Promise<Registered> {
     const backoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
     const stop = this.stopController.signal;
     // A crashed predecessor with our name holds it until etcd expires its lease (later without an etcd
@@ -264,7 +267,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         lease.on("keepalive", (sentAt) =>
           this.emit("keepalive", { roundTripMs: performance.now() - sentAt }),
         );
-        await registerWhenAdmitted({
+        const registeredAt = await registerWhenAdmitted({
           client: this.client,
           keys: this.keys,
           session: lease,
@@ -282,7 +285,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         });
         this.waitingReason = undefined;
         waitLog.over();
-        return lease;
+        return { lease, registeredAt };
       } catch (error) {
         await lease?.close();
         if (stop.aborted) throw stop.reason;

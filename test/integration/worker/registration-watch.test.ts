@@ -74,4 +74,35 @@ describe("the watch of a worker's own registration", () => {
     expect(lost[0]?.reason.code).toBe("ERR_LEASE_LOST");
     await close();
   });
+
+  it("started from the registration's revision reads nothing, and still hears a takeover made before it started", async () => {
+    const { client, keys } = testSpace("regwatch-from");
+    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+    const registered = await client.put(keys.worker("w1")).value("{}").lease(lease.id).exec();
+    const other = await client.lease(60, { autoKeepAlive: false }).grant();
+    await client.put(keys.worker("w1")).value("{}").lease(other);
+    const txn = vi.spyOn(client.kv, "txn");
+    const range = vi.spyOn(client.kv, "range");
+    const lost: string[] = [];
+    const watch = new RegistrationWatch({
+      client,
+      keys,
+      name: "w1",
+      lease,
+      logger: silentLogger,
+      onLost: (reason) => lost.push(reason.message),
+      registeredAt: Number(registered.header.revision),
+    });
+    const stop = new AbortController();
+    await watch.start(stop.signal);
+    expect(txn).not.toHaveBeenCalled();
+    await waitFor("the takeover to be reported", () => lost.length > 0);
+
+    expect(lost).toEqual([expect.stringContaining(`held by lease ${other}`)]);
+    expect(range).toHaveBeenCalledTimes(1);
+    stop.abort();
+    await watch.close();
+    await client.leaseClient.leaseRevoke({ ID: other });
+    await lease.close();
+  });
 });

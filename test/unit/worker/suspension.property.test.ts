@@ -52,7 +52,7 @@ function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
         txn: async () => {
           if (lease.suspended) real.violations.push("registration sent while the lease was suspended");
           await s.schedule(Promise.resolve(), "registration txn");
-          return { succeeded: true, responses: [] };
+          return { succeeded: true, responses: [], header: { revision: "1" } };
         },
       },
     } as unknown as Etcd3;
