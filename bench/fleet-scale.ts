@@ -170,11 +170,13 @@ export async function benchFleet(): Promise<BenchRow[]> {
         `fleet: first start window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
       );
       const masterCpu = cpuMs(master.pid);
+      const masterMB = peakMB(master.pid);
       await stopGracefully([master, ...hosts.map((host) => host.child)]);
       return [
         ...registrationRows,
         ...firstStartRows,
         cpu("the master", masterCpu),
+        { name: `fleet ${size}: first start, master peak memory (VmHWM)`, value: masterMB, unit: "MB" },
         cpu(
           `the worker processes (each: ${hostsCpu.join(", ")})`,
           hostsCpu.reduce((a, b) => a + b, 0),
