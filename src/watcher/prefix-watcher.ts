@@ -35,6 +35,8 @@ export interface PrefixWatcherOptions {
   sink?: PrefixSink;
   /** Reads the snapshot at one revision: at least every kept key and what the sink needs (default: the whole prefix). */
   snapshot?: () => Promise<PrefixSnapshot>;
+  /** What the view keeps of a value (default: all of it); a put's change carries the whole value, a deletion's `previous` the kept one. */
+  storedValue?: (value: string) => string;
 }
 
 /**
@@ -51,6 +53,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly iterators = new Set<ChangeQueue<WatchChange>>();
   private readonly logger: Logger;
   private readonly keep: (key: string) => boolean;
+  private readonly stored: (value: string) => string;
   private readonly sink?: PrefixSink;
   private readonly driver: WatchDriver;
   private currentRevision = 0;
@@ -62,6 +65,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   ) {
     super();
     this.keep = options.keep ?? (() => true);
+    this.stored = options.storedValue ?? ((value) => value);
     this.sink = options.sink;
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
     this.listenerErrorLog = this.logger;
@@ -95,7 +99,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     return new Map(this.values);
   }
 
-  /** The current view: key → value. */
+  /** The current view: key → value (as `storedValue` keeps it). */
   get entries(): ReadonlyMap<string, string> {
     return this.values;
   }
@@ -142,7 +146,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
         if (!this.keep(key)) continue;
         if (event.type === "Put") {
           const value = event.kv.value.toString();
-          this.values.set(key, value);
+          this.values.set(key, this.stored(value));
           this.modRevisions.set(key, revision);
           this.noteLease(key, event.kv);
           changes.push({ type: "put", key, value, revision, synthetic: false });
@@ -203,7 +207,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     for (const kv of response.kvs) {
       const key = kv.key.toString();
       if (!this.keep(key)) continue;
-      this.values.set(key, kv.value.toString());
+      this.values.set(key, this.stored(kv.value.toString()));
       this.modRevisions.set(key, Number(kv.mod_revision));
       this.noteLease(key, kv);
     }

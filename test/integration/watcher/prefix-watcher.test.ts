@@ -36,6 +36,26 @@ describe("PrefixWatcher", () => {
     }
   });
 
+  it("keeps what storedValue keeps of each value, while its changes carry the whole value", async () => {
+    const { client, root } = testSpace("watch-stored");
+    const prefix = `/${root}/s/`;
+    await client.put(`${prefix}a`).value("long value a");
+    const watcher = new PrefixWatcher(client, prefix, { storedValue: (value) => value.slice(0, 4) });
+    const seen: WatchChange[] = [];
+    watcher.on("change", (change) => seen.push(change));
+    try {
+      expect([...(await watcher.start())]).toEqual([[`${prefix}a`, "long"]]);
+      await client.put(`${prefix}b`).value("other value b");
+      await client.delete().key(`${prefix}a`);
+      await waitFor("two changes", () => seen.length === 2);
+      expect(seen[0]).toMatchObject({ type: "put", key: `${prefix}b`, value: "other value b" });
+      expect(seen[1]).toMatchObject({ type: "delete", key: `${prefix}a`, previous: "long" });
+      expect([...watcher.entries]).toEqual([[`${prefix}b`, "othe"]]);
+    } finally {
+      await watcher.close();
+    }
+  });
+
   it("delivers a burst of 10,000 puts and deletes complete and in revision order", async () => {
     const { client, root } = testSpace("watch-burst");
     const prefix = `/${root}/burst/`;
