@@ -13,7 +13,7 @@ import type { FailureInputs } from "./escalation-input.js";
 import { AutoCordon } from "./auto-cordon.js";
 import { type EscalationTask, type EscalationTasks, newlyExhausted, recordFailure } from "./escalation.js";
 import type { LeaderWriter } from "./fencing.js";
-import type { StatusView } from "./status-source.js";
+import { keptStatus, reportsFailures, reportsRunning, type StatusView } from "./status-source.js";
 
 export interface FailureTrackerOptions {
   defaults: EffectiveRestartPolicy;
@@ -60,7 +60,8 @@ export class FailureTracker implements FailureInputs {
     this.defaults = options.defaults;
     this.ownStatuses = !options.statuses;
     this.statuses =
-      options.statuses ?? new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger });
+      options.statuses ??
+      new PrefixWatcher(client, keys.statusPrefix, { logger: options.logger, storedValue: keptStatus });
     this.failures = new PrefixWatcher(client, keys.failuresPrefix, { logger: options.logger });
     this.autoCordon = new AutoCordon(client, keys, writer, options.autoCordonAfter ?? 0, options.logger);
   }
@@ -126,11 +127,10 @@ export class FailureTracker implements FailureInputs {
 
   private onStatus(change: WatchChange): void {
     if (this.autoCordon.enabled) this.followRunning(change);
-    if (change.type !== "put") return;
+    // Only a handler failure can escalate: a cheap text test before parsing any key or status.
+    if (change.type !== "put" || !reportsFailures(change.value)) return;
     const parts = this.keys.parseStatus(change.key);
     if (!parts) return;
-    // Only a handler failure can escalate; cheap text test before parsing every status.
-    if (!change.value.includes('"failures"')) return;
     if (!this.tasks) {
       this.waiting.push(change);
       return;
@@ -162,7 +162,7 @@ export class FailureTracker implements FailureInputs {
   private followRunning(change: WatchChange): void {
     const parts = this.keys.parseStatus(change.key);
     if (!parts || !this.known.has(parts.taskId)) return;
-    const running = change.type === "put" && change.value.includes('"state":"running"');
+    const running = change.type === "put" && reportsRunning(change.value);
     this.autoCordon.follow(parts.taskId, parts.worker, running);
     if (running && this.tasks) this.autoCordon.check(this.known, this.tasks);
   }

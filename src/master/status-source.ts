@@ -2,7 +2,10 @@ import type { Etcd3 } from "etcd3";
 import { hasLease, type KeyLayout, type Logger, readNamedKeys, readPrefixPaged } from "../node/index.js";
 import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 
-/** The gate's live view of the status keys (a PrefixWatcher over `/R/status/`). */
+/**
+ * The gate's live view of the status keys (a PrefixWatcher over `/R/status/`): every key, and of each
+ * value what the leader reads of it (`keptStatus`); its changes carry the whole value.
+ */
 export interface StatusView {
   readonly entries: ReadonlyMap<string, string>;
   /** The revision the view reflects. */
@@ -26,10 +29,32 @@ export interface StatusSource {
   read: StatusRead;
 }
 
+/** Whether a status reports handler failures (the escalation reads those); a text test, before any parsing. */
+export function reportsFailures(value: string): boolean {
+  return value.includes('"failures"');
+}
+
+/** Whether a status says its task runs (a text test, as for `reportsFailures`). */
+export function reportsRunning(value: string): boolean {
+  return value.includes('"state":"running"');
+}
+
+const RUNNING = '{"state":"running"}';
+const NOT_RUNNING = "{}";
+
+/**
+ * What the leader keeps of a status value: all of it when it reports handler failures, else only
+ * whether its task runs (the two facts read of it): 100,000 statuses' values are not held for that.
+ */
+export function keptStatus(value: string): string {
+  if (reportsFailures(value)) return value;
+  return reportsRunning(value) ? RUNNING : NOT_RUNNING;
+}
+
 /** The gate's status source on a real etcd. */
 export function etcdStatusSource(client: Etcd3, keys: KeyLayout, logger: Logger): StatusSource {
   return {
-    view: new PrefixWatcher(client, keys.statusPrefix, { logger }),
+    view: new PrefixWatcher(client, keys.statusPrefix, { logger, storedValue: keptStatus }),
     read: async (wanted) => {
       if (!wanted) {
         const all = await readPrefixPaged(client, keys.statusPrefix, { keysOnly: true });
