@@ -9,7 +9,13 @@ import {
   readPrefixPaged,
   readRecord,
 } from "../node/index.js";
-import { decide, type EscalationTask, type EscalationTasks, withRestartPolicy } from "./escalation.js";
+import {
+  decide,
+  type EscalationTask,
+  type EscalationTasks,
+  plainEscalation,
+  withRestartPolicy,
+} from "./escalation.js";
 import type { ValidTask } from "./validation.js";
 
 /** What a schedule needs of the failure escalation (the leader's FailureTracker provides it). */
@@ -40,13 +46,13 @@ export interface Escalated {
  * failure record can be excluded, quarantined or explained, so only those are decided (in task order);
  * the others' escalation is worked out when looked up (a schedule of 100,000 tasks that never failed
  * builds no entry for each). Values are rewritten only when some policy goes into them. `positions`:
- * each id's index in `valid`, when the caller has it.
+ * each id's index in `valid`.
  */
 export function escalate(
   valid: ValidTask[],
   inputs: FailureInputs | undefined,
   now: number,
-  positions?: { get(id: string): number | undefined },
+  positions: { get(id: string): number | undefined },
 ): Escalated {
   const exclude = new Map<string, string[]>();
   const quarantined = new Map<string, UnassignedReason>();
@@ -78,20 +84,26 @@ export function escalate(
   return { tasks, plannable, exclude, quarantined, why };
 }
 
-/** The generated tasks' escalation, each worked out (and kept) when first looked up. */
+/**
+ * The generated tasks' escalation, each worked out (and kept) when first looked up. The leader keeps it
+ * until its next schedule, so it holds of each task only what a lookup reads: its value when the task has
+ * no restart policy of its own, else the task (not 100,000 tasks with their payloads parsed).
+ */
 class KnownEscalations implements EscalationTasks {
   private readonly looked = new Map<string, EscalationTask>();
+  private readonly kept: ReadonlyArray<string | ValidTask>;
 
   constructor(
-    private readonly tasks: readonly ValidTask[],
+    tasks: readonly ValidTask[],
     private readonly defaults: EffectiveRestartPolicy,
-    /** Task id → its index in `tasks` (built when first needed if not given). */
-    private positions?: { get(id: string): number | undefined },
-  ) {}
+    /** Task id → its index in `tasks`. */
+    private readonly positions: { get(id: string): number | undefined },
+  ) {
+    this.kept = tasks.map((valid) => (valid.task.restart === undefined ? valid.value : valid));
+  }
 
   /** The task's index in the generated list. */
   position(id: string): number | undefined {
-    this.positions ??= new Map(this.tasks.map((valid, i) => [valid.task.id, i]));
     return this.positions.get(id);
   }
 
@@ -100,7 +112,11 @@ class KnownEscalations implements EscalationTasks {
     if (escalation) return escalation;
     const at = this.position(id);
     if (at === undefined) return undefined;
-    escalation = withRestartPolicy(this.tasks[at], this.defaults).escalation;
+    const kept = this.kept[at];
+    escalation =
+      typeof kept === "string"
+        ? plainEscalation(kept, this.defaults)
+        : withRestartPolicy(kept, this.defaults).escalation;
     this.looked.set(id, escalation);
     return escalation;
   }

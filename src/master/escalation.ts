@@ -49,7 +49,7 @@ export function withRestartPolicy(
   const policy = effectiveRestartPolicy(valid.task.restart, defaults);
   // Without a restart policy the validated value is already the bare task's JSON.
   if (valid.task.restart === undefined && policy.limit === 0)
-    return { valid, escalation: new LazyFingerprint(policy, valid.value) };
+    return { valid, escalation: plainEscalation(valid.value, defaults) };
   const { restart, ...task } = valid.task;
   const bare = restart === undefined ? valid.value : JSON.stringify(task);
   const escalation = new LazyFingerprint(policy, bare);
@@ -58,6 +58,11 @@ export function withRestartPolicy(
       ? bare
       : JSON.stringify({ ...task, restart: { limit: policy.limit, window: policy.window } });
   return { valid: { task: valid.task, value, bytes: Buffer.byteLength(value) }, escalation };
+}
+
+/** The escalation's view of a task without a restart policy of its own (`withRestartPolicy` gives the same). */
+export function plainEscalation(value: string, defaults: EffectiveRestartPolicy): EscalationTask {
+  return new LazyFingerprint(defaults, value);
 }
 
 /**
