@@ -79,13 +79,30 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   known.learn([...assignment.values()]);
   const finalMoves: Move[] = [];
 
+  // A donor's own tasks by class, sorted out once (not once per class: 20 passes over every list);
+  // settling one class adds and removes only that class's ids, so the others' lists stay as taken.
+  const keptByDonor = new Map<string, Map<string, string[]>>();
+  const keptOf = (from: string, kind: string): string[] => {
+    let byClass = keptByDonor.get(from);
+    if (!byClass) {
+      byClass = new Map();
+      for (const id of assignment.get(from) ?? []) {
+        const idKind = owner.get(id) === from ? classOf(id) : undefined;
+        if (idKind === undefined) continue;
+        const list = byClass.get(idKind);
+        if (list) list.push(id);
+        else byClass.set(idKind, [id]);
+      }
+      keptByDonor.set(from, byClass);
+    }
+    return byClass.get(kind) ?? [];
+  };
+
   // Staying donors give the tasks that moved least, to the same destinations.
   for (const group of groupBy(staying, (m) => `${m.from}\u0000${classOf(m.id)}`).values()) {
     const { from } = group[0];
-    const kind = classOf(group[0].id);
-    const kept = [...(assignment.get(from) ?? [])].filter(
-      (id) => classOf(id) === kind && owner.get(id) === from,
-    );
+    const kind = classOf(group[0].id) as string;
+    const kept = keptOf(from, kind);
     const chosen = new Set(group.map((m) => m.id));
     const candidates = [...group.map((m) => m.id), ...kept].sort(
       (a, b) => movesOf(a) - movesOf(b) || Number(chosen.has(b)) - Number(chosen.has(a)) || byId(a, b),

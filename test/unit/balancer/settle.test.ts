@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Plan, plan, settleMoves, type Task } from "../../../src/balancer/index.js";
+import { settleMoves as referenceSettleMoves } from "./reference/settle.js";
 import { runs, scenarios, workerName } from "./support.js";
 
 /** worker → group/weight class → how many tasks (the quantities balance and capacity depend on). */
@@ -154,6 +155,25 @@ describe("settleMoves", () => {
         },
       ),
       runs(200),
+    );
+  });
+  it("settles exactly as before a donor's tasks were sorted by class once (reference/settle.ts)", () => {
+    fc.assert(
+      fc.property(
+        scenarios({ maxWorkers: 8, maxTasks: 60, groups: 4, keys: 3, maxWeight: 2, priorities: 2 }),
+        fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
+        (scenario, noise) => {
+          const planned = plan(scenario);
+          const history = {
+            moves: new Map(scenario.tasks.map((task, i) => [task.id, noise[i % noise.length] % 4])),
+            joinedAt: new Map(scenario.workers.map((w, i) => [workerName(w), noise[(i * 7) % noise.length]])),
+          };
+          expect(settleMoves(planned, scenario, history)).toEqual(
+            referenceSettleMoves(planned, scenario, history),
+          );
+        },
+      ),
+      runs(500),
     );
   });
 });
