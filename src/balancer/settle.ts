@@ -174,13 +174,18 @@ function isConstrained(task: Task): boolean {
 /**
  * The input's index and current owner of the ids it learned (an owner as the last current list naming
  * the id says): from the caller's indexes when given, else by one pass over the tasks and the current
- * lists per `learn`.
+ * lists per `learn`. With both of the caller's indexes, an id they answer for needs nothing of its own
+ * here (a join touching every worker's list then copies no 100,000-entry map): only an id whose given
+ * position is wrong is searched for and kept.
  */
 class KnownTasks {
   private readonly learned = new Set<string>();
   private readonly indexes = new Map<string, number>();
-  readonly owner = new Map<string, string>();
+  private readonly owners = new Map<string, string>();
   private readonly current: Array<readonly [string, readonly string[]]>;
+  /** Both of the caller's indexes: ids are looked up in them, not copied. */
+  private readonly hinted?: Required<Pick<MoveHistory, "positions" | "owners">>;
+  readonly owner: { get(id: string): string | undefined };
 
   constructor(
     private readonly input: PlanInput,
@@ -190,40 +195,64 @@ class KnownTasks {
       input.current instanceof Map
         ? [...input.current.entries()]
         : Object.entries((input.current ?? {}) as Record<string, readonly string[]>);
+    const { positions, owners } = hints;
+    if (positions && owners) this.hinted = { positions, owners };
+    this.owner = this.hinted?.owners ?? this.owners;
   }
 
   /** Looks up the ids of `lists` not learned yet. */
   learn(lists: Iterable<Iterable<string>>): void {
+    if (this.hinted) return this.learnMisplaced(lists, this.hinted.positions);
     const wanted = new Set<string>();
     for (const ids of lists) for (const id of ids) if (!this.learned.has(id)) wanted.add(id);
     if (wanted.size === 0) return;
-    const { tasks } = this.input;
     const { positions, owners } = this.hints;
     const unplaced = new Set<string>();
     for (const id of wanted) {
       this.learned.add(id);
-      const at = positions?.get(id);
-      if (at !== undefined && tasks[at]?.id === id) this.indexes.set(id, at);
-      else unplaced.add(id);
+      if (!this.placedAt(id, positions)) unplaced.add(id);
       const owner = owners?.get(id);
-      if (owner !== undefined) this.owner.set(id, owner);
+      if (owner !== undefined) this.owners.set(id, owner);
     }
-    if (unplaced.size > 0) {
-      tasks.forEach((task, i) => {
-        if (unplaced.has(task.id)) this.indexes.set(task.id, i);
-      });
-    }
+    this.search(unplaced);
     if (owners) return;
     for (const [worker, ids] of this.current)
-      for (const id of ids) if (wanted.has(id)) this.owner.set(id, worker);
+      for (const id of ids) if (wanted.has(id)) this.owners.set(id, worker);
+  }
+
+  /** With both indexes given: searches only for the ids whose given position is wrong. */
+  private learnMisplaced(lists: Iterable<Iterable<string>>, positions: MoveHistory["positions"]): void {
+    const unplaced = new Set<string>();
+    for (const ids of lists)
+      for (const id of ids) if (!this.learned.has(id) && !this.placedAt(id, positions)) unplaced.add(id);
+    for (const id of unplaced) this.learned.add(id);
+    this.search(unplaced);
+  }
+
+  /** True when `positions` gives `id` its right index (kept in `indexes` unless the caller's index serves). */
+  private placedAt(id: string, positions: MoveHistory["positions"]): boolean {
+    const at = positions?.get(id);
+    if (at === undefined || this.input.tasks[at]?.id !== id) return false;
+    if (!this.hinted) this.indexes.set(id, at);
+    return true;
+  }
+
+  /** One pass over the tasks for the ids no index placed. */
+  private search(unplaced: ReadonlySet<string>): void {
+    if (unplaced.size === 0) return;
+    this.input.tasks.forEach((task, i) => {
+      if (unplaced.has(task.id)) this.indexes.set(task.id, i);
+    });
   }
 
   index(id: string): number | undefined {
+    const at = this.hinted?.positions.get(id);
+    if (at !== undefined && this.input.tasks[at]?.id === id) return at;
     return this.indexes.get(id);
   }
 
   task(id: string): Task | undefined {
-    const i = this.indexes.get(id);
+    const i = this.index(id);
     return i === undefined ? undefined : this.input.tasks[i];
   }
 

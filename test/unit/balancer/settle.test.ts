@@ -157,16 +157,25 @@ describe("settleMoves", () => {
       runs(200),
     );
   });
-  it("settles exactly as before a donor's tasks were sorted by class once (reference/settle.ts)", () => {
+  it("settles exactly as before a donor's tasks were sorted by class once and the caller's indexes were copied (reference/settle.ts)", () => {
     fc.assert(
       fc.property(
         scenarios({ maxWorkers: 8, maxTasks: 60, groups: 4, keys: 3, maxWeight: 2, priorities: 2 }),
         fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
-        (scenario, noise) => {
+        fc.constantFrom("none", "positions", "owners", "both"),
+        fc.nat(3),
+        (scenario, noise, given, shift) => {
           const planned = plan(scenario);
+          const owners = new Map(
+            Object.entries(scenario.current).flatMap(([w, ids]) => ids.map((id) => [id, w])),
+          );
+          // Some indexes shifted, as a quarantine shifts them: those are searched for.
+          const positions = new Map(scenario.tasks.map((task, i) => [task.id, i % 4 < shift ? i + 1 : i]));
           const history = {
             moves: new Map(scenario.tasks.map((task, i) => [task.id, noise[i % noise.length] % 4])),
             joinedAt: new Map(scenario.workers.map((w, i) => [workerName(w), noise[(i * 7) % noise.length]])),
+            ...(given === "positions" || given === "both" ? { positions } : {}),
+            ...(given === "owners" || given === "both" ? { owners } : {}),
           };
           expect(settleMoves(planned, scenario, history)).toEqual(
             referenceSettleMoves(planned, scenario, history),
