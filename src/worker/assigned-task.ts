@@ -32,23 +32,29 @@ export interface AssignedTaskOptions {
   status: StatusSink;
   /** Every state change, at once (its status is written in the background). */
   onState?: (change: TaskStateChange) => void;
-  /** After a status write (or deletion) has reached the sink. */
-  onStored?: () => void;
-  /** Called when it has nothing to run and has stopped, so its owner may drop it. */
-  onSettled?: () => void;
+  /** After a status write (or deletion) of `task` has reached the sink. */
+  onStored?: (task: AssignedTask) => void;
+  /** Called when `task` has nothing to run and has stopped, so its owner may drop it. */
+  onSettled?: (task: AssignedTask) => void;
 }
 
 /** The state both kinds of assigned task keep the same way: the last state, its error, and its status writes. */
-export abstract class TaskStateKeeper<O extends AssignedTaskOptions = AssignedTaskOptions> {
+export abstract class TaskStateKeeper<
+  O extends AssignedTaskOptions = AssignedTaskOptions,
+> implements AssignedTask {
   protected current: TaskRunState = "stopped";
   protected currentError?: string;
   protected readonly status: StatusPublisher;
 
   constructor(protected readonly options: O) {
-    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.());
+    this.status = new StatusPublisher(options.taskId, options.status, () => options.onStored?.(this));
   }
 
   abstract get attempt(): number;
+  abstract get settled(): boolean;
+  abstract set(spec: TaskSpec | undefined): void;
+  abstract idle(): Promise<void>;
+  abstract lockLost(holder: LockHeld): void;
 
   get taskId(): string {
     return this.options.taskId;
@@ -68,12 +74,11 @@ export abstract class TaskStateKeeper<O extends AssignedTaskOptions = AssignedTa
   protected changed(state: TaskRunState, error?: string): void {
     this.current = state;
     this.currentError = error;
-    this.options.onState?.({
-      task: this.taskId,
-      state,
-      attempt: this.attempt,
-      ...(error === undefined ? {} : { error }),
-    });
+    const { onState } = this.options;
+    if (!onState) return;
+    const change: TaskStateChange = { task: this.taskId, state, attempt: this.attempt };
+    if (error !== undefined) change.error = error;
+    onState(change);
   }
 }
 

@@ -25,8 +25,11 @@ export type TaskHandler = StartStopHandler | RunHandler;
 
 /** A started task as the task runner sees it, whatever the handler's shape. */
 export interface RunningTask {
-  /** Settles (with the reason, if any) when the task ends without being asked to stop. */
-  readonly ended: Promise<unknown>;
+  /**
+   * Settles (with the reason, if any) when the task ends without being asked to stop; absent when it
+   * cannot (a start/stop handler's task runs until stopped).
+   */
+  readonly ended?: Promise<unknown>;
   /** Stops the task; call after aborting `ctx.signal`. Resolves once it has stopped. */
   stop(): Promise<void>;
 }
@@ -36,8 +39,6 @@ export interface TaskLauncher {
   /** Resolves once the task is up; rejects when it could not start. */
   launch(task: Task, ctx: TaskContext): Promise<RunningTask>;
 }
-
-const never = new Promise<never>(() => {});
 
 /** Normalises a handler of either shape; throws ERR_MODULE (naming `source`) on anything else. */
 export function taskLauncher(handler: unknown, source = "handler"): TaskLauncher {
@@ -67,8 +68,8 @@ export function taskLauncher(handler: unknown, source = "handler"): TaskLauncher
     return {
       async launch(task, ctx) {
         await handler.start(task, ctx);
+        // No `ended`: a promise shared by every start that never settles would keep each start's listener forever.
         return {
-          ended: never,
           stop: async () => {
             await handler.stop(task, ctx);
           },

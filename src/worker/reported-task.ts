@@ -1,6 +1,7 @@
 import { EschedulerError } from "../errors.js";
 import type { TaskStatus } from "../node/index.js";
-import { type AssignedTask, TaskStateKeeper } from "./assigned-task.js";
+import { isoNow } from "../runtime/index.js";
+import { TaskStateKeeper } from "./assigned-task.js";
 import type { LockHeld } from "./status-publisher.js";
 import type { TaskRunState, TaskSpec } from "./task-runner.js";
 
@@ -10,7 +11,7 @@ import type { TaskRunState, TaskSpec } from "./task-runner.js";
  * key's revision, any state but `stopped` for a task not assigned here is refused, and the reports
  * of one task reach etcd one at a time, in the order they were made.
  */
-export class ReportedTask extends TaskStateKeeper implements AssignedTask {
+export class ReportedTask extends TaskStateKeeper {
   private desired?: TaskSpec;
   /** The assignment whose start etcd accepted: later states of it are written without a claim. */
   private claimed?: TaskSpec;
@@ -27,7 +28,7 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
 
   set(spec: TaskSpec | undefined): void {
     this.desired = spec;
-    if (this.settled) this.options.onSettled?.();
+    if (this.settled) this.options.onSettled?.(this);
   }
 
   /** Another worker took the run lock: shown `failed` naming it; the next report claims again. */
@@ -40,7 +41,7 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
       this.status.publish({
         state: "failed",
         attempt: this.attempts,
-        since: new Date().toISOString(),
+        since: isoNow(),
         error,
       });
     this.changed("failed", error);
@@ -64,7 +65,7 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
 
   private done(): void {
     this.pending--;
-    if (this.settled) this.options.onSettled?.();
+    if (this.settled) this.options.onSettled?.(this);
   }
 
   private async apply(state: TaskRunState, error?: string): Promise<void> {
@@ -78,7 +79,7 @@ export class ReportedTask extends TaskStateKeeper implements AssignedTask {
     const spec = this.desired;
     if (!spec || !("task" in spec)) throw this.refusal("it is not assigned to this worker");
     if (state === "starting") this.attempts++;
-    const status: TaskStatus = { state, attempt: this.attempts, since: new Date().toISOString() };
+    const status: TaskStatus = { state, attempt: this.attempts, since: isoNow() };
     if (error !== undefined) status.error = error;
     if (this.claimed === spec) {
       this.status.publish(status);

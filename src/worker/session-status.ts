@@ -50,11 +50,11 @@ export class SessionStatus implements StatusSink {
     this.writer = this.newWriter();
   }
 
-  put(taskId: string, status: TaskStatus): Promise<void> {
+  put(taskId: string, status: TaskStatus): Promise<unknown> {
     return this.writer?.put(taskId, status) ?? Promise.resolve();
   }
 
-  remove(taskId: string): Promise<void> {
+  remove(taskId: string): Promise<unknown> {
     return this.writer?.remove(taskId) ?? Promise.resolve();
   }
 

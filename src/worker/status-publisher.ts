@@ -19,9 +19,10 @@ export const NOT_CLAIMED: ClaimResult = { claimed: false };
 
 /** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
 export interface StatusSink {
-  put(taskId: string, status: TaskStatus): Promise<void>;
+  /** Resolves (with no value to read) once the status is written, or dropped with the lease. */
+  put(taskId: string, status: TaskStatus): Promise<unknown>;
   /** Deletes the status, and with it the task's run lock if this worker's lease holds it. */
-  remove(taskId: string): Promise<void>;
+  remove(taskId: string): Promise<unknown>;
   /**
    * Writes the status and takes the task's run lock (`/R/run/<id>`) in one transaction, only while
    * the task key still has mod revision `taskRevision` and no other lease holds the lock.

@@ -24,8 +24,8 @@ interface PendingWrite {
   value?: string;
   /** A start claim: written only while the task key still has this mod revision, with the run lock. */
   guard?: { key: string; modRevision: number };
-  /** Called once with the outcome (a plain write: claimed when applied). */
-  done: (result: ClaimResult) => void;
+  /** Resolves the caller's promise with the outcome (a plain write: claimed when applied); see `done`. */
+  resolve: (result: ClaimResult) => void;
   /** Key, value and guard bytes, plus the framing of its operations. */
   bytes: number;
   /** A claim or a deletion: a nested transaction that carries the task's run lock too. */
@@ -104,12 +104,12 @@ export class StatusWriter implements StatusSink {
     this.adopted = busy;
   }
 
-  put(taskId: string, status: TaskStatus): Promise<void> {
-    return this.enqueue(taskId, JSON.stringify(status)).then(() => undefined);
+  put(taskId: string, status: TaskStatus): Promise<unknown> {
+    return this.enqueue(taskId, JSON.stringify(status));
   }
 
-  remove(taskId: string): Promise<void> {
-    return this.enqueue(taskId, undefined).then(() => undefined);
+  remove(taskId: string): Promise<unknown> {
+    return this.enqueue(taskId, undefined);
   }
 
   claim(taskId: string, status: TaskStatus, taskRevision: number): Promise<ClaimResult> {
@@ -128,26 +128,26 @@ export class StatusWriter implements StatusSink {
     const lockBytes = nested ? 2 * (this.keys.runLocksPrefix.length + taskId.length) + this.worker.length : 0;
     const bytes = key.length + (value?.length ?? 0) + (guard ? 2 * guard.key.length : 0) + lockBytes + 96;
     this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
-    return new Promise((resolve) => {
-      const done = (result: ClaimResult) => {
-        this.written(key, value, result);
-        resolve(result);
-      };
-      this.queue.push({ taskId, key, value, guard, done, bytes, nested });
-      this.queuedBytes += bytes;
-      if (guard) this.queuedClaims++;
-      this.schedule();
-    });
+    let resolve!: (result: ClaimResult) => void;
+    const outcome = new Promise<ClaimResult>((settle) => (resolve = settle));
+    this.queue.push({ taskId, key, value, guard, resolve, bytes, nested });
+    this.queuedBytes += bytes;
+    if (guard) this.queuedClaims++;
+    this.schedule();
+    return outcome;
   }
 
-  /** A write of `key` ended: applied (`claimed`) or not. */
-  private written(key: string, value: string | undefined, result: ClaimResult): void {
+  /** A write ended, applied (`claimed`) or not: its key's bookkeeping, then its caller is told. Once per write. */
+  private done(write: PendingWrite, result: ClaimResult): void {
+    const { key } = write;
     const left = (this.writing.get(key) ?? 1) - 1;
     if (left > 0) this.writing.set(key, left);
     else this.writing.delete(key);
-    if (!result.claimed) return;
-    if (value === undefined) this.stored.delete(key);
-    else this.stored.add(key);
+    if (result.claimed) {
+      if (write.value === undefined) this.stored.delete(key);
+      else this.stored.add(key);
+    }
+    write.resolve(result);
   }
 
   /**
@@ -172,7 +172,7 @@ export class StatusWriter implements StatusSink {
     this.queue = [];
     this.queuedBytes = 0;
     this.queuedClaims = 0;
-    for (const write of dropped) write.done(NOT_CLAIMED);
+    for (const write of dropped) this.done(write, NOT_CLAIMED);
   }
 
   /**
@@ -258,7 +258,7 @@ export class StatusWriter implements StatusSink {
           let outcome = outcomes[i] ?? NOT_CLAIMED;
           if (isSeen(outcome)) outcome = verified[seen.indexOf(outcome)] ?? AGAIN;
           if (outcome === AGAIN) again.push(write);
-          else write.done(outcome);
+          else this.done(write, outcome);
         });
         pending = again;
       }
@@ -282,7 +282,7 @@ export class StatusWriter implements StatusSink {
         this.queue.unshift(...pending);
         for (const write of pending) this.queuedBytes += write.bytes;
         this.queuedClaims += claims(pending);
-      } else for (const write of pending) write.done(NOT_CLAIMED);
+      } else for (const write of pending) this.done(write, NOT_CLAIMED);
       this.schedule();
     }
   }

@@ -1,10 +1,18 @@
 import { EschedulerError, firstLine } from "../errors.js";
 import { type Logger, type Task, type TaskState, type TaskStatus } from "../node/index.js";
-import { delay, exponentialBackoff, SerialJob, settlesWithin } from "../runtime/index.js";
-import { type AssignedTask, type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
-import type { RunningTask, TaskContext, TaskLauncher } from "./handler.js";
+import {
+  type Backoff,
+  delay,
+  exponentialBackoff,
+  isoNow,
+  SerialJob,
+  settlesWithin,
+} from "../runtime/index.js";
+import { type AssignedTaskOptions, TaskStateKeeper } from "./assigned-task.js";
+import type { RunningTask, TaskLauncher } from "./handler.js";
 import { FailureWindow, restartLimitOf } from "./failure-window.js";
-import { CLAIMED, type ClaimResult, type LockHeld } from "./status-publisher.js";
+import { Incarnation } from "./incarnation.js";
+import type { ClaimResult, LockHeld } from "./status-publisher.js";
 
 /** A task state as the worker reports it; `stopped` means not running and no status key. */
 export type TaskRunState = TaskState | "stopped";
@@ -28,31 +36,21 @@ export type TaskSpec =
 
 export type RetryOptions = { initialMs: number; maxMs: number };
 
+type FailureCounts = Pick<TaskStatus, "failures" | "exhausted">;
+
 export interface TaskRunnerOptions extends AssignedTaskOptions {
   launcher: TaskLauncher;
+  /** The worker's logger: the runner logs (and hands the handler) a child of it naming the task. */
   logger: Logger;
   stopTimeoutMs: number;
   retry: RetryOptions;
-}
-
-/** One start of a task: its context, and once started, the handle to stop it. */
-interface Incarnation {
-  fingerprint: string;
-  attempt: number;
-  controller: AbortController;
-  ctx: TaskContext;
-  running?: RunningTask;
-  startedAt: number;
-  stopping: boolean;
-  /** Set when the task ended without being asked to. */
-  failure?: unknown;
 }
 
 /**
  * The state machine of one task id: converges what runs to what is desired, one operation at a time
  * (start with retries and backoff, stop within a timeout, restart on change), reporting each state.
  */
-export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements AssignedTask {
+export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
   private desired?: TaskSpec;
   private active?: Incarnation;
   private launching?: Incarnation;
@@ -69,27 +67,31 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
   private lost?: LockHeld;
   /** The lock's holder is another process of this name: the status key is its (its lock's witness), not written here. */
   private theirs = false;
-  private readonly backoff;
-  private readonly logger: Logger;
-  /** Handler failures of the desired spec on this worker (the newest last), for the restart limit. */
-  private readonly failures = new FailureWindow();
+  /** Made at the first failure; none means the next delay is the first. */
+  private backoff?: Backoff;
+  private childLogger?: Logger;
+  /** Handler failures of the desired spec on this worker (the newest last), for the restart limit; made at the first. */
+  private failures?: FailureWindow;
 
   constructor(options: TaskRunnerOptions) {
     super(options);
-    this.backoff = exponentialBackoff({ initialMs: options.retry.initialMs, maxMs: options.retry.maxMs });
-    this.logger = options.logger;
     this.passes = new SerialJob(
       async () => {
         await this.reconcile();
         await this.status.flushed();
       },
       {
-        onError: (error) => this.logger.error({ err: error }, "task runner failed"),
+        onError: (error) => this.taskLogger.error({ err: error }, "task runner failed"),
         onIdle: () => {
-          if (this.settled) this.options.onSettled?.();
+          if (this.settled) this.options.onSettled?.(this);
         },
       },
     );
+  }
+
+  /** The task's child logger, made when first needed (most tasks never log). */
+  get taskLogger(): Logger {
+    return (this.childLogger ??= this.options.logger.child({ task: this.taskId }));
   }
 
   get attempt(): number {
@@ -106,17 +108,15 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     this.desired = spec;
     if (previous?.fingerprint !== spec?.fingerprint) {
       this.attempts = 0;
-      this.failures.clear();
-      this.backoff.reset();
+      this.failures = undefined;
+      this.backoff = undefined;
       this.retryAfterMs = undefined;
       this.sleeper?.abort();
       this.lockWait?.abort();
       this.lost = undefined;
       for (const incarnation of [this.launching, this.active]) {
         if (incarnation && incarnation.fingerprint !== spec?.fingerprint) {
-          incarnation.controller.abort(
-            new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
-          );
+          incarnation.abort(this.stopReason());
         }
       }
     }
@@ -129,7 +129,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     if (!incarnation) return;
     this.lost = holder;
     this.theirs = holder.heldBy === this.options.worker;
-    incarnation.controller.abort(
+    incarnation.abort(
       new EschedulerError(
         "ERR_RUN_LOCKED",
         `task ${JSON.stringify(this.taskId)}: run lock taken by worker ${JSON.stringify(holder.heldBy)}`,
@@ -154,9 +154,9 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
       if (active) {
         if (active.failure !== undefined) {
           this.active = undefined;
-          if (Date.now() - active.startedAt >= this.options.retry.maxMs) this.backoff.reset();
+          if (Date.now() - active.startedAt >= this.options.retry.maxMs) this.backoff = undefined;
           this.fail(active.attempt, active.failure, "task ended without being stopped");
-        } else if (want?.fingerprint === active.fingerprint && !active.controller.signal.aborted) {
+        } else if (want?.fingerprint === active.fingerprint && !active.aborted) {
           return;
         } else {
           await this.stop(active);
@@ -196,53 +196,46 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
    */
   private async launch(spec: Extract<TaskSpec, { task: Task }>): Promise<void> {
     const { task, fingerprint } = spec;
-    const controller = new AbortController();
-    const incarnation: Incarnation = {
-      fingerprint,
-      attempt: ++this.attempts,
-      controller,
-      ctx: { signal: controller.signal, logger: this.logger, worker: this.options.worker },
-      startedAt: Date.now(),
-      stopping: false,
-    };
+    const attempt = ++this.attempts;
+    const incarnation = new Incarnation(fingerprint, attempt, Date.now(), this, this.options.worker);
     this.launching = incarnation;
     this.lockWait?.abort();
     this.lockWait = undefined;
     try {
-      const claim = await this.report("starting", incarnation.attempt, undefined, spec.revision);
+      const claim = await this.claim(attempt, spec.revision);
       this.theirs = claim.heldBy === this.options.worker;
       if (!claim.claimed) {
         this.launching = undefined;
         if (claim.heldBy !== undefined) this.blocked(incarnation.attempt, claim);
         else {
           this.refused = spec;
-          this.logger.debug(
+          this.taskLogger.debug(
             { revision: spec.revision },
             "task key changed before the start was claimed; not starting",
           );
         }
         return;
       }
-      controller.signal.throwIfAborted();
+      if (incarnation.aborted) throw incarnation.signal().reason;
       const running = await this.options.launcher.launch(task, incarnation.ctx);
       incarnation.running = running;
       incarnation.startedAt = Date.now();
       this.active = incarnation;
       this.launching = undefined;
       // Removed while starting (perhaps re-added since): it is not running; the next pass stops it.
-      if (controller.signal.aborted) return;
-      running.ended.then((reason) => {
+      if (incarnation.aborted) return;
+      running.ended?.then((reason) => {
         // A run() that returns because it was asked to stop is not a failure.
-        if (incarnation.stopping || controller.signal.aborted) return;
+        if (incarnation.stopping || incarnation.aborted) return;
         incarnation.failure = reason ?? new Error("task ended");
         this.kick();
       });
-      this.report("running", incarnation.attempt);
-      this.logger.debug({ attempt: incarnation.attempt }, "task running");
+      this.report("running", attempt);
+      if (this.options.logger.isLevelEnabled("debug")) this.taskLogger.debug({ attempt }, "task running");
     } catch (error) {
       this.launching = undefined;
-      if (controller.signal.aborted) {
-        this.logger.debug({ err: error }, "task start abandoned: no longer wanted");
+      if (incarnation.aborted) {
+        this.taskLogger.debug({ err: error }, "task start abandoned: no longer wanted");
         return;
       }
       this.fail(incarnation.attempt, error, "task start failed");
@@ -260,12 +253,17 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     level: "warn" | "info" = "warn",
     counts = true,
   ) {
-    const counted = counts ? this.failures.add(Date.now(), restartLimitOf(this.desired)) : undefined;
+    const window = counts ? (this.failures ??= new FailureWindow()) : undefined;
+    const counted = window?.add(Date.now(), restartLimitOf(this.desired));
+    this.backoff ??= exponentialBackoff(this.options.retry);
     this.retryAfterMs = counted?.exhausted ? counted.retryInMs : this.backoff.next();
     const { failures, exhausted } = counted ?? {};
-    this.logger[level]({ err: error, attempt, retryInMs: this.retryAfterMs, failures, exhausted }, message);
+    this.taskLogger[level](
+      { err: error, attempt, retryInMs: this.retryAfterMs, failures, exhausted },
+      message,
+    );
     const status = counted && { failures: counted.failures, ...(exhausted ? { exhausted } : {}) };
-    this.report("failed", attempt, firstLine(error) || "unknown error", undefined, status);
+    this.report("failed", attempt, firstLine(error) || "unknown error", status);
   }
 
   /**
@@ -296,20 +294,18 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     incarnation.stopping = true;
     const stoppingSince = Date.now();
     this.report("stopping", incarnation.attempt);
-    incarnation.controller.abort(
-      new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`),
-    );
+    incarnation.abort(this.stopReason());
     const stopped = (incarnation.running as RunningTask).stop().catch((error: unknown) => {
-      this.logger.error({ err: error }, "task stop failed; treating the task as stopped");
+      this.taskLogger.error({ err: error }, "task stop failed; treating the task as stopped");
     });
     const stopTimeoutMs = this.options.stopTimeoutMs;
     if (!(await settlesWithin(stopped, stopTimeoutMs))) {
-      this.logger.error(
+      this.taskLogger.error(
         { stopTimeoutMs },
         "task stop exceeded the stop timeout; status kept until it returns",
       );
       await stopped;
-      this.logger.warn({ tookMs: Date.now() - stoppingSince }, "late task stop returned");
+      this.taskLogger.warn({ tookMs: Date.now() - stoppingSince }, "late task stop returned");
     }
     this.active = undefined;
     // A replacement will report `starting` at once; only a task that is no longer wanted loses its key.
@@ -321,22 +317,26 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> implements As
     this.changed("stopped");
   }
 
-  /** Reports a state; with `claimRevision`, stores it only as a claim and resolves with its outcome. */
-  private report(
-    state: TaskState,
-    attempt: number,
-    error?: string,
-    claimRevision?: number,
-    counts?: Pick<TaskStatus, "failures" | "exhausted">,
-  ): Promise<ClaimResult> {
-    const status: TaskStatus = { state, attempt, since: new Date().toISOString() };
-    if (error !== undefined) status.error = error;
-    if (counts) Object.assign(status, counts);
-    let stored = Promise.resolve(CLAIMED);
-    if (claimRevision !== undefined) stored = this.status.claim(status, claimRevision);
-    else if (!this.theirs) this.status.publish(status);
-    this.changed(state, error);
+  /** Reports `starting`, stored only as a start claim on the task key's `revision`; resolves with its outcome. */
+  private claim(attempt: number, revision: number): Promise<ClaimResult> {
+    const stored = this.status.claim({ state: "starting", attempt, since: isoNow() }, revision);
+    this.changed("starting");
     return stored;
+  }
+
+  /** Reports a state (its status is written unless the lock's holder is another process of this name). */
+  private report(state: TaskState, attempt: number, error?: string, counts?: FailureCounts): void {
+    if (!this.theirs) {
+      const status: TaskStatus = { state, attempt, since: isoNow() };
+      if (error !== undefined) status.error = error;
+      if (counts) Object.assign(status, counts);
+      this.status.publish(status);
+    }
+    this.changed(state, error);
+  }
+
+  private stopReason(): EschedulerError {
+    return new EschedulerError("ERR_ABORTED", `task ${JSON.stringify(this.taskId)} is being stopped`);
   }
 
   private async sleep(ms: number): Promise<void> {

@@ -20,5 +20,7 @@ export function taskSpec(taskId: string, value: string, revision: number): TaskS
   // change of the restart policy alone (the master writes it last; it says when to stop retrying).
   const { restart, ...rest } = parsed;
   const fingerprint = restart === undefined ? value : JSON.stringify(rest);
-  return { task: { ...parsed, id: taskId }, fingerprint, revision };
+  // A value naming its id is a task as it is (a fresh object from the parse): no copy to make.
+  const task = parsed.id === taskId ? parsed : { ...parsed, id: taskId };
+  return { task, fingerprint, revision };
 }

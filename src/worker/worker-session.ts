@@ -4,7 +4,7 @@ import { EschedulerError } from "../errors.js";
 import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Task } from "../node/index.js";
 import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
-import { type AssignedTask, describeTasks } from "./assigned-task.js";
+import { type AssignedTask, type AssignedTaskOptions, describeTasks } from "./assigned-task.js";
 import { markLeft } from "./drain.js";
 import { passFirstStart } from "./first-start.js";
 import type { TaskLauncher } from "./handler.js";
@@ -67,12 +67,14 @@ export class WorkerSession {
   private readonly suspension: Suspension;
   /** The plan as the session's watch shows it (set once `run` begins). */
   private watchedPlan?: WatchedPlan;
+  private readonly taskHooks: Omit<AssignedTaskOptions, "taskId">;
 
   constructor(private readonly options: WorkerSessionOptions) {
     this.lease = options.lease;
     this.logger = options.logger;
     this.sessionStatus = options.status ? undefined : new SessionStatus(options);
     this.status = options.status ?? (this.sessionStatus as SessionStatus);
+    this.taskHooks = this.hooksFor(this.status, options.host);
     void this.lease.lost.then((reason) => this.fence(reason));
     this.suspension = new Suspension({
       ...options,
@@ -299,12 +301,8 @@ export class WorkerSession {
     // Fencing and shutdown remove every task at once: one summary line says so, not one per task.
     this.logger[reason === "unassigned" ? "info" : "debug"]({ task: id, reason }, "task removed");
     const { host } = this.options;
-    host.publish({
-      type: "removed",
-      taskId: id,
-      ...("task" in previous ? { previous: previous.task } : {}),
-      reason,
-    });
+    const before = "task" in previous ? { previous: previous.task } : {};
+    host.publish({ type: "removed", taskId: id, ...before, reason });
     host.emit("removed", id, reason);
   }
 
@@ -318,32 +316,36 @@ export class WorkerSession {
   private runnerFor(id: string): AssignedTask {
     const existing = this.runners.get(id);
     if (existing) return existing;
-    const { host, launcher } = this.options;
-    const common = {
-      taskId: id,
-      worker: this.options.name,
-      status: this.status,
-      onState: (change: TaskStateChange) => host.emit("taskState", change),
-      onStored: () => {
-        if (this.runners.get(id) === created)
-          this.storedRunning[created.storedState === "running" ? "add" : "delete"](id);
-        host.changed();
-      },
-      onSettled: () => {
-        if (this.runners.get(id) === created && created.settled) this.runners.delete(id);
-        host.changed();
-      },
-    };
+    const { launcher } = this.options;
     const created: AssignedTask = launcher
       ? new TaskRunner({
-          ...common,
+          ...this.taskHooks,
+          taskId: id,
           launcher,
-          logger: this.logger.child({ task: id }),
+          logger: this.logger,
           stopTimeoutMs: this.options.stopTimeoutMs,
           retry: this.options.startRetry,
         })
-      : new ReportedTask(common);
+      : new ReportedTask({ ...this.taskHooks, taskId: id });
     this.runners.set(id, created);
     return created;
+  }
+
+  /** What every task of the session is given, one object for all (each callback is told its task). */
+  private hooksFor(status: StatusSink, host: SessionHost): Omit<AssignedTaskOptions, "taskId"> {
+    return {
+      worker: this.options.name,
+      status,
+      onState: (change: TaskStateChange) => host.emit("taskState", change),
+      onStored: (task) => {
+        if (this.runners.get(task.taskId) === task)
+          this.storedRunning[task.storedState === "running" ? "add" : "delete"](task.taskId);
+        host.changed();
+      },
+      onSettled: (task) => {
+        if (this.runners.get(task.taskId) === task && task.settled) this.runners.delete(task.taskId);
+        host.changed();
+      },
+    };
   }
 }

@@ -44,7 +44,7 @@ describe("status writes by group commit", () => {
     // No linger: an idle worker's write waits for nothing.
     expect(sent).toEqual(["1"]);
     // Three turns of writes while it is in flight: they wait for it, then travel together.
-    const later: Array<Promise<void>> = [];
+    const later: Array<Promise<unknown>> = [];
     for (const id of ["b", "c", "d"]) {
       later.push(writer.put(id, running));
       await nextTurn();

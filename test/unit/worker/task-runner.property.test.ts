@@ -14,7 +14,16 @@ import { TaskRunner, type TaskSpec } from "../../../src/worker/task-runner.js";
  * - once everything has settled, with the key absent: nothing runs, the state is `stopped`, no status.
  * On the old code the second invariant fails (defect 4): a key deleted and put back during a start or
  * a status flush leaves the aborted incarnation counted as running.
+ *
+ * And of the context each start gets, its signal made only when first read: whenever the handler
+ * reads it (at start, some steps later, only at stop, or never), its stop is called only once the
+ * signal it sees is aborted with the stop's reason; a listener added before the abort hears it
+ * once, before the stop; every read gives the same signal; the context's own keys (what a spread
+ * copies) are all three of it.
  */
+
+/** When a handler reads its context's signal: in start(), some scheduled steps after, in stop(), or never. */
+type SignalRead = "start" | "later" | "stop" | "never";
 
 /** The master's side: the task key as etcd holds it (undefined: deleted). */
 interface Model {
@@ -32,6 +41,21 @@ interface Real {
   overlaps: number;
   /** The task key's revision as etcd holds it now (0: absent), for claims. */
   keyRevision: number;
+  /** What each start's signal looked like, as its handler saw it. */
+  signals: SignalSeen[];
+}
+
+interface SignalSeen {
+  /** The signal at each read. */
+  reads: AbortSignal[];
+  abortedAtFirstRead?: boolean;
+  /** Abort events heard by the listener added at the first read, and how many of them came before stop(). */
+  heard: number;
+  heardBeforeStop: number;
+  /** At stop(): aborted, and the reason's code. */
+  atStop?: { aborted: boolean; code: unknown };
+  /** The context's own enumerable keys (what `{ ...ctx }` copies), read without reading the values. */
+  keys: string[];
 }
 
 function spec(payload: string, revision: number): TaskSpec {
@@ -39,17 +63,46 @@ function spec(payload: string, revision: number): TaskSpec {
   return { task, fingerprint: JSON.stringify(task), revision };
 }
 
-function setup(s: fc.Scheduler): () => { model: Model; real: Real } {
+function setup(s: fc.Scheduler, reads: SignalRead[] = ["never"]): () => { model: Model; real: Real } {
   return () => {
-    const real = { live: new Set(), payloadOf: new Map(), overlaps: 0, keyRevision: 0 } as unknown as Real;
+    const real = {
+      live: new Set(),
+      payloadOf: new Map(),
+      overlaps: 0,
+      keyRevision: 0,
+      signals: [],
+    } as unknown as Real;
+    const seenOf = new Map<TaskContext, SignalSeen>();
+    const read = (ctx: TaskContext) => {
+      const seen = seenOf.get(ctx) as SignalSeen;
+      const signal = ctx.signal;
+      if (seen.reads.length === 0) {
+        seen.abortedAtFirstRead = signal.aborted;
+        signal.addEventListener("abort", () => {
+          seen.heard++;
+          if (!seen.atStop) seen.heardBeforeStop++;
+        });
+      }
+      seen.reads.push(signal);
+    };
     const handler: StartStopHandler = {
       start: async (task, ctx) => {
         if (real.live.size > 0) real.overlaps++;
         real.live.add(ctx);
         real.payloadOf.set(ctx, String(task.payload));
+        const when = reads[real.signals.length % reads.length];
+        const seen: SignalSeen = { reads: [], heard: 0, heardBeforeStop: 0, keys: Object.keys(ctx) };
+        real.signals.push(seen);
+        seenOf.set(ctx, seen);
+        if (when === "start") read(ctx);
+        if (when === "later") void s.schedule(Promise.resolve(), "read signal").then(() => read(ctx));
         await s.schedule(Promise.resolve(), `start ${String(task.payload)}`);
       },
       stop: async (task, ctx) => {
+        const seen = seenOf.get(ctx) as SignalSeen;
+        if (reads[real.signals.indexOf(seen) % reads.length] !== "never") read(ctx);
+        const reason = (ctx.signal.reason ?? {}) as { code?: unknown };
+        seen.atStop = { aborted: ctx.signal.aborted, code: reason.code };
         await s.schedule(Promise.resolve(), `stop ${String(task.payload)}`);
         real.live.delete(ctx);
       },
@@ -108,6 +161,28 @@ class DeleteKey implements fc.AsyncCommand<Model, Real> {
   toString = () => "delete";
 }
 
+/** Runs `cmds` in the order `s` picks, then waits until everything has settled. */
+async function settle(
+  s: fc.Scheduler,
+  init: () => { model: Model; real: Real },
+  cmds: Iterable<fc.AsyncCommand<Model, Real>>,
+) {
+  let state: { model: Model; real: Real } | undefined;
+  await fc.scheduledModelRun(
+    s,
+    () => {
+      state = init();
+      return state;
+    },
+    cmds,
+  );
+  const { model, real } = state as { model: Model; real: Real };
+  await s.waitIdle();
+  await real.runner.idle();
+  await s.waitIdle();
+  return { model, real };
+}
+
 const commands = fc.commands(
   [fc.constantFrom("a", "b").map((payload) => new PutKey(payload)), fc.constant(new DeleteKey())],
   { maxCommands: 8 },
@@ -117,20 +192,7 @@ describe("TaskRunner, any interleaving (property)", () => {
   it("never runs two incarnations at once, and settles on exactly what the task key says", async () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
-        const init = setup(s);
-        let state: { model: Model; real: Real } | undefined;
-        await fc.scheduledModelRun(
-          s,
-          () => {
-            state = init();
-            return state;
-          },
-          cmds,
-        );
-        const { model, real } = state as { model: Model; real: Real };
-        await s.waitIdle();
-        await real.runner.idle();
-        await s.waitIdle();
+        const { model, real } = await settle(s, setup(s), cmds);
         expect(real.overlaps).toBe(0);
         if (model.key) {
           const live = [...real.live];
@@ -143,6 +205,33 @@ describe("TaskRunner, any interleaving (property)", () => {
           expect(real.live.size).toBe(0);
           expect(real.runner.state).toBe("stopped");
           expect(real.stored).toBeUndefined();
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("hands each start a signal aborted with the stop's reason before its stop, whenever the handler reads it", async () => {
+    const reads = fc.array(fc.constantFrom<SignalRead>("start", "later", "stop", "never"), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), commands, reads, async (s, cmds, when) => {
+        const { model, real } = await settle(s, setup(s, when), cmds);
+        // Every start but the one left running (the last, when the key is there) was stopped.
+        const running = model.key ? real.signals.slice(-1) : [];
+        for (const seen of real.signals) {
+          expect(seen.keys.sort()).toEqual(["logger", "signal", "worker"]);
+          expect(new Set(seen.reads).size).toBeLessThanOrEqual(1);
+          if (running.includes(seen)) {
+            expect([seen.atStop, seen.heard, seen.reads[0]?.aborted ?? false]).toEqual([undefined, 0, false]);
+            continue;
+          }
+          expect(seen.atStop).toEqual({ aborted: true, code: "ERR_ABORTED" });
+          // Heard once, before the stop, when listened to before the abort; never when read after it.
+          const listened = seen.reads.length > 0 && !seen.abortedAtFirstRead;
+          expect([seen.heard, seen.heardBeforeStop]).toEqual(listened ? [1, 1] : [0, 0]);
         }
       }),
       { numRuns: 300 },
