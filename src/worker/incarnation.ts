@@ -1,6 +1,40 @@
 import type { Logger } from "../node/index.js";
 import type { RunningTask, TaskContext } from "./handler.js";
 
+/** Where a context finds its start: a key of no enumerable property, so no spread copies it. */
+const START = Symbol("start");
+
+type StartContext = TaskContext & { [START]: Incarnation };
+
+/**
+ * The context's accessors, one pair for every context: own enumerable properties (a spread or
+ * `Object.keys` of the context sees signal, logger and worker, as with a plain object), and contexts
+ * that share them share their shape.
+ */
+const ACCESSORS: PropertyDescriptorMap = {
+  signal: {
+    get(this: StartContext) {
+      return this[START].signal();
+    },
+    enumerable: true,
+    configurable: true,
+  },
+  logger: {
+    get(this: StartContext) {
+      return this[START].logger();
+    },
+    enumerable: true,
+    configurable: true,
+  },
+};
+
+function startContext(start: Incarnation, worker: string): TaskContext {
+  const ctx = Object.defineProperties({}, ACCESSORS) as StartContext;
+  Object.defineProperty(ctx, START, { value: start });
+  ctx.worker = worker;
+  return ctx;
+}
+
 /**
  * One start of a task: its context, and once started, the handle to stop it. Whether it was asked to
  * stop is a flag; the context's abort signal is made only when someone reads it (a signal costs more
@@ -22,20 +56,10 @@ export class Incarnation {
     readonly fingerprint: string,
     readonly attempt: number,
     public startedAt: number,
-    logger: { readonly taskLogger: Logger },
+    private readonly logs: { readonly taskLogger: Logger },
     worker: string,
   ) {
-    const incarnation = this;
-    // Accessors of the object itself (not of a prototype): a spread or `Object.keys` of it sees all three, as before.
-    this.ctx = {
-      get signal() {
-        return incarnation.signal();
-      },
-      get logger() {
-        return logger.taskLogger;
-      },
-      worker,
-    };
+    this.ctx = startContext(this, worker);
   }
 
   /** True once asked to stop (`abort`). */
@@ -49,6 +73,11 @@ export class Incarnation {
     this.isAborted = true;
     this.reason = reason;
     this.controller?.abort(reason);
+  }
+
+  /** The task's child logger (made by its runner at the first read). */
+  logger(): Logger {
+    return this.logs.taskLogger;
   }
 
   /** The context's signal, made at its first read. */

@@ -4,7 +4,7 @@ import { EschedulerError } from "../errors.js";
 import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Task } from "../node/index.js";
 import { settlesWithin, untilAborted } from "../runtime/index.js";
 import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
-import { type AssignedTask, type AssignedTaskOptions, describeTasks } from "./assigned-task.js";
+import { describeTasks } from "./assigned-task.js";
 import { markLeft } from "./drain.js";
 import { passFirstStart } from "./first-start.js";
 import type { TaskLauncher } from "./handler.js";
@@ -15,8 +15,9 @@ import { SessionStatus } from "./session-status.js";
 import { LeaseSteadiness } from "./steadiness.js";
 import { Suspension } from "./suspension.js";
 import { WatchedPlan } from "./watched-plan.js";
-import { type RetryOptions, TaskRunner, type TaskRunState, type TaskStateChange } from "./task-runner.js";
+import type { RetryOptions, TaskRunState } from "./task-runner.js";
 import { taskSpec } from "./task-spec.js";
+import { TaskTable } from "./task-table.js";
 import type { SessionHost } from "./session-host.js";
 import type { RemovalReason, WorkerTask } from "./types.js";
 
@@ -57,9 +58,7 @@ export class WorkerSession {
   /** Task id → the task the master assigned (its key's value and revision). */
   private readonly assigned = new Map<string, ReturnType<typeof taskSpec>>();
   /** Task id → what runs it (kept while it stops, after it is no longer assigned). */
-  private readonly runners = new Map<string, AssignedTask>();
-  /** Ids whose runner last stored `running` (a superset): fewer than assigned answers readiness without a scan. */
-  private readonly storedRunning = new Set<string>();
+  private readonly table: TaskTable;
   /** Set when the session no longer follows its assignment: the lease was lost, or the worker stops. */
   private ending?: RemovalReason;
   /** After a lease loss: resolves once every task has stopped. */
@@ -67,28 +66,27 @@ export class WorkerSession {
   private readonly suspension: Suspension;
   /** The plan as the session's watch shows it (set once `run` begins). */
   private watchedPlan?: WatchedPlan;
-  private readonly taskHooks: Omit<AssignedTaskOptions, "taskId">;
 
   constructor(private readonly options: WorkerSessionOptions) {
     this.lease = options.lease;
     this.logger = options.logger;
     this.sessionStatus = options.status ? undefined : new SessionStatus(options);
     this.status = options.status ?? (this.sessionStatus as SessionStatus);
-    this.taskHooks = this.hooksFor(this.status, options.host);
+    this.table = new TaskTable({ ...options, status: this.status });
     void this.lease.lost.then((reason) => this.fence(reason));
     this.suspension = new Suspension({
       ...options,
       status: this.sessionStatus,
       ended: () => this.ending !== undefined,
       stopAll: () => this.unassignAll("fenced", false),
-      busy: (id) => (this.runners.get(id)?.state ?? "stopped") !== "stopped",
+      busy: (id) => (this.table.get(id)?.state ?? "stopped") !== "stopped",
       apply: (snapshot, revisionOf) => this.applySnapshot(snapshot, revisionOf),
     });
   }
 
   /** The tasks assigned now (and ones still stopping), with their states. */
   tasks(): WorkerTask[] {
-    return describeTasks(this.assigned, this.runners);
+    return describeTasks(this.assigned, this.table.runners);
   }
 
   get assignedTasks(): Task[] {
@@ -117,7 +115,7 @@ export class WorkerSession {
     );
     tasks.on("resync", (event) => this.options.host.emit("resync", event));
     plan.on("change", () => this.options.host.changed());
-    void this.sessionStatus?.auditLocks(signal, (id, holder) => this.runners.get(id)?.lockLost(holder));
+    void this.sessionStatus?.auditLocks(signal, (id, holder) => this.table.get(id)?.lockLost(holder));
     new LeaseSteadiness(this.options).watch(signal);
     try {
       await registration.start(signal);
@@ -177,7 +175,7 @@ export class WorkerSession {
 
   /** A state reported by the user of a worker without a handler (see `Worker.reportTaskState`). */
   report(taskId: string, state: TaskRunState, error?: string): Promise<void> {
-    const task = this.runners.get(taskId);
+    const task = this.table.get(taskId);
     if (task instanceof ReportedTask) return task.report(state, error);
     if (state === "stopped") return Promise.resolve();
     return Promise.reject(
@@ -230,7 +228,7 @@ export class WorkerSession {
 
   /** Resolves once every task is idle; stops still going after the stop timeout are reported as overrunning. */
   async idle(): Promise<void> {
-    const runners = [...this.runners.values()];
+    const runners = [...this.table.runners.values()];
     const idle = Promise.all(runners.map((runner) => runner.idle()));
     const { stopTimeoutMs } = this.options;
     // Every stop began together, so one deadline serves them all (not a timer per task).
@@ -259,8 +257,8 @@ export class WorkerSession {
   /** Whether every assigned task's last stored status is `running` (if not, the probe cannot say ready). */
   allStoredRunning(): boolean {
     if (this.ending) return false;
-    if (this.storedRunning.size < this.assigned.size) return false;
-    for (const id of this.assigned.keys()) if (this.runners.get(id)?.storedState !== "running") return false;
+    if (this.table.storedRunningCount < this.assigned.size) return false;
+    for (const id of this.assigned.keys()) if (this.table.get(id)?.storedState !== "running") return false;
     return true;
   }
 
@@ -276,7 +274,7 @@ export class WorkerSession {
     const spec = taskSpec(id, value, revision);
     this.assigned.set(id, spec);
     // Even a rewrite with the same value reaches the runner: nothing restarts, but a start must claim the new revision.
-    this.runnerFor(id).set(spec);
+    this.table.runnerFor(id).set(spec);
     if (previous?.fingerprint === value) return;
     if ("problem" in spec) this.logger.error({ task: id }, spec.problem);
     if (!("task" in spec)) return;
@@ -297,7 +295,7 @@ export class WorkerSession {
     const previous = this.assigned.get(id);
     if (!previous) return;
     this.assigned.delete(id);
-    this.runners.get(id)?.set(undefined);
+    this.table.get(id)?.set(undefined);
     // Fencing and shutdown remove every task at once: one summary line says so, not one per task.
     this.logger[reason === "unassigned" ? "info" : "debug"]({ task: id, reason }, "task removed");
     const { host } = this.options;
@@ -311,41 +309,5 @@ export class WorkerSession {
     const count = this.assigned.size;
     for (const id of this.assigned.keys()) this.unassign(id, reason);
     return count;
-  }
-
-  private runnerFor(id: string): AssignedTask {
-    const existing = this.runners.get(id);
-    if (existing) return existing;
-    const { launcher } = this.options;
-    const created: AssignedTask = launcher
-      ? new TaskRunner({
-          ...this.taskHooks,
-          taskId: id,
-          launcher,
-          logger: this.logger,
-          stopTimeoutMs: this.options.stopTimeoutMs,
-          retry: this.options.startRetry,
-        })
-      : new ReportedTask({ ...this.taskHooks, taskId: id });
-    this.runners.set(id, created);
-    return created;
-  }
-
-  /** What every task of the session is given, one object for all (each callback is told its task). */
-  private hooksFor(status: StatusSink, host: SessionHost): Omit<AssignedTaskOptions, "taskId"> {
-    return {
-      worker: this.options.name,
-      status,
-      onState: (change: TaskStateChange) => host.emit("taskState", change),
-      onStored: (task) => {
-        if (this.runners.get(task.taskId) === task)
-          this.storedRunning[task.storedState === "running" ? "add" : "delete"](task.taskId);
-        host.changed();
-      },
-      onSettled: (task) => {
-        if (this.runners.get(task.taskId) === task && task.settled) this.runners.delete(task.taskId);
-        host.changed();
-      },
-    };
   }
 }
