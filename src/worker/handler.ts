@@ -68,12 +68,7 @@ export function taskLauncher(handler: unknown, source = "handler"): TaskLauncher
     return {
       async launch(task, ctx) {
         await handler.start(task, ctx);
-        // No `ended`: a promise shared by every start that never settles would keep each start's listener forever.
-        return {
-          stop: async () => {
-            await handler.stop(task, ctx);
-          },
-        };
+        return new StartedTask(handler, task, ctx);
       },
     };
   }
@@ -88,6 +83,22 @@ export async function loadHandler(pathOrHandler: string | TaskHandler): Promise<
   if (typeof pathOrHandler !== "string") return taskLauncher(pathOrHandler);
   const exported = await importDefaultExport(pathOrHandler, "handler");
   return taskLauncher(exported, `handler module ${JSON.stringify(pathOrHandler)}`);
+}
+
+/**
+ * A start/stop handler's started task: no `ended` (it runs until stopped; a promise shared by every
+ * start that never settles would keep each start's listener forever), and no closure kept per task.
+ */
+class StartedTask implements RunningTask {
+  constructor(
+    private readonly handler: StartStopHandler,
+    private readonly task: Task,
+    private readonly ctx: TaskContext,
+  ) {}
+
+  async stop(): Promise<void> {
+    await this.handler.stop(this.task, this.ctx);
+  }
 }
 
 function isStartStopHandler(value: unknown): value is StartStopHandler {

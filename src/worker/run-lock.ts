@@ -49,6 +49,8 @@ export class RunLocks {
   private readonly held = new Map<string, number>();
   /** Task id → the worker last found holding its lock, and that lock's create revision. */
   private readonly holders = new Map<string, { worker: string; lockCreated: number }>();
+  /** A lock's value (the worker's name): one buffer for every claim, which etcd's client only reads. */
+  private readonly lockValue: Buffer;
 
   constructor(
     private readonly client: Etcd3,
@@ -56,7 +58,9 @@ export class RunLocks {
     private readonly worker: string,
     readonly lease: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.lockValue = Buffer.from(worker);
+  }
 
   /**
    * The compare that every transaction carrying claims makes (once, whatever the number of claims):
@@ -94,7 +98,7 @@ export class RunLocks {
         ],
         success: [
           { request_put: { key: Buffer.from(statusKey), value: Buffer.from(status), lease: this.lease } },
-          { request_put: { key: lock, value: Buffer.from(this.worker), lease: this.lease } },
+          { request_put: { key: lock, value: this.lockValue, lease: this.lease } },
         ],
         failure: [
           { request_range: { key: task, keys_only: true } },
@@ -223,7 +227,7 @@ export class RunLocks {
           { key: lock, target: "Lease", result: "Equal", lease: 0 },
           { key: status, target: "Lease", result: "Equal", lease: this.lease },
         ],
-        success: [{ request_put: { key: lock, value: Buffer.from(this.worker), lease: this.lease } }],
+        success: [{ request_put: { key: lock, value: this.lockValue, lease: this.lease } }],
         failure: [{ request_range: { key: lock } }],
       },
     };

@@ -15,6 +15,7 @@ export type ClaimResult =
 export type LockHeld = Extract<ClaimResult, { heldBy: string }>;
 
 export const CLAIMED: ClaimResult = { claimed: true };
+const WRITTEN = Promise.resolve();
 export const NOT_CLAIMED: ClaimResult = { claimed: false };
 
 /** Where a task's status goes (`/R/status/<me>/<id>` under the worker's lease); never throws. */
@@ -73,8 +74,8 @@ export class StatusPublisher {
   }
 
   /** Resolves once every published status has been written. */
-  async flushed(): Promise<void> {
-    await this.writer.idle();
+  flushed(): Promise<void> {
+    return this.writer.running ? this.writer.idle() : WRITTEN;
   }
 
   private async drain(): Promise<void> {

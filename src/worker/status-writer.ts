@@ -71,6 +71,7 @@ export class StatusWriter implements StatusSink {
   private readonly stored = new Set<string>();
   /** After a resumption: the tasks whose statuses, written by the writer before, count as this one's. */
   private adopted?: (taskId: string) => boolean;
+  private readonly lockPrefixLength: number;
 
   constructor(
     private readonly client: Etcd3,
@@ -80,6 +81,7 @@ export class StatusWriter implements StatusSink {
     private readonly logger: Logger,
   ) {
     this.locks = new RunLocks(client, keys, worker, session.id, logger);
+    this.lockPrefixLength = keys.runLocksPrefix.length;
     session.signal.addEventListener("abort", () => this.close(), { once: true });
   }
 
@@ -125,7 +127,7 @@ export class StatusWriter implements StatusSink {
     if (this.closed.signal.aborted) return Promise.resolve(NOT_CLAIMED);
     const key = this.keys.status(this.worker, taskId);
     const nested = guard !== undefined || value === undefined;
-    const lockBytes = nested ? 2 * (this.keys.runLocksPrefix.length + taskId.length) + this.worker.length : 0;
+    const lockBytes = nested ? 2 * (this.lockPrefixLength + taskId.length) + this.worker.length : 0;
     const bytes = key.length + (value?.length ?? 0) + (guard ? 2 * guard.key.length : 0) + lockBytes + 96;
     this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
     let resolve!: (result: ClaimResult) => void;
