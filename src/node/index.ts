@@ -18,7 +18,7 @@ export {
   prefixRangeEnd,
   type TaskKeyParts,
 } from "./keys.js";
-export { REQUEST_TIMEOUT_MS, requestDeadline, requireLeader } from "./requests.js";
+export { leaseField, REQUEST_TIMEOUT_MS, requestDeadline, requireLeader } from "./requests.js";
 export { LeaseSession, type LeaseSessionOptions, leaseMarginMs, revokeQuietly } from "./lease-session.js";
 export { colorWanted, createLogger, type Logger, nodeLogger, silentLogger, stderrLogger } from "./logger.js";
 export { importDefaultExport } from "./module-loader.js";

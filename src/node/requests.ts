@@ -27,3 +27,15 @@ export function defaultCallOptions(context: CallContext): CallOptions {
   if (!context.isStream) return requestDeadline();
   return context.service === "Watch" ? { interceptors: [requireLeader] } : {};
 }
+
+/**
+ * A lease id for the many operations of one session (each key it writes, each compare on it): the
+ * 64-bit id once as `{ low, high }`, which etcd's protobuf encoder takes as it is, where it parses
+ * the decimal string again for every operation. It prints as the id; typed as the string it stands for.
+ */
+export function leaseField(id: string): string {
+  const value = BigInt.asIntN(64, BigInt(id));
+  const low = Number(BigInt.asIntN(32, value));
+  const high = Number(BigInt.asIntN(32, value >> 32n));
+  return { low, high, unsigned: false, toString: () => id } as unknown as string;
+}

@@ -1,5 +1,5 @@
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
-import { type KeyLayout, type Logger, nameProblem, requestDeadline } from "../node/index.js";
+import { type KeyLayout, leaseField, type Logger, nameProblem, requestDeadline } from "../node/index.js";
 import type { ClaimResult, LockHeld } from "./status-publisher.js";
 
 /** A claim to send again: the run lock was not as this writer believed (now corrected). */
@@ -51,6 +51,8 @@ export class RunLocks {
   private readonly holders = new Map<string, { worker: string; lockCreated: number }>();
   /** A lock's value (the worker's name): one buffer for every claim, which etcd's client only reads. */
   private readonly lockValue: Buffer;
+  /** The lease as every operation here names it (see `leaseField`). */
+  readonly leaseField: string;
 
   constructor(
     private readonly client: Etcd3,
@@ -60,6 +62,7 @@ export class RunLocks {
     private readonly logger: Logger,
   ) {
     this.lockValue = Buffer.from(worker);
+    this.leaseField = leaseField(lease);
   }
 
   /**
@@ -71,7 +74,7 @@ export class RunLocks {
       key: Buffer.from(this.keys.worker(this.worker)),
       target: "Lease",
       result: "Equal",
-      lease: this.lease,
+      lease: this.leaseField,
     };
   }
 
@@ -91,14 +94,16 @@ export class RunLocks {
       request_txn: {
         compare: [
           { key: task, target: "Mod", result: "Equal", mod_revision: modRevision },
-          { key: lock, target: "Lease", result: "Equal", lease: mine ? this.lease : 0 },
+          { key: lock, target: "Lease", result: "Equal", lease: mine ? this.leaseField : 0 },
           ...(witness
             ? [{ key: witness, target: "Version" as const, result: "Equal" as const, version: 0 }]
             : []),
         ],
         success: [
-          { request_put: { key: Buffer.from(statusKey), value: Buffer.from(status), lease: this.lease } },
-          { request_put: { key: lock, value: this.lockValue, lease: this.lease } },
+          {
+            request_put: { key: Buffer.from(statusKey), value: Buffer.from(status), lease: this.leaseField },
+          },
+          { request_put: { key: lock, value: this.lockValue, lease: this.leaseField } },
         ],
         failure: [
           { request_range: { key: task, keys_only: true } },
@@ -118,10 +123,10 @@ export class RunLocks {
     const lock = Buffer.from(this.keys.runLock(taskId));
     const key = Buffer.from(statusKey);
     const status = { request_delete_range: { key } };
-    const own = { key, target: "Lease" as const, result: "Equal" as const, lease: this.lease };
+    const own = { key, target: "Lease" as const, result: "Equal" as const, lease: this.leaseField };
     return {
       request_txn: {
-        compare: [{ key: lock, target: "Lease", result: "Equal", lease: this.lease }],
+        compare: [{ key: lock, target: "Lease", result: "Equal", lease: this.leaseField }],
         success: [status, { request_delete_range: { key: lock } }],
         failure: [{ request_txn: { compare: [own], success: [status], failure: [] } }],
       },
@@ -225,9 +230,9 @@ export class RunLocks {
       request_txn: {
         compare: [
           { key: lock, target: "Lease", result: "Equal", lease: 0 },
-          { key: status, target: "Lease", result: "Equal", lease: this.lease },
+          { key: status, target: "Lease", result: "Equal", lease: this.leaseField },
         ],
-        success: [{ request_put: { key: lock, value: this.lockValue, lease: this.lease } }],
+        success: [{ request_put: { key: lock, value: this.lockValue, lease: this.leaseField } }],
         failure: [{ request_range: { key: lock } }],
       },
     };
@@ -252,7 +257,7 @@ export class RunLocks {
     return {
       request_txn: {
         compare: [
-          { key: lock, target: "Lease", result: "Equal", lease: this.lease },
+          { key: lock, target: "Lease", result: "Equal", lease: this.leaseField },
           { key: status, target: "Version", result: "Equal", version: 0 },
         ],
         success: [{ request_delete_range: { key: lock } }],

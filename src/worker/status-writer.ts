@@ -295,8 +295,8 @@ export class StatusWriter implements StatusSink {
    * claim is refused and the other writes go again, in a transaction without claims.
    */
   private async commit(batch: PendingWrite[]): Promise<Array<ClaimResult | SeenLock | typeof AGAIN>> {
-    const lease = this.session.id;
     const { locks } = this;
+    const lease = locks.leaseField;
     const ops = batch.map(({ taskId, key, value, guard }): IRequestOp => {
       if (value === undefined) return locks.remove(taskId, key);
       if (guard) return locks.claim(taskId, key, value, guard.key, guard.modRevision);

@@ -1,6 +1,11 @@
 import type { CallContext } from "etcd3";
 import { describe, expect, it } from "vitest";
-import { defaultCallOptions, REQUEST_TIMEOUT_MS, requireLeader } from "../../../src/node/requests.js";
+import {
+  defaultCallOptions,
+  leaseField,
+  REQUEST_TIMEOUT_MS,
+  requireLeader,
+} from "../../../src/node/requests.js";
 
 const context = (fields: Record<string, unknown>) => ({ params: {}, ...fields }) as unknown as CallContext;
 
@@ -21,5 +26,15 @@ describe("default call options of every etcd client", () => {
     expect(
       defaultCallOptions(context({ service: "Lease", method: "leaseKeepAlive", isStream: true })),
     ).toEqual({});
+  });
+});
+
+describe("a lease id in the form its requests carry it (leaseField)", () => {
+  it("holds the 64-bit id as low and high 32 bits and prints as the id", () => {
+    for (const id of ["1", "4294967295", "4294967296", "7587861416356391702", "9223372036854775807"]) {
+      const field = leaseField(id) as unknown as { low: number; high: number; unsigned: boolean };
+      const value = (BigInt(field.high) << 32n) | BigInt(field.low >>> 0);
+      expect([value.toString(), field.unsigned, String(field)]).toEqual([id, false, id]);
+    }
   });
 });
