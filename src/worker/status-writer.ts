@@ -52,7 +52,9 @@ export class StatusWriter implements StatusSink {
   private queue: PendingWrite[] = [];
   private inFlight = 0;
   /** Aborted when the lease ends or `close()` is called: nothing more is written, nothing waits. */
-  private readonly closed = new AbortController();
+  private readonly closing = new AbortController();
+  /** Read on every write: Node's `signal` getter is not free. */
+  private readonly closed = this.closing.signal;
   private queuedBytes = 0;
   /** Claims in the queue, and transactions in flight that carry claims. */
   private queuedClaims = 0;
@@ -124,7 +126,7 @@ export class StatusWriter implements StatusSink {
     value: string | undefined,
     guard?: PendingWrite["guard"],
   ): Promise<ClaimResult> {
-    if (this.closed.signal.aborted) return Promise.resolve(NOT_CLAIMED);
+    if (this.closed.aborted) return Promise.resolve(NOT_CLAIMED);
     const key = this.keys.status(this.worker, taskId);
     const nested = guard !== undefined || value === undefined;
     const lockBytes = nested ? 2 * (this.lockPrefixLength + taskId.length) + this.worker.length : 0;
@@ -157,7 +159,7 @@ export class StatusWriter implements StatusSink {
    * resolves as not applied). What the lease already holds stays. Idempotent.
    */
   close(): void {
-    this.closed.abort();
+    this.closing.abort();
     this.dropPending();
   }
 
@@ -248,7 +250,7 @@ export class StatusWriter implements StatusSink {
     let pending = batch;
     let retry = false;
     try {
-      if (this.closed.signal.aborted) return;
+      if (this.closed.aborted) return;
       // Each write lands or is refused on its own; only a claim whose run lock was not as believed goes again.
       while (pending.length > 0) {
         const outcomes = await this.commit(pending);
@@ -266,14 +268,14 @@ export class StatusWriter implements StatusSink {
       }
       this.retry.reset();
     } catch (error) {
-      if (this.closed.signal.aborted) return;
+      if (this.closed.aborted) return;
       // A status must not stay stale while the lease lives: try again, later each time etcd refuses.
       const wait = this.retry.next();
       this.logger[isEtcdBusy(error) ? "debug" : "warn"](
         { err: error, writes: pending.length, retryInMs: wait },
         "status write failed; retrying",
       );
-      retry = await delay(wait, this.closed.signal).then(
+      retry = await delay(wait, this.closed).then(
         () => true,
         () => false,
       );
@@ -308,7 +310,7 @@ export class StatusWriter implements StatusSink {
     this.sent.add(txn);
     const answered = () => void this.sent.delete(txn);
     txn.then(answered, answered);
-    const response = await unlessAborted(txn, this.closed.signal);
+    const response = await unlessAborted(txn, this.closed);
     const revision = Number(response.header.revision);
     if (!response.succeeded) return batch.map((write) => (write.guard ? NOT_CLAIMED : AGAIN));
     return batch.map((write, i) => {
