@@ -6,15 +6,24 @@ const START = Symbol("start");
 
 type StartContext = TaskContext & { [START]: Incarnation };
 
+/** A handler's own value for a field of its context: from then on a plain property, as on a plain object. */
+function assigned(ctx: object, field: "signal" | "logger", value: unknown): void {
+  Object.defineProperty(ctx, field, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /**
  * The context's accessors, one pair for every context: own enumerable properties (a spread or
  * `Object.keys` of the context sees signal, logger and worker, as with a plain object), and contexts
- * that share them share their shape.
+ * that share them share their shape. A handler may assign either field (`TaskContext` lets it, e.g.
+ * `ctx.logger = ctx.logger.child(…)`): the assigned value replaces the accessor on that context only.
  */
 const ACCESSORS: PropertyDescriptorMap = {
   signal: {
     get(this: StartContext) {
       return this[START].signal();
+    },
+    set(this: StartContext, value: unknown) {
+      assigned(this, "signal", value);
     },
     enumerable: true,
     configurable: true,
@@ -22,6 +31,9 @@ const ACCESSORS: PropertyDescriptorMap = {
   logger: {
     get(this: StartContext) {
       return this[START].logger();
+    },
+    set(this: StartContext, value: unknown) {
+      assigned(this, "logger", value);
     },
     enumerable: true,
     configurable: true,
