@@ -129,6 +129,9 @@ export class FailureTracker implements FailureInputs {
     if (this.autoCordon.enabled) this.followRunning(change);
     // Only a handler failure can escalate: a cheap text test before parsing any key or status.
     if (change.type !== "put" || !reportsFailures(change.value)) return;
+    // A status without a lease was written by hand: no worker reported it, so it moves nothing. The view
+    // publishes each revision's changes once it holds them, so this is the lease of this very write.
+    if (!this.statuses.hasLease(change.key)) return;
     const parts = this.keys.parseStatus(change.key);
     if (!parts) return;
     if (!this.tasks) {

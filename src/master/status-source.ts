@@ -10,6 +10,8 @@ export interface StatusView {
   readonly entries: ReadonlyMap<string, string>;
   /** The revision the view reflects. */
   readonly revision: number;
+  /** True when `key` is in the view and was written under a lease (a worker's report, not a hand-written key). */
+  hasLease(key: string): boolean;
   on(event: "change", listener: (change: WatchChange) => void): unknown;
   on(event: "resync", listener: (event: ResyncEvent) => void): unknown;
   start(signal?: AbortSignal): Promise<unknown>;

@@ -114,6 +114,34 @@ describe("the leader's failure records (real etcd)", () => {
     }
   });
 
+  it("takes no failure from a status written by hand without a lease, before its start or after", async () => {
+    const space = testSpace("forged-status");
+    const { client, keys } = space;
+    const exhausted = (error: string) =>
+      JSON.stringify({
+        state: "failed",
+        attempt: 1,
+        since: new Date().toISOString(),
+        error,
+        failures: 2,
+        exhausted: true,
+      });
+    await client.put(keys.status("nobody", "t1")).value(exhausted("forged before"));
+    const term = await leader("forged-status", space);
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    try {
+      await client.put(keys.status("ghost", "t1")).value(exhausted("forged after"));
+      // A worker's own report, written after the forged ones, is recorded: the tracker has seen them all.
+      await session.lease.put(keys.status("w2", "t2")).value(exhausted("real"));
+      await waitFor("the failure record of t2", async () => client.get(keys.failure("t2")).json());
+      expect(await client.get(keys.failure("t1")).string()).toBeNull();
+      expect([...term.tracker.records().keys()]).toEqual(["t2"]);
+    } finally {
+      await session.close();
+      await term.close();
+    }
+  });
+
   it("cordons a worker automatically once K tasks reached their limit there and run elsewhere; a task failing everywhere condemns nobody", async () => {
     const term = await leader("auto-cordon", undefined, 2);
     const { client, keys, tracker } = term;

@@ -240,6 +240,10 @@ class ModelView implements StatusView {
     this.closed = true;
   }
 
+  hasLease(key: string): boolean {
+    return this.entries.has(key) && (this.etcd.kvs.get(key)?.lease ?? "0") !== "0";
+  }
+
   private deliver(revision: number, events: ModelEvent[]): void {
     if (this.closed) return;
     for (const event of events) {
