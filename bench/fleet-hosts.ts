@@ -52,3 +52,21 @@ export class Host {
     this.child.stdin?.write("go\n");
   }
 }
+
+/** SIGTERM, then waits (at most 60 s) for the processes to exit: a profiled process writes its profile then. */
+export async function stopGracefully(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(resolve, 60_000);
+          child.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+}

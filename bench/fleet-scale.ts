@@ -26,7 +26,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { startEtcd } from "../src/cli/etcd-process.js";
 import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
-import { Host, type HostReport } from "./fleet-hosts.js";
+import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
 import { type BenchRow, printReport } from "./report.js";
 
@@ -324,24 +324,6 @@ function fleetTasks(count: number): Task[] {
     group: `g${i % 20}`,
     ...(i % 10 === 0 ? { key: `k${Math.floor(i / 100)}` } : {}),
   }));
-}
-
-/** SIGTERM, then waits (at most 60 s) for the processes to exit: a profiled process writes its profile then. */
-async function stopGracefully(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const timer = setTimeout(resolve, 60_000);
-          child.once("exit", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
