@@ -6,38 +6,29 @@ const START = Symbol("start");
 
 type StartContext = TaskContext & { [START]: Incarnation };
 
-/** A handler's own value for a field of its context: from then on a plain property, as on a plain object. */
-function assigned(ctx: object, field: "signal" | "logger", value: unknown): void {
-  Object.defineProperty(ctx, field, { value, writable: true, enumerable: true, configurable: true });
+/**
+ * A field of the context read from its start: an own enumerable property (a spread or `Object.keys` of
+ * the context sees signal, logger and worker, as with a plain object). A handler may assign it
+ * (`TaskContext` lets it, e.g. `ctx.logger = ctx.logger.child(…)`): the value then replaces the
+ * accessor on that context only, a plain property from then on.
+ */
+function accessor(field: "signal" | "logger", read: (start: Incarnation) => unknown): PropertyDescriptor {
+  return {
+    get(this: StartContext) {
+      return read(this[START]);
+    },
+    set(this: StartContext, value: unknown) {
+      Object.defineProperty(this, field, { value, writable: true, enumerable: true, configurable: true });
+    },
+    enumerable: true,
+    configurable: true,
+  };
 }
 
-/**
- * The context's accessors, one pair for every context: own enumerable properties (a spread or
- * `Object.keys` of the context sees signal, logger and worker, as with a plain object), and contexts
- * that share them share their shape. A handler may assign either field (`TaskContext` lets it, e.g.
- * `ctx.logger = ctx.logger.child(…)`): the assigned value replaces the accessor on that context only.
- */
+/** One pair of accessors for every context, so contexts share their shape. */
 const ACCESSORS: PropertyDescriptorMap = {
-  signal: {
-    get(this: StartContext) {
-      return this[START].signal();
-    },
-    set(this: StartContext, value: unknown) {
-      assigned(this, "signal", value);
-    },
-    enumerable: true,
-    configurable: true,
-  },
-  logger: {
-    get(this: StartContext) {
-      return this[START].logger();
-    },
-    set(this: StartContext, value: unknown) {
-      assigned(this, "logger", value);
-    },
-    enumerable: true,
-    configurable: true,
-  },
+  signal: accessor("signal", (start) => start.signal()),
+  logger: accessor("logger", (start) => start.logger()),
 };
 
 function startContext(start: Incarnation, worker: string): TaskContext {
