@@ -6,7 +6,12 @@
  * SIGTERM stops them all.
  */
 import { createInterface } from "node:readline";
-import { Worker } from "../src/index.js";
+import type { Worker as WorkerClass } from "../src/index.js";
+
+// The built library (dist/, which `npm run bench`'s set-up builds), as users run it: through tsx every
+// function the library makes per task would also be given its name by a call (tsx's keepNames).
+const library = process.env.FLEET_LIBRARY ?? "../dist/index.js";
+const { Worker } = (await import(new URL(library, import.meta.url).href)) as { Worker: typeof WorkerClass };
 
 const endpoints = (process.env.FLEET_ETCD ?? "").split(",");
 const root = process.env.FLEET_ROOT ?? "";
