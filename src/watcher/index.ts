@@ -10,3 +10,4 @@ export {
 export { type RangesSink, RangesWatcher, type RangesWatcherOptions } from "./ranges-watcher.js";
 export { type RevisionBatch, RevisionMerge } from "./revision-merge.js";
 export type { WatchedRange } from "./watch-driver.js";
+export { type WatchRunner, WatchGroup } from "./watch-group.js";

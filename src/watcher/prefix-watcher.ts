@@ -3,6 +3,7 @@ import { type Logger, prefixRangeEnd, silentLogger, readPrefixPaged } from "../n
 import { SafeEmitter } from "../runtime/index.js";
 import { ChangeQueue } from "./change-queue.js";
 import { WatchDriver, type WatchResync, type WatchSnapshot } from "./watch-driver.js";
+import type { MemberHandler, WatchGroup, WatchRunner } from "./watch-group.js";
 
 export type WatchChange =
   | { type: "put"; key: string; value: string; revision: number; synthetic: boolean }
@@ -33,8 +34,13 @@ export interface PrefixWatcherOptions {
   /** Which keys the watcher's own view holds and emits changes for (default: all); the revision follows every key. */
   keep?: (key: string) => boolean;
   sink?: PrefixSink;
-  /** Reads the snapshot at one revision: at least every kept key and what the sink needs (default: the whole prefix). */
+  /** Reads the snapshot at one revision: at least every kept key and what the sink needs (default: the whole prefix; not used in a `group`). */
   snapshot?: () => Promise<PrefixSnapshot>;
+  /**
+   * Watch within this group: its one snapshot read and one stream serve every member (`snapshot` is
+   * then not used); starting or closing any member starts or closes them all.
+   */
+  group?: WatchGroup;
   /** What the view keeps of a value (default: all of it); a put's change carries the whole value, a deletion's `previous` the kept one. */
   storedValue?: (value: string) => string;
 }
@@ -55,7 +61,7 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
   private readonly keep: (key: string) => boolean;
   private readonly stored: (value: string) => string;
   private readonly sink?: PrefixSink;
-  private readonly driver: WatchDriver;
+  private readonly driver: WatchRunner;
   private currentRevision = 0;
 
   constructor(
@@ -69,21 +75,25 @@ export class PrefixWatcher extends SafeEmitter<PrefixWatcherEvents> {
     this.sink = options.sink;
     this.logger = (options.logger ?? silentLogger).child({ watch: prefix });
     this.listenerErrorLog = this.logger;
+    const handler: MemberHandler = {
+      revision: () => this.currentRevision,
+      replace: (snapshot, resync) => (resync ? this.resync(snapshot, resync) : this.replaceView(snapshot)),
+      events: (events) => this.applyEvents(events),
+      interrupted: (error) => this.emit("error", error),
+      closing: () => {
+        for (const queue of this.iterators) queue.end();
+        this.iterators.clear();
+      },
+    };
+    if (options.group) {
+      this.driver = options.group.join(prefix, handler);
+      return;
+    }
     const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) };
     this.driver = new WatchDriver(
       client,
       [range],
-      {
-        revision: () => this.currentRevision,
-        read: () => this.readPrefix(),
-        replace: (snapshot, resync) => (resync ? this.resync(snapshot, resync) : this.replaceView(snapshot)),
-        events: (_range, events) => this.applyEvents(events),
-        interrupted: (error) => this.emit("error", error),
-        closing: () => {
-          for (const queue of this.iterators) queue.end();
-          this.iterators.clear();
-        },
-      },
+      { ...handler, read: () => this.readPrefix(), events: (_range, events) => handler.events(events) },
       this.logger,
       { watch: prefix, watcher: `PrefixWatcher for ${prefix}` },
     );

@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IKeyValue } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   type KeyLayout,
@@ -8,7 +8,7 @@ import {
   requestDeadline,
 } from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
-import { PrefixWatcher } from "../watcher/index.js";
+import { type PrefixSnapshot, PrefixWatcher, type WatchGroup } from "../watcher/index.js";
 
 /**
  * Watches a session's own registration `/R/worker/<name>`: once it is deleted, or found under any
@@ -18,7 +18,8 @@ import { PrefixWatcher } from "../watcher/index.js";
  * a resync after compaction or a reconnect reads it too. Within a round trip of the event, then: a
  * lagging watch is not the only guard, as every start claim also compares the registration's lease.
  * Given the revision at which the registration was made (`registeredAt`), it watches from the next
- * one without reading: the key was the session's then, and every change since is replayed.
+ * one without reading: the key was the session's then, and every change since is replayed. In a
+ * `WatchGroup`, the group's one read (at a revision after registering) shows the key and is judged.
  */
 export class RegistrationWatch {
   private readonly aborted = new AbortController();
@@ -27,6 +28,8 @@ export class RegistrationWatch {
   private readonly closing = new AbortController();
   private readonly key: string;
   private readonly watcher: PrefixWatcher;
+  /** (In a group) whether the group's first read was judged. */
+  private verified = false;
 
   constructor(
     private readonly options: {
@@ -40,8 +43,10 @@ export class RegistrationWatch {
        * `lease` when it went with the lease itself (expired or revoked: etcd no longer knows it).
        */
       onLost: (reason: EschedulerError, lost: "lease" | "registration") => void;
-      /** A revision at which the registration was under `lease` (as registering found it). */
+      /** A revision at which the registration was under `lease` (as registering found it); not used in a group. */
       registeredAt?: number;
+      /** Watch within this group (one read and one stream with the session's other watches): its first read is judged. */
+      group?: WatchGroup;
     },
   ) {
     this.key = options.keys.worker(options.name);
@@ -54,8 +59,21 @@ export class RegistrationWatch {
         ? readPrefixPaged(options.client, this.key)
         : Promise.resolve({ revision, kvs: [] });
     };
+    // In a group, the group's read at R ≥ `registeredAt` shows the key: lost unless it is the lease's there.
+    const sink = options.group && {
+      replaced: (read: PrefixSnapshot) => {
+        if (!this.verified) void this.judge(read.kvs.find((kv) => kv.key.toString() === this.key));
+        this.verified = true;
+      },
+      applied: () => undefined,
+    };
     // A prefix watch of the one key (it also hears `<name>…` workers, whose changes are ignored).
-    this.watcher = new PrefixWatcher(options.client, this.key, { logger: options.logger, snapshot });
+    this.watcher = new PrefixWatcher(options.client, this.key, {
+      logger: options.logger,
+      snapshot,
+      group: options.group,
+      sink,
+    });
     this.watcher.on("change", (change) => {
       if (change.key !== this.key) return;
       if (change.type === "delete") void this.lose("deleted");
@@ -72,7 +90,7 @@ export class RegistrationWatch {
   /** Starts watching (until `signal` aborts or `close()`), then checks the key once unless it started from `registeredAt`. */
   async start(signal: AbortSignal): Promise<void> {
     signal.addEventListener("abort", () => this.closing.abort(), { once: true });
-    const readFirst = this.options.registeredAt === undefined;
+    const readFirst = this.options.registeredAt === undefined && !this.options.group;
     await this.watcher.start(signal);
     if (readFirst) void this.check();
   }
@@ -88,15 +106,19 @@ export class RegistrationWatch {
     while (!this.losing && !this.closing.signal.aborted) {
       try {
         const kv = (await this.options.client.get(this.key).options(requestDeadline()).exec()).kvs[0];
-        if (!kv) await this.lose("deleted");
-        else if (kv.lease !== this.options.lease.id)
-          await this.lose(kv.lease === "0" ? "overwritten without a lease" : `held by lease ${kv.lease}`);
-        return;
+        return await this.judge(kv);
       } catch (error) {
         this.options.logger.debug({ err: error, key: this.key }, "registration check failed; trying again");
         await delay(backoff.next(), this.closing.signal).catch(() => undefined);
       }
     }
+  }
+
+  /** Lost unless `kv` (the key as read) is there under the session's lease. */
+  private async judge(kv: IKeyValue | undefined): Promise<void> {
+    if (!kv) await this.lose("deleted");
+    else if (kv.lease !== this.options.lease.id)
+      await this.lose(kv.lease === "0" ? "overwritten without a lease" : `held by lease ${kv.lease}`);
   }
 
   /** Reports the loss once; a deletion is first told apart from the lease's own end (one more call, this once). */

@@ -1,7 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import type { KeyLayout, Logger } from "../node/index.js";
 import { planOf } from "../readiness/index.js";
-import { PrefixWatcher } from "../watcher/index.js";
+import { PrefixWatcher, type WatchGroup } from "../watcher/index.js";
 
 /**
  * `/R/plan` as a worker's watch of it shows it: whether the last applied plan names the worker,
@@ -18,8 +18,9 @@ export class WatchedPlan {
     private readonly keys: KeyLayout,
     private readonly worker: string,
     private readonly logger: Logger,
+    group?: WatchGroup,
   ) {
-    this.watcher = new PrefixWatcher(client, keys.plan, { logger });
+    this.watcher = new PrefixWatcher(client, keys.plan, { logger, group });
   }
 
   /** Whether the plan the watch holds names the worker (false: no plan, an unreadable one, or another's). */

@@ -3,7 +3,7 @@ import { readClusterView, shareReadiness } from "../readiness/index.js";
 import { EschedulerError } from "../errors.js";
 import { type KeyLayout, type LeaseSession, type Logger, revokeQuietly, type Task } from "../node/index.js";
 import { settlesWithin, untilAborted } from "../runtime/index.js";
-import { PrefixWatcher, type WatchChange } from "../watcher/index.js";
+import { PrefixWatcher, type WatchChange, WatchGroup } from "../watcher/index.js";
 import { describeTasks } from "./assigned-task.js";
 import { markLeft } from "./drain.js";
 import { passFirstStart } from "./first-start.js";
@@ -30,7 +30,7 @@ export interface WorkerSessionOptions {
   keys: KeyLayout;
   name: string;
   lease: LeaseSession;
-  /** A revision at which the registration was under `lease`: its watch starts there, reading nothing. */
+  /** A revision at which the registration was under `lease` (the session's one read of its watches comes after it). */
   registeredAt?: number;
   /** Runs the tasks; without one, the worker's user runs them and reports their states. */
   launcher?: TaskLauncher;
@@ -95,19 +95,21 @@ export class WorkerSession {
 
   /** Watches tasks, plan and registration, passes the first-start barrier, then holds until the session ends. */
   async run(stop: AbortSignal): Promise<void> {
-    const { client, keys, name, registeredAt } = this.options;
+    const { client, keys, name } = this.options;
     // Its registration gone or another's, this process no longer is the worker: the session ends.
     const onLost = (reason: Error, lost: "lease" | "registration") => {
       if (lost === "lease") this.lease.orphan();
       this.fence(reason, lost);
     };
     const { lease, logger } = this;
-    const registration = new RegistrationWatch({ client, keys, name, lease, logger, onLost, registeredAt });
+    // One read and one watch stream serve the registration, the tasks and the plan.
+    const group = new WatchGroup(client, logger);
+    const registration = new RegistrationWatch({ client, keys, name, lease, logger, onLost, group });
     const signal = AbortSignal.any([this.lease.signal, stop, registration.signal]);
     this.logger.info({ lease: this.lease.id }, "worker registered");
     this.suspension.setStatus("registered");
-    const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger: this.logger });
-    this.watchedPlan = new WatchedPlan(client, keys, name, this.logger);
+    const tasks = new PrefixWatcher(client, keys.workerTasksPrefix(name), { logger, group });
+    this.watchedPlan = new WatchedPlan(client, keys, name, logger, group);
     const plan = this.watchedPlan.watcher;
     // A resync's synthetic put carries the view's revision; a start claims the key's own mod revision.
     tasks.on("change", (change) =>
