@@ -5,8 +5,8 @@ import { hasLease } from "./records.js";
 
 /**
  * Slots in the first window a refused registrant reads (keys only). When a fleet as large as the cap
- * registers at once, the last registrants find few slots free: with 16, one in three windows read
- * at the end held none and cost a read of the next; with 64, about one in twenty (1,000 workers).
+ * registers at once, the last registrants find few slots free: with 16, four in ten refused claims
+ * found their window full and read on (a transaction each); with 64, one in twenty (1,000 workers).
  */
 export const FIRST_WINDOW = 64;
 
