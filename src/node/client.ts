@@ -19,6 +19,7 @@ import {
 import { DEFAULTS } from "./defaults.js";
 import { EschedulerError, firstLine } from "../errors.js";
 import { defaultCallOptions } from "./requests.js";
+import { channelPerEndpoint } from "./shared-channel.js";
 
 /** How to reach etcd: endpoints, TLS files (paths), credentials, and how long to wait for an answer. */
 export interface EtcdConnectionConfig {
@@ -55,7 +56,8 @@ const leaseConnections = new WeakMap<Etcd3, () => Etcd3>();
  */
 export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd: string[] }): Etcd3 {
   const options = clientOptions(config);
-  const client = new Etcd3(options);
+  // Each client its own channels (the lease client's stay apart from the data client's).
+  const client = new Etcd3({ ...options, grpcOptions: sharingChannels(options) });
   let leases: Etcd3 | undefined;
   leaseConnections.set(client, () => {
     leases ??= new Etcd3({
@@ -64,7 +66,7 @@ export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd:
       faultHandling: { ...options.faultHandling, host: () => noop, global: noop },
       // A distinct channel argument gives the lease client its own HTTP/2 connection (grpc-js pools
       // connections of channels with identical arguments), so keep-alives never queue behind data.
-      grpcOptions: { ...options.grpcOptions, "grpc.use_local_subchannel_pool": 1 },
+      grpcOptions: { ...sharingChannels(options), "grpc.use_local_subchannel_pool": 1 },
     });
     return leases;
   });
@@ -97,6 +99,11 @@ export function nodeClient(
  */
 export function leaseConnection(client: Etcd3): Etcd3 {
   return leaseConnections.get(client)?.() ?? client;
+}
+
+/** `options`' gRPC options with a channel shared by the client's services (`channelPerEndpoint`). */
+function sharingChannels(options: IOptions): IOptions["grpcOptions"] {
+  return { ...options.grpcOptions, channelFactoryOverride: channelPerEndpoint() };
 }
 
 function clientOptions(config: Partial<EtcdConnectionConfig> & { etcd: string[] }): IOptions {
