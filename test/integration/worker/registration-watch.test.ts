@@ -1,6 +1,7 @@
+import type { Etcd3 } from "etcd3";
 import { describe, expect, it, vi } from "vitest";
 import { EschedulerError } from "../../../src/errors.js";
-import { LeaseSession, silentLogger } from "../../../src/node/index.js";
+import { type KeyLayout, LeaseSession, silentLogger } from "../../../src/node/index.js";
 import { RegistrationWatch } from "../../../src/worker/registration-watch.js";
 import { PrefixWatcher, WatchGroup } from "../../../src/watcher/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
@@ -85,13 +86,7 @@ describe("the watch of a worker's own registration", () => {
     const txn = vi.spyOn(client.kv, "txn");
     const range = vi.spyOn(client.kv, "range");
     const lost: string[] = [];
-    const watch = new RegistrationWatch({
-      client,
-      keys,
-      name: "w1",
-      lease,
-      logger: silentLogger,
-      onLost: (reason) => lost.push(reason.message),
+    const watch = messagesWatch(client, keys, lease, lost, {
       registeredAt: Number(registered.header.revision),
     });
     const stop = new AbortController();
@@ -109,68 +104,76 @@ describe("the watch of a worker's own registration", () => {
 
   it("in a watch group, judges the key in the group's one read: a takeover made before it is reported, the tasks watch reading nothing more", async () => {
     const { client, keys } = testSpace("regwatch-group");
-    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
     const other = await client.lease(60, { autoKeepAlive: false }).grant();
-    await client.put(keys.worker("w1")).value("{}").lease(other);
-    await client.put(keys.task("w1", "a")).value("{}");
-    const txn = vi.spyOn(client.kv, "txn");
-    const range = vi.spyOn(client.kv, "range");
-    const lost: string[] = [];
-    const group = new WatchGroup(client, silentLogger);
-    const watch = new RegistrationWatch({
-      client,
-      keys,
-      name: "w1",
-      lease,
-      logger: silentLogger,
-      onLost: (reason) => lost.push(reason.message),
-      group,
+    const subject = await groupWatched(client, keys, keys.workerTasksPrefix("w1"), async () => {
+      await client.put(keys.worker("w1")).value("{}").lease(other);
+      await client.put(keys.task("w1", "a")).value("{}");
     });
-    const tasks = new PrefixWatcher(client, keys.workerTasksPrefix("w1"), { group });
-    const stop = new AbortController();
-    await watch.start(stop.signal);
-    expect([...(await tasks.start(stop.signal)).keys()]).toEqual([keys.task("w1", "a")]);
-    await waitFor("the takeover to be reported", () => lost.length > 0);
+    expect([...subject.view.keys()]).toEqual([keys.task("w1", "a")]);
+    await waitFor("the takeover to be reported", () => subject.lost.length > 0);
 
-    expect(lost).toEqual([expect.stringContaining(`held by lease ${other}`)]);
-    expect(txn).toHaveBeenCalledTimes(1);
-    expect(range).not.toHaveBeenCalled();
-    stop.abort();
-    await watch.close();
+    expect(subject.lost).toEqual([expect.stringContaining(`held by lease ${other}`)]);
+    expect(subject.txn).toHaveBeenCalledTimes(1);
+    expect(subject.range).not.toHaveBeenCalled();
+    await subject.close();
     await client.leaseClient.leaseRevoke({ ID: other });
-    await lease.close();
   });
 
   it("in a watch group, says nothing while the read shows its own registration, and hears a deletion after", async () => {
     const { client, keys } = testSpace("regwatch-group-own");
-    const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-    await client.put(keys.worker("w1")).value("{}").lease(lease.id);
-    const lost: string[] = [];
-    const group = new WatchGroup(client, silentLogger);
-    const watch = new RegistrationWatch({
-      client,
-      keys,
-      name: "w1",
-      lease,
-      logger: silentLogger,
-      onLost: (reason) => lost.push(reason.message),
-      group,
-    });
-    const plan = new PrefixWatcher(client, keys.plan, { group });
-    const stop = new AbortController();
-    await watch.start(stop.signal);
-    await plan.start(stop.signal);
+    const { other, lost, close } = await groupWatched(client, keys, keys.plan, async () => undefined);
     // A plan change is heard on the shared stream: the registration's watch was running by then too.
     await client.put(keys.plan).value("{}");
-    await waitFor("the plan change", () => plan.entries.has(keys.plan));
+    await waitFor("the plan change", () => other.entries.has(keys.plan));
     expect(lost).toEqual([]);
 
     await client.delete().key(keys.worker("w1"));
     await waitFor("the deletion to be reported", () => lost.length > 0);
     expect(lost).toEqual([expect.stringContaining("deleted")]);
+    await close();
+  });
+});
+
+/**
+ * `/R/worker/w1` registered under a new lease, then `before()`, then the registration's watch and a
+ * watch of `prefix` started in one group (etcd's reads counted from then on).
+ */
+async function groupWatched(client: Etcd3, keys: KeyLayout, prefix: string, before: () => Promise<void>) {
+  const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
+  await client.put(keys.worker("w1")).value("{}").lease(lease.id);
+  await before();
+  const txn = vi.spyOn(client.kv, "txn");
+  const range = vi.spyOn(client.kv, "range");
+  const lost: string[] = [];
+  const group = new WatchGroup(client, silentLogger);
+  const watch = messagesWatch(client, keys, lease, lost, { group });
+  const other = new PrefixWatcher(client, prefix, { group });
+  const stop = new AbortController();
+  await watch.start(stop.signal);
+  const view = await other.start(stop.signal);
+  const close = async () => {
     stop.abort();
     await watch.close();
     await lease.close();
+  };
+  return { lost, txn, range, other, view, close };
+}
+
+/** The watch of `w1`'s registration under `lease`, pushing each loss's message to `lost`. */
+function messagesWatch(
+  client: Etcd3,
+  keys: KeyLayout,
+  lease: LeaseSession,
+  lost: string[],
+  start: { registeredAt?: number; group?: WatchGroup },
+): RegistrationWatch {
+  return new RegistrationWatch({
+    client,
+    keys,
+    name: "w1",
+    lease,
+    logger: silentLogger,
+    onLost: (reason) => lost.push(reason.message),
+    ...start,
   });
-});
+}
