@@ -28,6 +28,7 @@ import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
+import { joinTimeline, type Timeline } from "./fleet-timeline.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -40,6 +41,8 @@ const PHASE_LIMIT_MS = 240_000;
 // equal priority took etcd's and the master's CPU until etcd renewed no lease (README: Fleet at scale).
 const HOST_NICE = Number(process.env.FLEET_HOST_NICE ?? 10);
 const MASTER_HEAP_MB = Number(process.env.FLEET_MASTER_HEAP_MB ?? 768);
+// FLEET_TIMELINE=1 prints the join's timeline (bench/fleet-timeline.ts), with the master's info lines.
+const TIMELINE = Boolean(process.env.FLEET_TIMELINE);
 
 export async function benchFleet(): Promise<BenchRow[]> {
   const workerCount = Number(process.env.FLEET_WORKERS ?? 500);
@@ -63,6 +66,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
   const hosts: Host[] = [];
   let master: ChildProcess | undefined;
   let masterLeasesLost = 0;
+  let timeline: Timeline | undefined;
   const hostEnv = (first: number, count: number) => ({
     FLEET_ETCD: etcd.hostPort,
     FLEET_ROOT: root,
@@ -140,7 +144,16 @@ export async function benchFleet(): Promise<BenchRow[]> {
         "master",
         ...["--generator", GENERATOR, "--interval", "1h"],
         ...["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`],
-        ...["--etcd", etcd.hostPort, "--root", root, "--ttl", `${TTL_MS}ms`, "--log-level", "warn"],
+        ...[
+          "--etcd",
+          etcd.hostPort,
+          "--root",
+          root,
+          "--ttl",
+          `${TTL_MS}ms`,
+          "--log-level",
+          TIMELINE ? "info" : "warn",
+        ],
       ],
       {
         env: { ...process.env, ESCHEDULER_GENERATOR_FILE: join(dir, "generator.json") },
@@ -149,6 +162,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
     );
     // The master's warnings pass through; its own lease losses are counted.
     createInterface({ input: master.stdout! }).on("line", (line) => {
+      if (timeline) return timeline.master(line);
+      if (TIMELINE && /"level":[23]0/.test(line)) return;
       process.stderr.write(`${line}\n`);
       if (line.includes('"msg":"lease lost"')) masterLeasesLost++;
     });
@@ -226,6 +241,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     cpuAt = etcdCpu();
     startedAt = performance.now();
     joiner.go();
+    if (TIMELINE) timeline = joinTimeline(joiner, () => sum("running"), master.pid, etcd.process?.pid);
     const share = Math.floor((taskCount * 0.8) / workerCount) * joiner.size;
     await until("the new workers carrying their share", async () => {
       if (!allRunning() || joiner.latest.running < share) return false;
@@ -233,6 +249,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
       return plan.workers?.length === workerCount;
     });
     const join_ = phase(startedAt, cpuAt, etcdCpu());
+    timeline?.print(`join of ${joiner.size}`);
 
     const survivors = hosts.filter((host) => !host.killed);
     const leasesLost = sum("lost", survivors) + masterLeasesLost;

@@ -293,12 +293,14 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
   private async stop(incarnation: Incarnation): Promise<void> {
     incarnation.stopping = true;
     const stoppingSince = Date.now();
-    this.report("stopping", incarnation.attempt);
     incarnation.abort(this.stopReason());
     const stopped = (incarnation.running as RunningTask).stop().catch((error: unknown) => {
       this.taskLogger.error({ err: error }, "task stop failed; treating the task as stopped");
     });
-    const stopTimeoutMs = this.options.stopTimeoutMs;
+    // A stop that returns at once stores no `stopping`: the deletion then waits for no write before it.
+    if (await settlesWithin(stopped, 0)) this.changed("stopping");
+    else this.report("stopping", incarnation.attempt);
+    const { stopTimeoutMs } = this.options;
     if (!(await settlesWithin(stopped, stopTimeoutMs))) {
       this.taskLogger.error(
         { stopTimeoutMs },

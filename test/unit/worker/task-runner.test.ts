@@ -86,7 +86,7 @@ describe("TaskRunner", () => {
     expect(status.current.get("t1")).toMatchObject({ state: "running", attempt: 3 });
   });
 
-  it("stops a removed task and deletes its status once stopped", async () => {
+  it("stops a removed task and deletes its status once stopped (a stop that returns at once writes no stopping)", async () => {
     const { handler, calls } = recordingHandler();
     const { task, status, settled } = runner(handler);
     task.set(spec(1));
@@ -94,7 +94,7 @@ describe("TaskRunner", () => {
     task.set(undefined);
     await task.idle();
     expect(calls).toEqual(["start 1", "stop 1", "stopped 1"]);
-    expect(status.history).toEqual(["starting", "running", "stopping", "removed"]);
+    expect(status.history).toEqual(["starting", "running", "removed"]);
     expect(status.current.has("t1")).toBe(false);
     expect(task.state).toBe("stopped");
     expect(settled.length).toBe(1);
@@ -108,7 +108,21 @@ describe("TaskRunner", () => {
     task.set(spec("b"));
     await task.idle();
     expect(calls).toEqual(['start "a"', 'stop "a"', 'stopped "a"', 'start "b"']);
-    expect(status.history).toEqual(["starting", "running", "stopping", "starting", "running"]);
+    expect(status.history).toEqual(["starting", "running", "starting", "running"]);
+  });
+
+  it("reports stopping, locally at once and in etcd for a stop still under way, then deletes the status", async () => {
+    const { handler, control } = recordingHandler();
+    control.stopDelayMs = 50;
+    const states: string[] = [];
+    const { task, status } = runner(handler, { onState: (change) => states.push(change.state) });
+    task.set(spec(1));
+    await task.idle();
+    task.set(undefined);
+    await waitFor("the stopping status", () => status.current.get("t1")?.state === "stopping");
+    await task.idle();
+    expect(status.history).toEqual(["starting", "running", "stopping", "removed"]);
+    expect(states).toEqual(["starting", "running", "stopping", "stopped"]);
   });
 
   it("does not restart a task set again with the same value", async () => {
@@ -225,7 +239,7 @@ describe("TaskRunner", () => {
     expect(status.history).toEqual(["starting", "running", "failed(crashed)", "starting", "running"]);
     task.set(undefined);
     await task.idle();
-    expect(status.history.slice(-2)).toEqual(["stopping", "removed"]);
+    expect(status.history.slice(-2)).toEqual(["running", "removed"]);
   });
 
   it("stops a run() task by aborting its signal and waiting for it to return", async () => {

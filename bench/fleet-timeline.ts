@@ -1,0 +1,66 @@
+import type { Host } from "./fleet-hosts.js";
+import { cpuMs } from "./process-stats.js";
+
+/** The join's timeline: the joiners' registered and running counts, all running, the master's and etcd's CPU. */
+export function joinTimeline(joiner: Host, running: () => number, masterPid?: number, etcdPid?: number) {
+  const at = { master: cpuMs(masterPid), etcd: cpuMs(etcdPid) };
+  return new Timeline(() => ({
+    joinersRegistered: joiner.latest.registered,
+    joinersRunning: joiner.latest.running,
+    running: running(),
+    masterCpuMs: cpuMs(masterPid) - at.master,
+    etcdCpuMs: cpuMs(etcdPid) - at.etcd,
+  }));
+}
+
+/**
+ * A phase's timeline for the fleet benchmark (FLEET_TIMELINE=1): every 500 ms one sample of the
+ * figures given (e.g. the joiners' registered and running counts, the master's and etcd's CPU), and
+ * the master's log lines (run it at `--log-level info`: FLEET_MASTER_LOG_LEVEL), each at its time
+ * since the phase began. Printed to stderr, so the report's rows stay as they are.
+ */
+export class Timeline {
+  private readonly startedAt = Date.now();
+  private readonly lines: string[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private last: Record<string, number> = {};
+
+  constructor(private readonly sample: () => Record<string, number>) {
+    this.last = sample();
+    this.timer = setInterval(() => this.take(), 500);
+  }
+
+  /** A master log line (JSON with `time` and `msg`); others are ignored. */
+  master(line: string): void {
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      const { time, msg } = entry;
+      if (typeof time !== "number" || typeof msg !== "string") return;
+      for (const field of ["time", "msg", "level", "pid", "hostname", "name", "role"]) delete entry[field];
+      this.lines.push(`${at(time - this.startedAt)} master: ${msg} ${JSON.stringify(entry)}`);
+    } catch {
+      // not a log line
+    }
+  }
+
+  /** Stops sampling and prints the timeline. */
+  print(title: string): void {
+    clearInterval(this.timer);
+    this.take();
+    console.error(`fleet timeline: ${title}\n${this.lines.join("\n")}`);
+  }
+
+  private take(): void {
+    const now = this.sample();
+    const deltas = Object.entries(now).map(([name, value]) => {
+      const change = value - (this.last[name] ?? 0);
+      return name.endsWith("Ms") ? `${name.slice(0, -2)} +${change.toFixed(0)} ms` : `${name} ${value}`;
+    });
+    this.last = now;
+    this.lines.push(`${at(Date.now() - this.startedAt)} ${deltas.join(", ")}`);
+  }
+}
+
+function at(ms: number): string {
+  return `+${(ms / 1000).toFixed(2).padStart(6)} s`;
+}
