@@ -29,6 +29,7 @@ import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
 import { joinTimeline, type Timeline } from "./fleet-timeline.js";
+import { phase, phaseCost, row } from "./fleet-rows.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -83,6 +84,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
   const allRunning = () => sum("running") === taskCount && sum("assigned") === taskCount;
   const etcdCpu = () => cpuMs(etcd.process?.pid);
   const cleanUp = async () => {
+    // Profiled worker processes write their profiles on a graceful stop (FLEET_HOST_NODE_ARGS).
+    if (process.env.FLEET_HOST_NODE_ARGS) await stopGracefully(live().map((host) => host.child));
     master?.kill("SIGKILL");
     for (const host of hosts) host.child.kill("SIGKILL");
     client.close();
@@ -241,7 +244,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
     cpuAt = etcdCpu();
     startedAt = performance.now();
     joiner.go();
-    if (TIMELINE) timeline = joinTimeline(joiner, () => sum("running"), master.pid, etcd.process?.pid);
+    const older = live().slice(0, -1);
+    if (TIMELINE) timeline = joinTimeline(joiner, older, () => sum("running"), master.pid, etcd.process?.pid);
     const share = Math.floor((taskCount * 0.8) / workerCount) * joiner.size;
     await until("the new workers carrying their share", async () => {
       if (!allRunning() || joiner.latest.running < share) return false;
@@ -295,43 +299,6 @@ export async function benchFleet(): Promise<BenchRow[]> {
     process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
     await cleanUp();
   }
-}
-
-/** A phase's wall time and etcd's CPU over it (as % of one core), folded into the row's name. */
-function phase(startedAt: number, cpuBefore: number, cpuAfter: number) {
-  const ms = performance.now() - startedAt;
-  return { ms, etcdCpuPercent: (100 * (cpuAfter - cpuBefore)) / ms };
-}
-
-function row(name: string, measured: ReturnType<typeof phase>, limitMs: number, target: string): BenchRow {
-  return {
-    name: `${name} (etcd CPU ${measured.etcdCpuPercent.toFixed(0)} %)`,
-    value: measured.ms,
-    unit: "ms",
-    target,
-    met: measured.ms <= limitMs,
-  };
-}
-
-/** A phase's etcd requests (in all and per worker), bytes etcd sent, and CPU of the worker processes and etcd. */
-function phaseCost(
-  name: string,
-  measured: { workers: number; etcd: ReturnType<typeof etcdBetween>; hostsCpu: number[]; etcdCpuMs: number },
-): BenchRow[] {
-  const { workers, etcd, hostsCpu, etcdCpuMs } = measured;
-  return [
-    {
-      name: `${name}, etcd requests per worker (${etcd.calls}; failed: ${etcd.failures}; ranges ${etcd.ranges}, puts ${etcd.puts})`,
-      value: etcd.requests / workers,
-      unit: "requests",
-    },
-    { name: `${name}, bytes etcd sent to its clients`, value: etcd.sentMB, unit: "MB" },
-    {
-      name: `${name}, CPU of the worker processes (each: ${hostsCpu.join(", ")}) / etcd ${etcdCpuMs.toFixed(0)} ms`,
-      value: hostsCpu.reduce((a, b) => a + b, 0),
-      unit: "ms",
-    },
-  ];
 }
 
 /** 20 groups; every tenth task keyed (10 tasks a key). */

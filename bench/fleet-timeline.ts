@@ -1,15 +1,33 @@
 import type { Host } from "./fleet-hosts.js";
 import { cpuMs } from "./process-stats.js";
 
-/** The join's timeline: the joiners' registered and running counts, all running, the master's and etcd's CPU. */
-export function joinTimeline(joiner: Host, running: () => number, masterPid?: number, etcdPid?: number) {
-  const at = { master: cpuMs(masterPid), etcd: cpuMs(etcdPid) };
+/**
+ * The join's timeline: the joiners' registered and running counts, all running, and the CPU of the
+ * master, etcd, the older worker processes (together) and the joiners' process.
+ */
+export function joinTimeline(
+  joiner: Host,
+  older: Host[],
+  running: () => number,
+  masterPid?: number,
+  etcdPid?: number,
+) {
+  const olderCpu = () => older.reduce((total, host) => total + cpuMs(host.child.pid), 0);
+  const at = {
+    master: cpuMs(masterPid),
+    etcd: cpuMs(etcdPid),
+    older: olderCpu(),
+    joiner: cpuMs(joiner.child.pid),
+  };
+  console.error(`fleet: join began at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
   return new Timeline(() => ({
     joinersRegistered: joiner.latest.registered,
     joinersRunning: joiner.latest.running,
     running: running(),
     masterCpuMs: cpuMs(masterPid) - at.master,
     etcdCpuMs: cpuMs(etcdPid) - at.etcd,
+    olderHostsCpuMs: olderCpu() - at.older,
+    joinerHostCpuMs: cpuMs(joiner.child.pid) - at.joiner,
   }));
 }
 
