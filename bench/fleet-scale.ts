@@ -14,6 +14,9 @@
  * FLEET_MASTER_NODE_ARGS pass node flags to the worker processes and the master (e.g.
  * "--cpu-prof --cpu-prof-dir=/tmp/prof"); with FLEET_FIRST_START_ONLY they then exit by SIGTERM, so
  * the profiles are written, and the phase's window is printed on the monotonic clock profiles use.
+ * FLEET_TIMELINE=1 prints the join's timeline (bench/fleet-timeline.ts): every 500 ms the joiners'
+ * registered and running counts and the CPU of the master, etcd and the worker processes, between the
+ * master's info lines (its schedules, paced moves and hand-off writes).
  * The master runs with a heap limit, as the Kubernetes example runs it (FLEET_MASTER_HEAP_MB, default
  * 768; 0: node's own, which lets the heap grow to about four times its last live size).
  */
