@@ -74,7 +74,7 @@ export class RangesWatcher<E> extends SafeEmitter<RangesWatcherEvents> {
     );
   }
 
-  /** Reads the snapshot, then watches every range from its revision + 1; rejects (and may be called again) when the read fails. */
+  /** Reads the snapshot, then watches every range after its revision; rejects (and may be called again) when the read fails. */
   start(signal?: AbortSignal): Promise<void> {
     return this.driver.start(signal);
   }

@@ -23,7 +23,7 @@ export interface WatchResync {
 
 /** What a watcher does with what its driver reads and receives; the driver calls nothing else. */
 export interface WatchHandler {
-  /** The revision everything up to which is applied: a stream opens from it + 1. */
+  /** The revision everything up to which is applied: a stream opens from it (see `WatchDriver`). */
   revision(): number;
   /** Reads the snapshot (the first, and after lost history). */
   read(): Promise<WatchSnapshot>;
@@ -57,12 +57,20 @@ type StreamEnd = { resync: string; error?: undefined } | { error: Error; resync?
 
 /**
  * The one watch loop every watcher runs: a snapshot at revision R, then ONE stream with one watch per
- * range from R + 1 (watch id = range index + 1), fragments joined, each response's events handed to the
- * handler; on an error, a reconnect after a backoff from the revision the handler has applied; on a
- * compaction past that revision, or a store whose revision is behind it (a replaced cluster), a fresh
- * read that replaces the handler's state, then watches from the read's revision. Before a stream
- * resumes, the last change applied is read back at its revision: an etcd restored from a backup and
- * written past that revision again holds another history, which only a fresh read can follow.
+ * range (watch id = range index + 1), fragments joined, each response's events handed to the handler;
+ * on an error, a reconnect after a backoff; on a compaction past the applied revision, or a store whose
+ * revision is behind it (a replaced cluster), a fresh read that replaces the handler's state, then
+ * watches from the read's revision. Before a stream resumes, the last change applied is read back at
+ * its revision: an etcd restored from a backup and written past that revision again holds another
+ * history, which only a fresh read can follow.
+ *
+ * Every stream opens from the applied revision A itself, not A + 1, and drops the events up to A it
+ * gets again. etcd refuses a watch (ErrCompacted) only from a revision BELOW its compaction's, and a
+ * compaction at C removes a deletion made at C (the tombstone was the key's last revision there): a
+ * watch from A + 1 after a compaction at exactly A + 1 is accepted and never delivers a deletion made
+ * at A + 1. From A, any compaction past A is refused, and one at A or below leaves every revision
+ * after A whole. Resume invariant: after a stream opens (first or resumed), every change after the
+ * applied revision is either delivered or a resync (fresh read) follows.
  *
  * Invariant (with a handler that ignores a revision it already has, as a reconnect from a merge of
  * several ranges replays the ranges that were ahead): every event of the ranges after the latest
@@ -95,7 +103,7 @@ export class WatchDriver {
     return this.closingController.signal.aborted;
   }
 
-  /** Reads the first snapshot, then watches from its revision + 1; rejects (and may be called again) when the read fails. */
+  /** Reads the first snapshot, then watches what follows it; rejects (and may be called again) when the read fails. */
   async start(signal?: AbortSignal): Promise<void> {
     if (this.started) throw new Error(`${this.name.watcher} was already started`);
     this.started = true;
@@ -157,7 +165,10 @@ export class WatchDriver {
     }
   }
 
-  /** Opens one stream with a watch per range from the handler's revision + 1; resolves when it can no longer be used. */
+  /**
+   * Opens one stream with a watch per range from the handler's revision A (its events up to A, applied
+   * already, are dropped); resolves when it can no longer be used.
+   */
   private async watchUntilEnd(): Promise<StreamEnd> {
     const closing = this.closingController.signal;
     // Require a leader: a member cut off from its quorum must end the watch, not keep it silent.
@@ -186,14 +197,17 @@ export class WatchDriver {
       if (closing.aborted) return finish({ error: abortedError(this.name.watch) });
       this.endStream = finish;
       const fragments = new FragmentJoiner();
+      // Everything up to `applied` is applied; the watch opens from it so that a compaction past it is
+      // refused (see the class comment). etcd reads a start revision of 0 as "now": never below 1.
+      const applied = this.handler.revision();
+      const from = Math.max(applied, 1);
       stream.on("data", (response: IWatchResponse) => {
         if (ended) return;
         const whole = fragments.join(response); // undefined while a fragmented response is still arriving
         if (!whole) return;
-        const end = this.handleGuarded(whole);
+        const end = this.handleGuarded(whole, applied);
         if (end) finish(end);
       });
-      const from = this.handler.revision() + 1;
       this.ranges.forEach((range, index) => {
         stream.write({
           create_request: {
@@ -214,9 +228,9 @@ export class WatchDriver {
    * ends the stream: the state it holds is then unknown, so after a backoff a fresh read replaces it
    * (a resume would skip what the failure left unapplied, and an uncaught throw would end the process).
    */
-  private handleGuarded(response: IWatchResponse): StreamEnd | undefined {
+  private handleGuarded(response: IWatchResponse, applied: number): StreamEnd | undefined {
     try {
-      return this.handle(response);
+      return this.handle(response, applied);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
       const error = new Error(`${this.name.watcher} failed to apply a watch response: ${message}`, { cause });
@@ -224,8 +238,11 @@ export class WatchDriver {
     }
   }
 
-  /** Hands one whole response to the handler; returns why the stream must end, if it must. */
-  private handle(response: IWatchResponse): StreamEnd | undefined {
+  /**
+   * Hands one whole response to the handler, without its events up to `applied` (the revision the
+   * stream opened from, applied already); returns why the stream must end, if it must.
+   */
+  private handle(response: IWatchResponse, applied: number): StreamEnd | undefined {
     const revision = this.handler.revision();
     const compactRevision = Number(response.compact_revision);
     if (compactRevision > 0) {
@@ -247,12 +264,13 @@ export class WatchDriver {
       if (headerRevision < revision) {
         return { resync: `etcd revision ${headerRevision} is behind the applied ${revision}` };
       }
-      this.logger.debug({ from: revision + 1, range }, "watch connected");
+      this.logger.debug({ from: Math.max(applied, 1), range }, "watch connected");
       return undefined;
     }
-    const last = response.events.at(-1);
+    const events = afterRevision(response.events, applied);
+    const last = events.at(-1);
     if (!last) return undefined;
-    this.handler.events(range, response.events);
+    this.handler.events(range, events);
     this.witness = {
       key: last.kv.key,
       revision: Number(last.kv.mod_revision),
@@ -303,4 +321,11 @@ export class WatchDriver {
     this.logger.warn({ key: witness.key.toString(), revision: witness.revision }, reason);
     return reason;
   }
+}
+
+/** `events` (in revision order) after `revision`: the array itself when none is at or below it. */
+function afterRevision(events: IEvent[], revision: number): IEvent[] {
+  let first = 0;
+  while (first < events.length && Number(events[first]?.kv.mod_revision) <= revision) first++;
+  return first === 0 ? events : events.slice(first);
 }

@@ -20,8 +20,8 @@ export interface WatchRunner {
  * one transaction and one stream where each watcher had its own. The members stay independent: each
  * applies its own prefix's events as they come, none waits for another (unlike `RangesWatcher`, which
  * merges its ranges into one revision order). The snapshot reads every prefix at one revision R and
- * the stream watches each from R + 1; a reconnect resumes every watch from the lowest revision a
- * member has applied (each member ignores what it already has), and a compaction or another history
+ * the stream watches each after R; a reconnect resumes every watch from the lowest revision a member
+ * has applied (each member ignores what it already has), and a compaction or another history
  * replaces every member's view from one fresh read (each emits its own resync).
  */
 export class WatchGroup {

@@ -19,11 +19,12 @@ afterAll(async () => {
   await member?.destroy();
 });
 
-/** What each kind of watcher shows the test: its applied revision and whether its view holds a key. */
+/** What each kind of watcher shows the test: its applied revision, whether its view holds a key, its resyncs. */
 interface Subject {
   start(): Promise<unknown>;
   revision(): number;
   has(key: string): boolean;
+  resyncs: unknown[];
   close(): Promise<void>;
 }
 
@@ -32,7 +33,10 @@ type Build = (client: Etcd3, root: string) => Subject;
 const prefixWatcher: Build = (client, root) => {
   const watcher = new PrefixWatcher(client, `${root}a/`);
   watcher.on("error", () => undefined); // the cut-off interrupts it
+  const resyncs: unknown[] = [];
+  watcher.on("resync", (event) => resyncs.push(event));
   return {
+    resyncs,
     start: () => watcher.start(),
     revision: () => watcher.revision,
     has: (key) => watcher.entries.has(key),
@@ -63,7 +67,10 @@ const rangesWatcher: Build = (client, root) => {
     },
   );
   watcher.on("error", () => undefined);
+  const resyncs: unknown[] = [];
+  watcher.on("resync", (event) => resyncs.push(event));
   return {
+    resyncs,
     start: () => watcher.start(),
     revision: () => watcher.revision,
     has: (key) => state.has(key),
@@ -74,8 +81,13 @@ const rangesWatcher: Build = (client, root) => {
 const groupMember: Build = (client, root) => {
   const group = new WatchGroup(client, silentLogger);
   const [a, b] = [`${root}a/`, `${root}b/`].map((prefix) => new PrefixWatcher(client, prefix, { group }));
-  for (const watcher of [a, b]) watcher?.on("error", () => undefined);
+  const resyncs: unknown[] = [];
+  for (const watcher of [a, b]) {
+    watcher?.on("error", () => undefined);
+    watcher?.on("resync", (event) => resyncs.push(event));
+  }
   return {
+    resyncs,
     start: () => Promise.all([a?.start(), b?.start()]),
     revision: () => Math.min(a?.revision ?? 0, b?.revision ?? 0),
     has: (key) => Boolean(a?.entries.has(key) || b?.entries.has(key)),
@@ -132,6 +144,8 @@ describe.each([
       const after = await mark(direct, root, "m2");
       await waitFor("the watcher past the second mark", () => subject.revision() >= after, 15_000);
       expect(subject.has(doomed)).toBe(false);
+      // etcd no longer holds the deletion: only a fresh read can have shown it.
+      expect(subject.resyncs.length).toBeGreaterThan(0);
     } finally {
       await close();
     }
@@ -160,11 +174,14 @@ describe("a PrefixWatcher whose first stream opens after a compaction at the rev
       },
     });
     watcher.on("error", () => undefined);
+    const resyncs: unknown[] = [];
+    watcher.on("resync", (event) => resyncs.push(event));
     try {
       await watcher.start();
       const after = await mark(direct, root, "m");
       await waitFor("the watcher past the mark", () => watcher.revision >= after, 15_000);
       expect(watcher.entries.has(doomed)).toBe(false);
+      expect(resyncs).toHaveLength(1);
     } finally {
       await watcher.close();
     }
