@@ -13,7 +13,10 @@ import { TcpProxy } from "../../helpers/tcp-proxy.js";
 // resync (a fresh read) covered, and end equal to a fresh read. etcd splits a watch response larger
 // than its request limit plus 512 KiB into fragments: with a 64 KiB limit, a watch catching up after a
 // cut-off on a burst of 50 kB transactions (two 25 kB values each) gets its history in pieces, and a
-// fragment may end inside a transaction.
+// fragment may end inside a transaction. A "cut" stops the stream once everything is applied, so its
+// first write is at exactly applied + 1, and compacts there or at the newest: etcd accepts a watch
+// from its compaction revision, and that compaction removed a deletion made there (on the driver that
+// resumed from applied + 1, 9 of 10 seeds failed, after 4.7 sequences on average).
 let member: EtcdMember;
 beforeAll(async () => {
   member = await startEtcd({ args: ["--max-request-bytes=65536"] });
@@ -25,32 +28,34 @@ afterAll(async () => {
 const RANGES = ["a", "b", "c"] as const; // the prefix watcher watches a/; the ranges watcher a/ and b/; nobody c/
 type Range = (typeof RANGES)[number];
 type Op = { range: Range; key: number; big: boolean };
+type Write =
+  ({ kind: "put" } & Op) | { kind: "delete"; range: Range; key: number } | { kind: "txn"; puts: Op[] };
 type Step =
-  | ({ kind: "put" } & Op)
-  | { kind: "delete"; range: Range; key: number }
-  | { kind: "txn"; puts: Op[] }
+  | Write
   | { kind: "burst"; range: Range; count: number }
   | { kind: "partition" }
   | { kind: "reset" }
-  | { kind: "compact" };
+  | { kind: "compact"; at: "last" | "next" }
+  // Cut off once everything is applied, `writes` (the first at exactly applied + 1), compacted.
+  | { kind: "cut"; writes: Write[]; at: "last" | "next" };
 
 const op = fc.record({ range: fc.constantFrom(...RANGES), key: fc.nat(3), big: fc.boolean() });
+const put = op.map((o) => ({ kind: "put" as const, ...o }));
+const del = fc.record({
+  kind: fc.constant("delete" as const),
+  range: fc.constantFrom(...RANGES),
+  key: fc.nat(3),
+});
+const txn = fc
+  .uniqueArray(op, { minLength: 1, maxLength: 4, selector: (o) => `${o.range}${o.key}` })
+  .map((puts) => ({ kind: "txn" as const, puts }));
+// "next": the revision just after the one the watchers applied (etcd accepts a watch from it, and a
+// compaction there removes a deletion made there); "last": the newest.
+const at = fc.constantFrom("last" as const, "next" as const);
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: op.map((o) => ({ kind: "put" as const, ...o })) },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("delete" as const),
-      range: fc.constantFrom(...RANGES),
-      key: fc.nat(3),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc
-      .uniqueArray(op, { minLength: 1, maxLength: 4, selector: (o) => `${o.range}${o.key}` })
-      .map((puts) => ({ kind: "txn" as const, puts })),
-  },
+  { weight: 4, arbitrary: put },
+  { weight: 2, arbitrary: del },
+  { weight: 2, arbitrary: txn },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -61,7 +66,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constant({ kind: "partition" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "reset" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("compact" as const), at }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("cut" as const),
+      writes: fc.array(fc.oneof(put, { weight: 2, arbitrary: del }, txn), { minLength: 1, maxLength: 3 }),
+      at,
+    }),
+  },
 );
 
 /** One event as etcd's history holds it, written the same way by the model and by both watchers. */
@@ -85,6 +98,8 @@ function byRevision(lines: readonly string[]): string[] {
 class History {
   readonly events: { revision: number; text: string; key: string }[] = [];
   last = 0;
+  /** The keys that exist now. */
+  private readonly live = new Set<string>();
   private counter = 0;
   constructor(
     private readonly direct: Etcd3,
@@ -114,8 +129,10 @@ class History {
     return revision;
   }
 
+  /** Deletes the `key`-th existing key of `range` (in key order, modulo their number), or k`key` when none exists. */
   async delete(range: Range, key: number): Promise<void> {
-    const name = this.key(range, key);
+    const live = [...this.live].filter((name) => name.startsWith(`${this.root}${range}/`)).sort();
+    const name = live[key % Math.max(live.length, 1)] ?? this.key(range, key);
     const response = await this.direct.delete().key(name).exec();
     if (Number(response.deleted) > 0) this.record(Number(response.header.revision), "delete", name);
   }
@@ -136,6 +153,8 @@ class History {
 
   private record(revision: number, type: "put" | "delete", key: string): void {
     this.last = revision;
+    if (type === "put") this.live.add(key);
+    else this.live.delete(key);
     this.events.push({ revision, text: line(revision, type, key), key });
   }
 }
@@ -225,15 +244,37 @@ describe("WatchDriver (the stream under PrefixWatcher and RangesWatcher)", () =>
         await history.txn([{ range: "c", key: 0, big: false }]);
         const subject = await subjects(root, seen);
         let compacted = 0;
+        let partitioned = false;
+        const applied = () => Math.min(subject.prefix.watcher.revision, subject.ranges.watcher.revision);
         try {
           await subject.prefix.watcher.start();
           await subject.ranges.watcher.start();
           const prefixFrom = subject.prefix.watcher.revision;
           const rangesFrom = subject.ranges.watcher.revision;
+          const write = async (w: Write) => {
+            if (w.kind === "put") await history.txn([w]);
+            else if (w.kind === "delete") await history.delete(w.range, w.key);
+            else await history.txn(w.puts);
+          };
+          const compact = async (at: "last" | "next") => {
+            const revision = at === "last" ? history.last : Math.min(applied() + 1, history.last);
+            if (revision <= compacted) return;
+            compacted = revision;
+            await direct.kv.compact({ revision, physical: true });
+          };
+          // A mark in both ranges in one transaction (the merge releases a revision once both watches
+          // pass it), then both watchers past it: everything written is applied.
+          const settle = async () => {
+            if (partitioned) subject.proxy.heal();
+            partitioned = false;
+            const mark = await history.txn([
+              { range: "a", key: 9, big: false },
+              { range: "b", key: 9, big: false },
+            ]);
+            await waitFor("both watchers past the mark", () => applied() >= mark, 20_000);
+          };
           for (const s of steps) {
-            if (s.kind === "put") await history.txn([s]);
-            else if (s.kind === "delete") await history.delete(s.range, s.key);
-            else if (s.kind === "txn") await history.txn(s.puts);
+            if (s.kind === "put" || s.kind === "delete" || s.kind === "txn") await write(s);
             else if (s.kind === "burst") {
               for (let i = 0; i < s.count; i++)
                 await history.txn(
@@ -243,25 +284,22 @@ describe("WatchDriver (the stream under PrefixWatcher and RangesWatcher)", () =>
                   ],
                   true,
                 );
-            } else if (s.kind === "partition") subject.proxy.partition();
-            else if (s.kind === "reset")
+            } else if (s.kind === "partition" || s.kind === "cut") {
+              if (s.kind === "cut") await settle();
+              subject.proxy.partition();
+              partitioned = true;
+              if (s.kind === "cut") {
+                for (const w of s.writes) await write(w);
+                await compact(s.at);
+              }
+            } else if (s.kind === "reset") {
               subject.proxy.heal(); // resets every connection, mid-stream or not
-            else if (history.last > compacted) {
-              compacted = history.last;
-              await direct.kv.compact({ revision: compacted, physical: true });
-            }
+              partitioned = false;
+            } else await compact(s.at);
           }
           subject.proxy.heal();
-          // A mark in both ranges in one transaction: the merge releases a revision once both watches pass it.
-          const mark = await history.txn([
-            { range: "a", key: 9, big: false },
-            { range: "b", key: 9, big: false },
-          ]);
-          await waitFor(
-            "both watchers past the mark",
-            () => subject.prefix.watcher.revision >= mark && subject.ranges.watcher.revision >= mark,
-            20_000,
-          );
+          partitioned = false;
+          await settle();
 
           const { prefix, ranges } = subject;
           expect(byRevision(prefix.lines)).toEqual(
@@ -288,7 +326,16 @@ describe("WatchDriver (the stream under PrefixWatcher and RangesWatcher)", () =>
           // Catching up after a cut-off on more than one message holds: fragments, then live again.
           [[{ kind: "partition" }, { kind: "burst", range: "a", count: 20 }, { kind: "reset" }]],
           // Compacted past both watchers while they were cut off: each must resync, then go on.
-          [[{ kind: "partition" }, { kind: "burst", range: "b", count: 10 }, { kind: "compact" }]],
+          [
+            [
+              { kind: "partition" },
+              { kind: "burst", range: "b", count: 10 },
+              { kind: "compact", at: "last" },
+            ],
+          ],
+          // Cut off with everything applied, a deletion at applied + 1 and a compaction there: etcd
+          // accepts a watch from the compaction's revision, and the compaction removed the deletion.
+          [[{ kind: "cut", writes: [{ kind: "delete", range: "a", key: 0 }], at: "next" }]],
         ],
       },
     );
