@@ -295,7 +295,9 @@ export class WatchDriver {
    * must be as it was applied: the same key-value there (revisions, version, value); a deletion,
    * absent there and present just before. A reason to read afresh when it is not; undefined when it
    * is, when nothing was applied, or when that revision cannot be read (compacted, or not reached:
-   * the watch itself then reports the compaction, or a store behind the applied revision).
+   * the watch itself then reports a store behind the applied revision, or a compaction past it, which
+   * it is refused from since it opens from the applied revision; one at or below it left every later
+   * revision whole).
    */
   private async historyDiffers(): Promise<string | undefined> {
     const witness = this.witness;

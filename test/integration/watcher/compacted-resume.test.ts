@@ -1,4 +1,4 @@
-import type { Etcd3 } from "etcd3";
+import type { Etcd3, IEvent } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { prefixRangeEnd, readPrefixPaged, silentLogger } from "../../../src/node/index.js";
@@ -30,27 +30,32 @@ interface Subject {
 
 type Build = (client: Etcd3, root: string) => Subject;
 
-const prefixWatcher: Build = (client, root) => {
-  const watcher = new PrefixWatcher(client, `${root}a/`);
-  watcher.on("error", () => undefined); // the cut-off interrupts it
+/** A PrefixWatcher's or RangesWatcher's subject: its view holds a key when `has` says so. */
+function subjectOf(watcher: PrefixWatcher | RangesWatcher<IEvent>, has: (key: string) => boolean): Subject {
   const resyncs: unknown[] = [];
-  watcher.on("resync", (event) => resyncs.push(event));
+  watcher.on("error", () => undefined); // the cut-off interrupts it
+  watcher.on("resync", (event: unknown) => resyncs.push(event));
   return {
     resyncs,
     start: () => watcher.start(),
     revision: () => watcher.revision,
-    has: (key) => watcher.entries.has(key),
+    has,
     close: () => watcher.close(),
   };
+}
+
+const prefixWatcher: Build = (client, root) => {
+  const watcher = new PrefixWatcher(client, `${root}a/`);
+  return subjectOf(watcher, (key) => watcher.entries.has(key));
 };
 
 const rangesWatcher: Build = (client, root) => {
   const state = new Set<string>();
-  const watcher = new RangesWatcher<{ key: string; put: boolean }>(
+  const watcher = new RangesWatcher<IEvent>(
     client,
     [`${root}a/`, `${root}b/`].map((key) => ({ key: Buffer.from(key), range_end: prefixRangeEnd(key) })),
     {
-      decode: (event) => ({ key: event.kv.key.toString(), put: event.type === "Put" }),
+      decode: (event) => event,
       snapshot: () => readPrefixPaged(client, root),
       sink: {
         replaced: (snapshot) => {
@@ -59,23 +64,14 @@ const rangesWatcher: Build = (client, root) => {
         },
         applied: (_revision, events) => {
           for (const event of events) {
-            if (event.put) state.add(event.key);
-            else state.delete(event.key);
+            if (event.type === "Put") state.add(event.kv.key.toString());
+            else state.delete(event.kv.key.toString());
           }
         },
       },
     },
   );
-  watcher.on("error", () => undefined);
-  const resyncs: unknown[] = [];
-  watcher.on("resync", (event) => resyncs.push(event));
-  return {
-    resyncs,
-    start: () => watcher.start(),
-    revision: () => watcher.revision,
-    has: (key) => state.has(key),
-    close: () => watcher.close(),
-  };
+  return subjectOf(watcher, (key) => state.has(key));
 };
 
 const groupMember: Build = (client, root) => {
