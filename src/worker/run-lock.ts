@@ -1,4 +1,4 @@
-import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
+import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Watcher } from "etcd3";
 import { type KeyLayout, leaseField, type Logger, nameProblem, requestDeadline } from "../node/index.js";
 import type { ClaimResult, LockHeld } from "./status-publisher.js";
 
@@ -307,13 +307,14 @@ export class RunLocks {
    */
   private async changed(keys: string[], revision: number, signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();
+    // From `revision` itself, not the next: etcd accepts a watch from its compaction revision, and a
+    // compaction at revision + 1 removes a release made there, which such a watch would never show;
+    // from `revision` that compaction cancels the watch (an error: the claim reads again).
     const watchers = keys.map((key) =>
-      this.client
-        .watch()
-        .key(key)
-        .startRevision(String(revision + 1))
-        .watcher(),
+      this.client.watch().key(key).startRevision(String(revision)).watcher(),
     );
+    // A watch etcd cancelled (an error) is gone: etcd3 would wait forever for the end of cancelling it again.
+    const cancelled = new Set<Watcher>();
     try {
       await new Promise<void>((resolve, reject) => {
         const aborted = () => reject(signal.reason);
@@ -322,11 +323,19 @@ export class RunLocks {
           signal.removeEventListener("abort", aborted);
           resolve();
         };
-        // The error listeners stay: an unheard error event would throw.
-        for (const watcher of watchers) watcher.on("put", done).on("delete", done).on("error", done);
+        const after = (kv: IKeyValue) => Number(kv.mod_revision) > revision && done();
+        for (const watcher of watchers) {
+          // The error listeners stay: an unheard error event would throw.
+          watcher.on("put", after).on("delete", after);
+          watcher.on("error", () => {
+            cancelled.add(watcher);
+            done();
+          });
+        }
       });
     } finally {
-      await Promise.all(watchers.map((watcher) => watcher.cancel().catch(() => {})));
+      const live = watchers.filter((watcher) => !cancelled.has(watcher));
+      await Promise.all(live.map((watcher) => watcher.cancel().catch(() => {})));
     }
   }
 }
