@@ -25,6 +25,12 @@ export interface WatchResync {
 export interface WatchHandler {
   /** The revision everything up to which is applied: a stream opens from it (see `WatchDriver`). */
   revision(): number;
+  /**
+   * The revision up to which range `range`'s events are applied, when ranges advance apart (a group's
+   * independent members): its watch opens from there instead of `revision()`, so a reconnect does not
+   * send a busy range's history again because a quiet one has not moved. Absent: `revision()`.
+   */
+  rangeRevision?(range: number): number;
   /** Reads the snapshot (the first, and after lost history). */
   read(): Promise<WatchSnapshot>;
   /** Adopts `snapshot` as the state at its revision; `resync` is set for every snapshot but the first. */
@@ -197,10 +203,11 @@ export class WatchDriver {
       if (closing.aborted) return finish({ error: abortedError(this.name.watch) });
       this.endStream = finish;
       const fragments = new FragmentJoiner();
-      // Everything up to `applied` is applied; the watch opens from it so that a compaction past it is
-      // refused (see the class comment). etcd reads a start revision of 0 as "now": never below 1.
-      const applied = this.handler.revision();
-      const from = Math.max(applied, 1);
+      // Everything up to `applied` is applied (per range); each watch opens from it so that a compaction
+      // past it is refused (see the class comment). etcd reads a start revision of 0 as "now": never below 1.
+      const applied = this.ranges.map(
+        (_, index) => this.handler.rangeRevision?.(index) ?? this.handler.revision(),
+      );
       stream.on("data", (response: IWatchResponse) => {
         if (ended) return;
         const whole = fragments.join(response); // undefined while a fragmented response is still arriving
@@ -213,7 +220,7 @@ export class WatchDriver {
           create_request: {
             key: range.key,
             range_end: range.range_end,
-            start_revision: from,
+            start_revision: Math.max(applied[index] ?? 0, 1),
             watch_id: index + 1,
             // A response catching up on history may be larger than one message may be: etcd splits it.
             fragment: true,
@@ -228,7 +235,7 @@ export class WatchDriver {
    * ends the stream: the state it holds is then unknown, so after a backoff a fresh read replaces it
    * (a resume would skip what the failure left unapplied, and an uncaught throw would end the process).
    */
-  private handleGuarded(response: IWatchResponse, applied: number): StreamEnd | undefined {
+  private handleGuarded(response: IWatchResponse, applied: number[]): StreamEnd | undefined {
     try {
       return this.handle(response, applied);
     } catch (cause) {
@@ -239,10 +246,10 @@ export class WatchDriver {
   }
 
   /**
-   * Hands one whole response to the handler, without its events up to `applied` (the revision the
-   * stream opened from, applied already); returns why the stream must end, if it must.
+   * Hands one whole response to the handler, without its events up to `applied[range]` (the revision
+   * its watch opened from, applied already); returns why the stream must end, if it must.
    */
-  private handle(response: IWatchResponse, applied: number): StreamEnd | undefined {
+  private handle(response: IWatchResponse, applied: number[]): StreamEnd | undefined {
     const revision = this.handler.revision();
     const compactRevision = Number(response.compact_revision);
     if (compactRevision > 0) {
@@ -264,10 +271,10 @@ export class WatchDriver {
       if (headerRevision < revision) {
         return { resync: `etcd revision ${headerRevision} is behind the applied ${revision}` };
       }
-      this.logger.debug({ from: Math.max(applied, 1), range }, "watch connected");
+      this.logger.debug({ from: Math.max(applied[range] ?? 0, 1), range }, "watch connected");
       return undefined;
     }
-    const events = afterRevision(response.events, applied);
+    const events = afterRevision(response.events, applied[range] ?? 0);
     const last = events.at(-1);
     if (!last) return undefined;
     this.handler.events(range, events);

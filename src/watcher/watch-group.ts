@@ -20,8 +20,9 @@ export interface WatchRunner {
  * one transaction and one stream where each watcher had its own. The members stay independent: each
  * applies its own prefix's events as they come, none waits for another (unlike `RangesWatcher`, which
  * merges its ranges into one revision order). The snapshot reads every prefix at one revision R and
- * the stream watches each after R; a reconnect resumes every watch from the lowest revision a member
- * has applied (each member ignores what it already has), and a compaction or another history
+ * the stream watches each after R; a reconnect resumes each member's watch from the revision that
+ * member has applied (a busy member's history is not sent again because a quiet one has not moved;
+ * each member ignores what it already has), and a compaction or another history
  * replaces every member's view from one fresh read (each emits its own resync).
  */
 export class WatchGroup {
@@ -71,6 +72,7 @@ export class WatchGroup {
     const { members } = this;
     const handler: WatchHandler = {
       revision: () => Math.min(...members.map((member) => member.handler.revision())),
+      rangeRevision: (range) => members[range]?.handler.revision() ?? 0,
       read: () => this.read(),
       replace: (snapshot, resync) =>
         members.forEach((member, i) =>

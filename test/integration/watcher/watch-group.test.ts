@@ -1,3 +1,4 @@
+import type { IWatchRequest } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createEtcdClient } from "../../../src/node/client.js";
 import { silentLogger } from "../../../src/node/index.js";
@@ -20,7 +21,19 @@ async function partitionableGroup(prefixes: string[]) {
   const proxy = new TcpProxy({ host: "127.0.0.1", port: Number(member.hostPort.split(":")[1]) });
   await proxy.start();
   const client = createEtcdClient({ etcd: [proxy.hostPort], dialTimeout: 2_000 });
-  const streams = vi.spyOn(client.watchClient, "watch");
+  // Every watch the group creates (its prefix and start revision), on any stream.
+  const creates: Array<{ key: string; from: number }> = [];
+  const open = client.watchClient.watch.bind(client.watchClient);
+  const streams = vi.spyOn(client.watchClient, "watch").mockImplementation(async (...args) => {
+    const stream = await open(...args);
+    const write = stream.write.bind(stream);
+    stream.write = ((request: IWatchRequest, ...rest: unknown[]) => {
+      const create = request.create_request;
+      if (create) creates.push({ key: String(create.key), from: Number(create.start_revision) });
+      return (write as (...all: unknown[]) => boolean)(request, ...rest);
+    }) as typeof stream.write;
+    return stream;
+  });
   const reads = vi.spyOn(client.kv, "txn");
   const group = new WatchGroup(client, silentLogger);
   const members = prefixes.map((prefix) => {
@@ -36,6 +49,7 @@ async function partitionableGroup(prefixes: string[]) {
     proxy,
     members,
     streams,
+    creates,
     reads,
     async close() {
       await Promise.all(members.map(({ watcher }) => watcher.close()));
@@ -70,7 +84,7 @@ describe("a watch group", () => {
       await direct.put(`${b}1`).value("1");
       await waitFor("b's member to see b/1", () => mb.changes.length === 1);
 
-      // Cut off: the stream resumes from the quiet member's revision, replaying a/1 and b/1 to members that have them.
+      // Cut off: each member resumes from its own revision, and sees each change once.
       subject.proxy.partition();
       await direct.put(`${a}2`).value("2");
       await direct.delete().key(`${b}0`);
@@ -90,6 +104,37 @@ describe("a watch group", () => {
       ]);
       expect(summary(mq.changes)).toEqual([["put", `${quiet}1`, "1"]]);
       expect(subject.members.flatMap((m) => m.resyncs)).toEqual([]);
+    } finally {
+      await subject.close();
+      direct.close();
+    }
+  });
+
+  it("resumes each member's watch from the revision that member applied: a busy member's history is not sent again", async () => {
+    const direct = testClient([member.hostPort]);
+    const root = `/${uniqueRoot("group-resume")}/`;
+    const [busy, quiet] = ["busy/", "quiet/"].map((name) => root + name);
+    const subject = await partitionableGroup([busy, quiet]);
+    const [mb, mq] = subject.members;
+    try {
+      for (const { watcher } of subject.members) await watcher.start();
+      const readAt = mq.watcher.revision;
+      for (let i = 0; i < 5; i++) await direct.put(`${busy}${i}`).value(String(i));
+      await waitFor("the busy member's five changes", () => mb.changes.length === 5);
+      const busyAt = mb.watcher.revision;
+      expect(busyAt).toBeGreaterThan(readAt);
+
+      subject.proxy.partition();
+      subject.proxy.heal();
+      await waitFor("the watches created again", () => subject.creates.length === 4);
+
+      expect(subject.creates.slice(2)).toEqual([
+        { key: busy, from: busyAt },
+        { key: quiet, from: readAt },
+      ]);
+      await direct.put(`${quiet}1`).value("1");
+      await waitFor("the quiet member's first change", () => mq.changes.length === 1);
+      expect(mb.changes).toHaveLength(5);
     } finally {
       await subject.close();
       direct.close();
