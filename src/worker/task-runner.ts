@@ -297,8 +297,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
     const stopped = (incarnation.running as RunningTask).stop().catch((error: unknown) => {
       this.taskLogger.error({ err: error }, "task stop failed; treating the task as stopped");
     });
-    // A stop that returns at once stores no `stopping`: the deletion then waits for no write before it.
-    if (await settlesWithin(stopped, 0)) this.changed("stopping");
+    // Going away with a stop that returns at once: no `stopping` write for the deletion to wait behind.
+    if (!this.desired && (await settlesWithin(stopped, 0))) this.changed("stopping");
     else this.report("stopping", incarnation.attempt);
     const { stopTimeoutMs } = this.options;
     if (!(await settlesWithin(stopped, stopTimeoutMs))) {

@@ -87,8 +87,8 @@ describe("WorkerSession (one registration's assignment table and fencing, with a
     await waitFor("a restarted", () => status.history.filter((state) => state === "running").length === 2);
     s.applyChange(del("a"), 8);
     await waitFor("a stopped", () => status.current.size === 0);
-    // Stops that return at once: no stopping status between.
-    expect(status.history).toEqual(["starting", "running", "starting", "running", "removed"]);
+    // Stops that return at once: stopping only before the restart, not before the removal.
+    expect(status.history).toEqual(["starting", "running", "stopping", "starting", "running", "removed"]);
   });
 
   it("fences on a lease loss: every task stops at once, later changes are ignored, leaseLost once stopped", async () => {
