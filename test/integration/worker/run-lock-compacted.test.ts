@@ -1,17 +1,8 @@
-import type { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type KeyLayout,
-  keyLayout,
-  LeaseSession,
-  silentLogger,
-  type TaskStatus,
-} from "../../../src/node/index.js";
-import { StatusWriter } from "../../../src/worker/status-writer.js";
+import { keyLayout } from "../../../src/node/index.js";
+import { starting, writerOf } from "../../helpers/run-lock-writer.js";
 import { testClient, uniqueRoot } from "../../helpers/context.js";
 import { type EtcdMember, startEtcd } from "../../helpers/etcd.js";
-
-const starting: TaskStatus = { state: "starting", attempt: 1, since: new Date(0).toISOString() };
 
 // An etcd of its own: the test needs the release to land at exactly the revision after the refusal.
 let member: EtcdMember;
@@ -21,18 +12,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await member?.destroy();
 });
-
-async function writerOf(client: Etcd3, keys: KeyLayout, worker: string) {
-  const lease = await LeaseSession.grant(client, { ttlMs: 10_000 });
-  await client
-    .put(keys.worker(worker))
-    .value(JSON.stringify({ name: worker }))
-    .lease(lease.id);
-  const writer = new StatusWriter(client, keys, worker, lease, silentLogger);
-  const assign = async (taskId: string) =>
-    Number((await client.put(keys.task(worker, taskId)).value("{}").exec()).header.revision);
-  return { lease, writer, assign };
-}
 
 describe("a refused claim waiting for the run lock", () => {
   // At the release's own revision (its tombstone removed), or past it (etcd then cancels the watch).
