@@ -18,3 +18,14 @@ export async function writerOf(client: Etcd3, keys: KeyLayout, worker: string) {
     Number((await client.put(keys.task(worker, taskId)).value("{}").exec()).header.revision);
   return { lease, writer, assign };
 }
+
+/** Task `t` assigned to w1 and w2: w1's claim takes its run lock, w2's is refused (naming w1). */
+export async function refusedClaim(client: Etcd3, keys: KeyLayout) {
+  const w1 = await writerOf(client, keys, "w1");
+  const w2 = await writerOf(client, keys, "w2");
+  const [r1, r2] = await Promise.all([w1.assign("t"), w2.assign("t")]);
+  await w1.writer.claim("t", starting, r1);
+  const refused = await w2.writer.claim("t", starting, r2);
+  if (refused.heldBy === undefined) throw new Error("expected the claim to be refused by the lock");
+  return { w1, w2, r2, refused: { ...refused, heldBy: refused.heldBy } };
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keyLayout } from "../../../src/node/index.js";
-import { starting, writerOf } from "../../helpers/run-lock-writer.js";
+import { refusedClaim, starting } from "../../helpers/run-lock-writer.js";
 import { testClient, uniqueRoot } from "../../helpers/context.js";
 import { type EtcdMember, startEtcd } from "../../helpers/etcd.js";
 
@@ -21,12 +21,7 @@ describe("a refused claim waiting for the run lock", () => {
   ])("hears of a release made right after the refusal when etcd compacted %s", async (_name, further) => {
     const client = testClient([member.hostPort]);
     const keys = keyLayout(uniqueRoot("rlock-compacted"));
-    const w1 = await writerOf(client, keys, "w1");
-    const w2 = await writerOf(client, keys, "w2");
-    const [r1, r2] = await Promise.all([w1.assign("t"), w2.assign("t")]);
-    await w1.writer.claim("t", starting, r1);
-    const refused = await w2.writer.claim("t", starting, r2);
-    if (refused.heldBy === undefined) throw new Error("expected the claim to be refused by the lock");
+    const { w1, w2, r2, refused } = await refusedClaim(client, keys);
     const refusedAt = Number((await client.get(keys.runLock("t")).exec()).header.revision);
 
     // The release lands at the next revision, and a compaction there removes its tombstone before

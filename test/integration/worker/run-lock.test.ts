@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { LeaseSession, silentLogger } from "../../../src/node/index.js";
 import { SessionStatus } from "../../../src/worker/session-status.js";
 import { StatusWriter } from "../../../src/worker/status-writer.js";
-import { starting, writerOf } from "../../helpers/run-lock-writer.js";
+import { refusedClaim, starting, writerOf } from "../../helpers/run-lock-writer.js";
 import { testSpace } from "../../helpers/context.js";
 
 describe("the run lock a start claim takes", () => {
@@ -26,12 +26,7 @@ describe("the run lock a start claim takes", () => {
 
   it("goes with the holder's status deletion; the refused claim hears of it and then succeeds", async () => {
     const { client, keys } = testSpace("rlock-release");
-    const w1 = await writerOf(client, keys, "w1");
-    const w2 = await writerOf(client, keys, "w2");
-    const [r1, r2] = await Promise.all([w1.assign("t"), w2.assign("t")]);
-    await w1.writer.claim("t", starting, r1);
-    const refused = await w2.writer.claim("t", starting, r2);
-    if (refused.heldBy === undefined) throw new Error("expected the claim to be refused by the lock");
+    const { w1, w2, r2, refused } = await refusedClaim(client, keys);
     const released = refused.released(new AbortController().signal);
 
     await w1.writer.remove("t");
@@ -45,12 +40,7 @@ describe("the run lock a start claim takes", () => {
 
   it("is released when the holder's lease ends", async () => {
     const { client, keys } = testSpace("rlock-lease");
-    const w1 = await writerOf(client, keys, "w1");
-    const w2 = await writerOf(client, keys, "w2");
-    const [r1, r2] = await Promise.all([w1.assign("t"), w2.assign("t")]);
-    await w1.writer.claim("t", starting, r1);
-    const refused = await w2.writer.claim("t", starting, r2);
-    if (refused.heldBy === undefined) throw new Error("expected the claim to be refused by the lock");
+    const { w1, w2, r2, refused } = await refusedClaim(client, keys);
 
     await w1.lease.close();
     await refused.released(new AbortController().signal);
