@@ -65,6 +65,8 @@ export class FakeWorker {
   private readonly watcher: PrefixWatcher;
   private readonly waitingToStop = new Map<string, () => void>();
   private readonly stopTimers = new Map<string, NodeJS.Timeout>();
+  /** Each task's last status write: its deletion goes after it, as a real worker orders one task's writes. */
+  private readonly reported = new Map<string, Promise<void>>();
 
   private constructor(
     readonly name: string,
@@ -77,7 +79,11 @@ export class FakeWorker {
     this.watcher.on("change", (change) => {
       const parts = keys.parseTask(change.key);
       if (!parts) return;
-      if (change.type === "put") this.report(parts.taskId).catch(() => undefined);
+      if (change.type === "put")
+        this.reported.set(
+          parts.taskId,
+          this.report(parts.taskId).catch(() => undefined),
+        );
       else this.scheduleStop(parts.taskId);
     });
   }
@@ -139,13 +145,19 @@ export class FakeWorker {
     const finish = () => {
       this.waitingToStop.delete(taskId);
       this.stopTimers.delete(taskId);
-      if (this.session.active) {
-        this.client
+      // After the task's status write (they go on two connections: a deletion could land first and
+      // leave a status behind that no stop removes).
+      void (this.reported.get(taskId) ?? Promise.resolve()).then(() => {
+        if (!this.session.active) return;
+        return this.client
           .delete()
           .key(this.keys.status(this.name, taskId))
           .exec()
-          .catch(() => undefined);
-      }
+          .then(
+            () => undefined,
+            () => undefined,
+          );
+      });
     };
     if (this.options.manualStop) this.waitingToStop.set(taskId, finish);
     else this.stopTimers.set(taskId, setTimeout(finish, this.options.stopDelayMs));
