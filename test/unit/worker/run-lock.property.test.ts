@@ -9,6 +9,7 @@ import {
   type StatusSink,
 } from "../../../src/worker/status-publisher.js";
 import { TaskRunner, type TaskSpec } from "../../../src/worker/task-runner.js";
+import { scheduledModelRun } from "../../helpers/model-run.js";
 
 /**
  * One task assigned to two workers at once (a script, a restore, a leader bug), whatever the order
@@ -179,16 +180,7 @@ async function settle(s: fc.Scheduler): Promise<void> {
 function property(enforceLock: boolean) {
   return fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
     const init = setup(s, enforceLock);
-    let state: { model: Model; real: Real } | undefined;
-    await fc.scheduledModelRun(
-      s,
-      () => {
-        state = init();
-        return state;
-      },
-      cmds,
-    );
-    const { model, real } = state as { model: Model; real: Real };
+    const { model, real } = await scheduledModelRun(s, init, cmds);
     await settle(s);
     if (real.overlaps > 0) throw new Error(`t1 ran on both workers at once (${real.overlaps} starts)`);
     const runs = [...real.live.entries()].filter(([ctx]) => !ctx.signal.aborted).map(([, run]) => run);

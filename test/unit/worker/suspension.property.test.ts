@@ -6,6 +6,7 @@ import { type StartStopHandler, taskLauncher } from "../../../src/worker/handler
 import { CLAIMED, type StatusSink } from "../../../src/worker/status-publisher.js";
 import { WorkerSession } from "../../../src/worker/worker-session.js";
 import { fakeLease, recordingHost } from "./fake-lease.js";
+import { scheduledModelRun } from "../../helpers/model-run.js";
 
 /**
  * A worker's lease against its registration and its session, whatever order the registration's
@@ -177,9 +178,7 @@ describe("Suspension and LeaseSession against registration, any interleaving (pr
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
         const init = setup(s);
-        let state: { model: Model; real: Real } | undefined;
-        await fc.scheduledModelRun(s, () => (state = init()), cmds);
-        const { model, real } = state as { model: Model; real: Real };
+        const { model, real } = await scheduledModelRun(s, init, cmds);
         await s.waitIdle();
         expectSettled(model, real);
         if (model.suspended) {

@@ -4,6 +4,7 @@ import { silentLogger, type Task, type TaskStatus } from "../../../src/node/inde
 import { type StartStopHandler, type TaskContext, taskLauncher } from "../../../src/worker/handler.js";
 import { CLAIMED, NOT_CLAIMED, type StatusSink } from "../../../src/worker/status-publisher.js";
 import { TaskRunner, type TaskSpec } from "../../../src/worker/task-runner.js";
+import { scheduledModelRun } from "../../helpers/model-run.js";
 
 /**
  * Invariants of one task id's runner, whatever order the handler's starts and stops and the status
@@ -167,16 +168,7 @@ async function settle(
   init: () => { model: Model; real: Real },
   cmds: Iterable<fc.AsyncCommand<Model, Real>>,
 ) {
-  let state: { model: Model; real: Real } | undefined;
-  await fc.scheduledModelRun(
-    s,
-    () => {
-      state = init();
-      return state;
-    },
-    cmds,
-  );
-  const { model, real } = state as { model: Model; real: Real };
+  const { model, real } = await scheduledModelRun(s, init, cmds);
   await s.waitIdle();
   await real.runner.idle();
   await s.waitIdle();
