@@ -30,8 +30,6 @@ export interface WorkerSessionOptions {
   keys: KeyLayout;
   name: string;
   lease: LeaseSession;
-  /** A revision at which the registration was under `lease` (the session's one read of its watches comes after it). */
-  registeredAt?: number;
   /** Runs the tasks; without one, the worker's user runs them and reports their states. */
   launcher?: TaskLauncher;
   logger: Logger;

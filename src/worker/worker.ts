@@ -29,8 +29,8 @@ import type { TaskChange, WorkerEvents, WorkerOptions, WorkerStatus, WorkerTask 
 import { type SessionHost, WorkerSession } from "./worker-session.js";
 
 const DEFAULT_START_RETRY: RetryOptions = { initialMs: 1_000, maxMs: 60_000 };
-/** A lease, and a revision at which the worker's registration was under it. */
-type Registered = { lease: LeaseSession; registeredAt: number };
+/** A lease the worker's registration is under. */
+type Registered = { lease: LeaseSession };
 
 /**
  * A worker process's membership in the fleet. It supervises one `WorkerSession` after another —
@@ -214,13 +214,12 @@ export class Worker extends SafeEmitter<WorkerEvents> {
     }
   }
 
-  private openSession({ lease, registeredAt }: Registered): WorkerSession {
+  private openSession({ lease }: Registered): WorkerSession {
     this.session = new WorkerSession({
       client: this.client,
       keys: this.keys,
       name: this.name,
       lease,
-      registeredAt,
       launcher: this.launcher,
       logger: this.logger,
       stopTimeoutMs: this.stopTimeoutMs,
@@ -267,7 +266,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         lease.on("keepalive", (sentAt) =>
           this.emit("keepalive", { roundTripMs: performance.now() - sentAt }),
         );
-        const registeredAt = await registerWhenAdmitted({
+        await registerWhenAdmitted({
           client: this.client,
           keys: this.keys,
           session: lease,
@@ -285,7 +284,7 @@ export class Worker extends SafeEmitter<WorkerEvents> {
         });
         this.waitingReason = undefined;
         waitLog.over();
-        return { lease, registeredAt };
+        return { lease };
       } catch (error) {
         await lease?.close();
         if (stop.aborted) throw stop.reason;
