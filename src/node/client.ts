@@ -44,6 +44,9 @@ const GRPC_KEEPALIVE = {
   "grpc.keepalive_permit_without_calls": 0,
 };
 
+/** A channel argument of the lease clients only (grpc-js passes unknown arguments through). */
+const LEASE_CONNECTION = "escheduler.connection";
+
 /** Lease connection of each client made by `createEtcdClient`, made on first use and closed with it. */
 const leaseConnections = new WeakMap<Etcd3, () => Etcd3>();
 
@@ -64,9 +67,10 @@ export function createEtcdClient(config: Partial<EtcdConnectionConfig> & { etcd:
       ...options,
       // Keep-alives are light and frequent; they get no retry beyond the lease session's own.
       faultHandling: { ...options.faultHandling, host: () => noop, global: noop },
-      // A distinct channel argument gives the lease client its own HTTP/2 connection (grpc-js pools
-      // connections of channels with identical arguments), so keep-alives never queue behind data.
-      grpcOptions: { ...sharingChannels(options), "grpc.use_local_subchannel_pool": 1 },
+      // grpc-js pools the connections of channels with identical arguments: a distinct argument keeps
+      // keep-alives off the data connection (they never queue behind data), and the lease clients of one
+      // process share one connection (library workers by the hundred need not open one each).
+      grpcOptions: { ...sharingChannels(options), [LEASE_CONNECTION]: "lease" },
     });
     return leases;
   });
