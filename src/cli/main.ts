@@ -93,7 +93,7 @@ Run "escheduler <command> --help" for a command's flags.
   addSetting(
     master,
     "--rebalance-wait <duration>",
-    `debounce worker changes this long before scheduling (default ${ms(DEFAULTS.rebalanceWaitMs)})`,
+    `debounce worker changes this long before scheduling, at most twice that (default ${ms(DEFAULTS.rebalanceWaitMs)})`,
   );
   addSetting(
     master,

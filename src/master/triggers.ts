@@ -97,25 +97,35 @@ export class CoalescingRunner<R> {
   }
 }
 
-/** Calls `action` once `waitMs` have passed without another `poke()` (trailing edge). */
+/**
+ * Calls `action` once `waitMs` have passed without another `poke()` (trailing edge), but no later than
+ * `maxWaitMs` after the first poke it has not acted on: pokes that keep coming (a worker that crash-loops,
+ * a script rewriting a registration) cannot put the action off for ever.
+ */
 export class Debouncer {
-  private timer?: NodeJS.Timeout;
+  private quiet?: NodeJS.Timeout;
+  private deadline?: NodeJS.Timeout;
 
   constructor(
     private readonly waitMs: number,
     private readonly action: () => void,
+    private readonly maxWaitMs = 2 * waitMs,
   ) {}
 
   poke(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.action();
-    }, this.waitMs);
+    clearTimeout(this.quiet);
+    this.quiet = setTimeout(() => this.act(), this.waitMs);
+    this.deadline ??= setTimeout(() => this.act(), Math.max(this.waitMs, this.maxWaitMs));
   }
 
   cancel(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.quiet);
+    clearTimeout(this.deadline);
+    this.quiet = this.deadline = undefined;
+  }
+
+  private act(): void {
+    this.cancel();
+    this.action();
   }
 }

@@ -121,18 +121,52 @@ describe("master triggers", () => {
   it("turns a burst of worker changes into exactly one trailing schedule", async () => {
     const space = testSpace("burst");
     await FakeWorker.start(space.client, space.keys, "w0");
-    const rebalanceWaitMs = 300;
+    const rebalanceWaitMs = 500;
     const master = testMaster(space, () => tasks(20), { rebalanceWaitMs });
     const schedules = recordSchedules(master);
     await master.start();
     await waitFor("first schedule", () => schedules.length === 1);
 
-    for (let i = 1; i <= 6; i++) await FakeWorker.start(space.client, space.keys, `w${i}`);
+    // A burst: well within twice the wait, the bound after which a schedule comes in any case.
+    await Promise.all([1, 2, 3, 4, 5, 6].map((i) => FakeWorker.start(space.client, space.keys, `w${i}`)));
     await waitFor("the trailing schedule", () => schedules.length === 2);
     // Absence can only be shown by waiting: three more quiet periods bring nothing.
     await delay(rebalanceWaitMs * 3);
     expect(schedules).toHaveLength(2);
     expect(schedules[1]).toMatchObject({ reasons: ["workers"], workers: 7 });
+  });
+
+  it("schedules for a joined worker while a script keeps rewriting a registration (the wait is bounded)", async () => {
+    const space = testSpace("restless");
+    await FakeWorker.start(space.client, space.keys, "w0");
+    const rebalanceWaitMs = 300;
+    const master = testMaster(space, () => tasks(10), { rebalanceWaitMs });
+    const schedules = recordSchedules(master);
+    await master.start();
+    await waitFor("first schedule", () => schedules.length === 1);
+
+    // A registration without a lease, rewritten every 100 ms: no worker, but a change each time.
+    let rewriting = true;
+    const script = (async () => {
+      for (let i = 0; rewriting; i++) {
+        await space.client.put(space.keys.worker("ghost")).value(JSON.stringify({ name: "ghost", i }));
+        await delay(100);
+      }
+    })();
+    try {
+      await delay(rebalanceWaitMs); // the rewrites have begun: the debounce is running
+      await FakeWorker.start(space.client, space.keys, "w1");
+      // Unbounded, the debounce would wait for the rewrites to stop (and the interval is 10 minutes).
+      await waitFor(
+        "a schedule with the joined worker",
+        () => schedules.some((s) => s.workers === 2),
+        10_000,
+      );
+      expect(rewriting).toBe(true);
+    } finally {
+      rewriting = false;
+      await script;
+    }
   });
 
   it("runs no debounced schedule for worker changes that a schedule has already read", async () => {

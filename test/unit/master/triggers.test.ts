@@ -131,7 +131,7 @@ describe("Debouncer", () => {
     vi.useFakeTimers();
     const action = vi.fn();
     const debouncer = new Debouncer(100, action);
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 3; i++) {
       debouncer.poke();
       vi.advanceTimersByTime(50);
     }
@@ -142,6 +142,22 @@ describe("Debouncer", () => {
     expect(action).toHaveBeenCalledTimes(1);
   });
 
+  it("under pokes that never stop, acts every twice the wait (counted from the first poke it has not acted on)", () => {
+    vi.useFakeTimers();
+    const action = vi.fn();
+    const debouncer = new Debouncer(100, action);
+    const actedAt: number[] = [];
+    action.mockImplementation(() => actedAt.push(Date.now()));
+    const start = Date.now();
+    for (let i = 0; i < 20; i++) {
+      debouncer.poke();
+      vi.advanceTimersByTime(50);
+    }
+    expect(actedAt.map((at) => at - start)).toEqual([200, 400, 600, 800, 1_000]);
+    vi.advanceTimersByTime(1_000);
+    expect(action).toHaveBeenCalledTimes(5);
+  });
+
   it("does nothing after cancel", () => {
     vi.useFakeTimers();
     const action = vi.fn();
@@ -150,5 +166,11 @@ describe("Debouncer", () => {
     debouncer.cancel();
     vi.advanceTimersByTime(1_000);
     expect(action).not.toHaveBeenCalled();
+    // Nor does a cancelled deadline cut short the next wait.
+    debouncer.poke();
+    vi.advanceTimersByTime(99);
+    expect(action).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(action).toHaveBeenCalledTimes(1);
   });
 });
