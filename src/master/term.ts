@@ -226,6 +226,8 @@ export class LeaderTerm {
     const allowRemoval = this.allowRemoval;
     this.allowRemoval = false;
     const actions = this.taskActions.take(this.handoffs);
+    // The generator is given the workers known now: a change after this is news to this schedule.
+    const workersKnown = this.workersChangedAt;
     try {
       const result = await runSchedule(
         {
@@ -255,8 +257,9 @@ export class LeaderTerm {
       );
       actions?.settle();
       this.retryBackoff.reset();
-      // Worker changes this schedule read already need no debounced schedule of their own.
-      if (this.workersChangedAt <= result.readRevision) this.debouncer.cancel();
+      // Worker changes this schedule's generator was told of need no debounced schedule of their own
+      // (its read, later, may show a worker that joined meanwhile, but the tasks were made without it).
+      if (this.workersChangedAt <= workersKnown) this.debouncer.cancel();
       // The logger already carries the epoch.
       const { epoch: _, ...figures } = result;
       logger.info(figures, "schedule applied");

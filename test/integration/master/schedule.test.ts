@@ -186,6 +186,34 @@ describe("master triggers", () => {
     expect(schedules.slice(1).map((schedule) => schedule.reasons)).toEqual([["operator"]]);
   });
 
+  it("schedules again for a worker that joined while the generator ran (its read saw the worker, the generator did not)", async () => {
+    const space = testSpace("joined-while-generating");
+    await FakeWorker.start(space.client, space.keys, "w0");
+    let generating: (() => void) | undefined;
+    // One task per live worker, as a daemon set's generator makes them.
+    const master = testMaster(
+      space,
+      async ({ workers }) => {
+        generating?.();
+        await delay(300);
+        return workers.map((worker) => ({ id: `daemon-${worker}` }));
+      },
+      { rebalanceWaitMs: 300 },
+    );
+    const schedules = recordSchedules(master);
+    await master.start();
+    await waitFor("first schedule", () => schedules.length === 1);
+
+    const started = new Promise<void>((resolve) => (generating = resolve));
+    const operator = master.scheduleNow("operator");
+    await started;
+    generating = undefined;
+    await FakeWorker.start(space.client, space.keys, "w1");
+    expect(await operator).toMatchObject({ tasks: 1 });
+    // The interval is 10 minutes: only the debounced schedule can make w1's task.
+    await waitFor("a schedule with w1's task", () => schedules.some((s) => s.tasks === 2), 10_000);
+  });
+
   it("runs exactly one more schedule for any number of triggers during a running one", async () => {
     const space = testSpace("coalesce");
     await FakeWorker.start(space.client, space.keys, "w1");
