@@ -66,7 +66,7 @@ export class LeaderTerm {
   private readonly runner: CoalescingRunner<ScheduleResult>;
   private readonly debouncer: Debouncer;
   /** Revision of the newest registration change seen (the debounced schedule is for changes after the last read). */
-  private workersChangedAt = 0;
+  private workerChanges = 0;
   private readonly retryBackoff;
   private readonly operator: OperatorWatch;
   private readonly failures: FailureTracker;
@@ -132,7 +132,7 @@ export class LeaderTerm {
         onPause: (record) => this.onPause(record),
         // An operator's cordon or a worker's draining mark is acted on at once, without the debounce.
         onCordonsChanged: (reason) => this.runner.trigger(reason),
-        onDrainingEnded: (revision) => this.workersChanged(revision),
+        onDrainingEnded: () => this.workersChanged(),
         onRequest: (key, request) =>
           void answerRequest(
             {
@@ -164,8 +164,8 @@ export class LeaderTerm {
   /** Starts the triggers and resolves when the leadership ends; throws if the term cannot start. */
   async run(): Promise<void> {
     const { signal } = this;
-    this.workers.on("change", (change) => this.workersChanged(change.revision));
-    this.workers.on("resync", (resync) => this.workersChanged(resync.toRevision));
+    this.workers.on("change", () => this.workersChanged());
+    this.workers.on("resync", () => this.workersChanged());
     this.interval = setInterval(() => this.runner.trigger("interval"), this.context.settings.intervalMs);
     const starting = (async () => {
       await this.handoffs?.start(signal);
@@ -208,9 +208,9 @@ export class LeaderTerm {
     await Promise.all([this.failures.close(), this.holds.close()]);
   }
 
-  /** A registration came or went at `revision`: schedule once they have been quiet for the rebalance wait. */
-  private workersChanged(revision: number): void {
-    this.workersChangedAt = Math.max(this.workersChangedAt, revision);
+  /** A registration came or went (or a drain ended): schedule once they have been quiet for the rebalance wait. */
+  private workersChanged(): void {
+    this.workerChanges += 1;
     this.debouncer.poke();
     this.handoffs?.targetsChanged();
   }
@@ -226,8 +226,8 @@ export class LeaderTerm {
     const allowRemoval = this.allowRemoval;
     this.allowRemoval = false;
     const actions = this.taskActions.take(this.handoffs);
-    // The generator is given the workers known now: a change after this is news to this schedule.
-    const workersKnown = this.workersChangedAt;
+    // Worker changes up to the generator's call are known to this schedule; a later one is news to it.
+    let workersKnown = this.workerChanges;
     try {
       const result = await runSchedule(
         {
@@ -246,7 +246,10 @@ export class LeaderTerm {
           maxRemovalPercent: context.settings.maxRemovalPercent,
           holds: this.holds,
           allowRemoval,
-          liveWorkers: () => this.liveWorkers(),
+          liveWorkers: () => {
+            workersKnown = this.workerChanges;
+            return this.liveWorkers();
+          },
           readAssignment: leaderRead(this.view, { ...context, writer: this.writer, logger, signal }),
           actions,
           failures: this.failures,
@@ -259,7 +262,7 @@ export class LeaderTerm {
       this.retryBackoff.reset();
       // Worker changes this schedule's generator was told of need no debounced schedule of their own
       // (its read, later, may show a worker that joined meanwhile, but the tasks were made without it).
-      if (this.workersChangedAt <= workersKnown) this.debouncer.cancel();
+      if (this.workerChanges === workersKnown) this.debouncer.cancel();
       // The logger already carries the epoch.
       const { epoch: _, ...figures } = result;
       logger.info(figures, "schedule applied");

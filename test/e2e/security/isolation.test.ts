@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Cluster, unitTasks } from "../../helpers/cluster.js";
-import { uniqueRoot } from "../../helpers/context.js";
+import { uniqueRoot, waitFor } from "../../helpers/context.js";
 
 /** Every key under a root with its value and revisions (a write of any kind changes one of them). */
 async function everyKey(cluster: Cluster): Promise<Array<[string, string, string, string]>> {
@@ -19,7 +19,16 @@ describe("two roots on one etcd", () => {
   it("a second root is untouched by everything the first does, even with the same worker names and a root name that extends the first's", async () => {
     const root = uniqueRoot("iso");
     // `<root>-b` shares `/<root>` as a string prefix: a key range built without the trailing slash would reach it.
-    const bystander = await Cluster.start({ root: `${root}-b`, masters: 1, workers: 2, interval: "1h" });
+    // Its workers register before its master: one schedule, whose generator knew them both, and none after.
+    const bystander = await Cluster.create({ root: `${root}-b`, interval: "1h" });
+    bystander.startWorker("w1");
+    bystander.startWorker("w2");
+    await waitFor("the bystander's workers to register", async () => {
+      const registered = await bystander.client.getAll().prefix(bystander.keys.workersPrefix).keys();
+      return registered.length === 2;
+    });
+    await bystander.startMaster("m1");
+    await bystander.waitConverged();
     await bystander.history.caughtUp(bystander.client);
     const keysBefore = await everyKey(bystander);
     const eventsBefore = bystander.events().length;
