@@ -14,9 +14,10 @@
  * FLEET_MASTER_NODE_ARGS pass node flags to the worker processes and the master (e.g.
  * "--cpu-prof --cpu-prof-dir=/tmp/prof"); with FLEET_FIRST_START_ONLY they then exit by SIGTERM, so
  * the profiles are written, and the phase's window is printed on the monotonic clock profiles use.
- * FLEET_TIMELINE=1 prints the join's timeline (bench/fleet-timeline.ts): every 500 ms the joiners'
- * registered and running counts and the CPU of the master, etcd and the worker processes, between the
- * master's info lines (its schedules, paced moves and hand-off writes).
+ * FLEET_TIMELINE=1 prints the first start's, the crash's and the join's timelines (bench/fleet-timeline.ts):
+ * every 500 ms the workers' registered (and deleted), assigned and running counts and the CPU of the
+ * master, etcd and the worker processes, between the master's info lines (its schedules, paced moves
+ * and hand-off writes).
  * The master runs with a heap limit, as the Kubernetes example runs it (FLEET_MASTER_HEAP_MB, default
  * 768; 0: node's own, which lets the heap grow to about four times its last live size).
  */
@@ -31,7 +32,7 @@ import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
-import { joinTimeline, type Timeline } from "./fleet-timeline.js";
+import { fleetTimeline, joinTimeline, type Timeline } from "./fleet-timeline.js";
 import { phase, phaseCost, row } from "./fleet-rows.js";
 import { type BenchRow, printReport } from "./report.js";
 
@@ -45,7 +46,7 @@ const PHASE_LIMIT_MS = 240_000;
 // equal priority took etcd's and the master's CPU until etcd renewed no lease (README: Fleet at scale).
 const HOST_NICE = Number(process.env.FLEET_HOST_NICE ?? 10);
 const MASTER_HEAP_MB = Number(process.env.FLEET_MASTER_HEAP_MB ?? 768);
-// FLEET_TIMELINE=1 prints the join's timeline (bench/fleet-timeline.ts), with the master's info lines.
+// FLEET_TIMELINE=1 prints the phases' timelines (bench/fleet-timeline.ts), with the master's info lines.
 const TIMELINE = Boolean(process.env.FLEET_TIMELINE);
 
 export async function benchFleet(): Promise<BenchRow[]> {
@@ -173,8 +174,13 @@ export async function benchFleet(): Promise<BenchRow[]> {
       process.stderr.write(`${line}\n`);
       if (line.includes('"msg":"lease lost"')) masterLeasesLost++;
     });
+    const pids = { master: master.pid, etcd: etcd.process?.pid };
+    const watch = { client, workersPrefix: keys.workersPrefix, endpoint: etcd.endpoint };
+    if (TIMELINE) timeline = await fleetTimeline("first start", hosts, pids, watch);
     await until("every task running", allRunning);
     const firstStart = phase(startedAt, cpuAt, etcdCpu());
+    timeline?.print(`first start of ${taskCount}`);
+    timeline = undefined;
     const firstStartTxns = (await txnCalls(etcd.endpoint)) - txnsBefore;
     const firstStartRows = [
       row(`fleet ${size}: first start, master start → all running`, firstStart, 20_000, "≤ 20 s"),
@@ -233,12 +239,15 @@ export async function benchFleet(): Promise<BenchRow[]> {
     }
 
     console.error(`fleet: SIGKILL of ${hosts[0].size} workers…`);
+    hosts[0].killed = true;
+    if (TIMELINE) timeline = await fleetTimeline("crash", live(), pids, watch);
     cpuAt = etcdCpu();
     startedAt = performance.now();
-    hosts[0].killed = true;
     hosts[0].child.kill("SIGKILL");
     await until("the crashed workers' tasks running elsewhere", allRunning);
     const crash = phase(startedAt, cpuAt, etcdCpu());
+    timeline?.print(`crash of ${hosts[0].size}`);
+    timeline = undefined;
 
     console.error(`fleet: ${hosts[0].size} workers join…`);
     const joiner = new Host(hostEnv(workerCount, hosts[0].size), hosts[0].size, HOST_NICE);
