@@ -43,7 +43,7 @@ export class HandoffGate {
   private retryTimer?: NodeJS.Timeout;
 
   constructor(
-    private readonly source: StatusSource,
+    readonly source: StatusSource,
     private readonly keys: KeyLayout,
     private readonly writer: LeaderWriter,
     private readonly options: {

@@ -1,6 +1,7 @@
+import type { KeyLayout } from "../node/index.js";
 import type { WriteOp } from "./batches.js";
 import { beginMove, completeMove } from "./begun-moves.js";
-import type { PlannedPut } from "./handoff.js";
+import type { HandoffGate, HeldPut, PlannedPut } from "./handoff.js";
 import type { ScheduleContext } from "./schedule.js";
 
 /**
@@ -59,7 +60,7 @@ export async function writeTaskChanges(
     return [context.handoffs ? { ...put, recorded: { from } } : put];
   });
   const written = new Set<string>();
-  await writePuts(context, begun, false, written).catch((error: unknown) => {
+  await writePuts(context, begun, true, written).catch((error: unknown) => {
     // A completion not written is the gate's (its record is in etcd): it writes it once the owner stopped it.
     const gate = context.handoffs;
     const held = gate?.held();
@@ -73,22 +74,27 @@ export async function writeTaskChanges(
   await writePuts(
     context,
     fresh.filter((put) => !removed.has(put.taskId)),
-    true,
+    false,
   );
   return replanned;
 }
 
-/** Writes `puts` in priority order; with the hand-off gate, those another worker still runs wait for it. */
+/**
+ * Writes `puts` in priority order; with the hand-off gate, those another worker still runs wait for it.
+ * `begun`: every put is a move this schedule's removal began (`recorded`), blocked by its old owner only.
+ */
 async function writePuts(
   context: ScheduleContext,
   puts: PlannedPut[],
-  unlessPaused: boolean,
+  begun: boolean,
   written?: Set<string>,
 ): Promise<void> {
   if (puts.length === 0) return;
   let immediate = puts;
   if (context.handoffs) {
-    const split = await context.handoffs.partition(puts);
+    const split = begun
+      ? await partitionBegun(context.handoffs, context.keys, puts)
+      : await context.handoffs.partition(puts);
     context.handoffs.hold(split.held, split.revision);
     immediate = split.ready;
   }
@@ -96,10 +102,35 @@ async function writePuts(
     immediate.map((put) => completeMove(context.keys, put)),
     {
       signal: context.signal,
-      unlessPaused,
+      // A move begun completes even while paused (its task was removed from its old owner).
+      unlessPaused: !begun,
       onCommitted: (ops) => {
         for (const op of ops) written?.add(op.key);
       },
     },
   );
+}
+
+/**
+ * `HandoffGate.partition` for moves begun by this schedule's removals (`recorded` puts, read after
+ * those removals): as for the pacer's moves (`holdBegun`), only the old owner can still hold the task
+ * (a hand-off wrote it there only once every other status was gone), so only the old owners' status
+ * keys are read — after a crash, the gone workers' empty prefixes instead of every worker's statuses.
+ */
+async function partitionBegun(
+  gate: HandoffGate,
+  keys: KeyLayout,
+  puts: readonly PlannedPut[],
+): Promise<{ ready: PlannedPut[]; held: HeldPut[]; revision: number }> {
+  const from = (put: PlannedPut) => put.recorded?.from ?? "";
+  const read = await gate.source.readWorkers([...new Set(puts.map(from))]);
+  const present = new Set(read.keys);
+  const ready: PlannedPut[] = [];
+  const held: HeldPut[] = [];
+  for (const put of puts) {
+    const blocker = keys.status(from(put), put.taskId);
+    if (present.has(blocker)) held.push({ ...put, from: [from(put)], blockers: [blocker] });
+    else ready.push(put);
+  }
+  return { ready, held, revision: read.revision };
 }

@@ -1,5 +1,14 @@
 import type { Etcd3 } from "etcd3";
-import { hasLease, type KeyLayout, type Logger, readNamedKeys, readPrefixPaged } from "../node/index.js";
+import {
+  hasLease,
+  type KeyLayout,
+  type Logger,
+  MAX_TXN_OPS,
+  prefixRange,
+  readNamedKeys,
+  readPrefixPaged,
+  readRangesPaged,
+} from "../node/index.js";
 import { PrefixWatcher, type ResyncEvent, type WatchChange } from "../watcher/index.js";
 
 /**
@@ -29,6 +38,11 @@ export type StatusRead = (keys?: readonly string[]) => Promise<{ revision: numbe
 export interface StatusSource {
   view: StatusView;
   read: StatusRead;
+  /**
+   * A linearizable read of the status keys of `workers` only (with a lease, as `read`); the revision is
+   * the lowest the reads were served at, so every key absent there was absent then.
+   */
+  readWorkers(workers: readonly string[]): Promise<{ revision: number; keys: string[] }>;
 }
 
 /** Whether a status reports handler failures (the escalation reads those); a text test, before any parsing. */
@@ -66,6 +80,24 @@ export function etcdStatusSource(client: Etcd3, keys: KeyLayout, logger: Logger)
       const { revision, kvs } = await readNamedKeys(client, wanted);
       const present = kvs.filter((kv) => hasLease(kv, logger)).map((kv) => kv.key.toString());
       return { revision, keys: present };
+    },
+    readWorkers: async (workers) => {
+      // One transaction per MAX_TXN_OPS workers' prefixes (a gone worker's is empty), in parallel.
+      const chunks: string[][] = [];
+      for (let i = 0; i < workers.length; i += MAX_TXN_OPS) chunks.push(workers.slice(i, i + MAX_TXN_OPS));
+      const reads = await Promise.all(
+        chunks.map((chunk) =>
+          readRangesPaged(
+            client,
+            chunk.map((worker) => prefixRange(keys.workerStatusPrefix(worker), { keys_only: true })),
+          ),
+        ),
+      );
+      const live = reads.flatMap((read) => read.ranges.flat().filter((kv) => hasLease(kv, logger)));
+      return {
+        revision: Math.min(Number.MAX_SAFE_INTEGER, ...reads.map((read) => read.revision)),
+        keys: live.map((kv) => kv.key.toString()),
+      };
     },
   };
 }

@@ -101,7 +101,15 @@ export class ModelEtcd {
 
   /** The hand-off gate's status source over this model (view and reads both wait for the scheduler). */
   statusSource(prefix: string): StatusSource {
-    return { view: new ModelView(this, this.s, prefix), read: (keys) => this.readStatuses(prefix, keys) };
+    return {
+      view: new ModelView(this, this.s, prefix),
+      read: (keys) => this.readStatuses(prefix, keys),
+      readWorkers: (workers) =>
+        this.readStatuses(
+          prefix,
+          workers.flatMap((worker) => this.keysUnder(`${prefix}${worker}/`)),
+        ),
+    };
   }
 
   private async readStatuses(prefix: string, keys?: readonly string[]) {

@@ -12,7 +12,8 @@ import { type Commit, ModelEtcd } from "./model-etcd.js";
  * The leader's schedules, hand-offs, paced moves and the operator's controls, in any interleaving: the
  * real runSchedule, HandoffGate, MovePacer and FencedWriter over a model etcd whose every request, watch
  * delivery and worker reaction is released in an order fast-check picks (fc.scheduler), while
- * fc.commands drives workers joining and leaving, schedules (some refused by the removal guard),
+ * fc.commands drives workers joining and leaving (their lease gone, or only their registration while
+ * their tasks still run), schedules (some refused by the removal guard),
  * pause and resume, and the leader dying (its election key gone, its gate and pacer dropped at once, as
  * after SIGKILL) with a new leader taking over: it resumes the moves begun from their records
  * (/R/move/<taskId>) before its first schedule. Workers claim a task put under them and delete its status
@@ -257,6 +258,21 @@ class LeaseGone implements fc.AsyncCommand<Model, Real> {
   toString = () => `leaseGone(${this.worker})`;
 }
 
+/**
+ * The worker's registration goes while its tasks still run (their statuses stay): it stops each once
+ * the task is removed from it, so a schedule that moves them must wait for that (its old owner is gone).
+ */
+class Deregister implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly worker: string) {}
+  check = (model: Readonly<Model>) => model.workers.has(this.worker) && model.workers.size > 1;
+  async run(model: Model, real: Real): Promise<void> {
+    model.workers.delete(this.worker);
+    real.etcd.write([{ type: "delete", key: keys.worker(this.worker) }]);
+    if (!model.paused) real.schedule("base");
+  }
+  toString = () => `deregister(${this.worker})`;
+}
+
 class Schedule implements fc.AsyncCommand<Model, Real> {
   constructor(readonly kind: Generated) {}
   check = (model: Readonly<Model>) => !model.paused;
@@ -301,6 +317,7 @@ const commands = fc.commands(
   [
     fc.constantFrom("w2", "w3").map((worker) => new Join(worker)),
     fc.constantFrom("w1", "w2", "w3").map((worker) => new LeaseGone(worker)),
+    fc.constantFrom("w1", "w2", "w3").map((worker) => new Deregister(worker)),
     fc.constantFrom<Generated>("base", "more", "empty").map((kind) => new Schedule(kind)),
     fc.constant(new Pause()),
     fc.constant(new Resume()),
