@@ -12,14 +12,11 @@ import { type Commit, ModelEtcd } from "./model-etcd.js";
  * The leader's schedules, hand-offs, paced moves and the operator's controls, in any interleaving: the
  * real runSchedule, HandoffGate, MovePacer and FencedWriter over a model etcd whose every request, watch
  * delivery and worker reaction is released in an order fast-check picks (fc.scheduler), while
- * fc.commands drives workers joining and leaving (their lease gone, or only their registration while
- * their tasks still run), schedules (some refused by the removal guard),
- * pause and resume, and the leader dying (its election key gone, its gate and pacer dropped at once, as
- * after SIGKILL) with a new leader taking over: it resumes the moves begun from their records
- * (/R/move/<taskId>) before its first schedule. Workers claim a task put under them and delete its status
- * once it is removed.
- *
- * Invariants, each checked on every commit or once everything has settled:
+ * fc.commands drives workers joining and leaving (lease gone, or only the registration while the tasks
+ * run), schedules (some refused by the removal guard), pause and resume, and the leader dying (its
+ * election key gone, its gate and pacer dropped at once, as after SIGKILL) with a new leader taking over:
+ * it resumes the moves begun from their records (/R/move/<taskId>) before its first schedule. Workers
+ * claim a task put under them and delete its status once it is removed. Invariants, each checked on every commit or once everything has settled:
  * - no task ever has a status on two workers at once (hand-off);
  * - while `/R/paused` exists, no commit deletes a task key, adds a task never placed before, or writes
  *   `/R/plan` or history; the only task writes are completions: a put of a task assigned nowhere
@@ -29,8 +26,7 @@ import { type Commit, ModelEtcd } from "./model-etcd.js";
  *   schedule dropped held hand-offs), and no hold waits for a status event that cannot come (defect 3
  *   on the old code: an old owner that never reported, or whose lease went before the removal), and
  *   across a leader change too: no move record is left (on the code before move records, a leader dying
- *   between a removal and its completion left the task assigned nowhere once a later schedule was
- *   refused or paused).
+ *   between a removal and its completion left the task nowhere once a later schedule was refused or paused).
  */
 
 const keys = new KeyLayout("r");
@@ -39,10 +35,7 @@ const EXTRA = ["x0", "x1"];
 type Generated = "base" | "more" | "empty";
 const generated: Record<Generated, string[]> = { base: BASE, more: [...BASE, ...EXTRA], empty: [] };
 
-interface Model {
-  paused: boolean;
-  workers: Set<string>;
-}
+type Model = { paused: boolean; workers: Set<string> };
 
 /** One leadership: its fenced writer, gate and pacer. */
 interface Leader {
@@ -258,10 +251,7 @@ class LeaseGone implements fc.AsyncCommand<Model, Real> {
   toString = () => `leaseGone(${this.worker})`;
 }
 
-/**
- * The worker's registration goes while its tasks still run (their statuses stay): it stops each once
- * the task is removed from it, so a schedule that moves them must wait for that (its old owner is gone).
- */
+/** The registration goes while the tasks run (their statuses stay): a schedule moving them must wait for their stop. */
 class Deregister implements fc.AsyncCommand<Model, Real> {
   constructor(readonly worker: string) {}
   check = (model: Readonly<Model>) => model.workers.has(this.worker) && model.workers.size > 1;
