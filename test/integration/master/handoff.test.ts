@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { HandoffWaitEvent, ScheduleResult } from "../../../src/master/index.js";
-import { testSpace, waitFor } from "../../helpers/context.js";
+import { prefixRangeEnd } from "../../../src/node/index.js";
+import { testClient, testSpace, waitFor } from "../../helpers/context.js";
 import { assignment, countPuts, FakeWorker, StatusRecorder, tasks, testMaster } from "./fixtures.js";
 
 async function statusOwners(space: ReturnType<typeof testSpace>): Promise<Map<string, string[]>> {
@@ -121,5 +122,36 @@ describe("hand-off (wait)", () => {
       return owners.size === 4 && [...owners.values()].every((o) => o.join() === "w2");
     });
     expect(recorder.overlaps).toEqual([]);
+  });
+
+  it("moving a gone worker's tasks reads only its statuses, not every worker's", async () => {
+    const space = testSpace("gone-reads");
+    const client = testClient(space.endpoints);
+    const w1 = await FakeWorker.start(space.client, space.keys, "w1");
+    await FakeWorker.start(space.client, space.keys, "w2");
+    const master = testMaster(space, () => tasks(6), { handoff: "wait", client });
+    await master.start();
+    await waitFor("all six running", async () => (await statusOwners(space)).size === 6);
+    // Every range the master reads from now on (all its reads go through transactions).
+    const ranges: string[] = [];
+    const txn = client.kv.txn.bind(client.kv);
+    client.kv.txn = (request, ...rest) => {
+      for (const op of request.success ?? []) {
+        const range = op.request_range;
+        if (range) ranges.push(`${String(range.key)}..${String(range.range_end ?? "")}`);
+      }
+      return txn(request, ...rest);
+    };
+
+    await w1.stop();
+    await waitFor("all six running on w2", async () => {
+      const owners = await statusOwners(space);
+      return owners.size === 6 && [...owners.values()].every((o) => o.join() === "w2");
+    });
+    const { statusPrefix } = space.keys;
+    expect(ranges).toContain(
+      `${space.keys.workerStatusPrefix("w1")}..${prefixRangeEnd(space.keys.workerStatusPrefix("w1"))}`,
+    );
+    expect(ranges).not.toContain(`${statusPrefix}..${prefixRangeEnd(statusPrefix)}`);
   });
 });
