@@ -40,8 +40,9 @@ interface PendingWrite {
  * others queued meanwhile. A start claim is on the path to the handler: it goes as soon as the
  * callback that made it returns (a microtask: the claims of one watch response still travel
  * together), not a turn later behind whatever I/O that turn holds, and it waits only behind a
- * transaction carrying claims, never behind plain status writes. Full batches go at once, up to
- * MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
+ * transaction carrying claims, never behind plain status writes. A deletion (a task stopped here:
+ * the master waits for it to hand the task over) goes on the next turn likewise, behind a
+ * transaction carrying deletions only. Full batches go at once, up to MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
  *
  * Order: a task's writes reach etcd in the order it made them because its `StatusPublisher` hands
  * over the next one only once the previous is answered, and a batch never names a key twice; so
@@ -56,9 +57,11 @@ export class StatusWriter implements StatusSink {
   /** Read on every write: Node's `signal` getter is not free. */
   private readonly closed = this.closing.signal;
   private queuedBytes = 0;
-  /** Claims in the queue, and transactions in flight that carry claims. */
+  /** Claims / deletions in the queue, and transactions in flight that carry claims / deletions. */
   private queuedClaims = 0;
   private claimsInFlight = 0;
+  private queuedDeletions = 0;
+  private deletionsInFlight = 0;
   private readonly locks: RunLocks;
   /** A flush is due on the next turn (plain writes) / at the end of the current callback (claims). */
   private flushNextTurn = false;
@@ -137,6 +140,7 @@ export class StatusWriter implements StatusSink {
     this.queue.push({ taskId, key, value, guard, resolve, bytes, nested });
     this.queuedBytes += bytes;
     if (guard) this.queuedClaims++;
+    else if (value === undefined) this.queuedDeletions++;
     this.schedule();
     return outcome;
   }
@@ -176,6 +180,7 @@ export class StatusWriter implements StatusSink {
     this.queue = [];
     this.queuedBytes = 0;
     this.queuedClaims = 0;
+    this.queuedDeletions = 0;
     for (const write of dropped) this.done(write, NOT_CLAIMED);
   }
 
@@ -205,7 +210,8 @@ export class StatusWriter implements StatusSink {
     if (this.queue.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return false;
     if (this.inFlight === 0) return true;
     if (this.queue.length >= MAX_TXN_OPS - NESTED_OPS || this.queuedBytes >= MAX_TXN_BYTES) return true;
-    return this.queuedClaims > 0 && this.claimsInFlight === 0;
+    if (this.queuedClaims > 0 && this.claimsInFlight === 0) return true;
+    return this.queuedDeletions > 0 && this.deletionsInFlight === 0;
   }
 
   private flush(): void {
@@ -240,13 +246,16 @@ export class StatusWriter implements StatusSink {
     this.queue.splice(0, scanned, ...later);
     this.queuedBytes -= bytes;
     this.queuedClaims -= claims(batch);
+    this.queuedDeletions -= deletions(batch);
     return batch;
   }
 
   private async send(batch: PendingWrite[]): Promise<void> {
     const carriesClaims = claims(batch) > 0;
+    const carriesDeletions = deletions(batch) > 0;
     this.inFlight++;
     if (carriesClaims) this.claimsInFlight++;
+    if (carriesDeletions) this.deletionsInFlight++;
     let pending = batch;
     let retry = false;
     try {
@@ -282,10 +291,12 @@ export class StatusWriter implements StatusSink {
     } finally {
       this.inFlight--;
       if (carriesClaims) this.claimsInFlight--;
+      if (carriesDeletions) this.deletionsInFlight--;
       if (retry) {
         this.queue.unshift(...pending);
         for (const write of pending) this.queuedBytes += write.bytes;
         this.queuedClaims += claims(pending);
+        this.queuedDeletions += deletions(pending);
       } else for (const write of pending) this.done(write, NOT_CLAIMED);
       this.schedule();
     }
@@ -324,6 +335,10 @@ export class StatusWriter implements StatusSink {
 
 function claims(writes: PendingWrite[]): number {
   return writes.reduce((count, write) => count + (write.guard ? 1 : 0), 0);
+}
+
+function deletions(writes: PendingWrite[]): number {
+  return writes.reduce((count, write) => count + (write.value === undefined ? 1 : 0), 0);
 }
 
 function isSeen(outcome: ClaimResult | SeenLock | typeof AGAIN): outcome is SeenLock {

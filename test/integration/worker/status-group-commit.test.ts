@@ -20,7 +20,15 @@ function txnGate(client: Etcd3, held: number[]) {
   vi.spyOn(client.kv, "txn").mockImplementation(async (request, options) => {
     const ops = request.success ?? [];
     const claims = ops.filter((op) => op.request_txn?.compare?.some((c) => c.target === "Mod")).length;
-    sent.push(claims > 0 ? `${ops.length - claims}+${claims} claims` : `${ops.length}`);
+    const deletions = ops.filter((op) => op.request_txn?.success?.[0]?.request_delete_range).length;
+    const plain = ops.length - claims - deletions;
+    sent.push(
+      claims > 0
+        ? `${plain}+${claims} claims`
+        : deletions > 0
+          ? `${plain}+${deletions} deletions`
+          : `${plain}`,
+    );
     if (held.includes(sent.length)) await released;
     return txn(request, options);
   });
@@ -82,6 +90,31 @@ describe("status writes by group commit", () => {
     expect(sent).toEqual(["1", "0+1 claims", "1+1 claims"]);
     expect(outcomes.map((outcome) => outcome.claimed)).toEqual([true, true]);
     expect(await client.getAll().prefix(keys.workerStatusPrefix("w1")).count()).toBe(4);
+    await session.close();
+  });
+
+  it("sends a deletion on the next turn behind plain status writes in flight, and batches deletions only behind a deletion", async () => {
+    const { client, keys } = testSpace("group-deletions");
+    const session = await LeaseSession.grant(client, { ttlMs: 5_000 });
+    const writer = new StatusWriter(client, keys, "w1", session, silentLogger);
+    await Promise.all(["x", "y"].map((id) => writer.put(id, running)));
+    const { sent, release } = txnGate(client, [1, 2]);
+    const plain = writer.put("a", running);
+    await nextTurn();
+    // A stop's deletion (the master waits for it to hand the task over) does not queue behind `running`.
+    const removeX = writer.remove("x");
+    await nextTurn();
+    expect(sent).toEqual(["1", "0+1 deletions"]);
+    // Behind a deletion in flight, the next deletion and a plain write wait, then go together.
+    const removeY = writer.remove("y");
+    const plainB = writer.put("b", running);
+    await nextTurn();
+    expect(sent).toEqual(["1", "0+1 deletions"]);
+    release();
+    await Promise.all([plain, removeX, removeY, plainB]);
+    expect(sent).toEqual(["1", "0+1 deletions", "1+1 deletions"]);
+    const left = await client.getAll().prefix(keys.workerStatusPrefix("w1")).keys();
+    expect(left.sort()).toEqual([keys.status("w1", "a"), keys.status("w1", "b")]);
     await session.close();
   });
 

@@ -23,6 +23,9 @@ export class MemoryEtcd {
   readonly heldCompares = new Set<string>();
   /** Every put and deletion transactions applied, in commit order (value undefined: a deletion). */
   readonly history: Array<{ key: string; value?: string }> = [];
+  /** Keys a transaction writes while another transaction in flight (sent, not yet answered) writes them too. */
+  readonly overlaps: string[] = [];
+  private readonly writing = new Map<string, number>();
 
   constructor(private readonly commitWhen: (label: string) => Promise<void>) {}
 
@@ -64,7 +67,20 @@ export class MemoryEtcd {
   }
 
   private async txn(request: TxnRequest) {
-    await this.commitWhen(`txn of ${request.success.length} ops`);
+    const written = new Set(collectWrites([...request.success, ...request.failure]));
+    for (const key of written) {
+      if (this.writing.has(key)) this.overlaps.push(key);
+      this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
+    }
+    try {
+      await this.commitWhen(`txn of ${request.success.length} ops`);
+    } finally {
+      for (const key of written) {
+        const left = (this.writing.get(key) ?? 1) - 1;
+        if (left > 0) this.writing.set(key, left);
+        else this.writing.delete(key);
+      }
+    }
     const puts = collectPuts(request.success);
     if (puts.some((lease) => this.endedLeases.has(lease)))
       throw new Error("etcdserver: requested lease not found");
@@ -141,6 +157,17 @@ function collectPuts(ops: IRequestOp[]): string[] {
     if (op.request_put) return [String(op.request_put.lease ?? "0")].filter((lease) => lease !== "0");
     if (op.request_txn)
       return collectPuts([...(op.request_txn.success ?? []), ...(op.request_txn.failure ?? [])]);
+    return [];
+  });
+}
+
+/** The keys a transaction's operations (nested ones included, either branch) put or delete. */
+function collectWrites(ops: IRequestOp[]): string[] {
+  return ops.flatMap((op) => {
+    if (op.request_put) return [String(op.request_put.key)];
+    if (op.request_delete_range) return [String(op.request_delete_range.key)];
+    if (op.request_txn)
+      return collectWrites([...(op.request_txn.success ?? []), ...(op.request_txn.failure ?? [])]);
     return [];
   });
 }

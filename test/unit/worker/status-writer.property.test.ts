@@ -18,9 +18,11 @@ import { MemoryEtcd } from "./memory-etcd.js";
  *   (readiness is judged on that belief), and a run lock of ours exists only with its status key;
  * - a claim reported as stored was made on the task key's revision at the time it committed, so a
  *   task the master moved before the claim landed is never reported claimed;
- * - once the lease has ended, nothing is left under it.
+ * - once the lease has ended, nothing is left under it;
+ * - no two transactions in flight at once write one key (so no commit order can reorder a task's
+ *   writes, whichever transactions the writer sends without waiting: claims, deletions, full batches).
  * A publisher that hands the writer a task's next write before the previous one is answered (the
- * control below) breaks the order invariant: the check finds it.
+ * controls below) breaks the order invariant and sends one key in two transactions: the checks find both.
  */
 
 const keys = keyLayout("prop");
@@ -184,7 +186,8 @@ function outOfOrder(real: Real): string | undefined {
   return undefined;
 }
 
-function property(hasty: boolean) {
+/** `only`: the controls check one invariant each, to show each check can fail. */
+function property(hasty: boolean, only?: "order" | "overlaps") {
   return fc.asyncProperty(fc.scheduler(), commands, async (s, cmds) => {
     const init = setup(s, hasty);
     let state: { model: Model; real: Real } | undefined;
@@ -192,7 +195,9 @@ function property(hasty: boolean) {
     const { model, real } = state as { model: Model; real: Real };
     expect(await settle(s, real)).toBe(true);
     const disorder = outOfOrder(real);
-    if (disorder) throw new Error(disorder);
+    if (disorder && only !== "overlaps") throw new Error(disorder);
+    if (real.etcd.overlaps.length > 0 && only !== "order")
+      throw new Error(`keys written by two transactions in flight: ${real.etcd.overlaps.join(", ")}`);
     // A claim reported stored committed in a transaction whose compare on its task key held.
     for (const entry of real.claims)
       if (entry.outcome?.claimed)
@@ -217,8 +222,14 @@ describe("StatusWriter under StatusPublishers, any commit order (property)", () 
   });
 
   it("with a publisher that does not wait for each answer, the check finds a task's writes out of order (so the property above can fail)", async () => {
-    const outcome = await fc.check(property(true), { numRuns: 200, seed: 23 });
+    const outcome = await fc.check(property(true, "order"), { numRuns: 200, seed: 23 });
     expect(outcome.failed).toBe(true);
     expect(String(outcome.errorInstance)).toContain("committed out of order");
+  });
+
+  it("with that publisher, the check finds one key written by two transactions in flight (the writes that could commit out of order)", async () => {
+    const outcome = await fc.check(property(true, "overlaps"), { numRuns: 200, seed: 23 });
+    expect(outcome.failed).toBe(true);
+    expect(String(outcome.errorInstance)).toContain("written by two transactions in flight");
   });
 });
