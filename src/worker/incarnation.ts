@@ -43,7 +43,9 @@ function startContext(start: Incarnation, worker: string): TaskContext {
  * stop is a flag; the context's abort signal is made only when someone reads it (a signal costs more
  * to make than the rest of a start; a handler that never reads it costs none), already aborted with
  * the reason when read after the abort, so the handler sees what an eager signal would show. The
- * child logger it carries is read the same way.
+ * reason too is made only when the signal is read (most stops are of handlers that never read it,
+ * and an error's stack costs more than the rest of a stop). The child logger it carries is read the
+ * same way.
  */
 export class Incarnation {
   running?: RunningTask;
@@ -52,7 +54,7 @@ export class Incarnation {
   failure?: unknown;
   readonly ctx: TaskContext;
   private isAborted = false;
-  private reason?: unknown;
+  private reason?: () => unknown;
   private controller?: AbortController;
 
   constructor(
@@ -70,12 +72,12 @@ export class Incarnation {
     return this.isAborted;
   }
 
-  /** Asks the start to stop: the context's signal aborts with `reason` (the first reason given). */
-  abort(reason: unknown): void {
+  /** Asks the start to stop: the context's signal aborts with the reason `reason` makes (the first reason given). */
+  abort(reason: () => unknown): void {
     if (this.isAborted) return;
     this.isAborted = true;
     this.reason = reason;
-    this.controller?.abort(reason);
+    this.controller?.abort(reason());
   }
 
   /** The task's child logger (made by its runner at the first read). */
@@ -87,7 +89,7 @@ export class Incarnation {
   signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.isAborted) this.controller.abort(this.reason);
+      if (this.isAborted) this.controller.abort(this.reason?.());
     }
     return this.controller.signal;
   }

@@ -116,7 +116,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
       this.lost = undefined;
       for (const incarnation of [this.launching, this.active]) {
         if (incarnation && incarnation.fingerprint !== spec?.fingerprint) {
-          incarnation.abort(this.stopReason());
+          incarnation.abort(() => this.stopReason());
         }
       }
     }
@@ -129,12 +129,8 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
     if (!incarnation) return;
     this.lost = holder;
     this.theirs = holder.heldBy === this.options.worker;
-    incarnation.abort(
-      new EschedulerError(
-        "ERR_RUN_LOCKED",
-        `task ${JSON.stringify(this.taskId)}: run lock taken by worker ${JSON.stringify(holder.heldBy)}`,
-      ),
-    );
+    const reason = `task ${JSON.stringify(this.taskId)}: run lock taken by worker ${JSON.stringify(holder.heldBy)}`;
+    incarnation.abort(() => new EschedulerError("ERR_RUN_LOCKED", reason));
     this.kick();
   }
 
@@ -293,7 +289,7 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
   private async stop(incarnation: Incarnation): Promise<void> {
     incarnation.stopping = true;
     const stoppingSince = Date.now();
-    incarnation.abort(this.stopReason());
+    incarnation.abort(() => this.stopReason());
     const stopped = (incarnation.running as RunningTask).stop().catch((error: unknown) => {
       this.taskLogger.error({ err: error }, "task stop failed; treating the task as stopped");
     });

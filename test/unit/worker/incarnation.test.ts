@@ -26,9 +26,23 @@ describe("a start's context", () => {
     const original = incarnation.ctx.signal;
     incarnation.ctx.signal = AbortSignal.any([original]);
     const reason = new Error("stop");
-    incarnation.abort(reason);
+    incarnation.abort(() => reason);
     expect(original.aborted).toBe(true);
     expect(original.reason).toBe(reason);
     expect(incarnation.ctx.signal.aborted).toBe(true);
+  });
+
+  it("makes the reason of a stop only when the handler reads the signal, once", () => {
+    const incarnation = start();
+    let made = 0;
+    const reason = new Error("stop");
+    incarnation.abort(() => (made++, reason));
+    incarnation.abort(() => new Error("a later reason"));
+    expect(incarnation.aborted).toBe(true);
+    expect(made).toBe(0);
+    expect(incarnation.ctx.signal.aborted).toBe(true);
+    expect(incarnation.ctx.signal.reason).toBe(reason);
+    expect(incarnation.ctx.signal.reason).toBe(reason);
+    expect(made).toBe(1);
   });
 });
