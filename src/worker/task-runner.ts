@@ -294,10 +294,11 @@ export class TaskRunner extends TaskStateKeeper<TaskRunnerOptions> {
       this.taskLogger.error({ err: error }, "task stop failed; treating the task as stopped");
     });
     // Going away with a stop that returns at once: no `stopping` write for the deletion to wait behind.
-    if (!this.desired && (await settlesWithin(stopped, 0))) this.changed("stopping");
+    const atOnce = await settlesWithin(stopped, 0);
+    if (!this.desired && atOnce) this.changed("stopping");
     else this.report("stopping", incarnation.attempt);
     const { stopTimeoutMs } = this.options;
-    if (!(await settlesWithin(stopped, stopTimeoutMs))) {
+    if (!atOnce && !(await settlesWithin(stopped, stopTimeoutMs))) {
       this.taskLogger.error(
         { stopTimeoutMs },
         "task stop exceeded the stop timeout; status kept until it returns",
