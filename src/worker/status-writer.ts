@@ -41,8 +41,8 @@ interface PendingWrite {
  * callback that made it returns (a microtask: the claims of one watch response still travel
  * together), not a turn later behind whatever I/O that turn holds, and it waits only behind a
  * transaction carrying claims, never behind plain status writes. A deletion (a task stopped here:
- * the master waits for it to hand the task over) goes on the next turn likewise, behind a
- * transaction carrying deletions only. Full batches go at once, up to MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
+ * the master waits for it to hand the task over) goes as soon likewise, behind a transaction
+ * carrying deletions only. Full batches go at once, up to MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
  *
  * Order: a task's writes reach etcd in the order it made them because its `StatusPublisher` hands
  * over the next one only once the previous is answered, and a batch never names a key twice; so
@@ -63,7 +63,7 @@ export class StatusWriter implements StatusSink {
   private queuedDeletions = 0;
   private deletionsInFlight = 0;
   private readonly locks: RunLocks;
-  /** A flush is due on the next turn (plain writes) / at the end of the current callback (claims). */
+  /** A flush is due on the next turn (plain writes) / at the end of the current callback (claims, deletions). */
   private flushNextTurn = false;
   private flushSoon = false;
   /** Pause before sending a failed batch again; grows while etcd keeps failing or pushing back. */
@@ -186,11 +186,11 @@ export class StatusWriter implements StatusSink {
 
   /**
    * Sends whatever may go now (see the class comment): at the end of the current callback when a claim
-   * waits, else on the next turn; `send` asks again when answered.
+   * or a deletion waits, else on the next turn; `send` asks again when answered.
    */
   private schedule(): void {
     if (!this.sendable()) return;
-    if (this.queuedClaims > 0) {
+    if (this.queuedClaims > 0 || this.queuedDeletions > 0) {
       if (this.flushSoon) return;
       this.flushSoon = true;
       queueMicrotask(() => {
