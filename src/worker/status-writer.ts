@@ -40,13 +40,15 @@ interface PendingWrite {
  * others queued meanwhile. A start claim is on the path to the handler: it goes as soon as the
  * callback that made it returns (a microtask: the claims of one watch response still travel
  * together), not a turn later behind whatever I/O that turn holds, and it waits only behind a
- * transaction carrying claims, never behind plain status writes. A deletion (a task stopped here:
- * the master waits for it to hand the task over) goes as soon likewise, behind a transaction
- * carrying deletions only. Full batches go at once, up to MAX_IN_FLIGHT. Once the lease ends, pending writes are dropped: the keys die with the lease.
+ * transaction carrying claims, never behind plain status writes. A deletion (a stop: the master
+ * waits for it to hand the task over) goes as soon too, waiting only behind a transaction carrying
+ * deletions. Full batches go at once, up to MAX_IN_FLIGHT. Once the lease ends, pending writes are
+ * dropped: the keys die with the lease.
  *
  * Order: a task's writes reach etcd in the order it made them because its `StatusPublisher` hands
- * over the next one only once the previous is answered, and a batch never names a key twice; so
- * batching never reorders one task's claim and the deletion that stops it. Writes of different tasks
+ * over the next one only once the previous is answered (so no two transactions in flight write one
+ * key, whatever goes without waiting: claims, deletions, full batches), and a batch never names a key
+ * twice; so batching never reorders one task's claim and the deletion that stops it. Writes of different tasks
  * may commit in any order: each claim's own compares (task key revision, run lock) decide it.
  */
 export class StatusWriter implements StatusSink {
