@@ -18,6 +18,7 @@ export async function writeTaskChanges(
   context: ScheduleContext,
   removals: readonly WriteOp[],
   puts: readonly PlannedPut[],
+  live: ReadonlySet<string>,
 ): Promise<Map<string, PlannedPut | undefined>> {
   const { keys, signal, writer } = context;
   const held = context.handoffs?.held() ?? new Map<string, PlannedPut>();
@@ -27,6 +28,7 @@ export async function writeTaskChanges(
     if (held.has(put.taskId)) replanned.set(put.taskId, put);
     else fresh.push(put);
   }
+  const direct = await directMoves(context, removals, fresh, live);
   const moving = new Map(fresh.map((put) => [put.taskId, put]));
   // Task id → the worker it was removed from, and the revision of the last removal.
   const removed = new Map<string, string>();
@@ -34,17 +36,24 @@ export async function writeTaskChanges(
   let stopped: unknown;
   await writer
     .apply(
-      removals.map((removal) => {
-        const parts = context.handoffs ? keys.parseTask(removal.key) : undefined;
-        const put = parts && moving.get(parts.taskId);
-        return put ? beginMove(keys, removal, parts.worker, put) : removal;
-      }),
+      [
+        ...direct.ops,
+        ...removals
+          .filter((removal) => !direct.removals.has(removal))
+          .map((removal) => {
+            const parts = context.handoffs ? keys.parseTask(removal.key) : undefined;
+            const put = parts && moving.get(parts.taskId);
+            return put ? beginMove(keys, removal, parts.worker, put) : removal;
+          }),
+      ],
       {
         signal,
         unlessPaused: true,
         onCommitted: (ops, revision) => {
           removedAt = Math.max(removedAt, revision);
           for (const op of ops) {
+            // A direct move (a put carrying its removal) is done: nothing of it is left to write.
+            if (op.type !== "delete") continue;
             const parts = keys.parseTask(op.key);
             if (parts) removed.set(parts.taskId, parts.worker);
           }
@@ -73,10 +82,53 @@ export async function writeTaskChanges(
   if (stopped !== undefined) throw stopped;
   await writePuts(
     context,
-    fresh.filter((put) => !removed.has(put.taskId)),
+    fresh.filter((put) => !removed.has(put.taskId) && !direct.taskIds.has(put.taskId)),
     false,
   );
   return replanned;
+}
+
+/**
+ * The moves off workers gone from the schedule's read whose old owner reports no status for the task
+ * (its lease ended with its registration: the task runs nowhere) go as one transaction each, the put
+ * carrying the removal, in the puts' order, with no move record: such a task is never between owners,
+ * so a leader stopped halfway leaves each one where it was or where it goes, and a crash's moves cost
+ * two operations each instead of four and one round of writes instead of two. A gone worker that still
+ * reports the task (its registration deleted by hand, its lease alive) is moved by a recorded hand-off.
+ * Should it claim a task between this read and the write, the task's run lock (held by it until it
+ * stops) keeps the new owner waiting: never two runs.
+ */
+async function directMoves(
+  context: ScheduleContext,
+  removals: readonly WriteOp[],
+  fresh: readonly PlannedPut[],
+  live: ReadonlySet<string>,
+): Promise<{ ops: WriteOp[]; removals: Set<WriteOp>; taskIds: Set<string> }> {
+  const chosen = { ops: [] as WriteOp[], removals: new Set<WriteOp>(), taskIds: new Set<string>() };
+  const gate = context.handoffs;
+  if (!gate) return chosen;
+  // Task id → its one removal off a gone worker (a task on two workers is left to the recorded path).
+  const goneFrom = new Map<string, { removal: WriteOp; from: string } | undefined>();
+  for (const removal of removals) {
+    const parts = context.keys.parseTask(removal.key);
+    if (!parts) continue;
+    const seen = goneFrom.has(parts.taskId);
+    goneFrom.set(parts.taskId, seen || live.has(parts.worker) ? undefined : { removal, from: parts.worker });
+  }
+  const candidates = fresh.flatMap((put) => {
+    const gone = goneFrom.get(put.taskId);
+    return gone ? [{ ...gone, put }] : [];
+  });
+  if (candidates.length === 0) return chosen;
+  const read = await gate.source.readWorkers([...new Set(candidates.map((candidate) => candidate.from))]);
+  const reporting = new Set(read.keys);
+  for (const { removal, from, put } of candidates) {
+    if (reporting.has(context.keys.status(from, put.taskId))) continue;
+    chosen.ops.push({ type: "put", key: put.key, value: put.value, priority: put.priority, with: [removal] });
+    chosen.removals.add(removal);
+    chosen.taskIds.add(put.taskId);
+  }
+  return chosen;
 }
 
 /**

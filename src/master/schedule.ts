@@ -269,14 +269,15 @@ async function applySchedule(
   }
 
   // Moves between live workers are paced; a gone worker's tasks run nowhere already and go at once.
+  const live = new Set(workers.map((worker) => worker.name));
   const { moves, removals, puts } = context.pacer
-    ? splitMoves(keys, changes, new Set(workers.map((worker) => worker.name)))
+    ? splitMoves(keys, changes, live)
     : { moves: [], removals: changes.removals, puts: changes.puts };
   // Only the leader writes history: its trims are read while the task writes are in flight, not after them
   // (awaited once they are written; a schedule stopped before then never needs them).
   const trims = historyTrims(context.client, keys, revision);
   trims.catch(() => undefined);
-  const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts);
+  const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts, live);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
   for (const [taskId, put] of replanned) if (!put && preview.byId.has(taskId)) replanned.delete(taskId);

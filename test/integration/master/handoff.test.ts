@@ -124,7 +124,7 @@ describe("hand-off (wait)", () => {
     expect(recorder.overlaps).toEqual([]);
   });
 
-  it("moving a gone worker's tasks reads only its statuses, not every worker's", async () => {
+  it("moves a gone worker's tasks reading only its statuses, each in one transaction with its removal", async () => {
     const space = testSpace("gone-reads");
     const client = testClient(space.endpoints);
     const w1 = await FakeWorker.start(space.client, space.keys, "w1");
@@ -132,14 +132,22 @@ describe("hand-off (wait)", () => {
     const master = testMaster(space, () => tasks(6), { handoff: "wait", client });
     await master.start();
     await waitFor("all six running", async () => (await statusOwners(space)).size === 6);
-    // Every range the master reads from now on (all its reads go through transactions).
+    const onW1 = [...(await assignment(space.client, space.keys)).entries()].filter(
+      ([, worker]) => worker === "w1",
+    );
+    // Every range the master reads from now on (all its reads go through transactions), and its writes.
     const ranges: string[] = [];
+    const writes: string[][] = [];
     const txn = client.kv.txn.bind(client.kv);
     client.kv.txn = (request, ...rest) => {
+      const written: string[] = [];
       for (const op of request.success ?? []) {
         const range = op.request_range;
         if (range) ranges.push(`${String(range.key)}..${String(range.range_end ?? "")}`);
+        if (op.request_put) written.push(`put ${String(op.request_put.key)}`);
+        if (op.request_delete_range) written.push(`delete ${String(op.request_delete_range.key)}`);
       }
+      writes.push(written);
       return txn(request, ...rest);
     };
 
@@ -153,5 +161,12 @@ describe("hand-off (wait)", () => {
       `${space.keys.workerStatusPrefix("w1")}..${prefixRangeEnd(space.keys.workerStatusPrefix("w1"))}`,
     );
     expect(ranges).not.toContain(`${statusPrefix}..${prefixRangeEnd(statusPrefix)}`);
+    // Nothing runs them: no move record, and no moment between owners.
+    expect(onW1.length).toBeGreaterThan(0);
+    expect(writes.flat().filter((write) => write.startsWith(`put ${space.keys.movesPrefix}`))).toEqual([]);
+    for (const [taskId] of onW1) {
+      const together = [`put ${space.keys.task("w2", taskId)}`, `delete ${space.keys.task("w1", taskId)}`];
+      expect(writes.filter((written) => together.every((write) => written.includes(write)))).toHaveLength(1);
+    }
   });
 });
