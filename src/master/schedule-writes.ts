@@ -30,7 +30,10 @@ export async function writeTaskChanges(
   }
   const direct = await directMoves(context, removals, fresh, live);
   const moving = new Map(fresh.map((put) => [put.taskId, put]));
-  // Task id → the worker it was removed from, and the revision of the last removal.
+  // A task on two workers (hostile data) is removed twice: only the first removal carries the move record
+  // (two puts of one key in a transaction are refused by etcd, and that schedule would fail for good).
+  const recorded = new Set<string>();
+  // Task id → the worker it was removed from (the recorded removal's, when that one committed).
   const removed = new Map<string, string>();
   let removedAt = 0;
   let stopped: unknown;
@@ -42,8 +45,10 @@ export async function writeTaskChanges(
           .filter((removal) => !direct.removals.has(removal))
           .map((removal) => {
             const parts = context.handoffs ? keys.parseTask(removal.key) : undefined;
-            const put = parts && moving.get(parts.taskId);
-            return put ? beginMove(keys, removal, parts.worker, put) : removal;
+            const put = parts && !recorded.has(parts.taskId) ? moving.get(parts.taskId) : undefined;
+            if (!parts || !put) return removal;
+            recorded.add(parts.taskId);
+            return beginMove(keys, removal, parts.worker, put);
           }),
       ],
       {
@@ -55,7 +60,7 @@ export async function writeTaskChanges(
             // A direct move (a put carrying its removal) is done: nothing of it is left to write.
             if (op.type !== "delete") continue;
             const parts = keys.parseTask(op.key);
-            if (parts) removed.set(parts.taskId, parts.worker);
+            if (parts && (op.with || !removed.has(parts.taskId))) removed.set(parts.taskId, parts.worker);
           }
         },
       },

@@ -170,3 +170,33 @@ describe("hand-off (wait)", () => {
     }
   });
 });
+
+describe("hand-off of hostile data", () => {
+  it("moves a task whose key was copied onto a second worker when both crash, and schedules on", async () => {
+    const space = testSpace("dup-gone");
+    const g1 = await FakeWorker.start(space.client, space.keys, "g1");
+    const g2 = await FakeWorker.start(space.client, space.keys, "g2");
+    await FakeWorker.start(space.client, space.keys, "live");
+    let generated = 400;
+    const master = testMaster(space, () => tasks(generated), { handoff: "wait", rebalanceWaitMs: 100 });
+    const failures: string[] = [];
+    master.on("scheduleFailed", (failure) => failures.push(failure.error.message));
+    await master.start();
+    await waitFor("all assigned", async () => (await assignment(space.client, space.keys)).size === 400);
+    const [taskId] =
+      [...(await assignment(space.client, space.keys))].find(([, worker]) => worker === "g1") ?? [];
+    const value = await space.client.get(space.keys.task("g1", String(taskId))).string();
+    await space.client.put(space.keys.task("g2", String(taskId))).value(String(value));
+
+    await Promise.all([g1.stop(), g2.stop()]);
+    const onLiveOnly = async (count: number) => {
+      const keys = await space.client.getAll().prefix(space.keys.tasksPrefix).keys();
+      return keys.length === count && keys.every((key) => space.keys.parseTask(key)?.worker === "live");
+    };
+    await waitFor("every task on the live worker only", () => onLiveOnly(400), 15_000);
+    generated = 405;
+    await master.scheduleNow("test");
+    expect(await onLiveOnly(405)).toBe(true);
+    expect(failures).toEqual([]);
+  });
+});
