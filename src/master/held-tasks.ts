@@ -168,14 +168,21 @@ export function withHeld(
   return { ...plan, assignment };
 }
 
-/** The hold records and left marks a schedule writes with its plan (after its removals). */
-export function holdWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[] {
+/**
+ * The new hold records, written before the schedule's task changes: once a crashed worker's short-downtime
+ * tasks run elsewhere, its held tasks show as held (and a leader taking over finds the hold recorded).
+ */
+export function newHoldWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[] {
+  return [...decision.puts].map(([worker, record]): WriteOp => ({
+    type: "put",
+    key: keys.held(worker),
+    value: JSON.stringify(record),
+  }));
+}
+
+/** The hold records and left marks that go, written with the plan (after the moves they let happen). */
+export function endedHoldWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[] {
   return [
-    ...[...decision.puts].map(([worker, record]): WriteOp => ({
-      type: "put",
-      key: keys.held(worker),
-      value: JSON.stringify(record),
-    })),
     ...decision.deletes.map((worker): WriteOp => ({ type: "delete", key: keys.held(worker) })),
     ...decision.leftDeletes.map((worker): WriteOp => ({ type: "delete", key: keys.left(worker) })),
   ];

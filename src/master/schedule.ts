@@ -277,6 +277,8 @@ async function applySchedule(
   // (awaited once they are written; a schedule stopped before then never needs them).
   const trims = historyTrims(context.client, keys, revision);
   trims.catch(() => undefined);
+  const newHolds = holding.newHoldWrites(keys, preview.holds);
+  if (newHolds.length > 0) await writer.commit(newHolds, { unlessPaused: true });
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts, live);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
@@ -298,7 +300,7 @@ async function applySchedule(
   const historyOps = [
     ...(await trims),
     historyPut(keys, revision, history("applied")),
-    ...holding.holdWrites(keys, preview.holds),
+    ...holding.endedHoldWrites(keys, preview.holds),
   ];
   signal.throwIfAborted();
   const planRevision = await writer.commit(

@@ -200,3 +200,31 @@ describe("hand-off of hostile data", () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe("a crashed worker's hold", () => {
+  it("is recorded before its short-downtime tasks move, so they never run elsewhere while the rest look unheld", async () => {
+    const space = testSpace("hold-first");
+    const w1 = await FakeWorker.start(space.client, space.keys, "w1");
+    await FakeWorker.start(space.client, space.keys, "w2");
+    const generated = tasks(8).map((task, i) => (i % 2 === 0 ? { ...task, maxDowntime: "1s" } : task));
+    const master = testMaster(space, () => generated, { handoff: "wait", reassignDelayMs: 60_000 });
+    await master.start();
+    await waitFor("all eight running", async () => (await statusOwners(space)).size === 8);
+    const short = [...(await assignment(space.client, space.keys))]
+      .filter(([taskId, worker]) => worker === "w1" && generated.find((t) => t.id === taskId)?.maxDowntime)
+      .map(([taskId]) => taskId);
+    expect(short.length).toBeGreaterThan(0);
+
+    await w1.stop();
+    await waitFor("w1's short tasks on w2", async () => {
+      const owners = await assignment(space.client, space.keys);
+      return short.every((taskId) => owners.get(taskId) === "w2");
+    });
+    const hold = (await space.client.get(space.keys.held("w1")).exec()).kvs[0];
+    expect(hold).toBeDefined();
+    for (const taskId of short) {
+      const moved = (await space.client.get(space.keys.task("w2", taskId)).exec()).kvs[0];
+      expect(Number(hold?.create_revision)).toBeLessThan(Number(moved?.mod_revision));
+    }
+  });
+});
