@@ -277,8 +277,8 @@ async function applySchedule(
   // (awaited once they are written; a schedule stopped before then never needs them).
   const trims = historyTrims(context.client, keys, revision);
   trims.catch(() => undefined);
-  const newHolds = holding.newHoldWrites(keys, preview.holds);
-  if (newHolds.length > 0) await writer.commit(newHolds, { unlessPaused: true });
+  // Batched (as every write that grows with the fleet): a crash of many workers records many holds.
+  await writer.apply(holding.newHoldWrites(keys, preview.holds), { signal, unlessPaused: true });
   const replanned = await writeTaskChanges(context, [...preview.junk, ...removals], puts, live);
   // A begun move whose task is still generated but that this plan places nowhere (no eligible worker in
   // its read, e.g. a new leader's first view) keeps its target: only a task no longer generated drops it.
@@ -297,11 +297,8 @@ async function applySchedule(
     ...(context.failures ? { restart: context.failures.defaults } : {}),
     ...(preview.ignoredPins.length > 0 ? { ignoredPins: preview.ignoredPins } : {}),
   };
-  const historyOps = [
-    ...(await trims),
-    historyPut(keys, revision, history("applied")),
-    ...holding.endedHoldWrites(keys, preview.holds),
-  ];
+  await writer.apply(holding.endedHoldWrites(keys, preview.holds), { signal, unlessPaused: true });
+  const historyOps = [...(await trims), historyPut(keys, revision, history("applied"))];
   signal.throwIfAborted();
   const planRevision = await writer.commit(
     [{ type: "put", key: keys.plan, value: JSON.stringify(record) }, ...historyOps],

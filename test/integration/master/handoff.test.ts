@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { HandoffWaitEvent, ScheduleResult } from "../../../src/master/index.js";
 import { prefixRangeEnd } from "../../../src/node/index.js";
+import { pause, resume } from "../../../src/operator/index.js";
 import { testClient, testSpace, waitFor } from "../../helpers/context.js";
 import { assignment, countPuts, FakeWorker, StatusRecorder, tasks, testMaster } from "./fixtures.js";
 
@@ -226,5 +227,36 @@ describe("a crashed worker's hold", () => {
       const moved = (await space.client.get(space.keys.task("w2", taskId)).exec()).kvs[0];
       expect(Number(hold?.create_revision)).toBeLessThan(Number(moved?.mod_revision));
     }
+  });
+  it("records and ends more holds than one etcd transaction takes (130 workers crash in one schedule)", async () => {
+    const space = testSpace("many-holds");
+    const gone = await Promise.all(
+      Array.from({ length: 130 }, (_, i) => FakeWorker.start(space.client, space.keys, `g${i}`)),
+    );
+    const generated = tasks(260).map((task, i) => (i % 2 === 0 ? { ...task, maxDowntime: "1s" } : task));
+    const master = testMaster(space, () => generated, { handoff: "wait", reassignDelayMs: 4_000 });
+    const failures: string[] = [];
+    master.on("scheduleFailed", (failure) => failures.push(failure.error.message));
+    await master.start();
+    await waitFor("all assigned", async () => (await assignment(space.client, space.keys)).size === 260);
+    // Paused while they crash: one schedule sees all 130 gone.
+    await pause(space.client, space.root);
+    await FakeWorker.start(space.client, space.keys, "live");
+    const heldFor = new Set(
+      [...(await assignment(space.client, space.keys))]
+        .filter(([taskId]) => Number(taskId.slice(1)) % 2 === 1)
+        .map(([, worker]) => worker),
+    );
+    await Promise.all(gone.map((worker) => worker.stop()));
+    await resume(space.client, space.root);
+
+    const held = async () => (await space.client.getAll().prefix(space.keys.heldPrefix).keys()).length;
+    await waitFor("every hold recorded", async () => (await held()) === heldFor.size, 10_000);
+    expect(heldFor.size).toBeGreaterThan(128);
+    const onLive = async (count: number) =>
+      [...(await assignment(space.client, space.keys)).values()].filter((w) => w === "live").length === count;
+    await waitFor("every task on the live worker once the holds end", () => onLive(260), 20_000);
+    await waitFor("every hold record deleted", async () => (await held()) === 0, 10_000);
+    expect(failures).toEqual([]);
   });
 });
