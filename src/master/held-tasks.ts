@@ -180,7 +180,7 @@ export function newHoldWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[
   }));
 }
 
-/** The hold records and left marks that go, written with the plan (after the moves they let happen). */
+/** The hold records and left marks that go, written after the task changes (the moves they let happen), before the plan. */
 export function endedHoldWrites(keys: KeyLayout, decision: HoldDecision): WriteOp[] {
   return [
     ...decision.deletes.map((worker): WriteOp => ({ type: "delete", key: keys.held(worker) })),
