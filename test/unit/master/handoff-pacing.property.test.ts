@@ -5,6 +5,7 @@ import { HandoffGate, type PlannedPut } from "../../../src/master/handoff.js";
 import { type Move, MovePacer } from "../../../src/master/pacing.js";
 import { KeyLayout, silentLogger } from "../../../src/node/index.js";
 import { ModelEtcd } from "./model-etcd.js";
+import { leaseOf, settle } from "./schedule-model.js";
 
 /**
  * HandoffGate and MovePacer alone, in any interleaving of watch deliveries, reads, transactions and
@@ -23,7 +24,6 @@ import { ModelEtcd } from "./model-etcd.js";
 
 const keys = new KeyLayout("r");
 const TASKS = ["t0", "t1", "t2", "t3", "t4"];
-const leaseOf = (worker: string) => String(100 + Number(worker.slice(1)));
 
 interface Model {
   /** Tasks handed to the pacer (queued or moving). */
@@ -41,14 +41,6 @@ interface Real {
 
 function put(worker: string, taskId: string): PlannedPut {
   return { taskId, worker, key: keys.task(worker, taskId), value: "{}", priority: 0 };
-}
-
-async function settle(s: fc.Scheduler): Promise<void> {
-  for (let quiet = 0; quiet < 3;) {
-    await s.waitIdle();
-    await new Promise((resolve) => setImmediate(resolve));
-    quiet = s.count() === 0 ? quiet + 1 : 0;
-  }
 }
 
 function checkEveryCommit(etcd: ModelEtcd, limit: number, violations: string[]): void {

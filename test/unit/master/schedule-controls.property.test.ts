@@ -1,12 +1,23 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resumeBegunMoves } from "../../../src/master/begun-moves.js";
-import { FencedWriter, leaderFence } from "../../../src/master/fencing.js";
-import { HandoffGate } from "../../../src/master/handoff.js";
-import { type MaxMoving, MovePacer } from "../../../src/master/pacing.js";
+import type { MaxMoving } from "../../../src/master/pacing.js";
 import { runSchedule, type ScheduleContext } from "../../../src/master/schedule.js";
 import { KeyLayout, silentLogger, type Task } from "../../../src/node/index.js";
 import { type Commit, ModelEtcd } from "./model-etcd.js";
+import {
+  type FleetModel,
+  type FleetReal,
+  Join,
+  lead,
+  type Leader,
+  LeaseGone,
+  leaseOf,
+  Pause,
+  reactingWorkers,
+  Resume,
+  settle,
+} from "./schedule-model.js";
 
 /**
  * The leader's schedules, hand-offs, paced moves and the operator's controls, in any interleaving: the
@@ -35,19 +46,9 @@ const EXTRA = ["x0", "x1"];
 type Generated = "base" | "more" | "empty";
 const generated: Record<Generated, string[]> = { base: BASE, more: [...BASE, ...EXTRA], empty: [] };
 
-type Model = { paused: boolean; workers: Set<string> };
+type Model = FleetModel;
 
-/** One leadership: its fenced writer, gate and pacer. */
-interface Leader {
-  election: string;
-  writer: FencedWriter;
-  gate: HandoffGate;
-  pacer: MovePacer;
-  stop: AbortController;
-}
-
-interface Real {
-  etcd: ModelEtcd;
+interface Real extends FleetReal {
   /** Runs one schedule after the ones before it, as the term's runner does. */
   schedule(kind: Generated): void;
   /** The leader dies; a new one takes over after the running schedule (which its death fails). */
@@ -97,68 +98,14 @@ function watchInvariants(etcd: ModelEtcd, violations: string[]): void {
   });
 }
 
-/** Workers: a put under a registered, reporting worker is claimed; a removal stops the task. */
-function reactingWorkers(s: fc.Scheduler, etcd: ModelEtcd, silent: Set<string>): void {
-  etcd.onCommit((commit) => {
-    for (const event of commit.events) {
-      const task = taskOf(event.key);
-      if (!task || silent.has(task.worker)) continue;
-      const status = keys.status(task.worker, task.taskId);
-      if (event.type === "put") {
-        void s.schedule(Promise.resolve(), `${task.worker} claims ${task.taskId}`).then(() => {
-          // The claim compares the task key; the worker's registration stands for its lease.
-          if (etcd.kvs.has(event.key) && etcd.kvs.has(keys.worker(task.worker)) && !etcd.kvs.has(status))
-            etcd.write([{ type: "put", key: status, value: "running", lease: leaseOf(task.worker) }]);
-        });
-      } else {
-        void s.schedule(Promise.resolve(), `${task.worker} stops ${task.taskId}`).then(() => {
-          if (etcd.kvs.has(status)) etcd.write([{ type: "delete", key: status }]);
-        });
-      }
-    }
-  });
-}
-
-const leaseOf = (worker: string) => String(100 + Number(worker.slice(1)));
-
-async function settle(s: fc.Scheduler): Promise<void> {
-  for (let quiet = 0; quiet < 3;) {
-    await s.waitIdle();
-    await new Promise((resolve) => setImmediate(resolve));
-    quiet = s.count() === 0 ? quiet + 1 : 0;
-  }
-}
-
-/** A leadership named `name`: its election key (under the lease "1"), writer, gate and pacer; the gate started. */
-async function lead(etcd: ModelEtcd, name: string, violations: string[]): Promise<Leader> {
-  const election = `${keys.electionCandidatesPrefix}${name}`;
-  const created = etcd.write([{ type: "put", key: election, value: name, lease: "1" }]);
-  const writer = new FencedWriter(etcd.client(), leaderFence(election, created), { pausedKey: keys.paused });
-  const stop = new AbortController();
-  let pacer: MovePacer | undefined;
-  const gate = new HandoffGate(etcd.statusSource(keys.statusPrefix), keys, writer, {
-    logger: silentLogger,
-    onReleased: () => pacer?.refill(stop.signal),
-    onWriteFailed: (error) => violations.push(`hand-off write failed: ${String(error)}`),
-  });
-  pacer = new MovePacer(keys, gate, writer, {
-    logger: silentLogger,
-    onFailed: (error) => {
-      if (!writer.deposed) violations.push(`paced move failed: ${String(error)}`);
-    },
-  });
-  await gate.start(stop.signal);
-  return { election, writer, gate, pacer, stop };
-}
-
 async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: MaxMoving }) {
   const etcd = new ModelEtcd(s);
   const violations: string[] = [];
   const silent = new Set(options.silentW1 ? ["w1"] : []);
   const client = etcd.client();
-  let leader = await lead(etcd, "m1", violations);
+  let leader = await lead(etcd, keys, "m1", violations);
   let terms = 1;
-  reactingWorkers(s, etcd, silent);
+  reactingWorkers(s, etcd, keys, silent);
   watchInvariants(etcd, violations);
   const context = (kind: Generated, term: Leader): ScheduleContext => ({
     client,
@@ -203,7 +150,7 @@ async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: M
       // A leader an earlier failover made after this one was asked for dies too: one leader at a time.
       kill(leader);
       terms++;
-      leader = await lead(etcd, `m${terms}`, violations);
+      leader = await lead(etcd, keys, `m${terms}`, violations);
       // The model keeps every revision: no record's history is compacted, so the generator is not called.
       const resume = {
         client,
@@ -219,36 +166,19 @@ async function setup(s: fc.Scheduler, options: { silentW1: boolean; maxMoving: M
   etcd.write([{ type: "put", key: keys.worker("w1"), value: "{}", lease: leaseOf("w1") }]);
   schedule("base");
   await settle(s);
-  const real: Real = { etcd, schedule, failover, leader: () => leader, violations, silent };
+  const real: Real = {
+    etcd,
+    keys,
+    reschedule: () => schedule("base"),
+    // The leader drops the queued moves.
+    onPaused: () => void leader.pacer.cancelPending(),
+    schedule,
+    failover,
+    leader: () => leader,
+    violations,
+    silent,
+  };
   return real;
-}
-
-class Join implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly worker: string) {}
-  check = (model: Readonly<Model>) => !model.workers.has(this.worker);
-  async run(model: Model, real: Real): Promise<void> {
-    model.workers.add(this.worker);
-    real.etcd.write([
-      { type: "put", key: keys.worker(this.worker), value: "{}", lease: leaseOf(this.worker) },
-    ]);
-    if (!model.paused) real.schedule("base");
-  }
-  toString = () => `join(${this.worker})`;
-}
-
-/**
- * The worker's lease goes: its registration and every status of it at once (no schedule follows at
- * once); one worker always stays, so a schedule always has somewhere to put the tasks.
- */
-class LeaseGone implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly worker: string) {}
-  check = (model: Readonly<Model>) => model.workers.has(this.worker) && model.workers.size > 1;
-  async run(model: Model, real: Real): Promise<void> {
-    model.workers.delete(this.worker);
-    const statuses = real.etcd.keysUnder(keys.workerStatusPrefix(this.worker));
-    real.etcd.write([keys.worker(this.worker), ...statuses].map((key) => ({ type: "delete" as const, key })));
-  }
-  toString = () => `leaseGone(${this.worker})`;
 }
 
 /** The registration goes while the tasks run (their statuses stay): a schedule moving them must wait for their stop. */
@@ -272,27 +202,6 @@ class Schedule implements fc.AsyncCommand<Model, Real> {
   toString = () => `schedule(${this.kind})`;
 }
 
-/** `escheduler pause` returns once its put is written; the leader then drops the queued moves. */
-class Pause implements fc.AsyncCommand<Model, Real> {
-  check = (model: Readonly<Model>) => !model.paused;
-  async run(model: Model, real: Real): Promise<void> {
-    model.paused = true;
-    real.etcd.write([{ type: "put", key: keys.paused, value: JSON.stringify({ at: "now" }) }]);
-    void real.leader().pacer.cancelPending();
-  }
-  toString = () => "pause";
-}
-
-class Resume implements fc.AsyncCommand<Model, Real> {
-  check = (model: Readonly<Model>) => model.paused;
-  async run(model: Model, real: Real): Promise<void> {
-    model.paused = false;
-    real.etcd.write([{ type: "delete", key: keys.paused }]);
-    real.schedule("base");
-  }
-  toString = () => "resume";
-}
-
 /** The leader dies (SIGKILL) and another takes over; its first schedule follows unless paused. */
 class LeaderDies implements fc.AsyncCommand<Model, Real> {
   check = () => true;
@@ -305,12 +214,12 @@ class LeaderDies implements fc.AsyncCommand<Model, Real> {
 
 const commands = fc.commands(
   [
-    fc.constantFrom("w2", "w3").map((worker) => new Join(worker)),
-    fc.constantFrom("w1", "w2", "w3").map((worker) => new LeaseGone(worker)),
+    fc.constantFrom("w2", "w3").map((worker) => new Join<Real>(worker)),
+    fc.constantFrom("w1", "w2", "w3").map((worker) => new LeaseGone<Real>(worker)),
     fc.constantFrom("w1", "w2", "w3").map((worker) => new Deregister(worker)),
     fc.constantFrom<Generated>("base", "more", "empty").map((kind) => new Schedule(kind)),
-    fc.constant(new Pause()),
-    fc.constant(new Resume()),
+    fc.constant(new Pause<Real>()),
+    fc.constant(new Resume<Real>()),
     fc.constant(new LeaderDies()),
   ],
   { maxCommands: 7 },
