@@ -19,6 +19,8 @@ const names = (process.env.FLEET_HOST_WORKERS ?? "").split(",").filter(Boolean);
 const ttlMs = Number(process.env.FLEET_TTL_MS ?? 10_000);
 const maxWorkers = Number(process.env.FLEET_MAX_WORKERS ?? 0);
 const reportMs = Number(process.env.FLEET_REPORT_MS ?? 250);
+// The first start's gathering (`--workers`): 0 skips it.
+const expectedWorkers = Number(process.env.FLEET_EXPECTED_WORKERS ?? 0);
 
 const handler = { start: () => {}, stop: () => {} };
 let lost = 0;
@@ -29,7 +31,7 @@ let registered = 0;
 let assigned = 0;
 let running = 0;
 const workers = names.map((name) => {
-  const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, handler });
+  const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, expectedWorkers, handler });
   const states = new Map<string, string>();
   let counted = false;
   worker.on("lost", () => lost++);

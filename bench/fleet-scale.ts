@@ -18,6 +18,10 @@
  * every 500 ms the workers' registered (and deleted), assigned and running counts and the CPU of the
  * master, etcd and the worker processes, between the master's info lines (its schedules, paced moves
  * and hand-off writes).
+ * FLEET_GATHER=1 starts the fleet as `--workers N` does (N = FLEET_WORKERS, on the workers and the
+ * master): the workers and the master gather in the first start's double barrier, whose traffic
+ * then shares the registration and the first start (without it, the cap alone is set, as
+ * `--max-workers N` does).
  * The master runs with a heap limit, as the Kubernetes example runs it (FLEET_MASTER_HEAP_MB, default
  * 768; 0: node's own, which lets the heap grow to about four times its last live size).
  */
@@ -41,6 +45,7 @@ const BINARY = join(REPO, "bin", "escheduler.js");
 const GENERATOR = join(REPO, "test", "fixtures", "controllable-generator.mjs");
 const TTL_MS = 10_000;
 const REBALANCE_WAIT_MS = 5_000;
+const GATHER = Boolean(process.env.FLEET_GATHER);
 const PHASE_LIMIT_MS = 240_000;
 // The worker processes' nice (FLEET_HOST_NICE; 0: none): they stand in for machines of their own, and at
 // equal priority took etcd's and the master's CPU until etcd renewed no lease (README: Fleet at scale).
@@ -77,6 +82,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     FLEET_ROOT: root,
     FLEET_TTL_MS: String(TTL_MS),
     FLEET_MAX_WORKERS: String(workerCount),
+    FLEET_EXPECTED_WORKERS: GATHER ? String(workerCount) : "0",
     FLEET_HOST_WORKERS: Array.from(
       { length: count },
       (_, i) => `w${String(first + i).padStart(5, "0")}`,
@@ -110,7 +116,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     console.error(
       `fleet: registering ${workerCount} workers over ${processCount} processes (nice ${HOST_NICE}: FLEET_HOST_NICE)…`,
     );
-    const size = `${workerCount} workers × ${taskCount} tasks`;
+    const size = `${workerCount} workers × ${taskCount} tasks${GATHER ? ", gathered (--workers)" : ""}`;
     let etcdAt = await readEtcd(etcd.endpoint);
     let hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
     let monotonicAt = process.hrtime.bigint() / 1000n;
@@ -150,6 +156,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
         BINARY,
         "master",
         ...["--generator", GENERATOR, "--interval", "1h"],
+        ...(GATHER ? ["--workers", String(workerCount)] : []),
         ...["--rebalance-wait", `${REBALANCE_WAIT_MS}ms`],
         ...[
           "--etcd",

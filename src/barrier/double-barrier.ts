@@ -1,4 +1,4 @@
-import { CompareResult, CompareTarget, type Etcd3 } from "etcd3";
+import { CompareResult, CompareTarget, type Etcd3, type IRequestOp } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   type DoubleBarrierKeys,
@@ -10,8 +10,7 @@ import {
   requestDeadline,
   silentLogger,
 } from "../node/index.js";
-import { delay, exponentialBackoff } from "../runtime/index.js";
-import { PrefixWatcher } from "../watcher/index.js";
+import { type BarrierWait, waitForBarrier } from "./barrier-wait.js";
 
 export interface DoubleBarrierOptions {
   client: Etcd3;
@@ -33,13 +32,26 @@ export interface BarrierWaitOptions {
 
 /** Names listed in an error or log line before the rest is only counted. */
 const MAX_NAMES = 10;
-const READY_RETRY_MS = 200;
+/** A leave reads the names still in only when this few are (more: some are left, the count says so). */
+const FEW_LEFT = 16;
+/** And every this many checks whatever the count. */
+const READ_ALL_EVERY = 8;
+/** Floor of the interval of a participant's own counting while it waits. */
+const MIN_POLL_MS = 300;
 
 /**
  * A double barrier, after etcd's Go recipe: `enter()` waits until `count` participants are in,
  * `leave()` until all have left. Each participant holds `<prefix>waiters/<name>` under its own lease.
- * Whoever sees `count` waiters writes `<prefix>ready` (no lease), so a crash after that does not revert
+ * Whoever finds `count` waiters writes `<prefix>ready` (no lease), so a crash after that does not revert
  * the barrier; a ready key written before a participant entered (a stale round) does not let it pass.
+ *
+ * A participant counts the waiters in the transaction that enters or leaves (a count, not the keys),
+ * and watches only the ready key: the participant whose arrival completes the count writes it (after
+ * reading the waiters' leases: a key written by hand without a lease is no participant; it tries again
+ * until it has), the one whose departure empties the barrier deletes it, and each wakes everyone with
+ * one event. A participant that crashes before its word is like any other that crashed: the gathering
+ * waits for its replacement, whose arrival completes it. Participants leaving count again once per
+ * lease TTL, so one that crashed instead of leaving (its key gone with its lease) holds nobody.
  */
 export class DoubleBarrier {
   private readonly client: Etcd3;
@@ -49,6 +61,8 @@ export class DoubleBarrier {
   private readonly session: LeaseSession;
   private readonly logger: Logger;
   private readonly reported = new Set<string>();
+  /** Waiter keys without a lease the last read of the waiters found. */
+  private leaseless = 0;
 
   constructor(options: DoubleBarrierOptions) {
     if (!Number.isInteger(options.count) || options.count < 1) {
@@ -74,40 +88,46 @@ export class DoubleBarrier {
     const signal = anySignal([options.signal, this.session.signal]);
     signal.throwIfAborted();
     const ownKey = this.keys.waiter(this.name);
-    const entered = await this.session.lease
-      .put(ownKey)
-      .value(new Date().toISOString())
-      .options(requestDeadline())
-      .exec();
+    const entered = await this.client.kv.txn(
+      {
+        compare: [],
+        success: [
+          {
+            request_put: {
+              key: Buffer.from(ownKey),
+              value: Buffer.from(new Date().toISOString()),
+              lease: this.session.id,
+            },
+          },
+          this.countWaiters(),
+        ],
+        failure: [],
+      },
+      requestDeadline(),
+    );
     const entryRevision = Number(entered.header.revision);
+    const counted = Number(entered.responses[1]?.response_range?.count ?? 0);
     this.logger.info({ count: this.count }, "entered barrier");
-    let readyRequested = false;
     try {
-      await this.waitFor(
-        signal,
-        options.timeoutMs,
-        (watcher, recheck) => {
-          const readyRevision = watcher.modRevision(this.keys.ready);
-          if (readyRevision !== undefined && readyRevision > entryRevision) return true;
-          const waiters = this.waiters(watcher);
-          if (waiters.length >= this.count && !readyRequested) {
-            readyRequested = true;
-            this.markReady(waiters).catch((error: unknown) => {
-              this.logger.warn({ err: error }, "could not mark the barrier ready; retrying");
-              readyRequested = false;
-              recheck(READY_RETRY_MS);
-            });
-          }
-          return false;
-        },
-        (watcher) => {
-          const waiters = this.waiters(watcher);
+      await this.waitFor(signal, options.timeoutMs, {
+        readyShows: (readyRevision) => readyRevision !== undefined && readyRevision > entryRevision,
+        checkOnChange: false,
+        // Marks the barrier ready once it finds every participant in: then it has passed.
+        check: async () => ((await this.markReadyIfAllIn()) ?? 0) > entryRevision,
+        checkFirst: counted >= this.count,
+        // Only the participant whose arrival completed the count owes the ready key; it tries until written.
+        pollMs: counted >= this.count ? this.session.ttlMs / 3 : undefined,
+        progress: async () => {
+          const waiters = await this.leasedWaiters();
           return `${waiters.length} of ${this.count} arrived (${listNames(waiters)})`;
         },
-      );
+      });
     } catch (error) {
-      await this.withdraw(ownKey);
-      throw error;
+      // An abort or a timeout that raced the gathering's completion does not undo it: passed.
+      if (!(this.session.active && (await this.readyAfter(entryRevision)))) {
+        await this.withdraw(ownKey);
+        throw error;
+      }
     }
     this.logger.info("passed barrier");
   }
@@ -116,19 +136,45 @@ export class DoubleBarrier {
   async leave(options: BarrierWaitOptions = {}): Promise<void> {
     const signal = anySignal([options.signal]);
     signal.throwIfAborted();
-    await this.client.delete().key(this.keys.waiter(this.name)).options(requestDeadline()).exec();
+    const left = await this.client.kv.txn(
+      {
+        compare: [],
+        success: [
+          { request_delete_range: { key: Buffer.from(this.keys.waiter(this.name)) } },
+          this.countWaiters(),
+        ],
+        failure: [],
+      },
+      requestDeadline(),
+    );
+    const remaining = Number(left.responses[1]?.response_range?.count ?? 0);
+    let checks = 0;
     this.logger.info("leaving barrier");
-    await this.waitFor(
-      signal,
-      options.timeoutMs,
-      (watcher) => this.waiters(watcher).length === 0,
-      (watcher) => {
-        const waiters = this.waiters(watcher);
+    await this.waitFor(signal, options.timeoutMs, {
+      // The ready key's deletion is the last leaver's word; whether everyone left is read, not taken on trust.
+      readyShows: () => false,
+      checkOnChange: true,
+      // Every few checks the leases are read whatever the count (keys written by hand may make it up).
+      check: async () => !(await this.anyLeft(++checks % READ_ALL_EVERY === 0)),
+      checkFirst: true,
+      pollMs: this.session.ttlMs,
+      progress: async () => {
+        const waiters = await this.leasedWaiters();
         return `${waiters.length} still to leave (${listNames(waiters)})`;
       },
-    );
+    });
     await this.clearReady();
-    this.logger.info("left barrier");
+    this.logger.info({ lastOut: remaining === 0 }, "left barrier");
+  }
+
+  /** Whether the ready key was written after `revision` (false when it cannot be read). */
+  private async readyAfter(revision: number): Promise<boolean> {
+    try {
+      const ready = await this.client.get(this.keys.ready).options(requestDeadline()).exec();
+      return Number(ready.kvs[0]?.mod_revision ?? 0) > revision;
+    } catch {
+      return false;
+    }
   }
 
   /** Names of the participants now in the barrier, in arrival order. */
@@ -144,31 +190,75 @@ export class DoubleBarrier {
     );
   }
 
-  /** Participants are keys under a lease: one written by hand without a lease would never leave. */
-  private waiters(watcher: PrefixWatcher): string[] {
+  /** How many keys are under the waiters' prefix (leaseless ones included): a read that returns a number. */
+  private countWaiters(): IRequestOp {
+    const prefix = this.keys.waitersPrefix;
+    return {
+      request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), count_only: true },
+    };
+  }
+
+  /** How many keys are under the waiters' prefix now (leaseless ones included). */
+  private async countNow(): Promise<number> {
+    const counted = await this.client.kv.txn(
+      { compare: [], success: [this.countWaiters()], failure: [] },
+      requestDeadline(),
+    );
+    return Number(counted.responses[0]?.response_range?.count ?? 0);
+  }
+
+  /**
+   * Whether a participant is still in. A count says so while it is large; a small one (or `readAll`)
+   * reads the leases too: a key written by hand without a lease is no participant, and may be all that
+   * is left (once such keys were seen, a count is small with them added).
+   */
+  private async anyLeft(readAll: boolean): Promise<boolean> {
+    const count = await this.countNow();
+    if (count === 0) return false;
+    if (count > FEW_LEFT + this.leaseless && !readAll) return true;
+    return (await this.leasedWaiters()).length > 0;
+  }
+
+  /** The participants in now (waiters under a lease), sorted. */
+  private async leasedWaiters(): Promise<string[]> {
+    const range = {
+      key: Buffer.from(this.keys.waitersPrefix),
+      range_end: prefixRangeEnd(this.keys.waitersPrefix),
+    };
+    const response = await this.client.kv.range({ ...range, keys_only: true }, requestDeadline());
     const names: string[] = [];
-    for (const key of watcher.entries.keys()) {
+    this.leaseless = 0;
+    for (const kv of response.kvs) {
+      const key = kv.key.toString();
       const name = this.keys.parseWaiter(key);
       if (name === undefined) continue;
-      if (watcher.hasLease(key)) names.push(name);
-      else this.reportLeaseless(key);
+      if (kv.lease !== "0") names.push(name);
+      else {
+        this.leaseless++;
+        this.reportLeaseless(key);
+      }
     }
     return names.sort();
+  }
+
+  /** Counts the waiters and, if every participant is in, marks the barrier ready: the ready key's revision, or undefined. */
+  private async markReadyIfAllIn(): Promise<number | undefined> {
+    if ((await this.countNow()) < this.count) return undefined;
+    const waiters = await this.leasedWaiters();
+    if (waiters.length < this.count) return undefined;
+    const marked = await this.client
+      .put(this.keys.ready)
+      .value(JSON.stringify({ at: new Date().toISOString(), participants: waiters.length }))
+      .options(requestDeadline())
+      .exec();
+    this.logger.debug({ waiters: waiters.length }, "barrier complete; marked ready");
+    return Number(marked.header.revision);
   }
 
   private reportLeaseless(key: string): void {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     this.logger.warn({ key, action: "ignored" }, "barrier waiter without a lease");
-  }
-
-  private async markReady(waiters: string[]): Promise<void> {
-    await this.client
-      .put(this.keys.ready)
-      .value(JSON.stringify({ at: new Date().toISOString(), participants: waiters }))
-      .options(requestDeadline())
-      .exec();
-    this.logger.debug({ waiters: waiters.length }, "barrier complete; marked ready");
   }
 
   /** Deletes the ready key once no waiter is left, so the next round starts clean. */
@@ -205,83 +295,14 @@ export class DoubleBarrier {
     }
   }
 
-  /**
-   * Watches the barrier's keys until `passed` returns true. `passed` may ask to be called again after
-   * a delay (`recheck`). Throws ERR_BARRIER_TIMEOUT with `progress` after `timeoutMs`, or the abort reason.
-   */
-  private async waitFor(
+  private waitFor(
     signal: AbortSignal,
     timeoutMs: number | undefined,
-    passed: (watcher: PrefixWatcher, recheck: (afterMs: number) => void) => boolean,
-    progress: (watcher: PrefixWatcher) => string,
+    wait: Omit<BarrierWait, "readyKey" | "label">,
   ): Promise<void> {
-    const watcher = new PrefixWatcher(this.client, this.keys.prefix, { logger: this.logger });
-    const timers = new Set<NodeJS.Timeout>();
-    const finished = new AbortController();
-    const stop = AbortSignal.any([signal, finished.signal]);
-    let onAbort: (() => void) | undefined;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const settle = (error?: unknown) => {
-          if (settled) return;
-          settled = true;
-          if (error === undefined) resolve();
-          else reject(error);
-        };
-        const evaluate = () => {
-          if (settled) return;
-          try {
-            if (passed(watcher, recheck)) settle();
-          } catch (error) {
-            settle(error);
-          }
-        };
-        const recheck = (afterMs: number) => {
-          const timer = setTimeout(() => {
-            timers.delete(timer);
-            evaluate();
-          }, afterMs);
-          timers.add(timer);
-        };
-        onAbort = () => settle(abortReason(signal));
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        if (timeoutMs !== undefined) {
-          timers.add(
-            setTimeout(() => {
-              settle(
-                new EschedulerError(
-                  "ERR_BARRIER_TIMEOUT",
-                  `barrier ${this.keys.prefix}: ${progress(watcher)} after ${timeoutMs}ms`,
-                ),
-              );
-            }, timeoutMs),
-          );
-        }
-        watcher.on("change", evaluate);
-        watcher.on("resync", evaluate);
-        const startWatching = async (): Promise<void> => {
-          const backoff = exponentialBackoff({ initialMs: 100, maxMs: 2_000 });
-          while (!settled) {
-            try {
-              await watcher.start(stop);
-              return evaluate();
-            } catch (error) {
-              if (stop.aborted) return;
-              this.logger.warn({ err: error }, "cannot read the barrier yet; retrying");
-              await delay(backoff.next(), stop).catch(() => undefined);
-            }
-          }
-        };
-        void startWatching();
-      });
-    } finally {
-      finished.abort();
-      if (onAbort) signal.removeEventListener("abort", onAbort);
-      for (const timer of timers) clearTimeout(timer);
-      await watcher.close();
-    }
+    const pollMs = wait.pollMs === undefined ? undefined : Math.max(MIN_POLL_MS, wait.pollMs);
+    const full = { ...wait, readyKey: this.keys.ready, pollMs, label: this.keys.prefix };
+    return waitForBarrier(this.client, this.logger, full, signal, timeoutMs);
   }
 }
 
@@ -306,10 +327,6 @@ export function gatheringBarrier(options: {
 
 function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
   return AbortSignal.any(signals.filter((signal): signal is AbortSignal => signal !== undefined));
-}
-
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new EschedulerError("ERR_ABORTED", "barrier wait aborted");
 }
 
 function listNames(names: string[]): string {
