@@ -183,6 +183,8 @@ describe("a move begun by a leader that dies finishes under the next leader (iss
     await master.start();
 
     await waitFor("t3 written to w1", async () => (await tasksOn(space, "w1")).includes("t3"));
+    // The event follows the write's answer: a read may see the key a moment before the master hears back.
+    await waitFor("the hand-off event", () => handoffs.length > 0);
     expect(handoffs).toEqual(["t3"]);
     expect(await space.client.get(space.keys.move("t3")).string()).toBeNull();
     const badKeys = warnings.filter((line) => line.msg === "bad record in etcd").map((line) => line.key);
