@@ -1,4 +1,4 @@
-import { CompareResult, CompareTarget, type Etcd3, type IRequestOp } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { EschedulerError } from "../errors.js";
 import {
   type DoubleBarrierKeys,
@@ -6,11 +6,12 @@ import {
   type KeyLayout,
   type LeaseSession,
   type Logger,
-  prefixRangeEnd,
   requestDeadline,
   silentLogger,
 } from "../node/index.js";
+import { delay, exponentialBackoff } from "../runtime/index.js";
 import { type BarrierWait, waitForBarrier } from "./barrier-wait.js";
+import { BarrierWaiters } from "./waiters.js";
 
 export interface DoubleBarrierOptions {
   client: Etcd3;
@@ -32,10 +33,8 @@ export interface BarrierWaitOptions {
 
 /** Names listed in an error or log line before the rest is only counted. */
 const MAX_NAMES = 10;
-/** A leave reads the names still in only when this few are (more: some are left, the count says so). */
-const FEW_LEFT = 16;
-/** And every this many checks whatever the count. */
-const READ_ALL_EVERY = 8;
+/** Reads of the ready key after an abort or a timeout before this participant counts itself out. */
+const READY_READS = 5;
 /** Floor of the interval of a participant's own counting while it waits. */
 const MIN_POLL_MS = 300;
 
@@ -47,11 +46,13 @@ const MIN_POLL_MS = 300;
  *
  * A participant counts the waiters in the transaction that enters or leaves (a count, not the keys),
  * and watches only the ready key: the participant whose arrival completes the count writes it (after
- * reading the waiters' leases: a key written by hand without a lease is no participant; it tries again
- * until it has), the one whose departure empties the barrier deletes it, and each wakes everyone with
- * one event. A participant that crashes before its word is like any other that crashed: the gathering
- * waits for its replacement, whose arrival completes it. Participants leaving count again once per
- * lease TTL, so one that crashed instead of leaving (its key gone with its lease) holds nobody.
+ * reading the waiters' leases, and only while it is still in and the ready key is as read, so a write
+ * that arrives late opens no later round; it tries again until it has written or seen it), the one
+ * whose departure empties the barrier deletes it, and each wakes everyone with one event. A
+ * participant that crashes before its word is like any other that crashed: the gathering waits for
+ * its replacement, whose arrival completes it. Participants leaving count again once per lease TTL,
+ * so one that crashed instead of leaving (its key gone with its lease) holds nobody. Keys under the
+ * waiters' prefix that are no participant are removed when read (`BarrierWaiters`).
  */
 export class DoubleBarrier {
   private readonly client: Etcd3;
@@ -60,9 +61,7 @@ export class DoubleBarrier {
   private readonly count: number;
   private readonly session: LeaseSession;
   private readonly logger: Logger;
-  private readonly reported = new Set<string>();
-  /** Waiter keys without a lease the last read of the waiters found. */
-  private leaseless = 0;
+  private readonly waiters: BarrierWaiters;
 
   constructor(options: DoubleBarrierOptions) {
     if (!Number.isInteger(options.count) || options.count < 1) {
@@ -81,6 +80,7 @@ export class DoubleBarrier {
       barrier: this.keys.prefix,
       participant: options.name,
     });
+    this.waiters = new BarrierWaiters(this.client, this.keys, this.logger);
   }
 
   /** Waits until `count` participants are in. On timeout, abort or lease loss it withdraws this participant and throws. */
@@ -99,7 +99,7 @@ export class DoubleBarrier {
               lease: this.session.id,
             },
           },
-          this.countWaiters(),
+          this.waiters.countOp(),
         ],
         failure: [],
       },
@@ -113,13 +113,13 @@ export class DoubleBarrier {
         readyShows: (readyRevision) => readyRevision !== undefined && readyRevision > entryRevision,
         checkOnChange: false,
         // Marks the barrier ready once it finds every participant in: then it has passed.
-        check: async () => ((await this.markReadyIfAllIn()) ?? 0) > entryRevision,
+        check: async () => ((await this.markReadyIfAllIn(ownKey, entryRevision)) ?? 0) > entryRevision,
         checkFirst: counted >= this.count,
         // Only the participant whose arrival completed the count owes the ready key; it tries until written.
         pollMs: counted >= this.count ? this.session.ttlMs / 3 : undefined,
         progress: async () => {
-          const waiters = await this.leasedWaiters();
-          return `${waiters.length} of ${this.count} arrived (${listNames(waiters)})`;
+          const { names } = await this.waiters.read();
+          return `${names.length} of ${this.count} arrived (${listNames(names)})`;
         },
       });
     } catch (error) {
@@ -141,40 +141,59 @@ export class DoubleBarrier {
         compare: [],
         success: [
           { request_delete_range: { key: Buffer.from(this.keys.waiter(this.name)) } },
-          this.countWaiters(),
+          this.waiters.countOp(),
         ],
         failure: [],
       },
       requestDeadline(),
     );
     const remaining = Number(left.responses[1]?.response_range?.count ?? 0);
-    let checks = 0;
     this.logger.info("leaving barrier");
     await this.waitFor(signal, options.timeoutMs, {
       // The ready key's deletion is the last leaver's word; whether everyone left is read, not taken on trust.
       readyShows: () => false,
       checkOnChange: true,
-      // Every few checks the leases are read whatever the count (keys written by hand may make it up).
-      check: async () => !(await this.anyLeft(++checks % READ_ALL_EVERY === 0)),
+      check: async () => !(await this.waiters.anyLeft()),
       checkFirst: true,
       pollMs: this.session.ttlMs,
       progress: async () => {
-        const waiters = await this.leasedWaiters();
-        return `${waiters.length} still to leave (${listNames(waiters)})`;
+        const { names } = await this.waiters.read();
+        return `${names.length} still to leave (${listNames(names)})`;
       },
     });
-    await this.clearReady();
+    await this.waiters.clearReady();
     this.logger.info({ lastOut: remaining === 0 }, "left barrier");
   }
 
-  /** Whether the ready key was written after `revision` (false when it cannot be read). */
+  /**
+   * Whether the ready key was written after `revision`; a failed read is tried again a few times (a
+   * participant that was in a completed gathering must not count itself out for one lost answer).
+   */
   private async readyAfter(revision: number): Promise<boolean> {
-    try {
-      const ready = await this.client.get(this.keys.ready).options(requestDeadline()).exec();
-      return Number(ready.kvs[0]?.mod_revision ?? 0) > revision;
-    } catch {
-      return false;
+    const backoff = exponentialBackoff({ initialMs: 100, maxMs: 1_000 });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ready = await this.client.get(this.keys.ready).options(requestDeadline()).exec();
+        return Number(ready.kvs[0]?.mod_revision ?? 0) > revision;
+      } catch (error) {
+        if (attempt >= READY_READS || !this.session.active) return false;
+        this.logger.debug({ err: error }, "cannot read the ready key; trying again");
+        await delay(backoff.next());
+      }
     }
+  }
+
+  /**
+   * Counts the waiters and, if every participant is in (by their leases), marks the barrier ready
+   * while this participant is still in and the ready key is as read: the revision of a ready key that
+   * lets this participant pass, or undefined.
+   */
+  private async markReadyIfAllIn(ownKey: string, entryRevision: number): Promise<number | undefined> {
+    if ((await this.waiters.count()) < this.count) return undefined;
+    const { names, readyRevision } = await this.waiters.read();
+    if (readyRevision > entryRevision) return readyRevision;
+    if (names.length < this.count) return undefined;
+    return this.waiters.markReady(ownKey, entryRevision, readyRevision, names.length);
   }
 
   /** Names of the participants now in the barrier, in arrival order. */
@@ -188,101 +207,6 @@ export class DoubleBarrier {
     return response.kvs.flatMap((kv) =>
       kv.lease === "0" ? [] : (this.keys.parseWaiter(kv.key.toString()) ?? []),
     );
-  }
-
-  /** How many keys are under the waiters' prefix (leaseless ones included): a read that returns a number. */
-  private countWaiters(): IRequestOp {
-    const prefix = this.keys.waitersPrefix;
-    return {
-      request_range: { key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix), count_only: true },
-    };
-  }
-
-  /** How many keys are under the waiters' prefix now (leaseless ones included). */
-  private async countNow(): Promise<number> {
-    const counted = await this.client.kv.txn(
-      { compare: [], success: [this.countWaiters()], failure: [] },
-      requestDeadline(),
-    );
-    return Number(counted.responses[0]?.response_range?.count ?? 0);
-  }
-
-  /**
-   * Whether a participant is still in. A count says so while it is large; a small one (or `readAll`)
-   * reads the leases too: a key written by hand without a lease is no participant, and may be all that
-   * is left (once such keys were seen, a count is small with them added).
-   */
-  private async anyLeft(readAll: boolean): Promise<boolean> {
-    const count = await this.countNow();
-    if (count === 0) return false;
-    if (count > FEW_LEFT + this.leaseless && !readAll) return true;
-    return (await this.leasedWaiters()).length > 0;
-  }
-
-  /** The participants in now (waiters under a lease), sorted. */
-  private async leasedWaiters(): Promise<string[]> {
-    const range = {
-      key: Buffer.from(this.keys.waitersPrefix),
-      range_end: prefixRangeEnd(this.keys.waitersPrefix),
-    };
-    const response = await this.client.kv.range({ ...range, keys_only: true }, requestDeadline());
-    const names: string[] = [];
-    this.leaseless = 0;
-    for (const kv of response.kvs) {
-      const key = kv.key.toString();
-      const name = this.keys.parseWaiter(key);
-      if (name === undefined) continue;
-      if (kv.lease !== "0") names.push(name);
-      else {
-        this.leaseless++;
-        this.reportLeaseless(key);
-      }
-    }
-    return names.sort();
-  }
-
-  /** Counts the waiters and, if every participant is in, marks the barrier ready: the ready key's revision, or undefined. */
-  private async markReadyIfAllIn(): Promise<number | undefined> {
-    if ((await this.countNow()) < this.count) return undefined;
-    const waiters = await this.leasedWaiters();
-    if (waiters.length < this.count) return undefined;
-    const marked = await this.client
-      .put(this.keys.ready)
-      .value(JSON.stringify({ at: new Date().toISOString(), participants: waiters.length }))
-      .options(requestDeadline())
-      .exec();
-    this.logger.debug({ waiters: waiters.length }, "barrier complete; marked ready");
-    return Number(marked.header.revision);
-  }
-
-  private reportLeaseless(key: string): void {
-    if (this.reported.has(key)) return;
-    this.reported.add(key);
-    this.logger.warn({ key, action: "ignored" }, "barrier waiter without a lease");
-  }
-
-  /** Deletes the ready key once no waiter is left, so the next round starts clean. */
-  private async clearReady(): Promise<void> {
-    const waitersPrefix = Buffer.from(this.keys.waitersPrefix);
-    await this.client.kv
-      .txn(
-        {
-          // A range compare holds for every key in it; with none left it compares a zero version.
-          compare: [
-            {
-              key: waitersPrefix,
-              range_end: prefixRangeEnd(this.keys.waitersPrefix),
-              target: CompareTarget.Version,
-              result: CompareResult.Equal,
-              version: "0",
-            },
-          ],
-          success: [{ request_delete_range: { key: Buffer.from(this.keys.ready) } }],
-          failure: [],
-        },
-        requestDeadline(),
-      )
-      .catch((error: unknown) => this.logger.debug({ err: error }, "could not clear the ready key"));
   }
 
   /** Best effort: a participant that gave up must not be counted as arrived. */

@@ -1,6 +1,7 @@
+import type { ITxnRequest } from "etcd3";
 import { afterEach, describe, expect, it } from "vitest";
 import { DoubleBarrier, gatheringBarrier } from "../../../src/barrier/index.js";
-import { LeaseSession } from "../../../src/node/index.js";
+import { doubleBarrierKeys, LeaseSession } from "../../../src/node/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
 
 const sessions: LeaseSession[] = [];
@@ -155,6 +156,89 @@ describe("DoubleBarrier", () => {
     const d = await space.participant("d");
     await d.barrier.enter();
     await cEntering.promise;
+  });
+
+  it("opens no later round with a ready write that arrives late", async () => {
+    const { client, keys } = testSpace("late-ready");
+    const prefix = keys.barrierPrefix;
+    const ready = doubleBarrierKeys(prefix).ready;
+    // l's transactions writing the ready key wait in flight (a slow network, a paused process) until released.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const writesReady = (request: ITxnRequest) =>
+      (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
+    const kv = new Proxy(client.kv, {
+      get: (target, prop) =>
+        prop === "txn"
+          ? async (request: Parameters<typeof target.txn>[0], ...rest: unknown[]) => {
+              if (writesReady(request)) {
+                held++;
+                await gate;
+              }
+              return target.txn(request, ...(rest as []));
+            }
+          : Reflect.get(target, prop, target),
+    });
+    const heldPut = (key: string) => {
+      const builder = client.put(key);
+      if (key !== ready) return builder;
+      const exec = builder.exec.bind(builder);
+      builder.exec = async () => {
+        held++;
+        await gate;
+        return exec();
+      };
+      return builder;
+    };
+    const slow = new Proxy(client, {
+      get: (target, prop) =>
+        prop === "kv" ? kv : prop === "put" ? heldPut : Reflect.get(target, prop, target),
+    });
+    const member = async (name: string, memberClient = client) => {
+      const session = await LeaseSession.grant(client, { ttlMs: 2_000 });
+      sessions.push(session);
+      return new DoubleBarrier({ client: memberClient, prefix, name, count: 2, session });
+    };
+    const [a, l, b, e] = [await member("a"), await member("l", slow), await member("b"), await member("e")];
+    // Round 1: l's arrival completes the count (its ready write is held), b's too (written): all pass and leave.
+    const entering = [a.enter()];
+    await waitFor("a in", async () => (await a.participants()).length === 1);
+    entering.push(l.enter());
+    await waitFor("l's ready write in flight", () => held === 1);
+    entering.push(b.enter());
+    await Promise.all(entering);
+    await Promise.all([a.leave(), l.leave(), b.leave()]);
+    expect((await client.get(ready).exec()).kvs).toEqual([]);
+    // Round 2: e alone; l's write of round 1 lands meanwhile and must not let e pass.
+    const eEntering = track(e.enter({ timeoutMs: 1_500 }));
+    await waitFor("e in", async () => (await e.participants()).length === 1);
+    release();
+    await expect(eEntering.promise).rejects.toThrow("1 of 2 arrived (e)");
+    expect((await client.get(ready).exec()).kvs).toEqual([]);
+  });
+
+  it("removes keys that are no participant, so they hold no leave and the ready key clears", async () => {
+    const space = barrierSpace("strangers", 3);
+    const members = await Promise.all(["a", "b", "c"].map((name) => space.participant(name)));
+    await Promise.all(members.map((member) => member.barrier.enter()));
+    // Written by a script once everyone is in: keys without a lease, and names no participant has.
+    const waiters = `${space.keys.barrierPrefix}waiters/`;
+    for (let i = 0; i < 30; i++) await space.client.put(`${waiters}junk-${i}`).value("");
+    for (let i = 0; i < 5; i++) await space.client.put(`${waiters}ghost/${i}`).value("");
+    const startedAt = Date.now();
+    await Promise.all(members.map((member) => member.barrier.leave({ timeoutMs: 20_000 })));
+    // Each leaver counts 35 or more and reads the leases by chance (16 / count) per check, one check per
+    // TTL (2 s): someone reads within a few checks. Before, the leaves waited for every 8th check (~15 s).
+    expect(Date.now() - startedAt).toBeLessThan(8_000);
+    await waitFor(
+      "the strangers removed",
+      async () => (await space.client.getAll().prefix(waiters).keys()).length === 0,
+    );
+    await waitFor(
+      "the ready key cleared",
+      async () => (await space.client.get(`${space.keys.barrierPrefix}ready`).exec()).kvs.length === 0,
+    );
   });
 
   it("gathers the expected workers plus the leader", async () => {
