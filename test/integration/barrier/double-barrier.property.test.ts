@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue } from "etcd3";
+import type { Etcd3, IKeyValue, ITxnRequest } from "etcd3";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { DoubleBarrier } from "../../../src/barrier/index.js";
@@ -7,8 +7,8 @@ import { testSpace } from "../../helpers/context.js";
 
 // Participants of one double barrier (count c) against real etcd, arriving at random moments; some
 // stay, some crash (their lease revoked: their keys go at once) at a random moment before or after
-// entering, some give up (abort), and a key written by hand without a lease may sit among the
-// waiters. The barrier's whole history is read back from etcd afterwards. Whatever the interleaving:
+// entering, some give up (abort), some write the ready key late (their writes held up to 400 ms), and
+// a key written by hand without a lease may sit among the waiters. The barrier's whole history is read back from etcd afterwards. Whatever the interleaving:
 // - the ready key is written only when, since it was last deleted, c participants (waiters under a
 //   lease) were in at one revision; and a participant passes enter() only through a ready key written
 //   after it entered;
@@ -19,7 +19,10 @@ import { testSpace } from "../../helpers/context.js";
 const TTL_MS = 2_000;
 
 const participant = fc.record({
-  arriveMs: fc.nat(150),
+  // Some arrive after the others may have left: a round of their own.
+  arriveMs: fc.oneof(fc.nat(150), fc.integer({ min: 150, max: 600 })),
+  // A participant whose writes of the ready key are slow to land (a slow network, a paused process).
+  slowMs: fc.oneof(fc.constant(0), fc.nat(400)),
   fate: fc.constantFrom("stay", "stay", "crash", "abort"),
   fateMs: fc.nat(250),
   leaveMs: fc.nat(100),
@@ -61,7 +64,8 @@ async function run(
       const name = `p${i}`;
       const session = await LeaseSession.grant(client, { ttlMs: TTL_MS });
       sessions.push(session);
-      const barrier = new DoubleBarrier({ client, prefix, name, count: s.count, session });
+      const own = spec.slowMs > 0 ? slowReadyWrites(client, `${prefix}ready`, spec.slowMs) : client;
+      const barrier = new DoubleBarrier({ client: own, prefix, name, count: s.count, session });
       const outcome: Outcome = { name, fate: spec.fate, passed: false };
       const giveUp = new AbortController();
       await sleep(spec.arriveMs);
@@ -83,6 +87,24 @@ async function run(
     }),
   );
   return { outcomes, history: await historyOf(client, prefix, from), prefix, from };
+}
+
+/** `client`, with every transaction that writes `ready` sent `ms` late. */
+function slowReadyWrites(client: Etcd3, ready: string, ms: number): Etcd3 {
+  const writesReady = (request: ITxnRequest) =>
+    (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
+  const kv = new Proxy(client.kv, {
+    get: (target, prop) =>
+      prop === "txn"
+        ? async (request: ITxnRequest, ...rest: unknown[]) => {
+            if (writesReady(request)) await sleep(ms);
+            return target.txn(request, ...(rest as []));
+          }
+        : Reflect.get(target, prop, target),
+  });
+  return new Proxy(client, {
+    get: (target, prop) => (prop === "kv" ? kv : Reflect.get(target, prop, target)),
+  });
 }
 
 /** Every change under `prefix` after `from`, grouped by revision (a deletion: a key-value of version 0). */
