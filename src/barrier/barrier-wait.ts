@@ -46,23 +46,27 @@ export async function waitForBarrier(
   try {
     await new Promise<void>((resolve, reject) => {
       let settled = false;
+      /** The check in flight: its writes may still land, so a wait that gives up first hears its outcome. */
+      let checking: Promise<boolean> | undefined;
       const settle = (error?: unknown) => {
         if (settled) return;
         settled = true;
-        if (error === undefined) resolve();
-        else reject(error);
+        if (error === undefined) return resolve();
+        // A check that ends the wait (its own write completed the barrier) wins over giving up meanwhile.
+        if (!checking) return reject(error);
+        checking.then((done) => (done ? resolve() : reject(error)));
       };
-      let checking = false;
       const check = () => {
         if (settled || checking) return;
-        checking = true;
-        wait
-          .check()
-          .then(
-            (done) => done && settle(),
-            (error: unknown) => logger.debug({ err: error }, "barrier check failed; checking again later"),
-          )
-          .finally(() => (checking = false));
+        const running = wait.check().catch((error: unknown) => {
+          logger.debug({ err: error }, "barrier check failed; checking again later");
+          return false;
+        });
+        checking = running;
+        void running.then((done) => {
+          checking = undefined;
+          if (done) settle();
+        });
       };
       const evaluate = () => {
         if (settled) return;

@@ -148,12 +148,13 @@ export class DoubleBarrier {
       requestDeadline(),
     );
     const remaining = Number(left.responses[1]?.response_range?.count ?? 0);
+    const counts = { stalled: 0 };
     this.logger.info("leaving barrier");
     await this.waitFor(signal, options.timeoutMs, {
       // The ready key's deletion is the last leaver's word; whether everyone left is read, not taken on trust.
       readyShows: () => false,
       checkOnChange: true,
-      check: async () => !(await this.waiters.anyLeft()),
+      check: async () => !(await this.waiters.anyLeft(counts)),
       checkFirst: true,
       pollMs: this.session.ttlMs,
       progress: async () => {

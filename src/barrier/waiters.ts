@@ -3,8 +3,11 @@ import { type DoubleBarrierKeys, type Logger, prefixRangeEnd, requestDeadline } 
 
 /** Counts up to this read the waiters' leases at every check (a count above it reads them by chance). */
 const FEW = 16;
-/** Deletions (each a nested transaction) in one transaction. */
+/** Doublings of that chance while the count does not fall. */
+const MAX_DOUBLINGS = 3;
+/** Deletions (each a nested transaction) in one transaction, and the bytes of their keys (etcd takes 1.5 MiB). */
 const REMOVALS_PER_TXN = 50;
+const REMOVAL_BYTES = 256 * 1024;
 
 /**
  * The reads and writes of one barrier's keys that a participant makes besides its own key: counts of
@@ -44,12 +47,16 @@ export class BarrierWaiters {
    * Whether a participant is still in. A count of 0 says no, a small one is checked against the leases;
    * a larger one reads them with a chance of `FEW / count`, so the participants waiting read about FEW
    * keys per round of checks between them, however many they are, and keys that are no participant go
-   * soon after they appear.
+   * soon after they appear. The chance doubles with each check (of `counts`, one leaver's) that found
+   * the count no lower than the last, up to eight times: keys that are no participant hold the count up.
    */
-  async anyLeft(): Promise<boolean> {
+  async anyLeft(counts: { last?: number; stalled: number }): Promise<boolean> {
     const count = await this.count();
     if (count === 0) return false;
-    if (count > FEW && this.random() >= FEW / count) return true;
+    counts.stalled = counts.last !== undefined && count >= counts.last ? counts.stalled + 1 : 0;
+    counts.last = count;
+    const chance = (FEW * 2 ** Math.min(counts.stalled, MAX_DOUBLINGS)) / count;
+    if (this.random() >= chance) return true;
     return (await this.read()).names.length > 0;
   }
 
@@ -136,24 +143,29 @@ export class BarrierWaiters {
 
   /** Deletes keys that are no participant, each only as read (a participant's own write since stays). */
   private async remove(strangers: IKeyValue[]): Promise<void> {
-    const success = strangers.map((kv): IRequestOp => ({
-      request_txn: {
-        compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }],
-        success: [{ request_delete_range: { key: kv.key } }],
-        failure: [],
-      },
-    }));
-    try {
-      // Each nested transaction counts two operations against etcd's limit (128 by default).
-      for (let i = 0; i < success.length; i += REMOVALS_PER_TXN) {
-        const part = success.slice(i, i + REMOVALS_PER_TXN);
-        await this.client.kv.txn({ compare: [], success: part, failure: [] }, requestDeadline());
-      }
-    } catch (error) {
-      this.logger.debug({ err: error }, "could not remove barrier keys that are no participant");
-      return;
-    }
+    // Each nested transaction counts two operations against etcd's limit (128 by default) and names its key twice.
+    const parts: IKeyValue[][] = [];
+    let bytes = 0;
     for (const kv of strangers) {
+      const last = parts.at(-1);
+      if (!last || last.length >= REMOVALS_PER_TXN || bytes + 2 * kv.key.length > REMOVAL_BYTES) {
+        parts.push([kv]);
+        bytes = 2 * kv.key.length;
+      } else {
+        last.push(kv);
+        bytes += 2 * kv.key.length;
+      }
+    }
+    const removed: IKeyValue[] = [];
+    for (const part of parts) {
+      try {
+        await this.client.kv.txn({ compare: [], success: part.map(removal), failure: [] }, requestDeadline());
+        removed.push(...part);
+      } catch (error) {
+        this.logger.debug({ err: error }, "could not remove barrier keys that are no participant");
+      }
+    }
+    for (const kv of removed) {
       const key = kv.key.toString();
       if (this.reported.has(key)) continue;
       this.reported.add(key);
@@ -161,4 +173,15 @@ export class BarrierWaiters {
       this.logger.warn({ key, action: "removed", why }, "barrier waiter key that is no participant");
     }
   }
+}
+
+/** Deletes `kv`'s key only as read (a participant's own write since stays). */
+function removal(kv: IKeyValue): IRequestOp {
+  return {
+    request_txn: {
+      compare: [{ key: kv.key, target: "Mod", result: "Equal", mod_revision: kv.mod_revision }],
+      success: [{ request_delete_range: { key: kv.key } }],
+      failure: [],
+    },
+  };
 }

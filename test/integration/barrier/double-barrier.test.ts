@@ -1,4 +1,4 @@
-import type { ITxnRequest } from "etcd3";
+import type { Etcd3, ITxnRequest } from "etcd3";
 import { afterEach, describe, expect, it } from "vitest";
 import { DoubleBarrier, gatheringBarrier } from "../../../src/barrier/index.js";
 import { doubleBarrierKeys, LeaseSession } from "../../../src/node/index.js";
@@ -45,6 +45,45 @@ function track(promise: Promise<void>) {
 /** Time for watchers to deliver what was just written, when asserting that something did NOT happen. */
 const OBSERVATION_MS = 300;
 const observe = () => new Promise((resolve) => setTimeout(resolve, OBSERVATION_MS));
+
+/**
+ * `client`, with its writes of the ready key (a transaction putting it, or a put) held in flight until
+ * `release()`: a slow network or a paused process, as the barrier sees it.
+ */
+function heldReadyWrites(client: Etcd3, ready: string) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  const writesReady = (request: ITxnRequest) =>
+    (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
+  const kv = new Proxy(client.kv, {
+    get: (target, prop) =>
+      prop === "txn"
+        ? async (request: ITxnRequest, ...rest: unknown[]) => {
+            if (writesReady(request)) {
+              held++;
+              await gate;
+            }
+            return target.txn(request, ...(rest as []));
+          }
+        : Reflect.get(target, prop, target),
+  });
+  const put = (key: string) => {
+    const builder = client.put(key);
+    if (key !== ready) return builder;
+    const exec = builder.exec.bind(builder);
+    builder.exec = async () => {
+      held++;
+      await gate;
+      return exec();
+    };
+    return builder;
+  };
+  const wrapped = new Proxy(client, {
+    get: (target, prop) => (prop === "kv" ? kv : prop === "put" ? put : Reflect.get(target, prop, target)),
+  });
+  return { client: wrapped, held: () => held, release };
+}
 
 describe("DoubleBarrier", () => {
   it("lets nobody pass enter() until all N are in, then everybody", async () => {
@@ -162,50 +201,24 @@ describe("DoubleBarrier", () => {
     const { client, keys } = testSpace("late-ready");
     const prefix = keys.barrierPrefix;
     const ready = doubleBarrierKeys(prefix).ready;
-    // l's transactions writing the ready key wait in flight (a slow network, a paused process) until released.
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let held = 0;
-    const writesReady = (request: ITxnRequest) =>
-      (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
-    const kv = new Proxy(client.kv, {
-      get: (target, prop) =>
-        prop === "txn"
-          ? async (request: Parameters<typeof target.txn>[0], ...rest: unknown[]) => {
-              if (writesReady(request)) {
-                held++;
-                await gate;
-              }
-              return target.txn(request, ...(rest as []));
-            }
-          : Reflect.get(target, prop, target),
-    });
-    const heldPut = (key: string) => {
-      const builder = client.put(key);
-      if (key !== ready) return builder;
-      const exec = builder.exec.bind(builder);
-      builder.exec = async () => {
-        held++;
-        await gate;
-        return exec();
-      };
-      return builder;
-    };
-    const slow = new Proxy(client, {
-      get: (target, prop) =>
-        prop === "kv" ? kv : prop === "put" ? heldPut : Reflect.get(target, prop, target),
-    });
+    // l's writes of the ready key wait in flight (a slow network, a paused process) until released.
+    const slow = heldReadyWrites(client, ready);
     const member = async (name: string, memberClient = client) => {
       const session = await LeaseSession.grant(client, { ttlMs: 2_000 });
       sessions.push(session);
       return new DoubleBarrier({ client: memberClient, prefix, name, count: 2, session });
     };
-    const [a, l, b, e] = [await member("a"), await member("l", slow), await member("b"), await member("e")];
+    const [a, l, b, e] = [
+      await member("a"),
+      await member("l", slow.client),
+      await member("b"),
+      await member("e"),
+    ];
     // Round 1: l's arrival completes the count (its ready write is held), b's too (written): all pass and leave.
     const entering = [a.enter()];
     await waitFor("a in", async () => (await a.participants()).length === 1);
     entering.push(l.enter());
-    await waitFor("l's ready write in flight", () => held === 1);
+    await waitFor("l's ready write in flight", () => slow.held() === 1);
     entering.push(b.enter());
     await Promise.all(entering);
     await Promise.all([a.leave(), l.leave(), b.leave()]);
@@ -213,9 +226,33 @@ describe("DoubleBarrier", () => {
     // Round 2: e alone; l's write of round 1 lands meanwhile and must not let e pass.
     const eEntering = track(e.enter({ timeoutMs: 1_500 }));
     await waitFor("e in", async () => (await e.participants()).length === 1);
-    release();
+    slow.release();
     await expect(eEntering.promise).rejects.toThrow("1 of 2 arrived (e)");
     expect((await client.get(ready).exec()).kvs).toEqual([]);
+  });
+
+  it("passes when it gives up while its own ready write, which completes the gathering, is in flight", async () => {
+    const { client, keys } = testSpace("own-ready");
+    const prefix = keys.barrierPrefix;
+    const slow = heldReadyWrites(client, doubleBarrierKeys(prefix).ready);
+    const member = async (name: string, memberClient: Etcd3) => {
+      const session = await LeaseSession.grant(client, { ttlMs: 2_000 });
+      sessions.push(session);
+      return new DoubleBarrier({ client: memberClient, prefix, name, count: 2, session });
+    };
+    const [a, l] = [await member("a", client), await member("l", slow.client)];
+    const aEntering = a.enter({ timeoutMs: 10_000 });
+    await waitFor("a in", async () => (await a.participants()).length === 1);
+    const giveUp = new AbortController();
+    const lEntering = track(l.enter({ signal: giveUp.signal }));
+    await waitFor("l's ready write in flight", () => slow.held() === 1);
+    giveUp.abort(new Error("l gives up"));
+    await observe();
+    slow.release();
+    // Its write landed with l in: the gathering it completed counts, for l as for a.
+    await lEntering.promise;
+    await aEntering;
+    expect(await a.participants()).toEqual(["a", "l"]);
   });
 
   it("removes keys that are no participant, so they hold no leave and the ready key clears", async () => {
