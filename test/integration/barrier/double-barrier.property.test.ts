@@ -1,9 +1,10 @@
-import type { Etcd3, IKeyValue, ITxnRequest } from "etcd3";
+import type { Etcd3, IKeyValue } from "etcd3";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { DoubleBarrier } from "../../../src/barrier/index.js";
 import { LeaseSession } from "../../../src/node/index.js";
 import { testSpace } from "../../helpers/context.js";
+import { delayedReadyWrites } from "./ready-writes.js";
 
 // Participants of one double barrier (count c) against real etcd, arriving at random moments; some
 // stay, some crash (their lease revoked: their keys go at once) at a random moment before or after
@@ -64,7 +65,8 @@ async function run(
       const name = `p${i}`;
       const session = await LeaseSession.grant(client, { ttlMs: TTL_MS });
       sessions.push(session);
-      const own = spec.slowMs > 0 ? slowReadyWrites(client, `${prefix}ready`, spec.slowMs) : client;
+      const own =
+        spec.slowMs > 0 ? delayedReadyWrites(client, `${prefix}ready`, () => sleep(spec.slowMs)) : client;
       const barrier = new DoubleBarrier({ client: own, prefix, name, count: s.count, session });
       const outcome: Outcome = { name, fate: spec.fate, passed: false };
       const giveUp = new AbortController();
@@ -87,24 +89,6 @@ async function run(
     }),
   );
   return { outcomes, history: await historyOf(client, prefix, from), prefix, from };
-}
-
-/** `client`, with every transaction that writes `ready` sent `ms` late. */
-function slowReadyWrites(client: Etcd3, ready: string, ms: number): Etcd3 {
-  const writesReady = (request: ITxnRequest) =>
-    (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
-  const kv = new Proxy(client.kv, {
-    get: (target, prop) =>
-      prop === "txn"
-        ? async (request: ITxnRequest, ...rest: unknown[]) => {
-            if (writesReady(request)) await sleep(ms);
-            return target.txn(request, ...(rest as []));
-          }
-        : Reflect.get(target, prop, target),
-  });
-  return new Proxy(client, {
-    get: (target, prop) => (prop === "kv" ? kv : Reflect.get(target, prop, target)),
-  });
 }
 
 /** Every change under `prefix` after `from`, grouped by revision (a deletion: a key-value of version 0). */

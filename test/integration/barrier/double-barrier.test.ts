@@ -1,8 +1,9 @@
-import type { Etcd3, ITxnRequest } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { afterEach, describe, expect, it } from "vitest";
 import { DoubleBarrier, gatheringBarrier } from "../../../src/barrier/index.js";
 import { doubleBarrierKeys, LeaseSession } from "../../../src/node/index.js";
 import { testSpace, waitFor } from "../../helpers/context.js";
+import { delayedReadyWrites } from "./ready-writes.js";
 
 const sessions: LeaseSession[] = [];
 afterEach(async () => {
@@ -46,41 +47,14 @@ function track(promise: Promise<void>) {
 const OBSERVATION_MS = 300;
 const observe = () => new Promise((resolve) => setTimeout(resolve, OBSERVATION_MS));
 
-/**
- * `client`, with its writes of the ready key (a transaction putting it, or a put) held in flight until
- * `release()`: a slow network or a paused process, as the barrier sees it.
- */
+/** `client`, with its writes of the ready key held in flight until `release()`. */
 function heldReadyWrites(client: Etcd3, ready: string) {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let held = 0;
-  const writesReady = (request: ITxnRequest) =>
-    (request.success ?? []).some((op) => op.request_put?.key?.toString() === ready);
-  const kv = new Proxy(client.kv, {
-    get: (target, prop) =>
-      prop === "txn"
-        ? async (request: ITxnRequest, ...rest: unknown[]) => {
-            if (writesReady(request)) {
-              held++;
-              await gate;
-            }
-            return target.txn(request, ...(rest as []));
-          }
-        : Reflect.get(target, prop, target),
-  });
-  const put = (key: string) => {
-    const builder = client.put(key);
-    if (key !== ready) return builder;
-    const exec = builder.exec.bind(builder);
-    builder.exec = async () => {
-      held++;
-      await gate;
-      return exec();
-    };
-    return builder;
-  };
-  const wrapped = new Proxy(client, {
-    get: (target, prop) => (prop === "kv" ? kv : prop === "put" ? put : Reflect.get(target, prop, target)),
+  const wrapped = delayedReadyWrites(client, ready, () => {
+    held++;
+    return gate;
   });
   return { client: wrapped, held: () => held, release };
 }
