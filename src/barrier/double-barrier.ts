@@ -107,13 +107,19 @@ export class DoubleBarrier {
     );
     const entryRevision = Number(entered.header.revision);
     const counted = Number(entered.responses[1]?.response_range?.count ?? 0);
+    // The entry's own count serves the first check (later ones count again).
+    let known: number | undefined = counted;
     this.logger.info({ count: this.count }, "entered barrier");
     try {
       await this.waitFor(signal, options.timeoutMs, {
         readyShows: (readyRevision) => readyRevision !== undefined && readyRevision > entryRevision,
         checkOnChange: false,
         // Marks the barrier ready once it finds every participant in: then it has passed.
-        check: async () => ((await this.markReadyIfAllIn(ownKey, entryRevision)) ?? 0) > entryRevision,
+        check: async () => {
+          const count = known;
+          known = undefined;
+          return ((await this.markReadyIfAllIn(ownKey, entryRevision, count)) ?? 0) > entryRevision;
+        },
         checkFirst: counted >= this.count,
         // Only the participant whose arrival completed the count owes the ready key; it tries until written.
         pollMs: counted >= this.count ? this.session.ttlMs / 3 : undefined,
@@ -149,12 +155,18 @@ export class DoubleBarrier {
     );
     const remaining = Number(left.responses[1]?.response_range?.count ?? 0);
     const counts = { stalled: 0 };
+    // The departure's own count serves the first check (later ones count again).
+    let known: number | undefined = remaining;
     this.logger.info("leaving barrier");
     await this.waitFor(signal, options.timeoutMs, {
       // The ready key's deletion is the last leaver's word; whether everyone left is read, not taken on trust.
       readyShows: () => false,
       checkOnChange: true,
-      check: async () => !(await this.waiters.anyLeft(counts)),
+      check: async () => {
+        const count = known;
+        known = undefined;
+        return !(await this.waiters.anyLeft(counts, count));
+      },
       checkFirst: true,
       pollMs: this.session.ttlMs,
       progress: async () => {
@@ -185,12 +197,16 @@ export class DoubleBarrier {
   }
 
   /**
-   * Counts the waiters and, if every participant is in (by their leases), marks the barrier ready
+   * Counts the waiters (unless `known`, a count just made) and, if every participant is in (by their leases), marks the barrier ready
    * while this participant is still in and the ready key is as read: the revision of a ready key that
    * lets this participant pass, or undefined.
    */
-  private async markReadyIfAllIn(ownKey: string, entryRevision: number): Promise<number | undefined> {
-    if ((await this.waiters.count()) < this.count) return undefined;
+  private async markReadyIfAllIn(
+    ownKey: string,
+    entryRevision: number,
+    known?: number,
+  ): Promise<number | undefined> {
+    if ((known ?? (await this.waiters.count())) < this.count) return undefined;
     const { names, readyRevision } = await this.waiters.read();
     if (readyRevision > entryRevision) return readyRevision;
     if (names.length < this.count) return undefined;

@@ -49,9 +49,10 @@ export class BarrierWaiters {
    * keys per round of checks between them, however many they are, and keys that are no participant go
    * soon after they appear. The chance doubles with each check (of `counts`, one leaver's) that found
    * the count no lower than the last, up to eight times: keys that are no participant hold the count up.
+   * `known`: a count just made (the leave's own), read instead of counting again.
    */
-  async anyLeft(counts: { last?: number; stalled: number }): Promise<boolean> {
-    const count = await this.count();
+  async anyLeft(counts: { last?: number; stalled: number }, known?: number): Promise<boolean> {
+    const count = known ?? (await this.count());
     if (count === 0) return false;
     counts.stalled = counts.last !== undefined && count >= counts.last ? counts.stalled + 1 : 0;
     counts.last = count;
