@@ -25,12 +25,19 @@ async function cluster(delay: string, tasks: Task[], workers: string[], masters 
   return fleet;
 }
 
-/** Waits until the leader recorded a hold for `worker`; resolves with its status report entry. */
-async function heldWorker(fleet: Cluster, worker: string): Promise<StatusReport["workers"][number]> {
+/** Waits until the leader recorded a hold for `worker` (and `also` holds of its entry); resolves with that entry. */
+async function heldWorker(
+  fleet: Cluster,
+  worker: string,
+  also: (entry: StatusReport["workers"][number]) => boolean = () => true,
+): Promise<StatusReport["workers"][number]> {
   let entry: StatusReport["workers"][number] | undefined;
   await waitFor(
     `the leader holds ${worker}'s tasks`,
-    async () => (entry = (await status(fleet)).workers.find((w) => w.name === worker))?.held !== undefined,
+    async () => {
+      entry = (await status(fleet)).workers.find((w) => w.name === worker);
+      return entry?.held !== undefined && also(entry);
+    },
     30_000,
   );
   return entry as StatusReport["workers"][number];
@@ -149,13 +156,20 @@ describe("--reassign-delay (real processes)", () => {
         );
         const moved = firstStarts(fleet, short, killedAt, w2Pid).map((t) => t - killedAt);
         expect(Math.max(...moved)).toBeLessThan(TTL_MS + LOAD_SLACK_MS);
-        const w2 = (await status(fleet)).workers.find((w) => w.name === "w2");
-        expect(w2?.notRunning.map((t) => t.id).sort()).toEqual([...patient].sort());
-        expect(w2?.notRunning.every((t) => t.state === "held" && t.until === w2.held?.until)).toBe(true);
-        const metrics = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
-        expect(metrics).toMatch(new RegExp(`^escheduler_tasks_held ${patient.length}$`, "m"));
-        const holdEnd = Date.parse(w2?.held?.until ?? "") / 1000;
-        expect(metrics).toMatch(new RegExp(`^escheduler_hold_end_timestamp_seconds ${holdEnd}$`, "m"));
+        // The workers start the moved tasks before the schedule's last write, its plan record: read the status
+        // once that record is there, so that a later read sees the same.
+        const w2 = await heldWorker(fleet, "w2", (entry) => !entry.inPlan);
+        expect(w2.notRunning.map((t) => t.id).sort()).toEqual([...patient].sort());
+        expect(w2.notRunning.every((t) => t.state === "held" && t.until === w2.held?.until)).toBe(true);
+        const holdEnd = Date.parse(w2.held?.until ?? "") / 1000;
+        // The leader sets its gauges once the schedule is applied, just after the plan record is written.
+        await waitFor("the leader's metrics count the held tasks", async () => {
+          const metrics = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
+          return (
+            new RegExp(`^escheduler_tasks_held ${patient.length}$`, "m").test(metrics) &&
+            new RegExp(`^escheduler_hold_end_timestamp_seconds ${holdEnd}$`, "m").test(metrics)
+          );
+        });
         const text = await runCli(["status", ...connection(fleet)]);
         expect(text.stdout).toContain(`held for w2 until ${w2?.held?.until}`);
         const json = await runCli(["status", "--json", ...connection(fleet)]);
