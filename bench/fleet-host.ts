@@ -1,8 +1,10 @@
 /**
  * One process of the fleet benchmark: `FLEET_HOST_WORKERS` library `Worker`s (each with its own etcd
  * client, as an operator embedding escheduler would run them), started together when "go" arrives
- * on stdin. Every `FLEET_REPORT_MS` (default 250 ms) it prints one JSON line: registered, assigned and
- * running task counts, and leases lost and suspended (keep-alives overdue, then resumed or lost) so far.
+ * on stdin. It prints one JSON line — registered, assigned and running task counts, and leases lost and
+ * suspended (keep-alives overdue, then resumed or lost) so far — within `FLEET_CHANGE_REPORT_MS` (default
+ * 10 ms) of a change, so that a phase ends when its last task runs rather than at the next periodic
+ * report, and every `FLEET_REPORT_MS` (default 250 ms) besides.
  * SIGTERM stops them all.
  */
 import { createInterface } from "node:readline";
@@ -19,6 +21,7 @@ const names = (process.env.FLEET_HOST_WORKERS ?? "").split(",").filter(Boolean);
 const ttlMs = Number(process.env.FLEET_TTL_MS ?? 10_000);
 const maxWorkers = Number(process.env.FLEET_MAX_WORKERS ?? 0);
 const reportMs = Number(process.env.FLEET_REPORT_MS ?? 250);
+const changeReportMs = Number(process.env.FLEET_CHANGE_REPORT_MS ?? 10);
 // The first start's gathering (`--workers`): 0 skips it.
 const expectedWorkers = Number(process.env.FLEET_EXPECTED_WORKERS ?? 0);
 
@@ -34,28 +37,51 @@ const workers = names.map((name) => {
   const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, expectedWorkers, handler });
   const states = new Map<string, string>();
   let counted = false;
-  worker.on("lost", () => lost++);
-  worker.on("suspended", () => suspended++);
+  worker.on("lost", () => {
+    lost++;
+    changed();
+  });
+  worker.on("suspended", () => {
+    suspended++;
+    changed();
+  });
   // Counted once, whatever came before: a lease suspended while the worker waited to register makes
   // it "lost" first, and "registered" follows from "lost" once the lease resumes.
   worker.on("status", (status) => {
     if (counted || status === "new" || status === "lost" || status === "dead") return;
     counted = true;
     registered++;
+    changed();
   });
-  worker.on("added", () => assigned++);
-  worker.on("removed", () => assigned--);
+  worker.on("added", () => {
+    assigned++;
+    changed();
+  });
+  worker.on("removed", () => {
+    assigned--;
+    changed();
+  });
   worker.on("taskState", ({ task, state }) => {
     if (states.get(task) === "running") running--;
     if (state === "running") running++;
     if (state === "stopped") states.delete(task);
     else states.set(task, state);
+    changed();
   });
   return worker;
 });
 
+let pending: NodeJS.Timeout | undefined;
+
 function report(): void {
+  clearTimeout(pending);
+  pending = undefined;
   process.stdout.write(`${JSON.stringify({ registered, assigned, running, lost, suspended })}\n`);
+}
+
+/** A count changed: one report follows within `changeReportMs`, however many changes come meanwhile. */
+function changed(): void {
+  if (pending === undefined) pending = setTimeout(report, changeReportMs);
 }
 
 const lines = createInterface({ input: process.stdin });

@@ -1,5 +1,5 @@
-/** The fleet benchmark's rows: a phase's time and etcd CPU, and a phase's cost (etcd requests, CPU). */
-import type { etcdBetween } from "./process-stats.js";
+/** The fleet benchmark's rows: a phase's time and etcd CPU, and a phase's cost (etcd requests, CPU by process). */
+import { cpuMs, etcdBetween, type EtcdReading, readEtcd } from "./process-stats.js";
 import type { BenchRow } from "./report.js";
 
 /** A phase's wall time and etcd's CPU over it (as % of one core), folded into the row's name. */
@@ -42,4 +42,42 @@ export function phaseCost(
       unit: "ms",
     },
   ];
+}
+
+/** etcd's requests so far, and the CPU etcd, the master and each worker process used so far. */
+export interface CostReading {
+  etcd: EtcdReading;
+  cpuMs: number[];
+}
+
+/** The processes a phase's cost is split over: etcd, the master (absent before it starts), the worker processes. */
+export interface CostPids {
+  etcd: number | undefined;
+  master: number | undefined;
+  hosts: (number | undefined)[];
+}
+
+export async function readCost(endpoint: string, pids: CostPids): Promise<CostReading> {
+  return { etcd: await readEtcd(endpoint), cpuMs: [pids.etcd, pids.master, ...pids.hosts].map(cpuMs) };
+}
+
+/**
+ * Where a phase's work went (the same processes read before and after): the CPU of etcd, of the
+ * master and of each worker process — on a real fleet each worker has its own machine, so only etcd's
+ * and the master's would add up — and etcd's requests and key operations.
+ */
+export async function phaseSplit(
+  name: string,
+  endpoint: string,
+  pids: CostPids,
+  before: CostReading,
+): Promise<BenchRow> {
+  const after = await readCost(endpoint, pids);
+  const etcd = etcdBetween(before.etcd, after.etcd);
+  const [etcdMs, masterMs, ...hostsMs] = after.cpuMs.map((ms, i) => ms - (before.cpuMs[i] ?? 0));
+  return {
+    name: `${name}, CPU of etcd ${etcdMs}, the master ${masterMs}, the worker processes ${hostsMs.join(" + ")} ms; etcd requests (${etcd.calls}; failed: ${etcd.failures}; keys: puts ${etcd.puts}, deletions ${etcd.deletes}, ranges ${etcd.ranges})`,
+    value: etcdMs + masterMs + hostsMs.reduce((a, b) => a + b, 0),
+    unit: "ms CPU",
+  };
 }

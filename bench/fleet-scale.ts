@@ -37,7 +37,7 @@ import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
 import { fleetTimeline, joinTimeline, type Timeline } from "./fleet-timeline.js";
-import { phase, phaseCost, row } from "./fleet-rows.js";
+import { type CostPids, phase, phaseCost, phaseSplit, readCost, row } from "./fleet-rows.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -93,6 +93,11 @@ export async function benchFleet(): Promise<BenchRow[]> {
     of.reduce((total, host) => total + host.latest[field], 0);
   const allRunning = () => sum("running") === taskCount && sum("assigned") === taskCount;
   const etcdCpu = () => cpuMs(etcd.process?.pid);
+  const pidsOf = (masterPid: number | undefined): CostPids => ({
+    etcd: etcd.process?.pid,
+    master: masterPid,
+    hosts: live().map((host) => host.child.pid),
+  });
   const cleanUp = async () => {
     // Profiled worker processes write their profiles on a graceful stop (FLEET_HOST_NODE_ARGS).
     if (process.env.FLEET_HOST_NODE_ARGS) await stopGracefully(live().map((host) => host.child));
@@ -117,8 +122,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
       `fleet: registering ${workerCount} workers over ${processCount} processes (nice ${HOST_NICE}: FLEET_HOST_NICE)…`,
     );
     const size = `${workerCount} workers × ${taskCount} tasks${GATHER ? ", gathered (--workers)" : ""}`;
-    let etcdAt = await readEtcd(etcd.endpoint);
-    let hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
+    const etcdAt = await readEtcd(etcd.endpoint);
+    const hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
     let monotonicAt = process.hrtime.bigint() / 1000n;
     let cpuAt = etcdCpu();
     let startedAt = performance.now();
@@ -144,8 +149,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
 
     console.error(`fleet: first start of ${taskCount} tasks…`);
     const txnsBefore = await txnCalls(etcd.endpoint);
-    etcdAt = await readEtcd(etcd.endpoint);
-    hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
+    // The master starts with the phase: its CPU before is none.
+    let costAt = await readCost(etcd.endpoint, pidsOf(undefined));
     monotonicAt = process.hrtime.bigint() / 1000n;
     cpuAt = etcdCpu();
     startedAt = performance.now();
@@ -199,43 +204,26 @@ export async function benchFleet(): Promise<BenchRow[]> {
         met: firstStartTxns / taskCount <= 0.15,
       },
     ];
+    const firstStartSplit = await phaseSplit(
+      `fleet ${size}: first start`,
+      etcd.endpoint,
+      pidsOf(master.pid),
+      costAt,
+    );
     if (firstStartOnly) {
-      const cost = etcdBetween(etcdAt, await readEtcd(etcd.endpoint));
-      const hostsCpu = hosts.map((host, i) => cpuMs(host.child.pid) - hostsCpuAt[i]);
-      const cpu = (name: string, value: number) => ({
-        name: `fleet ${size}: first start, CPU of ${name}`,
-        value,
-        unit: "ms",
-      });
       console.error(
         `fleet: first start window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
       );
-      const masterCpu = cpuMs(master.pid);
       const masterMB = peakMB(master.pid);
       await stopGracefully([master, ...hosts.map((host) => host.child)]);
       return [
         ...registrationRows,
         ...firstStartRows,
-        cpu("the master", masterCpu),
+        firstStartSplit,
         {
           name: `fleet ${size}: first start, master peak memory (VmHWM; ${heap})`,
           value: masterMB,
           unit: "MB",
-        },
-        cpu(
-          `the worker processes (each: ${hostsCpu.join(", ")})`,
-          hostsCpu.reduce((a, b) => a + b, 0),
-        ),
-        cpu("etcd", (firstStart.etcdCpuPercent * firstStart.ms) / 100),
-        {
-          name: `fleet ${size}: first start, etcd requests (${cost.calls}; failed: ${cost.failures})`,
-          value: firstStartTxns,
-          unit: "Txn",
-        },
-        {
-          name: `fleet ${size}: first start, etcd keys written (puts ${cost.puts}, deletions ${cost.deletes}; ranges ${cost.ranges})`,
-          value: cost.puts + cost.deletes,
-          unit: "keys",
         },
         {
           name: `fleet ${size}: first start, worker suspensions (leases lost: ${sum("lost")})`,
@@ -248,18 +236,21 @@ export async function benchFleet(): Promise<BenchRow[]> {
     console.error(`fleet: SIGKILL of ${hosts[0].size} workers…`);
     hosts[0].killed = true;
     if (TIMELINE) timeline = await fleetTimeline("crash", live(), pids, watch);
+    costAt = await readCost(etcd.endpoint, pidsOf(master.pid));
     cpuAt = etcdCpu();
     startedAt = performance.now();
     hosts[0].child.kill("SIGKILL");
     await until("the crashed workers' tasks running elsewhere", allRunning);
     const crash = phase(startedAt, cpuAt, etcdCpu());
     timeline?.print(`crash of ${hosts[0].size}`);
+    const crashSplit = await phaseSplit(`fleet ${size}: crash`, etcd.endpoint, pidsOf(master.pid), costAt);
     timeline = undefined;
 
     console.error(`fleet: ${hosts[0].size} workers join…`);
     const joiner = new Host(hostEnv(workerCount, hosts[0].size), hosts[0].size, HOST_NICE);
     await joiner.ready;
     hosts.push(joiner);
+    costAt = await readCost(etcd.endpoint, pidsOf(master.pid));
     cpuAt = etcdCpu();
     startedAt = performance.now();
     joiner.go();
@@ -273,6 +264,12 @@ export async function benchFleet(): Promise<BenchRow[]> {
     });
     const join_ = phase(startedAt, cpuAt, etcdCpu());
     timeline?.print(`join of ${joiner.size}`);
+    const joinSplit = await phaseSplit(
+      `fleet ${size}: join (the joiners' process last)`,
+      etcd.endpoint,
+      pidsOf(master.pid),
+      costAt,
+    );
 
     const survivors = hosts.filter((host) => !host.killed);
     const leasesLost = sum("lost", survivors) + masterLeasesLost;
@@ -294,6 +291,9 @@ export async function benchFleet(): Promise<BenchRow[]> {
         REBALANCE_WAIT_MS + 15_000,
         "≤ rebalance-wait + 15 s",
       ),
+      firstStartSplit,
+      crashSplit,
+      joinSplit,
       {
         name: `fleet ${size}: leases lost, whole run (surviving workers and the master; worker suspensions: ${suspensions})`,
         value: leasesLost,
@@ -333,7 +333,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
   const deadline = Date.now() + PHASE_LIMIT_MS;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`fleet benchmark: no ${what} within ${PHASE_LIMIT_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
