@@ -4,6 +4,7 @@ import { runCli } from "../../helpers/cli.js";
 import type { PlanReport } from "../../../src/cli/plan.js";
 import { type Cluster, CONTROLLABLE_GENERATOR, Cluster as Fleet, unitTasks } from "../../helpers/cluster.js";
 import { waitFor } from "../../helpers/context.js";
+import { waitForMetrics } from "../../helpers/metrics.js";
 
 const RESTART_LIMIT = 2;
 const QUARANTINE_AFTER = 2;
@@ -116,8 +117,7 @@ describe("failure escalation (real processes)", () => {
     expect(await cluster.waitConverged({ tasks: healthy })).toEqual(before);
     const status = await cli(cluster, ["status"]);
     expect(status.stdout).toContain("quarantined");
-    const metrics = await (await fetch(`http://${cluster.node("m1").http}/metrics`)).text();
-    expect(metrics).toMatch(/^escheduler_tasks_quarantined 1$/m);
+    await waitForMetrics(cluster.node("m1").http, [/^escheduler_tasks_quarantined 1$/m]);
     const planned = await runCli(
       [
         "plan",

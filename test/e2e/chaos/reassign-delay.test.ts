@@ -6,6 +6,7 @@ import type { Task } from "../../../src/node/index.js";
 import { runCli } from "../../helpers/cli.js";
 import { Cluster, now, unitTasks } from "../../helpers/cluster.js";
 import { waitFor } from "../../helpers/context.js";
+import { waitForMetrics } from "../../helpers/metrics.js";
 
 /** The cluster helper's lease TTL: a killed worker's registration goes this long after the kill. */
 const TTL_MS = 2_000;
@@ -162,14 +163,10 @@ describe("--reassign-delay (real processes)", () => {
         expect(w2.notRunning.map((t) => t.id).sort()).toEqual([...patient].sort());
         expect(w2.notRunning.every((t) => t.state === "held" && t.until === w2.held?.until)).toBe(true);
         const holdEnd = Date.parse(w2.held?.until ?? "") / 1000;
-        // The leader sets its gauges once the schedule is applied, just after the plan record is written.
-        await waitFor("the leader's metrics count the held tasks", async () => {
-          const metrics = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
-          return (
-            new RegExp(`^escheduler_tasks_held ${patient.length}$`, "m").test(metrics) &&
-            new RegExp(`^escheduler_hold_end_timestamp_seconds ${holdEnd}$`, "m").test(metrics)
-          );
-        });
+        await waitForMetrics(fleet.node("m1").http, [
+          new RegExp(`^escheduler_tasks_held ${patient.length}$`, "m"),
+          new RegExp(`^escheduler_hold_end_timestamp_seconds ${holdEnd}$`, "m"),
+        ]);
         const text = await runCli(["status", ...connection(fleet)]);
         expect(text.stdout).toContain(`held for w2 until ${w2?.held?.until}`);
         const json = await runCli(["status", "--json", ...connection(fleet)]);
@@ -185,9 +182,10 @@ describe("--reassign-delay (real processes)", () => {
         await fleet.waitConverged({ timeoutMs: 30_000 });
         const afterRelease = firstStarts(fleet, patient, releasedAt, w2Pid).map((t) => t - releasedAt);
         expect(Math.max(...afterRelease)).toBeLessThan(LOAD_SLACK_MS);
-        const metricsAfter = await (await fetch(`http://${fleet.node("m1").http}/metrics`)).text();
-        expect(metricsAfter).toMatch(/^escheduler_tasks_held 0$/m);
-        expect(metricsAfter).toMatch(/^escheduler_hold_end_timestamp_seconds 0$/m);
+        await waitForMetrics(fleet.node("m1").http, [
+          /^escheduler_tasks_held 0$/m,
+          /^escheduler_hold_end_timestamp_seconds 0$/m,
+        ]);
         const again = await runCli(["release", "w2", ...connection(fleet)]);
         expect([again.code, again.stdout.trim()]).toEqual([0, "nothing is held for w2"]);
         expect(await fleet.invariantProblems()).toEqual([]);
