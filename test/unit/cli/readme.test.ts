@@ -12,6 +12,7 @@ const OTHER_TOOLS = new Set([
   "--election-timeout", // etcd
   "--grpc-keepalive-min-time", // etcd
   "--max-txn-ops", // etcd
+  "--backend-batch-limit", // etcd
   "--prefix", // etcdctl
   "--bump-revision", // etcdutl
   "--mark-compacted", // etcdutl
