@@ -81,3 +81,24 @@ export async function phaseSplit(
     unit: "ms CPU",
   };
 }
+
+/**
+ * The time of a fixed piece of CPU work like the fleet's own (JSON of 100,000 small records written
+ * and read back, the fastest of three), as a row: the machine's speed when the row was taken. The
+ * shared VM this bench runs on varies by up to a third between runs (etcd's CPU for the same requests
+ * did), so a phase's figure is read beside it.
+ */
+export function machineSpeed(when: string): BenchRow {
+  const records = Array.from({ length: 100_000 }, (_, i) => ({ id: `task-${i}`, group: `g${i % 20}`, n: i }));
+  const times = [0, 1, 2].map(() => {
+    const started = performance.now();
+    const copy = JSON.parse(JSON.stringify(records)) as unknown[];
+    if (copy.length !== records.length) throw new Error("machine speed: the JSON round trip lost records");
+    return performance.now() - started;
+  });
+  return {
+    name: `machine speed ${when}: JSON of 100,000 records (lower is faster)`,
+    value: Math.min(...times),
+    unit: "ms",
+  };
+}

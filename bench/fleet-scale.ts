@@ -2,22 +2,22 @@
  * Fleet-scale benchmark (issue 13): FLEET_WORKERS library workers (default 500), each with its own
  * etcd client, spread over FLEET_PROCESSES processes (default 4), one real master process, and
  * FLEET_TASKS tasks (default 50,000; 20 groups, 10 % keyed) on a throw-away etcd with its default
- * heartbeat and election settings, TTL 10 s. Phases: registration, first start, SIGKILL of one
- * process (a quarter of the workers), a join of as many new workers. Prints each phase's time, etcd
- * Txn calls per task (etcd's /metrics), leases lost, etcd CPU, and peak memory (VmHWM) of the master
- * and of the largest worker process. Alone: `npm run bench -- fleet`.
+ * heartbeat and election settings (FLEET_ETCD_ARGS adds flags, e.g. "--backend-batch-limit 1000"),
+ * TTL 10 s. Phases: registration, first start, SIGKILL of one process (a quarter of the workers), a
+ * join of as many new workers. Prints each phase's time, etcd Txn calls per task (etcd's /metrics),
+ * leases lost, etcd CPU, peak memory (VmHWM) of the master and of the largest worker process, and the
+ * machine's speed before and after. Alone: `npm run bench -- fleet`.
  *
  * Registration also reports etcd's requests by method and bytes sent, and the CPU of the worker
  * processes and etcd over it; FLEET_REGISTRATION_ONLY=1 stops there.
- * FLEET_FIRST_START_ONLY=1 stops after the first start and adds where its CPU went: the master, the
- * worker processes and etcd over the phase, and etcd's requests by method. FLEET_HOST_NODE_ARGS and
+ * The first start, the crash and the join report their CPU (etcd, the master, each worker process) and
+ * etcd's requests; FLEET_FIRST_START_ONLY=1 stops after the first start. FLEET_HOST_NODE_ARGS and
  * FLEET_MASTER_NODE_ARGS pass node flags to the worker processes and the master (e.g.
  * "--cpu-prof --cpu-prof-dir=/tmp/prof"); with FLEET_FIRST_START_ONLY they then exit by SIGTERM, so
  * the profiles are written, and the phase's window is printed on the monotonic clock profiles use.
- * FLEET_TIMELINE=1 prints the first start's, the crash's and the join's timelines (bench/fleet-timeline.ts):
- * every 500 ms the workers' registered (and deleted), assigned and running counts and the CPU of the
- * master, etcd and the worker processes, between the master's info lines (its schedules, paced moves
- * and hand-off writes).
+ * FLEET_TIMELINE=1 prints the phases' timelines (bench/fleet-timeline.ts): every 500 ms the workers'
+ * registered (and deleted), assigned and running counts and the CPU of the master, etcd and the worker
+ * processes, between the master's info lines (its schedules, paced moves and hand-off writes).
  * FLEET_GATHER=1 starts the fleet as `--workers N` does (N = FLEET_WORKERS, on the workers and the
  * master): the workers and the master gather in the first start's double barrier, whose traffic
  * then shares the registration and the first start (without it, the cap alone is set, as
@@ -37,7 +37,7 @@ import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
 import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
 import { fleetTimeline, joinTimeline, type Timeline } from "./fleet-timeline.js";
-import { type CostPids, phase, phaseCost, phaseSplit, readCost, row } from "./fleet-rows.js";
+import { type CostPids, machineSpeed, phase, phaseCost, phaseSplit, readCost, row } from "./fleet-rows.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -53,6 +53,10 @@ const HOST_NICE = Number(process.env.FLEET_HOST_NICE ?? 10);
 const MASTER_HEAP_MB = Number(process.env.FLEET_MASTER_HEAP_MB ?? 768);
 // FLEET_TIMELINE=1 prints the phases' timelines (bench/fleet-timeline.ts), with the master's info lines.
 const TIMELINE = Boolean(process.env.FLEET_TIMELINE);
+// etcd's own heartbeat and election defaults, as a production member runs, and FLEET_ETCD_ARGS.
+const ETCD_ARGS = ["--heartbeat-interval", "100", "--election-timeout", "1000"].concat(
+  (process.env.FLEET_ETCD_ARGS ?? "").split(" ").filter(Boolean),
+);
 
 export async function benchFleet(): Promise<BenchRow[]> {
   const workerCount = Number(process.env.FLEET_WORKERS ?? 500);
@@ -67,12 +71,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
   ];
   const heap = MASTER_HEAP_MB > 0 ? `heap limit ${MASTER_HEAP_MB} MB` : "no heap limit";
   build();
-  // etcd's own heartbeat and election defaults, as a production member runs.
-  // FLEET_ETCD_ARGS adds etcd flags (e.g. "--backend-batch-limit 1000", README: Fleet at scale).
-  const etcdArgs = (process.env.FLEET_ETCD_ARGS ?? "").split(" ").filter(Boolean);
-  const etcd = await startEtcd({
-    args: ["--heartbeat-interval", "100", "--election-timeout", "1000", ...etcdArgs],
-  });
+  const speedBefore = machineSpeed("before the run");
+  const etcd = await startEtcd({ args: ETCD_ARGS });
   const dir = mkdtempSync(join(tmpdir(), "escheduler-fleet-"));
   const root = `fleet-${process.pid}`;
   const keys = keyLayout(root);
@@ -148,7 +148,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     );
     if (registrationOnly) {
       await stopGracefully(hosts.map((host) => host.child));
-      return registrationRows;
+      return [speedBefore, ...registrationRows, machineSpeed("after the run")];
     }
 
     console.error(`fleet: first start of ${taskCount} tasks…`);
@@ -221,6 +221,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
       const masterMB = peakMB(master.pid);
       await stopGracefully([master, ...hosts.map((host) => host.child)]);
       return [
+        speedBefore,
         ...registrationRows,
         ...firstStartRows,
         firstStartSplit,
@@ -234,6 +235,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
           value: sum("suspended"),
           unit: "",
         },
+        machineSpeed("after the run"),
       ];
     }
 
@@ -281,6 +283,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const masterMB = peakMB(master.pid);
     const workerMB = Math.max(...live().map((host) => peakMB(host.child.pid)));
     return [
+      speedBefore,
       ...registrationRows,
       ...firstStartRows,
       row(
@@ -317,6 +320,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
         value: workerMB,
         unit: "MB",
       },
+      machineSpeed("after the run"),
     ];
   } finally {
     process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
