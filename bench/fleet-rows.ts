@@ -2,48 +2,6 @@
 import { cpuMs, etcdBetween, type EtcdReading, readEtcd } from "./process-stats.js";
 import type { BenchRow } from "./report.js";
 
-/** A phase's wall time and etcd's CPU over it (as % of one core), folded into the row's name. */
-export function phase(startedAt: number, cpuBefore: number, cpuAfter: number) {
-  const ms = performance.now() - startedAt;
-  return { ms, etcdCpuPercent: (100 * (cpuAfter - cpuBefore)) / ms };
-}
-
-export function row(
-  name: string,
-  measured: ReturnType<typeof phase>,
-  limitMs: number,
-  target: string,
-): BenchRow {
-  return {
-    name: `${name} (etcd CPU ${measured.etcdCpuPercent.toFixed(0)} %)`,
-    value: measured.ms,
-    unit: "ms",
-    target,
-    met: measured.ms <= limitMs,
-  };
-}
-
-/** A phase's etcd requests (in all and per worker), bytes etcd sent, and CPU of the worker processes and etcd. */
-export function phaseCost(
-  name: string,
-  measured: { workers: number; etcd: ReturnType<typeof etcdBetween>; hostsCpu: number[]; etcdCpuMs: number },
-): BenchRow[] {
-  const { workers, etcd, hostsCpu, etcdCpuMs } = measured;
-  return [
-    {
-      name: `${name}, etcd requests per worker (${etcd.calls}; failed: ${etcd.failures}; ranges ${etcd.ranges}, puts ${etcd.puts})`,
-      value: etcd.requests / workers,
-      unit: "requests",
-    },
-    { name: `${name}, bytes etcd sent to its clients`, value: etcd.sentMB, unit: "MB" },
-    {
-      name: `${name}, CPU of the worker processes (each: ${hostsCpu.join(", ")}) / etcd ${etcdCpuMs.toFixed(0)} ms`,
-      value: hostsCpu.reduce((a, b) => a + b, 0),
-      unit: "ms",
-    },
-  ];
-}
-
 /** etcd's requests so far, and the CPU etcd, the master and each worker process used so far. */
 export interface CostReading {
   etcd: EtcdReading;
@@ -61,20 +19,62 @@ export async function readCost(endpoint: string, pids: CostPids): Promise<CostRe
   return { etcd: await readEtcd(endpoint), cpuMs: [pids.etcd, pids.master, ...pids.hosts].map(cpuMs) };
 }
 
+/** A phase: its wall time, etcd's requests and key operations, and the CPU of each process over it. */
+export interface PhaseCost {
+  ms: number;
+  etcd: ReturnType<typeof etcdBetween>;
+  etcdMs: number;
+  masterMs: number;
+  hostsMs: number[];
+}
+
 /**
- * Where a phase's work went (the same processes read before and after): the CPU of etcd, of the
- * master and of each worker process — on a real fleet each worker has its own machine, so only etcd's
- * and the master's would add up — and etcd's requests and key operations.
+ * Ends a phase begun at `startedAt` with `before` read: its time is taken first, then the same
+ * processes are read again.
  */
-export async function phaseSplit(
-  name: string,
+export async function phaseSince(
+  startedAt: number,
   endpoint: string,
   pids: CostPids,
   before: CostReading,
-): Promise<BenchRow> {
+): Promise<PhaseCost> {
+  const ms = performance.now() - startedAt;
   const after = await readCost(endpoint, pids);
-  const etcd = etcdBetween(before.etcd, after.etcd);
-  const [etcdMs, masterMs, ...hostsMs] = after.cpuMs.map((ms, i) => ms - (before.cpuMs[i] ?? 0));
+  const [etcdMs, masterMs, ...hostsMs] = after.cpuMs.map((cpu, i) => cpu - (before.cpuMs[i] ?? 0));
+  return { ms, etcd: etcdBetween(before.etcd, after.etcd), etcdMs, masterMs, hostsMs };
+}
+
+/** A phase's time against its target, with etcd's CPU over it (as % of one core) in the row's name. */
+export function row(name: string, phase: PhaseCost, limitMs: number, target: string): BenchRow {
+  return {
+    name: `${name} (etcd CPU ${((100 * phase.etcdMs) / phase.ms).toFixed(0)} %)`,
+    value: phase.ms,
+    unit: "ms",
+    target,
+    met: phase.ms <= limitMs,
+  };
+}
+
+/** etcd's requests per worker and the bytes etcd sent to its clients over a phase (the registration's). */
+export function perWorker(name: string, workers: number, phase: PhaseCost): BenchRow[] {
+  const { etcd } = phase;
+  return [
+    {
+      name: `${name}, etcd requests per worker (by method in its CPU row)`,
+      value: etcd.requests / workers,
+      unit: "requests",
+    },
+    { name: `${name}, bytes etcd sent to its clients`, value: etcd.sentMB, unit: "MB" },
+  ];
+}
+
+/**
+ * Where a phase's work went: the CPU of etcd, of the master and of each worker process — on a real
+ * fleet each worker has its own machine, so only etcd's and the master's would add up — and etcd's
+ * requests and key operations.
+ */
+export function split(name: string, phase: PhaseCost): BenchRow {
+  const { etcd, etcdMs, masterMs, hostsMs } = phase;
   return {
     name: `${name}, CPU of etcd ${etcdMs}, the master ${masterMs}, the worker processes ${hostsMs.join(" + ")} ms; etcd requests (${etcd.calls}; failed: ${etcd.failures}; keys: puts ${etcd.puts}, deletions ${etcd.deletes}, ranges ${etcd.ranges})`,
     value: etcdMs + masterMs + hostsMs.reduce((a, b) => a + b, 0),

@@ -35,9 +35,9 @@ import { startEtcd } from "../src/cli/etcd-process.js";
 import { createEtcdClient, keyLayout, type Task } from "../src/node/index.js";
 import { build } from "./fleet.js";
 import { Host, type HostReport, stopGracefully } from "./fleet-hosts.js";
-import { cpuMs, etcdBetween, peakMB, readEtcd, txnCalls } from "./process-stats.js";
+import { peakMB, txnCalls } from "./process-stats.js";
 import { fleetTimeline, joinTimeline, type Timeline } from "./fleet-timeline.js";
-import { type CostPids, machineSpeed, phase, phaseCost, phaseSplit, readCost, row } from "./fleet-rows.js";
+import { type CostPids, machineSpeed, perWorker, phaseSince, readCost, row, split } from "./fleet-rows.js";
 import { type BenchRow, printReport } from "./report.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -96,7 +96,6 @@ export async function benchFleet(): Promise<BenchRow[]> {
   const sum = (field: keyof HostReport, of = live()) =>
     of.reduce((total, host) => total + host.latest[field], 0);
   const allRunning = () => sum("running") === taskCount && sum("assigned") === taskCount;
-  const etcdCpu = () => cpuMs(etcd.process?.pid);
   const pidsOf = (masterPid: number | undefined): CostPids => ({
     etcd: etcd.process?.pid,
     master: masterPid,
@@ -126,22 +125,17 @@ export async function benchFleet(): Promise<BenchRow[]> {
       `fleet: registering ${workerCount} workers over ${processCount} processes (nice ${HOST_NICE}: FLEET_HOST_NICE)…`,
     );
     const size = `${workerCount} workers × ${taskCount} tasks${GATHER ? ", gathered (--workers)" : ""}`;
-    const etcdAt = await readEtcd(etcd.endpoint);
-    const hostsCpuAt = hosts.map((host) => cpuMs(host.child.pid));
+    // No master runs yet: its CPU counts from its start, with the first start.
+    let costAt = await readCost(etcd.endpoint, pidsOf(undefined));
     let monotonicAt = process.hrtime.bigint() / 1000n;
-    let cpuAt = etcdCpu();
     let startedAt = performance.now();
     for (const host of hosts) host.go();
     await until("every worker registered", () => sum("registered") === workerCount);
-    const registration = phase(startedAt, cpuAt, etcdCpu());
+    const registration = await phaseSince(startedAt, etcd.endpoint, pidsOf(undefined), costAt);
     const registrationRows = [
       row(`fleet ${size}: registration`, registration, 5_000, "≤ 5 s"),
-      ...phaseCost(`fleet ${size}: registration`, {
-        workers: workerCount,
-        etcd: etcdBetween(etcdAt, await readEtcd(etcd.endpoint)),
-        hostsCpu: hosts.map((host, i) => cpuMs(host.child.pid) - hostsCpuAt[i]),
-        etcdCpuMs: (registration.etcdCpuPercent * registration.ms) / 100,
-      }),
+      ...perWorker(`fleet ${size}: registration`, workerCount, registration),
+      split(`fleet ${size}: registration`, registration),
     ];
     console.error(
       `fleet: registration window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
@@ -153,10 +147,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
 
     console.error(`fleet: first start of ${taskCount} tasks…`);
     const txnsBefore = await txnCalls(etcd.endpoint);
-    // The master starts with the phase: its CPU before is none.
-    let costAt = await readCost(etcd.endpoint, pidsOf(undefined));
+    costAt = await readCost(etcd.endpoint, pidsOf(undefined));
     monotonicAt = process.hrtime.bigint() / 1000n;
-    cpuAt = etcdCpu();
     startedAt = performance.now();
     master = spawn(
       process.execPath,
@@ -194,7 +186,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
     const watch = { client, workersPrefix: keys.workersPrefix, endpoint: etcd.endpoint };
     if (TIMELINE) timeline = await fleetTimeline("first start", hosts, pids, watch);
     await until("every task running", allRunning);
-    const firstStart = phase(startedAt, cpuAt, etcdCpu());
+    const firstStart = await phaseSince(startedAt, etcd.endpoint, pidsOf(master.pid), costAt);
     timeline?.print(`first start of ${taskCount}`);
     timeline = undefined;
     const firstStartTxns = (await txnCalls(etcd.endpoint)) - txnsBefore;
@@ -208,12 +200,7 @@ export async function benchFleet(): Promise<BenchRow[]> {
         met: firstStartTxns / taskCount <= 0.15,
       },
     ];
-    const firstStartSplit = await phaseSplit(
-      `fleet ${size}: first start`,
-      etcd.endpoint,
-      pidsOf(master.pid),
-      costAt,
-    );
+    const firstStartSplit = split(`fleet ${size}: first start`, firstStart);
     if (firstStartOnly) {
       console.error(
         `fleet: first start window ${monotonicAt}-${process.hrtime.bigint() / 1000n} µs (monotonic)`,
@@ -243,13 +230,11 @@ export async function benchFleet(): Promise<BenchRow[]> {
     hosts[0].killed = true;
     if (TIMELINE) timeline = await fleetTimeline("crash", live(), pids, watch);
     costAt = await readCost(etcd.endpoint, pidsOf(master.pid));
-    cpuAt = etcdCpu();
     startedAt = performance.now();
     hosts[0].child.kill("SIGKILL");
     await until("the crashed workers' tasks running elsewhere", allRunning);
-    const crash = phase(startedAt, cpuAt, etcdCpu());
+    const crash = await phaseSince(startedAt, etcd.endpoint, pidsOf(master.pid), costAt);
     timeline?.print(`crash of ${hosts[0].size}`);
-    const crashSplit = await phaseSplit(`fleet ${size}: crash`, etcd.endpoint, pidsOf(master.pid), costAt);
     timeline = undefined;
 
     console.error(`fleet: ${hosts[0].size} workers join…`);
@@ -257,7 +242,6 @@ export async function benchFleet(): Promise<BenchRow[]> {
     await joiner.ready;
     hosts.push(joiner);
     costAt = await readCost(etcd.endpoint, pidsOf(master.pid));
-    cpuAt = etcdCpu();
     startedAt = performance.now();
     joiner.go();
     const older = live().slice(0, -1);
@@ -268,14 +252,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
       const plan = JSON.parse((await client.get(keys.plan).string()) ?? "{}") as { workers?: string[] };
       return plan.workers?.length === workerCount;
     });
-    const join_ = phase(startedAt, cpuAt, etcdCpu());
+    const join_ = await phaseSince(startedAt, etcd.endpoint, pidsOf(master.pid), costAt);
     timeline?.print(`join of ${joiner.size}`);
-    const joinSplit = await phaseSplit(
-      `fleet ${size}: join (the joiners' process last)`,
-      etcd.endpoint,
-      pidsOf(master.pid),
-      costAt,
-    );
 
     const survivors = hosts.filter((host) => !host.killed);
     const leasesLost = sum("lost", survivors) + masterLeasesLost;
@@ -299,8 +277,8 @@ export async function benchFleet(): Promise<BenchRow[]> {
         "≤ rebalance-wait + 15 s",
       ),
       firstStartSplit,
-      crashSplit,
-      joinSplit,
+      split(`fleet ${size}: crash`, crash),
+      split(`fleet ${size}: join (the joiners' process last)`, join_),
       {
         name: `fleet ${size}: leases lost, whole run (surviving workers and the master; worker suspensions: ${suspensions})`,
         value: leasesLost,
