@@ -11,7 +11,7 @@ import {
 } from "../node/index.js";
 import { delay, exponentialBackoff } from "../runtime/index.js";
 import { type BarrierWait, waitForBarrier } from "./barrier-wait.js";
-import { BarrierWaiters } from "./waiters.js";
+import { BarrierWaiters, participantOf } from "./waiters.js";
 
 export interface DoubleBarrierOptions {
   client: Etcd3;
@@ -108,18 +108,15 @@ export class DoubleBarrier {
     const entryRevision = Number(entered.header.revision);
     const counted = Number(entered.responses[1]?.response_range?.count ?? 0);
     // The entry's own count serves the first check (later ones count again).
-    let known: number | undefined = counted;
+    const known = firstOnly(counted);
     this.logger.info({ count: this.count }, "entered barrier");
     try {
       await this.waitFor(signal, options.timeoutMs, {
         readyShows: (readyRevision) => readyRevision !== undefined && readyRevision > entryRevision,
         checkOnChange: false,
         // Marks the barrier ready once it finds every participant in: then it has passed.
-        check: async () => {
-          const count = known;
-          known = undefined;
-          return ((await this.markReadyIfAllIn(ownKey, entryRevision, count)) ?? 0) > entryRevision;
-        },
+        check: async () =>
+          ((await this.markReadyIfAllIn(ownKey, entryRevision, known())) ?? 0) > entryRevision,
         checkFirst: counted >= this.count,
         // Only the participant whose arrival completed the count owes the ready key; it tries until written.
         pollMs: counted >= this.count ? this.session.ttlMs / 3 : undefined,
@@ -156,17 +153,13 @@ export class DoubleBarrier {
     const remaining = Number(left.responses[1]?.response_range?.count ?? 0);
     const counts = { stalled: 0 };
     // The departure's own count serves the first check (later ones count again).
-    let known: number | undefined = remaining;
+    const known = firstOnly(remaining);
     this.logger.info("leaving barrier");
     await this.waitFor(signal, options.timeoutMs, {
       // The ready key's deletion is the last leaver's word; whether everyone left is read, not taken on trust.
       readyShows: () => false,
       checkOnChange: true,
-      check: async () => {
-        const count = known;
-        known = undefined;
-        return !(await this.waiters.anyLeft(counts, count));
-      },
+      check: async () => !(await this.waiters.anyLeft(counts, known())),
       checkFirst: true,
       pollMs: this.session.ttlMs,
       progress: async () => {
@@ -221,9 +214,7 @@ export class DoubleBarrier {
       .sort("Create", "Ascend")
       .options(requestDeadline())
       .exec();
-    return response.kvs.flatMap((kv) =>
-      kv.lease === "0" ? [] : (this.keys.parseWaiter(kv.key.toString()) ?? []),
-    );
+    return response.kvs.flatMap((kv) => participantOf(this.keys, kv) ?? []);
   }
 
   /** Best effort: a participant that gave up must not be counted as arrived. */
@@ -264,6 +255,16 @@ export function gatheringBarrier(options: {
     session: options.session,
     logger: options.logger,
   });
+}
+
+/** `value` at the first call, undefined at every later one (a count made once serves one check). */
+function firstOnly(value: number): () => number | undefined {
+  let left = true;
+  return () => {
+    if (!left) return undefined;
+    left = false;
+    return value;
+  };
 }
 
 function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {

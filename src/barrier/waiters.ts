@@ -77,8 +77,8 @@ export class BarrierWaiters {
     const names: string[] = [];
     const strangers: IKeyValue[] = [];
     for (const kv of answer.responses[0]?.response_range?.kvs ?? []) {
-      const name = this.keys.parseWaiter(kv.key.toString());
-      if (name !== undefined && kv.lease !== "0") names.push(name);
+      const name = participantOf(this.keys, kv);
+      if (name !== undefined) names.push(name);
       else strangers.push(kv);
     }
     if (strangers.length > 0) await this.remove(strangers);
@@ -174,6 +174,11 @@ export class BarrierWaiters {
       this.logger.warn({ key, action: "removed", why }, "barrier waiter key that is no participant");
     }
   }
+}
+
+/** The participant a waiter key stands for: a valid name under a lease, or undefined for any other key. */
+export function participantOf(keys: DoubleBarrierKeys, kv: IKeyValue): string | undefined {
+  return kv.lease === "0" ? undefined : keys.parseWaiter(kv.key.toString());
 }
 
 /** Deletes `kv`'s key only as read (a participant's own write since stays). */
