@@ -26,63 +26,46 @@ const changeReportMs = Number(process.env.FLEET_CHANGE_REPORT_MS ?? 10);
 const expectedWorkers = Number(process.env.FLEET_EXPECTED_WORKERS ?? 0);
 
 const handler = { start: () => {}, stop: () => {} };
-let lost = 0;
-let suspended = 0;
-let registered = 0;
 // Counted from the workers' events (O(change)): listing every task each report cost the process more
 // than its workers did once reports came often.
-let assigned = 0;
-let running = 0;
-const workers = names.map((name) => {
-  const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, expectedWorkers, handler });
-  const states = new Map<string, string>();
-  let counted = false;
-  worker.on("lost", () => {
-    lost++;
-    changed();
-  });
-  worker.on("suspended", () => {
-    suspended++;
-    changed();
-  });
-  // Counted once, whatever came before: a lease suspended while the worker waited to register makes
-  // it "lost" first, and "registered" follows from "lost" once the lease resumes.
-  worker.on("status", (status) => {
-    if (counted || status === "new" || status === "lost" || status === "dead") return;
-    counted = true;
-    registered++;
-    changed();
-  });
-  worker.on("added", () => {
-    assigned++;
-    changed();
-  });
-  worker.on("removed", () => {
-    assigned--;
-    changed();
-  });
-  worker.on("taskState", ({ task, state }) => {
-    if (states.get(task) === "running") running--;
-    if (state === "running") running++;
-    if (state === "stopped") states.delete(task);
-    else states.set(task, state);
-    changed();
-  });
-  return worker;
-});
-
+const counts = { registered: 0, assigned: 0, running: 0, lost: 0, suspended: 0 };
 let pending: NodeJS.Timeout | undefined;
 
 function report(): void {
   clearTimeout(pending);
   pending = undefined;
-  process.stdout.write(`${JSON.stringify({ registered, assigned, running, lost, suspended })}\n`);
+  process.stdout.write(`${JSON.stringify(counts)}\n`);
 }
 
-/** A count changed: one report follows within `changeReportMs`, however many changes come meanwhile. */
-function changed(): void {
-  if (pending === undefined) pending = setTimeout(report, changeReportMs);
+/** Changes a count; one report follows within `changeReportMs`, however many changes come meanwhile. */
+function add(count: keyof typeof counts, by = 1): void {
+  counts[count] += by;
+  pending ??= setTimeout(report, changeReportMs);
 }
+
+const workers = names.map((name) => {
+  const worker = new Worker({ etcd: endpoints, root, name, ttlMs, maxWorkers, expectedWorkers, handler });
+  const states = new Map<string, string>();
+  let counted = false;
+  worker.on("lost", () => add("lost"));
+  worker.on("suspended", () => add("suspended"));
+  // Counted once, whatever came before: a lease suspended while the worker waited to register makes
+  // it "lost" first, and "registered" follows from "lost" once the lease resumes.
+  worker.on("status", (status) => {
+    if (counted || status === "new" || status === "lost" || status === "dead") return;
+    counted = true;
+    add("registered");
+  });
+  worker.on("added", () => add("assigned"));
+  worker.on("removed", () => add("assigned", -1));
+  worker.on("taskState", ({ task, state }) => {
+    const was = states.get(task) === "running" ? 1 : 0;
+    if (state === "stopped") states.delete(task);
+    else states.set(task, state);
+    add("running", (state === "running" ? 1 : 0) - was);
+  });
+  return worker;
+});
 
 const lines = createInterface({ input: process.stdin });
 lines.once("line", () => {
