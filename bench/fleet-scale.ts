@@ -13,8 +13,8 @@
  * The first start, the crash and the join report their CPU (etcd, the master, each worker process) and
  * etcd's requests; FLEET_FIRST_START_ONLY=1 stops after the first start. FLEET_HOST_NODE_ARGS and
  * FLEET_MASTER_NODE_ARGS pass node flags to the worker processes and the master (e.g.
- * "--cpu-prof --cpu-prof-dir=/tmp/prof"); with FLEET_FIRST_START_ONLY they then exit by SIGTERM, so
- * the profiles are written, and the phase's window is printed on the monotonic clock profiles use.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof"); they then exit by SIGTERM at the end, so the profiles are
+ * written, and the phases' windows are printed on the monotonic clock profiles use.
  * FLEET_TIMELINE=1 prints the phases' timelines (bench/fleet-timeline.ts): every 500 ms the workers'
  * registered (and deleted), assigned and running counts and the CPU of the master, etcd and the worker
  * processes, between the master's info lines (its schedules, paced moves and hand-off writes).
@@ -102,8 +102,9 @@ export async function benchFleet(): Promise<BenchRow[]> {
     hosts: live().map((host) => host.child.pid),
   });
   const cleanUp = async () => {
-    // Profiled worker processes write their profiles on a graceful stop (FLEET_HOST_NODE_ARGS).
+    // Profiled processes write their profiles on a graceful stop (FLEET_HOST_NODE_ARGS, FLEET_MASTER_NODE_ARGS).
     if (process.env.FLEET_HOST_NODE_ARGS) await stopGracefully(live().map((host) => host.child));
+    if (process.env.FLEET_MASTER_NODE_ARGS && master) await stopGracefully([master]);
     master?.kill("SIGKILL");
     for (const host of hosts) host.child.kill("SIGKILL");
     client.close();

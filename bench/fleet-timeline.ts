@@ -23,6 +23,7 @@ export function joinTimeline(
   console.error(`fleet: join began at ${process.hrtime.bigint() / 1000n} µs (monotonic)`);
   return new Timeline(() => ({
     joinersRegistered: joiner.latest.registered,
+    joinersAssigned: joiner.latest.assigned,
     joinersRunning: joiner.latest.running,
     running: running(),
     masterCpuMs: cpuMs(masterPid) - at.master,
