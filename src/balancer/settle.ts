@@ -76,8 +76,14 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
     const ids = plan.assignment[worker];
     if (ids) assignment.set(worker, new Set(ids));
   }
-  known.learn([...assignment.values()]);
   const finalMoves: Move[] = [];
+  const stayingGroups = [...groupBy(staying, (m) => `${m.from}\u0000${classOf(m.id)}`).values()];
+  // Only a kept task that moved less than some chosen one can take its place (the chosen win ties): a
+  // donor whose chosen tasks never moved (most of a join's) keeps its choice, and its list is not read.
+  const mostMoved = (group: readonly Move[]) => group.reduce((most, m) => Math.max(most, movesOf(m.id)), 0);
+  known.learn(
+    stayingGroups.filter((group) => mostMoved(group) > 0).map(([m]) => assignment.get(m.from) ?? []),
+  );
 
   // A donor's own tasks by class, sorted out once (not once per class: 20 passes over every list);
   // settling one class adds and removes only that class's ids, so the others' lists stay as taken.
@@ -99,10 +105,11 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   };
 
   // Staying donors give the tasks that moved least, to the same destinations.
-  for (const group of groupBy(staying, (m) => `${m.from}\u0000${classOf(m.id)}`).values()) {
+  for (const group of stayingGroups) {
     const { from } = group[0];
     const kind = classOf(group[0].id) as string;
-    const kept = keptOf(from, kind);
+    const most = mostMoved(group);
+    const kept = most === 0 ? [] : keptOf(from, kind).filter((id) => movesOf(id) < most);
     const chosen = new Set(group.map((m) => m.id));
     const candidates = [...group.map((m) => m.id), ...kept].sort(
       (a, b) => movesOf(a) - movesOf(b) || Number(chosen.has(b)) - Number(chosen.has(a)) || byId(a, b),
@@ -127,23 +134,41 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
 
   for (const m of [...staying, ...leaving]) assignment.get(m.to)?.delete(m.id);
   for (const m of finalMoves) assignment.get(m.to)?.add(m.id);
-  return rebuild(plan, known.currentOf(touched), assignment, (id) => known.index(id) as number, input.tasks);
+  // A list the settling left as the plan made it keeps the plan's order; the others are sorted again.
+  const changedLists = [...assignment].filter(([worker, ids]) => !sameMembers(plan.assignment[worker], ids));
+  known.learn(changedLists.map(([, ids]) => ids));
+  return rebuild(
+    plan,
+    known.currentOf(touched),
+    assignment,
+    new Set(changedLists.map(([worker]) => worker)),
+    {
+      indexOf: (id) => known.index(id) as number,
+      tasks: input.tasks,
+    },
+  );
+}
+
+/** Whether `list` holds exactly the ids of `ids` (a list names an id once). */
+function sameMembers(list: readonly string[] | undefined, ids: ReadonlySet<string>): boolean {
+  return list !== undefined && list.length === ids.size && list.every((id) => ids.has(id));
 }
 
 /**
- * The plan with the lists of the workers in `assignment` (those the settling changed, as sets)
- * recomputed in the planner's order (priority, highest first, then input order), and their diff;
- * every other worker's lists are the plan's own, which the planner wrote in that order.
+ * The plan with the lists of the workers in `assignment` (those the settling touched, as sets) and
+ * their diffs: the lists in `changed` recomputed in the planner's order (priority, highest first, then
+ * input order), every other one the plan's own, which the planner wrote in that order.
  */
 function rebuild(
   plan: Plan,
   current: Map<string, string[]>,
   assignment: Map<string, Set<string>>,
-  indexOf: (id: string) => number,
-  tasks: readonly Task[],
+  changed: ReadonlySet<string>,
+  order: { indexOf: (id: string) => number; tasks: readonly Task[] },
 ): Plan {
+  const { indexOf, tasks } = order;
   const priority = (id: string) => tasks[indexOf(id)]?.priority ?? 0;
-  const order = (a: string, b: string) => priority(b) - priority(a) || indexOf(a) - indexOf(b);
+  const byOrder = (a: string, b: string) => priority(b) - priority(a) || indexOf(a) - indexOf(b);
   const result: Plan = {
     assignment: Object.assign(Object.create(null), plan.assignment),
     add: Object.assign(Object.create(null), plan.add),
@@ -153,7 +178,7 @@ function rebuild(
     moved: plan.moved,
   };
   for (const [worker, ids] of assignment) {
-    const list = [...ids].sort(order);
+    const list = changed.has(worker) ? [...ids].sort(byOrder) : (plan.assignment[worker] as string[]);
     result.assignment[worker] = list;
     const held = new Set(current.get(worker) ?? []);
     const added = list.filter((id) => !held.has(id));

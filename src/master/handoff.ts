@@ -5,6 +5,7 @@ import { completeMove, retargetMove } from "./begun-moves.js";
 import type { LeaderWriter } from "./fencing.js";
 import type { HandoffWaitEvent, HeldPut, PlannedPut } from "./handoff-puts.js";
 import type { StatusSource, StatusView } from "./status-source.js";
+import { SummedLog } from "./summed-log.js";
 
 export type { HandoffWaitEvent, HeldPut, PlannedPut } from "./handoff-puts.js";
 
@@ -41,6 +42,7 @@ export class HandoffGate {
   private closed = new AbortController();
   private readonly retryBackoff = exponentialBackoff({ initialMs: 200, maxMs: 5_000 });
   private retryTimer?: NodeJS.Timeout;
+  private readonly log: SummedLog<"held" | "written">;
 
   constructor(
     readonly source: StatusSource,
@@ -51,10 +53,14 @@ export class HandoffGate {
       onReleased: (event: HandoffWaitEvent) => void;
       onWriteFailed: (error: unknown) => void;
       /** Registered workers now (absent: every target counts as live). */
-      liveWorkers?: () => Iterable<string>;
+      liveWorkers?: () => ReadonlySet<string>;
     },
   ) {
     this.view = source.view;
+    this.log = new SummedLog(options.logger, {
+      held: "hand-off: waiting for old owners to stop tasks",
+      written: "hand-off: tasks written to their new workers",
+    });
     this.view.on("change", (change) => {
       if (change.type === "delete") this.recheck(this.holdsByStatusKey.get(change.key));
     });
@@ -159,9 +165,8 @@ export class HandoffGate {
     // The view reaches the removal's revision only with a status event, which may never come (an old
     // owner that never reported, a claim refused, a lease gone before the removal): one read decides.
     if (behind.length > 0) this.confirm(behind);
-    // One line per schedule, however many tasks move (per-task lines are at debug).
-    if (puts.length > 0)
-      this.options.logger.info({ tasks: puts.length }, "hand-off: waiting for old owners to stop tasks");
+    // Per-task lines are at debug; an info line sums the batches of a second.
+    if (puts.length > 0) this.log.add("held", puts.length);
   }
 
   /**
@@ -215,6 +220,7 @@ export class HandoffGate {
     clearTimeout(this.retryTimer);
     for (const taskId of [...this.holds.keys()]) this.drop(taskId);
     await Promise.all([...this.inFlight, ...this.reads]);
+    this.log.flush();
     await this.view.close();
   }
 
@@ -291,7 +297,7 @@ export class HandoffGate {
 
   private flush(): void {
     if (this.closed.signal.aborted) return;
-    const live = this.options.liveWorkers ? new Set(this.options.liveWorkers()) : undefined;
+    const live = this.options.liveWorkers?.();
     const batch = [...this.holds.values()].filter(
       (hold) => hold.ready && !hold.frozen && (!live || live.has(hold.put.worker)),
     );
@@ -315,14 +321,8 @@ export class HandoffGate {
         settle();
         this.retryBackoff.reset();
         const now = Date.now();
-        this.options.logger.info(
-          {
-            tasks: batch.length,
-            longestWaitMs: batch.reduce((longest, hold) => Math.max(longest, now - hold.since), 0),
-          },
-          "hand-off: tasks written to their new workers",
-        );
         for (const { put, since } of batch) {
+          this.log.add("written", 1, now - since);
           this.options.onReleased({
             task: put.taskId,
             from: put.from.join(","),

@@ -39,11 +39,39 @@ interface RegistrationView {
   modRevision(key: string): number | undefined;
 }
 
-/** Registered workers (a registration without a lease was written by hand and is not one). */
-export function liveWorkerNames(registrations: RegistrationView, keys: KeyLayout): string[] {
-  return [...registrations.entries.keys()].flatMap((key) =>
-    registrations.hasLease(key) ? (keys.parseWorker(key) ?? []) : [],
-  );
+/**
+ * The registered workers of a registration view (a registration without a lease was written by hand
+ * and is not one), worked out again only once the view moved on or `forget` was called: every hand-off
+ * write asks, and a join's moves write hundreds of batches a second against 1,000 registrations.
+ */
+export class LiveWorkers {
+  private cached?: { revision: number; names: ReadonlySet<string> };
+
+  constructor(
+    private readonly registrations: RegistrationView & { readonly revision: number },
+    private readonly keys: KeyLayout,
+  ) {}
+
+  names(): ReadonlySet<string> {
+    const { revision, entries } = this.registrations;
+    if (this.cached?.revision === revision) return this.cached.names;
+    const names = new Set<string>();
+    for (const key of entries.keys()) {
+      const name = this.registrations.hasLease(key) ? this.keys.parseWorker(key) : undefined;
+      if (name !== undefined) names.add(name);
+    }
+    this.cached = { revision, names };
+    return names;
+  }
+
+  list(): string[] {
+    return [...this.names()];
+  }
+
+  /** Works the names out afresh on the next call (the view changed, whatever its revision says). */
+  forget(): void {
+    this.cached = undefined;
+  }
 }
 
 /** Worker → the revision its registration was written at. */

@@ -20,7 +20,7 @@ import { type HoldSettings, HoldTimer, runSchedule, type ScheduleResult } from "
 import { actionReason, TaskActionQueue } from "./task-actions.js";
 import { CoalescingRunner, Debouncer } from "./triggers.js";
 import { FailureTracker } from "./failure-tracker.js";
-import { joinedAt, liveWorkerNames } from "./registered.js";
+import { joinedAt, LiveWorkers } from "./registered.js";
 import { leaderRead, MasterView } from "./view/index.js";
 import { restartDefaults, type RestartSettings } from "./escalation.js";
 
@@ -77,6 +77,7 @@ export class LeaderTerm {
   /** Set by `schedule --allow-removal`; the next schedule consumes it. */
   private allowRemoval = false;
   private triggersStarted = false;
+  private readonly live: LiveWorkers;
 
   constructor(private readonly context: TermContext) {
     const { client, keys, leadership, settings } = context;
@@ -90,6 +91,7 @@ export class LeaderTerm {
       concurrency: 8,
     });
     this.workers = new PrefixWatcher(client, keys.workersPrefix, { logger: this.logger });
+    this.live = new LiveWorkers(this.workers, keys);
     this.view = new MasterView(client, keys, { logger: this.logger });
     // One watch of the statuses per term: the hand-off gate starts it, the failure tracker reads it.
     const statuses = settings.handoff === "wait" ? etcdStatusSource(client, keys, this.logger) : undefined;
@@ -102,7 +104,7 @@ export class LeaderTerm {
           this.pacer?.refill(this.signal);
         },
         onWriteFailed: (error) => this.logger.warn({ err: error }, "hand-off write failed; writing it again"),
-        liveWorkers: () => this.liveWorkers(),
+        liveWorkers: () => this.live.names(),
       });
     }
     if (this.handoffs) {
@@ -173,7 +175,7 @@ export class LeaderTerm {
       await this.failures.start(signal);
       // A first start has nothing moving: no read of the move records then.
       if (!(await this.gather()) && this.handoffs)
-        await resumeBegunMoves(this.context, this.handoffs, this.failures, () => this.liveWorkers(), signal);
+        await resumeBegunMoves(this.context, this.handoffs, this.failures, () => this.live.list(), signal);
       this.runner.trigger("elected");
       await Promise.all([this.operator.start(signal), this.holds.start(signal)]);
       const paused = this.pausedRecord;
@@ -210,14 +212,10 @@ export class LeaderTerm {
 
   /** A registration came or went (or a drain ended): schedule once they have been quiet for the rebalance wait. */
   private workersChanged(): void {
+    this.live.forget();
     this.workerChanges += 1;
     this.debouncer.poke();
     this.handoffs?.targetsChanged();
-  }
-
-  /** Registered workers (a registration without a lease was written by hand and is not one). */
-  private liveWorkers(): string[] {
-    return liveWorkerNames(this.workers, this.context.keys);
   }
 
   private async schedule(reasons: string[]): Promise<ScheduleResult | undefined> {
@@ -248,7 +246,7 @@ export class LeaderTerm {
           allowRemoval,
           liveWorkers: () => {
             workersKnown = this.workerChanges;
-            return this.liveWorkers();
+            return this.live.list();
           },
           readAssignment: leaderRead(this.view, { ...context, writer: this.writer, logger, signal }),
           actions,
@@ -337,7 +335,7 @@ export class LeaderTerm {
             expectedWorkers,
             arrived,
             missing: expectedWorkers - arrived.length,
-            registeredButAbsent: this.liveWorkers().filter((worker) => !arrived.includes(worker)),
+            registeredButAbsent: this.live.list().filter((worker) => !arrived.includes(worker)),
           },
           "barrier timed out; scheduling with the workers present",
         );

@@ -157,14 +157,16 @@ describe("settleMoves", () => {
       runs(200),
     );
   });
-  it("settles exactly as before a donor's tasks were sorted by class once and the caller's indexes were copied (reference/settle.ts)", () => {
+  it("settles exactly as before a donor's tasks were sorted by class once, the caller's indexes were copied, and donors whose chosen tasks never moved and lists left as planned were settled like the others (reference/settle.ts)", () => {
     fc.assert(
       fc.property(
         scenarios({ maxWorkers: 8, maxTasks: 60, groups: 4, keys: 3, maxWeight: 2, priorities: 2 }),
         fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
         fc.constantFrom("none", "positions", "owners", "both"),
         fc.nat(3),
-        (scenario, noise, given, shift) => {
+        // How many tasks moved before: a join's donors mostly give tasks that never moved.
+        fc.constantFrom("dense", "sparse", "never"),
+        (scenario, noise, given, shift, moved) => {
           const planned = plan(scenario);
           const owners = new Map(
             Object.entries(scenario.current).flatMap(([w, ids]) => ids.map((id) => [id, w])),
@@ -172,7 +174,12 @@ describe("settleMoves", () => {
           // Some indexes shifted, as a quarantine shifts them: those are searched for.
           const positions = new Map(scenario.tasks.map((task, i) => [task.id, i % 4 < shift ? i + 1 : i]));
           const history = {
-            moves: new Map(scenario.tasks.map((task, i) => [task.id, noise[i % noise.length] % 4])),
+            moves: new Map(
+              scenario.tasks.map((task, i) => {
+                const draw = noise[i % noise.length];
+                return [task.id, moved === "dense" ? draw % 4 : moved === "sparse" && draw % 5 === 0 ? 1 : 0];
+              }),
+            ),
             joinedAt: new Map(scenario.workers.map((w, i) => [workerName(w), noise[(i * 7) % noise.length]])),
             ...(given === "positions" || given === "both" ? { positions } : {}),
             ...(given === "owners" || given === "both" ? { owners } : {}),
@@ -180,6 +187,47 @@ describe("settleMoves", () => {
           expect(settleMoves(planned, scenario, history)).toEqual(
             referenceSettleMoves(planned, scenario, history),
           );
+        },
+      ),
+      runs(500),
+    );
+  });
+
+  it("settles a join's and a drain's rebalance exactly as the reference does, whichever tasks moved before", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          tasks: fc.integer({ min: 10, max: 120 }),
+          old: fc.integer({ min: 2, max: 6 }),
+          joining: fc.integer({ min: 0, max: 3 }),
+          draining: fc.boolean(),
+          groups: fc.integer({ min: 1, max: 2 }),
+        }),
+        fc.array(fc.nat(1000), { minLength: 50, maxLength: 50 }),
+        fc.constantFrom("dense", "sparse", "never"),
+        ({ tasks: count, old, joining, draining, groups }, noise, moved) => {
+          const tasks: Task[] = Array.from({ length: count }, (_, i) => ({
+            id: `t${i}`,
+            ...(groups > 1 ? { group: `g${i % groups}` } : {}),
+          }));
+          const olds = Array.from({ length: old }, (_, i) => `old-${i}`);
+          const current: Record<string, string[]> = Object.fromEntries(olds.map((w) => [w, []]));
+          tasks.forEach((task, i) => current[olds[i % old]].push(task.id));
+          const fresh = Array.from({ length: joining }, (_, i) => `new-${i}`);
+          const workers = [...(draining ? olds.slice(1) : olds), ...fresh];
+          const input = { workers, tasks, current };
+          const draw = (i: number) => noise[i % noise.length];
+          const history = {
+            moves: new Map(
+              tasks.map((task, i) => [
+                task.id,
+                moved === "dense" ? draw(i) % 3 : moved === "sparse" && draw(i) % 4 === 0 ? 1 : 0,
+              ]),
+            ),
+            joinedAt: new Map(workers.map((w, i) => [w, w.startsWith("new") ? 100 + draw(i) : i])),
+          };
+          const planned = plan(input);
+          expect(settleMoves(planned, input, history)).toEqual(referenceSettleMoves(planned, input, history));
         },
       ),
       runs(500),
