@@ -2,7 +2,7 @@ import type { Plan, PlanInput, Task } from "./types.js";
 
 /** What the caller remembers of earlier plans. */
 export interface MoveHistory {
-  /** Task id → how often it moved between workers so far (absent: never). */
+  /** Task id → how often it moved between workers so far (a count, 0 or more; absent: never). */
   moves: ReadonlyMap<string, number>;
   /** Worker name → when it joined, in any increasing unit (the master uses etcd revisions); higher is younger. */
   joinedAt: ReadonlyMap<string, number>;
