@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from "node:net";
 import {
   Channel as ChannelImplementation,
   type ChannelCredentials,
@@ -31,7 +32,7 @@ export function channelPerEndpoint(): (
     let shared = current.get(address);
     if (!shared || shared.retired) {
       shared = {
-        channel: new ChannelImplementation(address, credentials, options),
+        channel: new ChannelImplementation(directTarget(address), credentials, options),
         users: 0,
         retired: false,
       };
@@ -40,6 +41,21 @@ export function channelPerEndpoint(): (
     shared.users++;
     return new ChannelUse(shared);
   };
+}
+
+/**
+ * An endpoint given as an IP address, in grpc-js's `ipv4:` / `ipv6:` scheme: its channel then makes no
+ * DNS resolver (each one a c-ares channel of its own, about a tenth of a channel's making) for an address
+ * that needs no lookup. The channel's authority, and so the name TLS checks, stays `host:port`. A host
+ * name keeps the DNS scheme.
+ */
+export function directTarget(address: string): string {
+  const colon = address.lastIndexOf(":");
+  const host = colon < 0 ? address : address.slice(0, colon);
+  if (colon > 0 && isIPv4(host)) return `ipv4:${address}`;
+  if (colon > 0 && host.startsWith("[") && host.endsWith("]") && isIPv6(host.slice(1, -1)))
+    return `ipv6:${address}`;
+  return address;
 }
 
 /** One service client's use of a shared channel: everything goes to the channel, but closing only releases it. */

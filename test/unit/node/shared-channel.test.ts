@@ -1,6 +1,6 @@
 import { connectivityState, credentials } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { channelPerEndpoint } from "../../../src/node/shared-channel.js";
+import { channelPerEndpoint, directTarget } from "../../../src/node/shared-channel.js";
 
 // Nothing connects: a channel dials only when a call or a state check asks it to.
 const insecure = credentials.createInsecure();
@@ -41,5 +41,17 @@ describe("one gRPC channel per endpoint for an etcd client's services", () => {
     watch.close();
     expect(watch.getConnectivityState(false)).toBe(connectivityState.SHUTDOWN);
     expect(later.getConnectivityState(false)).not.toBe(connectivityState.SHUTDOWN);
+  });
+
+  it("reaches an IP address through grpc-js's ipv4/ipv6 scheme (no DNS resolver), a host name through DNS; the authority stays host:port", () => {
+    expect(directTarget("127.0.0.1:2379")).toBe("ipv4:127.0.0.1:2379");
+    expect(directTarget("[::1]:2379")).toBe("ipv6:[::1]:2379");
+    expect(directTarget("etcd-0.etcd:2379")).toBe("etcd-0.etcd:2379");
+    expect(directTarget("localhost:2379")).toBe("localhost:2379");
+    expect(directTarget("127.0.0.1")).toBe("127.0.0.1");
+    expect(directTarget("::1")).toBe("::1");
+    expect(directTarget("300.0.0.1:2379")).toBe("300.0.0.1:2379");
+    expect(useOf(channelPerEndpoint(), "127.0.0.1:1").getTarget()).toBe("ipv4:127.0.0.1:1");
+    expect(useOf(channelPerEndpoint(), "localhost:1").getTarget()).toBe("dns:localhost:1");
   });
 });
