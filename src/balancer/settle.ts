@@ -77,12 +77,13 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
     if (ids) assignment.set(worker, new Set(ids));
   }
   const finalMoves: Move[] = [];
-  const stayingGroups = [...groupBy(staying, (m) => `${m.from}\u0000${classOf(m.id)}`).values()];
   // Only a kept task that moved less than some chosen one can take its place (the chosen win ties): a
   // donor whose chosen tasks never moved (most of a join's) keeps its choice, and its list is not read.
-  const mostMoved = (group: readonly Move[]) => group.reduce((most, m) => Math.max(most, movesOf(m.id)), 0);
+  const stayingGroups = [...groupBy(staying, (m) => `${m.from}\u0000${classOf(m.id)}`).values()].map(
+    (group) => ({ group, most: group.reduce((most, m) => Math.max(most, movesOf(m.id)), 0) }),
+  );
   known.learn(
-    stayingGroups.filter((group) => mostMoved(group) > 0).map(([m]) => assignment.get(m.from) ?? []),
+    stayingGroups.flatMap(({ group, most }) => (most > 0 ? [assignment.get(group[0].from) ?? []] : [])),
   );
 
   // A donor's own tasks by class, sorted out once (not once per class: 20 passes over every list);
@@ -105,10 +106,9 @@ export function settleMoves(plan: Plan, input: PlanInput, history: MoveHistory):
   };
 
   // Staying donors give the tasks that moved least, to the same destinations.
-  for (const group of stayingGroups) {
+  for (const { group, most } of stayingGroups) {
     const { from } = group[0];
     const kind = classOf(group[0].id) as string;
-    const most = mostMoved(group);
     const kept = most === 0 ? [] : keptOf(from, kind).filter((id) => movesOf(id) < most);
     const chosen = new Set(group.map((m) => m.id));
     const candidates = [...group.map((m) => m.id), ...kept].sort(
