@@ -50,7 +50,7 @@ function newestUnder(dir) {
 }
 
 function onPath(binary) {
-  return spawnSync("sh", ["-c", `command -v ${binary}`], { stdio: "ignore" }).status === 0;
+  return spawnSync("sh", ["-c", 'command -v "$1"', "sh", binary], { stdio: "ignore" }).status === 0;
 }
 
 // 1. Dependencies: npm ci when node_modules is missing or older than the lock file.
@@ -73,11 +73,15 @@ if (newestUnder(join(root, "src")) > mtime(join(root, "dist", "index.js"))) {
 // 3. System packages from Debian, with one `apt-get update` for all: etcd (the one real dependency)
 // and, with --browser (`npm test`), the Chromium the web console's browser test drives and the
 // promtool (package `prometheus`) that checks and unit-tests monitoring/'s rules and dashboard.
+// ETCD_BINARY (as the tests, the bench and `escheduler dev` honour it) names another etcd, e.g. a newer one.
+const etcd = process.env.ETCD_BINARY ?? "etcd";
+if (process.env.ETCD_BINARY && !process.env.ETCD_ENDPOINTS && !onPath(etcd))
+  fail(`ETCD_BINARY is ${etcd}, which is not an executable etcd: fix the path or unset ETCD_BINARY`);
 const chromium = process.env.CHROMIUM_BINARY ?? "/usr/bin/chromium";
 const promtool = process.env.PROMTOOL ?? "promtool";
 const forTests = process.argv.includes("--browser");
 const missing = [];
-if (!process.env.ETCD_ENDPOINTS && !onPath("etcd")) missing.push(["etcd-server", "etcd"]);
+if (!process.env.ETCD_ENDPOINTS && !onPath(etcd)) missing.push(["etcd-server", "etcd"]);
 if (forTests && !existsSync(chromium)) missing.push(["chromium", chromium]);
 if (forTests && !onPath(promtool)) missing.push(["prometheus", promtool]);
 if (missing.length > 0) {
@@ -93,7 +97,7 @@ if (missing.length > 0) {
   run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...packages], {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
-  if (!process.env.ETCD_ENDPOINTS && !onPath("etcd"))
+  if (!process.env.ETCD_ENDPOINTS && !onPath(etcd))
     fail("apt-get installed etcd-server but no `etcd` binary is on PATH");
   if (packages.includes("chromium") && !existsSync(chromium))
     fail(`apt-get installed chromium but there is no ${chromium}`);
@@ -101,6 +105,6 @@ if (missing.length > 0) {
     fail(`apt-get installed prometheus but no \`${promtool}\` is on PATH`);
 }
 if (!quiet && !process.env.ETCD_ENDPOINTS) {
-  const version = execFileSync("etcd", ["--version"], { encoding: "utf8" }).split("\n")[0];
-  say(`ready (${version})`);
+  const version = execFileSync(etcd, ["--version"], { encoding: "utf8" }).split("\n")[0];
+  say(`ready (${version}${process.env.ETCD_BINARY ? `: ${etcd}` : ""})`);
 }
