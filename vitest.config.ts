@@ -9,7 +9,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     fileParallelism: true,
-    maxWorkers: 2,
+    // Three files at a time on two cores: most end-to-end files wait on leases and processes, not the CPU.
+    maxWorkers: 3,
     // The longest files first, also on a fresh clone: see the sequencer.
     sequence: { sequencer: SlowFirstSequencer },
   },
