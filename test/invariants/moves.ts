@@ -48,10 +48,12 @@ export function begunMoveFinishes(
         change.at > to ||
         change.tasks.includes(task),
     );
-  const puts = new Map<string, number[]>();
+  // By revision, not by when seen: a move off a gone worker puts the new key and deletes the old one in
+  // one transaction, and the two events of that revision may be seen a millisecond apart either way.
+  const puts = new Map<string, Array<{ revision: number; seenAt: number }>>();
   for (const event of history) {
     const task = event.type === "put" && !event.synthetic ? keys.parseTask(event.key) : undefined;
-    if (task) puts.set(task.taskId, [...(puts.get(task.taskId) ?? []), event.seenAt]);
+    if (task) puts.set(task.taskId, [...(puts.get(task.taskId) ?? []), event]);
   }
   const finishes: BegunMoveFinish[] = [];
   for (const event of history) {
@@ -61,13 +63,13 @@ export function begunMoveFinishes(
     const removedAt = event.seenAt;
     if (removedAt + horizonMs > observedUntil) continue;
     if (!generatedThroughout(task.taskId, removedAt - SCHEDULE_LAG_MS, removedAt + horizonMs)) continue;
-    const next = (puts.get(task.taskId) ?? []).find((at) => at >= removedAt);
+    const next = (puts.get(task.taskId) ?? []).find((put) => put.revision >= event.revision);
     finishes.push({
       task: task.taskId,
       from: task.worker,
       revision: event.revision,
       removedAt,
-      finishedMs: next === undefined ? undefined : next - removedAt,
+      finishedMs: next === undefined ? undefined : Math.max(0, next.seenAt - removedAt),
     });
   }
   return finishes;

@@ -155,4 +155,25 @@ describe("a move begun always finishes (stalledMoveProblems)", () => {
     expect(stalledMoveProblems(removed, keys, dropped, 5_000, 60_000)).toEqual([]);
     expect(stalledMoveProblems(removed, keys, generator, 5_000, 22_000)).toEqual([]);
   });
+
+  it("a move whose put shares the removal's transaction is finished, even when seen a millisecond earlier", () => {
+    // A move off a gone worker: one transaction puts the new owner's key and deletes the old one.
+    const direct = seen(
+      history(
+        [2, "put", keys.task("w1", "t1"), "{}"],
+        [3, "put", keys.task("w2", "t1"), "{}"],
+        [3, "delete", keys.task("w1", "t1")],
+      ),
+      [1_000, 20_000, 20_001],
+    );
+    expect(stalledMoveProblems(direct, keys, generator, 5_000, 60_000)).toEqual([]);
+    // A put of an earlier revision, however late it was seen, finishes nothing.
+    const earlier = seen(
+      history([2, "put", keys.task("w2", "t1"), "{}"], [3, "delete", keys.task("w1", "t1")]),
+      [20_002, 20_001],
+    );
+    expect(stalledMoveProblems(earlier, keys, generator, 5_000, 60_000)).toEqual([
+      expect.stringMatching(/task t1 removed from w1 at revision 3 .* never written again/),
+    ]);
+  });
 });
