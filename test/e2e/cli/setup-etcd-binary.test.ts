@@ -18,10 +18,11 @@ function setup(env: Record<string, string>): { code: number | null; stderr: stri
   return { code: result.status, stderr: result.stderr };
 }
 
-/** The etcd binary the tests run: ETCD_BINARY when set, else the `etcd` on PATH. */
+/** The path of the etcd binary the tests run (ETCD_BINARY, else `etcd` on PATH), as `command -v` gives it. */
 function testEtcd(): string {
-  if (process.env.ETCD_BINARY) return process.env.ETCD_BINARY;
-  const found = spawnSync("sh", ["-c", "command -v etcd"], { encoding: "utf8" });
+  const found = spawnSync("sh", ["-c", 'command -v "$1"', "sh", process.env.ETCD_BINARY ?? "etcd"], {
+    encoding: "utf8",
+  });
   return found.stdout.trim();
 }
 
